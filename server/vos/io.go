@@ -1,0 +1,667 @@
+package vos
+
+import (
+	"sort"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/godaos/godaos/internal/checksum"
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+// ContOptions configure a container on this target.
+type ContOptions struct {
+	Csum      checksum.Type // checksum stored with every value; default crc32c
+	CsumChunk uint32        // bytes per checksum for arrays; default 32 KiB
+	NoCsum    bool          // store no checksums (Csum is then ignored)
+}
+
+// CreateContainer creates an empty container.
+func (p *Pool) CreateContainer(u UUID, co ContOptions) error {
+	if co.Csum == checksum.Off && !co.NoCsum {
+		co.Csum = checksum.CRC32C
+	}
+	if co.NoCsum {
+		co.Csum = checksum.Off
+	}
+	if !co.Csum.Valid() {
+		return daoserr.Newf(daoserr.Inval, "create container %s: unknown checksum type %d", u, co.Csum)
+	}
+	if co.CsumChunk == 0 {
+		co.CsumChunk = defaultCsumChunk
+	}
+	return p.submit(&op{kind: opContCreate, cont: u, csum: co.Csum, chunk: co.CsumChunk}, nil)
+}
+
+// DestroyContainer removes a container and everything in it, returning its space.
+func (p *Pool) DestroyContainer(u UUID) error {
+	return p.submit(&op{kind: opContDestroy, cont: u}, nil)
+}
+
+// DestroyObject removes an object with all its history (not a punch: nothing of it
+// stays readable at any epoch).
+func (p *Pool) DestroyObject(u UUID, oid OID) error {
+	return p.submit(&op{kind: opDestroy, cont: u, oid: oid}, nil)
+}
+
+// DestroyKey removes a dkey (akey nil) or an akey with all history. ddb uses it to
+// repair; applications punch instead.
+func (p *Pool) DestroyKey(u UUID, oid OID, dkey, akey []byte) error {
+	if err := checkKey("dkey", dkey); err != nil {
+		return err
+	}
+	o := &op{kind: opDestroy, cont: u, oid: oid, dkey: dkey}
+	if akey != nil {
+		if err := checkKey("akey", akey); err != nil {
+			return err
+		}
+		o.keys = [][]byte{akey}
+	}
+	return p.submit(o, nil)
+}
+
+func checkWriteEpoch(e Epoch) error {
+	if e == 0 || e == EpochMax {
+		return daoserr.Newf(daoserr.Inval, "epoch %d cannot be written: use 1 to 2^64-2", e)
+	}
+	return nil
+}
+
+// PunchObject hides the whole object from readers at epoch and later.
+func (p *Pool) PunchObject(u UUID, oid OID, epoch Epoch, flags CondFlags) error {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return err
+	}
+	return p.submit(&op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch}, nil)
+}
+
+// PunchDkeys hides dkeys (and everything under them) at epoch and later.
+func (p *Pool) PunchDkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkeys [][]byte) error {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return err
+	}
+	if len(dkeys) == 0 {
+		return daoserr.Newf(daoserr.Inval, "punch dkeys of obj %s: no dkeys given", oid)
+	}
+	for _, k := range dkeys {
+		if err := checkKey("dkey", k); err != nil {
+			return daoserr.Context(err, "punch obj %s", oid)
+		}
+	}
+	return p.submit(&op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, keys: dkeys}, nil)
+}
+
+// PunchAkeys hides akeys of one dkey at epoch and later.
+func (p *Pool) PunchAkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, akeys [][]byte) error {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return err
+	}
+	if err := checkKey("dkey", dkey); err != nil {
+		return daoserr.Context(err, "punch obj %s", oid)
+	}
+	if len(akeys) == 0 {
+		return daoserr.Newf(daoserr.Inval, "punch akeys of obj %s dkey %q: no akeys given", oid, dkey)
+	}
+	for _, k := range akeys {
+		if err := checkKey("akey", k); err != nil {
+			return daoserr.Context(err, "punch obj %s dkey %q", oid, dkey)
+		}
+	}
+	return p.submit(&op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, dkey: dkey, keys: akeys}, nil)
+}
+
+// Update writes values under one dkey at epoch, atomically: all IODs or none.
+// Small values are copied into the SCM tier; values of data_thresh bytes or more
+// are written from the caller's buffers straight into the data file. The call
+// returns when the update is durable.
+func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, iods []IOD, sgls []SGL) error {
+	if err := p.fail(); err != nil {
+		return err
+	}
+	if err := checkWriteEpoch(epoch); err != nil {
+		return err
+	}
+	if err := checkKey("dkey", dkey); err != nil {
+		return daoserr.Context(err, "update obj %s", oid)
+	}
+	if len(iods) == 0 || len(sgls) != len(iods) {
+		return daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: %d IODs and %d SGLs; need one SGL per IOD, at least one", oid, dkey, len(iods), len(sgls))
+	}
+	p.mu.RLock()
+	c := p.conts[u]
+	var ct checksum.Type
+	var chunk uint32
+	if c != nil {
+		ct, chunk = c.csum, c.chunk
+	}
+	p.mu.RUnlock()
+	if c == nil {
+		return daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s does not exist on this target", oid, u)
+	}
+	o := &op{kind: opUpdate, cont: u, oid: oid, epoch: epoch, dkey: dkey, cond: flags}
+	var nvme []extent
+	fail := func(err error) error {
+		p.releaseAll(nvme)
+		return err
+	}
+	var total uint64
+	for i := range iods {
+		iod := &iods[i]
+		if err := checkKey("akey", iod.Akey); err != nil {
+			return fail(daoserr.Context(err, "update obj %s dkey %q", oid, dkey))
+		}
+		for j := 0; j < i; j++ {
+			if string(iods[j].Akey) == string(iod.Akey) {
+				return fail(daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: akey %q appears twice", oid, dkey, iod.Akey))
+			}
+		}
+		if flags&CondPerAkey != 0 && o.akeyCond == nil {
+			o.akeyCond = []CondFlags{}
+		}
+		before := len(o.vals)
+		var err error
+		switch iod.Type {
+		case IODSingle:
+			err = p.buildSingle(o, iod, sgls[i], ct, &nvme)
+		case IODArray:
+			err = p.buildArray(o, iod, sgls[i], ct, chunk, &nvme)
+		default:
+			err = daoserr.Newf(daoserr.Inval, "akey %q: IOD type %d, want single (1) or array (2)", iod.Akey, iod.Type)
+		}
+		if err != nil {
+			return fail(daoserr.Context(err, "update obj %s dkey %q", oid, dkey))
+		}
+		for k := before; k < len(o.vals); k++ {
+			total += o.vals[k].dataLen()
+			if o.akeyCond != nil {
+				o.akeyCond = append(o.akeyCond, iod.Flags)
+			}
+		}
+		if total > MaxUpdateBytes {
+			return fail(daoserr.Newf(daoserr.Rec2Big, "update obj %s dkey %q: %d bytes in one update, limit %d", oid, dkey, total, MaxUpdateBytes))
+		}
+	}
+	return p.submit(o, nvme)
+}
+
+func (p *Pool) buildSingle(o *op, iod *IOD, sgl SGL, ct checksum.Type, nvme *[]extent) error {
+	if iod.Size == 0 { // punch of the value
+		o.vals = append(o.vals, valueRec{akey: iod.Akey, typ: IODSingle, flags: recHole})
+		return nil
+	}
+	if iod.Size > MaxSingleValue {
+		return daoserr.Newf(daoserr.Rec2Big, "akey %q: single value of %d bytes, limit %d", iod.Akey, iod.Size, MaxSingleValue)
+	}
+	if sgl.size() < iod.Size {
+		return daoserr.Newf(daoserr.Inval, "akey %q: value size %d but the SGL holds %d bytes", iod.Akey, iod.Size, sgl.size())
+	}
+	v := valueRec{akey: iod.Akey, typ: IODSingle, rsize: iod.Size}
+	src := sglRange(sgl, 0, iod.Size, nil)
+	if err := p.store(&v, src, [][2]uint64{{0, iod.Size}}, ct, nvme); err != nil {
+		return daoserr.Context(err, "akey %q", iod.Akey)
+	}
+	o.vals = append(o.vals, v)
+	return nil
+}
+
+func (p *Pool) buildArray(o *op, iod *IOD, sgl SGL, ct checksum.Type, chunk uint32, nvme *[]extent) error {
+	if len(iod.Recxs) == 0 {
+		return daoserr.Newf(daoserr.Inval, "akey %q: array IOD without extents", iod.Akey)
+	}
+	if len(iod.Recxs) > maxRecxPerRequest {
+		return daoserr.Newf(daoserr.Inval, "akey %q: %d extents in one IOD, limit %d", iod.Akey, len(iod.Recxs), maxRecxPerRequest)
+	}
+	var need uint64
+	for _, rx := range iod.Recxs {
+		if rx.Nr == 0 || rx.Idx+rx.Nr < rx.Idx {
+			return daoserr.Newf(daoserr.Inval, "akey %q: invalid extent idx %d nr %d", iod.Akey, rx.Idx, rx.Nr)
+		}
+		if iod.Size > 0 {
+			if rx.Nr > MaxUpdateBytes/iod.Size {
+				return daoserr.Newf(daoserr.Rec2Big, "akey %q: extent %v of %d-byte records is too large", iod.Akey, rx, iod.Size)
+			}
+			need += rx.Nr * iod.Size
+		}
+	}
+	if iod.Size == 0 { // punch of the extents
+		for _, rx := range iod.Recxs {
+			o.vals = append(o.vals, valueRec{akey: iod.Akey, typ: IODArray, recx: rx, flags: recHole})
+		}
+		return nil
+	}
+	if sgl.size() < need {
+		return daoserr.Newf(daoserr.Inval, "akey %q: extents need %d bytes but the SGL holds %d", iod.Akey, need, sgl.size())
+	}
+	var pos uint64
+	for _, rx := range iod.Recxs {
+		n := rx.Nr * iod.Size
+		v := valueRec{akey: iod.Akey, typ: IODArray, rsize: iod.Size, recx: rx}
+		src := sglRange(sgl, pos, n, nil)
+		if err := p.store(&v, src, csumPieces(rx, iod.Size, chunk), ct, nvme); err != nil {
+			return daoserr.Context(err, "akey %q extent %v", iod.Akey, rx)
+		}
+		o.vals = append(o.vals, v)
+		pos += n
+	}
+	return nil
+}
+
+// store places one value's data: inline (copied into buf) below data_thresh, else
+// into newly allocated data-file space with a vectored write from the caller's
+// buffers. Checksums of each piece (byte ranges within the value) follow.
+func (p *Pool) store(v *valueRec, src [][]byte, pieces [][2]uint64, ct checksum.Type, nvme *[]extent) error {
+	n := v.dataLen()
+	csumLen := uint64(len(pieces) * ct.Size())
+	var sums []byte
+	if n < p.sb.DataThresh {
+		v.buf = make([]byte, n, n+csumLen)
+		copyFrom(v.buf, src)
+		sums = v.buf[n:n]
+		for _, pc := range pieces {
+			sums = ct.Append(sums, v.buf[pc[0]:pc[1]])
+		}
+		v.buf = v.buf[:n+csumLen]
+		return nil
+	}
+	off, ok := p.alloc.alloc(n)
+	if !ok {
+		used, total := p.alloc.usage()
+		return daoserr.Newf(daoserr.NoSpace, "NVMe tier of target %s is full (%d of %d bytes used, %d needed)", p.dir, used, total, roundUp(n)).
+			WithResolution("aggregate or delete data, or give the pool more NVMe space")
+	}
+	*nvme = append(*nvme, extent{off, n})
+	if err := pwritev(p.data.Fd(), src, int64(off)); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
+	}
+	v.flags |= recNVMe
+	v.off = off
+	v.buf = make([]byte, 0, csumLen)
+	var scratch [][]byte
+	for _, pc := range pieces {
+		scratch = sglRange(src, pc[0], pc[1]-pc[0], scratch[:0])
+		v.buf = ct.AppendSlices(v.buf, scratch)
+	}
+	return nil
+}
+
+// csumPieces splits an extent at checksum-chunk boundaries aligned to absolute
+// record indexes (so any later read can verify whole pieces), returning byte
+// ranges relative to the extent.
+func csumPieces(rx Recx, rsize uint64, chunk uint32) [][2]uint64 {
+	per := max(1, uint64(chunk)/rsize) // records per chunk
+	var out [][2]uint64
+	for i := rx.Idx; i < rx.end(); {
+		next := min(rx.end(), (i/per+1)*per)
+		out = append(out, [2]uint64{(i - rx.Idx) * rsize, (next - rx.Idx) * rsize})
+		i = next
+	}
+	return out
+}
+
+// ---- fetch ----
+
+// Fetch reads values under one dkey as of epoch into the SGLs (data is copied or
+// read straight into the caller's buffers). For arrays, parts of the requested
+// extents with no visible data are zero-filled and left out of FetchResult.Extents.
+// Every byte returned has been checked against its stored checksum.
+func (p *Pool) Fetch(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, iods []IOD, sgls []SGL) ([]FetchResult, error) {
+	if err := checkKey("dkey", dkey); err != nil {
+		return nil, daoserr.Context(err, "fetch obj %s", oid)
+	}
+	if sgls != nil && len(sgls) != len(iods) {
+		return nil, daoserr.Newf(daoserr.Inval, "fetch obj %s dkey %q: %d IODs and %d SGLs", oid, dkey, len(iods), len(sgls))
+	}
+	lim := p.durable.Load()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	c := p.conts[u]
+	if c == nil {
+		return nil, daoserr.Newf(daoserr.Nonexist, "fetch obj %s: container %s does not exist on this target", oid, u)
+	}
+	f := fetcher{p: p, c: c, oid: oid, dkey: dkey, e: epoch, lim: lim}
+	ob := c.lookupObj(oid)
+	var d *dkeyNode
+	if ob != nil {
+		f.ph = maxPunch(ob.punches, epoch, lim, order{})
+		d = p.dkey(ob, dkey, false)
+	}
+	if flags&CondDkeyFetch != 0 && (d == nil || !d.exists(epoch, lim, f.ph)) {
+		return nil, daoserr.Newf(daoserr.Nonexist, "conditional fetch of obj %s: dkey %q does not exist at epoch %d", oid, dkey, epoch)
+	}
+	if d != nil {
+		f.ph = maxPunch(d.punches, epoch, lim, f.ph)
+	}
+	res := make([]FetchResult, len(iods))
+	for i := range iods {
+		iod := &iods[i]
+		if err := checkKey("akey", iod.Akey); err != nil {
+			return nil, daoserr.Context(err, "fetch obj %s dkey %q", oid, dkey)
+		}
+		var a *akeyNode
+		if d != nil {
+			a = p.akey(ob, d, iod.Akey, false)
+		}
+		cond := flags
+		if flags&CondPerAkey != 0 {
+			cond = iod.Flags
+		}
+		if cond&CondAkeyFetch != 0 && (a == nil || !a.exists(epoch, lim, f.ph)) {
+			return nil, daoserr.Newf(daoserr.Nonexist, "conditional fetch of obj %s dkey %q: akey %q does not exist at epoch %d", oid, dkey, iod.Akey, epoch)
+		}
+		var sgl SGL
+		if sgls != nil {
+			sgl = sgls[i]
+		}
+		var err error
+		switch iod.Type {
+		case IODSingle:
+			res[i], err = f.single(a, iod, sgl)
+		case IODArray:
+			res[i], err = f.array(a, iod, sgl)
+		default:
+			err = daoserr.Newf(daoserr.Inval, "akey %q: IOD type %d, want single (1) or array (2)", iod.Akey, iod.Type)
+		}
+		if err != nil {
+			return nil, daoserr.Context(err, "fetch obj %s dkey %q", oid, dkey)
+		}
+	}
+	return res, nil
+}
+
+type fetcher struct {
+	p    *Pool
+	c    *contNode
+	oid  OID
+	dkey []byte
+	e    Epoch
+	lim  uint64
+	ph   order // punch horizon of the object and dkey
+	tmp  []byte
+	sc   [][]byte // scratch for checksum pieces and zeroing
+	dsc  [][]byte // scratch for the destination of one fragment
+}
+
+func (f *fetcher) single(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
+	if a == nil {
+		return FetchResult{}, nil
+	}
+	if a.kind != IODSingle && a.kind != IODNone {
+		return FetchResult{}, daoserr.Newf(daoserr.Inval, "akey %q holds an array; fetch it with an array IOD", iod.Akey)
+	}
+	v := a.svAt(f.e, f.lim, maxPunch(a.punches, f.e, f.lim, f.ph))
+	if v == nil {
+		return FetchResult{}, nil
+	}
+	res := FetchResult{Size: uint64(v.size)}
+	if iod.Size == 0 || sgl == nil {
+		return res, nil // size query
+	}
+	n := uint64(v.size)
+	if sgl.size() < n {
+		return res, daoserr.Newf(daoserr.Rec2Big, "akey %q: value is %d bytes, buffer holds %d", iod.Akey, n, sgl.size())
+	}
+	dst := sglRange(sgl, 0, n, nil)
+	sum := v.buf
+	if v.flags&recNVMe == 0 {
+		sum = v.buf[n:]
+		if !f.c.csum.Equal(sum, v.buf[:n]) {
+			return res, f.csumErr(iod.Akey, "single value", v.order)
+		}
+		copyFrom2(dst, v.buf[:n])
+		return res, nil
+	}
+	if err := preadv(f.p.data.Fd(), dst, int64(v.off)); err != nil {
+		return res, daoserr.Wrap(daoserr.IO, err, "akey %q: read data file", iod.Akey)
+	}
+	if !f.c.csum.EqualSlices(sum, dst) {
+		return res, f.csumErr(iod.Akey, "single value", v.order)
+	}
+	return res, nil
+}
+
+func (f *fetcher) csumErr(akey []byte, what string, o order) error {
+	return daoserr.Newf(daoserr.Csum, "cont %s obj %s dkey %q akey %q: %s at epoch %d fails its %s checksum",
+		f.c.uuid, f.oid, f.dkey, akey, what, o.epoch, f.c.csum).WithResolution("the stored copy is corrupt: read another replica; 'ddb verify' lists all damage")
+}
+
+func (f *fetcher) array(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
+	var res FetchResult
+	if a == nil {
+		return res, f.zero(iod, sgl)
+	}
+	if a.kind != IODArray && a.kind != IODNone {
+		return res, daoserr.Newf(daoserr.Inval, "akey %q holds a single value; fetch it with a single IOD", iod.Akey)
+	}
+	ph := maxPunch(a.punches, f.e, f.lim, f.ph)
+	if a.rsize != 0 && a.hasData() {
+		res.Size = a.rsize
+	}
+	if iod.Size == 0 || sgl == nil {
+		// size query: report the record size if any data is visible
+		if !a.exists(f.e, f.lim, f.ph) {
+			res.Size = 0
+		}
+		return res, nil
+	}
+	if res.Size != 0 && iod.Size != res.Size {
+		return res, daoserr.Newf(daoserr.RecSize, "akey %q: records are %d bytes, the IOD asks for %d", iod.Akey, res.Size, iod.Size)
+	}
+	var need uint64
+	for _, rx := range iod.Recxs {
+		if rx.Nr == 0 || rx.Idx+rx.Nr < rx.Idx || rx.Nr > MaxUpdateBytes/iod.Size {
+			return res, daoserr.Newf(daoserr.Inval, "akey %q: invalid extent idx %d nr %d", iod.Akey, rx.Idx, rx.Nr)
+		}
+		need += rx.Nr * iod.Size
+	}
+	if sgl.size() < need {
+		return res, daoserr.Newf(daoserr.Inval, "akey %q: extents need %d bytes but the SGL holds %d", iod.Akey, need, sgl.size())
+	}
+	var pos uint64
+	var frags []fragment
+	anyData := false
+	for _, rx := range iod.Recxs {
+		frags = a.paint(rx.Idx, rx.end(), f.e, f.lim, ph, frags[:0])
+		cur := rx.Idx
+		for _, fr := range frags {
+			if fr.Idx > cur {
+				zeroAll(sglRange(sgl, pos+(cur-rx.Idx)*iod.Size, (fr.Idx-cur)*iod.Size, f.sc[:0]))
+			}
+			f.dsc = sglRange(sgl, pos+(fr.Idx-rx.Idx)*iod.Size, fr.Nr*iod.Size, f.dsc[:0])
+			dst := f.dsc
+			if fr.ext.flags&recHole != 0 {
+				zeroAll(dst)
+			} else {
+				if err := f.readExtent(a, iod.Akey, fr, dst); err != nil {
+					return res, err
+				}
+				anyData = true
+				if n := len(res.Extents); n > 0 && res.Extents[n-1].end() == fr.Idx {
+					res.Extents[n-1].Nr += fr.Nr
+				} else {
+					res.Extents = append(res.Extents, fr.Recx)
+				}
+			}
+			cur = fr.end()
+		}
+		if cur < rx.end() {
+			zeroAll(sglRange(sgl, pos+(cur-rx.Idx)*iod.Size, (rx.end()-cur)*iod.Size, f.sc[:0]))
+		}
+		pos += rx.Nr * iod.Size
+	}
+	if !anyData && !a.exists(f.e, f.lim, f.ph) {
+		res.Size = 0
+	}
+	return res, nil
+}
+
+// zero fills an IOD's whole destination (nothing there).
+func (f *fetcher) zero(iod *IOD, sgl SGL) error {
+	if iod.Type != IODArray || sgl == nil || iod.Size == 0 {
+		return nil
+	}
+	var need uint64
+	for _, rx := range iod.Recxs {
+		need += rx.Nr * iod.Size
+	}
+	zeroAll(sglRange(sgl, 0, min(need, sgl.size()), nil))
+	return nil
+}
+
+// readExtent copies the visible fragment fr of an extent into dst, verifying the
+// checksums of every chunk piece it touches. When fr covers whole pieces the data
+// lands directly in dst and is verified there; otherwise the covering pieces are
+// read into a scratch buffer first.
+func (f *fetcher) readExtent(a *akeyNode, akey []byte, fr fragment, dst [][]byte) error {
+	x := fr.ext
+	rs := a.rsize
+	pieces := csumPieces(x.recx(), rs, f.c.chunk)
+	cs := f.c.csum.Size()
+	// pieces overlapping the fragment, in bytes relative to the extent
+	lo, hi := (fr.Idx-x.idx)*rs, (fr.end()-x.idx)*rs
+	first := sort.Search(len(pieces), func(i int) bool { return pieces[i][1] > lo })
+	last := sort.Search(len(pieces), func(i int) bool { return pieces[i][0] >= hi })
+	plo, phi := pieces[first][0], pieces[last-1][1]
+	sums := x.buf
+	if x.flags&recNVMe == 0 {
+		sums = x.buf[x.nr*rs:]
+	}
+	verify := func(src [][]byte, base uint64) error {
+		if cs == 0 {
+			return nil
+		}
+		for k := first; k < last; k++ {
+			pc := pieces[k]
+			f.sc = sglRange(src, pc[0]-base, pc[1]-pc[0], f.sc[:0])
+			if !f.c.csum.EqualSlices(sums[k*cs:(k+1)*cs], f.sc) {
+				return f.csumErr(akey, "array extent "+x.recx().String()+" chunk at record "+itoa(x.idx+pc[0]/rs), x.order)
+			}
+		}
+		return nil
+	}
+	if x.flags&recNVMe == 0 {
+		if err := verify([][]byte{x.buf[:x.nr*rs]}, 0); err != nil {
+			return err
+		}
+		copyFrom2(dst, x.buf[lo:hi])
+		return nil
+	}
+	if plo == lo && phi == hi {
+		if err := preadv(f.p.data.Fd(), dst, int64(x.off+lo)); err != nil {
+			return daoserr.Wrap(daoserr.IO, err, "akey %q: read data file", akey)
+		}
+		return verify(dst, lo)
+	}
+	if uint64(cap(f.tmp)) < phi-plo {
+		f.tmp = make([]byte, phi-plo)
+	}
+	buf := f.tmp[:phi-plo]
+	if _, err := f.p.data.ReadAt(buf, int64(x.off+plo)); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "akey %q: read data file", akey)
+	}
+	if err := verify([][]byte{buf}, plo); err != nil {
+		return err
+	}
+	copyFrom2(dst, buf[lo-plo:hi-plo])
+	return nil
+}
+
+// ---- scatter-gather helpers ----
+
+// sglRange returns the sub-slices of sgl covering bytes [off, off+n) of its
+// concatenation, appended to out. No data is copied.
+func sglRange(sgl [][]byte, off, n uint64, out [][]byte) [][]byte {
+	for _, b := range sgl {
+		if n == 0 {
+			break
+		}
+		l := uint64(len(b))
+		if off >= l {
+			off -= l
+			continue
+		}
+		take := min(l-off, n)
+		out = append(out, b[off:off+take])
+		n -= take
+		off = 0
+	}
+	return out
+}
+
+// copyFrom copies the concatenation of src into dst.
+func copyFrom(dst []byte, src [][]byte) {
+	for _, s := range src {
+		dst = dst[copy(dst, s):]
+	}
+}
+
+// copyFrom2 copies src into the concatenation of dst.
+func copyFrom2(dst [][]byte, src []byte) {
+	for _, d := range dst {
+		src = src[copy(d, src):]
+	}
+}
+
+func zeroAll(bufs [][]byte) {
+	for _, b := range bufs {
+		clear(b)
+	}
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// pwritev writes bufs at off, looping over short writes and the kernel's iovec limit.
+func pwritev(fd uintptr, bufs [][]byte, off int64) error {
+	for len(bufs) > 0 {
+		chunk := bufs[:min(len(bufs), 1024)]
+		n, err := unix.Pwritev(int(fd), chunk, off)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return err
+		}
+		off += int64(n)
+		bufs = advance(bufs, n)
+	}
+	return nil
+}
+
+// preadv fills bufs from off.
+func preadv(fd uintptr, bufs [][]byte, off int64) error {
+	for len(bufs) > 0 {
+		chunk := bufs[:min(len(bufs), 1024)]
+		n, err := unix.Preadv(int(fd), chunk, off)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return err
+		}
+		if n == 0 {
+			return unix.EIO // short file: the data file is smaller than the index says
+		}
+		off += int64(n)
+		bufs = advance(bufs, n)
+	}
+	return nil
+}
+
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+			continue
+		}
+		// copy the header so the caller's slice is not modified
+		rest := make([][]byte, len(bufs))
+		copy(rest, bufs)
+		rest[0] = rest[0][n:]
+		return rest
+	}
+	for len(bufs) > 0 && len(bufs[0]) == 0 {
+		bufs = bufs[1:]
+	}
+	return bufs
+}

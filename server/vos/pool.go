@@ -1,0 +1,527 @@
+package vos
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+// A Pool is the VOS instance of one (pool, target): its files, its index, its log
+// committer. Pools share nothing, so targets never contend on a lock.
+//
+// Files in the target directory (the SCM tier):
+//
+//	superblock.json   format parameters, written once by Format
+//	LOCK              flock'ed while open, so ddb and a server never share a target
+//	ckpt              latest checkpoint of the index (optional)
+//	wal-<seg>.log     log segments since that checkpoint
+//
+// and the data file (the NVMe tier), by default <dir>/data.
+type Pool struct {
+	dir  string
+	sb   superblock
+	opts Options
+	log  *slog.Logger
+
+	lockFile *os.File
+	data     *os.File
+	alloc    *allocator
+
+	// index, guarded by mu: written only by the committer
+	mu          sync.RWMutex
+	conts       map[UUID]*contNode
+	scmUsed     int64
+	pendingFree []extent
+
+	// log state, owned by the committer goroutine
+	seq       uint64 // last assigned
+	durable   atomic.Uint64
+	seg       *os.File
+	segNo     uint64
+	segSize   int64
+	wbuf      []byte
+	ckptSeq   uint64
+	ckptSize  int64
+	ckptTime  time.Time
+	replayed  int
+	truncated int64
+
+	failed  atomic.Pointer[error]
+	gate    sync.RWMutex // submitters hold it shared; Close exclusively
+	closed  bool
+	reqs    chan *request
+	loopEnd chan struct{}
+}
+
+// FormatOptions describe a new target.
+type FormatOptions struct {
+	ScmSize    uint64 // bytes for the index and inline values
+	NvmeSize   uint64 // bytes of the data file
+	DataFile   string // data file path (e.g. on another device); default "data" in dir
+	DataThresh uint64 // values smaller than this stay in the SCM tier; default 4 KiB
+}
+
+// Options tune an open pool.
+type Options struct {
+	// CheckpointBytes: checkpoint when the active log segment exceeds this size
+	// (default 64 MiB). Smaller keeps replay shorter, larger writes less.
+	CheckpointBytes int64
+	// ReadOnly opens for inspection (ddb): nothing is written, a torn log tail is
+	// skipped but not cut, and mutations fail with DER_NO_PERM.
+	ReadOnly bool
+	Logger   *slog.Logger
+}
+
+type superblock struct {
+	Magic      string    `json:"magic"`
+	Version    int       `json:"version"`
+	ScmSize    uint64    `json:"scm_size"`
+	NvmeSize   uint64    `json:"nvme_size"`
+	DataFile   string    `json:"data_file"`
+	DataThresh uint64    `json:"data_thresh"`
+	Created    time.Time `json:"created"`
+}
+
+const (
+	sbMagic   = "godaos-vos"
+	sbVersion = 1
+	sbName    = "superblock.json"
+	ckptName  = "ckpt"
+	lockName  = "LOCK"
+
+	defaultCheckpointBytes = 64 << 20
+	maxBatch               = 512
+)
+
+// Format creates a target in dir (created if missing) and preallocates its data
+// file, so the tier can never run out of disk behind the allocator's back.
+func Format(dir string, fo FormatOptions) error {
+	if fo.ScmSize == 0 {
+		return daoserr.New(daoserr.Inval, "format: scm_size is 0").WithResolution("give the SCM tier a size, e.g. 1G")
+	}
+	if fo.DataThresh == 0 {
+		fo.DataThresh = defaultDataThresh
+	}
+	dataPath := fo.DataFile
+	if dataPath == "" {
+		fo.DataFile = "data" // relative: the target directory can be moved or copied whole
+		dataPath = filepath.Join(dir, fo.DataFile)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "format %s", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sbName)); err == nil {
+		return daoserr.Newf(daoserr.Exist, "format %s: already formatted", dir).
+			WithResolution("remove the directory (destroying its data) or open it instead")
+	}
+	// The SCM tier's files: a checkpoint (about scm_size) plus a new one while it is
+	// written, plus the log. Refuse up front rather than fail later.
+	if err := checkFree(dir, 2*fo.ScmSize); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dataPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "format: create data file")
+	}
+	defer f.Close()
+	if fo.NvmeSize > 0 {
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(fo.NvmeSize)); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return daoserr.Wrap(daoserr.NoSpace, err, "format: preallocate %d bytes for data file %s", fo.NvmeSize, dataPath).
+					WithResolution("lower nvme size or free disk space")
+			}
+			if err := f.Truncate(int64(fo.NvmeSize)); err != nil {
+				return daoserr.Wrap(daoserr.IO, err, "format: size data file")
+			}
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "format: sync data file")
+	}
+	sb := superblock{Magic: sbMagic, Version: sbVersion, ScmSize: fo.ScmSize, NvmeSize: fo.NvmeSize,
+		DataFile: fo.DataFile, DataThresh: fo.DataThresh, Created: time.Now().UTC()}
+	b, _ := json.MarshalIndent(sb, "", "  ")
+	if err := writeFileSync(filepath.Join(dir, sbName), b); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "format: write superblock")
+	}
+	return syncDir(dir)
+}
+
+func checkFree(dir string, need uint64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil // cannot tell; the first write will say
+	}
+	if free := st.Bavail * uint64(st.Bsize); free < need {
+		return daoserr.Newf(daoserr.NoSpace, "format %s: the SCM tier needs %d bytes free for its index files, the filesystem has %d", dir, need, free).
+			WithResolution("lower scm_size or free space")
+	}
+	return nil
+}
+
+// Open opens a formatted target: it loads the checkpoint, replays the log after
+// it (cutting a torn tail), rebuilds the allocator and starts the committer.
+func Open(dir string, opts Options) (*Pool, error) {
+	if opts.CheckpointBytes <= 0 {
+		opts.CheckpointBytes = defaultCheckpointBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Pool{dir: dir, opts: opts, log: opts.Logger.With("target", dir), conts: map[UUID]*contNode{}}
+	b, err := os.ReadFile(filepath.Join(dir, sbName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, daoserr.Newf(daoserr.Nonexist, "open %s: not a formatted VOS target (no %s)", dir, sbName).
+				WithResolution("format it first")
+		}
+		return nil, daoserr.Wrap(daoserr.IO, err, "open %s", dir)
+	}
+	if err := json.Unmarshal(b, &p.sb); err != nil || p.sb.Magic != sbMagic {
+		return nil, daoserr.Newf(daoserr.DFInval, "open %s: %s is not a GoDAOS VOS superblock", dir, sbName)
+	}
+	if p.sb.Version != sbVersion {
+		return nil, daoserr.Newf(daoserr.DFIncompt, "open %s: durable format version %d, this build reads %d", dir, p.sb.Version, sbVersion)
+	}
+	if err := p.lock(); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.closeFiles()
+		}
+	}()
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	if !filepath.IsAbs(p.sb.DataFile) {
+		p.sb.DataFile = filepath.Join(dir, p.sb.DataFile)
+	}
+	if p.data, err = os.OpenFile(p.sb.DataFile, flag, 0); err != nil {
+		return nil, daoserr.Wrap(daoserr.IO, err, "open %s: data file", dir)
+	}
+	if err := p.load(); err != nil {
+		return nil, err
+	}
+	p.alloc = newAllocator(p.sb.NvmeSize)
+	if err := p.rebuildAllocator(); err != nil {
+		return nil, err
+	}
+	p.durable.Store(p.seq)
+	p.reqs = make(chan *request, 4*maxBatch)
+	p.loopEnd = make(chan struct{})
+	go p.commitLoop()
+	ok = true
+	return p, nil
+}
+
+func (p *Pool) lock() error {
+	f, err := os.OpenFile(filepath.Join(p.dir, lockName), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "open %s: lock file", p.dir)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		owner, _ := os.ReadFile(filepath.Join(p.dir, lockName))
+		f.Close()
+		return daoserr.Newf(daoserr.Busy, "open %s: target is in use by %s", p.dir, strings.TrimSpace(string(owner))).
+			WithResolution("stop the server (or tool) using it first")
+	}
+	if !p.opts.ReadOnly {
+		f.Truncate(0)
+		fmt.Fprintf(f, "pid %d\n", os.Getpid())
+	}
+	p.lockFile = f
+	return nil
+}
+
+// Close stops accepting requests, lets queued ones commit, and closes the files.
+// Everything acknowledged is in the log; Close does not need to checkpoint.
+func (p *Pool) Close() error {
+	p.gate.Lock()
+	if p.closed {
+		p.gate.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.reqs)
+	p.gate.Unlock()
+	<-p.loopEnd
+	return p.closeFiles()
+}
+
+func (p *Pool) closeFiles() error {
+	var errs []error
+	for _, f := range []*os.File{p.seg, p.data, p.lockFile} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Dir is the target directory.
+func (p *Pool) Dir() string { return p.dir }
+
+// ---- the committer: group commit ----
+
+type request struct {
+	op     *op
+	fn     func() error // control action run by the committer (checkpoint)
+	nvme   []extent     // data-file space this op wrote; released if it is rejected
+	err    error
+	done   chan struct{}
+	notify func(error) // optional instead of done
+}
+
+var reqPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// submit hands an op to the committer and waits until it is durable (or rejected).
+func (p *Pool) submit(o *op, nvme []extent) error {
+	if p.opts.ReadOnly {
+		p.releaseAll(nvme)
+		return daoserr.Newf(daoserr.NoPerm, "%s: target %s is open read-only", o.kind, p.dir)
+	}
+	r := reqPool.Get().(*request)
+	r.op, r.nvme, r.err, r.fn = o, nvme, nil, nil
+	if err := p.send(r); err != nil {
+		p.releaseAll(nvme)
+		reqPool.Put(r)
+		return err
+	}
+	<-r.done
+	err := r.err
+	r.op, r.nvme = nil, nil
+	reqPool.Put(r)
+	return err
+}
+
+func (p *Pool) send(r *request) error {
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	if p.closed {
+		return daoserr.Newf(daoserr.Shutdown, "target %s is closed", p.dir)
+	}
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	p.reqs <- r
+	return nil
+}
+
+// control runs fn on the committer between batches.
+func (p *Pool) control(fn func() error) error {
+	r := &request{fn: fn, done: make(chan struct{}, 1)}
+	if err := p.send(r); err != nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
+func (p *Pool) releaseAll(es []extent) {
+	for _, e := range es {
+		p.alloc.release(e.off, e.len)
+	}
+}
+
+func (p *Pool) commitLoop() {
+	defer close(p.loopEnd)
+	batch := make([]*request, 0, maxBatch)
+	for r := range p.reqs {
+		batch = append(batch[:0], r)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-p.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		p.commitBatch(batch)
+	}
+}
+
+func (p *Pool) commitBatch(batch []*request) {
+	for i := 0; i < len(batch); {
+		r := batch[i]
+		if r.fn != nil {
+			r.err = p.runControl(r.fn)
+			r.done <- struct{}{}
+			i++
+			continue
+		}
+		j := i + 1
+		if !r.op.kind.barrier() {
+			for j < len(batch) && batch[j].fn == nil && !batch[j].op.kind.barrier() {
+				j++
+			}
+		}
+		p.commitRun(batch[i:j])
+		i = j
+	}
+	if p.segSize >= p.opts.CheckpointBytes && p.failed.Load() == nil {
+		if err := p.checkpoint(); err != nil {
+			p.log.Error("checkpoint failed; the log keeps growing", "err", err)
+		}
+	}
+}
+
+func (p *Pool) runControl(fn func() error) error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return fn()
+}
+
+// commitRun checks and applies a run of ops, writes their records in one write,
+// makes them durable with one fdatasync (after one of the data file if any op wrote
+// data there), then publishes them to readers and wakes the writers.
+func (p *Pool) commitRun(run []*request) {
+	if e := p.failed.Load(); e != nil {
+		for _, r := range run {
+			p.releaseAll(r.nvme)
+			r.err = *e
+			r.done <- struct{}{}
+		}
+		return
+	}
+	p.wbuf = p.wbuf[:0]
+	applied, nvme := 0, false
+	p.mu.Lock()
+	for _, r := range run {
+		if err := p.check(r.op); err != nil {
+			r.err = err
+			continue
+		}
+		if err := p.checkSpace(r.op); err != nil {
+			r.err = err
+			continue
+		}
+		p.seq++
+		r.op.seq = p.seq
+		p.apply(r.op)
+		p.wbuf = appendRecord(p.wbuf, r.op)
+		applied++
+		nvme = nvme || len(r.nvme) > 0
+	}
+	p.mu.Unlock()
+
+	var err error
+	if applied > 0 {
+		if nvme {
+			if err = unix.Fdatasync(int(p.data.Fd())); err != nil {
+				err = daoserr.Wrap(daoserr.IO, err, "sync data file %s", p.data.Name())
+			}
+		}
+		if err == nil {
+			err = p.appendLog(p.wbuf)
+		}
+		if err != nil {
+			// What is in memory may not be on disk: stop taking writes, as a
+			// database does after a failed fsync, rather than acknowledge anything.
+			p.log.Error("log write failed; target stops accepting updates", "err", err)
+			p.failed.Store(&err)
+		} else {
+			p.durable.Store(p.seq)
+			for _, e := range p.pendingFree {
+				p.alloc.release(e.off, e.len)
+			}
+		}
+		p.pendingFree = p.pendingFree[:0]
+	}
+	for _, r := range run {
+		if r.err != nil {
+			p.releaseAll(r.nvme)
+		} else if err != nil {
+			r.err = err
+		}
+		r.done <- struct{}{}
+	}
+}
+
+func (p *Pool) checkSpace(o *op) error {
+	if o.kind != opUpdate {
+		return nil
+	}
+	var need int64
+	for i := range o.vals {
+		need += recordOverhead + int64(len(o.vals[i].buf))
+	}
+	if p.scmUsed+need > int64(p.sb.ScmSize) {
+		return daoserr.Newf(daoserr.NoSpace, "update obj %s dkey %q: SCM tier of target %s is full (%d of %d bytes used, %d needed)",
+			o.oid, o.dkey, p.dir, p.scmUsed, p.sb.ScmSize, need).WithResolution("aggregate or delete data, or give the pool more SCM")
+	}
+	return nil
+}
+
+func (p *Pool) fail() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// ---- small file helpers ----
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// segments lists the log segment numbers in dir, ascending.
+func segments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []uint64
+	for _, e := range ents {
+		var n uint64
+		if _, err := fmt.Sscanf(e.Name(), "wal-%016x.log", &n); err == nil && e.Name() == segName(n) {
+			segs = append(segs, n)
+		}
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i] < segs[j] })
+	return segs, nil
+}
+
+func segName(n uint64) string { return fmt.Sprintf("wal-%016x.log", n) }

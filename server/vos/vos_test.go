@@ -1,0 +1,520 @@
+package vos
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+// testPool formats and opens a target in a temporary directory.
+func testPool(t *testing.T, fo FormatOptions) *Pool {
+	t.Helper()
+	dir := t.TempDir()
+	if fo.ScmSize == 0 {
+		fo.ScmSize = 64 << 20
+	}
+	if fo.NvmeSize == 0 {
+		fo.NvmeSize = 64 << 20
+	}
+	if err := Format(dir, fo); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+var (
+	tCont = UUIDFromUint64(1)
+	tOID  = OID{Hi: 0, Lo: 42}
+)
+
+func newTestPool(t *testing.T) *Pool {
+	p := testPool(t, FormatOptions{})
+	if err := p.CreateContainer(tCont, ContOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func putSV(t *testing.T, p *Pool, e Epoch, dkey, akey, val string) {
+	t.Helper()
+	iod := IOD{Akey: []byte(akey), Type: IODSingle, Size: uint64(len(val))}
+	if err := p.Update(tCont, tOID, e, 0, []byte(dkey), []IOD{iod}, []SGL{{[]byte(val)}}); err != nil {
+		t.Fatalf("update %s/%s@%d: %v", dkey, akey, e, err)
+	}
+}
+
+func getSV(t *testing.T, p *Pool, e Epoch, dkey, akey string) string {
+	t.Helper()
+	buf := make([]byte, 1<<16)
+	res, err := p.Fetch(tCont, tOID, e, 0, []byte(dkey), []IOD{{Akey: []byte(akey), Type: IODSingle, Size: 1}}, []SGL{{buf}})
+	if err != nil {
+		t.Fatalf("fetch %s/%s@%d: %v", dkey, akey, e, err)
+	}
+	return string(buf[:res[0].Size])
+}
+
+func putArr(t *testing.T, p *Pool, e Epoch, dkey, akey string, idx uint64, data []byte) {
+	t.Helper()
+	iod := IOD{Akey: []byte(akey), Type: IODArray, Size: 1, Recxs: []Recx{{idx, uint64(len(data))}}}
+	if err := p.Update(tCont, tOID, e, 0, []byte(dkey), []IOD{iod}, []SGL{{data}}); err != nil {
+		t.Fatalf("update array %s/%s@%d: %v", dkey, akey, e, err)
+	}
+}
+
+func punchArr(t *testing.T, p *Pool, e Epoch, dkey, akey string, rx Recx) {
+	t.Helper()
+	iod := IOD{Akey: []byte(akey), Type: IODArray, Size: 0, Recxs: []Recx{rx}}
+	if err := p.Update(tCont, tOID, e, 0, []byte(dkey), []IOD{iod}, []SGL{nil}); err != nil {
+		t.Fatalf("punch array %s/%s@%d: %v", dkey, akey, e, err)
+	}
+}
+
+func getArr(t *testing.T, p *Pool, e Epoch, dkey, akey string, rx Recx) ([]byte, []Recx) {
+	t.Helper()
+	buf := make([]byte, rx.Nr)
+	res, err := p.Fetch(tCont, tOID, e, 0, []byte(dkey), []IOD{{Akey: []byte(akey), Type: IODArray, Size: 1, Recxs: []Recx{rx}}}, []SGL{{buf}})
+	if err != nil {
+		t.Fatalf("fetch array %s/%s@%d: %v", dkey, akey, e, err)
+	}
+	return buf, res[0].Extents
+}
+
+func TestSingleValueEpochs(t *testing.T) {
+	p := newTestPool(t)
+	putSV(t, p, 10, "d", "a", "v10")
+	putSV(t, p, 20, "d", "a", "v20-longer")
+	putSV(t, p, 30, "d", "a", "") // punch the value
+	putSV(t, p, 40, "d", "a", "v40")
+	for _, tc := range []struct {
+		epoch Epoch
+		want  string
+	}{{5, ""}, {10, "v10"}, {15, "v10"}, {20, "v20-longer"}, {29, "v20-longer"}, {30, ""}, {39, ""}, {40, "v40"}, {EpochMax, "v40"}} {
+		if got := getSV(t, p, tc.epoch, "d", "a"); got != tc.want {
+			t.Errorf("epoch %d: got %q, want %q", tc.epoch, got, tc.want)
+		}
+	}
+}
+
+func TestArrayOverlaps(t *testing.T) {
+	p := newTestPool(t)
+	putArr(t, p, 1, "d", "a", 0, []byte("aaaaaaaaaa")) // [0,10)
+	putArr(t, p, 2, "d", "a", 3, []byte("bbb"))        // [3,6)
+	putArr(t, p, 3, "d", "a", 8, []byte("cccc"))       // [8,12)
+	punchArr(t, p, 4, "d", "a", Recx{1, 2})            // hole [1,3)
+	putArr(t, p, 5, "d", "a", 20, []byte("zz"))        // [20,22), leaves a gap
+	tests := []struct {
+		name  string
+		epoch Epoch
+		rx    Recx
+		want  string
+		exts  []Recx
+	}{
+		{"first write only", 1, Recx{0, 12}, "aaaaaaaaaa\x00\x00", []Recx{{0, 10}}},
+		{"newer inside older", 2, Recx{0, 10}, "aaabbbaaaa", []Recx{{0, 10}}},
+		{"newer past the end", 3, Recx{0, 12}, "aaabbbaacccc", []Recx{{0, 12}}},
+		{"hole reads as zeros and is not reported", 4, Recx{0, 6}, "a\x00\x00bbb", []Recx{{0, 1}, {3, 3}}},
+		{"gap between extents", 5, Recx{10, 12}, "cc\x00\x00\x00\x00\x00\x00\x00\x00zz", []Recx{{10, 2}, {20, 2}}},
+		{"unaligned middle", 5, Recx{4, 5}, "bbaac", []Recx{{4, 5}}},
+		{"before anything", 0, Recx{0, 4}, "\x00\x00\x00\x00", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, exts := getArr(t, p, tc.epoch, "d", "a", tc.rx)
+			if string(got) != tc.want || !slices.Equal(exts, tc.exts) {
+				t.Errorf("got %q %v, want %q %v", got, exts, tc.want, tc.exts)
+			}
+		})
+	}
+}
+
+func TestTiersAndChecksums(t *testing.T) {
+	p := newTestPool(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10000) // 160000 bytes: NVMe tier, several checksum chunks
+	putArr(t, p, 1, "d", "big", 0, big)
+	putSV(t, p, 1, "d", "small", "tiny")
+	putSV(t, p, 1, "d", "large", string(big[:5000]))
+	in := p.Query()
+	if in.NvmeUsed != roundUp(160000)+roundUp(5000) {
+		t.Errorf("nvme used %d, want %d", in.NvmeUsed, roundUp(160000)+roundUp(5000))
+	}
+	for _, rx := range []Recx{{0, 160000}, {1, 7}, {32767, 3}, {70000, 40000}} {
+		got, _ := getArr(t, p, 2, "d", "big", rx)
+		if !bytes.Equal(got, big[rx.Idx:rx.end()]) {
+			t.Errorf("extent %v read back wrong", rx)
+		}
+	}
+	if got := getSV(t, p, 2, "d", "large"); got != string(big[:5000]) {
+		t.Errorf("large single value read back wrong")
+	}
+	// Corrupt one byte of the array in the data file: the read of that chunk fails
+	// with DER_CSUM naming the akey; other chunks still read.
+	recs, _, err := p.AkeyRecords(tCont, tOID, []byte("d"), []byte("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.data.WriteAt([]byte{'X'}, int64(recs[0].Off+100000)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	_, err = p.Fetch(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("big"), Type: IODArray, Size: 1, Recxs: []Recx{{99995, 10}}}}, []SGL{{buf}})
+	if !daoserr.Is(err, daoserr.Csum) || !bytes.Contains([]byte(err.Error()), []byte(`akey "big"`)) {
+		t.Errorf("corrupt read: got %v, want DER_CSUM naming the akey", err)
+	}
+	if got, _ := getArr(t, p, 2, "d", "big", Recx{0, 10}); !bytes.Equal(got, big[:10]) {
+		t.Errorf("undamaged chunk unreadable")
+	}
+	var damage []Damage
+	n, _ := p.Verify(func(d Damage) { damage = append(damage, d) })
+	if n != 3 || len(damage) != 1 || damage[0].Akey != "big" {
+		t.Errorf("verify checked %d values, found %v", n, damage)
+	}
+}
+
+func TestConditionalOps(t *testing.T) {
+	p := newTestPool(t)
+	putSV(t, p, 10, "d1", "a", "x")
+	sv := func(akey string, flags CondFlags) IOD {
+		return IOD{Akey: []byte(akey), Type: IODSingle, Size: 1, Flags: flags}
+	}
+	update := func(e Epoch, flags CondFlags, dkey string, iods ...IOD) error {
+		sgls := make([]SGL, len(iods))
+		for i := range sgls {
+			sgls[i] = SGL{[]byte("y")}
+		}
+		return p.Update(tCont, tOID, e, flags, []byte(dkey), iods, sgls)
+	}
+	fetch := func(e Epoch, flags CondFlags, dkey string, iods ...IOD) error {
+		sgls := make([]SGL, len(iods))
+		for i := range sgls {
+			sgls[i] = SGL{make([]byte, 1)}
+		}
+		_, err := p.Fetch(tCont, tOID, e, flags, []byte(dkey), iods, sgls)
+		return err
+	}
+	tests := []struct {
+		name string
+		run  func() error
+		want daoserr.Code
+	}{
+		{"dkey insert on existing dkey", func() error { return update(20, CondDkeyInsert, "d1", sv("b", 0)) }, daoserr.Exist},
+		{"dkey insert before it existed", func() error { return update(5, CondDkeyInsert, "d1", sv("b", 0)) }, 0},
+		{"dkey insert on new dkey", func() error { return update(20, CondDkeyInsert, "d2", sv("b", 0)) }, 0},
+		{"dkey update on missing dkey", func() error { return update(20, CondDkeyUpdate, "d3", sv("b", 0)) }, daoserr.Nonexist},
+		{"dkey update on existing dkey", func() error { return update(21, CondDkeyUpdate, "d1", sv("c", 0)) }, 0},
+		{"akey insert on existing akey", func() error { return update(22, CondAkeyInsert, "d1", sv("a", 0)) }, daoserr.Exist},
+		{"akey update on missing akey", func() error { return update(22, CondAkeyUpdate, "d1", sv("zz", 0)) }, daoserr.Nonexist},
+		{"per-akey conditions", func() error {
+			return update(23, CondPerAkey, "d1", sv("a", CondAkeyUpdate), sv("new", CondAkeyInsert))
+		}, 0},
+		{"per-akey condition failing rejects the whole update", func() error {
+			return update(24, CondPerAkey, "d1", sv("q", CondAkeyInsert), sv("a", CondAkeyInsert))
+		}, daoserr.Exist},
+		{"dkey fetch on missing dkey", func() error { return fetch(30, CondDkeyFetch, "nope", sv("a", 0)) }, daoserr.Nonexist},
+		{"dkey fetch on existing dkey", func() error { return fetch(30, CondDkeyFetch, "d1", sv("a", 0)) }, 0},
+		{"akey fetch on missing akey", func() error { return fetch(30, CondAkeyFetch, "d1", sv("missing", 0)) }, daoserr.Nonexist},
+		{"punch if exists, missing dkey", func() error { return p.PunchDkeys(tCont, tOID, 40, CondPunch, [][]byte{[]byte("nope")}) }, daoserr.Nonexist},
+		{"punch if exists, missing akey", func() error {
+			return p.PunchAkeys(tCont, tOID, 40, CondPunch, []byte("d1"), [][]byte{[]byte("nope")})
+		}, daoserr.Nonexist},
+		{"punch if exists, missing object", func() error { return p.PunchObject(tCont, OID{9, 9}, 40, CondPunch) }, daoserr.Nonexist},
+		{"punch if exists, existing akey", func() error {
+			return p.PunchAkeys(tCont, tOID, 41, CondPunch, []byte("d1"), [][]byte{[]byte("a")})
+		}, 0},
+		{"insert after punch succeeds", func() error { return update(42, CondAkeyInsert, "d1", sv("a", 0)) }, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			if tc.want == 0 && err != nil || tc.want != 0 && !daoserr.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// the rejected per-akey update left nothing behind
+	if got := getSV(t, p, EpochMax, "d1", "q"); got != "" {
+		t.Errorf("rejected update is visible: %q", got)
+	}
+}
+
+func TestPunchLevels(t *testing.T) {
+	p := newTestPool(t)
+	putSV(t, p, 10, "d1", "a", "1a")
+	putSV(t, p, 10, "d1", "b", "1b")
+	putSV(t, p, 10, "d2", "a", "2a")
+	if err := p.PunchAkeys(tCont, tOID, 20, 0, []byte("d1"), [][]byte{[]byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PunchDkeys(tCont, tOID, 30, 0, [][]byte{[]byte("d2")}); err != nil {
+		t.Fatal(err)
+	}
+	putSV(t, p, 40, "d2", "a", "2a-again")
+	if err := p.PunchObject(tCont, tOID, 50, 0); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(e Epoch) []string {
+		var out []string
+		ks, err := p.ListDkeys(tCont, tOID, e, &Anchor{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			out = append(out, string(k))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		e     Epoch
+		d1a   string
+		dkeys []string
+	}{{15, "1a", []string{"d1", "d2"}}, {25, "", []string{"d1", "d2"}}, {35, "", []string{"d1"}}, {45, "", []string{"d1", "d2"}}, {55, "", nil}} {
+		if got := getSV(t, p, tc.e, "d1", "a"); got != tc.d1a {
+			t.Errorf("d1/a at %d: %q, want %q", tc.e, got, tc.d1a)
+		}
+		if got := keys(tc.e); !slices.Equal(got, tc.dkeys) {
+			t.Errorf("dkeys at %d: %v, want %v", tc.e, got, tc.dkeys)
+		}
+	}
+	objs, _ := p.ListObjects(tCont, 45, &Anchor{}, 0)
+	if len(objs) != 1 {
+		t.Errorf("objects at 45: %v", objs)
+	}
+	if objs, _ := p.ListObjects(tCont, 55, &Anchor{}, 0); len(objs) != 0 {
+		t.Errorf("punched object still listed: %v", objs)
+	}
+}
+
+func TestIntegerKeysAndQuery(t *testing.T) {
+	p := newTestPool(t)
+	oid := OID{Hi: uint64(ObjArray) << 56, Lo: 1} // array objects have uint64 dkeys
+	key := func(n uint64) []byte { b := make([]byte, 8); b[0], b[1] = byte(n), byte(n>>8); return b }
+	for _, n := range []uint64{3, 256, 1, 70} {
+		iod := IOD{Akey: []byte{0}, Type: IODArray, Size: 1, Recxs: []Recx{{n * 10, 5}}}
+		if err := p.Update(tCont, oid, 1, 0, key(n), []IOD{iod}, []SGL{{[]byte("hello")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var anchor Anchor
+	var got []byte
+	for !anchor.EOF {
+		ks, err := p.ListDkeys(tCont, oid, 5, &anchor, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			got = append(got, k[0])
+		}
+	}
+	if !bytes.Equal(got, []byte{1, 3, 70, 0}) { // 256 has low byte 0 and sorts last numerically
+		t.Errorf("integer dkeys listed as %v", got)
+	}
+	q, err := p.QueryKey(tCont, oid, 5, GetMax|GetDkey|GetAkey|GetRecx, nil, nil)
+	if err != nil || !bytes.Equal(q.Dkey, key(256)) || q.Recx != (Recx{2560, 5}) {
+		t.Errorf("query max: %+v %v", q, err)
+	}
+	q, err = p.QueryKey(tCont, oid, 5, GetMin|GetDkey, nil, nil)
+	if err != nil || !bytes.Equal(q.Dkey, key(1)) {
+		t.Errorf("query min: %+v %v", q, err)
+	}
+	if _, err := p.QueryKey(tCont, oid, 0, GetMax|GetDkey, nil, nil); !daoserr.Is(err, daoserr.Nonexist) {
+		t.Errorf("query before any write: %v", err)
+	}
+	recs, rsize, err := p.ListRecx(tCont, oid, 5, key(3), []byte{0}, &Anchor{}, 0)
+	if err != nil || rsize != 1 || len(recs) != 1 || recs[0].Recx != (Recx{30, 5}) || recs[0].Epoch != 1 {
+		t.Errorf("list recx: %v %d %v", recs, rsize, err)
+	}
+}
+
+func TestAggregationReclaimsAndKeepsSnapshots(t *testing.T) {
+	p := newTestPool(t)
+	big := func(c byte) []byte { return bytes.Repeat([]byte{c}, 8192) }
+	putArr(t, p, 10, "d", "a", 0, big('1'))
+	putArr(t, p, 20, "d", "a", 0, big('2')) // snapshot at 20 pins this one
+	putArr(t, p, 30, "d", "a", 0, big('3'))
+	putArr(t, p, 40, "d", "a", 0, big('4'))
+	punchArr(t, p, 45, "d", "a", Recx{0, 100}) // hole over older data that survives: kept
+	before := p.Query().NvmeUsed
+	if err := p.Aggregate(tCont, 0, 50, []Epoch{20}); err != nil {
+		t.Fatal(err)
+	}
+	after := p.Query().NvmeUsed
+	if before-after != 2*8192 {
+		t.Errorf("aggregation freed %d bytes, want %d (versions 10 and 30)", before-after, 2*8192)
+	}
+	if got, _ := getArr(t, p, 20, "d", "a", Recx{0, 4}); string(got) != "2222" {
+		t.Errorf("snapshot 20 reads %q", got)
+	}
+	if got, ext := getArr(t, p, 60, "d", "a", Recx{98, 4}); string(got) != "\x00\x0044" || !slices.Equal(ext, []Recx{{100, 2}}) {
+		t.Errorf("latest reads %q %v", got, ext)
+	}
+	// writing below the aggregated epoch is refused
+	err := p.Update(tCont, tOID, 50, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODArray, Size: 1, Recxs: []Recx{{0, 1}}}}, []SGL{{[]byte("x")}})
+	if !daoserr.Is(err, daoserr.TxRestart) {
+		t.Errorf("write below aggregation: %v", err)
+	}
+	// freed space is reused
+	putArr(t, p, 60, "d", "b", 0, big('5'))
+	putArr(t, p, 60, "d", "c", 0, big('6'))
+	if got := p.Query().NvmeUsed; got != before {
+		t.Errorf("after reuse nvme used %d, want %d", got, before)
+	}
+}
+
+func TestDiscardAndDestroy(t *testing.T) {
+	p := newTestPool(t)
+	putSV(t, p, 10, "d", "a", "ten")
+	putSV(t, p, 20, "d", "a", "twenty")
+	putArr(t, p, 30, "d", "arr", 0, bytes.Repeat([]byte("z"), 9000))
+	if err := p.Discard(tCont, 15, 35); err != nil {
+		t.Fatal(err)
+	}
+	if got := getSV(t, p, EpochMax, "d", "a"); got != "ten" {
+		t.Errorf("after discard: %q", got)
+	}
+	if used := p.Query().NvmeUsed; used != 0 {
+		t.Errorf("discarded extent still uses %d bytes", used)
+	}
+	if err := p.DestroyObject(tCont, tOID); err != nil {
+		t.Fatal(err)
+	}
+	if objs, _ := p.ListObjects(tCont, EpochMax, &Anchor{}, 0); len(objs) != 0 {
+		t.Errorf("destroyed object listed: %v", objs)
+	}
+	if err := p.DestroyContainer(tCont); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DestroyContainer(tCont); !daoserr.Is(err, daoserr.Nonexist) {
+		t.Errorf("second destroy: %v", err)
+	}
+	if err := p.CreateContainer(tCont, ContOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateContainer(tCont, ContOptions{}); !daoserr.Is(err, daoserr.Exist) {
+		t.Errorf("second create: %v", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	p := newTestPool(t)
+	putSV(t, p, 1, "d", "single", "x")
+	putArr(t, p, 1, "d", "array", 0, []byte("abc"))
+	long := bytes.Repeat([]byte("k"), MaxKeySize+1)
+	one := SGL{[]byte("x")}
+	tests := []struct {
+		name string
+		run  func() error
+		want daoserr.Code
+	}{
+		{"no container", func() error {
+			return p.Update(UUIDFromUint64(99), tOID, 1, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 1}}, []SGL{one})
+		}, daoserr.Nonexist},
+		{"epoch 0", func() error {
+			return p.Update(tCont, tOID, 0, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 1}}, []SGL{one})
+		}, daoserr.Inval},
+		{"empty dkey", func() error {
+			return p.Update(tCont, tOID, 2, 0, nil, []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 1}}, []SGL{one})
+		}, daoserr.Inval},
+		{"key too big", func() error {
+			return p.Update(tCont, tOID, 2, 0, long, []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 1}}, []SGL{one})
+		}, daoserr.Key2Big},
+		{"sgl count", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 1}}, nil)
+		}, daoserr.Inval},
+		{"sgl too short", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 5}}, []SGL{one})
+		}, daoserr.Inval},
+		{"zero-length extent", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODArray, Size: 1, Recxs: []Recx{{5, 0}}}}, []SGL{one})
+		}, daoserr.Inval},
+		{"overflowing extent", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODArray, Size: 1, Recxs: []Recx{{^uint64(0), 2}}}}, []SGL{one})
+		}, daoserr.Inval},
+		{"array into single akey", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("single"), Type: IODArray, Size: 1, Recxs: []Recx{{0, 1}}}}, []SGL{one})
+		}, daoserr.Inval},
+		{"different record size", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("array"), Type: IODArray, Size: 2, Recxs: []Recx{{0, 1}}}}, []SGL{{[]byte("xy")}})
+		}, daoserr.RecSize},
+		{"duplicate akey", func() error {
+			iod := IOD{Akey: []byte("a"), Type: IODSingle, Size: 1}
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{iod, iod}, []SGL{one, one})
+		}, daoserr.Inval},
+		{"unknown iod type", func() error {
+			return p.Update(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: 7, Size: 1}}, []SGL{one})
+		}, daoserr.Inval},
+		{"fetch buffer too small", func() error {
+			_, err := p.Fetch(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("single"), Type: IODSingle, Size: 1}}, []SGL{{nil}})
+			return err
+		}, daoserr.Rec2Big},
+		{"fetch single as array", func() error {
+			_, err := p.Fetch(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("single"), Type: IODArray, Size: 1, Recxs: []Recx{{0, 1}}}}, []SGL{one})
+			return err
+		}, daoserr.Inval},
+		{"fetch wrong record size", func() error {
+			_, err := p.Fetch(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("array"), Type: IODArray, Size: 4, Recxs: []Recx{{0, 1}}}}, []SGL{{make([]byte, 4)}})
+			return err
+		}, daoserr.RecSize},
+		{"query without level", func() error { _, err := p.QueryKey(tCont, tOID, 2, GetMax, nil, nil); return err }, daoserr.Inval},
+		{"aggregate bad range", func() error { return p.Aggregate(tCont, 5, 4, nil) }, daoserr.Inval},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.run(); !daoserr.Is(err, tc.want) {
+				t.Fatalf("got %v, want %s", err, tc.want.Name())
+			}
+		})
+	}
+}
+
+func TestSpaceExhaustion(t *testing.T) {
+	p := testPool(t, FormatOptions{ScmSize: 1 << 20, NvmeSize: 64 << 10})
+	if err := p.CreateContainer(tCont, ContOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("n"), 16<<10)
+	var stored int
+	var err error
+	for i := range 10 {
+		err = p.Update(tCont, tOID, Epoch(i+1), 0, []byte{byte(i)}, []IOD{{Akey: []byte("a"), Type: IODArray, Size: 1, Recxs: []Recx{{0, uint64(len(chunk))}}}}, []SGL{{chunk}})
+		if err != nil {
+			break
+		}
+		stored++
+	}
+	if stored != 4 || !daoserr.Is(err, daoserr.NoSpace) {
+		t.Fatalf("stored %d 16 KiB extents in 64 KiB, then %v; want 4 then DER_NOSPACE", stored, err)
+	}
+	// punch + aggregate reclaims, and the space is usable again
+	if err := p.PunchObject(tCont, tOID, 20, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Aggregate(tCont, 0, 30, nil); err != nil {
+		t.Fatal(err)
+	}
+	if used := p.Query().NvmeUsed; used != 0 {
+		t.Fatalf("after punch and aggregation %d bytes still used", used)
+	}
+	if err := p.Update(tCont, tOID, 31, 0, []byte("again"), []IOD{{Akey: []byte("a"), Type: IODArray, Size: 1, Recxs: []Recx{{0, uint64(len(chunk))}}}}, []SGL{{chunk}}); err != nil {
+		t.Fatalf("write after reclaim: %v", err)
+	}
+	// SCM exhaustion with small values
+	small := bytes.Repeat([]byte("s"), 1000)
+	for i := 0; ; i++ {
+		err := p.Update(tCont, tOID, 40, 0, []byte{byte(i), byte(i >> 8)}, []IOD{{Akey: []byte("s"), Type: IODSingle, Size: 1000}}, []SGL{{small}})
+		if err != nil {
+			if !daoserr.Is(err, daoserr.NoSpace) || i < 900 {
+				t.Fatalf("SCM tier: %v after %d values", err, i)
+			}
+			break
+		}
+		if i > 2000 {
+			t.Fatal("SCM tier never filled")
+		}
+	}
+}

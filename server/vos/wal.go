@@ -1,0 +1,232 @@
+package vos
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/godaos/godaos/internal/checksum"
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+// Log records. Each is
+//
+//	u32 payload length | u32 crc32c(payload) | payload (an encoded op)
+//
+// appended to the active segment. A batch of records is written with one write and
+// made durable with one fdatasync (group commit). On open, records are replayed in
+// order until the first one that is short or fails its checksum: in the last
+// segment that is a torn tail from a crash, and the file is cut there; anywhere
+// else it is corruption and open fails.
+
+const recHeader = 8
+
+// maxRecord bounds one record; it only stops a corrupt length from being believed.
+const maxRecord = 1 << 30
+
+func appendRecord(b []byte, o *op) []byte {
+	start := len(b)
+	b = append(b, make([]byte, recHeader)...)
+	e := encoder{b: b}
+	encodeOp(&e, o)
+	b = e.b
+	payload := b[start+recHeader:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[start+4:], checksum.Sum32C(payload))
+	return b
+}
+
+// readRecord returns the payload at the start of b and the record's total size.
+// A short record or a checksum mismatch is errTorn.
+var errTorn = errors.New("torn or corrupt record")
+
+func readRecord(b []byte) ([]byte, int, error) {
+	if len(b) < recHeader {
+		return nil, 0, errTorn
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if n == 0 || n > maxRecord || uint64(n) > uint64(len(b)-recHeader) {
+		return nil, 0, errTorn
+	}
+	payload := b[recHeader : recHeader+int(n)]
+	if checksum.Sum32C(payload) != binary.LittleEndian.Uint32(b[4:]) {
+		return nil, 0, errTorn
+	}
+	return payload, recHeader + int(n), nil
+}
+
+func (p *Pool) appendLog(b []byte) error {
+	if _, err := p.seg.Write(b); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "write log %s", p.seg.Name())
+	}
+	if err := unix.Fdatasync(int(p.seg.Fd())); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "sync log %s", p.seg.Name())
+	}
+	p.segSize += int64(len(b))
+	return nil
+}
+
+// load reads the checkpoint, then replays the log segments after it.
+func (p *Pool) load() error {
+	replayFrom, err := p.loadCheckpoint()
+	if err != nil {
+		return err
+	}
+	segs, err := segments(p.dir)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "open %s: list log segments", p.dir)
+	}
+	var live []uint64
+	for _, s := range segs {
+		if s < replayFrom {
+			if !p.opts.ReadOnly { // left over from a checkpoint that crashed before cleanup
+				os.Remove(filepath.Join(p.dir, segName(s)))
+			}
+			continue
+		}
+		live = append(live, s)
+	}
+	for i, s := range live {
+		last := i == len(live)-1
+		if err := p.replaySegment(s, last); err != nil {
+			return err
+		}
+	}
+	p.segNo = replayFrom
+	if len(live) > 0 {
+		p.segNo = live[len(live)-1]
+	}
+	if p.opts.ReadOnly {
+		return nil
+	}
+	p.seg, err = os.OpenFile(filepath.Join(p.dir, segName(p.segNo)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "open %s: log segment", p.dir)
+	}
+	st, err := p.seg.Stat()
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "open %s: log segment", p.dir)
+	}
+	p.segSize = st.Size()
+	return syncDir(p.dir)
+}
+
+func (p *Pool) replaySegment(s uint64, last bool) error {
+	path := filepath.Join(p.dir, segName(s))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "open %s: read log", p.dir)
+	}
+	off := 0
+	for off < len(b) {
+		payload, n, err := readRecord(b[off:])
+		if err != nil {
+			if !last {
+				return daoserr.Newf(daoserr.DFInval, "open %s: log segment %s is corrupt at offset %d and later segments exist", p.dir, path, off).
+					WithResolution("inspect with 'ddb log' and restore the target from a replica")
+			}
+			cut := int64(len(b) - off)
+			p.truncated += cut
+			if p.opts.ReadOnly {
+				p.log.Warn("ignoring torn log tail (read-only: not cut)", "segment", path, "offset", off, "bytes", cut)
+			} else {
+				p.log.Warn("cut torn log tail", "segment", path, "offset", off, "bytes", cut)
+				if err := os.Truncate(path, int64(off)); err != nil {
+					return daoserr.Wrap(daoserr.IO, err, "open %s: cut torn log tail", p.dir)
+				}
+			}
+			return nil
+		}
+		o, err := decodeOp(payload)
+		if err == nil && o.seq <= p.seq {
+			err = fmt.Errorf("sequence %d after %d", o.seq, p.seq)
+		}
+		if err == nil {
+			err = p.check(o)
+		}
+		if err != nil {
+			return daoserr.Wrap(daoserr.DFInval, err, "open %s: log record at %s offset %d is intact but invalid", p.dir, path, off)
+		}
+		p.apply(o)
+		p.pendingFree = p.pendingFree[:0] // the allocator is rebuilt after replay
+		p.seq = o.seq
+		p.replayed++
+		off += n
+	}
+	return nil
+}
+
+// rebuildAllocator marks every data-file extent the index references as used.
+func (p *Pool) rebuildAllocator() error {
+	var bad error
+	note := func(off, n uint64, what string) {
+		if bad == nil && !p.alloc.reserve(off, n) {
+			bad = daoserr.Newf(daoserr.DFInval, "open %s: %s references data-file space [%d, +%d) that is out of range or already used", p.dir, what, off, n)
+		}
+	}
+	for _, c := range p.conts {
+		c.objs.Scan(func(ob *objNode) bool {
+			ob.dkeys.Scan(func(d *dkeyNode) bool {
+				for _, a := range d.akeys {
+					for i := range a.svs {
+						if x := &a.svs[i]; x.flags&recNVMe != 0 {
+							note(x.off, uint64(x.size), "a single value")
+						}
+					}
+					for i := range a.exts {
+						if x := &a.exts[i]; x.flags&recNVMe != 0 {
+							note(x.off, x.nr*a.rsize, "an array extent")
+						}
+					}
+				}
+				return bad == nil
+			})
+			return bad == nil
+		})
+	}
+	return bad
+}
+
+// Checkpoint writes the index to disk now and drops the log before it, so the next
+// open replays little. It also runs by itself when the log grows past
+// Options.CheckpointBytes.
+func (p *Pool) Checkpoint() error { return p.control(p.checkpoint) }
+
+// checkpoint runs on the committer, between batches: every applied op is durable
+// and nothing mutates the index while it is written.
+//
+// Crash safety: the new segment is created first, the checkpoint is written to a
+// temporary file, synced and renamed over the old one, and only then are the old
+// segments removed. A crash at any step leaves either the old checkpoint with all
+// its segments or the new one with its (empty or short) segment.
+func (p *Pool) checkpoint() error {
+	next := p.segNo + 1
+	seg, err := os.OpenFile(filepath.Join(p.dir, segName(next)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "checkpoint %s: new log segment", p.dir)
+	}
+	if err := syncDir(p.dir); err != nil {
+		seg.Close()
+		return daoserr.Wrap(daoserr.IO, err, "checkpoint %s", p.dir)
+	}
+	size, err := p.writeCheckpoint(next)
+	if err != nil {
+		seg.Close()
+		os.Remove(filepath.Join(p.dir, segName(next)))
+		return err
+	}
+	old := p.segNo
+	p.seg.Close()
+	p.seg, p.segNo, p.segSize = seg, next, 0
+	p.ckptSeq, p.ckptSize = p.seq, size
+	for s := old; ; s-- {
+		if err := os.Remove(filepath.Join(p.dir, segName(s))); err != nil || s == 0 {
+			break
+		}
+	}
+	return nil
+}
