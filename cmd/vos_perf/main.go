@@ -47,6 +47,7 @@ type cli struct {
 	MemCount int    `default:"0" placeholder:"N" help:"Also measure index heap per value and per extent with N 64-byte values (0: skip)."`
 	Seed     uint64 `default:"1" help:"Seed of the random key orders and data."`
 	Quiet    bool   `short:"q" help:"No progress lines on stderr."`
+	Keep     bool   `help:"Keep the formatted targets after the run (their paths go to stderr), e.g. to inspect them with ddb."`
 
 	Preset   string `placeholder:"NAME" enum:",issue" default:"" help:"Run a fixed set of comparisons with their targets instead (issue: the docs/performance.md figures; uses --dir and --tmpfs-dir only)."`
 	TmpfsDir string `default:"/dev/shm" placeholder:"DIR" help:"tmpfs directory for the preset's in-memory runs."`
@@ -91,7 +92,7 @@ func (c *cli) run(ctx context.Context) (*vosperf.Report, error) {
 		Count: c.Count, Bytes: c.Bytes, RawCount: c.RawCount, Raw: c.Raw,
 		ScmSize: c.ScmSize, NvmeSize: c.NvmeSize, DataThresh: c.DataThresh,
 		Csum: cs, NoCsum: cs == checksum.Off,
-		MemCount: c.MemCount, Seed: c.Seed, Progress: progress,
+		MemCount: c.MemCount, Seed: c.Seed, Progress: progress, Keep: c.Keep,
 	}
 	switch c.Type {
 	case "single":

@@ -127,6 +127,9 @@ type Config struct {
 	// VerifyEvery compares a fetched value in full every this many ops (the
 	// head and tail of every value are always checked); 0 means 64.
 	VerifyEvery int
+	// Keep leaves the formatted targets (and their data files) in place after the
+	// run, so ddb can inspect them; the report lists where they are.
+	Keep bool
 	// Seed makes the random patterns and data reproducible.
 	Seed uint64
 	// Progress, if set, receives one line per phase as the run goes.

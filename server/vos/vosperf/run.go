@@ -96,6 +96,9 @@ func (r *runner) setup() error {
 }
 
 func (r *runner) cleanup() {
+	if r.cfg.Keep {
+		return
+	}
 	os.RemoveAll(r.base)
 	if r.scmRoot != r.base {
 		os.RemoveAll(r.scmRoot)
@@ -198,6 +201,10 @@ func (r *runner) closeTarget(t *target) error {
 }
 
 func (r *runner) removeTarget(t *target) {
+	if r.cfg.Keep {
+		fmt.Fprintf(os.Stderr, "vos_perf: kept target %s\n", t.dir)
+		return
+	}
 	os.RemoveAll(t.dir)
 	if t.dataFile != r.cfg.DataFile || r.dropDF {
 		os.Remove(t.dataFile)
