@@ -162,17 +162,16 @@ func decodeCheckpoint(b []byte) (*checkpointData, error) {
 			var prevKey string
 			for k := 0; k < nd && d.err == nil; k++ {
 				dk := &dkeyNode{key: string(d.bytes())}
-				dk.sortKey = sortKeyOf([]byte(dk.key), ob.oid.Type().DkeyUint64())
-				if k > 0 && dk.sortKey <= prevKey {
+				if k > 0 && cmpKey(prevKey, dk.key, ob.dkeyInt) >= 0 {
 					d.fail("dkeys out of order")
 				}
-				prevKey = dk.sortKey
+				prevKey = dk.key
 				dk.punches = d.orders()
 				ck.scmUsed += punchOverhead * int64(len(dk.punches))
 				na := d.count(6)
 				for l := 0; l < na && d.err == nil; l++ {
-					a := decodeAkey(d, ob.oid.Type().AkeyUint64(), &ck.scmUsed)
-					if l > 0 && a != nil && a.sortKey <= dk.akeys[l-1].sortKey {
+					a := decodeAkey(d, &ck.scmUsed)
+					if l > 0 && a != nil && cmpKey(dk.akeys[l-1].key, a.key, ob.akeyInt) >= 0 {
 						d.fail("akeys out of order")
 					}
 					dk.akeys = append(dk.akeys, a)
@@ -191,9 +190,8 @@ func decodeCheckpoint(b []byte) (*checkpointData, error) {
 	return ck, nil
 }
 
-func decodeAkey(d *decoder, intKey bool, scm *int64) *akeyNode {
+func decodeAkey(d *decoder, scm *int64) *akeyNode {
 	a := &akeyNode{key: string(d.bytes())}
-	a.sortKey = sortKeyOf([]byte(a.key), intKey)
 	a.punches = d.orders()
 	*scm += punchOverhead * int64(len(a.punches))
 	a.kind = IODType(d.u8())

@@ -59,8 +59,7 @@ func (x *exRec) recx() Recx  { return Recx{x.idx, x.nr} }
 func (x *exRec) end() uint64 { return x.idx + x.nr }
 
 type akeyNode struct {
-	key     string // as given by the user
-	sortKey string // ordering key (big-endian for integer keys)
+	key     string
 	punches []order
 	kind    IODType
 	rsize   uint64 // array record size; fixed while the akey holds extents
@@ -70,15 +69,17 @@ type akeyNode struct {
 }
 
 type dkeyNode struct {
-	key, sortKey string
-	punches      []order
-	akeys        []*akeyNode // sorted by sortKey
+	key     string
+	punches []order
+	akeys   []*akeyNode // sorted by key order
 }
 
 type objNode struct {
 	oid     OID
 	punches []order
 	dkeys   *btree.BTreeG[*dkeyNode]
+	dkeyInt bool // the object type says keys are 8-byte integers
+	akeyInt bool
 }
 
 type contNode struct {
@@ -98,25 +99,30 @@ func newCont(u UUID, t checksum.Type, chunk uint32) *contNode {
 }
 
 func newObj(oid OID) *objNode {
-	return &objNode{oid: oid, dkeys: btree.NewBTreeGOptions(func(a, b *dkeyNode) bool {
-		return a.sortKey < b.sortKey
-	}, btree.Options{NoLocks: true})}
+	ob := &objNode{oid: oid, dkeyInt: oid.Type().DkeyUint64(), akeyInt: oid.Type().AkeyUint64()}
+	dint := ob.dkeyInt
+	ob.dkeys = btree.NewBTreeGOptions(func(a, b *dkeyNode) bool {
+		return cmpKey(a.key, b.key, dint) < 0
+	}, btree.Options{NoLocks: true})
+	return ob
 }
 
-// sortKeyOf maps a key to a string whose byte order is the key order: integer keys
-// (8 bytes little-endian, as DAOS stores uint64 keys) are byte-swapped so that
-// lexical order is numeric order. Other keys order lexically.
-func sortKeyOf(k []byte, integer bool) string {
-	if integer && len(k) == 8 {
-		var b [9]byte
-		b[0] = 0 // integer keys sort before any non-8-byte key
-		binary.BigEndian.PutUint64(b[1:], binary.LittleEndian.Uint64(k))
-		return string(b[:])
-	}
+// cmpKey orders keys. Integer keys (8 bytes little-endian, as DAOS stores uint64
+// keys) order numerically, before any key of another length in the same object;
+// everything else orders lexically.
+func cmpKey(a, b string, integer bool) int {
 	if integer {
-		return "\x01" + string(k)
+		ai, bi := len(a) == 8, len(b) == 8
+		switch {
+		case ai && bi:
+			return cmpU64(binary.LittleEndian.Uint64([]byte(a)), binary.LittleEndian.Uint64([]byte(b)))
+		case ai:
+			return -1
+		case bi:
+			return 1
+		}
 	}
-	return string(k)
+	return cmpStr(a, b)
 }
 
 func (c *contNode) lookupObj(oid OID) *objNode {
@@ -124,20 +130,13 @@ func (c *contNode) lookupObj(oid OID) *objNode {
 	return o
 }
 
-func (o *objNode) lookupDkey(sk string) *dkeyNode {
-	d, _ := o.dkeys.Get(&dkeyNode{sortKey: sk})
+func (o *objNode) lookupDkey(k string) *dkeyNode {
+	d, _ := o.dkeys.Get(&dkeyNode{key: k})
 	return d
 }
 
-func (d *dkeyNode) findAkey(sk string) (int, bool) {
-	return sort.Find(len(d.akeys), func(i int) int { return cmpStr(sk, d.akeys[i].sortKey) })
-}
-
-func (d *dkeyNode) lookupAkey(sk string) *akeyNode {
-	if i, ok := d.findAkey(sk); ok {
-		return d.akeys[i]
-	}
-	return nil
+func (d *dkeyNode) findAkey(k string, integer bool) (int, bool) {
+	return sort.Find(len(d.akeys), func(i int) int { return cmpKey(k, d.akeys[i].key, integer) })
 }
 
 func cmpStr(a, b string) int {

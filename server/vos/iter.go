@@ -97,9 +97,10 @@ func (p *Pool) ListDkeys(u UUID, oid OID, epoch Epoch, anchor *Anchor, max int) 
 	max = fixMax(max)
 	ph := maxPunch(ob.punches, epoch, lim, order{})
 	var out [][]byte
-	pivot := &dkeyNode{sortKey: string(anchor.Key)}
-	ob.dkeys.Ascend(pivot, func(d *dkeyNode) bool {
-		if anchor.Key != nil && d.sortKey == pivot.sortKey {
+	pivot := &dkeyNode{key: string(anchor.Key)}
+	resume := anchor.Key != nil
+	visit := func(d *dkeyNode) bool {
+		if resume && d.key == pivot.key {
 			return true
 		}
 		if len(out) == max {
@@ -108,10 +109,15 @@ func (p *Pool) ListDkeys(u UUID, oid OID, epoch Epoch, anchor *Anchor, max int) 
 		}
 		if d.exists(epoch, lim, ph) {
 			out = append(out, []byte(d.key))
-			anchor.Key = []byte(d.sortKey)
+			anchor.Key = []byte(d.key)
 		}
 		return true
-	})
+	}
+	if resume {
+		ob.dkeys.Ascend(pivot, visit)
+	} else {
+		ob.dkeys.Scan(visit) // "" is not the least key when keys are integers
+	}
 	return out, nil
 }
 
@@ -135,7 +141,7 @@ func (p *Pool) ListAkeys(u UUID, oid OID, epoch Epoch, dkey []byte, anchor *Anch
 	ph := maxPunch(d.punches, epoch, lim, maxPunch(ob.punches, epoch, lim, order{}))
 	var out [][]byte
 	for _, a := range d.akeys {
-		if anchor.Key != nil && a.sortKey <= string(anchor.Key) {
+		if anchor.Key != nil && cmpKey(a.key, string(anchor.Key), ob.akeyInt) <= 0 {
 			continue
 		}
 		if len(out) == max {
@@ -144,7 +150,7 @@ func (p *Pool) ListAkeys(u UUID, oid OID, epoch Epoch, dkey []byte, anchor *Anch
 		}
 		if a.exists(epoch, lim, ph) {
 			out = append(out, []byte(a.key))
-			anchor.Key = []byte(a.sortKey)
+			anchor.Key = []byte(a.key)
 		}
 	}
 	return out, nil

@@ -54,7 +54,7 @@ var (
 	mDkeys  = []string{"d0", "d1"}
 	mSingle = []string{"s0", "s1"}
 	mArrays = []string{"a0", "a1"}
-	mOIDs   = []OID{{Hi: 0, Lo: 1}, {Hi: 0, Lo: 2}}
+	mOIDs   = []OID{{Hi: 0, Lo: 1}, {Hi: uint64(ObjMultiUint64) << 56, Lo: 2}} // the second orders keys as integers
 )
 
 // horizon is the newest punch covering (oid, dkey, akey) visible at e.

@@ -117,25 +117,23 @@ func (p *Pool) obj(c *contNode, oid OID, create bool) *objNode {
 }
 
 func (p *Pool) dkey(ob *objNode, key []byte, create bool) *dkeyNode {
-	sk := sortKeyOf(key, ob.oid.Type().DkeyUint64())
-	d := ob.lookupDkey(sk)
+	d := ob.lookupDkey(string(key)) // no allocation: the conversion does not escape
 	if d == nil && create {
-		d = &dkeyNode{key: string(key), sortKey: sk}
+		d = &dkeyNode{key: string(key)}
 		ob.dkeys.Set(d)
 	}
 	return d
 }
 
 func (p *Pool) akey(ob *objNode, d *dkeyNode, key []byte, create bool) *akeyNode {
-	sk := sortKeyOf(key, ob.oid.Type().AkeyUint64())
-	i, ok := d.findAkey(sk)
+	i, ok := d.findAkey(string(key), ob.akeyInt)
 	if ok {
 		return d.akeys[i]
 	}
 	if !create {
 		return nil
 	}
-	a := &akeyNode{key: string(key), sortKey: sk}
+	a := &akeyNode{key: string(key)}
 	d.akeys = append(d.akeys, nil)
 	copy(d.akeys[i+1:], d.akeys[i:])
 	d.akeys[i] = a
@@ -224,7 +222,7 @@ func (p *Pool) destroy(c *contNode, o *op) {
 		}
 		p.scmUsed -= punchOverhead * int64(len(d.punches))
 		ob.dkeys.Delete(d)
-	} else if i, ok := d.findAkey(sortKeyOf(o.keys[0], ob.oid.Type().AkeyUint64())); ok {
+	} else if i, ok := d.findAkey(string(o.keys[0]), ob.akeyInt); ok {
 		p.releaseAkey(d.akeys[i])
 		d.akeys = append(d.akeys[:i], d.akeys[i+1:]...)
 	}

@@ -148,7 +148,7 @@ type LogSegment struct {
 	Records    int
 	FirstSeq   uint64
 	LastSeq    uint64
-	TailBytes  int64 // bytes after the last intact record (a torn tail)
+	TailBytes  int64 // non-zero bytes after the last intact record (a torn tail)
 	Kinds      map[string]int
 	Checkpoint bool // covered by the checkpoint (would be deleted at open)
 }
@@ -202,7 +202,8 @@ func InspectLog(dir string) (LogReport, error) {
 			ls.Kinds[o.kind.String()]++
 			off += n
 		}
-		ls.TailBytes = int64(len(b) - off)
+		ls.TailBytes = int64(tornBytes(b[off:]))
+		ls.Bytes = int64(off) // the log's content; the rest is zero fill
 		r.Segments = append(r.Segments, ls)
 	}
 	return r, nil

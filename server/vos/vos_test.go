@@ -2,7 +2,10 @@ package vos
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/godaos/godaos/internal/daoserr"
@@ -517,4 +520,99 @@ func TestSpaceExhaustion(t *testing.T) {
 			t.Fatal("SCM tier never filled")
 		}
 	}
+}
+
+func TestLogDamage(t *testing.T) {
+	setup := func(t *testing.T) (string, []int) {
+		dir := t.TempDir()
+		if err := Format(dir, FormatOptions{ScmSize: 1 << 20, NvmeSize: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.CreateContainer(tCont, ContOptions{})
+		for i := range 3 {
+			putSV(t, p, Epoch(i+1), "d", string(rune('a'+i)), "value")
+		}
+		p.Close()
+		b, _ := os.ReadFile(filepath.Join(dir, segName(0)))
+		var offs []int // record starts
+		for off := 0; ; {
+			_, n, err := readRecord(b[off:])
+			if err != nil {
+				break
+			}
+			offs = append(offs, off)
+			off += n
+		}
+		return dir, offs
+	}
+	flip := func(t *testing.T, path string, off int) {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var b [1]byte
+		f.ReadAt(b[:], int64(off))
+		b[0] ^= 0xff
+		f.WriteAt(b[:], int64(off))
+	}
+	t.Run("bad record in the last segment is a torn tail: cut there", func(t *testing.T) {
+		dir, offs := setup(t)
+		flip(t, filepath.Join(dir, segName(0)), offs[3]+recHeader+2) // the update of "c"
+		p, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if got := getSV(t, p, EpochMax, "d", "b"); got != "value" {
+			t.Errorf("record before the damage lost: %q", got)
+		}
+		if got := getSV(t, p, EpochMax, "d", "c"); got != "" {
+			t.Errorf("damaged record replayed: %q", got)
+		}
+		if in := p.Query(); in.TruncatedBytes == 0 || in.ReplayedRecords != 3 {
+			t.Errorf("cut %d bytes, replayed %d records", in.TruncatedBytes, in.ReplayedRecords)
+		}
+	})
+	t.Run("bad record with later segments is corruption: open refuses", func(t *testing.T) {
+		dir, offs := setup(t)
+		flip(t, filepath.Join(dir, segName(0)), offs[2]+recHeader+2)
+		if err := os.WriteFile(filepath.Join(dir, segName(1)), make([]byte, 4096), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(dir, Options{})
+		if !daoserr.Is(err, daoserr.DFInval) || !strings.Contains(err.Error(), segName(0)) {
+			t.Fatalf("got %v, want DER_DF_INVAL naming the segment", err)
+		}
+	})
+	t.Run("read-only open does not cut", func(t *testing.T) {
+		dir, offs := setup(t)
+		path := filepath.Join(dir, segName(0))
+		flip(t, path, offs[3]+recHeader+2)
+		before, _ := os.ReadFile(path)
+		p, err := Open(dir, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		after, _ := os.ReadFile(path)
+		if !bytes.Equal(before, after) {
+			t.Fatal("read-only open modified the log")
+		}
+	})
+	t.Run("a second open of a target in use is refused", func(t *testing.T) {
+		dir, _ := setup(t)
+		p, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if _, err := Open(dir, Options{ReadOnly: true}); !daoserr.Is(err, daoserr.Busy) {
+			t.Fatalf("got %v, want DER_BUSY", err)
+		}
+	})
 }

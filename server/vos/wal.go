@@ -17,11 +17,17 @@ import (
 //
 //	u32 payload length | u32 crc32c(payload) | payload (an encoded op)
 //
-// appended to the active segment. A batch of records is written with one write and
-// made durable with one fdatasync (group commit). On open, records are replayed in
-// order until the first one that is short or fails its checksum: in the last
-// segment that is a torn tail from a crash, and the file is cut there; anywhere
-// else it is corruption and open fails.
+// written at the end of the active segment. A batch of records is written with one
+// write and made durable with one fdatasync (group commit).
+//
+// Segments are preallocated with zeros when created, so a commit overwrites blocks
+// that already exist: fdatasync then flushes data only, with no file-size or extent
+// change for the filesystem to journal. A zero length marks the end of the log.
+//
+// On open, records are replayed in order until the first one that is zero, short
+// or fails its checksum. In the last segment, non-zero bytes from there on are a
+// torn tail from a crash and are zeroed (cut); anywhere else a bad record is
+// corruption and open fails.
 
 const recHeader = 8
 
@@ -60,7 +66,7 @@ func readRecord(b []byte) ([]byte, int, error) {
 }
 
 func (p *Pool) appendLog(b []byte) error {
-	if _, err := p.seg.Write(b); err != nil {
+	if _, err := p.seg.WriteAt(b, p.segSize); err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "write log %s", p.seg.Name())
 	}
 	if err := unix.Fdatasync(int(p.seg.Fd())); err != nil {
@@ -103,16 +109,41 @@ func (p *Pool) load() error {
 	if p.opts.ReadOnly {
 		return nil
 	}
-	p.seg, err = os.OpenFile(filepath.Join(p.dir, segName(p.segNo)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if len(live) == 0 {
+		p.seg, err = p.createSegment(p.segNo)
+	} else {
+		p.seg, err = os.OpenFile(filepath.Join(p.dir, segName(p.segNo)), os.O_WRONLY, 0)
+	}
 	if err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "open %s: log segment", p.dir)
 	}
-	st, err := p.seg.Stat()
-	if err != nil {
-		return daoserr.Wrap(daoserr.IO, err, "open %s: log segment", p.dir)
-	}
-	p.segSize = st.Size()
 	return syncDir(p.dir)
+}
+
+// segPrealloc is how much of a new segment is zero-filled up front: enough for the
+// log to reach the checkpoint threshold without growing the file.
+func (p *Pool) segPrealloc() int64 {
+	return min(max(2*p.opts.CheckpointBytes, 64<<10), 128<<20)
+}
+
+// createSegment makes a new, zero-filled, synced log segment.
+func (p *Pool) createSegment(n uint64) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(p.dir, segName(n)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	zeros := make([]byte, min(p.segPrealloc(), 1<<20))
+	for off := int64(0); off < p.segPrealloc(); off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros, off); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (p *Pool) replaySegment(s uint64, last bool) error {
@@ -125,21 +156,24 @@ func (p *Pool) replaySegment(s uint64, last bool) error {
 	for off < len(b) {
 		payload, n, err := readRecord(b[off:])
 		if err != nil {
+			tail := tornBytes(b[off:])
+			if tail == 0 {
+				break // the zero-filled rest of the segment
+			}
 			if !last {
 				return daoserr.Newf(daoserr.DFInval, "open %s: log segment %s is corrupt at offset %d and later segments exist", p.dir, path, off).
 					WithResolution("inspect with 'ddb log' and restore the target from a replica")
 			}
-			cut := int64(len(b) - off)
-			p.truncated += cut
+			p.truncated += int64(tail)
 			if p.opts.ReadOnly {
-				p.log.Warn("ignoring torn log tail (read-only: not cut)", "segment", path, "offset", off, "bytes", cut)
+				p.log.Warn("ignoring torn log tail (read-only: not cut)", "segment", path, "offset", off, "bytes", tail)
 			} else {
-				p.log.Warn("cut torn log tail", "segment", path, "offset", off, "bytes", cut)
-				if err := os.Truncate(path, int64(off)); err != nil {
+				p.log.Warn("cut torn log tail", "segment", path, "offset", off, "bytes", tail)
+				if err := zeroRange(path, int64(off), int64(tail)); err != nil {
 					return daoserr.Wrap(daoserr.IO, err, "open %s: cut torn log tail", p.dir)
 				}
 			}
-			return nil
+			break
 		}
 		o, err := decodeOp(payload)
 		if err == nil && o.seq <= p.seq {
@@ -157,7 +191,34 @@ func (p *Pool) replaySegment(s uint64, last bool) error {
 		p.replayed++
 		off += n
 	}
+	if last {
+		p.segSize = int64(off)
+	}
 	return nil
+}
+
+// tornBytes is the length of b up to its last non-zero byte: what a crash left
+// after the last intact record (0 if the rest is clean zero fill).
+func tornBytes(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// zeroRange overwrites [off, off+n) of a file with zeros and syncs it.
+func zeroRange(path string, off, n int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, n), off); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // rebuildAllocator marks every data-file extent the index references as used.
@@ -205,7 +266,7 @@ func (p *Pool) Checkpoint() error { return p.control(p.checkpoint) }
 // its segments or the new one with its (empty or short) segment.
 func (p *Pool) checkpoint() error {
 	next := p.segNo + 1
-	seg, err := os.OpenFile(filepath.Join(p.dir, segName(next)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	seg, err := p.createSegment(next)
 	if err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "checkpoint %s: new log segment", p.dir)
 	}
