@@ -37,6 +37,7 @@ type cli struct {
 	Bytes            vosperf.ByteSize   `placeholder:"SIZE" xor:"amount" help:"Bytes per phase per size instead of --count."`
 	RawCount         int                `placeholder:"N" help:"Ops per raw baseline phase (default: as --count)."`
 	Raw              bool               `default:"true" negatable:"" help:"Measure raw pwrite+fdatasync, write+fdatasync and pread baselines."`
+	Rounds           int                `default:"8" placeholder:"N" help:"Interleave each VOS phase with its raw baselines in N rounds of alternating blocks, so both see the same device state (e.g. a cloud disk's burst credit); 1: run them one after another."`
 	JSON             bool               `help:"Print the report as JSON."`
 
 	ScmSize    vosperf.ByteSize `placeholder:"SIZE" help:"SCM tier size (default: sized to the workload)."`
@@ -49,7 +50,7 @@ type cli struct {
 	Quiet    bool   `short:"q" help:"No progress lines on stderr."`
 	Keep     bool   `help:"Keep the formatted targets after the run (their paths go to stderr), e.g. to inspect them with ddb."`
 
-	Preset   string `placeholder:"NAME" enum:",issue" default:"" help:"Run a fixed set of comparisons with their targets instead (issue: the docs/performance.md figures; uses --dir and --tmpfs-dir only)."`
+	Preset   string `placeholder:"NAME" enum:",issue" default:"" help:"Run a fixed set of comparisons with their targets instead (issue: the docs/performance.md figures; uses --dir, --tmpfs-dir, --rounds and --seed only)."`
 	TmpfsDir string `default:"/dev/shm" placeholder:"DIR" help:"tmpfs directory for the preset's in-memory runs."`
 }
 
@@ -80,7 +81,7 @@ func (c *cli) run(ctx context.Context) (*vosperf.Report, error) {
 		progress = nil
 	}
 	if c.Preset != "" {
-		return vosperf.RunPreset(ctx, c.Preset, vosperf.PresetOptions{Dir: c.Dir, TmpfsDir: c.TmpfsDir, Seed: c.Seed, Progress: progress})
+		return vosperf.RunPreset(ctx, c.Preset, vosperf.PresetOptions{Dir: c.Dir, TmpfsDir: c.TmpfsDir, Seed: c.Seed, Rounds: c.Rounds, Progress: progress})
 	}
 	cs, err := checksum.Parse(c.Csum)
 	if err != nil {
@@ -89,7 +90,7 @@ func (c *cli) run(ctx context.Context) (*vosperf.Report, error) {
 	cfg := vosperf.Config{
 		Dir: c.Dir, ScmDir: c.ScmDir, DataFile: c.DataFile,
 		Sizes: c.Sizes, Concurrency: c.Concurrency, FetchConcurrency: c.FetchConcurrency,
-		Count: c.Count, Bytes: c.Bytes, RawCount: c.RawCount, Raw: c.Raw,
+		Count: c.Count, Bytes: c.Bytes, RawCount: c.RawCount, Raw: c.Raw, Rounds: c.Rounds,
 		ScmSize: c.ScmSize, NvmeSize: c.NvmeSize, DataThresh: c.DataThresh,
 		Csum: cs, NoCsum: cs == checksum.Off,
 		MemCount: c.MemCount, Seed: c.Seed, Progress: progress, Keep: c.Keep,

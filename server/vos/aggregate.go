@@ -31,7 +31,7 @@ func (p *Pool) Aggregate(u UUID, lo, hi Epoch, snapshots []Epoch) error {
 	if lo > hi || hi == EpochMax {
 		return daoserr.Newf(daoserr.Inval, "aggregate container %s: bad epoch range [%d, %d]", u, lo, hi)
 	}
-	return p.submit(&op{kind: opAggregate, cont: u, lo: lo, hi: hi, snaps: slices.Clone(snapshots)}, nil)
+	return p.submit(&op{kind: opAggregate, cont: u, lo: lo, hi: hi, snaps: slices.Clone(snapshots)})
 }
 
 // Discard removes every record of container u with an epoch in [lo, hi], as if
@@ -40,7 +40,7 @@ func (p *Pool) Discard(u UUID, lo, hi Epoch) error {
 	if lo > hi {
 		return daoserr.Newf(daoserr.Inval, "discard container %s: bad epoch range [%d, %d]", u, lo, hi)
 	}
-	return p.submit(&op{kind: opDiscard, cont: u, lo: lo, hi: hi}, nil)
+	return p.submit(&op{kind: opDiscard, cont: u, lo: lo, hi: hi})
 }
 
 func readPoints(lo, hi Epoch, snaps []Epoch) []Epoch {

@@ -31,18 +31,18 @@ func (p *Pool) CreateContainer(u UUID, co ContOptions) error {
 	if co.CsumChunk == 0 {
 		co.CsumChunk = defaultCsumChunk
 	}
-	return p.submit(&op{kind: opContCreate, cont: u, csum: co.Csum, chunk: co.CsumChunk}, nil)
+	return p.submit(&op{kind: opContCreate, cont: u, csum: co.Csum, chunk: co.CsumChunk})
 }
 
 // DestroyContainer removes a container and everything in it, returning its space.
 func (p *Pool) DestroyContainer(u UUID) error {
-	return p.submit(&op{kind: opContDestroy, cont: u}, nil)
+	return p.submit(&op{kind: opContDestroy, cont: u})
 }
 
 // DestroyObject removes an object with all its history (not a punch: nothing of it
 // stays readable at any epoch).
 func (p *Pool) DestroyObject(u UUID, oid OID) error {
-	return p.submit(&op{kind: opDestroy, cont: u, oid: oid}, nil)
+	return p.submit(&op{kind: opDestroy, cont: u, oid: oid})
 }
 
 // DestroyKey removes a dkey (akey nil) or an akey with all history. ddb uses it to
@@ -58,7 +58,7 @@ func (p *Pool) DestroyKey(u UUID, oid OID, dkey, akey []byte) error {
 		}
 		o.keys = [][]byte{akey}
 	}
-	return p.submit(o, nil)
+	return p.submit(o)
 }
 
 func checkWriteEpoch(e Epoch) error {
@@ -73,7 +73,7 @@ func (p *Pool) PunchObject(u UUID, oid OID, epoch Epoch, flags CondFlags) error 
 	if err := checkWriteEpoch(epoch); err != nil {
 		return err
 	}
-	return p.submit(&op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch}, nil)
+	return p.submit(&op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch})
 }
 
 // PunchDkeys hides dkeys (and everything under them) at epoch and later.
@@ -89,7 +89,7 @@ func (p *Pool) PunchDkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkeys [
 			return daoserr.Context(err, "punch obj %s", oid)
 		}
 	}
-	return p.submit(&op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, keys: dkeys}, nil)
+	return p.submit(&op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, keys: dkeys})
 }
 
 // PunchAkeys hides akeys of one dkey at epoch and later.
@@ -108,7 +108,7 @@ func (p *Pool) PunchAkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []
 			return daoserr.Context(err, "punch obj %s dkey %q", oid, dkey)
 		}
 	}
-	return p.submit(&op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, dkey: dkey, keys: akeys}, nil)
+	return p.submit(&op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, dkey: dkey, keys: akeys})
 }
 
 // Update writes values under one dkey at epoch, atomically: all IODs or none.
@@ -140,20 +140,15 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 		return daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s does not exist on this target", oid, u)
 	}
 	o := &op{kind: opUpdate, cont: u, oid: oid, epoch: epoch, dkey: dkey, cond: flags}
-	var nvme []extent
-	fail := func(err error) error {
-		p.releaseAll(nvme)
-		return err
-	}
 	var total uint64
 	for i := range iods {
 		iod := &iods[i]
 		if err := checkKey("akey", iod.Akey); err != nil {
-			return fail(daoserr.Context(err, "update obj %s dkey %q", oid, dkey))
+			return daoserr.Context(err, "update obj %s dkey %q", oid, dkey)
 		}
 		for j := 0; j < i; j++ {
 			if string(iods[j].Akey) == string(iod.Akey) {
-				return fail(daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: akey %q appears twice", oid, dkey, iod.Akey))
+				return daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: akey %q appears twice", oid, dkey, iod.Akey)
 			}
 		}
 		if flags&CondPerAkey != 0 && o.akeyCond == nil {
@@ -163,14 +158,14 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 		var err error
 		switch iod.Type {
 		case IODSingle:
-			err = p.buildSingle(o, iod, sgls[i], ct, &nvme)
+			err = p.buildSingle(o, iod, sgls[i], ct)
 		case IODArray:
-			err = p.buildArray(o, iod, sgls[i], ct, chunk, &nvme)
+			err = p.buildArray(o, iod, sgls[i], ct, chunk)
 		default:
 			err = daoserr.Newf(daoserr.Inval, "akey %q: IOD type %d, want single (1) or array (2)", iod.Akey, iod.Type)
 		}
 		if err != nil {
-			return fail(daoserr.Context(err, "update obj %s dkey %q", oid, dkey))
+			return daoserr.Context(err, "update obj %s dkey %q", oid, dkey)
 		}
 		for k := before; k < len(o.vals); k++ {
 			total += o.vals[k].dataLen()
@@ -179,13 +174,13 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 			}
 		}
 		if total > MaxUpdateBytes {
-			return fail(daoserr.Newf(daoserr.Rec2Big, "update obj %s dkey %q: %d bytes in one update, limit %d", oid, dkey, total, MaxUpdateBytes))
+			return daoserr.Newf(daoserr.Rec2Big, "update obj %s dkey %q: %d bytes in one update, limit %d", oid, dkey, total, MaxUpdateBytes)
 		}
 	}
-	return p.submit(o, nvme)
+	return p.submit(o)
 }
 
-func (p *Pool) buildSingle(o *op, iod *IOD, sgl SGL, ct checksum.Type, nvme *[]extent) error {
+func (p *Pool) buildSingle(o *op, iod *IOD, sgl SGL, ct checksum.Type) error {
 	if iod.Size == 0 { // punch of the value
 		o.vals = append(o.vals, valueRec{akey: iod.Akey, typ: IODSingle, flags: recHole})
 		return nil
@@ -198,14 +193,12 @@ func (p *Pool) buildSingle(o *op, iod *IOD, sgl SGL, ct checksum.Type, nvme *[]e
 	}
 	v := valueRec{akey: iod.Akey, typ: IODSingle, rsize: iod.Size}
 	src := sglRange(sgl, 0, iod.Size, nil)
-	if err := p.store(&v, src, [][2]uint64{{0, iod.Size}}, ct, nvme); err != nil {
-		return daoserr.Context(err, "akey %q", iod.Akey)
-	}
+	p.store(o, &v, src, [][2]uint64{{0, iod.Size}}, ct)
 	o.vals = append(o.vals, v)
 	return nil
 }
 
-func (p *Pool) buildArray(o *op, iod *IOD, sgl SGL, ct checksum.Type, chunk uint32, nvme *[]extent) error {
+func (p *Pool) buildArray(o *op, iod *IOD, sgl SGL, ct checksum.Type, chunk uint32) error {
 	if len(iod.Recxs) == 0 {
 		return daoserr.Newf(daoserr.Inval, "akey %q: array IOD without extents", iod.Akey)
 	}
@@ -238,51 +231,39 @@ func (p *Pool) buildArray(o *op, iod *IOD, sgl SGL, ct checksum.Type, chunk uint
 		n := rx.Nr * iod.Size
 		v := valueRec{akey: iod.Akey, typ: IODArray, rsize: iod.Size, recx: rx}
 		src := sglRange(sgl, pos, n, nil)
-		if err := p.store(&v, src, csumPieces(rx, iod.Size, chunk), ct, nvme); err != nil {
-			return daoserr.Context(err, "akey %q extent %v", iod.Akey, rx)
-		}
+		p.store(o, &v, src, csumPieces(rx, iod.Size, chunk), ct)
 		o.vals = append(o.vals, v)
 		pos += n
 	}
 	return nil
 }
 
-// store places one value's data: inline (copied into buf) below data_thresh, else
-// into newly allocated data-file space with a vectored write from the caller's
-// buffers. Checksums of each piece (byte ranges within the value) follow.
-func (p *Pool) store(v *valueRec, src [][]byte, pieces [][2]uint64, ct checksum.Type, nvme *[]extent) error {
+// store places one value's data: inline (copied into buf) below data_thresh;
+// otherwise the value is marked for the NVMe tier and the caller's buffers are
+// remembered, to be written by the committer straight from them (see placeData).
+// Checksums of each piece (byte ranges within the value) follow the data in buf.
+// v is about to become o.vals[len(o.vals)].
+func (p *Pool) store(o *op, v *valueRec, src [][]byte, pieces [][2]uint64, ct checksum.Type) {
 	n := v.dataLen()
 	csumLen := uint64(len(pieces) * ct.Size())
-	var sums []byte
 	if n < p.sb.DataThresh {
 		v.buf = make([]byte, n, n+csumLen)
 		copyFrom(v.buf, src)
-		sums = v.buf[n:n]
+		sums := v.buf[n:n]
 		for _, pc := range pieces {
 			sums = ct.Append(sums, v.buf[pc[0]:pc[1]])
 		}
 		v.buf = v.buf[:n+csumLen]
-		return nil
-	}
-	off, ok := p.alloc.alloc(n)
-	if !ok {
-		used, total := p.alloc.usage()
-		return daoserr.Newf(daoserr.NoSpace, "NVMe tier of target %s is full (%d of %d bytes used, %d needed)", p.dir, used, total, roundUp(n)).
-			WithResolution("aggregate or delete data, or give the pool more NVMe space")
-	}
-	*nvme = append(*nvme, extent{off, n})
-	if err := pwritev(p.data.Fd(), src, int64(off)); err != nil {
-		return daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
+		return
 	}
 	v.flags |= recNVMe
-	v.off = off
 	v.buf = make([]byte, 0, csumLen)
 	var scratch [][]byte
 	for _, pc := range pieces {
 		scratch = sglRange(src, pc[0], pc[1]-pc[0], scratch[:0])
 		v.buf = ct.AppendSlices(v.buf, scratch)
 	}
-	return nil
+	o.data = append(o.data, pendingData{val: len(o.vals), src: src, n: n})
 }
 
 // csumPieces splits an extent at checksum-chunk boundaries aligned to absolute

@@ -57,6 +57,15 @@ type op struct {
 	// not logged: conditions checked by the committer
 	cond     CondFlags
 	akeyCond []CondFlags // per vals entry when CondPerAkey
+	// not logged: NVMe-tier values whose data the committer writes
+	data []pendingData
+}
+
+// pendingData is an NVMe-tier value still in the caller's buffers.
+type pendingData struct {
+	val int      // index in op.vals
+	src [][]byte // the data, as the caller's scatter-gather list
+	n   uint64
 }
 
 // valueRec is one single value or one array extent of an update.

@@ -58,6 +58,8 @@ type Pool struct {
 	ckptTime  time.Time
 	replayed  int
 	truncated int64
+	spare     chan spareSegment // the next segment, zero-filled in the background
+	dwrites   []dataWrite       // data-file writes of the run being committed
 
 	failed  atomic.Pointer[error]
 	gate    sync.RWMutex // submitters hold it shared; Close exclusively
@@ -202,6 +204,7 @@ func Open(dir string, opts Options) (*Pool, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			p.dropSpare()
 			p.closeFiles()
 		}
 	}()
@@ -261,6 +264,7 @@ func (p *Pool) Close() error {
 	close(p.reqs)
 	p.gate.Unlock()
 	<-p.loopEnd
+	p.dropSpare()
 	return p.closeFiles()
 }
 
@@ -282,7 +286,6 @@ func (p *Pool) Dir() string { return p.dir }
 type request struct {
 	op     *op
 	fn     func() error // control action run by the committer (checkpoint)
-	nvme   []extent     // data-file space this op wrote; released if it is rejected
 	err    error
 	done   chan struct{}
 	notify func(error) // optional instead of done
@@ -291,21 +294,19 @@ type request struct {
 var reqPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
 // submit hands an op to the committer and waits until it is durable (or rejected).
-func (p *Pool) submit(o *op, nvme []extent) error {
+func (p *Pool) submit(o *op) error {
 	if p.opts.ReadOnly {
-		p.releaseAll(nvme)
 		return daoserr.Newf(daoserr.NoPerm, "%s: target %s is open read-only", o.kind, p.dir)
 	}
 	r := reqPool.Get().(*request)
-	r.op, r.nvme, r.err, r.fn = o, nvme, nil, nil
+	r.op, r.err, r.fn = o, nil, nil
 	if err := p.send(r); err != nil {
-		p.releaseAll(nvme)
 		reqPool.Put(r)
 		return err
 	}
 	<-r.done
 	err := r.err
-	r.op, r.nvme = nil, nil
+	r.op = nil
 	reqPool.Put(r)
 	return err
 }
@@ -331,12 +332,6 @@ func (p *Pool) control(fn func() error) error {
 	}
 	<-r.done
 	return r.err
-}
-
-func (p *Pool) releaseAll(es []extent) {
-	for _, e := range es {
-		p.alloc.release(e.off, e.len)
-	}
 }
 
 func (p *Pool) commitLoop() {
@@ -398,14 +393,14 @@ func (p *Pool) runControl(fn func() error) error {
 func (p *Pool) commitRun(run []*request) {
 	if e := p.failed.Load(); e != nil {
 		for _, r := range run {
-			p.releaseAll(r.nvme)
 			r.err = *e
 			r.done <- struct{}{}
 		}
 		return
 	}
 	p.wbuf = p.wbuf[:0]
-	applied, nvme := 0, false
+	p.dwrites = p.dwrites[:0]
+	applied := 0
 	p.mu.Lock()
 	for _, r := range run {
 		if err := p.check(r.op); err != nil {
@@ -416,21 +411,24 @@ func (p *Pool) commitRun(run []*request) {
 			r.err = err
 			continue
 		}
+		if err := p.placeData(r.op); err != nil {
+			r.err = err
+			continue
+		}
 		p.seq++
 		r.op.seq = p.seq
 		p.apply(r.op)
 		p.wbuf = appendRecord(p.wbuf, r.op)
 		applied++
-		nvme = nvme || len(r.nvme) > 0
 	}
 	p.mu.Unlock()
 
 	var err error
 	if applied > 0 {
-		if nvme {
-			if err = unix.Fdatasync(int(p.data.Fd())); err != nil {
-				err = daoserr.Wrap(daoserr.IO, err, "sync data file %s", p.data.Name())
-			}
+		// Data first, then the log records that reference it: a record must never
+		// be durable before its data.
+		if len(p.dwrites) > 0 {
+			err = p.writeData()
 		}
 		if err == nil {
 			err = p.appendLog(p.wbuf)
@@ -449,13 +447,65 @@ func (p *Pool) commitRun(run []*request) {
 		p.pendingFree = p.pendingFree[:0]
 	}
 	for _, r := range run {
-		if r.err != nil {
-			p.releaseAll(r.nvme)
-		} else if err != nil {
+		if r.err == nil && err != nil {
 			r.err = err
 		}
 		r.done <- struct{}{}
 	}
+}
+
+// dataWrite is one vectored write of the data file: values placed back to back.
+type dataWrite struct {
+	off, len uint64
+	bufs     [][]byte
+}
+
+var zeroBlock = make([]byte, blockSize)
+
+// placeData allocates data-file space for an op's NVMe-tier values and queues
+// their writes, merging them with the run's previous write when adjacent, so a
+// group commit of many small values costs one pwritev. Values are padded to whole
+// blocks (from a shared zero block) so that consecutive allocations stay adjacent.
+func (p *Pool) placeData(o *op) error {
+	for i, d := range o.data {
+		off, ok := p.alloc.alloc(d.n)
+		if !ok {
+			for _, prev := range o.data[:i] {
+				p.alloc.release(o.vals[prev.val].off, prev.n)
+			}
+			used, total := p.alloc.usage()
+			return daoserr.Newf(daoserr.NoSpace, "update obj %s dkey %q: NVMe tier of target %s is full (%d of %d bytes used, %d needed)",
+				o.oid, o.dkey, p.dir, used, total, roundUp(d.n)).WithResolution("aggregate or delete data, or give the pool more NVMe space")
+		}
+		o.vals[d.val].off = off
+	}
+	for _, d := range o.data {
+		off, n := o.vals[d.val].off, roundUp(d.n)
+		bufs := d.src
+		if pad := n - d.n; pad > 0 {
+			bufs = append(bufs[:len(bufs):len(bufs)], zeroBlock[:pad])
+		}
+		if k := len(p.dwrites) - 1; k >= 0 && p.dwrites[k].off+p.dwrites[k].len == off {
+			p.dwrites[k].len += n
+			p.dwrites[k].bufs = append(p.dwrites[k].bufs, bufs...)
+			continue
+		}
+		p.dwrites = append(p.dwrites, dataWrite{off: off, len: n, bufs: append([][]byte(nil), bufs...)})
+	}
+	return nil
+}
+
+// writeData performs the queued data writes and makes them durable.
+func (p *Pool) writeData() error {
+	for _, w := range p.dwrites {
+		if err := pwritev(p.data.Fd(), w.bufs, int64(w.off)); err != nil {
+			return daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
+		}
+	}
+	if err := unix.Fdatasync(int(p.data.Fd())); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "sync data file %s", p.data.Name())
+	}
+	return nil
 }
 
 func (p *Pool) checkSpace(o *op) error {

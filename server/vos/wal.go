@@ -117,23 +117,64 @@ func (p *Pool) load() error {
 	if err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "open %s: log segment", p.dir)
 	}
+	os.Remove(filepath.Join(p.dir, spareName)) // half-filled by a previous run, maybe
+	p.prepareSpare()
 	return syncDir(p.dir)
 }
 
 // segPrealloc is how much of a new segment is zero-filled up front: enough for the
 // log to reach the checkpoint threshold without growing the file.
 func (p *Pool) segPrealloc() int64 {
-	return min(max(2*p.opts.CheckpointBytes, 64<<10), 128<<20)
+	return min(max(p.opts.CheckpointBytes+p.opts.CheckpointBytes/4, 64<<10), 80<<20)
 }
 
-// createSegment makes a new, zero-filled, synced log segment.
+const spareName = "wal-spare.tmp"
+
+type spareSegment struct {
+	f   *os.File
+	err error
+}
+
+// prepareSpare zero-fills the next segment in the background, so a checkpoint
+// does not stall commits while it writes tens of megabytes of zeros.
+func (p *Pool) prepareSpare() {
+	ch := make(chan spareSegment, 1)
+	p.spare = ch
+	go func() {
+		f, err := p.zeroFilled(filepath.Join(p.dir, spareName))
+		ch <- spareSegment{f, err}
+	}()
+}
+
+// createSegment makes log segment n, zero-filled and synced: the spare one if it
+// is ready, else a new one.
 func (p *Pool) createSegment(n uint64) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(p.dir, segName(n)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	path := filepath.Join(p.dir, segName(n))
+	if p.spare != nil {
+		select {
+		case s := <-p.spare:
+			p.spare = nil
+			if s.err == nil {
+				if err := os.Rename(filepath.Join(p.dir, spareName), path); err == nil {
+					p.prepareSpare()
+					return s.f, nil
+				}
+				s.f.Close()
+			}
+		default: // still being filled: do not wait for it
+		}
+	}
+	return p.zeroFilled(path)
+}
+
+func (p *Pool) zeroFilled(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	zeros := make([]byte, min(p.segPrealloc(), 1<<20))
-	for off := int64(0); off < p.segPrealloc(); off += int64(len(zeros)) {
+	size := p.segPrealloc()
+	zeros := make([]byte, min(size, 1<<20))
+	for off := int64(0); off < size; off += int64(len(zeros)) {
 		if _, err := f.WriteAt(zeros, off); err != nil {
 			f.Close()
 			return nil, err
@@ -144,6 +185,18 @@ func (p *Pool) createSegment(n uint64) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// dropSpare waits for the background fill and removes the spare segment.
+func (p *Pool) dropSpare() {
+	if p.spare == nil {
+		return
+	}
+	if s := <-p.spare; s.err == nil {
+		s.f.Close()
+	}
+	p.spare = nil
+	os.Remove(filepath.Join(p.dir, spareName))
 }
 
 func (p *Pool) replaySegment(s uint64, last bool) error {

@@ -114,6 +114,12 @@ type Config struct {
 	RawCount int
 	// Raw measures the raw-file baselines next to every VOS row.
 	Raw bool
+	// Rounds is how many turns each VOS phase and its raw baselines take on the
+	// device: every phase's ops are cut into Rounds blocks, and round i runs block
+	// i of each phase in turn, so VOS and raw I/O meet the same device state (a
+	// throttled disk's burst credit, say) instead of whichever runs first getting
+	// the best of it. 0 means 8; 1 runs each phase in one go, one after another.
+	Rounds int
 
 	ScmSize    ByteSize // 0: sized to the workload
 	NvmeSize   ByteSize // 0: sized to the workload
@@ -141,6 +147,7 @@ const (
 	defaultMaxCount   = 10000
 	defaultMinCount   = 64
 	defaultVerify     = 64
+	defaultRounds     = 8
 	arrayChunk        = 1 << 20 // DAOS's default array chunk: one dkey per MiB
 	memValueSize      = 64
 )
@@ -178,6 +185,9 @@ func (c *Config) validate() error {
 	if c.FetchConcurrency < 0 || c.FetchConcurrency > 4096 {
 		return fmt.Errorf("fetch concurrency %d: want 0 (same as update) to 4096", c.FetchConcurrency)
 	}
+	if c.Rounds < 0 || c.Rounds > 1<<20 {
+		return fmt.Errorf("rounds %d: want 0 (the default, %d) to %d", c.Rounds, defaultRounds, 1<<20)
+	}
 	if c.Count < 0 || c.RawCount < 0 || c.MemCount < 0 {
 		return fmt.Errorf("counts cannot be negative")
 	}
@@ -214,4 +224,11 @@ func (c *Config) verifyEvery() int {
 		return c.VerifyEvery
 	}
 	return defaultVerify
+}
+
+func (c *Config) rounds() int {
+	if c.Rounds > 0 {
+		return c.Rounds
+	}
+	return defaultRounds
 }

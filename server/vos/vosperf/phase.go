@@ -3,6 +3,7 @@ package vosperf
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -70,41 +71,77 @@ func (s phaseStats) percentile(q float64) time.Duration {
 	return s.lat[min(max(i, 0), len(s.lat)-1)]
 }
 
-// runWorkers runs one goroutine per part; newWorker(w) prepares worker w's state
-// (untimed) and returns its op. All workers start together; the phase's wall time
-// runs from the start to the last op's completion, and every op's latency is kept.
-// The first error stops all workers.
-func runWorkers(ctx context.Context, parts [][]item, newWorker func(w int) func(item) error) (phaseStats, error) {
-	ops := make([]func(item) error, len(parts))
-	for w := range parts {
-		ops[w] = newWorker(w)
+// phase is one timed workload (a VOS update or fetch, or a raw baseline) that
+// runs in blocks, so that several phases can take turns on the device (see
+// interleave). Each worker keeps its state (buffers, counters, its op) from block
+// to block. A phase's wall time is the sum of its own blocks' wall times, and its
+// latencies are those of its own ops only.
+type phase struct {
+	name  string
+	parts [][]item // worker w's ops, in order
+	ops   []func(item) error
+	lats  [][]time.Duration
+	wall  time.Duration
+}
+
+// newPhase prepares (untimed) one worker per part; newWorker(w) returns worker
+// w's op.
+func newPhase(name string, parts [][]item, newWorker func(w int) func(item) error) *phase {
+	p := &phase{name: name, parts: parts, ops: make([]func(item) error, len(parts)), lats: make([][]time.Duration, len(parts))}
+	for w, part := range parts {
+		p.ops[w] = newWorker(w)
+		p.lats[w] = make([]time.Duration, 0, len(part))
+	}
+	return p
+}
+
+// block is worker w's share of block i of k: the i-th of k contiguous, near-equal
+// slices of its ops.
+func (p *phase) block(w, i, k int) []item {
+	m := len(p.parts[w])
+	return p.parts[w][i*m/k : (i+1)*m/k]
+}
+
+// runBlock runs block i of k: one goroutine per worker with ops in it, all
+// started together; the block's wall time runs from the start to the last op's
+// completion. The first error stops all workers.
+func (p *phase) runBlock(ctx context.Context, i, k int) error {
+	blocks := make([][]item, len(p.parts))
+	empty := true
+	for w := range p.parts {
+		blocks[w] = p.block(w, i, k)
+		empty = empty && len(blocks[w]) == 0
+	}
+	if empty {
+		return ctx.Err()
 	}
 	var (
 		stop  atomic.Bool
 		wg    sync.WaitGroup
 		start = make(chan struct{})
-		errs  = make([]error, len(parts))
-		lats  = make([][]time.Duration, len(parts))
+		errs  = make([]error, len(blocks))
 	)
 	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
-	for w, part := range parts {
-		lats[w] = make([]time.Duration, 0, len(part))
+	for w, part := range blocks {
+		if len(part) == 0 {
+			continue
+		}
 		wg.Go(func() {
 			<-start
 			// One clock read per op: an op's latency runs from the previous op's
-			// end (or the start) to its own end, loop overhead included.
+			// end (or the block's start) to its own end, loop overhead included.
 			prev := time.Now()
 			for _, it := range part {
 				if stop.Load() {
 					return
 				}
-				if err := ops[w](it); err != nil {
+				if err := p.ops[w](it); err != nil {
 					errs[w] = err
 					stop.Store(true)
 					return
 				}
 				now := time.Now()
-				lats[w] = append(lats[w], now.Sub(prev))
+				p.lats[w] = append(p.lats[w], now.Sub(prev))
 				prev = now
 			}
 		})
@@ -112,19 +149,42 @@ func runWorkers(ctx context.Context, parts [][]item, newWorker func(w int) func(
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	st := phaseStats{wall: time.Since(t0)}
+	p.wall += time.Since(t0)
 	for _, err := range errs {
 		if err != nil {
-			return st, err
+			return fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return st, err
-	}
-	st.lat = slices.Concat(lats...)
+	return ctx.Err()
+}
+
+// stats is what the phase measured over all the blocks it has run.
+func (p *phase) stats() phaseStats {
+	st := phaseStats{wall: p.wall, lat: slices.Concat(p.lats...)}
 	slices.Sort(st.lat)
 	st.ops = len(st.lat)
-	return st, nil
+	return st
+}
+
+// interleave runs every phase in k rounds. Round i runs block i of each phase,
+// one phase at a time, so all of them see the device in the same state (a cloud
+// disk's burst credit, a filesystem's journal, the page cache's dirty pages)
+// rather than whichever ran first getting the best of it. The order rotates from
+// round to round, so no phase is always the one to start a round or to follow a
+// particular other phase. With a single phase there is nothing to interleave and
+// it runs in one block.
+func interleave(ctx context.Context, k int, phases ...*phase) error {
+	if len(phases) == 1 {
+		k = 1
+	}
+	for i := range k {
+		for j := range phases {
+			if err := phases[(i+j)%len(phases)].runBlock(ctx, i, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ---- value contents ----

@@ -1,7 +1,6 @@
 package vosperf
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,8 +9,8 @@ import (
 )
 
 // Raw baselines: what the filesystem does with the same sizes and concurrency and
-// no engine in between. Results are cached per (kind, dir, size, pattern,
-// concurrency, count), so cases that share a baseline measure it once.
+// no engine in between. Each case measures its own, interleaved with its VOS
+// phases (see interleave), so that both meet the device in the same state.
 //
 //	pwrite+fdatasync  each op writes size bytes at its slot of one preallocated file
 //	                  shared by all goroutines, then fdatasyncs it (what the data-file
@@ -26,145 +25,144 @@ const (
 	rawPread  = "pread"
 )
 
-type rawKey struct {
-	kind        string
-	dir         string
-	size        ByteSize
-	pat         Pattern
-	conc, count int
+// rawFile is one raw baseline's file: n slots of size bytes in dir.
+type rawFile struct {
+	f    *os.File
+	fd   int
+	dir  string
+	size ByteSize
+	n    int
+	data []byte
+
+	closed bool
 }
 
-// rawPositioned measures pwrite+fdatasync with wconc goroutines, then pread of the
-// same slots with rconc goroutines, on a file of n slots in dir.
-func (r *runner) rawPositioned(ctx context.Context, dir string, size ByteSize, pat Pattern, wconc, rconc, n int) (Row, Row, error) {
-	n = max(n, wconc, rconc)
-	wk := rawKey{rawPwrite, dir, size, pat, wconc, n}
-	rk := rawKey{rawPread, dir, size, pat, rconc, n}
-	pw, ok1 := r.raw[wk]
-	pr, ok2 := r.raw[rk]
-	if ok1 && ok2 {
-		return pw, pr, nil
+// close closes and removes the file; calling it again does nothing.
+func (rf *rawFile) close() {
+	if rf.closed {
+		return
 	}
+	rf.closed = true
+	rf.f.Close()
+	os.Remove(rf.f.Name())
+}
+
+// newSlotFile creates the file of pwrite+fdatasync and pread: n slots,
+// preallocated and synced, as VOS's format does for its data file.
+func (r *runner) newSlotFile(dir string, size ByteSize, n int) (*rawFile, error) {
 	f, err := os.CreateTemp(dir, "raw-pwrite-*")
 	if err != nil {
-		return pw, pr, err
+		return nil, err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	fd := int(f.Fd())
+	rf := &rawFile{f: f, fd: int(f.Fd()), dir: dir, size: size, n: n, data: r.pattern(size)}
 	total := int64(n) * int64(size)
-	// Preallocate and sync, as VOS's format does for its data file.
-	if err := unix.Fallocate(fd, 0, 0, total); err != nil {
+	if err := unix.Fallocate(rf.fd, 0, 0, total); err != nil {
 		if err := f.Truncate(total); err != nil {
-			return pw, pr, err
+			rf.close()
+			return nil, err
 		}
 	}
 	if err := f.Sync(); err != nil {
-		return pw, pr, err
+		rf.close()
+		return nil, err
 	}
-	data := r.pattern(size)
-	slots := spread(n, 1)
-	if pat == Rand {
-		shuffle(slots, r.rng)
-	}
-	r.progress("raw %s %v %v c=%d in %s: %d ops", rawPwrite, size, pat, wconc, dir, n)
-	st, err := runWorkers(ctx, split(slots, wconc), func(int) func(item) error {
-		buf := append([]byte(nil), data...)
-		return func(it item) error {
-			stamp(buf, it.k)
-			if err := pwriteFull(fd, buf, int64(it.k)*int64(size)); err != nil {
-				return fmt.Errorf("pwrite %s: %w", f.Name(), err)
-			}
-			if err := unix.Fdatasync(fd); err != nil {
-				return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
-			}
-			return nil
-		}
-	})
-	if err != nil {
-		return pw, pr, err
-	}
-	pw = newRow("raw", rawPwrite, "", size, pat, wconc, st)
-	pw.Dir = dir
-
-	slots = spread(n, 1)
-	if pat == Rand {
-		shuffle(slots, r.rng)
-	}
-	r.progress("raw %s %v %v c=%d in %s: %d ops", rawPread, size, pat, rconc, dir, n)
-	every := r.cfg.verifyEvery()
-	st, err = runWorkers(ctx, split(slots, rconc), func(int) func(item) error {
-		buf := make([]byte, size)
-		i := 0
-		return func(it item) error {
-			if err := preadFull(fd, buf, int64(it.k)*int64(size)); err != nil {
-				return fmt.Errorf("pread %s: %w", f.Name(), err)
-			}
-			if !stampOK(buf, it.k) {
-				return fmt.Errorf("pread %s slot %d: read other bytes than were written", f.Name(), it.k)
-			}
-			if i++; i%every == 0 && !bodyOK(buf, data) {
-				return fmt.Errorf("pread %s slot %d: data differs from what was written", f.Name(), it.k)
-			}
-			return nil
-		}
-	})
-	if err != nil {
-		return pw, pr, err
-	}
-	pr = newRow("raw", rawPread, "", size, pat, rconc, st)
-	pr.Dir = dir
-	r.raw[wk], r.raw[rk] = pw, pr
-	return pw, pr, nil
+	return rf, nil
 }
 
-// rawAppend measures write+fdatasync: conc goroutines append n values of size
-// bytes to one new file opened O_APPEND, each write followed by fdatasync.
-func (r *runner) rawAppend(ctx context.Context, dir string, size ByteSize, conc, n int) (Row, error) {
-	n = max(n, conc)
-	k := rawKey{rawAppend, dir, size, Seq, conc, n}
-	if row, ok := r.raw[k]; ok {
-		return row, nil
-	}
+// newAppendFile creates the empty file of write+fdatasync, opened O_APPEND so
+// that concurrent writes never overlap; n values will be appended.
+func (r *runner) newAppendFile(dir string, size ByteSize, n int) (*rawFile, error) {
 	f, err := os.CreateTemp(dir, "raw-append-*")
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	// a second descriptor with O_APPEND, so concurrent writes never overlap
-	af, err := os.OpenFile(f.Name(), os.O_WRONLY|os.O_APPEND, 0)
+	name := f.Name()
+	f.Close()
+	af, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
-		return Row{}, err
+		os.Remove(name)
+		return nil, err
 	}
-	defer af.Close()
-	fd := int(af.Fd())
-	data := r.pattern(size)
-	r.progress("raw %s %v c=%d in %s: %d ops", rawAppend, size, conc, dir, n)
-	st, err := runWorkers(ctx, split(spread(n, 1), conc), func(int) func(item) error {
-		buf := append([]byte(nil), data...)
+	return &rawFile{f: af, fd: int(af.Fd()), dir: dir, size: size, n: n, data: r.pattern(size)}, nil
+}
+
+// slots lists the file's slots in pat's order.
+func (r *runner) slots(rf *rawFile, pat Pattern) []item {
+	s := spread(rf.n, 1)
+	if pat == Rand {
+		shuffle(s, r.rng)
+	}
+	return s
+}
+
+// pwritePhase writes every slot of rf once, with conc goroutines.
+func (r *runner) pwritePhase(rf *rawFile, pat Pattern, conc int) *phase {
+	name := rf.f.Name()
+	return newPhase("raw "+rawPwrite, split(r.slots(rf, pat), conc), func(int) func(item) error {
+		buf := append([]byte(nil), rf.data...)
 		return func(it item) error {
 			stamp(buf, it.k)
-			w, err := unix.Write(fd, buf)
+			if err := pwriteFull(rf.fd, buf, int64(it.k)*int64(rf.size)); err != nil {
+				return fmt.Errorf("pwrite %s: %w", name, err)
+			}
+			if err := unix.Fdatasync(rf.fd); err != nil {
+				return fmt.Errorf("fdatasync %s: %w", name, err)
+			}
+			return nil
+		}
+	})
+}
+
+// preadPhase reads back and checks every slot pwritePhase wrote, with conc
+// goroutines.
+func (r *runner) preadPhase(rf *rawFile, pat Pattern, conc int) *phase {
+	name, every := rf.f.Name(), r.cfg.verifyEvery()
+	return newPhase("raw "+rawPread, split(r.slots(rf, pat), conc), func(int) func(item) error {
+		buf := make([]byte, rf.size)
+		i := 0
+		return func(it item) error {
+			if err := preadFull(rf.fd, buf, int64(it.k)*int64(rf.size)); err != nil {
+				return fmt.Errorf("pread %s: %w", name, err)
+			}
+			if !stampOK(buf, it.k) {
+				return fmt.Errorf("pread %s slot %d: read other bytes than were written", name, it.k)
+			}
+			if i++; i%every == 0 && !bodyOK(buf, rf.data) {
+				return fmt.Errorf("pread %s slot %d: data differs from what was written", name, it.k)
+			}
+			return nil
+		}
+	})
+}
+
+// appendPhase appends rf.n values to rf with conc goroutines, each write followed
+// by fdatasync.
+func (r *runner) appendPhase(rf *rawFile, conc int) *phase {
+	name := rf.f.Name()
+	return newPhase("raw "+rawAppend, split(spread(rf.n, 1), conc), func(int) func(item) error {
+		buf := append([]byte(nil), rf.data...)
+		return func(it item) error {
+			stamp(buf, it.k)
+			w, err := unix.Write(rf.fd, buf)
 			if err == nil && w < len(buf) {
 				err = io.ErrShortWrite
 			}
 			if err != nil {
-				return fmt.Errorf("write %s: %w", f.Name(), err)
+				return fmt.Errorf("write %s: %w", name, err)
 			}
-			if err := unix.Fdatasync(fd); err != nil {
-				return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
+			if err := unix.Fdatasync(rf.fd); err != nil {
+				return fmt.Errorf("fdatasync %s: %w", name, err)
 			}
 			return nil
 		}
 	})
-	if err != nil {
-		return Row{}, err
-	}
-	row := newRow("raw", rawAppend, "", size, Seq, conc, st)
-	row.Dir = dir
-	r.raw[k] = row
-	return row, nil
+}
+
+// rawRow is the row of a raw phase on rf.
+func rawRow(op string, rf *rawFile, pat Pattern, conc int, p *phase) Row {
+	row := newRow("raw", op, "", rf.size, pat, conc, p.stats())
+	row.Dir = rf.dir
+	return row
 }
 
 func pwriteFull(fd int, b []byte, off int64) error {

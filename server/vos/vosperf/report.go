@@ -32,15 +32,18 @@ func (rep *Report) Finish() { rep.Seconds = time.Since(rep.Started).Seconds() }
 
 // RunReport is what one Run measured.
 type RunReport struct {
-	Label      string   `json:"label,omitempty"`
-	ScmDir     string   `json:"scm_dir"`
-	ScmFS      string   `json:"scm_fs"`
-	DataDir    string   `json:"data_dir"`
-	DataFS     string   `json:"data_fs"`
-	DataThresh uint64   `json:"data_thresh,omitempty"`
-	Csum       string   `json:"csum"`
-	Rows       []Row    `json:"rows"`
-	Memory     []MemRow `json:"memory,omitempty"`
+	Label      string `json:"label,omitempty"`
+	ScmDir     string `json:"scm_dir"`
+	ScmFS      string `json:"scm_fs"`
+	DataDir    string `json:"data_dir"`
+	DataFS     string `json:"data_fs"`
+	DataThresh uint64 `json:"data_thresh,omitempty"`
+	Csum       string `json:"csum"`
+	// Rounds is how many rounds each VOS phase and its raw baselines were
+	// interleaved in (see Config.Rounds); 0 when there were no raw baselines.
+	Rounds int      `json:"rounds,omitempty"`
+	Rows   []Row    `json:"rows"`
+	Memory []MemRow `json:"memory,omitempty"`
 }
 
 // Row is one timed phase. VOS rows carry the raw baselines they are compared with.
@@ -154,6 +157,12 @@ func (run *RunReport) writeText(tw *tabwriter.Writer) {
 		head += fmt.Sprintf(", data_thresh %v", ByteSize(run.DataThresh))
 	}
 	head += ", checksum " + run.Csum
+	switch {
+	case run.Rounds > 1:
+		head += fmt.Sprintf(", VOS and raw phases interleaved in %d rounds", run.Rounds)
+	case run.Rounds == 1:
+		head += ", VOS and raw phases one after another"
+	}
 	fmt.Fprintln(tw, head)
 	if len(run.Rows) > 0 {
 		fmt.Fprintln(tw, "OP\tTYPE\tSIZE\tPATTERN\tCONC\tOPS\tOPS/S\tMiB/S\tP50\tP99\tP99.9\tVOS/RAW")

@@ -22,7 +22,7 @@ func Run(ctx context.Context, cfg Config) (*RunReport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, raw: map[rawKey]Row{}, rng: rand.New(rand.NewPCG(cfg.Seed, 0x766f735f70657266))}
+	r := &runner{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x766f735f70657266))}
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
@@ -30,6 +30,9 @@ func Run(ctx context.Context, cfg Config) (*RunReport, error) {
 
 	rep := &RunReport{Label: cfg.Label, ScmDir: r.scmRoot, ScmFS: fsType(r.scmRoot),
 		DataDir: r.dataDir(), DataFS: fsType(r.dataDir()), Csum: r.csumName()}
+	if cfg.Raw && len(cfg.Sizes) > 0 {
+		rep.Rounds = cfg.rounds()
+	}
 	for _, typ := range cfg.Types {
 		for _, size := range cfg.Sizes {
 			for _, pat := range cfg.Patterns {
@@ -63,7 +66,6 @@ type runner struct {
 	scmRoot string // where pool directories (SCM tier) go
 	dropDF  bool   // cfg.DataFile did not exist: remove it after each case
 	seq     int    // numbers pools and raw files
-	raw     map[rawKey]Row
 	pats    map[ByteSize][]byte
 }
 
@@ -287,13 +289,18 @@ func (t *target) fetcher(l layout, pat []byte, every int) func(w int) func(item)
 	}
 }
 
-// vosCase runs the update and fetch phases of one case and their raw baselines.
+// vosCase runs the update and fetch phases of one case with their raw baselines.
+// The update phase takes turns with pwrite+fdatasync (same concurrency) and
+// write+fdatasync (same concurrency and 1), the fetch phase with pread, in
+// cfg.Rounds rounds each (see interleave): each row's time and latencies are
+// those of its own blocks.
 func (r *runner) vosCase(ctx context.Context, typ vos.IODType, size ByteSize, pat Pattern, conc int) ([]Row, uint64, error) {
 	n := r.countFor(size, conc)
 	fconc := r.cfg.FetchConcurrency
 	if fconc == 0 {
 		fconc = conc
 	}
+	rounds := r.cfg.rounds()
 	t, err := r.newTarget(n, size)
 	if err != nil {
 		return nil, 0, err
@@ -308,6 +315,40 @@ func (r *runner) vosCase(ctx context.Context, typ vos.IODType, size ByteSize, pa
 	l := layout{typ: typ, size: uint64(size)}
 	data := r.pattern(size)
 
+	// The raw files are created (and the positioned one preallocated) before any
+	// timing, as VOS's format preallocates its data file. Values below
+	// data_thresh go to the SCM tier's log, larger ones to the data file: compare
+	// with raw I/O on that filesystem.
+	var (
+		slots      *rawFile
+		appends    []*rawFile
+		appendConc = uniq(conc, 1)
+	)
+	defer func() {
+		for _, rf := range append(appends, slots) {
+			if rf != nil {
+				rf.close()
+			}
+		}
+	}()
+	if r.cfg.Raw {
+		dir := r.dataDir()
+		if uint64(size) < info.DataThresh {
+			dir = r.scmRoot
+		}
+		rn := r.cfg.rawCountFor(size)
+		if slots, err = r.newSlotFile(dir, size, max(rn, conc, fconc)); err != nil {
+			return nil, 0, err
+		}
+		for _, c := range appendConc {
+			af, err := r.newAppendFile(dir, size, max(rn, c))
+			if err != nil {
+				return nil, 0, err
+			}
+			appends = append(appends, af)
+		}
+	}
+
 	// update: each worker its own object, its own values in key order or shuffled
 	parts := split(spread(n, conc), conc)
 	if pat == Rand {
@@ -315,50 +356,54 @@ func (r *runner) vosCase(ctx context.Context, typ vos.IODType, size ByteSize, pa
 			shuffle(p, r.rng)
 		}
 	}
-	r.progress("vos update %v %v %v c=%d: %d ops", typ, size, pat, conc, n)
-	st, err := runWorkers(ctx, parts, t.updater(l, data))
-	if err != nil {
-		return nil, 0, fmt.Errorf("update: %w", err)
+	upd := []*phase{newPhase("update", parts, t.updater(l, data))}
+	note := ""
+	if r.cfg.Raw {
+		upd = append(upd, r.pwritePhase(slots, pat, conc))
+		note = fmt.Sprintf(", with raw %s c=%d", rawPwrite, conc)
+		for i, af := range appends {
+			upd = append(upd, r.appendPhase(af, appendConc[i]))
+			note += fmt.Sprintf(", %s c=%d", rawAppend, appendConc[i])
+		}
+		note += fmt.Sprintf(" (%d ops each) in %s, interleaved in %d rounds", r.cfg.rawCountFor(size), slots.dir, rounds)
 	}
-	up := newRow("vos", "update", typ.String(), size, pat, conc, st)
+	r.progress("vos update %v %v %v c=%d: %d ops%s", typ, size, pat, conc, n, note)
+	if err := interleave(ctx, rounds, upd...); err != nil {
+		return nil, 0, err
+	}
+	up := newRow("vos", "update", typ.String(), size, pat, conc, upd[0].stats())
+	if r.cfg.Raw {
+		up.compare(rawRow(rawPwrite, slots, pat, conc, upd[1]))
+		for i, af := range appends {
+			up.compare(rawRow(rawAppend, af, Seq, appendConc[i], upd[2+i]))
+			af.close() // not needed for the fetch phase
+		}
+	}
 
-	// fetch: the same values, in the same order (seq) or another permutation (rand)
+	// fetch: the same values, in the same order (seq) or another permutation
+	// (rand), beside pread of the slots pwrite+fdatasync wrote
 	all := spread(n, conc)
 	if pat == Rand {
 		shuffle(all, r.rng)
 	}
-	r.progress("vos fetch %v %v %v c=%d: %d ops", typ, size, pat, fconc, n)
-	st, err = runWorkers(ctx, split(all, fconc), t.fetcher(l, data, r.cfg.verifyEvery()))
-	if err != nil {
-		return nil, 0, fmt.Errorf("fetch: %w", err)
+	fet := []*phase{newPhase("fetch", split(all, fconc), t.fetcher(l, data, r.cfg.verifyEvery()))}
+	note = ""
+	if r.cfg.Raw {
+		fet = append(fet, r.preadPhase(slots, pat, fconc))
+		note = fmt.Sprintf(", with raw %s c=%d, interleaved in %d rounds", rawPread, fconc, rounds)
 	}
-	fe := newRow("vos", "fetch", typ.String(), size, pat, fconc, st)
+	r.progress("vos fetch %v %v %v c=%d: %d ops%s", typ, size, pat, fconc, n, note)
+	if err := interleave(ctx, rounds, fet...); err != nil {
+		return nil, 0, err
+	}
+	fe := newRow("vos", "fetch", typ.String(), size, pat, fconc, fet[0].stats())
+	if r.cfg.Raw {
+		fe.compare(rawRow(rawPread, slots, pat, fconc, fet[1]))
+	}
 
 	closed = true
 	if err := r.closeTarget(t); err != nil {
 		return nil, 0, err
-	}
-	if r.cfg.Raw {
-		// Values below data_thresh go to the SCM tier's log, larger ones to the
-		// data file: compare with raw I/O on that filesystem.
-		dir := r.dataDir()
-		if uint64(size) < info.DataThresh {
-			dir = r.scmRoot
-		}
-		rn := r.cfg.rawCountFor(size)
-		pw, pr, err := r.rawPositioned(ctx, dir, size, pat, conc, fconc, rn)
-		if err != nil {
-			return nil, 0, err
-		}
-		up.compare(pw)
-		for _, c := range uniq(conc, 1) {
-			wr, err := r.rawAppend(ctx, dir, size, c, rn)
-			if err != nil {
-				return nil, 0, err
-			}
-			up.compare(wr)
-		}
-		fe.compare(pr)
 	}
 	return []Row{up, fe}, info.DataThresh, nil
 }

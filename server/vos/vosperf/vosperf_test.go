@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +76,9 @@ func TestRunTiny(t *testing.T) {
 			t.Errorf("%s: no write+fdatasync c=1 baseline", name)
 		}
 	}
+	if rr.Rounds != defaultRounds {
+		t.Errorf("rounds %d, want the default %d", rr.Rounds, defaultRounds)
+	}
 	if len(rr.Memory) != 2 {
 		t.Fatalf("%d memory rows, want 2", len(rr.Memory))
 	}
@@ -93,7 +100,7 @@ func TestRunTiny(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"update", "fetch", "raw pwrite+fdatasync", "raw write+fdatasync", "raw pread", "INDEX MEMORY", "8KiB"} {
+	for _, want := range []string{"update", "fetch", "raw pwrite+fdatasync", "raw write+fdatasync", "raw pread", "INDEX MEMORY", "8KiB", "interleaved in 8 rounds"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
@@ -102,7 +109,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Runs) != 1 || len(back.Runs[0].Rows) != len(rr.Rows) {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Runs) != 1 || len(back.Runs[0].Rows) != len(rr.Rows) || back.Runs[0].Rounds != rr.Rounds {
 		t.Errorf("JSON does not round-trip: %v", err)
 	}
 	t.Logf("\n%s", text.String())
@@ -122,7 +129,8 @@ func checkRow(t *testing.T, name string, r Row) {
 func TestScmDirAndDataFile(t *testing.T) {
 	dir, scm, df := t.TempDir(), t.TempDir(), t.TempDir()
 	cfg := Config{Dir: dir, ScmDir: scm, DataFile: df + "/data", Types: []vos.IODType{vos.IODSingle},
-		Sizes: []ByteSize{100, 4 << 10}, Patterns: []Pattern{Seq}, Concurrency: []int{1}, Count: 4, Raw: true}
+		Sizes: []ByteSize{100, 4 << 10}, Patterns: []Pattern{Seq}, Concurrency: []int{1}, Count: 4, Raw: true,
+		Rounds: 3} // more blocks than ops for some workers, uneven blocks for others
 	rr, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +138,17 @@ func TestScmDirAndDataFile(t *testing.T) {
 	if !strings.HasPrefix(rr.ScmDir, scm) || rr.DataDir != df {
 		t.Errorf("scm dir %s (want under %s), data dir %s (want %s)", rr.ScmDir, scm, rr.DataDir, df)
 	}
+	if rr.Rounds != 3 {
+		t.Errorf("rounds %d, want 3", rr.Rounds)
+	}
 	for _, r := range rr.Rows {
+		if r.Ops != 4 {
+			t.Errorf("%d-byte %s: %d ops, want 4", r.Size, r.Op, r.Ops)
+		}
 		for _, b := range r.Baselines {
+			if b.Raw.Ops != 4 {
+				t.Errorf("%d-byte %s vs raw %s: %d ops, want 4", r.Size, r.Op, b.Raw.Op, b.Raw.Ops)
+			}
 			want := df
 			if r.Size < rr.DataThresh {
 				want = rr.ScmDir
@@ -179,5 +196,126 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := (phaseStats{lat: st.lat[:1]}).percentile(0.999); p != 1 {
 		t.Errorf("p99.9 of one sample = %v", p)
+	}
+}
+
+// TestRoundsOneAndNoRaw runs without interleaving and without raw baselines.
+func TestRoundsOneAndNoRaw(t *testing.T) {
+	base := Config{Dir: t.TempDir(), Types: []vos.IODType{vos.IODArray}, Sizes: []ByteSize{8 << 10},
+		Patterns: []Pattern{Rand}, Concurrency: []int{3}, Count: 10}
+	for _, tc := range []struct {
+		raw    bool
+		rounds int
+		want   int
+		header string
+	}{
+		{true, 1, 1, "VOS and raw phases one after another"},
+		{false, 5, 0, ""},
+	} {
+		cfg := base
+		cfg.Raw, cfg.Rounds = tc.raw, tc.rounds
+		rr, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr.Rounds != tc.want {
+			t.Errorf("raw %v rounds %d: report says %d rounds, want %d", tc.raw, tc.rounds, rr.Rounds, tc.want)
+		}
+		for _, r := range rr.Rows {
+			checkRow(t, r.Op, r)
+			if r.Ops != 10 || (len(r.Baselines) > 0) != tc.raw {
+				t.Errorf("raw %v: %s has %d ops and %d baselines", tc.raw, r.Op, r.Ops, len(r.Baselines))
+			}
+		}
+		rep := &Report{Runs: []*RunReport{rr}}
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		if tc.header != "" && !strings.Contains(text.String(), tc.header) || tc.header == "" && strings.Contains(text.String(), "interleaved") {
+			t.Errorf("raw %v rounds %d: header wrong:\n%s", tc.raw, tc.rounds, text.String())
+		}
+	}
+	if _, err := Run(context.Background(), with(base, func(c *Config) { c.Rounds = -1 })); err == nil {
+		t.Error("negative rounds accepted")
+	}
+}
+
+// TestInterleave checks the block schedule: every op of every phase runs exactly
+// once, each worker's ops in order, and round i runs block i of each phase in
+// turn, starting with phase i mod len(phases).
+func TestInterleave(t *testing.T) {
+	type rec struct {
+		phase, w int
+		k        uint64
+	}
+	var (
+		mu  sync.Mutex
+		log []rec
+	)
+	mk := func(id, n, c int, sleep time.Duration) *phase {
+		return newPhase(fmt.Sprint(id), split(spread(n, c), c), func(w int) func(item) error {
+			return func(it item) error {
+				time.Sleep(sleep)
+				mu.Lock()
+				log = append(log, rec{id, w, it.k})
+				mu.Unlock()
+				return nil
+			}
+		})
+	}
+	// phase 1 has fewer ops than rounds: its first block is empty
+	phases := []*phase{mk(0, 10, 2, time.Millisecond), mk(1, 3, 1, 0), mk(2, 17, 3, 0)}
+	const k = 4
+	if err := interleave(context.Background(), k, phases...); err != nil {
+		t.Fatal(err)
+	}
+	// the order in which phases had their turns, runs of one phase merged
+	var turns []int
+	next := map[[2]int]uint64{}
+	count := map[int]int{}
+	for _, r := range log {
+		if len(turns) == 0 || turns[len(turns)-1] != r.phase {
+			turns = append(turns, r.phase)
+		}
+		if want := next[[2]int{r.phase, r.w}]; r.k != want {
+			t.Errorf("phase %d worker %d ran value %d, want %d", r.phase, r.w, r.k, want)
+		}
+		next[[2]int{r.phase, r.w}] = r.k + 1
+		count[r.phase]++
+	}
+	want := []int{0, 2 /* 1: empty */, 1, 2, 0, 2, 0, 1, 0, 1, 2}
+	if !slices.Equal(turns, want) {
+		t.Errorf("turns %v, want %v", turns, want)
+	}
+	for i, p := range phases {
+		st := p.stats()
+		n := len(spread(map[int]int{0: 10, 1: 3, 2: 17}[i], 1))
+		if count[i] != n || st.ops != n || len(st.lat) != n || !slices.IsSorted(st.lat) {
+			t.Errorf("phase %d: %d ops run, stats %d ops %d latencies, want %d", i, count[i], st.ops, len(st.lat), n)
+		}
+		if st.wall <= 0 || st.wall != p.wall {
+			t.Errorf("phase %d: wall %v", i, st.wall)
+		}
+	}
+	// phase 0's ops sleep 1ms, 5 per worker: its own blocks alone take >= 5ms
+	if w := phases[0].wall; w < 5*time.Millisecond {
+		t.Errorf("phase 0 wall %v, its ops alone slept 5ms per worker", w)
+	}
+
+	// an error stops the run and names the phase
+	bad := newPhase("raw bad", split(spread(8, 1), 2), func(int) func(item) error {
+		return func(it item) error {
+			if it.k == 5 {
+				return errors.New("boom")
+			}
+			return nil
+		}
+	})
+	ok := mk(3, 8, 1, 0)
+	err := interleave(context.Background(), 4, ok, bad)
+	if err == nil || !strings.Contains(err.Error(), "raw bad: boom") {
+		t.Errorf("error %v, want raw bad: boom", err)
+	}
+	if ok.stats().ops == 8 {
+		t.Errorf("the other phase ran to the end after an error")
 	}
 }
