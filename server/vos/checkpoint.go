@@ -223,7 +223,7 @@ func decodeAkey(d *decoder, scm *int64) *akeyNode {
 		if i > 0 && !a.svs[i-1].order.less(x.order) {
 			d.fail("akey %q: versions out of order", a.key)
 		}
-		*scm += recordOverhead + int64(len(x.buf))
+		*scm += recordBytes(x.buf)
 	}
 	ne := d.count(7)
 	if ne > 0 {
@@ -250,7 +250,7 @@ func decodeAkey(d *decoder, scm *int64) *akeyNode {
 			}
 		}
 		a.maxLen = max(a.maxLen, x.nr)
-		*scm += recordOverhead + int64(len(x.buf))
+		*scm += recordBytes(x.buf)
 	}
 	if d.err == nil && len(a.svs) > 0 && len(a.exts) > 0 {
 		d.fail("akey %q holds both single values and extents", a.key)

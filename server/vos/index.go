@@ -83,12 +83,11 @@ type objNode struct {
 }
 
 type contNode struct {
-	uuid      UUID
-	csum      checksum.Type
-	chunk     uint32 // checksum chunk size in bytes
-	aggHi     Epoch  // highest epoch aggregated; writes at or below are refused
-	objs      *btree.BTreeG[*objNode]
-	nrRecords int64
+	uuid  UUID
+	csum  checksum.Type
+	chunk uint32 // checksum chunk size in bytes
+	aggHi Epoch  // highest epoch aggregated; writes at or below are refused
+	objs  *btree.BTreeG[*objNode]
 }
 
 func newCont(u UUID, t checksum.Type, chunk uint32) *contNode {
@@ -216,7 +215,7 @@ func (a *akeyNode) recomputeMaxLen() {
 // fragment is a visible piece of one extent.
 type fragment struct {
 	Recx
-	ext *exRec // nil never: holes are fragments of hole extents
+	ext *exRec // the extent it comes from (a hole extent for punched ranges)
 }
 
 // paint computes what a reader at (e, lim) with punch horizon ph sees in [lo, hi):

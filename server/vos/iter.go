@@ -32,6 +32,8 @@ func (p *Pool) ListContainers() []UUID {
 	return out
 }
 
+// readCont returns the container and the durable seq with p.mu read-locked; the
+// caller unlocks (only when there is no error).
 func (p *Pool) readCont(u UUID, what string) (*contNode, uint64, error) {
 	lim := p.durable.Load()
 	p.mu.RLock()

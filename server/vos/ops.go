@@ -160,8 +160,7 @@ func (p *Pool) applyUpdate(o *op) {
 		if len(a.svs) == 0 && len(a.exts) == 0 {
 			a.kind = v.typ // the first value (or the first after all were removed) fixes the type
 		}
-		p.account(v, +1)
-		c.nrRecords++
+		p.scmUsed += recordBytes(v.buf)
 		if v.typ == IODSingle {
 			a.insertSV(svRec{order: ord, off: v.off, size: uint32(v.rsize), flags: v.flags, buf: v.buf})
 			continue
@@ -203,12 +202,8 @@ const (
 	punchOverhead  = 16
 )
 
-func (p *Pool) account(v *valueRec, sign int64) {
-	p.scmUsed += sign * (recordOverhead + int64(len(v.buf)))
-}
-
-func (p *Pool) svBytes(x *svRec) int64 { return recordOverhead + int64(len(x.buf)) }
-func (p *Pool) exBytes(x *exRec) int64 { return recordOverhead + int64(len(x.buf)) }
+// recordBytes is a stored value's charge to the SCM tier.
+func recordBytes(buf []byte) int64 { return recordOverhead + int64(len(buf)) }
 
 // destroy removes an object, a dkey or an akey with all its history.
 func (p *Pool) destroy(c *contNode, o *op) {
@@ -267,14 +262,14 @@ func (p *Pool) releaseAkey(a *akeyNode) {
 }
 
 func (p *Pool) dropSV(x *svRec) {
-	p.scmUsed -= p.svBytes(x)
+	p.scmUsed -= recordBytes(x.buf)
 	if x.flags&recNVMe != 0 {
 		p.freeLater(x.off, uint64(x.size))
 	}
 }
 
 func (p *Pool) dropExt(x *exRec, rsize uint64) {
-	p.scmUsed -= p.exBytes(x)
+	p.scmUsed -= recordBytes(x.buf)
 	if x.flags&recNVMe != 0 {
 		p.freeLater(x.off, x.nr*rsize)
 	}

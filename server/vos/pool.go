@@ -514,7 +514,7 @@ func (p *Pool) checkSpace(o *op) error {
 	}
 	var need int64
 	for i := range o.vals {
-		need += recordOverhead + int64(len(o.vals[i].buf))
+		need += recordBytes(o.vals[i].buf)
 	}
 	if p.scmUsed+need > int64(p.sb.ScmSize) {
 		return daoserr.Newf(daoserr.NoSpace, "update obj %s dkey %q: SCM tier of target %s is full (%d of %d bytes used, %d needed)",
