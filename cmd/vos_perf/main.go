@@ -1,7 +1,8 @@
 // Command vos_perf benchmarks one VOS target, in the spirit of DAOS's vos_perf:
 // updates and fetches of single values and array extents, with throughput and
 // latency percentiles printed beside raw file I/O measured in the same run on the
-// same filesystem, and the index's memory cost per value.
+// same filesystem (interleaved with it in --rounds rounds, so both see the device
+// in the same state), and the index's memory cost per value.
 //
 //	vos_perf --sizes 4K,1M --type both --concurrency 1,64
 //	vos_perf --scm-dir /dev/shm --sizes 64 --concurrency 64 --fetch-concurrency 2

@@ -1,8 +1,9 @@
 // Package vosperf benchmarks one VOS instance in the spirit of DAOS's vos_perf:
 // updates and fetches of single values and array extents, reported as ops/s, MiB/s
 // and latency percentiles, each beside the raw file I/O (pwrite+fdatasync, appending
-// write+fdatasync, pread) measured in the same run on the same filesystem. It also
-// measures how much heap the in-memory index spends per value and per extent.
+// write+fdatasync, pread) measured in the same run on the same filesystem,
+// interleaved with it in rounds so that both meet the device in the same state. It
+// also measures how much heap the in-memory index spends per value and per extent.
 //
 // cmd/vos_perf is the command-line front end; tests call Run directly.
 package vosperf

@@ -31,7 +31,7 @@ func TestRunTiny(t *testing.T) {
 		Count:            20,
 		RawCount:         8,
 		Raw:              true,
-		MemCount:         200,
+		MemCount:         4000,
 		VerifyEvery:      1,
 	}
 	rr, err := Run(context.Background(), cfg)
@@ -83,7 +83,7 @@ func TestRunTiny(t *testing.T) {
 		t.Fatalf("%d memory rows, want 2", len(rr.Memory))
 	}
 	for _, m := range rr.Memory {
-		if m.Count != 200 || m.DataBytes != 200*64 || m.HeapInuseDelta <= 0 {
+		if m.Count != 4000 || m.DataBytes != 4000*64 || m.HeapInuseDelta <= 0 {
 			t.Errorf("memory %s: %+v", m.Type, m)
 		}
 	}
