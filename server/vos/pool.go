@@ -59,6 +59,7 @@ type Pool struct {
 	replayed  int
 	truncated int64
 	spare     chan spareSegment // the next segment, zero-filled in the background
+	bg        sync.WaitGroup    // background work (the spare segment's fill)
 	dwrites   []dataWrite       // data-file writes of the run being committed
 
 	failed  atomic.Pointer[error]

@@ -1,12 +1,10 @@
 package vosperf
 
 import (
-	"bytes"
 	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/godaos/godaos/server/vos"
 )
@@ -48,7 +46,7 @@ func (r *runner) memory(ctx context.Context, typ vos.IODType, n int) (MemRow, er
 	r.progress("index memory: %d %v values of %d bytes", n, typ, memValueSize)
 
 	var failed atomic.Pointer[error]
-	settle()
+	t.pool.WaitBackground()
 	before := heap()
 	// No per-op bookkeeping here: everything the writers allocate is garbage by
 	// the time the heap is measured again.
@@ -68,7 +66,7 @@ func (r *runner) memory(ctx context.Context, typ vos.IODType, n int) (MemRow, er
 		})
 	}
 	wg.Wait()
-	settle()
+	t.pool.WaitBackground()
 	after := heap()
 	runtime.KeepAlive(t.pool)
 	if e := failed.Load(); e != nil {
@@ -90,26 +88,4 @@ func heap() runtime.MemStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms
-}
-
-// settle waits (at most a few seconds) until VOS is not zero-filling a spare log
-// segment in the background, as it starts doing when a target opens. The fill
-// writes and syncs tens of MiB, which would slow whichever timed blocks run
-// beside it, and holds a buffer of up to 1 MiB, which would otherwise be counted
-// in the heap before the inserts and not after them (or the other way round) and
-// outweigh the index of a few thousand values. It knows the fill by its
-// goroutine's stack; should VOS rename it, settle returns at once.
-func settle() {
-	const fill = "vos.(*Pool).prepareSpare"
-	buf := make([]byte, 256<<10)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		n := runtime.Stack(buf, true)
-		if n == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if !bytes.Contains(buf[:n], []byte(fill)) {
-			return
-		}
-	}
 }

@@ -317,7 +317,7 @@ func (r *runner) vosCase(ctx context.Context, typ vos.IODType, size ByteSize, pa
 	// Opening a target zero-fills a spare log segment in the background (tens of
 	// MiB, synced): a one-off cost of opening, which would otherwise land on
 	// whichever blocks run first, VOS or raw.
-	settle()
+	t.pool.WaitBackground()
 
 	// The raw files are created (and the positioned one preallocated) before any
 	// timing, as VOS's format preallocates its data file. Values below
