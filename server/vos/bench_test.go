@@ -71,3 +71,24 @@ func BenchmarkFetchSingle(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkFetchArray1M(b *testing.B) {
+	p := benchPool(b, b.TempDir())
+	data := make([]byte, 1<<20)
+	const n = 64
+	for i := uint64(0); i < n; i++ {
+		iod := IOD{Akey: []byte("x"), Type: IODArray, Size: 1, Recxs: []Recx{{0, 1 << 20}}}
+		if err := p.Update(tCont, tOID, 1, 0, []byte{byte(i)}, []IOD{iod}, []SGL{{data}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	b.SetBytes(1 << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		iod := IOD{Akey: []byte("x"), Type: IODArray, Size: 1, Recxs: []Recx{{0, 1 << 20}}}
+		if _, err := p.Fetch(tCont, tOID, EpochMax, 0, []byte{byte(i % n)}, []IOD{iod}, []SGL{{buf}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
