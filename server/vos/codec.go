@@ -166,6 +166,12 @@ func encodeOp(e *encoder, o *op) {
 			e.u8(v.flags)
 			e.uv(v.off)
 			e.bytes(v.buf)
+			if v.flags&recRedo != 0 {
+				e.uv(v.dataLen())
+				for _, r := range v.redo {
+					e.b = append(e.b, r...)
+				}
+			}
 		}
 	case opPunchObj:
 		e.oid(o.oid)
@@ -232,6 +238,9 @@ func decodeOp(b []byte) (*op, error) {
 			v.flags = d.u8()
 			v.off = d.uv()
 			v.buf = d.bytes()
+			if v.flags&recRedo != 0 {
+				v.redo = [][]byte{d.bytes()}
+			}
 			if d.err == nil {
 				if err := v.validShape(); err != nil {
 					d.fail("value %d: %v", i, err)
@@ -287,8 +296,12 @@ func (v *valueRec) validShape() error {
 	default:
 		return fmt.Errorf("unknown value type %d", v.typ)
 	}
-	if v.flags&^(recHole|recNVMe) != 0 || (v.flags&recHole != 0 && v.flags&recNVMe != 0) {
+	if v.flags&^(recHole|recNVMe|recRedo) != 0 || (v.flags&recHole != 0 && v.flags&recNVMe != 0) ||
+		(v.flags&recRedo != 0 && v.flags&recNVMe == 0) {
 		return fmt.Errorf("bad flags %#x", v.flags)
+	}
+	if v.flags&recRedo != 0 && (len(v.redo) != 1 || uint64(len(v.redo[0])) != v.dataLen()) {
+		return fmt.Errorf("redo data of %d bytes for a %d-byte value", len(v.redo), v.dataLen())
 	}
 	if len(v.akey) == 0 {
 		return fmt.Errorf("empty akey")

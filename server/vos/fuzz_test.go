@@ -18,6 +18,7 @@ func sampleOps() []*op {
 				{akey: []byte("a"), typ: IODSingle, rsize: 3, buf: []byte("abc\x01\x02\x03\x04")},
 				{akey: []byte("b"), typ: IODArray, rsize: 1, recx: Recx{4, 8}, flags: recNVMe, off: 4096, buf: []byte{1, 2, 3, 4}},
 				{akey: []byte("c"), typ: IODArray, recx: Recx{0, 2}, flags: recHole},
+				{akey: []byte("r"), typ: IODSingle, rsize: 4, flags: recNVMe | recRedo, off: 8192, buf: []byte{9, 9, 9, 9}, redo: [][]byte{[]byte("redo")}},
 			}},
 		{kind: opPunchAkeys, seq: 3, cont: UUIDFromUint64(1), oid: OID{1, 2}, epoch: 10, dkey: []byte("dk"), keys: [][]byte{[]byte("a")}},
 		{kind: opPunchDkeys, seq: 4, cont: UUIDFromUint64(1), oid: OID{1, 2}, epoch: 11, keys: [][]byte{[]byte("dk"), []byte("x")}},

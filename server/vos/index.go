@@ -35,6 +35,9 @@ func (a order) visibleTo(e Epoch, lim uint64) bool { return a.epoch <= e && a.se
 const (
 	recHole uint8 = 1 << 0 // punched value or extent: reads as nothing / zeros
 	recNVMe uint8 = 1 << 1 // data lives in the data file at off, buf holds only checksums
+	// recRedo marks, in a log record only, an NVMe-tier value whose data is also in
+	// the record, so that its commit needs no flush of the data file (see wal.go).
+	recRedo uint8 = 1 << 2
 )
 
 // svRec is one version of a single value.

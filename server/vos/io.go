@@ -257,14 +257,23 @@ func (p *Pool) store(o *op, v *valueRec, src [][]byte, pieces [][2]uint64, ct ch
 		return
 	}
 	v.flags |= recNVMe
+	if n <= redoMax {
+		v.flags |= recRedo
+		v.redo = src
+	}
 	v.buf = make([]byte, 0, csumLen)
 	var scratch [][]byte
 	for _, pc := range pieces {
 		scratch = sglRange(src, pc[0], pc[1]-pc[0], scratch[:0])
 		v.buf = ct.AppendSlices(v.buf, scratch)
 	}
-	o.data = append(o.data, pendingData{val: len(o.vals), src: src, n: n})
+	o.data = append(o.data, pendingData{val: len(o.vals), src: src, n: n, redo: n <= redoMax})
 }
+
+// redoMax is the largest NVMe-tier value that is also written into its log record.
+// Such a value's commit needs one flush (the log's) instead of two (data file, then
+// log); larger values are written once, to the data file, flushed before the log.
+const redoMax = 64 << 10
 
 // csumPieces splits an extent at checksum-chunk boundaries aligned to absolute
 // record indexes (so any later read can verify whole pieces), returning byte

@@ -63,20 +63,22 @@ type op struct {
 
 // pendingData is an NVMe-tier value still in the caller's buffers.
 type pendingData struct {
-	val int      // index in op.vals
-	src [][]byte // the data, as the caller's scatter-gather list
-	n   uint64
+	val  int      // index in op.vals
+	src  [][]byte // the data, as the caller's scatter-gather list
+	n    uint64
+	redo bool // the data goes into the log record too: no data-file flush needed
 }
 
 // valueRec is one single value or one array extent of an update.
 type valueRec struct {
 	akey  []byte
 	typ   IODType
-	rsize uint64 // single: value size; array: record size
-	recx  Recx   // array only
-	flags uint8  // recHole, recNVMe
-	off   uint64 // data file offset if recNVMe
-	buf   []byte // inline data followed by checksums, or checksums only
+	rsize uint64   // single: value size; array: record size
+	recx  Recx     // array only
+	flags uint8    // recHole, recNVMe, recRedo
+	off   uint64   // data file offset if recNVMe
+	buf   []byte   // inline data followed by checksums, or checksums only
+	redo  [][]byte // recRedo: the data, logged as well as written to the data file
 }
 
 func (v *valueRec) dataLen() uint64 {
@@ -156,6 +158,9 @@ func (p *Pool) applyUpdate(o *op) {
 	ord := order{o.epoch, o.seq}
 	for i := range o.vals {
 		v := &o.vals[i]
+		if v.flags&recRedo != 0 {
+			p.applyRedo(v)
+		}
 		a := p.akey(ob, d, v.akey, true)
 		if len(a.svs) == 0 && len(a.exts) == 0 {
 			a.kind = v.typ // the first value (or the first after all were removed) fixes the type
@@ -201,6 +206,25 @@ const (
 	recordOverhead = 64
 	punchOverhead  = 16
 )
+
+// applyRedo prepares a redo-logged value for the index. At run time its data is
+// already in the data file. At replay the data is written back (after replay, in
+// replayRedo) unless the target is open read-only: then the value is kept inline,
+// so reads work without touching the data file.
+func (p *Pool) applyRedo(v *valueRec) {
+	v.flags &^= recRedo
+	if p.replaying && p.opts.ReadOnly {
+		data := make([]byte, 0, v.dataLen()+uint64(len(v.buf)))
+		for _, r := range v.redo {
+			data = append(data, r...)
+		}
+		v.buf = append(data, v.buf...)
+		v.flags &^= recNVMe
+	} else if p.replaying {
+		p.redoData[v.off] = v.redo
+	}
+	v.redo = nil
+}
 
 // recordBytes is a stored value's charge to the SCM tier.
 func recordBytes(buf []byte) int64 { return recordOverhead + int64(len(buf)) }

@@ -61,6 +61,9 @@ type Pool struct {
 	spare     chan spareSegment // the next segment, zero-filled in the background
 	bg        sync.WaitGroup    // background work (the spare segment's fill)
 	dwrites   []dataWrite       // data-file writes of the run being committed
+	syncData  bool              // the run has values that are not redo-logged
+	replaying bool
+	redoData  map[uint64][][]byte // replay: data of redo-logged values, by offset
 
 	failed  atomic.Pointer[error]
 	gate    sync.RWMutex // submitters hold it shared; Close exclusively
@@ -374,11 +377,18 @@ func (p *Pool) commitBatch(batch []*request) {
 		p.commitRun(batch[i:j])
 		i = j
 	}
-	if p.segSize >= p.opts.CheckpointBytes && p.failed.Load() == nil {
+	if p.segSize >= p.checkpointDue() && p.failed.Load() == nil {
 		if err := p.checkpoint(); err != nil {
 			p.log.Error("checkpoint failed; the log keeps growing", "err", err)
 		}
 	}
+}
+
+// checkpointDue is the log size that triggers a checkpoint: CheckpointBytes, or
+// twice the last checkpoint if that is larger, so that writing checkpoints (the
+// whole index each time) costs at most half as much as writing the log.
+func (p *Pool) checkpointDue() int64 {
+	return max(p.opts.CheckpointBytes, 2*p.ckptSize)
 }
 
 func (p *Pool) runControl(fn func() error) error {
@@ -401,6 +411,7 @@ func (p *Pool) commitRun(run []*request) {
 	}
 	p.wbuf = p.wbuf[:0]
 	p.dwrites = p.dwrites[:0]
+	p.syncData = false
 	applied := 0
 	p.mu.Lock()
 	for _, r := range run {
@@ -418,8 +429,8 @@ func (p *Pool) commitRun(run []*request) {
 		}
 		p.seq++
 		r.op.seq = p.seq
+		p.wbuf = appendRecord(p.wbuf, r.op) // before apply, which drops redo data from the op
 		p.apply(r.op)
-		p.wbuf = appendRecord(p.wbuf, r.op)
 		applied++
 	}
 	p.mu.Unlock()
@@ -429,7 +440,7 @@ func (p *Pool) commitRun(run []*request) {
 		// Data first, then the log records that reference it: a record must never
 		// be durable before its data.
 		if len(p.dwrites) > 0 {
-			err = p.writeData()
+			err = p.writeData(p.syncData)
 		}
 		if err == nil {
 			err = p.appendLog(p.wbuf)
@@ -481,6 +492,7 @@ func (p *Pool) placeData(o *op) error {
 		o.vals[d.val].off = off
 	}
 	for _, d := range o.data {
+		p.syncData = p.syncData || !d.redo
 		off, n := o.vals[d.val].off, roundUp(d.n)
 		bufs := d.src
 		if pad := n - d.n; pad > 0 {
@@ -496,12 +508,16 @@ func (p *Pool) placeData(o *op) error {
 	return nil
 }
 
-// writeData performs the queued data writes and makes them durable.
-func (p *Pool) writeData() error {
+// writeData performs the queued data writes and, if sync, makes them durable
+// (not needed when every value is redo-logged: the log record carries the data).
+func (p *Pool) writeData(sync bool) error {
 	for _, w := range p.dwrites {
 		if err := pwritev(p.data.Fd(), w.bufs, int64(w.off)); err != nil {
 			return daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
 		}
+	}
+	if !sync {
+		return nil
 	}
 	if err := unix.Fdatasync(int(p.data.Fd())); err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "sync data file %s", p.data.Name())

@@ -96,11 +96,16 @@ func (p *Pool) load() error {
 		}
 		live = append(live, s)
 	}
+	p.replaying, p.redoData = true, map[uint64][][]byte{}
 	for i, s := range live {
 		last := i == len(live)-1
 		if err := p.replaySegment(s, last); err != nil {
 			return err
 		}
+	}
+	p.replaying = false
+	if err := p.replayRedo(); err != nil {
+		return err
 	}
 	p.segNo = replayFrom
 	if len(live) > 0 {
@@ -125,7 +130,7 @@ func (p *Pool) load() error {
 // segPrealloc is how much of a new segment is zero-filled up front: enough for the
 // log to reach the checkpoint threshold without growing the file.
 func (p *Pool) segPrealloc() int64 {
-	return min(max(p.opts.CheckpointBytes+p.opts.CheckpointBytes/4, 64<<10), 80<<20)
+	return min(max(p.checkpointDue()+p.checkpointDue()/4, 64<<10), 256<<20)
 }
 
 const spareName = "wal-spare.tmp"
@@ -249,6 +254,9 @@ func (p *Pool) replaySegment(s uint64, last bool) error {
 			return daoserr.Wrap(daoserr.DFInval, err, "open %s: log record at %s offset %d is intact but invalid", p.dir, path, off)
 		}
 		p.apply(o)
+		for _, e := range p.pendingFree {
+			delete(p.redoData, e.off) // freed later in the log: its space may hold newer data
+		}
 		p.pendingFree = p.pendingFree[:0] // the allocator is rebuilt after replay
 		p.seq = o.seq
 		p.replayed++
@@ -256,6 +264,25 @@ func (p *Pool) replaySegment(s uint64, last bool) error {
 	}
 	if last {
 		p.segSize = int64(off)
+	}
+	return nil
+}
+
+// replayRedo writes the data of redo-logged values back to the data file (a crash
+// may have lost it: only the log was flushed) and flushes it, so that a later
+// checkpoint can drop those log records.
+func (p *Pool) replayRedo() error {
+	defer func() { p.redoData = nil }()
+	if p.opts.ReadOnly || len(p.redoData) == 0 {
+		return nil
+	}
+	for off, data := range p.redoData {
+		if err := pwritev(p.data.Fd(), data, int64(off)); err != nil {
+			return daoserr.Wrap(daoserr.IO, err, "open %s: restore logged data", p.dir)
+		}
+	}
+	if err := unix.Fdatasync(int(p.data.Fd())); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "open %s: sync data file", p.dir)
 	}
 	return nil
 }
@@ -328,6 +355,11 @@ func (p *Pool) Checkpoint() error { return p.control(p.checkpoint) }
 // segments removed. A crash at any step leaves either the old checkpoint with all
 // its segments or the new one with its (empty or short) segment.
 func (p *Pool) checkpoint() error {
+	// Redo-logged values were written to the data file without a flush; the
+	// checkpoint is about to drop the log records that also hold their data.
+	if err := unix.Fdatasync(int(p.data.Fd())); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "checkpoint %s: sync data file", p.dir)
+	}
 	next := p.segNo + 1
 	seg, err := p.createSegment(next)
 	if err != nil {
