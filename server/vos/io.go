@@ -257,7 +257,8 @@ func (p *Pool) store(o *op, v *valueRec, src [][]byte, pieces [][2]uint64, ct ch
 		return
 	}
 	v.flags |= recNVMe
-	if n <= redoMax {
+	redo := n <= p.redoMax
+	if redo {
 		v.flags |= recRedo
 		v.redo = src
 	}
@@ -267,12 +268,13 @@ func (p *Pool) store(o *op, v *valueRec, src [][]byte, pieces [][2]uint64, ct ch
 		scratch = sglRange(src, pc[0], pc[1]-pc[0], scratch[:0])
 		v.buf = ct.AppendSlices(v.buf, scratch)
 	}
-	o.data = append(o.data, pendingData{val: len(o.vals), src: src, n: n, redo: n <= redoMax})
+	o.data = append(o.data, pendingData{val: len(o.vals), src: src, n: n, redo: redo})
 }
 
 // redoMax is the largest NVMe-tier value that is also written into its log record.
 // Such a value's commit needs one flush (the log's) instead of two (data file, then
 // log); larger values are written once, to the data file, flushed before the log.
+// A data file in memory (tmpfs) has no flush to save, so there nothing is redo-logged.
 const redoMax = 64 << 10
 
 // csumPieces splits an extent at checksum-chunk boundaries aligned to absolute

@@ -64,6 +64,7 @@ type Pool struct {
 	syncData  bool              // the run has values that are not redo-logged
 	replaying bool
 	redoData  map[uint64][][]byte // replay: data of redo-logged values, by offset
+	redoMax   uint64              // largest value redo-logged (0 when the data file is in memory)
 
 	failed  atomic.Pointer[error]
 	gate    sync.RWMutex // submitters hold it shared; Close exclusively
@@ -166,6 +167,15 @@ func Format(dir string, fo FormatOptions) error {
 	return syncDir(dir)
 }
 
+// inMemory reports whether f is on tmpfs or ramfs, where fdatasync costs nothing.
+func inMemory(f *os.File) bool {
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &st) != nil {
+		return false
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+}
+
 func checkFree(dir string, need uint64) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -221,6 +231,10 @@ func Open(dir string, opts Options) (*Pool, error) {
 	}
 	if p.data, err = os.OpenFile(p.sb.DataFile, flag, 0); err != nil {
 		return nil, daoserr.Wrap(daoserr.IO, err, "open %s: data file", dir)
+	}
+	p.redoMax = redoMax
+	if inMemory(p.data) {
+		p.redoMax = 0
 	}
 	if err := p.load(); err != nil {
 		return nil, err
@@ -385,10 +399,10 @@ func (p *Pool) commitBatch(batch []*request) {
 }
 
 // checkpointDue is the log size that triggers a checkpoint: CheckpointBytes, or
-// twice the last checkpoint if that is larger, so that writing checkpoints (the
-// whole index each time) costs at most half as much as writing the log.
+// four times the last checkpoint if that is larger, so that writing checkpoints
+// (the whole index each time) costs at most a quarter of writing the log.
 func (p *Pool) checkpointDue() int64 {
-	return max(p.opts.CheckpointBytes, 2*p.ckptSize)
+	return max(p.opts.CheckpointBytes, 4*p.ckptSize)
 }
 
 func (p *Pool) runControl(fn func() error) error {

@@ -630,6 +630,7 @@ func TestRedoLoggedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.redoMax = redoMax // even if TMPDIR is tmpfs (where Open turns redo off)
 	p.CreateContainer(tCont, ContOptions{})
 	small := bytes.Repeat([]byte("r"), 8192)      // redo-logged
 	large := bytes.Repeat([]byte("L"), redoMax+1) // written once, flushed before the log
