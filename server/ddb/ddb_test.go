@@ -18,7 +18,7 @@ type fixture struct {
 	cont   vos.UUID
 	oid    vos.OID // hashed keys: text dkeys and akeys
 	intOID vos.OID // integer dkeys
-	big    []byte  // array "big": 10000 one-byte records, in the NVMe tier
+	big    []byte  // array "big": 70000 one-byte records, in the NVMe tier and above the redo-log size
 	small  []byte  // array "small": 100 records, in the SCM tier
 	bin    []byte  // single value under akey 0x00ff, binary, NVMe tier
 }
@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 		dir:    filepath.Join(t.TempDir(), "tgt"),
 		oid:    vos.OID{Hi: 1, Lo: 2},
 		intOID: vos.OID{Hi: uint64(vos.ObjDkeyUint64) << 56, Lo: 7},
-		big:    pattern(10000, 0),
+		big:    pattern(70000, 0),
 		small:  pattern(100, 3),
 		bin:    make([]byte, 5000),
 	}
@@ -151,7 +151,7 @@ func TestCommands(t *testing.T) {
 		{name: "ls dkey", args: []string{d, "ls", f.path("1.2", "dkey1")},
 			out: []string{"sv\n", "small\n", "big\n", "0x00ff\n"}},
 		{name: "ls array akey", args: []string{d, "ls", f.path("1.2", "dkey1", "big")},
-			out: []string{"KIND", "extent", "[0, 10000)", "nvme"}},
+			out: []string{"KIND", "extent", "[0, 70000)", "nvme"}},
 		{name: "ls small array akey", args: []string{d, "ls", f.path("1.2", "dkey1", "small")},
 			out: []string{"extent", "[0, 100)", "scm"}, notOut: []string{"nvme"}},
 		{name: "ls single akey", args: []string{d, "ls", f.path("1.2", "dkey1", "sv")},
@@ -164,7 +164,7 @@ func TestCommands(t *testing.T) {
 		{name: "ls integer dkey as hex", args: []string{d, "ls", f.path(intObj, "0x2a00000000000000")}, out: []string{"v\n"}},
 		{name: "ls recursive", args: []string{d, "ls", "-r", "/"},
 			out: []string{f.path("1.2", "dkey1", "big") + "  (array)", f.path("1.2", "dkey2", "a") + "  (single)",
-				f.path(intObj, "u64:42", "v"), "[0, 10000)"}},
+				f.path(intObj, "u64:42", "v"), "[0, 70000)"}},
 		{name: "ls recursive subtree", args: []string{d, "ls", "-r", f.path("1.2", "dkey2")},
 			out: []string{f.path("1.2", "dkey2", "a")}, notOut: []string{"dkey1"}},
 
@@ -272,7 +272,7 @@ func TestJSON(t *testing.T) {
 		var res lsResult
 		decodeJSON(t, &res, f.dir, "ls", f.path("1.2", "dkey1", "big"))
 		r := res.Records
-		if len(r) != 1 || r[0].Tier != "nvme" || r[0].Offset == nil || r[0].Recx == nil || r[0].Recx.Nr != 10000 {
+		if len(r) != 1 || r[0].Tier != "nvme" || r[0].Offset == nil || r[0].Recx == nil || r[0].Recx.Nr != 70000 {
 			t.Fatalf("records %+v", r)
 		}
 	})

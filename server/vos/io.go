@@ -403,7 +403,9 @@ func (f *fetcher) single(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
 		copyFrom2(dst, v.buf[:n])
 		return res, nil
 	}
-	if err := preadv(f.p.data.Fd(), dst, int64(v.off)); err != nil {
+	if d := f.p.logged(v.off); d != nil {
+		copyFrom2(dst, d[:n])
+	} else if err := preadv(f.p.data.Fd(), dst, int64(v.off)); err != nil {
 		return res, daoserr.Wrap(daoserr.IO, err, "akey %q: read data file", iod.Akey)
 	}
 	if !f.c.csum.EqualSlices(sum, dst) {
@@ -531,11 +533,15 @@ func (f *fetcher) readExtent(a *akeyNode, akey []byte, fr fragment, dst [][]byte
 		}
 		return nil
 	}
-	if x.flags&recNVMe == 0 {
-		if err := verify([][]byte{x.buf[:x.nr*rs]}, 0); err != nil {
+	inline := x.buf
+	if x.flags&recNVMe != 0 {
+		inline = f.p.logged(x.off)
+	}
+	if inline != nil {
+		if err := verify([][]byte{inline[:x.nr*rs]}, 0); err != nil {
 			return err
 		}
-		copyFrom2(dst, x.buf[lo:hi])
+		copyFrom2(dst, inline[lo:hi])
 		return nil
 	}
 	if plo == lo && phi == hi {

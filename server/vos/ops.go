@@ -208,22 +208,24 @@ const (
 )
 
 // applyRedo prepares a redo-logged value for the index. At run time its data is
-// already in the data file. At replay the data is written back (after replay, in
-// replayRedo) unless the target is open read-only: then the value is kept inline,
-// so reads work without touching the data file.
+// already in the data file. At replay it is remembered by offset: replayRedo
+// writes it back to the data file, or, when the target is open read-only, reads
+// are served from it (see logged), which is what the target will serve once open.
 func (p *Pool) applyRedo(v *valueRec) {
 	v.flags &^= recRedo
-	if p.replaying && p.opts.ReadOnly {
-		data := make([]byte, 0, v.dataLen()+uint64(len(v.buf)))
-		for _, r := range v.redo {
-			data = append(data, r...)
-		}
-		v.buf = append(data, v.buf...)
-		v.flags &^= recNVMe
-	} else if p.replaying {
+	if p.replaying {
 		p.redoData[v.off] = v.redo
 	}
 	v.redo = nil
+}
+
+// logged returns the logged copy of NVMe-tier data at off, if a read-only open
+// kept one (nil otherwise).
+func (p *Pool) logged(off uint64) []byte {
+	if d, ok := p.redoData[off]; ok && len(d) == 1 {
+		return d[0]
+	}
+	return nil
 }
 
 // recordBytes is a stored value's charge to the SCM tier.

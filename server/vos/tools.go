@@ -132,7 +132,9 @@ func (f *fetcher) verifySV(akey []byte, x *svRec, buf []byte) error {
 		}
 		return nil
 	}
-	if _, err := f.p.data.ReadAt(buf, int64(x.off)); err != nil {
+	if d := f.p.logged(x.off); d != nil {
+		copy(buf, d)
+	} else if _, err := f.p.data.ReadAt(buf, int64(x.off)); err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "read data file")
 	}
 	if !f.c.csum.Equal(x.buf, buf) {

@@ -272,8 +272,11 @@ func (p *Pool) replaySegment(s uint64, last bool) error {
 // may have lost it: only the log was flushed) and flushes it, so that a later
 // checkpoint can drop those log records.
 func (p *Pool) replayRedo() error {
+	if p.opts.ReadOnly {
+		return nil // keep the logged copies: reads are served from them
+	}
 	defer func() { p.redoData = nil }()
-	if p.opts.ReadOnly || len(p.redoData) == 0 {
+	if len(p.redoData) == 0 {
 		return nil
 	}
 	for off, data := range p.redoData {
