@@ -148,10 +148,13 @@ type spareSegment struct {
 func (p *Pool) prepareSpare() {
 	ch := make(chan spareSegment, 1)
 	p.spare = ch
+	// Sized here, not in the goroutine: the size depends on committer state
+	// (the last checkpoint's size) that only the committer may read.
+	path, size := filepath.Join(p.dir, spareName), p.segPrealloc()
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
-		f, err := p.zeroFilled(filepath.Join(p.dir, spareName))
+		f, err := zeroFilled(path, size)
 		ch <- spareSegment{f, err}
 	}()
 }
@@ -179,15 +182,15 @@ func (p *Pool) createSegment(n uint64) (*os.File, error) {
 		default: // still being filled: do not wait for it
 		}
 	}
-	return p.zeroFilled(path)
+	return zeroFilled(path, p.segPrealloc())
 }
 
-func (p *Pool) zeroFilled(path string) (*os.File, error) {
+// zeroFilled creates path with size bytes of zeros, synced.
+func zeroFilled(path string, size int64) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	size := p.segPrealloc()
 	zeros := zeroMiB[:min(size, int64(len(zeroMiB)))]
 	for off := int64(0); off < size; off += int64(len(zeros)) {
 		if _, err := f.WriteAt(zeros, off); err != nil {
