@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -53,6 +54,8 @@ type cli struct {
 
 	Preset   string `placeholder:"NAME" enum:",issue" default:"" help:"Run a fixed set of comparisons with their targets instead (issue: the docs/performance.md figures; uses --dir, --tmpfs-dir, --rounds and --seed only)."`
 	TmpfsDir string `default:"/dev/shm" placeholder:"DIR" help:"tmpfs directory for the preset's in-memory runs."`
+
+	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the whole run to FILE (go tool pprof bin/vos_perf FILE)."`
 }
 
 func main() {
@@ -62,6 +65,17 @@ func main() {
 		kong.UsageOnError())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vos_perf: --cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := c.run(ctx)
 	if rep != nil {
 		if c.JSON {
@@ -71,6 +85,7 @@ func main() {
 		}
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "vos_perf:", err)
 		os.Exit(1)
 	}

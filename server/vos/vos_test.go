@@ -180,6 +180,60 @@ func TestTiersAndChecksums(t *testing.T) {
 	}
 }
 
+// A large extent read whole is read and verified in two halves concurrently
+// (readWhole); damage in either half must still be caught and named, and an SGL
+// whose buffers straddle the split must be filled exactly.
+func TestSplitReadVerifies(t *testing.T) {
+	const n = 1 << 20
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	tests := []struct {
+		name    string
+		corrupt int64 // byte offset in the extent to damage, -1 for none
+		sgl     []int // buffer sizes of the fetch SGL
+		wantErr string
+	}{
+		{"clean, one buffer", -1, []int{n}, ""},
+		{"clean, buffers straddling the halves", -1, []int{1000, n/2 - 1000 + 3, n/2 - 3}, ""},
+		{"damage in the first half", 40000, []int{n}, "chunk at record 32768"},
+		{"damage in the second half", n - 5, []int{n}, "chunk at record 1015808"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestPool(t)
+			putArr(t, p, 1, "d", "big", 0, data)
+			if tc.corrupt >= 0 {
+				recs, _, err := p.AkeyRecords(tCont, tOID, []byte("d"), []byte("big"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.data.WriteAt([]byte{^data[tc.corrupt]}, int64(recs[0].Off)+tc.corrupt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var sgl SGL
+			for _, sz := range tc.sgl {
+				sgl = append(sgl, make([]byte, sz))
+			}
+			_, err := p.Fetch(tCont, tOID, 2, 0, []byte("d"), []IOD{{Akey: []byte("big"), Type: IODArray, Size: 1, Recxs: []Recx{{0, n}}}}, []SGL{sgl})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := bytes.Join(sgl, nil); !bytes.Equal(got, data) {
+					t.Error("read back wrong")
+				}
+				return
+			}
+			if !daoserr.Is(err, daoserr.Csum) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want DER_CSUM naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestConditionalOps(t *testing.T) {
 	p := newTestPool(t)
 	putSV(t, p, 10, "d1", "a", "x")
