@@ -128,14 +128,12 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 	if len(iods) == 0 || len(sgls) != len(iods) {
 		return daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: %d IODs and %d SGLs; need one SGL per IOD, at least one", oid, dkey, len(iods), len(sgls))
 	}
-	p.mu.RLock()
-	c := p.conts[u]
+	c := (*p.contParams.Load())[u] // its csum and chunk never change; the committer re-checks existence
 	var ct checksum.Type
 	var chunk uint32
 	if c != nil {
 		ct, chunk = c.csum, c.chunk
 	}
-	p.mu.RUnlock()
 	if c == nil {
 		return daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s does not exist on this target", oid, u)
 	}

@@ -59,6 +59,11 @@ type op struct {
 	akeyCond []CondFlags // per vals entry when CondPerAkey
 	// not logged: NVMe-tier values whose data the committer writes
 	data []pendingData
+	// not logged: the object and dkey nodes check found for an update (nil if
+	// absent), reused by apply, which always runs right after check with nothing
+	// in between that changes the index
+	obNode *objNode
+	dNode  *dkeyNode
 }
 
 // pendingData is an NVMe-tier value still in the caller's buffers.
@@ -94,10 +99,12 @@ func (p *Pool) apply(o *op) {
 	switch o.kind {
 	case opContCreate:
 		p.conts[o.cont] = newCont(o.cont, o.csum, o.chunk)
+		p.publishConts()
 	case opContDestroy:
 		if c := p.conts[o.cont]; c != nil {
 			c.objs.Scan(func(ob *objNode) bool { p.releaseObj(ob); return true })
 			delete(p.conts, o.cont)
+			p.publishConts()
 		}
 	case opDestroy:
 		if c := p.conts[o.cont]; c != nil {
@@ -116,6 +123,15 @@ func (p *Pool) apply(o *op) {
 			p.discard(c, o.lo, o.hi)
 		}
 	}
+}
+
+// publishConts republishes the container set for lock-free lookups (contParams).
+func (p *Pool) publishConts() {
+	m := make(map[UUID]*contNode, len(p.conts))
+	for u, c := range p.conts {
+		m[u] = c
+	}
+	p.contParams.Store(&m)
 }
 
 func (p *Pool) obj(c *contNode, oid OID, create bool) *objNode {
@@ -152,9 +168,14 @@ func (p *Pool) akey(ob *objNode, d *dkeyNode, key []byte, create bool) *akeyNode
 }
 
 func (p *Pool) applyUpdate(o *op) {
-	c := p.conts[o.cont]
-	ob := p.obj(c, o.oid, true)
-	d := p.dkey(ob, o.dkey, true)
+	ob, d := o.obNode, o.dNode
+	if ob == nil {
+		ob = p.obj(p.conts[o.cont], o.oid, true)
+	}
+	if d == nil {
+		d = p.dkey(ob, o.dkey, true)
+	}
+	o.obNode, o.dNode = nil, nil
 	ord := order{o.epoch, o.seq}
 	for i := range o.vals {
 		v := &o.vals[i]
@@ -408,6 +429,7 @@ func (p *Pool) checkUpdate(c *contNode, ob *objNode, o *op) error {
 	if ob != nil {
 		d = p.dkey(ob, o.dkey, false)
 	}
+	o.obNode, o.dNode = ob, d
 	for i := range o.vals {
 		v := &o.vals[i]
 		cond := o.cond

@@ -41,8 +41,12 @@ type Pool struct {
 	alloc    *allocator
 
 	// index, guarded by mu: written only by the committer
-	mu          sync.RWMutex
-	conts       map[UUID]*contNode
+	mu    sync.RWMutex
+	conts map[UUID]*contNode
+	// contParams is a copy of conts that the committer republishes when a
+	// container is created or destroyed, so that Update finds a container's
+	// (immutable) checksum parameters without taking mu against the committer.
+	contParams  atomic.Pointer[map[UUID]*contNode]
 	scmUsed     int64
 	pendingFree []extent
 
@@ -60,8 +64,11 @@ type Pool struct {
 	truncated int64
 	spare     chan spareSegment // the next segment, zero-filled in the background
 	bg        sync.WaitGroup    // background work (the spare segment's fill)
-	dwrites   []dataWrite       // data-file writes of the run being committed
+	dwrites   []dataWrite       // data-file writes of the run not yet handed to the data writer
 	syncData  bool              // the run has values that are not redo-logged
+	dataq     chan []dataWrite  // to the data writer (see placeData)
+	dataDone  chan error        // one reply per slice sent on dataq
+	dataSent  int               // slices of this run sent and not yet answered
 	replaying bool
 	redoData  map[uint64][][]byte // replay: data of redo-logged values, by offset
 	redoMax   uint64              // largest value redo-logged (0 when the data file is in memory)
@@ -239,6 +246,7 @@ func Open(dir string, opts Options) (*Pool, error) {
 	if err := p.load(); err != nil {
 		return nil, err
 	}
+	p.publishConts()
 	p.alloc = newAllocator(p.sb.NvmeSize)
 	if err := p.rebuildAllocator(); err != nil {
 		return nil, err
@@ -246,6 +254,8 @@ func Open(dir string, opts Options) (*Pool, error) {
 	p.durable.Store(p.seq)
 	p.reqs = make(chan *request, 4*maxBatch)
 	p.loopEnd = make(chan struct{})
+	p.dataq, p.dataDone = make(chan []dataWrite, 4), make(chan error, 4)
+	go p.dataWriter()
 	go p.commitLoop()
 	ok = true
 	return p, nil
@@ -282,6 +292,7 @@ func (p *Pool) Close() error {
 	close(p.reqs)
 	p.gate.Unlock()
 	<-p.loopEnd
+	close(p.dataq)
 	p.dropSpare()
 	return p.closeFiles()
 }
@@ -453,9 +464,7 @@ func (p *Pool) commitRun(run []*request) {
 	if applied > 0 {
 		// Data first, then the log records that reference it: a record must never
 		// be durable before its data.
-		if len(p.dwrites) > 0 {
-			err = p.writeData(p.syncData)
-		}
+		err = p.finishData(p.syncData)
 		if err == nil {
 			err = p.appendLog(p.wbuf)
 		}
@@ -488,10 +497,17 @@ type dataWrite struct {
 
 var zeroBlock = make([]byte, blockSize)
 
+// dataHandoff is how many queued data-file bytes placeData lets accumulate before
+// handing them to the data writer, so that writing a run's values overlaps with
+// checking and applying the rest of the run (copying into the page cache costs
+// more than indexing a small value).
+const dataHandoff = 128 << 10
+
 // placeData allocates data-file space for an op's NVMe-tier values and queues
 // their writes, merging them with the run's previous write when adjacent, so a
-// group commit of many small values costs one pwritev. Values are padded to whole
-// blocks (from a shared zero block) so that consecutive allocations stay adjacent.
+// group commit of many small values costs a few pwritev calls. Values are padded
+// to whole blocks (from a shared zero block) so that consecutive allocations stay
+// adjacent.
 func (p *Pool) placeData(o *op) error {
 	for i, d := range o.data {
 		off, ok := p.alloc.alloc(d.n)
@@ -505,6 +521,7 @@ func (p *Pool) placeData(o *op) error {
 		}
 		o.vals[d.val].off = off
 	}
+	var queued uint64
 	for _, d := range o.data {
 		p.syncData = p.syncData || !d.redo
 		off, n := o.vals[d.val].off, roundUp(d.n)
@@ -515,28 +532,62 @@ func (p *Pool) placeData(o *op) error {
 		if k := len(p.dwrites) - 1; k >= 0 && p.dwrites[k].off+p.dwrites[k].len == off {
 			p.dwrites[k].len += n
 			p.dwrites[k].bufs = append(p.dwrites[k].bufs, bufs...)
-			continue
+		} else {
+			p.dwrites = append(p.dwrites, dataWrite{off: off, len: n, bufs: append([][]byte(nil), bufs...)})
 		}
-		p.dwrites = append(p.dwrites, dataWrite{off: off, len: n, bufs: append([][]byte(nil), bufs...)})
+	}
+	for _, w := range p.dwrites {
+		queued += w.len
+	}
+	if queued >= dataHandoff {
+		p.handOffData()
 	}
 	return nil
 }
 
-// writeData performs the queued data writes and, if sync, makes them durable
-// (not needed when every value is redo-logged: the log record carries the data).
-func (p *Pool) writeData(sync bool) error {
-	for _, w := range p.dwrites {
-		if err := pwritev(p.data.Fd(), w.bufs, int64(w.off)); err != nil {
-			return daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
+// handOffData sends the queued data writes to the data writer.
+func (p *Pool) handOffData() {
+	if len(p.dwrites) == 0 {
+		return
+	}
+	p.dataq <- p.dwrites
+	p.dwrites = nil // the writer owns that slice now
+	p.dataSent++
+}
+
+// finishData hands off what is still queued, waits until the data writer has
+// written everything of this run and, if sync, makes it durable (not needed when
+// every value is redo-logged: the log record carries the data).
+func (p *Pool) finishData(sync bool) error {
+	p.handOffData()
+	var err error
+	for ; p.dataSent > 0; p.dataSent-- {
+		if e := <-p.dataDone; err == nil {
+			err = e
 		}
 	}
-	if !sync {
-		return nil
+	if err != nil || !sync {
+		return err
 	}
 	if err := unix.Fdatasync(int(p.data.Fd())); err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "sync data file %s", p.data.Name())
 	}
 	return nil
+}
+
+// dataWriter performs the data-file writes the committer hands it, in order,
+// answering each slice on dataDone. One per target, ending when Close closes dataq.
+func (p *Pool) dataWriter() {
+	for ws := range p.dataq {
+		var err error
+		for _, w := range ws {
+			if err = pwritev(p.data.Fd(), w.bufs, int64(w.off)); err != nil {
+				err = daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
+				break
+			}
+		}
+		p.dataDone <- err
+	}
 }
 
 func (p *Pool) checkSpace(o *op) error {
