@@ -437,6 +437,7 @@ func (p *Pool) commitRun(run []*request) {
 	p.wbuf = p.wbuf[:0]
 	p.dwrites = p.dwrites[:0]
 	p.syncData = false
+	limitRedo(run)
 	applied := 0
 	p.mu.Lock()
 	for _, r := range run {
@@ -486,6 +487,40 @@ func (p *Pool) commitRun(run []*request) {
 			r.err = err
 		}
 		r.done <- struct{}{}
+	}
+}
+
+// redoRunMax bounds the redo-logged bytes of one run. Redo logging trades a
+// second write of the data (the log's copy) for one flush less per commit; that
+// pays while commits are small and flush latency dominates, not once a run
+// carries enough data that the disk's bandwidth does: then the values of the run
+// are written once, to the data file, and flushed before the log.
+const redoRunMax = 64 << 10
+
+// limitRedo turns redo logging off for every value of a run whose redo-logged
+// data would exceed redoRunMax.
+func limitRedo(run []*request) {
+	var n uint64
+	for _, r := range run {
+		for _, d := range r.op.data {
+			if d.redo {
+				n += d.n
+			}
+		}
+	}
+	if n <= redoRunMax {
+		return
+	}
+	for _, r := range run {
+		o := r.op
+		for i := range o.data {
+			if d := &o.data[i]; d.redo {
+				d.redo = false
+				v := &o.vals[d.val]
+				v.flags &^= recRedo
+				v.redo = nil
+			}
+		}
 	}
 }
 

@@ -733,3 +733,39 @@ func TestRedoLoggedValues(t *testing.T) {
 		t.Errorf("verify: %d values, %v", n, err)
 	}
 }
+
+// A run whose redo-loggable data exceeds redoRunMax is written once, to the data
+// file (flushed before the log), instead of twice.
+func TestLimitRedo(t *testing.T) {
+	run := func(sizes ...uint64) []*request {
+		var rs []*request
+		for _, n := range sizes {
+			o := &op{vals: []valueRec{{flags: recNVMe | recRedo, redo: [][]byte{make([]byte, n)}}}}
+			o.data = []pendingData{{val: 0, n: n, redo: true}}
+			rs = append(rs, &request{op: o})
+		}
+		return rs
+	}
+	tests := []struct {
+		name     string
+		sizes    []uint64
+		wantRedo bool
+	}{
+		{"one small value", []uint64{4096}, true},
+		{"exactly the limit", []uint64{redoRunMax / 2, redoRunMax / 2}, true},
+		{"over the limit", []uint64{redoRunMax / 2, redoRunMax/2 + 1}, false},
+		{"many small values", slices.Repeat([]uint64{4096}, 64), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := run(tc.sizes...)
+			limitRedo(rs)
+			for i, r := range rs {
+				v, d := r.op.vals[0], r.op.data[0]
+				if got := v.flags&recRedo != 0; got != tc.wantRedo || d.redo != tc.wantRedo || (v.redo != nil) != tc.wantRedo {
+					t.Errorf("value %d: flag %v, pending %v, data kept %v; want redo %v", i, got, d.redo, v.redo != nil, tc.wantRedo)
+				}
+			}
+		})
+	}
+}
