@@ -139,7 +139,10 @@ func (t Type) AppendSlices(dst []byte, parts [][]byte) []byte {
 	if t == XXH64 {
 		return binary.LittleEndian.AppendUint64(dst, h.(*xxhash.Digest).Sum64())
 	}
-	return h.Sum(dst)
+	// Not h.Sum(dst): passing dst through the interface would move every caller's
+	// buffer to the heap, on the crc32c path too.
+	var sum [sha256.Size]byte
+	return append(dst, h.Sum(sum[:0])...)
 }
 
 // EqualSlices reports whether sum matches the concatenation of parts.

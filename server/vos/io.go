@@ -586,14 +586,15 @@ func (f *fetcher) readWhole(chk pieceCheck, off, lo uint64, dst [][]byte) (int, 
 	var tailErr error
 	// dst may be the fetcher's scratch (f.dsc): slice it before anything reuses that.
 	hdst, tdst := sglRange(dst, 0, mid-lo, nil), sglRange(dst, mid-lo, lo+n-mid, nil)
+	fd := f.p.data.Fd() // not f in the closure: that would move every fetcher to the heap
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if tailErr = preadv(f.p.data.Fd(), tdst, int64(off+mid)); tailErr == nil {
+		if tailErr = preadv(fd, tdst, int64(off+mid)); tailErr == nil {
 			_, tailBad = tail.verify(tdst, mid, nil)
 		}
 	}()
-	err := preadv(f.p.data.Fd(), hdst, int64(off+lo))
+	err := preadv(fd, hdst, int64(off+lo))
 	bad := -1
 	if err == nil {
 		f.sc, bad = head.verify(hdst, lo, f.sc)

@@ -144,7 +144,7 @@ func (p *Pool) obj(c *contNode, oid OID, create bool) *objNode {
 }
 
 func (p *Pool) dkey(ob *objNode, key []byte, create bool) *dkeyNode {
-	d := ob.lookupDkey(string(key)) // no allocation: the conversion does not escape
+	d := ob.lookupDkey(string(key))
 	if d == nil && create {
 		d = &dkeyNode{key: string(key)}
 		ob.dkeys.Set(d)
