@@ -560,7 +560,7 @@ func (f *fetcher) readExtent(a *akeyNode, akey []byte, fr fragment, dst [][]byte
 	return nil
 }
 
-// splitReadMin is the size from which a direct extent read is split in two halves
+// splitReadMin is the size from which a direct extent read is split in two parts
 // read and verified concurrently. Verifying crc32c costs about half as much as
 // reading from the page cache, so doing both in one goroutine runs at two thirds
 // of raw pread; DAOS offloads checksums to helper xstreams for the same reason.
@@ -579,7 +579,10 @@ func (f *fetcher) readWhole(chk pieceCheck, off, lo uint64, dst [][]byte) (int, 
 		f.sc, bad = chk.verify(dst, lo, f.sc)
 		return bad, nil
 	}
-	m := sort.Search(len(chk.pieces), func(i int) bool { return chk.pieces[i][0]-lo >= n/2 })
+	// The helper goroutine starts some microseconds late (it has to be woken on
+	// the other core), so it gets the smaller part: 3/8 measured best here.
+	m := sort.Search(len(chk.pieces), func(i int) bool { return chk.pieces[i][0]-lo >= n*5/8 })
+	m = min(m, len(chk.pieces)-1)
 	mid := chk.pieces[m][0]
 	head, tail := chk.split(m)
 	var tailBad int

@@ -180,8 +180,8 @@ func TestTiersAndChecksums(t *testing.T) {
 	}
 }
 
-// A large extent read whole is read and verified in two halves concurrently
-// (readWhole); damage in either half must still be caught and named, and an SGL
+// A large extent read whole is read and verified in two parts concurrently
+// (readWhole); damage in either part must still be caught and named, and an SGL
 // whose buffers straddle the split must be filled exactly.
 func TestSplitReadVerifies(t *testing.T) {
 	const n = 1 << 20
@@ -196,9 +196,10 @@ func TestSplitReadVerifies(t *testing.T) {
 		wantErr string
 	}{
 		{"clean, one buffer", -1, []int{n}, ""},
-		{"clean, buffers straddling the halves", -1, []int{1000, n/2 - 1000 + 3, n/2 - 3}, ""},
-		{"damage in the first half", 40000, []int{n}, "chunk at record 32768"},
-		{"damage in the second half", n - 5, []int{n}, "chunk at record 1015808"},
+		{"clean, buffers straddling the split", -1, []int{1000, n*5/8 - 1000 + 3, n*3/8 - 3}, ""},
+		{"damage in the first part", 40000, []int{n}, "chunk at record 32768"},
+		{"damage in the first chunk of the second part", n * 5 / 8, []int{n}, "chunk at record 655360"},
+		{"damage in the second part", n - 5, []int{n}, "chunk at record 1015808"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
