@@ -119,34 +119,41 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 	if err := p.fail(); err != nil {
 		return err
 	}
-	if err := checkWriteEpoch(epoch); err != nil {
+	o, err := p.buildUpdate(u, oid, epoch, flags, dkey, iods, sgls)
+	if err != nil {
 		return err
 	}
+	return p.submit(o)
+}
+
+// buildUpdate validates an update and turns it into an op for the committer:
+// small values copied, checksums computed, large values left in the caller's
+// buffers.
+func (p *Pool) buildUpdate(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, iods []IOD, sgls []SGL) (*op, error) {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return nil, err
+	}
 	if err := checkKey("dkey", dkey); err != nil {
-		return daoserr.Context(err, "update obj %s", oid)
+		return nil, daoserr.Context(err, "update obj %s", oid)
 	}
 	if len(iods) == 0 || len(sgls) != len(iods) {
-		return daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: %d IODs and %d SGLs; need one SGL per IOD, at least one", oid, dkey, len(iods), len(sgls))
+		return nil, daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: %d IODs and %d SGLs; need one SGL per IOD, at least one", oid, dkey, len(iods), len(sgls))
 	}
 	c := (*p.contParams.Load())[u] // its csum and chunk never change; the committer re-checks existence
-	var ct checksum.Type
-	var chunk uint32
-	if c != nil {
-		ct, chunk = c.csum, c.chunk
-	}
 	if c == nil {
-		return daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s does not exist on this target", oid, u)
+		return nil, daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s does not exist on this target", oid, u)
 	}
+	ct, chunk := c.csum, c.chunk
 	o := &op{kind: opUpdate, cont: u, oid: oid, epoch: epoch, dkey: dkey, cond: flags}
 	var total uint64
 	for i := range iods {
 		iod := &iods[i]
 		if err := checkKey("akey", iod.Akey); err != nil {
-			return daoserr.Context(err, "update obj %s dkey %q", oid, dkey)
+			return nil, daoserr.Context(err, "update obj %s dkey %q", oid, dkey)
 		}
 		for j := 0; j < i; j++ {
 			if string(iods[j].Akey) == string(iod.Akey) {
-				return daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: akey %q appears twice", oid, dkey, iod.Akey)
+				return nil, daoserr.Newf(daoserr.Inval, "update obj %s dkey %q: akey %q appears twice", oid, dkey, iod.Akey)
 			}
 		}
 		if flags&CondPerAkey != 0 && o.akeyCond == nil {
@@ -163,7 +170,7 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 			err = daoserr.Newf(daoserr.Inval, "akey %q: IOD type %d, want single (1) or array (2)", iod.Akey, iod.Type)
 		}
 		if err != nil {
-			return daoserr.Context(err, "update obj %s dkey %q", oid, dkey)
+			return nil, daoserr.Context(err, "update obj %s dkey %q", oid, dkey)
 		}
 		for k := before; k < len(o.vals); k++ {
 			total += o.vals[k].dataLen()
@@ -172,10 +179,10 @@ func (p *Pool) Update(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte
 			}
 		}
 		if total > MaxUpdateBytes {
-			return daoserr.Newf(daoserr.Rec2Big, "update obj %s dkey %q: %d bytes in one update, limit %d", oid, dkey, total, MaxUpdateBytes)
+			return nil, daoserr.Newf(daoserr.Rec2Big, "update obj %s dkey %q: %d bytes in one update, limit %d", oid, dkey, total, MaxUpdateBytes)
 		}
 	}
-	return p.submit(o)
+	return o, nil
 }
 
 func (p *Pool) buildSingle(o *op, iod *IOD, sgl SGL, ct checksum.Type) error {

@@ -67,8 +67,8 @@ type Pool struct {
 	dwrites   []dataWrite       // data-file writes of the run not yet handed to the data writer
 	syncData  bool              // the run has values that are not redo-logged
 	dataq     chan []dataWrite  // to the data writer (see placeData)
-	dataDone  chan error        // one reply per slice sent on dataq
-	dataSent  int               // slices of this run sent and not yet answered
+	dataWG    sync.WaitGroup    // slices of this run on dataq or being written
+	dataErr   error             // the data writer's first error of this run (read after dataWG.Wait)
 	replaying bool
 	redoData  map[uint64][][]byte // replay: data of redo-logged values, by offset
 	redoMax   uint64              // largest value redo-logged (0 when the data file is in memory)
@@ -254,7 +254,7 @@ func Open(dir string, opts Options) (*Pool, error) {
 	p.durable.Store(p.seq)
 	p.reqs = make(chan *request, 4*maxBatch)
 	p.loopEnd = make(chan struct{})
-	p.dataq, p.dataDone = make(chan []dataWrite, 4), make(chan error, 4)
+	p.dataq = make(chan []dataWrite, 16)
 	go p.dataWriter()
 	go p.commitLoop()
 	ok = true
@@ -585,9 +585,9 @@ func (p *Pool) handOffData() {
 	if len(p.dwrites) == 0 {
 		return
 	}
-	p.dataq <- p.dwrites
-	p.dwrites = nil // the writer owns that slice now
-	p.dataSent++
+	p.dataWG.Add(1)
+	p.dataq <- p.dwrites // blocks only while the writer is busy: it never waits on the committer
+	p.dwrites = nil      // the writer owns that slice now
 }
 
 // finishData hands off what is still queued, waits until the data writer has
@@ -595,12 +595,9 @@ func (p *Pool) handOffData() {
 // every value is redo-logged: the log record carries the data).
 func (p *Pool) finishData(sync bool) error {
 	p.handOffData()
-	var err error
-	for ; p.dataSent > 0; p.dataSent-- {
-		if e := <-p.dataDone; err == nil {
-			err = e
-		}
-	}
+	p.dataWG.Wait()
+	err := p.dataErr
+	p.dataErr = nil
 	if err != nil || !sync {
 		return err
 	}
@@ -611,17 +608,19 @@ func (p *Pool) finishData(sync bool) error {
 }
 
 // dataWriter performs the data-file writes the committer hands it, in order,
-// answering each slice on dataDone. One per target, ending when Close closes dataq.
+// keeping the first error of the run in dataErr. One per target, ending when
+// Close closes dataq.
 func (p *Pool) dataWriter() {
 	for ws := range p.dataq {
-		var err error
 		for _, w := range ws {
-			if err = pwritev(p.data.Fd(), w.bufs, int64(w.off)); err != nil {
-				err = daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
-				break
+			if p.dataErr != nil {
+				break // the run fails anyway
+			}
+			if err := pwritev(p.data.Fd(), w.bufs, int64(w.off)); err != nil {
+				p.dataErr = daoserr.Wrap(daoserr.IO, err, "write data file %s", p.data.Name())
 			}
 		}
-		p.dataDone <- err
+		p.dataWG.Done()
 	}
 }
 

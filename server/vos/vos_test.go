@@ -2,11 +2,14 @@ package vos
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godaos/godaos/internal/daoserr"
 )
@@ -768,5 +771,53 @@ func TestLimitRedo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// One group commit whose NVMe-tier values are handed to the data writer many
+// times over (a full batch of 64 KiB values: 256 hand-offs of 128 KiB) must
+// commit and read back. The run is formed by the test, so its size does not
+// depend on timing. (A reply channel with a bounded
+// buffer once deadlocked here: the writer waited on the committer and the
+// committer on the writer.)
+func TestRunWithManyDataHandoffs(t *testing.T) {
+	p := newTestPool(t)
+	const n, size = maxBatch, 64 << 10
+	run := make([]*request, n)
+	for i := range run {
+		val := bytes.Repeat([]byte{byte(i), byte(i >> 8)}, size/2)
+		dkey := []byte(fmt.Sprintf("d%04d", i))
+		o, err := p.buildUpdate(tCont, tOID, 1, 0, dkey, []IOD{{Akey: []byte("a"), Type: IODSingle, Size: size}}, []SGL{{val}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run[i] = &request{op: o, done: make(chan struct{}, 1)}
+	}
+	// As one run, on the committer (control runs a function there between batches).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.control(func() error { p.commitRun(run); return nil })
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		// Not t.Fatal or panic: the pool's cleanup would wait for the stuck
+		// committer until the test binary times out. Show where it is stuck, and exit.
+		stacks := make([]byte, 1<<20)
+		stacks = stacks[:runtime.Stack(stacks, true)]
+		fmt.Fprintf(os.Stderr, "--- FAIL: %s: commit of one large run did not finish in a minute: committer and data writer deadlocked\n%s", t.Name(), stacks)
+		os.Exit(1)
+	}
+	for i, r := range run {
+		if r.err != nil {
+			t.Fatalf("op %d: %v", i, r.err)
+		}
+	}
+	for _, i := range []int{0, 1, n/2 + 3, n - 1} {
+		want := bytes.Repeat([]byte{byte(i), byte(i >> 8)}, size/2)
+		if got := getSV(t, p, 2, fmt.Sprintf("d%04d", i), "a"); got != string(want) {
+			t.Errorf("value %d read back wrong", i)
+		}
 	}
 }
