@@ -144,7 +144,7 @@ func (p *Pool) buildUpdate(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey [
 		return nil, daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s does not exist on this target", oid, u)
 	}
 	ct, chunk := c.csum, c.chunk
-	o := &op{kind: opUpdate, cont: u, oid: oid, epoch: epoch, dkey: dkey, cond: flags}
+	o := &op{kind: opUpdate, cont: u, oid: oid, epoch: epoch, dkey: dkey, cond: flags, contRef: c}
 	var total uint64
 	for i := range iods {
 		iod := &iods[i]

@@ -64,6 +64,9 @@ type op struct {
 	// in between that changes the index
 	obNode *objNode
 	dNode  *dkeyNode
+	// not logged: the container whose checksum parameters the update was built
+	// with (nil for replayed ops)
+	contRef *contNode
 }
 
 // pendingData is an NVMe-tier value still in the caller's buffers.
@@ -358,6 +361,10 @@ func (p *Pool) check(o *op) error {
 	c, err := p.contFor(o.cont, o.kind.String())
 	if err != nil {
 		return err
+	}
+	if o.contRef != nil && o.contRef != c {
+		return daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s was destroyed (and created again) while the update was in flight", o.oid, o.cont).
+			WithResolution("reopen the container and retry")
 	}
 	if o.epoch <= c.aggHi {
 		return daoserr.Newf(daoserr.TxRestart,

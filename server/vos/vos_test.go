@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godaos/godaos/internal/checksum"
 	"github.com/godaos/godaos/internal/daoserr"
 )
 
@@ -819,5 +820,29 @@ func TestRunWithManyDataHandoffs(t *testing.T) {
 		if got := getSV(t, p, 2, fmt.Sprintf("d%04d", i), "a"); got != string(want) {
 			t.Errorf("value %d read back wrong", i)
 		}
+	}
+}
+
+// An update built against a container that is then destroyed and created again
+// (possibly with another checksum type) must not be applied to the new one with
+// checksums of the old type.
+func TestUpdateOfRecreatedContainer(t *testing.T) {
+	p := newTestPool(t)
+	o, err := p.buildUpdate(tCont, tOID, 1, 0, []byte("d"), []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 3}}, []SGL{{[]byte("old")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DestroyContainer(tCont); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateContainer(tCont, ContOptions{Csum: checksum.SHA256}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.submit(o); !daoserr.Is(err, daoserr.Nonexist) || !strings.Contains(err.Error(), "created again") {
+		t.Fatalf("in-flight update of a recreated container: got %v, want DER_NONEXIST saying it was recreated", err)
+	}
+	putSV(t, p, 2, "d", "a", "new") // a fresh update works, with the new checksum type
+	if got := getSV(t, p, 3, "d", "a"); got != "new" {
+		t.Errorf("read %q, want %q", got, "new")
 	}
 }
