@@ -1,0 +1,430 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+// Request is what a handler gets.
+type Request struct {
+	Opcode uint16
+	Target uint32
+	Header []byte // the message header (valid until the handler returns)
+	Bulk   []byte // the request's bulk (valid until the handler returns)
+	Peer   string
+}
+
+// Response is what a handler returns on success.
+type Response struct {
+	Header []byte
+	Bulk   [][]byte // written straight from these buffers after the handler returns
+	// Release, if set, is called once the reply is on the wire (or failed), so a
+	// handler can hand out buffers it recycles.
+	Release func()
+}
+
+// Handler serves one opcode. Its context ends when the client's deadline passes,
+// the client cancels, or the server shuts down. An error goes back to the client
+// as its DER code with message and resolution.
+type Handler func(ctx context.Context, req *Request) (Response, error)
+
+// ServerOptions shape a server.
+type ServerOptions struct {
+	Targets          int    // request queues, one per target (default 1)
+	WorkersPerTarget int    // service goroutines per target (default 2)
+	QueueDepth       int    // requests waiting per target before readers block (default 256)
+	Limits           Limits // what clients may send
+	Logger           *slog.Logger
+}
+
+// A Server accepts connections and serves requests. Each target has its own
+// queue and service goroutines: a request goes to the target its header names,
+// never through a lock shared by all targets. A connection's reader reads
+// frames in order and hands each request to its target's queue; replies go back
+// on the same connection in whatever order they finish.
+type Server struct {
+	opts     ServerOptions
+	lim      Limits
+	log      *slog.Logger
+	handlers map[uint16]Handler
+	queues   []chan *serverCall
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	closing   bool
+
+	baseCtx  context.Context
+	stop     context.CancelFunc
+	inflight sync.WaitGroup // requests read and not yet answered
+	workers  sync.WaitGroup
+	readers  sync.WaitGroup
+	started  bool
+}
+
+type serverCall struct {
+	conn   *serverConn
+	id     uint64
+	req    Request
+	ctx    context.Context
+	cancel context.CancelFunc
+	bulk   *[]byte // pooled buffer behind req.Bulk, if any
+}
+
+// NewServer makes a server; register handlers with Handle before Serve.
+func NewServer(opts ServerOptions) *Server {
+	if opts.Targets <= 0 {
+		opts.Targets = 1
+	}
+	if opts.WorkersPerTarget <= 0 {
+		opts.WorkersPerTarget = 2
+	}
+	if opts.QueueDepth <= 0 {
+		opts.QueueDepth = 256
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{opts: opts, lim: opts.Limits.withDefaults(), log: opts.Logger, handlers: map[uint16]Handler{},
+		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, baseCtx: ctx, stop: stop}
+	s.queues = make([]chan *serverCall, opts.Targets)
+	for t := range s.queues {
+		s.queues[t] = make(chan *serverCall, opts.QueueDepth)
+	}
+	return s
+}
+
+// Handle registers h for opcode (before Serve).
+func (s *Server) Handle(opcode uint16, h Handler) { s.handlers[opcode] = h }
+
+func (s *Server) startWorkers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closing {
+		return
+	}
+	s.started = true
+	for _, q := range s.queues {
+		for range s.opts.WorkersPerTarget {
+			s.workers.Add(1)
+			go s.work(q)
+		}
+	}
+}
+
+// Serve accepts connections on l until Shutdown; it returns nil after Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.startWorkers()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		s.serveConn(conn)
+	}
+}
+
+// ServeConn serves one already-connected peer (tests, in-process engines).
+func (s *Server) ServeConn(conn net.Conn) {
+	s.startWorkers()
+	s.serveConn(conn)
+}
+
+func (s *Server) serveConn(conn net.Conn) {
+	sc := &serverConn{s: s, conn: conn, peer: conn.RemoteAddr().String(), calls: map[uint64]*serverCall{}}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.conns[sc] = struct{}{}
+	s.readers.Add(1)
+	s.mu.Unlock()
+	go sc.readLoop()
+}
+
+// Shutdown stops accepting connections and reading requests, lets the requests
+// already read finish and their replies go out, then closes every connection.
+// If ctx ends first, the handlers still running are canceled and Shutdown
+// returns ctx's error once they have returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	started := s.started
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sc := range s.conns {
+		// wake the reader: it stops at the next frame boundary it is waiting at
+		sc.conn.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	s.readers.Wait()
+
+	drained := make(chan struct{})
+	go func() { s.inflight.Wait(); close(drained) }()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.stop()
+		<-drained
+	}
+	s.stop()
+	s.mu.Lock()
+	for sc := range s.conns {
+		sc.conn.Close()
+	}
+	s.mu.Unlock()
+	if started {
+		for _, q := range s.queues {
+			close(q)
+		}
+		s.workers.Wait()
+	}
+	return err
+}
+
+func (s *Server) work(q chan *serverCall) {
+	defer s.workers.Done()
+	for c := range q {
+		c.conn.serve(c)
+	}
+}
+
+// ---- one connection ----
+
+type serverConn struct {
+	s    *Server
+	conn net.Conn
+	peer string
+
+	wmu sync.Mutex
+
+	mu     sync.Mutex
+	calls  map[uint64]*serverCall // in flight, for cancel frames
+	broken bool
+}
+
+func (sc *serverConn) readLoop() {
+	defer sc.s.readers.Done()
+	var fixed [fixedSize]byte
+	for {
+		err := sc.readFrame(fixed[:])
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		switch {
+		case errors.Is(err, errProtocol):
+			sc.s.log.Warn("closing connection: bad frame", "peer", sc.peer, "reason", err)
+			sc.close()
+		case errors.As(err, &ne) && ne.Timeout(): // Shutdown: replies still to go out
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			sc.close()
+		default:
+			sc.s.log.Info("connection lost", "peer", sc.peer, "err", err)
+			sc.close()
+		}
+		return
+	}
+}
+
+// close closes the connection and cancels its requests (their replies have
+// nowhere to go).
+func (sc *serverConn) close() {
+	sc.mu.Lock()
+	sc.broken = true
+	for _, c := range sc.calls {
+		c.cancel()
+	}
+	sc.mu.Unlock()
+	sc.conn.Close()
+	sc.s.mu.Lock()
+	delete(sc.s.conns, sc)
+	sc.s.mu.Unlock()
+}
+
+var bulkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// readFrame reads one frame and queues or acts on it.
+func (sc *serverConn) readFrame(fixed []byte) error {
+	if _, err := io.ReadFull(sc.conn, fixed); err != nil {
+		return err
+	}
+	f, err := parseFixed(fixed, sc.s.lim)
+	if err != nil {
+		return err
+	}
+	var hdr []byte
+	if f.hdrLen > 0 {
+		hdr = make([]byte, f.hdrLen)
+		if _, err := io.ReadFull(sc.conn, hdr); err != nil {
+			return err
+		}
+	}
+	if err := checkCRC(fixed, hdr); err != nil {
+		return err
+	}
+	switch f.kind {
+	case KindCancel:
+		sc.mu.Lock()
+		if c := sc.calls[f.id]; c != nil {
+			c.cancel()
+		}
+		sc.mu.Unlock()
+		return nil
+	case KindReply:
+		return protoErr("a client sent a reply frame")
+	}
+	c := &serverCall{conn: sc, id: f.id, req: Request{Opcode: f.opcode, Target: f.target, Header: hdr, Peer: sc.peer}}
+	if f.bulkLen > 0 {
+		if f.bulkLen <= 1<<20 {
+			c.bulk = bulkPool.Get().(*[]byte)
+			c.req.Bulk = (*c.bulk)[:f.bulkLen]
+		} else {
+			c.req.Bulk = make([]byte, f.bulkLen)
+		}
+		if _, err := io.ReadFull(sc.conn, c.req.Bulk); err != nil {
+			c.release()
+			return err
+		}
+	}
+	if f.timeout > 0 {
+		c.ctx, c.cancel = context.WithTimeout(sc.s.baseCtx, time.Duration(f.timeout)*time.Millisecond)
+	} else {
+		c.ctx, c.cancel = context.WithCancel(sc.s.baseCtx)
+	}
+	sc.mu.Lock()
+	if _, dup := sc.calls[f.id]; dup {
+		sc.mu.Unlock()
+		c.cancel()
+		c.release()
+		return protoErr("request id %d is already in flight", f.id)
+	}
+	sc.calls[f.id] = c
+	sc.mu.Unlock()
+	sc.s.inflight.Add(1)
+	if f.target >= uint32(len(sc.s.queues)) {
+		go sc.reply(c, Response{}, daoserr.Newf(daoserr.BadTarget, "target %d does not exist: the engine serves %d targets (0-%d)", f.target, len(sc.s.queues), len(sc.s.queues)-1))
+		return nil
+	}
+	sc.s.queues[f.target] <- c
+	return nil
+}
+
+func (c *serverCall) release() {
+	if c.bulk != nil {
+		bulkPool.Put(c.bulk)
+		c.bulk = nil
+	}
+	c.req.Bulk = nil
+}
+
+// serve runs a request's handler and sends its reply.
+func (sc *serverConn) serve(c *serverCall) {
+	h := sc.s.handlers[c.req.Opcode]
+	if h == nil {
+		sc.reply(c, Response{}, daoserr.Newf(daoserr.NoSys, "opcode %d is not served by this engine", c.req.Opcode))
+		return
+	}
+	var resp Response
+	err := c.ctx.Err()
+	if err == nil { // not canceled while queued
+		resp, err = sc.call(h, c)
+	}
+	sc.reply(c, resp, err)
+}
+
+// call runs a handler; a panic becomes an error for that request only.
+func (sc *serverConn) call(h Handler, c *serverCall) (resp Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sc.s.log.Error("handler panicked", "opcode", c.req.Opcode, "target", c.req.Target, "peer", sc.peer, "panic", r, "stack", string(debug.Stack()))
+			resp, err = Response{}, daoserr.Newf(daoserr.Misc, "opcode %d on target %d failed inside the engine (logged)", c.req.Opcode, c.req.Target)
+		}
+	}()
+	return h(c.ctx, &c.req)
+}
+
+// reply writes a request's reply and forgets the request.
+func (sc *serverConn) reply(c *serverCall, resp Response, err error) {
+	defer sc.s.inflight.Done()
+	f := frame{kind: KindReply, id: c.id}
+	hdr, bulk := resp.Header, resp.Bulk
+	if err != nil {
+		f.status, hdr = encodeError(err)
+		bulk = nil
+	}
+	for _, b := range bulk {
+		f.bulkLen += uint64(len(b))
+	}
+	var fixed [fixedSize]byte
+	f.put(fixed[:], hdr)
+	bufs := make(net.Buffers, 0, 2+len(bulk))
+	bufs = append(bufs, fixed[:])
+	if len(hdr) > 0 {
+		bufs = append(bufs, hdr)
+	}
+	for _, b := range bulk {
+		if len(b) > 0 {
+			bufs = append(bufs, b)
+		}
+	}
+
+	sc.mu.Lock()
+	delete(sc.calls, c.id)
+	broken := sc.broken
+	sc.mu.Unlock()
+	c.cancel()
+	c.release()
+	var werr error
+	if !broken {
+		sc.wmu.Lock()
+		_, werr = bufs.WriteTo(sc.conn)
+		sc.wmu.Unlock()
+	}
+	if resp.Release != nil {
+		resp.Release()
+	}
+	if werr != nil {
+		sc.s.log.Info("reply not sent; closing connection", "peer", sc.peer, "err", werr)
+		sc.close()
+	}
+}
