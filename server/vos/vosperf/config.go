@@ -11,69 +11,17 @@ package vosperf
 import (
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 
 	"github.com/godaos/godaos/internal/checksum"
+	"github.com/godaos/godaos/internal/units"
 	"github.com/godaos/godaos/server/vos"
 )
 
-// ByteSize is a size in bytes. It parses "64", "4K", "4KiB", "64k", "1M", "1G"
-// (binary multiples) and prints the shortest exact binary form.
-type ByteSize uint64
+// ByteSize is a size in bytes (see units.ByteSize).
+type ByteSize = units.ByteSize
 
 // ParseByteSize parses a size such as 4K or 1MiB.
-func ParseByteSize(s string) (ByteSize, error) {
-	t := strings.TrimSpace(s)
-	num := strings.TrimRight(t, "kKmMgGtTiIbB")
-	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(t[len(num):], "B"), "b"))
-	unit = strings.TrimSuffix(unit, "I")
-	var mult uint64
-	switch unit {
-	case "":
-		mult = 1
-	case "K":
-		mult = 1 << 10
-	case "M":
-		mult = 1 << 20
-	case "G":
-		mult = 1 << 30
-	case "T":
-		mult = 1 << 40
-	default:
-		return 0, fmt.Errorf("size %q: unknown unit, use e.g. 64, 4K, 1M or 2G", s)
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: want a whole number with an optional K, M, G or T suffix, e.g. 4K", s)
-	}
-	if n > (1<<64-1)/mult {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return ByteSize(n * mult), nil
-}
-
-// UnmarshalText lets flag parsers (kong) read sizes directly.
-func (b *ByteSize) UnmarshalText(t []byte) error {
-	v, err := ParseByteSize(string(t))
-	if err != nil {
-		return err
-	}
-	*b = v
-	return nil
-}
-
-func (b ByteSize) String() string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if b >= 1<<u.shift && b%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d%s", b>>u.shift, u.name)
-		}
-	}
-	return fmt.Sprintf("%dB", uint64(b))
-}
+func ParseByteSize(s string) (ByteSize, error) { return units.ParseByteSize(s) }
 
 // Pattern is the order in which keys (VOS) or offsets (raw files) are visited.
 type Pattern string
