@@ -64,4 +64,3 @@ func (b ByteSize) String() string {
 	}
 	return fmt.Sprintf("%dB", uint64(b))
 }
-

@@ -165,7 +165,6 @@ func TestScmDirAndDataFile(t *testing.T) {
 	}
 }
 
-
 func TestPercentile(t *testing.T) {
 	var st phaseStats
 	for i := 1; i <= 1000; i++ {
