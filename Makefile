@@ -7,7 +7,7 @@ CMDS    := $(notdir $(wildcard cmd/*))
 PKGS    := ./...
 # Fuzz targets run briefly in every test run; `make fuzz FUZZTIME=10m` for longer.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := server/vos:FuzzDecodeOp server/vos:FuzzReadRecord server/vos:FuzzCheckpoint server/vos:FuzzReplay internal/rpc:FuzzDecodeFrame internal/rpc:FuzzServerConn
+FUZZ_TARGETS := server/vos:FuzzDecodeOp server/vos:FuzzReadRecord server/vos:FuzzCheckpoint server/vos:FuzzReplay internal/rpc:FuzzDecodeFrame internal/rpc:FuzzServerConn server/config:FuzzParse
 
 .PHONY: all build deps test unit race fuzz lint demo perf clean
 
