@@ -9,7 +9,7 @@ PKGS    := ./...
 FUZZTIME ?= 10s
 FUZZ_TARGETS := server/vos:FuzzDecodeOp server/vos:FuzzReadRecord server/vos:FuzzCheckpoint server/vos:FuzzReplay internal/rpc:FuzzDecodeFrame internal/rpc:FuzzServerConn server/config:FuzzParse
 
-.PHONY: all build deps test unit race fuzz lint demo perf clean
+.PHONY: all build deps test unit race fuzz lint demo perf proto clean
 
 all: build
 
@@ -48,6 +48,10 @@ demo: deps build
 # The benchmark table of docs/performance.md.
 perf: build
 	$(BIN)/vos_perf --preset issue
+
+# Regenerate internal/proto's committed Go code after editing a .proto.
+proto:
+	scripts/proto.sh
 
 clean:
 	rm -rf $(BIN)

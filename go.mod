@@ -11,3 +11,5 @@ require (
 )
 
 require go.yaml.in/yaml/v3 v3.0.6
+
+require google.golang.org/protobuf v1.36.12

@@ -1,0 +1,14 @@
+package enginepb
+
+// Opcodes of the engine's data-plane RPCs (internal/rpc frames). Each request's
+// message header is the message named beside it; replies without a message
+// header are empty on success.
+const (
+	OpTargetCreate  uint16 = 1  // TargetCreateReq
+	OpTargetDestroy uint16 = 2  // TargetDestroyReq
+	OpTargetQuery   uint16 = 3  // TargetDestroyReq (the pool) -> TargetQueryRep
+	OpContCreate    uint16 = 10 // ContCreateReq
+	OpContDestroy   uint16 = 11 // ContDestroyReq
+	OpObjUpdate     uint16 = 20 // ObjIOReq, bulk: the values in IOD order
+	OpObjFetch      uint16 = 21 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
+)

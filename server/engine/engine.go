@@ -1,0 +1,447 @@
+// Package engine is one DAOS engine (one rank): its targets, each holding the VOS
+// instances of the pools that have storage on it, served over the data-plane
+// RPC (internal/rpc). A request names its target in the frame header and is
+// queued to that target's own service goroutines; targets share no locks.
+//
+// On disk, for pool P and target i:
+//
+//	<scm_mount>/P/tgt<i>/        the VOS target: superblock, log, checkpoints
+//	<bdev dir>/P/tgt<i>.data     its NVMe-tier data file
+//
+// Opening an engine opens every pool target found there, so a restarted engine
+// serves its pools again.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/checksum"
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/server/vos"
+)
+
+// Options describe an engine.
+type Options struct {
+	Rank             uint32
+	Targets          int
+	ScmDir           string // the SCM tier's directory (scm_mount)
+	BdevDir          string // where the pools' data files go (the bdev tier)
+	WorkersPerTarget int    // service goroutines per target (default 2)
+	Logger           *slog.Logger
+}
+
+// An Engine serves its targets.
+type Engine struct {
+	opts    Options
+	log     *slog.Logger
+	targets []*target
+	srv     *rpc.Server
+}
+
+type target struct {
+	idx   int
+	mu    sync.RWMutex // guards pools; taken for writing only to add or remove a pool
+	pools map[vos.UUID]*vos.Pool
+}
+
+// Open opens an engine's storage, bringing back every pool target on it.
+func Open(opts Options) (*Engine, error) {
+	if opts.Targets < 1 {
+		return nil, daoserr.Newf(daoserr.Inval, "engine rank %d: %d targets", opts.Rank, opts.Targets).WithResolution("configure at least one target")
+	}
+	if opts.ScmDir == "" || opts.BdevDir == "" {
+		return nil, daoserr.Newf(daoserr.Inval, "engine rank %d: no storage directories", opts.Rank)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Engine{opts: opts, log: opts.Logger.With("rank", opts.Rank)}
+	for _, d := range []string{opts.ScmDir, opts.BdevDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, daoserr.Wrap(daoserr.IO, err, "engine rank %d: storage directory", opts.Rank)
+		}
+	}
+	for i := range opts.Targets {
+		e.targets = append(e.targets, &target{idx: i, pools: map[vos.UUID]*vos.Pool{}})
+	}
+	if err := e.openPools(); err != nil {
+		e.closePools()
+		return nil, err
+	}
+	e.srv = rpc.NewServer(rpc.ServerOptions{Targets: opts.Targets, WorkersPerTarget: opts.WorkersPerTarget, Logger: e.log})
+	for op, h := range map[uint16]rpc.Handler{
+		enginepb.OpTargetCreate:  e.targetCreate,
+		enginepb.OpTargetDestroy: e.targetDestroy,
+		enginepb.OpTargetQuery:   e.targetQuery,
+		enginepb.OpContCreate:    e.contCreate,
+		enginepb.OpContDestroy:   e.contDestroy,
+		enginepb.OpObjUpdate:     e.objUpdate,
+		enginepb.OpObjFetch:      e.objFetch,
+	} {
+		e.srv.Handle(op, h)
+	}
+	return e, nil
+}
+
+// openPools opens the pool targets found on disk.
+func (e *Engine) openPools() error {
+	ents, err := os.ReadDir(e.opts.ScmDir)
+	if err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "engine rank %d: list pools", e.opts.Rank)
+	}
+	for _, ent := range ents {
+		u, err := vos.ParseUUID(ent.Name())
+		if err != nil || !ent.IsDir() {
+			continue
+		}
+		for _, t := range e.targets {
+			dir := e.targetDir(u, t.idx)
+			if _, err := os.Stat(filepath.Join(dir, "superblock.json")); err != nil {
+				continue
+			}
+			p, err := vos.Open(dir, vos.Options{Logger: e.log})
+			if err != nil {
+				return daoserr.Context(err, "engine rank %d: open pool %s target %d", e.opts.Rank, u, t.idx)
+			}
+			t.pools[u] = p
+		}
+	}
+	return nil
+}
+
+func (e *Engine) targetDir(pool vos.UUID, tgt int) string {
+	return filepath.Join(e.opts.ScmDir, pool.String(), fmt.Sprintf("tgt%d", tgt))
+}
+
+func (e *Engine) dataFile(pool vos.UUID, tgt int) string {
+	return filepath.Join(e.opts.BdevDir, pool.String(), fmt.Sprintf("tgt%d.data", tgt))
+}
+
+// Serve answers data-plane requests on l until Shutdown.
+func (e *Engine) Serve(l net.Listener) error { return e.srv.Serve(l) }
+
+// Shutdown stops taking requests, lets those in flight finish, and closes the
+// targets (everything acknowledged is already durable).
+func (e *Engine) Shutdown(ctx context.Context) error {
+	err := e.srv.Shutdown(ctx)
+	return errors.Join(err, e.closePools())
+}
+
+func (e *Engine) closePools() error {
+	var errs []error
+	for _, t := range e.targets {
+		t.mu.Lock()
+		for u, p := range t.pools {
+			errs = append(errs, p.Close())
+			delete(t.pools, u)
+		}
+		t.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Pools lists the pools with storage on this engine (on any target).
+func (e *Engine) Pools() []vos.UUID {
+	seen := map[vos.UUID]bool{}
+	var out []vos.UUID
+	for _, t := range e.targets {
+		t.mu.RLock()
+		for u := range t.pools {
+			if !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+		t.mu.RUnlock()
+	}
+	return out
+}
+
+// ---- helpers of the handlers ----
+
+func decode(req *rpc.Request, m proto.Message) error {
+	if err := proto.Unmarshal(req.Header, m); err != nil {
+		return daoserr.Wrap(daoserr.Proto, err, "opcode %d from %s: bad message header", req.Opcode, req.Peer)
+	}
+	return nil
+}
+
+func uuidOf(b []byte, what string) (vos.UUID, error) {
+	var u vos.UUID
+	if len(b) != len(u) {
+		return u, daoserr.Newf(daoserr.Inval, "%s uuid of %d bytes, want 16", what, len(b))
+	}
+	copy(u[:], b)
+	return u, nil
+}
+
+// pool returns the VOS instance of a pool on the request's target.
+func (e *Engine) pool(req *rpc.Request, poolID []byte) (*vos.Pool, vos.UUID, error) {
+	u, err := uuidOf(poolID, "pool")
+	if err != nil {
+		return nil, u, err
+	}
+	t := e.targets[req.Target] // the RPC server routed it: in range
+	t.mu.RLock()
+	p := t.pools[u]
+	t.mu.RUnlock()
+	if p == nil {
+		return nil, u, daoserr.Newf(daoserr.Nonexist, "pool %s has no storage on rank %d target %d", u, e.opts.Rank, req.Target).
+			WithResolution("check the pool's UUID (dmg pool list) and that its map is current")
+	}
+	return p, u, nil
+}
+
+// ---- handlers ----
+
+func (e *Engine) targetCreate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.TargetCreateReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	u, err := uuidOf(m.Pool, "pool")
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	t := e.targets[req.Target]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pools[u] != nil {
+		return rpc.Response{}, nil // a retried create: already done
+	}
+	dir, data := e.targetDir(u, t.idx), e.dataFile(u, t.idx)
+	if err := os.MkdirAll(filepath.Dir(data), 0o750); err != nil {
+		return rpc.Response{}, daoserr.Wrap(daoserr.IO, err, "create pool %s target %d", u, t.idx)
+	}
+	if err := vos.Format(dir, vos.FormatOptions{ScmSize: m.ScmSize, NvmeSize: m.NvmeSize, DataFile: data}); err != nil && !daoserr.Is(err, daoserr.Exist) {
+		os.RemoveAll(dir)
+		os.Remove(data)
+		return rpc.Response{}, daoserr.Context(err, "create pool %s on rank %d target %d", u, e.opts.Rank, t.idx)
+	}
+	p, err := vos.Open(dir, vos.Options{Logger: e.log})
+	if err != nil {
+		return rpc.Response{}, daoserr.Context(err, "create pool %s on rank %d target %d", u, e.opts.Rank, t.idx)
+	}
+	t.pools[u] = p
+	return rpc.Response{}, nil
+}
+
+func (e *Engine) targetDestroy(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.TargetDestroyReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	u, err := uuidOf(m.Pool, "pool")
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	t := e.targets[req.Target]
+	t.mu.Lock()
+	p := t.pools[u]
+	delete(t.pools, u)
+	t.mu.Unlock()
+	if p != nil {
+		if err := p.Close(); err != nil {
+			e.log.Warn("closing a destroyed pool target", "pool", u, "target", t.idx, "err", err)
+		}
+	}
+	// idempotent: removing what is not there is success
+	errs := errors.Join(os.RemoveAll(e.targetDir(u, t.idx)), os.Remove(e.dataFile(u, t.idx)))
+	if errs != nil && !errors.Is(errs, os.ErrNotExist) {
+		return rpc.Response{}, daoserr.Wrap(daoserr.IO, errs, "destroy pool %s target %d", u, t.idx)
+	}
+	os.Remove(filepath.Dir(e.targetDir(u, t.idx))) // the pool's directories, once empty
+	os.Remove(filepath.Dir(e.dataFile(u, t.idx)))
+	return rpc.Response{}, nil
+}
+
+func (e *Engine) targetQuery(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.TargetDestroyReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	p, _, err := e.pool(req, m.Pool)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	in := p.Query()
+	b, _ := proto.Marshal(&enginepb.TargetQueryRep{ScmTotal: in.ScmTotal, ScmUsed: in.ScmUsed, NvmeTotal: in.NvmeTotal, NvmeUsed: in.NvmeUsed})
+	return rpc.Response{Header: b}, nil
+}
+
+func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.ContCreateReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	p, _, err := e.pool(req, m.Pool)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	c, err := uuidOf(m.Cont, "container")
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	ct := checksum.Type(m.Csum)
+	if !ct.Valid() {
+		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "container %s: checksum type %d", c, m.Csum)
+	}
+	err = p.CreateContainer(c, vos.ContOptions{Csum: ct, CsumChunk: m.Chunk, NoCsum: m.NoCsum})
+	return rpc.Response{}, err
+}
+
+func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.ContDestroyReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	p, _, err := e.pool(req, m.Pool)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	c, err := uuidOf(m.Cont, "container")
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	return rpc.Response{}, p.DestroyContainer(c)
+}
+
+// ioReq decodes an update or fetch: the pool, container, OID and IODs.
+func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
+	var m enginepb.ObjIOReq
+	if err := decode(req, &m); err != nil {
+		return nil, nil, vos.UUID{}, nil, err
+	}
+	p, _, err := e.pool(req, m.Pool)
+	if err != nil {
+		return nil, nil, vos.UUID{}, nil, err
+	}
+	c, err := uuidOf(m.Cont, "container")
+	if err != nil {
+		return nil, nil, c, nil, err
+	}
+	iods := make([]vos.IOD, len(m.Iods))
+	for i, d := range m.Iods {
+		iods[i] = vos.IOD{Akey: d.Akey, Type: vos.IODType(d.Type), Size: d.Size, Flags: vos.CondFlags(d.Flags)}
+		for _, r := range d.Recxs {
+			iods[i].Recxs = append(iods[i].Recxs, vos.Recx{Idx: r.Idx, Nr: r.Nr})
+		}
+	}
+	return p, &m, c, iods, nil
+}
+
+// iodBytes is how many bulk bytes an IOD's values take (0 for a size query).
+func iodBytes(d *vos.IOD) (uint64, error) {
+	if d.Type == vos.IODSingle {
+		return d.Size, nil
+	}
+	var n uint64
+	for _, r := range d.Recxs {
+		if d.Size != 0 && r.Nr > vos.MaxUpdateBytes/d.Size {
+			return 0, daoserr.Newf(daoserr.Rec2Big, "akey %q: extent %v of %d-byte records is too large", d.Akey, r, d.Size)
+		}
+		n += r.Nr * d.Size
+		if n > vos.MaxUpdateBytes {
+			return 0, daoserr.Newf(daoserr.Rec2Big, "akey %q: more than %d bytes", d.Akey, uint64(vos.MaxUpdateBytes))
+		}
+	}
+	return n, nil
+}
+
+// splitBulk cuts bulk into one SGL per IOD, without copying.
+func splitBulk(iods []vos.IOD, bulk []byte) ([]vos.SGL, error) {
+	sgls := make([]vos.SGL, len(iods))
+	var off uint64
+	for i := range iods {
+		n, err := iodBytes(&iods[i])
+		if err != nil {
+			return nil, err
+		}
+		if off+n > uint64(len(bulk)) {
+			return nil, daoserr.Newf(daoserr.IOInval, "the IODs describe more than the %d bulk bytes sent", len(bulk))
+		}
+		sgls[i] = vos.SGL{bulk[off : off+n]}
+		off += n
+	}
+	if off != uint64(len(bulk)) {
+		return nil, daoserr.Newf(daoserr.IOInval, "%d bulk bytes sent, the IODs describe %d", len(bulk), off)
+	}
+	return sgls, nil
+}
+
+func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	p, m, c, iods, err := e.ioReq(req)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	sgls, err := splitBulk(iods, req.Bulk)
+	if err != nil {
+		return rpc.Response{}, daoserr.Context(err, "update obj %s dkey %q", vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, m.Dkey)
+	}
+	return rpc.Response{}, p.Update(c, vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(m.Epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+}
+
+var replyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	p, m, c, iods, err := e.ioReq(req)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
+	var total uint64
+	for i := range iods {
+		n, err := iodBytes(&iods[i])
+		if err != nil {
+			return rpc.Response{}, daoserr.Context(err, "fetch obj %s dkey %q", oid, m.Dkey)
+		}
+		total += n
+	}
+	if total > vos.MaxUpdateBytes {
+		return rpc.Response{}, daoserr.Newf(daoserr.Rec2Big, "fetch obj %s dkey %q: %d bytes in one fetch, limit %d", oid, m.Dkey, total, uint64(vos.MaxUpdateBytes))
+	}
+	var buf []byte
+	var pooled *[]byte
+	if total <= 1<<20 {
+		pooled = replyPool.Get().(*[]byte)
+		buf = (*pooled)[:total]
+	} else {
+		buf = make([]byte, total)
+	}
+	release := func() {
+		if pooled != nil {
+			replyPool.Put(pooled)
+		}
+	}
+	sgls, _ := splitBulk(iods, buf)
+	res, err := p.Fetch(c, oid, vos.Epoch(m.Epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	if err != nil {
+		release()
+		return rpc.Response{}, err
+	}
+	rep := &enginepb.ObjFetchRep{}
+	for _, r := range res {
+		fr := &enginepb.FetchResult{Size: r.Size}
+		for _, x := range r.Extents {
+			fr.Extents = append(fr.Extents, &enginepb.Recx{Idx: x.Idx, Nr: x.Nr})
+		}
+		rep.Results = append(rep.Results, fr)
+	}
+	hdr, err := proto.Marshal(rep)
+	if err != nil {
+		release()
+		return rpc.Response{}, daoserr.Wrap(daoserr.Misc, err, "fetch obj %s: encode reply", oid)
+	}
+	return rpc.Response{Header: hdr, Bulk: [][]byte{buf}, Release: release}, nil
+}

@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/server/vos"
+)
+
+var (
+	tPool = vos.UUIDFromUint64(0x9001)
+	tCont = vos.UUIDFromUint64(0xc001)
+)
+
+type testEngine struct {
+	e    *Engine
+	opts Options
+	addr string
+	cl   *rpc.Client
+}
+
+func startEngine(t *testing.T, opts Options) *testEngine {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	e, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.Serve(l)
+	cl, err := rpc.Dial(context.Background(), l.Addr().String(), rpc.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := &testEngine{e: e, opts: opts, addr: l.Addr().String(), cl: cl}
+	t.Cleanup(te.stop)
+	return te
+}
+
+func (te *testEngine) stop() {
+	if te.e == nil {
+		return
+	}
+	te.cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	te.e.Shutdown(ctx)
+	te.e = nil
+}
+
+func (te *testEngine) call(t *testing.T, op uint16, tgt uint32, m proto.Message, bulk []byte, recv []byte) (rpc.Reply, error) {
+	t.Helper()
+	hdr, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [][]byte
+	if bulk != nil {
+		b = [][]byte{bulk}
+	}
+	var r [][]byte
+	if recv != nil {
+		r = [][]byte{recv}
+	}
+	return te.cl.Call(context.Background(), rpc.Message{Opcode: op, Target: tgt, Header: hdr, Bulk: b}, r)
+}
+
+func (te *testEngine) mustCall(t *testing.T, op uint16, tgt uint32, m proto.Message, bulk []byte) {
+	t.Helper()
+	if _, err := te.call(t, op, tgt, m, bulk, nil); err != nil {
+		t.Fatalf("opcode %d target %d: %v", op, tgt, err)
+	}
+}
+
+func engineOpts(t *testing.T) Options {
+	dir := t.TempDir()
+	return Options{Rank: 3, Targets: 4, ScmDir: filepath.Join(dir, "scm"), BdevDir: filepath.Join(dir, "bdev")}
+}
+
+// createPool makes the pool's VOS instance on every target and a container on each.
+func (te *testEngine) createPool(t *testing.T) {
+	t.Helper()
+	for tgt := range uint32(te.opts.Targets) {
+		te.mustCall(t, enginepb.OpTargetCreate, tgt, &enginepb.TargetCreateReq{Pool: tPool[:], ScmSize: 64 << 20, NvmeSize: 64 << 20}, nil)
+		te.mustCall(t, enginepb.OpContCreate, tgt, &enginepb.ContCreateReq{Pool: tPool[:], Cont: tCont[:]}, nil)
+	}
+}
+
+func ioReq(dkey string, epoch uint64, iods ...*enginepb.IOD) *enginepb.ObjIOReq {
+	return &enginepb.ObjIOReq{Pool: tPool[:], Cont: tCont[:], Oid: &enginepb.OID{Lo: 7}, Epoch: epoch, Dkey: []byte(dkey), Iods: iods}
+}
+
+func TestUpdateFetchOverRPC(t *testing.T) {
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB: NVMe tier
+	sv := &enginepb.IOD{Akey: []byte("sv"), Type: uint32(vos.IODSingle), Size: 5}
+	arr := &enginepb.IOD{Akey: []byte("arr"), Type: uint32(vos.IODArray), Size: 1, Recxs: []*enginepb.Recx{{Idx: 0, Nr: uint64(len(big))}}}
+	te.mustCall(t, enginepb.OpObjUpdate, 2, ioReq("d", 1, sv, arr), append([]byte("hello"), big...))
+
+	recv := make([]byte, 5+len(big)+10)
+	arrHole := &enginepb.IOD{Akey: []byte("arr"), Type: uint32(vos.IODArray), Size: 1, Recxs: []*enginepb.Recx{{Idx: uint64(len(big)) - 6, Nr: 16}}}
+	r, err := te.call(t, enginepb.OpObjFetch, 2, ioReq("d", 5, sv, arrHole), nil, recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep enginepb.ObjFetchRep
+	if err := proto.Unmarshal(r.Header, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if r.Bulk != 21 || string(recv[:5]) != "hello" || !bytes.Equal(recv[5:11], big[len(big)-6:]) || !bytes.Equal(recv[11:21], make([]byte, 10)) {
+		t.Errorf("fetched %d bytes: %q", r.Bulk, recv[:r.Bulk])
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Size != 5 || rep.Results[1].Size != 1 ||
+		len(rep.Results[1].Extents) != 1 || rep.Results[1].Extents[0].Nr != 6 {
+		t.Errorf("results %v", rep.Results)
+	}
+	// the same dkey on another target is another VOS instance: nothing there
+	r, err = te.call(t, enginepb.OpObjFetch, 1, ioReq("d", 5, sv), nil, make([]byte, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proto.Unmarshal(r.Header, &rep)
+	if rep.Results[0].Size != 0 {
+		t.Errorf("target 1 has the value written to target 2: %v", rep.Results)
+	}
+}
+
+func TestEngineErrors(t *testing.T) {
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	other := vos.UUIDFromUint64(0xdead)
+	sv := &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: 3}
+	tests := []struct {
+		name     string
+		op       uint16
+		tgt      uint32
+		hdr      []byte
+		bulk     []byte
+		code     daoserr.Code
+		contains string
+	}{
+		{"unknown pool", enginepb.OpObjUpdate, 0, mustMarshal(&enginepb.ObjIOReq{Pool: other[:], Cont: tCont[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv}}), []byte("abc"),
+			daoserr.Nonexist, "pool " + other.String() + " has no storage on rank 3 target 0"},
+		{"garbage header", enginepb.OpObjUpdate, 0, []byte{0xff, 0xff, 0xff}, nil, daoserr.Proto, "bad message header"},
+		{"short uuid", enginepb.OpContCreate, 0, mustMarshal(&enginepb.ContCreateReq{Pool: []byte{1, 2}}), nil, daoserr.Inval, "pool uuid of 2 bytes"},
+		{"bulk shorter than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", 1, sv)), []byte("ab"), daoserr.IOInval, "describe more than the 2 bulk bytes"},
+		{"bulk longer than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", 1, sv)), []byte("abcd"), daoserr.IOInval, "4 bulk bytes sent, the IODs describe 3"},
+		{"unknown container", enginepb.OpObjUpdate, 1, mustMarshal(&enginepb.ObjIOReq{Pool: tPool[:], Cont: other[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv}}), []byte("abc"),
+			daoserr.Nonexist, "container " + other.String()},
+		{"VOS error comes through", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("", 1, sv)), []byte("abc"), daoserr.Inval, "dkey"},
+		{"huge extent", enginepb.OpObjFetch, 1, mustMarshal(ioReq("d", 1, &enginepb.IOD{Akey: []byte("x"), Type: uint32(vos.IODArray), Size: 1 << 20, Recxs: []*enginepb.Recx{{Nr: 1 << 40}}})), nil,
+			daoserr.Rec2Big, "too large"},
+		{"no such target", enginepb.OpObjFetch, 9, nil, nil, daoserr.BadTarget, "target 9 does not exist"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var bulk [][]byte
+			if tc.bulk != nil {
+				bulk = [][]byte{tc.bulk}
+			}
+			_, err := te.cl.Call(context.Background(), rpc.Message{Opcode: tc.op, Target: tc.tgt, Header: tc.hdr, Bulk: bulk}, nil)
+			if !daoserr.Is(err, tc.code) || !strings.Contains(err.Error(), tc.contains) {
+				t.Errorf("got %v, want %s containing %q", err, tc.code, tc.contains)
+			}
+		})
+	}
+}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// A restarted engine serves its pools and their data again; a destroyed pool
+// target is gone from disk.
+func TestRestartAndDestroy(t *testing.T) {
+	opts := engineOpts(t)
+	te := startEngine(t, opts)
+	te.createPool(t)
+	sv := &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: 8}
+	for tgt := range uint32(4) {
+		te.mustCall(t, enginepb.OpObjUpdate, tgt, ioReq("d", 1, sv), []byte(fmt.Sprintf("target-%d", tgt)))
+	}
+	te.stop()
+
+	te = startEngine(t, opts)
+	if pools := te.e.Pools(); len(pools) != 1 || pools[0] != tPool {
+		t.Fatalf("pools after restart: %v", pools)
+	}
+	for tgt := range uint32(4) {
+		recv := make([]byte, 8)
+		if _, err := te.call(t, enginepb.OpObjFetch, tgt, ioReq("d", 2, sv), nil, recv); err != nil || string(recv) != fmt.Sprintf("target-%d", tgt) {
+			t.Errorf("target %d after restart: %q, %v", tgt, recv, err)
+		}
+	}
+	r, err := te.call(t, enginepb.OpTargetQuery, 0, &enginepb.TargetDestroyReq{Pool: tPool[:]}, nil, nil)
+	var q enginepb.TargetQueryRep
+	if err != nil || proto.Unmarshal(r.Header, &q) != nil || q.ScmTotal != 64<<20 || q.NvmeTotal != 64<<20 || q.ScmUsed == 0 {
+		t.Errorf("query: %v %v", &q, err)
+	}
+
+	for tgt := range uint32(4) {
+		te.mustCall(t, enginepb.OpTargetDestroy, tgt, &enginepb.TargetDestroyReq{Pool: tPool[:]}, nil)
+		te.mustCall(t, enginepb.OpTargetDestroy, tgt, &enginepb.TargetDestroyReq{Pool: tPool[:]}, nil) // again: idempotent
+	}
+	for _, d := range []string{opts.ScmDir, opts.BdevDir} {
+		if ents, _ := os.ReadDir(d); len(ents) != 0 {
+			t.Errorf("left in %s after destroy: %v", d, ents)
+		}
+	}
+	if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, sv), nil, make([]byte, 8)); !daoserr.Is(err, daoserr.Nonexist) {
+		t.Errorf("fetch from a destroyed pool: %v", err)
+	}
+}
+
+// Clients writing to different targets at once (race detector).
+func TestTargetsInParallel(t *testing.T) {
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			tgt := uint32(g % 4)
+			for i := range 50 {
+				val := []byte(fmt.Sprintf("g%02d-i%03d", g, i))
+				iod := &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: uint64(len(val))}
+				dkey := fmt.Sprintf("g%d-%d", g, i)
+				if _, err := te.call(t, enginepb.OpObjUpdate, tgt, ioReq(dkey, 1, iod), val, nil); err != nil {
+					t.Error(err)
+					return
+				}
+				recv := make([]byte, len(val))
+				if _, err := te.call(t, enginepb.OpObjFetch, tgt, ioReq(dkey, 1, iod), nil, recv); err != nil || !bytes.Equal(recv, val) {
+					t.Errorf("read back %q, %v; want %q", recv, err, val)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
