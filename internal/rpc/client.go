@@ -29,7 +29,10 @@ type Reply struct {
 // ClientOptions tune a client connection.
 type ClientOptions struct {
 	Limits Limits // what the server may send back
-	Logger *slog.Logger
+	// WriteTimeout bounds sending one request (default 60 s): a server that
+	// stops reading fails the connection instead of blocking every caller.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // A Client is one connection to a server. Calls from any number of goroutines
@@ -37,9 +40,10 @@ type ClientOptions struct {
 // order. A protocol error or a broken connection fails every call in flight
 // with DER_UNREACH, and the client with it: dial again.
 type Client struct {
-	conn net.Conn
-	lim  Limits
-	log  *slog.Logger
+	conn     net.Conn
+	lim      Limits
+	wtimeout time.Duration
+	log      *slog.Logger
 
 	wmu sync.Mutex // one frame at a time on the wire
 
@@ -78,7 +82,10 @@ func NewClient(conn net.Conn, opts ClientOptions) *Client {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Client{conn: conn, lim: opts.Limits.withDefaults(), log: opts.Logger.With("peer", conn.RemoteAddr().String()),
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 60 * time.Second
+	}
+	c := &Client{conn: conn, lim: opts.Limits.withDefaults(), wtimeout: opts.WriteTimeout, log: opts.Logger.With("peer", conn.RemoteAddr().String()),
 		pending: map[uint64]*call{}, done: make(chan struct{})}
 	go c.readLoop()
 	return c
@@ -166,6 +173,7 @@ func (c *Client) write(fixed, hdr []byte, bulk [][]byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(c.wtimeout)) // a frame half written is lost: the caller fails the connection
 	_, err := bufs.WriteTo(c.conn)
 	return err
 }

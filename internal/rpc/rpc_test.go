@@ -417,3 +417,37 @@ func TestDialRefused(t *testing.T) {
 		t.Errorf("got %v, want DER_UNREACH naming %s", err, addr)
 	}
 }
+
+// A client that sends requests and never reads the replies must not hold the
+// target's workers: its connection is closed after the write timeout and other
+// clients of the same target are served.
+func TestClientThatStopsReading(t *testing.T) {
+	s := NewServer(ServerOptions{Targets: 1, WorkersPerTarget: 2, WriteTimeout: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	reply := make([]byte, 1<<20)
+	s.Handle(opBig, func(ctx context.Context, r *Request) (Response, error) {
+		return Response{Bulk: [][]byte{reply}}, nil
+	})
+	s.Handle(opEcho, func(ctx context.Context, r *Request) (Response, error) { return Response{Header: r.Header}, nil })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Shutdown(context.Background())
+
+	bad, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	for id := range uint64(64) { // 64 MiB of replies: far more than socket buffers hold
+		bad.Write(appendFrame(nil, frame{kind: KindRequest, opcode: opBig, id: id + 1}, nil, nil))
+	}
+	good := testClient(t, l.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := good.Call(ctx, Message{Opcode: opEcho, Header: []byte("me too")}, nil); err != nil {
+		t.Fatalf("another client of the same target: %v", err)
+	}
+}

@@ -43,7 +43,10 @@ type ServerOptions struct {
 	WorkersPerTarget int    // service goroutines per target (default 2)
 	QueueDepth       int    // requests waiting per target before readers block (default 256)
 	Limits           Limits // what clients may send
-	Logger           *slog.Logger
+	// WriteTimeout bounds writing one reply (default 30 s): a client that stops
+	// reading has its connection closed instead of holding a target's worker.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // A Server accepts connections and serves requests. Each target has its own
@@ -93,6 +96,9 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{opts: opts, lim: opts.Limits.withDefaults(), log: opts.Logger, handlers: map[uint16]Handler{},
@@ -417,6 +423,7 @@ func (sc *serverConn) reply(c *serverCall, resp Response, err error) {
 	var werr error
 	if !broken {
 		sc.wmu.Lock()
+		sc.conn.SetWriteDeadline(time.Now().Add(sc.s.opts.WriteTimeout))
 		_, werr = bufs.WriteTo(sc.conn)
 		sc.wmu.Unlock()
 	}
