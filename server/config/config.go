@@ -395,6 +395,9 @@ func (s *Server) Validate(checkFS bool) error {
 			return errf(key, "use a port between 1 and 65535", "port %d is out of range", p)
 		}
 		if other, ok := ports[p]; ok {
+			if other == "port" {
+				other = "port (the control plane)"
+			}
 			return errf(key, "give each listener its own port", "port %d is already used by %s", p, other)
 		}
 		ports[p] = key
