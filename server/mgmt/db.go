@@ -1,0 +1,278 @@
+// Package mgmt is the management service (MS): the system map (ranks, their
+// addresses, fault domains and states) and the pool records, replicated with
+// Raft (hashicorp/raft, raft-boltdb) on the servers named in mgmt_svc_replicas,
+// as DAOS's control plane does.
+//
+// Every change is a command in the Raft log, applied in the same order by every
+// replica's state machine (this file); reads are served from the local copy
+// (after a barrier on the leader when they must see every acknowledged write).
+package mgmt
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+// Member states, as dmg system query shows them.
+const (
+	MemberJoined   = "joined"
+	MemberStopped  = "stopped"
+	MemberExcluded = "excluded"
+)
+
+// Member is one rank of the system map.
+type Member struct {
+	Rank        uint32 `json:"rank"`
+	UUID        string `json:"uuid"` // the engine's identity, kept across restarts
+	ControlAddr string `json:"control_addr"`
+	FabricAddr  string `json:"fabric_addr"`
+	FaultDomain string `json:"fault_domain"`
+	State       string `json:"state"`
+	Incarnation uint64 `json:"incarnation"` // bumped each time the rank joins again
+}
+
+// Pool states.
+const (
+	PoolCreating   = "creating"
+	PoolReady      = "ready"
+	PoolDestroying = "destroying"
+)
+
+// Pool is the management service's record of a pool.
+type Pool struct {
+	UUID       string            `json:"uuid"`
+	Label      string            `json:"label"`
+	State      string            `json:"state"`
+	Ranks      []uint32          `json:"ranks"`
+	TgtScm     uint64            `json:"tgt_scm"`  // SCM bytes on each target
+	TgtNvme    uint64            `json:"tgt_nvme"` // NVMe bytes on each target
+	MapVersion uint32            `json:"map_version"`
+	Props      map[string]string `json:"props,omitempty"`
+	ACL        []string          `json:"acl,omitempty"`
+	Owner      string            `json:"owner"`
+	Group      string            `json:"group"`
+}
+
+// db is the replicated state. Only the FSM mutates it, in log order.
+type db struct {
+	mu       sync.RWMutex
+	members  map[uint32]*Member
+	nextRank uint32
+	mapVer   uint32 // system map version: bumped on every membership change
+	pools    map[string]*Pool
+}
+
+func newDB() *db { return &db{members: map[uint32]*Member{}, pools: map[string]*Pool{}} }
+
+// command is one Raft log entry.
+type command struct {
+	Op     string  `json:"op"`
+	Member *Member `json:"member,omitempty"`
+	Pool   *Pool   `json:"pool,omitempty"`
+	Rank   uint32  `json:"rank,omitempty"`
+	UUID   string  `json:"uuid,omitempty"`
+	State  string  `json:"state,omitempty"`
+}
+
+const (
+	opJoin        = "join"
+	opMemberState = "member-state"
+	opPoolAdd     = "pool-add"
+	opPoolState   = "pool-state"
+	opPoolRemove  = "pool-remove"
+)
+
+// result is what applying a command returns to the proposer. Errors are data:
+// every replica computes the same one.
+type result struct {
+	Member Member
+	Err    error
+}
+
+// apply performs one command.
+func (d *db) apply(c *command) result {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch c.Op {
+	case opJoin:
+		return d.join(*c.Member)
+	case opMemberState:
+		m := d.members[c.Rank]
+		if m == nil {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "rank %d is not a member of the system", c.Rank)}
+		}
+		m.State = c.State
+		d.mapVer++
+		return result{Member: *m}
+	case opPoolAdd:
+		p := *c.Pool
+		if _, dup := d.pools[p.UUID]; dup {
+			return result{Err: daoserr.Newf(daoserr.Exist, "pool %s already exists", p.UUID)}
+		}
+		for _, q := range d.pools {
+			if p.Label != "" && q.Label == p.Label {
+				return result{Err: daoserr.Newf(daoserr.Exist, "a pool labeled %q already exists (%s)", p.Label, q.UUID).
+					WithResolution("choose another label, or destroy the existing pool")}
+			}
+		}
+		p.Ranks = slices.Clone(p.Ranks)
+		d.pools[p.UUID] = &p
+		return result{}
+	case opPoolState:
+		p := d.pools[c.UUID]
+		if p == nil {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
+		}
+		p.State = c.State
+		return result{}
+	case opPoolRemove:
+		if d.pools[c.UUID] == nil {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
+		}
+		delete(d.pools, c.UUID)
+		return result{}
+	}
+	return result{Err: daoserr.Newf(daoserr.Proto, "unknown management command %q", c.Op)}
+}
+
+// join admits a member: a UUID seen before gets its rank back (a restart), a new
+// one the next free rank.
+func (d *db) join(m Member) result {
+	if m.UUID == "" {
+		return result{Err: daoserr.New(daoserr.Inval, "join without an engine UUID")}
+	}
+	for _, old := range d.members {
+		if old.UUID != m.UUID {
+			continue
+		}
+		old.ControlAddr, old.FabricAddr, old.FaultDomain = m.ControlAddr, m.FabricAddr, m.FaultDomain
+		old.State = MemberJoined
+		old.Incarnation++
+		d.mapVer++
+		return result{Member: *old}
+	}
+	for _, old := range d.members {
+		if old.FabricAddr == m.FabricAddr && old.State == MemberJoined {
+			return result{Err: daoserr.Newf(daoserr.Exist, "fabric address %s is already rank %d's", m.FabricAddr, old.Rank).
+				WithResolution("give each engine its own fabric_iface_port, or stop rank %d first", old.Rank)}
+		}
+	}
+	m.Rank = d.nextRank
+	d.nextRank++
+	m.State = MemberJoined
+	m.Incarnation = 1
+	d.members[m.Rank] = &m
+	d.mapVer++
+	return result{Member: m}
+}
+
+// ---- reads ----
+
+func (d *db) memberList() ([]Member, uint32) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]Member, 0, len(d.members))
+	for _, m := range d.members {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Rank < out[j].Rank })
+	return out, d.mapVer
+}
+
+func (d *db) poolList() []Pool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]Pool, 0, len(d.pools))
+	for _, p := range d.pools {
+		q := *p
+		q.Ranks = slices.Clone(p.Ranks)
+		out = append(out, q)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Label+out[i].UUID < out[j].Label+out[j].UUID })
+	return out
+}
+
+// findPool looks a pool up by UUID or label.
+func (d *db) findPool(id string) (Pool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if p := d.pools[id]; p != nil {
+		return *p, nil
+	}
+	for _, p := range d.pools {
+		if p.Label == id {
+			return *p, nil
+		}
+	}
+	return Pool{}, daoserr.Newf(daoserr.Nonexist, "no pool with label or UUID %q", id).WithResolution("list pools with 'dmg pool list'")
+}
+
+// ---- raft.FSM ----
+
+type fsm struct{ db *db }
+
+func (f *fsm) Apply(l *raft.Log) any {
+	var c command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return result{Err: daoserr.Wrap(daoserr.Proto, err, "management log entry %d", l.Index)}
+	}
+	return f.db.apply(&c)
+}
+
+// snapshotData is the whole database, as snapshots store it.
+type snapshotData struct {
+	Members  []Member `json:"members"`
+	NextRank uint32   `json:"next_rank"`
+	MapVer   uint32   `json:"map_version"`
+	Pools    []Pool   `json:"pools"`
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	members, ver := f.db.memberList()
+	f.db.mu.RLock()
+	next := f.db.nextRank
+	f.db.mu.RUnlock()
+	return &snapshot{snapshotData{Members: members, NextRank: next, MapVer: ver, Pools: f.db.poolList()}}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var s snapshotData
+	if err := json.NewDecoder(rc).Decode(&s); err != nil {
+		return fmt.Errorf("management service snapshot: %w", err)
+	}
+	d := newDB()
+	for i := range s.Members {
+		m := s.Members[i]
+		d.members[m.Rank] = &m
+	}
+	for i := range s.Pools {
+		p := s.Pools[i]
+		d.pools[p.UUID] = &p
+	}
+	d.nextRank, d.mapVer = s.NextRank, s.MapVer
+	f.db.mu.Lock()
+	f.db.members, f.db.pools, f.db.nextRank, f.db.mapVer = d.members, d.pools, d.nextRank, d.mapVer
+	f.db.mu.Unlock()
+	return nil
+}
+
+type snapshot struct{ data snapshotData }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s.data); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

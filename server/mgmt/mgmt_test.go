@@ -1,0 +1,262 @@
+package mgmt
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/godaos/godaos/internal/daoserr"
+)
+
+func member(uuid, fabric string) Member {
+	return Member{UUID: uuid, ControlAddr: "127.0.0.1:10001", FabricAddr: fabric, FaultDomain: "/node-" + uuid}
+}
+
+func TestDBCommands(t *testing.T) {
+	d := newDB()
+	do := func(c command) result { return d.apply(&c) }
+	steps := []struct {
+		name     string
+		cmd      command
+		wantRank uint32
+		code     daoserr.Code
+		contains string
+	}{
+		{"first join gets rank 0", command{Op: opJoin, Member: ptr(member("a", "x:1"))}, 0, 0, ""},
+		{"second join gets rank 1", command{Op: opJoin, Member: ptr(member("b", "x:2"))}, 1, 0, ""},
+		{"a restarted engine gets its rank back", command{Op: opJoin, Member: ptr(member("a", "x:9"))}, 0, 0, ""},
+		{"a new engine on a joined rank's address is refused", command{Op: opJoin, Member: ptr(member("c", "x:2"))}, 0, daoserr.Exist, "already rank 1's"},
+		{"join without UUID", command{Op: opJoin, Member: &Member{}}, 0, daoserr.Inval, "UUID"},
+		{"state of an unknown rank", command{Op: opMemberState, Rank: 7, State: MemberStopped}, 0, daoserr.Nonexist, "rank 7"},
+		{"add a pool", command{Op: opPoolAdd, Pool: &Pool{UUID: "p1", Label: "tank", Ranks: []uint32{0, 1}}}, 0, 0, ""},
+		{"same label again", command{Op: opPoolAdd, Pool: &Pool{UUID: "p2", Label: "tank"}}, 0, daoserr.Exist, `labeled "tank"`},
+		{"same UUID again", command{Op: opPoolAdd, Pool: &Pool{UUID: "p1", Label: "other"}}, 0, daoserr.Exist, "p1 already exists"},
+		{"ready", command{Op: opPoolState, UUID: "p1", State: PoolReady}, 0, 0, ""},
+		{"remove an unknown pool", command{Op: opPoolRemove, UUID: "nope"}, 0, daoserr.Nonexist, "nope"},
+		{"unknown command", command{Op: "frobnicate"}, 0, daoserr.Proto, "frobnicate"},
+	}
+	for _, s := range steps {
+		r := do(s.cmd)
+		switch {
+		case s.code == 0 && r.Err != nil:
+			t.Errorf("%s: %v", s.name, r.Err)
+		case s.code != 0 && (!daoserr.Is(r.Err, s.code) || !strings.Contains(r.Err.Error(), s.contains)):
+			t.Errorf("%s: got %v, want %s containing %q", s.name, r.Err, s.code, s.contains)
+		case s.code == 0 && s.cmd.Op == opJoin && r.Member.Rank != s.wantRank:
+			t.Errorf("%s: rank %d, want %d", s.name, r.Member.Rank, s.wantRank)
+		}
+	}
+	ms, ver := d.memberList()
+	if len(ms) != 2 || ms[0].Incarnation != 2 || ms[0].FabricAddr != "x:9" || ver != 3 {
+		t.Errorf("members %+v version %d", ms, ver)
+	}
+	if p, err := d.findPool("tank"); err != nil || p.State != PoolReady || p.UUID != "p1" {
+		t.Errorf("pool by label: %+v %v", p, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSnapshotRestore(t *testing.T) {
+	f := &fsm{newDB()}
+	f.db.apply(&command{Op: opJoin, Member: ptr(member("a", "x:1"))})
+	f.db.apply(&command{Op: opJoin, Member: ptr(member("b", "x:2"))})
+	f.db.apply(&command{Op: opPoolAdd, Pool: &Pool{UUID: "p1", Label: "tank", Ranks: []uint32{0, 1}, Props: map[string]string{"label": "tank"}}})
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := &fsm{newDB()}
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	a, av := f.db.memberList()
+	b, bv := g.db.memberList()
+	if fmt.Sprint(a, av, f.db.poolList(), f.db.nextRank) != fmt.Sprint(b, bv, g.db.poolList(), g.db.nextRank) {
+		t.Errorf("restored state differs:\n%v\n%v", b, g.db.poolList())
+	}
+	// the next join after a restore must not reuse a rank
+	if r := g.db.apply(&command{Op: opJoin, Member: ptr(member("c", "x:3"))}); r.Member.Rank != 2 {
+		t.Errorf("join after restore: rank %d, want 2", r.Member.Rank)
+	}
+	if err := g.Restore(io.NopCloser(strings.NewReader("{garbage"))); err == nil {
+		t.Error("a corrupt snapshot restored")
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { return nil }
+func (m *memSink) Close() error  { return nil }
+
+var _ raft.SnapshotSink = (*memSink)(nil)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startReplica(t *testing.T, addr string, replicas []string, dir string) *Service {
+	t.Helper()
+	s, err := Start(Options{Addr: addr, Replicas: replicas, Dir: dir, Fast: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// leaderOf waits for one of the running services to lead and returns it.
+func leaderOf(t *testing.T, svcs map[string]*Service) *Service {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range svcs {
+			if s.IsLeader() {
+				return s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no leader within 30 s")
+	return nil
+}
+
+// Three replicas: writes go through the leader, followers answer
+// DER_NOTLEADER naming it; killing the leader loses no metadata and the system
+// keeps taking writes; the old leader comes back and catches up.
+func TestReplicatedFailover(t *testing.T) {
+	base := t.TempDir()
+	var addrs []string
+	for range 3 {
+		addrs = append(addrs, freeAddr(t))
+	}
+	svcs := map[string]*Service{}
+	for _, a := range addrs {
+		svcs[a] = startReplica(t, a, addrs, filepath.Join(base, a))
+	}
+	t.Cleanup(func() {
+		for _, s := range svcs {
+			s.Shutdown()
+		}
+	})
+	lead := leaderOf(t, svcs)
+	for i, u := range []string{"e0", "e1", "e2"} {
+		m, err := lead.Join(member(u, fmt.Sprintf("127.0.0.1:%d", 31416+i)))
+		if err != nil || m.Rank != uint32(i) {
+			t.Fatalf("join %s: %+v %v", u, m, err)
+		}
+	}
+	if err := lead.AddPool(Pool{UUID: "p1", Label: "tank", Ranks: []uint32{0, 1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	for a, s := range svcs {
+		if s == lead {
+			continue
+		}
+		err := s.AddPool(Pool{UUID: "p2", Label: "x"})
+		if !daoserr.Is(err, daoserr.NotLeader) || !strings.Contains(err.Error(), lead.opts.Addr) {
+			t.Errorf("write on follower %s: got %v, want DER_NOTLEADER naming %s", a, err, lead.opts.Addr)
+		}
+		if _, err := s.Pools(); !daoserr.Is(err, daoserr.NotLeader) {
+			t.Errorf("consistent read on follower %s: %v", a, err)
+		}
+	}
+
+	// kill the leader
+	oldAddr := lead.opts.Addr
+	lead.Shutdown()
+	delete(svcs, oldAddr)
+	lead = leaderOf(t, svcs)
+	if lead.opts.Addr == oldAddr {
+		t.Fatal("the stopped replica still leads")
+	}
+	ms, _, err := lead.Members()
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("members after failover: %v %v", ms, err)
+	}
+	if p, err := lead.FindPool("tank"); err != nil || len(p.Ranks) != 3 {
+		t.Fatalf("pool after failover: %+v %v", p, err)
+	}
+	if err := lead.AddPool(Pool{UUID: "p2", Label: "after"}); err != nil {
+		t.Fatalf("write after failover: %v", err)
+	}
+
+	// the old leader restarts from its own state and catches up
+	back := startReplica(t, oldAddr, addrs, filepath.Join(base, oldAddr))
+	svcs[oldAddr] = back
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := back.db.findPool("after"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted replica did not catch up within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A single replica restarts with everything: what a snapshot holds and the log
+// after it.
+func TestRestartFromSnapshotAndLog(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	s := startReplica(t, addr, []string{addr}, dir)
+	if _, err := s.WaitLeader(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for !s.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Join(member("e0", "a:1"))
+	s.AddPool(Pool{UUID: "p1", Label: "before"})
+	if err := s.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	s.AddPool(Pool{UUID: "p2", Label: "after"})
+	s.Shutdown()
+
+	s = startReplica(t, addr, []string{addr}, dir)
+	defer s.Shutdown()
+	for !s.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	pools, err := s.Pools()
+	if err != nil || len(pools) != 2 {
+		t.Fatalf("pools after restart: %v %v", pools, err)
+	}
+	if m, err := s.Join(member("e1", "a:2")); err != nil || m.Rank != 1 {
+		t.Errorf("join after restart: %+v %v (rank 0 is taken)", m, err)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	if _, err := Start(Options{Addr: "127.0.0.1:1", Replicas: []string{"a", "b"}, Dir: t.TempDir()}); !daoserr.Is(err, daoserr.Inval) {
+		t.Errorf("two replicas: %v", err)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	busy := l.Addr().String()
+	if _, err := Start(Options{Addr: busy, Replicas: []string{busy}, Dir: t.TempDir(), Logger: quiet()}); !daoserr.Is(err, daoserr.Unreach) {
+		t.Errorf("busy port: %v", err)
+	}
+}
