@@ -12,5 +12,6 @@ fi
 export PATH="$PATH:$(go env GOPATH)/bin"
 command -v protoc-gen-go >/dev/null || GOFLAGS= go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 command -v protoc-gen-go-grpc >/dev/null || GOFLAGS= go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
-protoc -I internal/proto --go_out=. --go_opt=module=github.com/godaos/godaos internal/proto/*.proto
+protoc -I internal/proto --go_out=. --go_opt=module=github.com/godaos/godaos \
+	--go-grpc_out=. --go-grpc_opt=module=github.com/godaos/godaos internal/proto/*.proto
 echo "proto: regenerated internal/proto"

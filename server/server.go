@@ -1,11 +1,10 @@
 // Package server is daos_server: it reads the configuration, runs the engines it
-// describes (one rank each) and stops them cleanly.
+// describes (one rank each), runs a management service replica when it is one of
+// mgmt_svc_replicas, answers the control plane (gRPC on `port`: dmg and other
+// servers), joins its engines to the system, and stops all of it cleanly.
 //
-// What is here so far is the data plane: each engine opens its storage and
-// serves its targets on fabric_iface:fabric_iface_port. The control service
-// (dmg, storage format, the management service and ranks from it) comes next;
-// until then a server creates its storage directories itself and engines take
-// their index in the file as their rank.
+// Not here yet: storage format through dmg (a server creates its storage
+// directories at start), certificates, telemetry.
 package server
 
 import (
@@ -14,8 +13,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/server/mgmt"
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/server/config"
@@ -24,10 +32,16 @@ import (
 
 // A Server is a running daos_server.
 type Server struct {
-	cfg     *config.Server
-	log     *slog.Logger
-	engines []*runningEngine
-	wg      sync.WaitGroup
+	cfg      *config.Server
+	log      *slog.Logger
+	engines  []*runningEngine
+	wg       sync.WaitGroup
+	replicas []string      // control addresses of the MS replicas
+	ms       *mgmt.Service // this server's replica, if it is one
+	ctl      *ctlService
+	grpc     *grpc.Server
+	ctlAddr  string
+	stopJoin context.CancelFunc
 }
 
 type runningEngine struct {
@@ -35,6 +49,10 @@ type runningEngine struct {
 	eng  *engine.Engine
 	l    net.Listener
 	addr string
+	scm  string
+
+	mu   sync.Mutex
+	rank int64 // from the management service; -1 until joined
 }
 
 // Start validates cfg and starts its engines. On error nothing is left running.
@@ -49,6 +67,7 @@ func Start(cfg *config.Server, log *slog.Logger) (*Server, error) {
 		log.Warn("transport_config.allow_insecure is true: the control plane is not authenticated (development only)")
 	}
 	s := &Server{cfg: cfg, log: log}
+	s.ctl = &ctlService{s: s, conns: map[string]*grpc.ClientConn{}, engines: map[string]*rpc.Client{}}
 	for i := range cfg.Engines {
 		re, err := s.startEngine(i)
 		if err != nil {
@@ -57,8 +76,156 @@ func Start(cfg *config.Server, log *slog.Logger) (*Server, error) {
 		}
 		s.engines = append(s.engines, re)
 	}
+	if err := s.startControl(); err != nil {
+		s.Shutdown(context.Background())
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopJoin = cancel
+	for _, re := range s.engines {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.join(ctx, re)
+		}()
+	}
 	return s, nil
 }
+
+// startControl starts the management service replica (if this server is one)
+// and the control service.
+func (s *Server) startControl() error {
+	cfg := s.cfg
+	self := ""
+	for i, r := range cfg.MgmtSvcReplicas {
+		host, port, err := config.SplitHostPort(r, cfg.Port)
+		if err != nil {
+			return &config.Error{Key: fmt.Sprintf("mgmt_svc_replicas[%d]", i), Msg: err.Error()}
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		s.replicas = append(s.replicas, addr)
+		if port == cfg.Port && isLocal(host) {
+			self = host
+		}
+	}
+	if self != "" {
+		dir := cfg.ControlMetadata.Path
+		if dir == "" {
+			dir = filepath.Join(filepath.Dir(cfg.Engines[0].Storage[0].ScmMount), "control_meta")
+		}
+		var raftAddrs []string
+		for _, r := range s.replicas {
+			h, p, _ := net.SplitHostPort(r)
+			n, _ := strconv.Atoi(p)
+			raftAddrs = append(raftAddrs, raftAddr(h, n))
+		}
+		ms, err := mgmt.Start(mgmt.Options{Addr: raftAddr(self, cfg.Port), Replicas: raftAddrs, Dir: dir, Logger: s.log})
+		if err != nil {
+			return daoserr.Context(err, "start the management service (its Raft port is port+1 = %d)", cfg.Port+1)
+		}
+		s.ms = ms
+		s.log.Info("management service replica started", "raft", raftAddr(self, cfg.Port), "replicas", s.replicas, "db", dir)
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return &config.Error{Key: "port", Msg: fmt.Sprintf("cannot listen on control port %d: %v", cfg.Port, errors.Unwrap(errors.Unwrap(err))),
+			Resolution: "another process (another daos_server?) uses the port: stop it or choose another port"}
+	}
+	s.ctlAddr = net.JoinHostPort(localHost(self), strconv.Itoa(cfg.Port))
+	s.grpc = grpc.NewServer()
+	ctlpb.RegisterCtlServer(s.grpc, s.ctl)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.grpc.Serve(l)
+	}()
+	s.log.Info("control service started", "listen", l.Addr().String())
+	return nil
+}
+
+// isLocal reports whether host names this machine.
+func isLocal(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	if h, _ := os.Hostname(); h != "" && h == host {
+		return true
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return false
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ip := range ips {
+		if ip.IsLoopback() {
+			return true
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func localHost(replicaHost string) string {
+	if replicaHost != "" {
+		return replicaHost
+	}
+	return "127.0.0.1"
+}
+
+// join registers an engine with the management service, retrying until it
+// succeeds or the server stops.
+func (s *Server) join(ctx context.Context, re *runningEngine) {
+	uuid, err := engineUUID(re.scm)
+	if err != nil {
+		s.log.Error("engine identity", "engine", re.idx, "err", err)
+		return
+	}
+	fd := s.cfg.FaultPath
+	if fd == "" {
+		h, _ := os.Hostname()
+		fd = "/" + h
+	}
+	m := &ctlpb.Member{Uuid: uuid, ControlAddr: s.ctlAddr, FabricAddr: re.addr, FaultDomain: fd, Targets: uint32(s.cfg.Engines[re.idx].Targets)}
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := s.ctl.Join(cctx, &ctlpb.JoinReq{Member: m})
+		cancel()
+		if err == nil {
+			err = ToError(resp.Error)
+		}
+		if err == nil {
+			re.mu.Lock()
+			re.rank = int64(resp.Member.Rank)
+			re.mu.Unlock()
+			s.log.Info("engine joined the system", "engine", re.idx, "rank", resp.Member.Rank, "incarnation", resp.Member.Incarnation)
+			return
+		}
+		s.log.Debug("join: retrying", "engine", re.idx, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Ranks lists the engines' ranks (-1 for one not joined yet), by index.
+func (s *Server) Ranks() []int64 {
+	var out []int64
+	for _, re := range s.engines {
+		re.mu.Lock()
+		out = append(out, re.rank)
+		re.mu.Unlock()
+	}
+	return out
+}
+
+// ControlAddr is the control service's address.
+func (s *Server) ControlAddr() string { return s.ctlAddr }
 
 func (s *Server) startEngine(i int) (*runningEngine, error) {
 	ec := s.cfg.Engines[i]
@@ -95,7 +262,7 @@ func (s *Server) startEngine(i int) (*runningEngine, error) {
 		l.Close()
 		return nil, daoserr.Context(err, "start engine %d", i)
 	}
-	re := &runningEngine{idx: i, eng: eng, l: l, addr: l.Addr().String()}
+	re := &runningEngine{idx: i, eng: eng, l: l, addr: l.Addr().String(), scm: scm.ScmMount, rank: -1}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -120,6 +287,18 @@ func (s *Server) EngineAddrs() []string {
 // close. It returns when all are stopped (or ctx ends, with ctx's error).
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.stopJoin != nil {
+		s.stopJoin()
+	}
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpc.Stop()
+		}
+	}
 	for _, re := range s.engines {
 		if err := re.eng.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("engine %d: %w", re.idx, err))
@@ -127,5 +306,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	s.engines = nil
+	s.ctl.close()
+	if s.ms != nil {
+		if err := s.ms.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("management service: %w", err))
+		}
+		s.ms = nil
+	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,7 @@ type Member struct {
 	FaultDomain string `json:"fault_domain"`
 	State       string `json:"state"`
 	Incarnation uint64 `json:"incarnation"` // bumped each time the rank joins again
+	Targets     uint32 `json:"targets"`
 }
 
 // Pool states.
@@ -153,7 +154,7 @@ func (d *db) join(m Member) result {
 		if old.UUID != m.UUID {
 			continue
 		}
-		old.ControlAddr, old.FabricAddr, old.FaultDomain = m.ControlAddr, m.FabricAddr, m.FaultDomain
+		old.ControlAddr, old.FabricAddr, old.FaultDomain, old.Targets = m.ControlAddr, m.FabricAddr, m.FaultDomain, m.Targets
 		old.State = MemberJoined
 		old.Incarnation++
 		d.mapVer++

@@ -1,0 +1,516 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/server/mgmt"
+	"github.com/godaos/godaos/server/vos"
+)
+
+// The control service answers dmg and other servers on the server's `port`
+// (gRPC). Management-service calls are served by the MS leader; a server that
+// does not lead forwards them there, so dmg can talk to any server.
+
+// ToError converts a control-plane error to a daoserr error (nil for none).
+func ToError(e *ctlpb.Error) error {
+	if e == nil || e.Code == 0 {
+		return nil
+	}
+	return &daoserr.Error{Code: daoserr.Code(e.Code), Msg: e.Msg, Resolution: e.Resolution}
+}
+
+func toPB(err error) *ctlpb.Error {
+	if err == nil {
+		return nil
+	}
+	var de *daoserr.Error
+	if errors.As(err, &de) {
+		return &ctlpb.Error{Code: int32(de.Code), Msg: de.Msg, Resolution: de.Resolution}
+	}
+	code := daoserr.CodeOf(err)
+	if code == 0 {
+		code = daoserr.Misc
+	}
+	return &ctlpb.Error{Code: int32(code), Msg: err.Error()}
+}
+
+// raftAddr is a replica's Raft address: its control port + 1.
+func raftAddr(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port+1)) }
+
+// controlAddrOfRaft maps a Raft address back to the control address.
+func controlAddrOfRaft(a string) string {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return ""
+	}
+	n, _ := strconv.Atoi(p)
+	return net.JoinHostPort(h, strconv.Itoa(n-1))
+}
+
+type ctlService struct {
+	ctlpb.UnimplementedCtlServer
+	s *Server
+
+	mu      sync.Mutex
+	conns   map[string]*grpc.ClientConn // other servers' control services
+	engines map[string]*rpc.Client      // engines' data planes, by fabric address
+}
+
+func (c *ctlService) client(addr string) (ctlpb.CtlClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.conns[addr]; cc != nil {
+		return ctlpb.NewCtlClient(cc), nil
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Unreach, err, "control service at %s", addr)
+	}
+	c.conns[addr] = cc
+	return ctlpb.NewCtlClient(cc), nil
+}
+
+func (c *ctlService) engine(ctx context.Context, addr string) (*rpc.Client, error) {
+	c.mu.Lock()
+	cl := c.engines[addr]
+	c.mu.Unlock()
+	if cl != nil {
+		return cl, nil
+	}
+	cl, err := rpc.Dial(ctx, addr, rpc.ClientOptions{Logger: c.s.log})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.engines[addr]; old != nil {
+		cl.Close()
+		return old, nil
+	}
+	c.engines[addr] = cl
+	return cl, nil
+}
+
+// dropEngine forgets a failed data-plane connection.
+func (c *ctlService) dropEngine(addr string, cl *rpc.Client) {
+	c.mu.Lock()
+	if c.engines[addr] == cl {
+		delete(c.engines, addr)
+	}
+	c.mu.Unlock()
+	cl.Close()
+}
+
+func (c *ctlService) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+	for _, cl := range c.engines {
+		cl.Close()
+	}
+}
+
+// leader returns nil when this server leads the MS, else a client of the
+// leader's control service.
+func (c *ctlService) leader(ctx context.Context) (ctlpb.CtlClient, error) {
+	if ms := c.s.ms; ms != nil {
+		if ms.IsLeader() {
+			return nil, nil
+		}
+		if l := ms.Leader(); l != "" {
+			return c.client(controlAddrOfRaft(l))
+		}
+		return nil, daoserr.New(daoserr.NotLeader, "no management service leader elected yet").WithResolution("a majority of mgmt_svc_replicas must be up; retry")
+	}
+	// not a replica: ask the replicas who leads
+	var last error
+	for _, r := range c.s.replicas {
+		cl, err := c.client(r)
+		if err != nil {
+			last = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err := cl.LeaderQuery(cctx, &ctlpb.LeaderQueryReq{})
+		cancel()
+		if err != nil || resp.Leader == "" {
+			last = err
+			continue
+		}
+		return c.client(resp.Leader)
+	}
+	return nil, daoserr.Wrap(daoserr.Unreach, last, "no management service replica answers (%s)", strings.Join(c.s.replicas, ", "))
+}
+
+func (c *ctlService) LeaderQuery(ctx context.Context, _ *ctlpb.LeaderQueryReq) (*ctlpb.LeaderQueryResp, error) {
+	resp := &ctlpb.LeaderQueryResp{Replicas: c.s.replicas}
+	if c.s.ms == nil {
+		cl, err := c.leader(ctx)
+		if err != nil {
+			resp.Error = toPB(err)
+			return resp, nil
+		}
+		return cl.LeaderQuery(ctx, &ctlpb.LeaderQueryReq{})
+	}
+	if l := c.s.ms.Leader(); l != "" {
+		resp.Leader = controlAddrOfRaft(l)
+	}
+	return resp, nil
+}
+
+func memberPB(m mgmt.Member) *ctlpb.Member {
+	return &ctlpb.Member{Rank: m.Rank, Uuid: m.UUID, ControlAddr: m.ControlAddr, FabricAddr: m.FabricAddr,
+		FaultDomain: m.FaultDomain, State: m.State, Incarnation: m.Incarnation, Targets: m.Targets}
+}
+
+func (c *ctlService) Join(ctx context.Context, req *ctlpb.JoinReq) (*ctlpb.JoinResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.JoinResp{Error: toPB(err)}, nil
+		}
+		return cl.Join(ctx, req)
+	}
+	m := req.GetMember()
+	if m == nil {
+		return &ctlpb.JoinResp{Error: toPB(daoserr.New(daoserr.Inval, "join without a member"))}, nil
+	}
+	got, err := c.s.ms.Join(mgmt.Member{UUID: m.Uuid, ControlAddr: m.ControlAddr, FabricAddr: m.FabricAddr, FaultDomain: m.FaultDomain, Targets: m.Targets})
+	if err != nil {
+		return &ctlpb.JoinResp{Error: toPB(err)}, nil
+	}
+	return &ctlpb.JoinResp{Member: memberPB(got)}, nil
+}
+
+func (c *ctlService) SystemQuery(ctx context.Context, req *ctlpb.SystemQueryReq) (*ctlpb.SystemQueryResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.SystemQueryResp{Error: toPB(err)}, nil
+		}
+		return cl.SystemQuery(ctx, req)
+	}
+	ms, ver, err := c.s.ms.Members()
+	resp := &ctlpb.SystemQueryResp{Error: toPB(err), MapVersion: ver, Leader: controlAddrOfRaft(c.s.ms.Leader())}
+	for _, m := range ms {
+		resp.Members = append(resp.Members, memberPB(m))
+	}
+	return resp, nil
+}
+
+// pool labels: DAOS's rule (letters, digits, '-', '_', '.', ':'; up to 127; not a UUID).
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,127}$`)
+
+// DefaultTierRatio is the SCM share of a pool created with a total size (DAOS: 6%).
+const DefaultTierRatio = 6
+
+func poolPB(p mgmt.Pool, targets uint32) *ctlpb.Pool {
+	return &ctlpb.Pool{Uuid: p.UUID, Label: p.Label, State: p.State, Ranks: p.Ranks, TgtScm: p.TgtScm, TgtNvme: p.TgtNvme,
+		Targets: targets, Owner: p.Owner, Group: p.Group, Props: p.Props}
+}
+
+func (c *ctlService) PoolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (*ctlpb.PoolCreateResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.PoolCreateResp{Error: toPB(err)}, nil
+		}
+		return cl.PoolCreate(ctx, req)
+	}
+	p, targets, err := c.poolCreate(ctx, req)
+	if err != nil {
+		return &ctlpb.PoolCreateResp{Error: toPB(err)}, nil
+	}
+	return &ctlpb.PoolCreateResp{Pool: poolPB(p, targets)}, nil
+}
+
+// rankTargets is one rank of a pool and its engine.
+type rankTargets struct {
+	rank    uint32
+	fabric  string
+	targets uint32
+}
+
+func (c *ctlService) poolRanks(ranks []uint32) ([]rankTargets, error) {
+	members, _, err := c.s.ms.Members()
+	if err != nil {
+		return nil, err
+	}
+	byRank := map[uint32]mgmt.Member{}
+	for _, m := range members {
+		byRank[m.Rank] = m
+	}
+	if len(ranks) == 0 {
+		for _, m := range members {
+			if m.State == mgmt.MemberJoined {
+				ranks = append(ranks, m.Rank)
+			}
+		}
+	}
+	if len(ranks) == 0 {
+		return nil, daoserr.New(daoserr.Unreach, "no ranks have joined the system").WithResolution("start the servers and check 'dmg system query'")
+	}
+	var out []rankTargets
+	for _, r := range ranks {
+		m, ok := byRank[r]
+		if !ok || m.State != mgmt.MemberJoined {
+			return nil, daoserr.Newf(daoserr.Unreach, "rank %d is not joined", r).WithResolution("choose joined ranks ('dmg system query')")
+		}
+		out = append(out, rankTargets{rank: r, fabric: m.FabricAddr, targets: m.Targets})
+	}
+	return out, nil
+}
+
+func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (mgmt.Pool, uint32, error) {
+	if !labelRE.MatchString(req.Label) {
+		return mgmt.Pool{}, 0, daoserr.Newf(daoserr.Inval, "pool label %q: use 1 to 127 letters, digits, '-', '_', '.' or ':'", req.Label)
+	}
+	if _, err := vos.ParseUUID(req.Label); err == nil {
+		return mgmt.Pool{}, 0, daoserr.Newf(daoserr.Inval, "pool label %q looks like a UUID", req.Label).WithResolution("choose a label that is not a UUID")
+	}
+	ranks, err := c.poolRanks(req.Ranks)
+	if err != nil {
+		return mgmt.Pool{}, 0, err
+	}
+	var ntgt uint32
+	for _, r := range ranks {
+		ntgt += r.targets
+	}
+	scm, nvme := req.ScmSize, req.NvmeSize
+	if req.TotalSize > 0 {
+		scm = req.TotalSize * DefaultTierRatio / 100
+		nvme = req.TotalSize - scm
+	}
+	if scm == 0 {
+		return mgmt.Pool{}, 0, daoserr.New(daoserr.Inval, "pool size missing").WithResolution("give --size (e.g. 10G) or --scm-size and --nvme-size")
+	}
+	tgtScm, tgtNvme := scm/uint64(ntgt), nvme/uint64(ntgt)
+	if tgtScm < 1<<20 {
+		return mgmt.Pool{}, 0, daoserr.Newf(daoserr.Inval, "pool of %d SCM bytes over %d targets leaves each less than 1 MiB", scm, ntgt).WithResolution("give the pool more space")
+	}
+	var u vos.UUID
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80
+	p := mgmt.Pool{UUID: u.String(), Label: req.Label, State: mgmt.PoolCreating, TgtScm: tgtScm, TgtNvme: tgtNvme,
+		Owner: req.User, Group: req.Group, Props: req.Props}
+	for _, r := range ranks {
+		p.Ranks = append(p.Ranks, r.rank)
+	}
+	if err := c.s.ms.AddPool(p); err != nil {
+		return mgmt.Pool{}, 0, err
+	}
+	create := &enginepb.TargetCreateReq{Pool: u[:], ScmSize: tgtScm, NvmeSize: tgtNvme}
+	done, failed := c.fanOut(ctx, ranks, enginepb.OpTargetCreate, create)
+	if len(failed) > 0 {
+		// roll back what was created, then forget the pool
+		c.fanOut(context.WithoutCancel(ctx), done, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]})
+		c.s.ms.RemovePool(p.UUID)
+		return mgmt.Pool{}, 0, failure("create pool "+req.Label, failed)
+	}
+	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolReady); err != nil {
+		return mgmt.Pool{}, 0, err
+	}
+	p.State = mgmt.PoolReady
+	return p, ntgt, nil
+}
+
+// failure summarises per-rank errors in one error naming the ranks.
+func failure(what string, failed map[uint32]error) error {
+	var ranks []string
+	var first error
+	for r, err := range failed {
+		ranks = append(ranks, strconv.Itoa(int(r)))
+		if first == nil {
+			first = err
+		}
+	}
+	code := daoserr.CodeOf(first)
+	if code == 0 {
+		code = daoserr.Unreach
+	}
+	return daoserr.Newf(code, "%s failed on rank(s) %s: %v", what, strings.Join(ranks, ","), first).
+		WithResolution("check those ranks with 'dmg system query' and their engine logs; the operation was rolled back")
+}
+
+// fanOut sends one request to every target of the given ranks, in parallel,
+// and returns the ranks where every target succeeded and the errors of the
+// others.
+//
+// TODO(issue 3): fan out over a tree of ranks (collective RPC) instead of from
+// this server to every rank.
+func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16, m proto.Message) ([]rankTargets, map[uint32]error) {
+	hdr, _ := proto.Marshal(m)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var done []rankTargets
+	failed := map[uint32]error{}
+	for _, r := range ranks {
+		wg.Go(func() {
+			err := c.toRank(ctx, r, op, hdr)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed[r.rank] = err
+			} else {
+				done = append(done, r)
+			}
+		})
+	}
+	wg.Wait()
+	return done, failed
+}
+
+func (c *ctlService) toRank(ctx context.Context, r rankTargets, op uint16, hdr []byte) error {
+	cl, err := c.engine(ctx, r.fabric)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	errs := make([]error, r.targets)
+	var wg sync.WaitGroup
+	for t := range r.targets {
+		wg.Go(func() {
+			_, errs[t] = cl.Call(ctx, rpc.Message{Opcode: op, Target: t, Header: hdr}, nil)
+		})
+	}
+	wg.Wait()
+	err = errors.Join(errs...)
+	if daoserr.Is(err, daoserr.Unreach) {
+		c.dropEngine(r.fabric, cl)
+	}
+	if err != nil {
+		return fmt.Errorf("rank %d: %w", r.rank, err)
+	}
+	return nil
+}
+
+func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		}
+		return cl.PoolDestroy(ctx, req)
+	}
+	p, err := c.s.ms.FindPool(req.Id)
+	if err != nil {
+		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+	}
+	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolDestroying); err != nil {
+		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+	}
+	ranks, err := c.poolRanks(p.Ranks)
+	if err != nil {
+		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+	}
+	u, _ := vos.ParseUUID(p.UUID)
+	if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]}); len(failed) > 0 {
+		return &ctlpb.PoolResp{Error: toPB(failure("destroy pool "+p.Label, failed))}, nil
+	}
+	if err := c.s.ms.RemovePool(p.UUID); err != nil {
+		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+	}
+	return &ctlpb.PoolResp{Pool: poolPB(p, 0)}, nil
+}
+
+func (c *ctlService) PoolList(ctx context.Context, req *ctlpb.PoolListReq) (*ctlpb.PoolListResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.PoolListResp{Error: toPB(err)}, nil
+		}
+		return cl.PoolList(ctx, req)
+	}
+	pools, err := c.s.ms.Pools()
+	resp := &ctlpb.PoolListResp{Error: toPB(err)}
+	for _, p := range pools {
+		resp.Pools = append(resp.Pools, poolPB(p, 0))
+	}
+	return resp, nil
+}
+
+func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		}
+		return cl.PoolQuery(ctx, req)
+	}
+	p, err := c.s.ms.FindPool(req.Id)
+	if err != nil {
+		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+	}
+	ranks, err := c.poolRanks(p.Ranks)
+	if err != nil {
+		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+	}
+	resp := &ctlpb.PoolResp{}
+	var ntgt uint32
+	u, _ := vos.ParseUUID(p.UUID)
+	hdr, _ := proto.Marshal(&enginepb.TargetDestroyReq{Pool: u[:]})
+	for _, r := range ranks {
+		ntgt += r.targets
+		cl, err := c.engine(ctx, r.fabric)
+		if err != nil {
+			resp.Error = toPB(daoserr.Context(err, "query rank %d", r.rank))
+			continue
+		}
+		for t := range r.targets {
+			rep, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTargetQuery, Target: t, Header: hdr}, nil)
+			var q enginepb.TargetQueryRep
+			if err == nil {
+				err = proto.Unmarshal(rep.Header, &q)
+			}
+			if err != nil {
+				resp.Error = toPB(daoserr.Context(err, "query rank %d target %d", r.rank, t))
+				continue
+			}
+			resp.ScmUsed += q.ScmUsed
+			resp.NvmeUsed += q.NvmeUsed
+		}
+	}
+	resp.Pool = poolPB(p, ntgt)
+	return resp, nil
+}
+
+// ---- joining ----
+
+// engineUUID returns the engine's identity, kept in its SCM directory so that a
+// restarted engine gets its rank back.
+func engineUUID(scmDir string) (string, error) {
+	path := filepath.Join(scmDir, "engine.uuid")
+	if b, err := os.ReadFile(path); err == nil {
+		if u, err := vos.ParseUUID(strings.TrimSpace(string(b))); err == nil {
+			return u.String(), nil
+		}
+	}
+	var u vos.UUID
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	if err := os.MkdirAll(scmDir, 0o750); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(u.String()+"\n"), 0o640); err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
