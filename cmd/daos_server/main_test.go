@@ -32,6 +32,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// freePortPair returns a port p with p+1 also free (control and Raft).
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		p := freePort(t)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -51,7 +65,7 @@ func testConfig(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, tele, fab := freePort(t), freePort(t), freePort(t)
+	ctl, tele, fab := freePortPair(t), freePort(t), freePort(t)
 	s := string(b)
 	for old, new := range map[string]string{
 		"127.0.0.1:10001": fmt.Sprintf("127.0.0.1:%d", ctl), "\nport: 10001": fmt.Sprintf("\nport: %d", ctl),
