@@ -1,0 +1,136 @@
+// Command dmg administers a GoDAOS system, as DAOS's dmg does:
+//
+//	dmg -l host:port system query
+//	dmg pool create --size 10G tank
+//	dmg -j pool query tank
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/godaos/godaos/dmg"
+	"github.com/godaos/godaos/internal/units"
+)
+
+type poolCreateCmd struct {
+	Size     units.ByteSize `short:"z" placeholder:"SIZE" help:"Total size, split between the tiers (6% SCM, 94% NVMe), e.g. 10G."`
+	ScmSize  units.ByteSize `short:"s" name:"scm-size" placeholder:"SIZE" help:"SCM tier size (with --nvme-size instead of --size)."`
+	NvmeSize units.ByteSize `short:"n" name:"nvme-size" placeholder:"SIZE" help:"NVMe tier size."`
+	Ranks    []uint32       `short:"r" sep:"," placeholder:"RANKS" help:"Ranks to use (default: all joined), e.g. 0,1,2."`
+	User     string         `short:"u" placeholder:"USER" help:"Owner (default: you)."`
+	Group    string         `short:"g" placeholder:"GROUP" help:"Owning group (default: your group)."`
+	Label    string         `arg:"" help:"Pool label."`
+}
+
+type poolIDCmd struct {
+	Pool string `arg:"" help:"Pool label or UUID."`
+}
+
+type cli struct {
+	HostList   []string `short:"l" name:"host-list" sep:"," placeholder:"HOST[:PORT]" help:"Servers to talk to (default: the control config's hostlist, or localhost:10001)."`
+	ConfigPath string   `short:"o" name:"config-path" placeholder:"FILE" help:"daos_control.yml (default /etc/daos/daos_control.yml if present)."`
+	JSON       bool     `short:"j" help:"Print JSON: {response, error, status}."`
+
+	System struct {
+		Query       struct{} `cmd:"" help:"Show the ranks of the system."`
+		LeaderQuery struct{} `cmd:"" name:"leader-query" help:"Show the management service leader and replicas."`
+	} `cmd:"" help:"Query the system."`
+	Pool struct {
+		Create  poolCreateCmd `cmd:"" help:"Create a pool."`
+		List    struct{}      `cmd:"" help:"List pools."`
+		Query   poolIDCmd     `cmd:"" help:"Show a pool's state and space."`
+		Destroy poolIDCmd     `cmd:"" help:"Destroy a pool and its data."`
+	} `cmd:"" help:"Manage pools."`
+}
+
+type exitCode int
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) (rc int) {
+	defer func() {
+		if r := recover(); r != nil {
+			code, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			rc = int(code)
+		}
+	}()
+	var c cli
+	parser, err := kong.New(&c, kong.Name("dmg"), kong.Description("Administer a GoDAOS system."),
+		kong.Writers(stdout, stderr), kong.Exit(func(code int) { panic(exitCode(code)) }), kong.UsageOnError())
+	if err != nil {
+		fmt.Fprintln(stderr, "dmg:", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "dmg:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	hosts, port := c.HostList, 0
+	cfgPath := c.ConfigPath
+	if cfgPath == "" && len(hosts) == 0 {
+		if _, err := os.Stat("/etc/daos/daos_control.yml"); err == nil {
+			cfgPath = "/etc/daos/daos_control.yml"
+		}
+	}
+	if cfgPath != "" {
+		cc, err := dmg.LoadControlConfig(cfgPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "dmg:", err)
+			return 1
+		}
+		port = cc.Port
+		if len(hosts) == 0 {
+			hosts = cc.HostList
+		}
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"localhost"}
+	}
+	cl, err := dmg.Connect(ctx, dmg.Hosts(hosts, port))
+	if err != nil {
+		fmt.Fprintln(stderr, "dmg:", err)
+		return 1
+	}
+	defer cl.Close()
+	cl.JSON, cl.Out = c.JSON, stdout
+
+	switch kctx.Command() {
+	case "system query":
+		err = cl.SystemQuery(ctx)
+	case "system leader-query":
+		err = cl.LeaderQuery(ctx)
+	case "pool create <label>":
+		p := c.Pool.Create
+		err = cl.PoolCreate(ctx, dmg.PoolCreateOptions{Label: p.Label, Size: uint64(p.Size), ScmSize: uint64(p.ScmSize),
+			NvmeSize: uint64(p.NvmeSize), Ranks: p.Ranks, User: p.User, Group: p.Group})
+	case "pool list":
+		err = cl.PoolList(ctx)
+	case "pool query <pool>":
+		err = cl.PoolQuery(ctx, c.Pool.Query.Pool)
+	case "pool destroy <pool>":
+		err = cl.PoolDestroy(ctx, c.Pool.Destroy.Pool)
+	default:
+		err = fmt.Errorf("command %q is not implemented yet", kctx.Command())
+	}
+	if err != nil {
+		if !c.JSON {
+			fmt.Fprintln(stderr, "dmg:", err)
+		}
+		return 1
+	}
+	return 0
+}

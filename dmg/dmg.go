@@ -1,0 +1,374 @@
+// Package dmg is the administrator's tool: it talks to the servers' control
+// service and prints what it gets back as DAOS's dmg does, as readable tables or,
+// with --json, as {"response": ..., "error": ..., "status": ...}.
+//
+// cmd/dmg is the command-line front end; tests call the commands directly.
+package dmg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/units"
+)
+
+// DefaultPort is the servers' control port when a host is given without one.
+const DefaultPort = 10001
+
+// ControlConfig is daos_control.yml: which servers dmg talks to.
+type ControlConfig struct {
+	Name            string   `yaml:"name"`
+	Port            int      `yaml:"port"`
+	HostList        []string `yaml:"hostlist"`
+	TransportConfig struct {
+		AllowInsecure bool   `yaml:"allow_insecure"`
+		CACert        string `yaml:"ca_cert"`
+		Cert          string `yaml:"cert"`
+		Key           string `yaml:"key"`
+	} `yaml:"transport_config"`
+}
+
+// LoadControlConfig reads daos_control.yml strictly.
+func LoadControlConfig(path string) (*ControlConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Inval, err, "read %s", path).WithResolution("give the path of a daos_control.yml, or the servers with -l host:port")
+	}
+	var c ControlConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, daoserr.Wrap(daoserr.Inval, err, "%s", path).WithResolution("keys are name, port, hostlist and transport_config")
+	}
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	return &c, nil
+}
+
+// Hosts normalises a host list: host or host:port, with port the default.
+func Hosts(list []string, port int) []string {
+	if port == 0 {
+		port = DefaultPort
+	}
+	var out []string
+	for _, h := range list {
+		for _, e := range strings.Split(h, ",") {
+			e = strings.TrimSpace(e)
+			if e == "" {
+				continue
+			}
+			if !strings.Contains(e, ":") {
+				e += ":" + strconv.Itoa(port)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Client is a connection to the first answering server of a host list.
+type Client struct {
+	ctl  ctlpb.CtlClient
+	conn *grpc.ClientConn
+	host string
+	JSON bool
+	Out  io.Writer
+}
+
+// Connect connects to the first server of hosts that answers.
+func Connect(ctx context.Context, hosts []string) (*Client, error) {
+	var last error
+	for _, h := range hosts {
+		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			last = err
+			continue
+		}
+		c := ctlpb.NewCtlClient(cc)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = c.LeaderQuery(cctx, &ctlpb.LeaderQueryReq{}, grpc.WaitForReady(true))
+		cancel()
+		if err != nil {
+			cc.Close()
+			last = err
+			continue
+		}
+		return &Client{ctl: c, conn: cc, host: h, Out: os.Stdout}, nil
+	}
+	return nil, daoserr.Wrap(daoserr.Unreach, last, "no server answers at %s", strings.Join(hosts, ", ")).
+		WithResolution("start daos_server, or point dmg at it with -l host:port")
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// print writes resp as JSON (with err) or calls text.
+func (c *Client) print(resp any, err error, text func(w io.Writer)) error {
+	if c.JSON {
+		env := map[string]any{"response": resp, "error": nil, "status": 0}
+		if err != nil {
+			env["response"] = nil
+			env["error"] = err.Error()
+			env["status"] = daoserr.CodeOf(err).Errno()
+		}
+		enc := json.NewEncoder(c.Out)
+		enc.SetIndent("", "  ")
+		enc.Encode(env)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	text(c.Out)
+	return nil
+}
+
+func rpcErr(err error, e *ctlpb.Error, what string) error {
+	if err != nil {
+		return daoserr.Wrap(daoserr.Unreach, err, "%s", what)
+	}
+	if e := toError(e); e != nil {
+		return daoserr.Context(e, "%s", what)
+	}
+	return nil
+}
+
+func toError(e *ctlpb.Error) error {
+	if e == nil || e.Code == 0 {
+		return nil
+	}
+	return &daoserr.Error{Code: daoserr.Code(e.Code), Msg: e.Msg, Resolution: e.Resolution}
+}
+
+func table(w io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	dashes := strings.Split(header, "\t")
+	for i := range dashes {
+		dashes[i] = strings.Repeat("-", len(dashes[i]))
+	}
+	fmt.Fprintln(tw, strings.Join(dashes, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// ---- system ----
+
+// SystemQuery prints the system map.
+func (c *Client) SystemQuery(ctx context.Context) error {
+	resp, err := c.ctl.SystemQuery(ctx, &ctlpb.SystemQueryReq{})
+	if err = rpcErr(err, resp.GetError(), "system query"); err != nil {
+		return c.print(nil, err, nil)
+	}
+	type member struct {
+		Rank        uint32 `json:"rank"`
+		UUID        string `json:"uuid"`
+		Addr        string `json:"addr"`
+		FabricURI   string `json:"fabric_uri"`
+		FaultDomain string `json:"fault_domain"`
+		State       string `json:"state"`
+		Incarnation uint64 `json:"incarnation"`
+		Targets     uint32 `json:"targets"`
+	}
+	var ms []member
+	for _, m := range resp.Members {
+		ms = append(ms, member{m.Rank, m.Uuid, m.ControlAddr, "tcp://" + m.FabricAddr, m.FaultDomain, m.State, m.Incarnation, m.Targets})
+	}
+	out := map[string]any{"members": ms, "map_version": resp.MapVersion, "leader": resp.Leader}
+	return c.print(out, nil, func(w io.Writer) {
+		var rows [][]string
+		for _, m := range ms {
+			rows = append(rows, []string{strconv.Itoa(int(m.Rank)), m.UUID, m.Addr, m.FaultDomain, titleCase(m.State)})
+		}
+		table(w, "Rank\tUUID\tControl Address\tFault Domain\tState", rows)
+	})
+}
+
+// LeaderQuery prints the management service's leader and replicas.
+func (c *Client) LeaderQuery(ctx context.Context) error {
+	resp, err := c.ctl.LeaderQuery(ctx, &ctlpb.LeaderQueryReq{})
+	if err = rpcErr(err, resp.GetError(), "leader query"); err != nil {
+		return c.print(nil, err, nil)
+	}
+	out := map[string]any{"current_leader": resp.Leader, "replicas": resp.Replicas}
+	return c.print(out, nil, func(w io.Writer) {
+		fmt.Fprintf(w, "Current Leader: %s\n   Replica Set: %s\n", resp.Leader, strings.Join(resp.Replicas, ", "))
+	})
+}
+
+// ---- pools ----
+
+// PoolCreateOptions are dmg pool create's flags.
+type PoolCreateOptions struct {
+	Label    string
+	Size     uint64 // total, split by the tier ratio
+	ScmSize  uint64
+	NvmeSize uint64
+	Ranks    []uint32
+	User     string
+	Group    string
+}
+
+// PoolCreate creates a pool and prints its summary.
+func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
+	if o.Size == 0 && o.ScmSize == 0 {
+		return c.print(nil, daoserr.New(daoserr.Inval, "pool create: no size").WithResolution("give --size (e.g. 10G) or --scm-size and --nvme-size"), nil)
+	}
+	if o.Size != 0 && (o.ScmSize != 0 || o.NvmeSize != 0) {
+		return c.print(nil, daoserr.New(daoserr.Inval, "pool create: --size and --scm-size/--nvme-size together").WithResolution("give one or the other"), nil)
+	}
+	req := &ctlpb.PoolCreateReq{Label: o.Label, TotalSize: o.Size, ScmSize: o.ScmSize, NvmeSize: o.NvmeSize, Ranks: o.Ranks, User: o.User, Group: o.Group}
+	if !c.JSON && o.Size > 0 {
+		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", human(o.Size))
+	}
+	resp, err := c.ctl.PoolCreate(ctx, req)
+	if err = rpcErr(err, resp.GetError(), "pool create "+o.Label); err != nil {
+		return c.print(nil, err, nil)
+	}
+	p := resp.Pool
+	out := poolJSON(p)
+	return c.print(out, nil, func(w io.Writer) {
+		n := uint64(p.Targets)
+		perRank := func(v uint64) uint64 { return v * n / uint64(max(1, len(p.Ranks))) }
+		fmt.Fprintln(w, "Pool created with 6.00%,94.00% storage tier ratio")
+		fmt.Fprintln(w, "-------------------------------------------------")
+		fmt.Fprintf(w, "  UUID                 : %s\n", p.Uuid)
+		fmt.Fprintf(w, "  Label                : %s\n", p.Label)
+		fmt.Fprintf(w, "  Storage Ranks        : %s\n", RankList(p.Ranks))
+		fmt.Fprintf(w, "  Total Size           : %s\n", human((p.TgtScm+p.TgtNvme)*n))
+		fmt.Fprintf(w, "  Storage tier 0 (SCM) : %s (%s / rank)\n", human(p.TgtScm*n), human(perRank(p.TgtScm)))
+		fmt.Fprintf(w, "  Storage tier 1 (NVMe): %s (%s / rank)\n", human(p.TgtNvme*n), human(perRank(p.TgtNvme)))
+	})
+}
+
+func poolJSON(p *ctlpb.Pool) map[string]any {
+	n := uint64(p.Targets)
+	return map[string]any{"uuid": p.Uuid, "label": p.Label, "state": p.State, "svc_reps": p.Ranks, "tgt_ranks": p.Ranks,
+		"tier_bytes": []uint64{p.TgtScm * n, p.TgtNvme * n}, "total_targets": p.Targets}
+}
+
+// PoolList prints every pool.
+func (c *Client) PoolList(ctx context.Context) error {
+	resp, err := c.ctl.PoolList(ctx, &ctlpb.PoolListReq{})
+	if err = rpcErr(err, resp.GetError(), "pool list"); err != nil {
+		return c.print(nil, err, nil)
+	}
+	var pools []map[string]any
+	for _, p := range resp.Pools {
+		pools = append(pools, map[string]any{"uuid": p.Uuid, "label": p.Label, "state": p.State, "svc_reps": p.Ranks})
+	}
+	return c.print(map[string]any{"pools": pools}, nil, func(w io.Writer) {
+		if len(resp.Pools) == 0 {
+			fmt.Fprintln(w, "No pools in system")
+			return
+		}
+		var rows [][]string
+		for _, p := range resp.Pools {
+			rows = append(rows, []string{p.Label, p.Uuid, titleCase(p.State), RankList(p.Ranks)})
+		}
+		table(w, "Pool\tUUID\tState\tRanks", rows)
+	})
+}
+
+// PoolQuery prints a pool's state and space.
+func (c *Client) PoolQuery(ctx context.Context, id string) error {
+	resp, err := c.ctl.PoolQuery(ctx, &ctlpb.PoolReq{Id: id})
+	if err = rpcErr(err, resp.GetError(), "pool query "+id); err != nil {
+		return c.print(nil, err, nil)
+	}
+	p := resp.Pool
+	n := uint64(p.Targets)
+	scmTotal, nvmeTotal := p.TgtScm*n, p.TgtNvme*n
+	out := poolJSON(p)
+	out["tier_stats"] = []map[string]any{
+		{"media_type": "scm", "total": scmTotal, "free": scmTotal - min(scmTotal, resp.ScmUsed)},
+		{"media_type": "nvme", "total": nvmeTotal, "free": nvmeTotal - min(nvmeTotal, resp.NvmeUsed)},
+	}
+	return c.print(out, nil, func(w io.Writer) {
+		fmt.Fprintf(w, "Pool %s, ntarget=%d, disabled=0, state=%s\n", p.Uuid, p.Targets, titleCase(p.State))
+		fmt.Fprintln(w, "Pool space info:")
+		fmt.Fprintf(w, "- Target count:%d\n", p.Targets)
+		for i, t := range []struct {
+			name        string
+			total, used uint64
+		}{{"SCM", scmTotal, resp.ScmUsed}, {"NVMe", nvmeTotal, resp.NvmeUsed}} {
+			fmt.Fprintf(w, "- Storage tier %d (%s):\n  Total size: %s\n  Free: %s, used %s\n", i, t.name, human(t.total), human(t.total-min(t.total, t.used)), human(t.used))
+		}
+	})
+}
+
+// PoolDestroy destroys a pool.
+func (c *Client) PoolDestroy(ctx context.Context, id string) error {
+	resp, err := c.ctl.PoolDestroy(ctx, &ctlpb.PoolReq{Id: id})
+	if err = rpcErr(err, resp.GetError(), "pool destroy "+id); err != nil {
+		return c.print(nil, err, nil)
+	}
+	return c.print(map[string]any{"uuid": resp.Pool.GetUuid(), "label": resp.Pool.GetLabel()}, nil, func(w io.Writer) {
+		fmt.Fprintln(w, "Pool-destroy command succeeded")
+	})
+}
+
+// RankList prints ranks compactly, as DAOS does: [0-2,5].
+func RankList(ranks []uint32) string {
+	r := append([]uint32(nil), ranks...)
+	sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
+	var parts []string
+	for i := 0; i < len(r); {
+		j := i
+		for j+1 < len(r) && r[j+1] == r[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", r[i], r[j]))
+		} else {
+			parts = append(parts, strconv.Itoa(int(r[i])))
+		}
+		i = j + 1
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// human prints bytes in decimal units, as dmg does (1.0 GB).
+func human(b uint64) string {
+	const unit = 1000
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "kMGTPE"[exp])
+}
+
+// ParseSize parses --size and friends (binary units: 10G, 512M).
+func ParseSize(s string) (uint64, error) {
+	v, err := units.ParseByteSize(s)
+	return uint64(v), err
+}

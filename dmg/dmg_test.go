@@ -1,0 +1,187 @@
+package dmg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/server"
+	"github.com/godaos/godaos/server/config"
+)
+
+func freePort(t *testing.T, pair bool) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !pair {
+			return p
+		}
+		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startSystem runs a one-server system in this process and returns a dmg client
+// of it, once its rank has joined.
+func startSystem(t *testing.T) (*Client, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default(dir)
+	cfg.Port, cfg.TelemetryPort = freePort(t, true), freePort(t, false)
+	cfg.MgmtSvcReplicas = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Port)}
+	cfg.Engines[0].FabricIfacePort = freePort(t, false)
+	cfg.Engines[0].Targets = 2
+	s, err := server.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	c, err := Connect(context.Background(), Hosts([]string{"127.0.0.1"}, cfg.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	out := &bytes.Buffer{}
+	c.Out = out
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "Joined") {
+		if time.Now().After(deadline) {
+			t.Fatalf("rank never joined:\n%s", out)
+		}
+		out.Reset()
+		c.SystemQuery(context.Background())
+		time.Sleep(50 * time.Millisecond)
+	}
+	out.Reset()
+	return c, out
+}
+
+func TestCommands(t *testing.T) {
+	c, out := startSystem(t)
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		do   func() error
+		want []string
+	}{
+		{"system query", func() error { return c.SystemQuery(ctx) }, []string{"Rank", "Fault Domain", "Joined"}},
+		{"leader query", func() error { return c.LeaderQuery(ctx) }, []string{"Current Leader: 127.0.0.1:", "Replica Set"}},
+		{"pool create", func() error { return c.PoolCreate(ctx, PoolCreateOptions{Label: "tank", Size: 1 << 30}) },
+			[]string{"UUID", "Storage Ranks        : [0]", "Storage tier 0 (SCM) : 64.4 MB", "6.00%,94.00%"}},
+		{"pool list", func() error { return c.PoolList(ctx) }, []string{"tank", "Ready", "[0]"}},
+		{"pool query", func() error { return c.PoolQuery(ctx, "tank") }, []string{"ntarget=2", "Storage tier 1 (NVMe)", "Total size: 1.0 GB"}},
+		{"pool destroy", func() error { return c.PoolDestroy(ctx, "tank") }, []string{"Pool-destroy command succeeded"}},
+		{"empty list", func() error { return c.PoolList(ctx) }, []string{"No pools in system"}},
+	}
+	for _, s := range steps {
+		out.Reset()
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		for _, w := range s.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: output lacks %q:\n%s", s.name, w, out)
+			}
+		}
+	}
+}
+
+func TestJSONAndErrors(t *testing.T) {
+	c, out := startSystem(t)
+	ctx := context.Background()
+	c.JSON = true
+	if err := c.PoolCreate(ctx, PoolCreateOptions{Label: "j", ScmSize: 64 << 20, NvmeSize: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Response map[string]any `json:"response"`
+		Error    *string        `json:"error"`
+		Status   int            `json:"status"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &env); err != nil || env.Status != 0 || env.Error != nil || env.Response["label"] != "j" {
+		t.Fatalf("json: %v %+v\n%s", err, env, out)
+	}
+	out.Reset()
+	err := c.PoolQuery(ctx, "missing")
+	if !daoserr.Is(err, daoserr.Nonexist) {
+		t.Errorf("query of a missing pool: %v", err)
+	}
+	env.Error = nil
+	if json.Unmarshal(out.Bytes(), &env) != nil || env.Status != -1005 || env.Error == nil || !strings.Contains(*env.Error, `"missing"`) {
+		t.Errorf("json error envelope: %s", out)
+	}
+	c.JSON = false
+	tests := []struct {
+		name string
+		o    PoolCreateOptions
+		code daoserr.Code
+		want string
+	}{
+		{"no size", PoolCreateOptions{Label: "x"}, daoserr.Inval, "no size"},
+		{"both sizes", PoolCreateOptions{Label: "x", Size: 1 << 30, ScmSize: 1 << 20}, daoserr.Inval, "together"},
+		{"duplicate label", PoolCreateOptions{Label: "j", Size: 1 << 30}, daoserr.Exist, `"j" already exists`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.PoolCreate(ctx, tc.o); !daoserr.Is(err, tc.code) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %s containing %q", err, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	for in, want := range map[string]string{"": "[]", "0": "[0]", "0,1,2": "[0-2]", "5,0,1,2,7,8": "[0-2,5,7-8]"} {
+		var r []uint32
+		for _, f := range strings.Split(in, ",") {
+			if f != "" {
+				var n uint32
+				fmt.Sscan(f, &n)
+				r = append(r, n)
+			}
+		}
+		if got := RankList(r); got != want {
+			t.Errorf("RankList(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if got := Hosts([]string{"a,b:1", " c "}, 0); strings.Join(got, " ") != "a:10001 b:1 c:10001" {
+		t.Errorf("Hosts: %v", got)
+	}
+	for b, want := range map[uint64]string{999: "999 B", 1000: "1.0 kB", 1 << 30: "1.1 GB"} {
+		if got := human(b); got != want {
+			t.Errorf("human(%d) = %s, want %s", b, got, want)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "daos_control.yml")
+	os.WriteFile(p, []byte("name: daos_server\nport: 10005\nhostlist: ['h1', 'h2:9']\ntransport_config:\n  allow_insecure: true\n"), 0o644)
+	cc, err := LoadControlConfig(p)
+	if err != nil || cc.Port != 10005 || strings.Join(Hosts(cc.HostList, cc.Port), " ") != "h1:10005 h2:9" {
+		t.Errorf("control config: %+v %v", cc, err)
+	}
+	os.WriteFile(p, []byte("hostlst: [h1]\n"), 0o644)
+	if _, err := LoadControlConfig(p); err == nil || !strings.Contains(err.Error(), "hostlst") {
+		t.Errorf("misspelled key: %v", err)
+	}
+	if _, err := Connect(context.Background(), []string{fmt.Sprintf("127.0.0.1:%d", freePort(t, false))}); !daoserr.Is(err, daoserr.Unreach) {
+		t.Errorf("no server: %v", err)
+	}
+}
