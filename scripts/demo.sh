@@ -1,15 +1,47 @@
 #!/usr/bin/env bash
-# The GoDAOS demo, for now one storage target: benchmark it with vos_perf (the
-# table compares VOS with raw file I/O on the same disk), then look inside it
-# with ddb the way an administrator would after a crash, and catch a corrupted
-# byte with the checksums.
+# The GoDAOS demo: a running system (daos_server's embedded default with its
+# storage in a temporary directory, dmg creating and querying a pool), then one
+# storage target up close: benchmark it with vos_perf (beside raw file I/O on the
+# same disk), look inside it with ddb the way an administrator would after a
+# crash, and catch a corrupted byte with the checksums.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 work=$(mktemp -d "${TMPDIR:-/tmp}/godaos-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+server_pid=
+cleanup() {
+	if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "daos_server start (embedded default: 1 engine, 4 targets, storage in $work/system)"
+mkdir -p "$work/system"
+DAOS_DATA="$work/system" "$BIN"/daos_server start >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do # up to 20 s for the rank to join
+	if "$BIN"/dmg system query 2>/dev/null | grep -q Joined; then break; fi
+	sleep 0.2
+done
+grep -E 'engine started|control service started|joined' "$work/server.log" | sed 's/^time=[^ ]* //'
+
+step "dmg system query"
+"$BIN"/dmg system query
+
+step "dmg pool create --size 2G tank"
+"$BIN"/dmg pool create --size 2G tank
+
+step "dmg pool query tank"
+"$BIN"/dmg pool query tank
+
+step "dmg pool destroy tank; stop the server (SIGTERM: drain, exit 0)"
+"$BIN"/dmg pool destroy tank
+kill -TERM "$server_pid"
+wait "$server_pid"
+server_pid=
+tail -1 "$work/server.log" | sed 's/^time=[^ ]* //'
 
 step "vos_perf: single values and array extents, 64 B (SCM tier) and 1 MiB (NVMe tier), beside raw pwrite/pread"
 "$BIN"/vos_perf --dir "$work" --keep --sizes 64,1M --type both --concurrency 4 --count 256 -q 2>"$work/kept"
