@@ -179,6 +179,10 @@ func (c *ctlService) LeaderQuery(ctx context.Context, _ *ctlpb.LeaderQueryReq) (
 	return resp, nil
 }
 
+func (c *ctlService) ServerQuery(ctx context.Context, _ *ctlpb.ServerQueryReq) (*ctlpb.ServerQueryResp, error) {
+	return &ctlpb.ServerQueryResp{Ranks: c.s.Ranks(), MsReplica: c.s.ms != nil}, nil
+}
+
 func memberPB(m mgmt.Member) *ctlpb.Member {
 	return &ctlpb.Member{Rank: m.Rank, Uuid: m.UUID, ControlAddr: m.ControlAddr, FabricAddr: m.FabricAddr,
 		FaultDomain: m.FaultDomain, State: m.State, Incarnation: m.Incarnation, Targets: m.Targets}

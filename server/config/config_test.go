@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,4 +209,24 @@ func FuzzParse(f *testing.F) {
 		}
 		cfg.Validate(false)
 	})
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	in := Default(dir)
+	in.Engines[0].Storage[0].ScmSize = 512 << 20 // not whole GiB: written with a unit
+	b, err := Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Parse(b)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if err := out.Validate(true); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if fmt.Sprintf("%+v", *out) != fmt.Sprintf("%+v", *in) || fmt.Sprint(out.Engines) != fmt.Sprint(in.Engines) {
+		t.Errorf("round trip differs:\n%+v\n%+v\n%s", in, out, b)
+	}
 }

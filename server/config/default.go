@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"text/template"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // DataDir is where the embedded default keeps its storage and metadata:
@@ -149,3 +151,13 @@ engines:
         bdev_size: 4
 {{- end}}
 `))
+
+// Marshal writes a configuration as YAML with DAOS's keys (no comments; see
+// Generate for a commented example).
+func Marshal(s *Server) ([]byte, error) {
+	b, err := yaml.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
+}

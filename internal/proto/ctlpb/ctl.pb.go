@@ -483,6 +483,103 @@ func (x *LeaderQueryResp) GetReplicas() []string {
 	return nil
 }
 
+// ServerQuery is answered by the server asked, about itself (never forwarded).
+type ServerQueryReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerQueryReq) Reset() {
+	*x = ServerQueryReq{}
+	mi := &file_ctl_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerQueryReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerQueryReq) ProtoMessage() {}
+
+func (x *ServerQueryReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerQueryReq.ProtoReflect.Descriptor instead.
+func (*ServerQueryReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{8}
+}
+
+type ServerQueryResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Ranks         []int64                `protobuf:"varint,2,rep,packed,name=ranks,proto3" json:"ranks,omitempty"` // its engines' ranks, by index; -1 until joined
+	MsReplica     bool                   `protobuf:"varint,3,opt,name=ms_replica,json=msReplica,proto3" json:"ms_replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerQueryResp) Reset() {
+	*x = ServerQueryResp{}
+	mi := &file_ctl_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerQueryResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerQueryResp) ProtoMessage() {}
+
+func (x *ServerQueryResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerQueryResp.ProtoReflect.Descriptor instead.
+func (*ServerQueryResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ServerQueryResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ServerQueryResp) GetRanks() []int64 {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+func (x *ServerQueryResp) GetMsReplica() bool {
+	if x != nil {
+		return x.MsReplica
+	}
+	return false
+}
+
 type Pool struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -501,7 +598,7 @@ type Pool struct {
 
 func (x *Pool) Reset() {
 	*x = Pool{}
-	mi := &file_ctl_proto_msgTypes[8]
+	mi := &file_ctl_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +610,7 @@ func (x *Pool) String() string {
 func (*Pool) ProtoMessage() {}
 
 func (x *Pool) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[8]
+	mi := &file_ctl_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +623,7 @@ func (x *Pool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pool.ProtoReflect.Descriptor instead.
 func (*Pool) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{8}
+	return file_ctl_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Pool) GetUuid() string {
@@ -615,7 +712,7 @@ type PoolCreateReq struct {
 
 func (x *PoolCreateReq) Reset() {
 	*x = PoolCreateReq{}
-	mi := &file_ctl_proto_msgTypes[9]
+	mi := &file_ctl_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +724,7 @@ func (x *PoolCreateReq) String() string {
 func (*PoolCreateReq) ProtoMessage() {}
 
 func (x *PoolCreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[9]
+	mi := &file_ctl_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +737,7 @@ func (x *PoolCreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolCreateReq.ProtoReflect.Descriptor instead.
 func (*PoolCreateReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{9}
+	return file_ctl_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PoolCreateReq) GetLabel() string {
@@ -709,7 +806,7 @@ type PoolCreateResp struct {
 
 func (x *PoolCreateResp) Reset() {
 	*x = PoolCreateResp{}
-	mi := &file_ctl_proto_msgTypes[10]
+	mi := &file_ctl_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +818,7 @@ func (x *PoolCreateResp) String() string {
 func (*PoolCreateResp) ProtoMessage() {}
 
 func (x *PoolCreateResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[10]
+	mi := &file_ctl_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +831,7 @@ func (x *PoolCreateResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolCreateResp.ProtoReflect.Descriptor instead.
 func (*PoolCreateResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{10}
+	return file_ctl_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PoolCreateResp) GetError() *Error {
@@ -760,7 +857,7 @@ type PoolReq struct {
 
 func (x *PoolReq) Reset() {
 	*x = PoolReq{}
-	mi := &file_ctl_proto_msgTypes[11]
+	mi := &file_ctl_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +869,7 @@ func (x *PoolReq) String() string {
 func (*PoolReq) ProtoMessage() {}
 
 func (x *PoolReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[11]
+	mi := &file_ctl_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +882,7 @@ func (x *PoolReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolReq.ProtoReflect.Descriptor instead.
 func (*PoolReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{11}
+	return file_ctl_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PoolReq) GetId() string {
@@ -807,7 +904,7 @@ type PoolResp struct {
 
 func (x *PoolResp) Reset() {
 	*x = PoolResp{}
-	mi := &file_ctl_proto_msgTypes[12]
+	mi := &file_ctl_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +916,7 @@ func (x *PoolResp) String() string {
 func (*PoolResp) ProtoMessage() {}
 
 func (x *PoolResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[12]
+	mi := &file_ctl_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +929,7 @@ func (x *PoolResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolResp.ProtoReflect.Descriptor instead.
 func (*PoolResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{12}
+	return file_ctl_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PoolResp) GetError() *Error {
@@ -871,7 +968,7 @@ type PoolListReq struct {
 
 func (x *PoolListReq) Reset() {
 	*x = PoolListReq{}
-	mi := &file_ctl_proto_msgTypes[13]
+	mi := &file_ctl_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +980,7 @@ func (x *PoolListReq) String() string {
 func (*PoolListReq) ProtoMessage() {}
 
 func (x *PoolListReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[13]
+	mi := &file_ctl_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +993,7 @@ func (x *PoolListReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListReq.ProtoReflect.Descriptor instead.
 func (*PoolListReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{13}
+	return file_ctl_proto_rawDescGZIP(), []int{15}
 }
 
 type PoolListResp struct {
@@ -909,7 +1006,7 @@ type PoolListResp struct {
 
 func (x *PoolListResp) Reset() {
 	*x = PoolListResp{}
-	mi := &file_ctl_proto_msgTypes[14]
+	mi := &file_ctl_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1018,7 @@ func (x *PoolListResp) String() string {
 func (*PoolListResp) ProtoMessage() {}
 
 func (x *PoolListResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[14]
+	mi := &file_ctl_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1031,7 @@ func (x *PoolListResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListResp.ProtoReflect.Descriptor instead.
 func (*PoolListResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{14}
+	return file_ctl_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PoolListResp) GetError() *Error {
@@ -989,7 +1086,13 @@ const file_ctl_proto_rawDesc = "" +
 	"\x0fLeaderQueryResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x1a\n" +
-	"\breplicas\x18\x03 \x03(\tR\breplicas\"\xc3\x02\n" +
+	"\breplicas\x18\x03 \x03(\tR\breplicas\"\x10\n" +
+	"\x0eServerQueryReq\"o\n" +
+	"\x0fServerQueryResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x14\n" +
+	"\x05ranks\x18\x02 \x03(\x03R\x05ranks\x12\x1d\n" +
+	"\n" +
+	"ms_replica\x18\x03 \x01(\bR\tmsReplica\"\xc3\x02\n" +
 	"\x04Pool\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
@@ -1033,11 +1136,12 @@ const file_ctl_proto_rawDesc = "" +
 	"\vPoolListReq\"_\n" +
 	"\fPoolListResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12&\n" +
-	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\xbe\x03\n" +
+	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\x86\x04\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
-	"\vLeaderQuery\x12\x1a.godaos.ctl.LeaderQueryReq\x1a\x1b.godaos.ctl.LeaderQueryResp\x12C\n" +
+	"\vLeaderQuery\x12\x1a.godaos.ctl.LeaderQueryReq\x1a\x1b.godaos.ctl.LeaderQueryResp\x12F\n" +
+	"\vServerQuery\x12\x1a.godaos.ctl.ServerQueryReq\x1a\x1b.godaos.ctl.ServerQueryResp\x12C\n" +
 	"\n" +
 	"PoolCreate\x12\x19.godaos.ctl.PoolCreateReq\x1a\x1a.godaos.ctl.PoolCreateResp\x128\n" +
 	"\vPoolDestroy\x12\x13.godaos.ctl.PoolReq\x1a\x14.godaos.ctl.PoolResp\x126\n" +
@@ -1056,7 +1160,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 	return file_ctl_proto_rawDescData
 }
 
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_ctl_proto_goTypes = []any{
 	(*Error)(nil),           // 0: godaos.ctl.Error
 	(*Member)(nil),          // 1: godaos.ctl.Member
@@ -1066,15 +1170,17 @@ var file_ctl_proto_goTypes = []any{
 	(*SystemQueryResp)(nil), // 5: godaos.ctl.SystemQueryResp
 	(*LeaderQueryReq)(nil),  // 6: godaos.ctl.LeaderQueryReq
 	(*LeaderQueryResp)(nil), // 7: godaos.ctl.LeaderQueryResp
-	(*Pool)(nil),            // 8: godaos.ctl.Pool
-	(*PoolCreateReq)(nil),   // 9: godaos.ctl.PoolCreateReq
-	(*PoolCreateResp)(nil),  // 10: godaos.ctl.PoolCreateResp
-	(*PoolReq)(nil),         // 11: godaos.ctl.PoolReq
-	(*PoolResp)(nil),        // 12: godaos.ctl.PoolResp
-	(*PoolListReq)(nil),     // 13: godaos.ctl.PoolListReq
-	(*PoolListResp)(nil),    // 14: godaos.ctl.PoolListResp
-	nil,                     // 15: godaos.ctl.Pool.PropsEntry
-	nil,                     // 16: godaos.ctl.PoolCreateReq.PropsEntry
+	(*ServerQueryReq)(nil),  // 8: godaos.ctl.ServerQueryReq
+	(*ServerQueryResp)(nil), // 9: godaos.ctl.ServerQueryResp
+	(*Pool)(nil),            // 10: godaos.ctl.Pool
+	(*PoolCreateReq)(nil),   // 11: godaos.ctl.PoolCreateReq
+	(*PoolCreateResp)(nil),  // 12: godaos.ctl.PoolCreateResp
+	(*PoolReq)(nil),         // 13: godaos.ctl.PoolReq
+	(*PoolResp)(nil),        // 14: godaos.ctl.PoolResp
+	(*PoolListReq)(nil),     // 15: godaos.ctl.PoolListReq
+	(*PoolListResp)(nil),    // 16: godaos.ctl.PoolListResp
+	nil,                     // 17: godaos.ctl.Pool.PropsEntry
+	nil,                     // 18: godaos.ctl.PoolCreateReq.PropsEntry
 }
 var file_ctl_proto_depIdxs = []int32{
 	1,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -1083,33 +1189,36 @@ var file_ctl_proto_depIdxs = []int32{
 	0,  // 3: godaos.ctl.SystemQueryResp.error:type_name -> godaos.ctl.Error
 	1,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
 	0,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
-	15, // 6: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	16, // 7: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
-	0,  // 8: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
-	8,  // 9: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	0,  // 10: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
-	8,  // 11: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
-	0,  // 12: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	8,  // 13: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	2,  // 14: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	4,  // 15: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	6,  // 16: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	9,  // 17: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	11, // 18: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	11, // 19: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	13, // 20: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	3,  // 21: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	5,  // 22: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	7,  // 23: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	10, // 24: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	12, // 25: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	12, // 26: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	14, // 27: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	0,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
+	17, // 7: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	18, // 8: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	0,  // 9: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
+	10, // 10: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
+	0,  // 11: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
+	10, // 12: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
+	0,  // 13: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	10, // 14: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	2,  // 15: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	4,  // 16: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	6,  // 17: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	8,  // 18: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	11, // 19: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	13, // 20: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	13, // 21: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	15, // 22: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	3,  // 23: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	5,  // 24: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	7,  // 25: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	9,  // 26: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	12, // 27: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	14, // 28: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	14, // 29: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	16, // 30: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -1123,7 +1232,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

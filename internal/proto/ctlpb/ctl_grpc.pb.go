@@ -26,6 +26,7 @@ const (
 	Ctl_Join_FullMethodName        = "/godaos.ctl.Ctl/Join"
 	Ctl_SystemQuery_FullMethodName = "/godaos.ctl.Ctl/SystemQuery"
 	Ctl_LeaderQuery_FullMethodName = "/godaos.ctl.Ctl/LeaderQuery"
+	Ctl_ServerQuery_FullMethodName = "/godaos.ctl.Ctl/ServerQuery"
 	Ctl_PoolCreate_FullMethodName  = "/godaos.ctl.Ctl/PoolCreate"
 	Ctl_PoolDestroy_FullMethodName = "/godaos.ctl.Ctl/PoolDestroy"
 	Ctl_PoolQuery_FullMethodName   = "/godaos.ctl.Ctl/PoolQuery"
@@ -39,6 +40,7 @@ type CtlClient interface {
 	Join(ctx context.Context, in *JoinReq, opts ...grpc.CallOption) (*JoinResp, error)
 	SystemQuery(ctx context.Context, in *SystemQueryReq, opts ...grpc.CallOption) (*SystemQueryResp, error)
 	LeaderQuery(ctx context.Context, in *LeaderQueryReq, opts ...grpc.CallOption) (*LeaderQueryResp, error)
+	ServerQuery(ctx context.Context, in *ServerQueryReq, opts ...grpc.CallOption) (*ServerQueryResp, error)
 	PoolCreate(ctx context.Context, in *PoolCreateReq, opts ...grpc.CallOption) (*PoolCreateResp, error)
 	PoolDestroy(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolResp, error)
 	PoolQuery(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolResp, error)
@@ -77,6 +79,16 @@ func (c *ctlClient) LeaderQuery(ctx context.Context, in *LeaderQueryReq, opts ..
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LeaderQueryResp)
 	err := c.cc.Invoke(ctx, Ctl_LeaderQuery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ServerQuery(ctx context.Context, in *ServerQueryReq, opts ...grpc.CallOption) (*ServerQueryResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServerQueryResp)
+	err := c.cc.Invoke(ctx, Ctl_ServerQuery_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +142,7 @@ type CtlServer interface {
 	Join(context.Context, *JoinReq) (*JoinResp, error)
 	SystemQuery(context.Context, *SystemQueryReq) (*SystemQueryResp, error)
 	LeaderQuery(context.Context, *LeaderQueryReq) (*LeaderQueryResp, error)
+	ServerQuery(context.Context, *ServerQueryReq) (*ServerQueryResp, error)
 	PoolCreate(context.Context, *PoolCreateReq) (*PoolCreateResp, error)
 	PoolDestroy(context.Context, *PoolReq) (*PoolResp, error)
 	PoolQuery(context.Context, *PoolReq) (*PoolResp, error)
@@ -152,6 +165,9 @@ func (UnimplementedCtlServer) SystemQuery(context.Context, *SystemQueryReq) (*Sy
 }
 func (UnimplementedCtlServer) LeaderQuery(context.Context, *LeaderQueryReq) (*LeaderQueryResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method LeaderQuery not implemented")
+}
+func (UnimplementedCtlServer) ServerQuery(context.Context, *ServerQueryReq) (*ServerQueryResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ServerQuery not implemented")
 }
 func (UnimplementedCtlServer) PoolCreate(context.Context, *PoolCreateReq) (*PoolCreateResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method PoolCreate not implemented")
@@ -236,6 +252,24 @@ func _Ctl_LeaderQuery_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CtlServer).LeaderQuery(ctx, req.(*LeaderQueryReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ServerQuery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ServerQueryReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ServerQuery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ServerQuery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ServerQuery(ctx, req.(*ServerQueryReq))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -330,6 +364,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LeaderQuery",
 			Handler:    _Ctl_LeaderQuery_Handler,
+		},
+		{
+			MethodName: "ServerQuery",
+			Handler:    _Ctl_ServerQuery_Handler,
 		},
 		{
 			MethodName: "PoolCreate",

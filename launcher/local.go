@@ -1,0 +1,341 @@
+// Package launcher starts GoDAOS systems: `launcher local -n N` runs N
+// daos_server processes on this host (distinct ports and directories), waits
+// until every rank has joined, and says how to reach the system; `launcher stop`
+// ends it. (srun and pdsh launches come next.)
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/server/config"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// LocalOptions describe a local system.
+type LocalOptions struct {
+	N        int    // servers (one engine each)
+	Targets  int    // per engine (default 4)
+	Dir      string // one subdirectory per server, and the state file
+	BasePort int    // server i uses BasePort+10*i (control), +1 (Raft), +2 (telemetry), +3 (fabric); default 10001
+	Replicas int    // management service replicas (default 3 when N ≥ 3, else 1)
+	Bin      string // daos_server to run (default: next to this program, else in PATH)
+}
+
+// State is what `launcher stop` needs, kept in Dir/launcher.json.
+type State struct {
+	PIDs     []int    `json:"pids"`
+	HostList []string `json:"hostlist"`
+	Dirs     []string `json:"dirs"`
+}
+
+const stateFile = "launcher.json"
+
+// LocalSystem is a running local system.
+type LocalSystem struct {
+	State
+	Dir   string
+	procs []*exec.Cmd
+	done  []chan struct{}
+}
+
+func (o *LocalOptions) defaults() error {
+	if o.N < 1 {
+		return daoserr.Newf(daoserr.Inval, "launcher: %d servers", o.N).WithResolution("give -n 1 or more")
+	}
+	if o.Targets == 0 {
+		o.Targets = config.DefaultTargets
+	}
+	if o.BasePort == 0 {
+		o.BasePort = config.DefaultControlPort
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+		if o.N >= 3 {
+			o.Replicas = 3
+		}
+	}
+	if o.Replicas > o.N {
+		return daoserr.Newf(daoserr.Inval, "launcher: %d replicas for %d servers", o.Replicas, o.N)
+	}
+	if o.Bin == "" {
+		if self, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(self), "daos_server"); fileExists(p) {
+				o.Bin = p
+			}
+		}
+	}
+	if o.Bin == "" {
+		p, err := exec.LookPath("daos_server")
+		if err != nil {
+			return daoserr.New(daoserr.Nonexist, "launcher: daos_server not found").WithResolution("build it (make) and put bin/ in PATH, or give --bin")
+		}
+		o.Bin = p
+	}
+	var err error
+	o.Dir, err = filepath.Abs(o.Dir)
+	return err
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// ServerConfig is server i's configuration in a local system.
+func ServerConfig(o LocalOptions, i int) *config.Server {
+	dir := filepath.Join(o.Dir, fmt.Sprintf("server%d", i))
+	c := config.Default(dir)
+	c.Port = o.BasePort + 10*i
+	c.TelemetryPort = c.Port + 2
+	c.MgmtSvcReplicas = nil
+	for r := range o.Replicas {
+		c.MgmtSvcReplicas = append(c.MgmtSvcReplicas, fmt.Sprintf("127.0.0.1:%d", o.BasePort+10*r))
+	}
+	c.FaultPath = fmt.Sprintf("/node%d", i)
+	c.Engines[0].Targets = o.Targets
+	c.Engines[0].FabricIfacePort = c.Port + 3
+	return c
+}
+
+// StartLocal starts a local system (or restarts one in the same Dir: the
+// servers find their storage and their ranks again) and waits until every rank
+// has joined.
+func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if st, err := ReadState(o.Dir); err == nil && anyAlive(st.PIDs) {
+		return nil, daoserr.Newf(daoserr.Busy, "launcher: a system from %s is still running (pids %v)", o.Dir, st.PIDs).
+			WithResolution("stop it first: launcher stop --dir %s", o.Dir)
+	}
+	s := &LocalSystem{Dir: o.Dir}
+	for i := range o.N {
+		cfg := ServerConfig(o, i)
+		dir := filepath.Join(o.Dir, fmt.Sprintf("server%d", i))
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			s.Stop()
+			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: create %s", dir)
+		}
+		b, err := marshalConfig(cfg)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		path := filepath.Join(dir, "server.yml")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			s.Stop()
+			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: write %s", path)
+		}
+		logf, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			s.Stop()
+			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: server log")
+		}
+		cmd := exec.Command(o.Bin, "start", "-o", path)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by the launcher's terminal
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			s.Stop()
+			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: start %s", o.Bin)
+		}
+		logf.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		s.procs, s.done = append(s.procs, cmd), append(s.done, done)
+		s.PIDs = append(s.PIDs, cmd.Process.Pid)
+		s.HostList = append(s.HostList, fmt.Sprintf("127.0.0.1:%d", cfg.Port))
+		s.Dirs = append(s.Dirs, dir)
+	}
+	b, _ := json.MarshalIndent(s.State, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.Dir, stateFile), b, 0o644); err != nil {
+		s.Stop()
+		return nil, daoserr.Wrap(daoserr.IO, err, "launcher: state file")
+	}
+	if err := s.waitJoined(ctx, o.N, 60*time.Second); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// marshalConfig writes a configuration as YAML through the generator's
+// comments-free form (config.Server marshals with DAOS's keys).
+func marshalConfig(c *config.Server) ([]byte, error) { return config.Marshal(c) }
+
+// waitJoined waits until every server says its engines have joined (this
+// start's join, not a record from a previous run) and the system map shows n
+// joined ranks.
+func (s *LocalSystem) waitJoined(ctx context.Context, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		for i, d := range s.done {
+			select {
+			case <-d:
+				log, _ := os.ReadFile(filepath.Join(s.Dirs[i], "server.log"))
+				return daoserr.Newf(daoserr.Unreach, "launcher: server %d exited while starting: %s", i, lastLine(string(log))).
+					WithResolution("see %s", filepath.Join(s.Dirs[i], "server.log"))
+			default:
+			}
+		}
+		err := allServersJoined(ctx, s.HostList)
+		var joined int
+		if err == nil {
+			joined, err = Joined(ctx, s.HostList)
+		}
+		if err == nil && joined == n {
+			return nil
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("%d of %d ranks joined", joined, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return daoserr.Newf(daoserr.TimedOut, "launcher: the system did not come up within %v (%s)", timeout, last).
+		WithResolution("see the server logs in %s", s.Dir)
+}
+
+// allServersJoined asks each server whether all its engines have joined.
+func allServersJoined(ctx context.Context, hosts []string) error {
+	for _, h := range hosts {
+		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err := ctlpb.NewCtlClient(cc).ServerQuery(cctx, &ctlpb.ServerQueryReq{})
+		cancel()
+		cc.Close()
+		if err != nil {
+			return fmt.Errorf("server %s: %w", h, err)
+		}
+		for i, r := range resp.Ranks {
+			if r < 0 {
+				return fmt.Errorf("server %s: engine %d has not joined yet", h, i)
+			}
+		}
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// Joined asks any server of hosts how many ranks have joined.
+func Joined(ctx context.Context, hosts []string) (int, error) {
+	var last error
+	for _, h := range hosts {
+		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			last = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err := ctlpb.NewCtlClient(cc).SystemQuery(cctx, &ctlpb.SystemQueryReq{})
+		cancel()
+		cc.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.Error != nil {
+			last = fmt.Errorf("%s", resp.Error.Msg)
+			continue
+		}
+		n := 0
+		for _, m := range resp.Members {
+			if m.State == "joined" {
+				n++
+			}
+		}
+		return n, nil
+	}
+	return 0, last
+}
+
+// Kill sends sig to server i.
+func (s *LocalSystem) Kill(i int, sig syscall.Signal) error { return s.procs[i].Process.Signal(sig) }
+
+// Wait waits until server i has exited.
+func (s *LocalSystem) Wait(i int) { <-s.done[i] }
+
+// Stop stops every server (SIGTERM, then SIGKILL after 30 s) and waits.
+func (s *LocalSystem) Stop() {
+	for i, p := range s.procs {
+		select {
+		case <-s.done[i]:
+		default:
+			p.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for i, p := range s.procs {
+		select {
+		case <-s.done[i]:
+		case <-time.After(30 * time.Second):
+			p.Process.Kill()
+			<-s.done[i]
+		}
+	}
+	os.Remove(filepath.Join(s.Dir, stateFile))
+}
+
+// ReadState reads the state file of a system started in dir.
+func ReadState(dir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+func anyAlive(pids []int) bool {
+	for _, p := range pids {
+		if syscall.Kill(p, 0) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// StopDir stops the system started in dir by another launcher process.
+func StopDir(dir string) error {
+	st, err := ReadState(dir)
+	if err != nil {
+		return daoserr.Wrap(daoserr.Nonexist, err, "launcher: no system started in %s", dir)
+	}
+	for _, p := range st.PIDs {
+		syscall.Kill(p, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for anyAlive(st.PIDs) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range st.PIDs {
+		if syscall.Kill(p, 0) == nil {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	return os.Remove(filepath.Join(dir, stateFile))
+}
