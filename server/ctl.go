@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/server/engine"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
 )
@@ -93,7 +93,7 @@ func (c *ctlService) engine(ctx context.Context, addr string) (*rpc.Client, erro
 	c.mu.Lock()
 	cl := c.engines[addr]
 	c.mu.Unlock()
-	if cl != nil {
+	if cl != nil && cl.Err() == nil {
 		return cl, nil
 	}
 	cl, err := rpc.Dial(ctx, addr, rpc.ClientOptions{Logger: c.s.log})
@@ -103,21 +103,14 @@ func (c *ctlService) engine(ctx context.Context, addr string) (*rpc.Client, erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.engines[addr]; old != nil {
-		cl.Close()
-		return old, nil
+		if old.Err() == nil {
+			cl.Close()
+			return old, nil
+		}
+		old.Close() // broken: replace it
 	}
 	c.engines[addr] = cl
 	return cl, nil
-}
-
-// dropEngine forgets a failed data-plane connection.
-func (c *ctlService) dropEngine(addr string, cl *rpc.Client) {
-	c.mu.Lock()
-	if c.engines[addr] == cl {
-		delete(c.engines, addr)
-	}
-	c.mu.Unlock()
-	cl.Close()
 }
 
 func (c *ctlService) close() {
@@ -355,57 +348,25 @@ func failure(what string, failed map[uint32]error) error {
 		WithResolution("check those ranks with 'dmg system query' and their engine logs; the operation was rolled back")
 }
 
-// fanOut sends one request to every target of the given ranks, in parallel,
-// and returns the ranks where every target succeeded and the errors of the
-// others.
-//
-// TODO(issue 3): fan out over a tree of ranks (collective RPC) instead of from
-// this server to every rank.
+// fanOut runs one operation on every target of the given ranks, over a tree of
+// ranks (engine.Broadcast): this server contacts a few ranks, not each. It
+// returns the ranks where it succeeded and the errors of the others.
 func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16, m proto.Message) ([]rankTargets, map[uint32]error) {
 	hdr, _ := proto.Marshal(m)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var done []rankTargets
-	failed := map[uint32]error{}
-	for _, r := range ranks {
-		wg.Go(func() {
-			err := c.toRank(ctx, r, op, hdr)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed[r.rank] = err
-			} else {
-				done = append(done, r)
-			}
-		})
-	}
-	wg.Wait()
-	return done, failed
-}
-
-func (c *ctlService) toRank(ctx context.Context, r rankTargets, op uint16, hdr []byte) error {
-	cl, err := c.engine(ctx, r.fabric)
-	if err != nil {
-		return err
+	peers := make([]*enginepb.Peer, len(ranks))
+	for i, r := range ranks {
+		peers[i] = &enginepb.Peer{Rank: r.rank, Addr: r.fabric, Targets: r.targets}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	errs := make([]error, r.targets)
-	var wg sync.WaitGroup
-	for t := range r.targets {
-		wg.Go(func() {
-			_, errs[t] = cl.Call(ctx, rpc.Message{Opcode: op, Target: t, Header: hdr}, nil)
-		})
+	failed := engine.Broadcast(ctx, c.engine, op, hdr, peers, engine.DefaultDegree, nil)
+	var done []rankTargets
+	for _, r := range ranks {
+		if failed[r.rank] == nil {
+			done = append(done, r)
+		}
 	}
-	wg.Wait()
-	err = errors.Join(errs...)
-	if daoserr.Is(err, daoserr.Unreach) {
-		c.dropEngine(r.fabric, cl)
-	}
-	if err != nil {
-		return fmt.Errorf("rank %d: %w", r.rank, err)
-	}
-	return nil
+	return done, failed
 }
 
 func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {

@@ -91,6 +91,13 @@ func NewClient(conn net.Conn, opts ClientOptions) *Client {
 	return c
 }
 
+// Err is nil while the connection is usable, else why it is not (dial again).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 // Close closes the connection; calls in flight fail with DER_CANCELED.
 func (c *Client) Close() error {
 	c.fail(daoserr.Newf(daoserr.Canceled, "connection to %s closed by the client", c.conn.RemoteAddr()))

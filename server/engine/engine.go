@@ -39,14 +39,22 @@ type Options struct {
 	BdevDir          string // where the pools' data files go (the bdev tier)
 	WorkersPerTarget int    // service goroutines per target (default 2)
 	Logger           *slog.Logger
+
+	// collectivePace is called before each message a collective forwards: the
+	// collective benchmark models a per-message sending cost with it.
+	collectivePace func()
 }
 
 // An Engine serves its targets.
 type Engine struct {
-	opts    Options
-	log     *slog.Logger
-	targets []*target
-	srv     *rpc.Server
+	opts     Options
+	log      *slog.Logger
+	targets  []*target
+	srv      *rpc.Server
+	handlers map[uint16]rpc.Handler
+
+	peerMu sync.Mutex
+	peers  map[string]*rpc.Client // other engines, for collectives
 }
 
 type target struct {
@@ -66,7 +74,7 @@ func Open(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Engine{opts: opts, log: opts.Logger.With("rank", opts.Rank)}
+	e := &Engine{opts: opts, log: opts.Logger.With("rank", opts.Rank), peers: map[string]*rpc.Client{}}
 	for _, d := range []string{opts.ScmDir, opts.BdevDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, daoserr.Wrap(daoserr.IO, err, "engine rank %d: storage directory", opts.Rank)
@@ -80,15 +88,18 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.srv = rpc.NewServer(rpc.ServerOptions{Targets: opts.Targets, WorkersPerTarget: opts.WorkersPerTarget, Logger: e.log})
-	for op, h := range map[uint16]rpc.Handler{
+	e.handlers = map[uint16]rpc.Handler{
 		enginepb.OpTargetCreate:  e.targetCreate,
 		enginepb.OpTargetDestroy: e.targetDestroy,
 		enginepb.OpTargetQuery:   e.targetQuery,
+		enginepb.OpPing:          func(context.Context, *rpc.Request) (rpc.Response, error) { return rpc.Response{}, nil },
 		enginepb.OpContCreate:    e.contCreate,
 		enginepb.OpContDestroy:   e.contDestroy,
 		enginepb.OpObjUpdate:     e.objUpdate,
 		enginepb.OpObjFetch:      e.objFetch,
-	} {
+		enginepb.OpCollective:    e.collective,
+	}
+	for op, h := range e.handlers {
 		e.srv.Handle(op, h)
 	}
 	return e, nil
@@ -135,6 +146,7 @@ func (e *Engine) Serve(l net.Listener) error { return e.srv.Serve(l) }
 // targets (everything acknowledged is already durable).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	err := e.srv.Shutdown(ctx)
+	e.closePeers()
 	return errors.Join(err, e.closePools())
 }
 

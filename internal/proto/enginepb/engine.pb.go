@@ -698,6 +698,250 @@ func (x *TargetQueryRep) GetNvmeUsed() uint64 {
 	return 0
 }
 
+// Peer is one rank in a collective's tree.
+type Peer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          uint32                 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"` // data-plane address
+	Targets       uint32                 `protobuf:"varint,3,opt,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Peer) Reset() {
+	*x = Peer{}
+	mi := &file_engine_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Peer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Peer) ProtoMessage() {}
+
+func (x *Peer) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Peer.ProtoReflect.Descriptor instead.
+func (*Peer) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Peer) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *Peer) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *Peer) GetTargets() uint32 {
+	if x != nil {
+		return x.Targets
+	}
+	return 0
+}
+
+// CollectiveReq runs an operation on every target of every rank of a tree: the
+// receiver runs it on its own targets and forwards the request to the heads of
+// `degree` groups of `peers`, each of which does the same with its group.
+type CollectiveReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Op            uint32                 `protobuf:"varint,1,opt,name=op,proto3" json:"op,omitempty"`         // the operation's opcode
+	Header        []byte                 `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`  // its message header
+	Peers         []*Peer                `protobuf:"bytes,3,rep,name=peers,proto3" json:"peers,omitempty"`    // ranks below the receiver
+	Degree        uint32                 `protobuf:"varint,4,opt,name=degree,proto3" json:"degree,omitempty"` // children per node
+	Rank          uint32                 `protobuf:"varint,5,opt,name=rank,proto3" json:"rank,omitempty"`     // the receiver's rank
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectiveReq) Reset() {
+	*x = CollectiveReq{}
+	mi := &file_engine_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectiveReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectiveReq) ProtoMessage() {}
+
+func (x *CollectiveReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectiveReq.ProtoReflect.Descriptor instead.
+func (*CollectiveReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CollectiveReq) GetOp() uint32 {
+	if x != nil {
+		return x.Op
+	}
+	return 0
+}
+
+func (x *CollectiveReq) GetHeader() []byte {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *CollectiveReq) GetPeers() []*Peer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *CollectiveReq) GetDegree() uint32 {
+	if x != nil {
+		return x.Degree
+	}
+	return 0
+}
+
+func (x *CollectiveReq) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+type RankError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          uint32                 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	Code          int32                  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Msg           string                 `protobuf:"bytes,3,opt,name=msg,proto3" json:"msg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankError) Reset() {
+	*x = RankError{}
+	mi := &file_engine_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankError) ProtoMessage() {}
+
+func (x *RankError) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankError.ProtoReflect.Descriptor instead.
+func (*RankError) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RankError) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *RankError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RankError) GetMsg() string {
+	if x != nil {
+		return x.Msg
+	}
+	return ""
+}
+
+type CollectiveRep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Failed        []*RankError           `protobuf:"bytes,1,rep,name=failed,proto3" json:"failed,omitempty"` // the ranks of the subtree where the operation failed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectiveRep) Reset() {
+	*x = CollectiveRep{}
+	mi := &file_engine_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectiveRep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectiveRep) ProtoMessage() {}
+
+func (x *CollectiveRep) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectiveRep.ProtoReflect.Descriptor instead.
+func (*CollectiveRep) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CollectiveRep) GetFailed() []*RankError {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
 var File_engine_proto protoreflect.FileDescriptor
 
 const file_engine_proto_rawDesc = "" +
@@ -748,7 +992,23 @@ const file_engine_proto_rawDesc = "" +
 	"\bscm_used\x18\x02 \x01(\x04R\ascmUsed\x12\x1d\n" +
 	"\n" +
 	"nvme_total\x18\x03 \x01(\x04R\tnvmeTotal\x12\x1b\n" +
-	"\tnvme_used\x18\x04 \x01(\x04R\bnvmeUsedB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"\tnvme_used\x18\x04 \x01(\x04R\bnvmeUsed\"H\n" +
+	"\x04Peer\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\rR\x04rank\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x18\n" +
+	"\atargets\x18\x03 \x01(\rR\atargets\"\x8e\x01\n" +
+	"\rCollectiveReq\x12\x0e\n" +
+	"\x02op\x18\x01 \x01(\rR\x02op\x12\x16\n" +
+	"\x06header\x18\x02 \x01(\fR\x06header\x12)\n" +
+	"\x05peers\x18\x03 \x03(\v2\x13.godaos.engine.PeerR\x05peers\x12\x16\n" +
+	"\x06degree\x18\x04 \x01(\rR\x06degree\x12\x12\n" +
+	"\x04rank\x18\x05 \x01(\rR\x04rank\"E\n" +
+	"\tRankError\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\rR\x04rank\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x10\n" +
+	"\x03msg\x18\x03 \x01(\tR\x03msg\"A\n" +
+	"\rCollectiveRep\x120\n" +
+	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failedB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once
@@ -762,7 +1022,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -775,18 +1035,24 @@ var file_engine_proto_goTypes = []any{
 	(*FetchResult)(nil),      // 8: godaos.engine.FetchResult
 	(*ObjFetchRep)(nil),      // 9: godaos.engine.ObjFetchRep
 	(*TargetQueryRep)(nil),   // 10: godaos.engine.TargetQueryRep
+	(*Peer)(nil),             // 11: godaos.engine.Peer
+	(*CollectiveReq)(nil),    // 12: godaos.engine.CollectiveReq
+	(*RankError)(nil),        // 13: godaos.engine.RankError
+	(*CollectiveRep)(nil),    // 14: godaos.engine.CollectiveRep
 }
 var file_engine_proto_depIdxs = []int32{
-	1, // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
-	0, // 1: godaos.engine.ObjIOReq.oid:type_name -> godaos.engine.OID
-	2, // 2: godaos.engine.ObjIOReq.iods:type_name -> godaos.engine.IOD
-	1, // 3: godaos.engine.FetchResult.extents:type_name -> godaos.engine.Recx
-	8, // 4: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
+	0,  // 1: godaos.engine.ObjIOReq.oid:type_name -> godaos.engine.OID
+	2,  // 2: godaos.engine.ObjIOReq.iods:type_name -> godaos.engine.IOD
+	1,  // 3: godaos.engine.FetchResult.extents:type_name -> godaos.engine.Recx
+	8,  // 4: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
+	11, // 5: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
+	13, // 6: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -800,7 +1066,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -7,8 +7,10 @@ const (
 	OpTargetCreate  uint16 = 1  // TargetCreateReq
 	OpTargetDestroy uint16 = 2  // TargetDestroyReq
 	OpTargetQuery   uint16 = 3  // TargetDestroyReq (the pool) -> TargetQueryRep
+	OpPing          uint16 = 4  // no header: answers at once (health checks, benchmarks)
 	OpContCreate    uint16 = 10 // ContCreateReq
 	OpContDestroy   uint16 = 11 // ContDestroyReq
 	OpObjUpdate     uint16 = 20 // ObjIOReq, bulk: the values in IOD order
 	OpObjFetch      uint16 = 21 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
+	OpCollective    uint16 = 30 // CollectiveReq -> CollectiveRep (sent to target 0)
 )

@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+)
+
+// Collective operations (pool create and destroy, container destroy, ...) reach
+// every rank over a tree instead of from one sender to each rank: the sender
+// splits the ranks into `degree` groups and sends the request to the first rank
+// of each group with the rest of the group; that rank runs the operation on its
+// own targets and does the same with its group, and failures flow back up. A
+// sender thus contacts `degree` ranks whatever the system's size, and the time
+// to reach N ranks grows like log(N).
+//
+// The handler blocks one of target 0's service goroutines while its subtree
+// answers; collective operations are rare control operations.
+
+// DefaultDegree is the tree's fan-out.
+const DefaultDegree = 4
+
+// Dialer returns a client for a data-plane address.
+type Dialer func(ctx context.Context, addr string) (*rpc.Client, error)
+
+// Broadcast runs op (with message header hdr) on every target of every peer,
+// over a tree of the given degree rooted at the caller, and returns the ranks
+// where it failed. pace, when set, is called before each message is sent (the
+// collective benchmark models a sender's per-message cost with it).
+func Broadcast(ctx context.Context, dial Dialer, op uint16, hdr []byte, peers []*enginepb.Peer, degree int, pace func()) map[uint32]error {
+	if degree < 1 {
+		degree = DefaultDegree
+	}
+	failed := map[uint32]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, group := range split(peers, degree) {
+		if pace != nil {
+			pace()
+		}
+		wg.Go(func() {
+			errs := sendToSubtree(ctx, dial, op, hdr, group, degree)
+			mu.Lock()
+			for r, err := range errs {
+				failed[r] = err
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+// split cuts peers into at most n contiguous groups of near-equal size.
+func split(peers []*enginepb.Peer, n int) [][]*enginepb.Peer {
+	var out [][]*enginepb.Peer
+	for i := 0; i < len(peers); {
+		size := (len(peers) - i + n - len(out) - 1) / (n - len(out))
+		out = append(out, peers[i:i+size])
+		i += size
+	}
+	return out
+}
+
+// sendToSubtree sends the collective to group[0] with the rest of the group.
+func sendToSubtree(ctx context.Context, dial Dialer, op uint16, hdr []byte, group []*enginepb.Peer, degree int) map[uint32]error {
+	head := group[0]
+	unreached := func(err error) map[uint32]error {
+		out := map[uint32]error{head.Rank: err}
+		for _, p := range group[1:] {
+			out[p.Rank] = daoserr.Newf(daoserr.Unreach, "not reached: rank %d, its parent in the collective tree, failed", head.Rank)
+		}
+		return out
+	}
+	cl, err := dial(ctx, head.Addr)
+	if err != nil {
+		return unreached(daoserr.Context(err, "rank %d", head.Rank))
+	}
+	req, _ := proto.Marshal(&enginepb.CollectiveReq{Op: uint32(op), Header: hdr, Peers: group[1:], Degree: uint32(degree), Rank: head.Rank})
+	reply, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpCollective, Target: 0, Header: req}, nil)
+	if err != nil {
+		return unreached(daoserr.Context(err, "rank %d", head.Rank))
+	}
+	var rep enginepb.CollectiveRep
+	if err := proto.Unmarshal(reply.Header, &rep); err != nil {
+		return unreached(daoserr.Wrap(daoserr.Proto, err, "rank %d: collective reply", head.Rank))
+	}
+	out := map[uint32]error{}
+	for _, f := range rep.Failed {
+		out[f.Rank] = &daoserr.Error{Code: daoserr.Code(f.Code), Msg: f.Msg}
+	}
+	return out
+}
+
+// collective is the OpCollective handler.
+func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.CollectiveReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	op := uint16(m.Op)
+	h := e.handlers[op]
+	if h == nil || op == enginepb.OpCollective {
+		return rpc.Response{}, daoserr.Newf(daoserr.NoSys, "collective of opcode %d: not an operation of this engine", m.Op)
+	}
+	var wg sync.WaitGroup
+	var failed map[uint32]error
+	wg.Go(func() { failed = Broadcast(ctx, e.dial, op, m.Header, m.Peers, int(m.Degree), e.opts.collectivePace) })
+	errs := make([]error, len(e.targets))
+	var local sync.WaitGroup
+	for t := range e.targets {
+		local.Go(func() {
+			_, err := h(ctx, &rpc.Request{Opcode: op, Target: uint32(t), Header: m.Header, Peer: req.Peer})
+			if err != nil {
+				errs[t] = fmt.Errorf("target %d: %w", t, err)
+			}
+		})
+	}
+	local.Wait()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		failed[m.Rank] = err
+	}
+	rep := &enginepb.CollectiveRep{}
+	for r, err := range failed {
+		code := daoserr.CodeOf(err)
+		if code == 0 {
+			code = daoserr.Misc
+		}
+		rep.Failed = append(rep.Failed, &enginepb.RankError{Rank: r, Code: int32(code), Msg: err.Error()})
+	}
+	b, _ := proto.Marshal(rep)
+	return rpc.Response{Header: b}, nil
+}
+
+// dial returns a cached client of another engine.
+func (e *Engine) dial(ctx context.Context, addr string) (*rpc.Client, error) {
+	e.peerMu.Lock()
+	cl := e.peers[addr]
+	e.peerMu.Unlock()
+	if cl != nil && cl.Err() == nil {
+		return cl, nil
+	}
+	cl, err := rpc.Dial(ctx, addr, rpc.ClientOptions{Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	e.peerMu.Lock()
+	defer e.peerMu.Unlock()
+	if old := e.peers[addr]; old != nil {
+		if old.Err() == nil {
+			cl.Close()
+			return old, nil
+		}
+		old.Close() // broken: replace it
+	}
+	e.peers[addr] = cl
+	return cl, nil
+}
+
+func (e *Engine) closePeers() {
+	e.peerMu.Lock()
+	defer e.peerMu.Unlock()
+	for a, cl := range e.peers {
+		cl.Close()
+		delete(e.peers, a)
+	}
+}
