@@ -6,12 +6,14 @@
 package dmg
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/internal/units"
 )
 
@@ -232,6 +235,7 @@ type PoolCreateOptions struct {
 	Ranks    []uint32
 	User     string
 	Group    string
+	ACL      []string // ACE strings (see ReadACLFile); default: DAOS's default pool ACL
 }
 
 // PoolCreate creates a pool and prints its summary.
@@ -242,7 +246,12 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 	if o.Size != 0 && (o.ScmSize != 0 || o.NvmeSize != 0) {
 		return c.print(nil, daoserr.New(daoserr.Inval, "pool create: --size and --scm-size/--nvme-size together").WithResolution("give one or the other"), nil)
 	}
-	req := &ctlpb.PoolCreateReq{Label: o.Label, TotalSize: o.Size, ScmSize: o.ScmSize, NvmeSize: o.NvmeSize, Ranks: o.Ranks, User: o.User, Group: o.Group}
+	if o.User == "" || o.Group == "" {
+		u, g := currentUser()
+		o.User, o.Group = cmp.Or(o.User, u), cmp.Or(o.Group, g)
+	}
+	req := &ctlpb.PoolCreateReq{Label: o.Label, TotalSize: o.Size, ScmSize: o.ScmSize, NvmeSize: o.NvmeSize, Ranks: o.Ranks,
+		User: o.User, Group: o.Group, Acl: o.ACL}
 	if !c.JSON && o.Size > 0 {
 		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", human(o.Size))
 	}
@@ -330,6 +339,67 @@ func (c *Client) PoolDestroy(ctx context.Context, id string) error {
 	}
 	return c.print(map[string]any{"uuid": resp.Pool.GetUuid(), "label": resp.Pool.GetLabel()}, nil, func(w io.Writer) {
 		fmt.Fprintln(w, "Pool-destroy command succeeded")
+	})
+}
+
+// currentUser is the user and primary group running dmg, as ACL principals.
+func currentUser() (string, string) {
+	u, err := user.Current()
+	if err != nil {
+		return "", ""
+	}
+	name, group := u.Username+"@", ""
+	if g, err := user.LookupGroupId(u.Gid); err == nil {
+		group = g.Name + "@"
+	}
+	return name, group
+}
+
+// ReadACLFile reads an ACL file (one ACE per line, '#' comments) and checks it.
+func ReadACLFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Inval, err, "read ACL file").WithResolution("give a file with one ACE per line, e.g. A::OWNER@:rw")
+	}
+	acl, err := security.ParseACL(string(b))
+	if err != nil {
+		return nil, daoserr.Context(err, "ACL file %s", path)
+	}
+	var out []string
+	for _, a := range acl {
+		out = append(out, a.String())
+	}
+	return out, nil
+}
+
+// ACLChange says how PoolACL changes a pool's ACL.
+type ACLChange struct {
+	Overwrite []string // replace the ACL
+	Update    []string // add or replace these entries
+	Delete    string   // remove this principal's entry (OWNER@, GROUP@, EVERYONE@, u:name@, g:name@)
+}
+
+// PoolACL prints a pool's ACL, after changing it as asked.
+func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
+	req := &ctlpb.PoolACLReq{Id: id}
+	switch {
+	case ch.Overwrite != nil:
+		req.Mode, req.Entries = ctlpb.PoolACLReq_OVERWRITE, ch.Overwrite
+	case ch.Update != nil:
+		req.Mode, req.Entries = ctlpb.PoolACLReq_UPDATE, ch.Update
+	case ch.Delete != "":
+		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
+	}
+	resp, err := c.ctl.PoolACL(ctx, req)
+	if err = rpcErr(err, resp.GetError(), "pool ACL "+id); err != nil {
+		return c.print(nil, err, nil)
+	}
+	out := map[string]any{"owner_user": resp.Owner, "owner_group": resp.Group, "entries": resp.Entries}
+	return c.print(out, nil, func(w io.Writer) {
+		fmt.Fprintf(w, "# Owner: %s\n# Owner Group: %s\n# Entries:\n", resp.Owner, resp.Group)
+		for _, e := range resp.Entries {
+			fmt.Fprintln(w, e)
+		}
 	})
 }
 

@@ -185,3 +185,69 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("no server: %v", err)
 	}
 }
+
+func TestPoolACL(t *testing.T) {
+	c, out := startSystem(t)
+	ctx := context.Background()
+	if err := c.PoolCreate(ctx, PoolCreateOptions{Label: "acl", Size: 1 << 30, User: "alice", Group: "devs"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "acl.txt")
+	os.WriteFile(file, []byte("# new ACL\nA::OWNER@:rwo\nA:G:ops@:r\n"), 0o644)
+	fromFile, err := ReadACLFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		ch   ACLChange
+		want string
+	}{
+		{"default", ACLChange{}, "# Owner: alice@\n# Owner Group: devs@\n# Entries:\nA::OWNER@:rw\nA:G:GROUP@:rw\n"},
+		{"update", ACLChange{Update: []string{"A::bob@:r", "A::OWNER@:rwtT"}}, "A::OWNER@:rwtT\nA:G:GROUP@:rw\nA::bob@:r\n"},
+		{"delete a user", ACLChange{Delete: "u:bob@"}, "A::OWNER@:rwtT\nA:G:GROUP@:rw\n"},
+		{"delete GROUP@", ACLChange{Delete: "GROUP@"}, "# Entries:\nA::OWNER@:rwtT\n"},
+		{"overwrite", ACLChange{Overwrite: fromFile}, "# Entries:\nA::OWNER@:rwo\nA:G:ops@:r\n"},
+		{"delete a group", ACLChange{Delete: "g:ops@"}, "# Entries:\nA::OWNER@:rwo\n"},
+	}
+	for _, s := range steps {
+		out.Reset()
+		if err := c.PoolACL(ctx, "acl", s.ch); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if !strings.HasSuffix(out.String(), s.want) {
+			t.Errorf("%s:\n%s\nwant it to end with\n%s", s.name, out, s.want)
+		}
+	}
+	bad := []struct {
+		name string
+		ch   ACLChange
+		code daoserr.Code
+		want string
+	}{
+		{"bad entry", ACLChange{Update: []string{"A::bob:r"}}, daoserr.Inval, "lacks '@'"},
+		{"missing principal", ACLChange{Delete: "u:carol@"}, daoserr.Nonexist, "no entry for carol@"},
+		{"unqualified principal", ACLChange{Delete: "carol@"}, daoserr.Inval, "u:user@ or g:group@"},
+	}
+	for _, tc := range bad {
+		if err := c.PoolACL(ctx, "acl", tc.ch); !daoserr.Is(err, tc.code) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %s containing %q", tc.name, err, tc.code, tc.want)
+		}
+	}
+	os.WriteFile(file, []byte("A::OWNER@:rw\nA::OWNER@:r\n"), 0o644)
+	if _, err := ReadACLFile(file); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("duplicate in a file: %v", err)
+	}
+	// a pool created with an ACL file has it
+	os.WriteFile(file, []byte("A::OWNER@:rwcdtTaAo\n"), 0o644)
+	acl, _ := ReadACLFile(file)
+	if err := c.PoolCreate(ctx, PoolCreateOptions{Label: "acl2", Size: 1 << 30, ACL: acl}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	c.PoolACL(ctx, "acl2", ACLChange{})
+	if !strings.HasSuffix(out.String(), "# Entries:\nA::OWNER@:rwcdtTaAo\n") {
+		t.Errorf("created with an ACL file:\n%s", out)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/server/engine"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
@@ -299,6 +300,13 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 	if scm == 0 {
 		return mgmt.Pool{}, 0, daoserr.New(daoserr.Inval, "pool size missing").WithResolution("give --size (e.g. 10G) or --scm-size and --nvme-size")
 	}
+	acl := security.DefaultPoolACL()
+	if len(req.Acl) > 0 {
+		if acl, err = security.ParseACL(strings.Join(req.Acl, "\n")); err != nil {
+			return mgmt.Pool{}, 0, daoserr.Context(err, "pool %s ACL", req.Label)
+		}
+	}
+	owner, group := principal(req.User, "root"), principal(req.Group, "root")
 	tgtScm, tgtNvme := scm/uint64(ntgt), nvme/uint64(ntgt)
 	if tgtScm < 1<<20 {
 		return mgmt.Pool{}, 0, daoserr.Newf(daoserr.Inval, "pool of %d SCM bytes over %d targets leaves each less than 1 MiB", scm, ntgt).WithResolution("give the pool more space")
@@ -308,7 +316,7 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80
 	p := mgmt.Pool{UUID: u.String(), Label: req.Label, State: mgmt.PoolCreating, TgtScm: tgtScm, TgtNvme: tgtNvme,
-		Owner: req.User, Group: req.Group, Props: req.Props}
+		Owner: owner, Group: group, Props: req.Props, ACL: aclStrings(acl)}
 	for _, r := range ranks {
 		p.Ranks = append(p.Ranks, r.rank)
 	}
@@ -328,6 +336,82 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 	}
 	p.State = mgmt.PoolReady
 	return p, ntgt, nil
+}
+
+// principal is a user or group name as an ACL principal ("alice" -> "alice@").
+func principal(name, def string) string {
+	if name == "" {
+		name = def
+	}
+	if !strings.Contains(name, "@") {
+		name += "@"
+	}
+	return name
+}
+
+func aclStrings(acl security.ACL) []string {
+	out := make([]string, len(acl))
+	for i, a := range acl {
+		out[i] = a.String()
+	}
+	return out
+}
+
+func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb.PoolACLResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.PoolACLResp{Error: toPB(err)}, nil
+		}
+		return cl.PoolACL(ctx, req)
+	}
+	p, err := c.s.ms.FindPool(req.Id)
+	if err != nil {
+		return &ctlpb.PoolACLResp{Error: toPB(err)}, nil
+	}
+	acl, err := security.ParseACL(strings.Join(p.ACL, "\n"))
+	if err == nil {
+		acl, err = changeACL(acl, req)
+	}
+	if err == nil && req.Mode != ctlpb.PoolACLReq_GET {
+		err = c.s.ms.SetPoolACL(p.UUID, aclStrings(acl))
+	}
+	if err != nil {
+		return &ctlpb.PoolACLResp{Error: toPB(daoserr.Context(err, "pool %s", p.Label))}, nil
+	}
+	return &ctlpb.PoolACLResp{Entries: aclStrings(acl), Owner: p.Owner, Group: p.Group}, nil
+}
+
+// changeACL applies an ACL request to acl.
+func changeACL(acl security.ACL, req *ctlpb.PoolACLReq) (security.ACL, error) {
+	switch req.Mode {
+	case ctlpb.PoolACLReq_GET:
+		return acl, nil
+	case ctlpb.PoolACLReq_OVERWRITE, ctlpb.PoolACLReq_UPDATE:
+		entries, err := security.ParseACL(strings.Join(req.Entries, "\n"))
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) == 0 {
+			return nil, daoserr.New(daoserr.Inval, "no ACL entries given").WithResolution("give an --acl-file with one ACE per line, or --entry")
+		}
+		if req.Mode == ctlpb.PoolACLReq_OVERWRITE {
+			return entries, nil
+		}
+		return acl.Update(entries...), nil
+	case ctlpb.PoolACLReq_DELETE:
+		name, group := req.Principal, false
+		switch {
+		case strings.HasPrefix(name, "u:"):
+			name = name[2:]
+		case strings.HasPrefix(name, "g:"):
+			name, group = name[2:], true
+		case name == security.Owner || name == security.OwnerGroup || name == security.Everyone:
+		default:
+			return nil, daoserr.Newf(daoserr.Inval, "principal %q", req.Principal).WithResolution("write OWNER@, GROUP@, EVERYONE@, u:user@ or g:group@")
+		}
+		return acl.Delete(name, group)
+	}
+	return nil, daoserr.Newf(daoserr.Inval, "ACL request mode %d", req.Mode)
 }
 
 // failure summarises per-rank errors in one error naming the ranks.

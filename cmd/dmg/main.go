@@ -26,7 +26,19 @@ type poolCreateCmd struct {
 	Ranks    []uint32       `short:"r" sep:"," placeholder:"RANKS" help:"Ranks to use (default: all joined), e.g. 0,1,2."`
 	User     string         `short:"u" placeholder:"USER" help:"Owner (default: you)."`
 	Group    string         `short:"g" placeholder:"GROUP" help:"Owning group (default: your group)."`
+	ACLFile  string         `short:"a" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line (default: A::OWNER@:rw and A:G:GROUP@:rw)."`
 	Label    string         `arg:"" help:"Pool label."`
+}
+
+type aclFileCmd struct {
+	Pool    string `arg:"" help:"Pool label or UUID."`
+	ACLFile string `short:"a" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line."`
+	Entry   string `short:"e" placeholder:"ACE" help:"One ACE, e.g. A::bob@:r (update-acl only)."`
+}
+
+type deleteACLCmd struct {
+	Pool      string `arg:"" help:"Pool label or UUID."`
+	Principal string `short:"p" required:"" placeholder:"PRINCIPAL" help:"OWNER@, GROUP@, EVERYONE@, u:user@ or g:group@."`
 }
 
 type poolIDCmd struct {
@@ -47,6 +59,11 @@ type cli struct {
 		List    struct{}      `cmd:"" help:"List pools."`
 		Query   poolIDCmd     `cmd:"" help:"Show a pool's state and space."`
 		Destroy poolIDCmd     `cmd:"" help:"Destroy a pool and its data."`
+
+		GetACL       poolIDCmd    `cmd:"" name:"get-acl" help:"Show a pool's ACL."`
+		OverwriteACL aclFileCmd   `cmd:"" name:"overwrite-acl" help:"Replace a pool's ACL with an ACL file."`
+		UpdateACL    aclFileCmd   `cmd:"" name:"update-acl" help:"Add or replace ACL entries (--acl-file or --entry)."`
+		DeleteACL    deleteACLCmd `cmd:"" name:"delete-acl" help:"Remove a principal's ACL entry."`
 	} `cmd:"" help:"Manage pools."`
 }
 
@@ -115,8 +132,37 @@ func run(args []string, stdout, stderr io.Writer) (rc int) {
 		err = cl.LeaderQuery(ctx)
 	case "pool create <label>":
 		p := c.Pool.Create
-		err = cl.PoolCreate(ctx, dmg.PoolCreateOptions{Label: p.Label, Size: uint64(p.Size), ScmSize: uint64(p.ScmSize),
-			NvmeSize: uint64(p.NvmeSize), Ranks: p.Ranks, User: p.User, Group: p.Group})
+		o := dmg.PoolCreateOptions{Label: p.Label, Size: uint64(p.Size), ScmSize: uint64(p.ScmSize),
+			NvmeSize: uint64(p.NvmeSize), Ranks: p.Ranks, User: p.User, Group: p.Group}
+		if p.ACLFile != "" {
+			o.ACL, err = dmg.ReadACLFile(p.ACLFile)
+		}
+		if err == nil {
+			err = cl.PoolCreate(ctx, o)
+		}
+	case "pool get-acl <pool>":
+		err = cl.PoolACL(ctx, c.Pool.GetACL.Pool, dmg.ACLChange{})
+	case "pool overwrite-acl <pool>":
+		var acl []string
+		if acl, err = dmg.ReadACLFile(c.Pool.OverwriteACL.ACLFile); err == nil {
+			err = cl.PoolACL(ctx, c.Pool.OverwriteACL.Pool, dmg.ACLChange{Overwrite: acl})
+		}
+	case "pool update-acl <pool>":
+		u := c.Pool.UpdateACL
+		var acl []string
+		switch {
+		case u.Entry != "":
+			acl = []string{u.Entry}
+		case u.ACLFile != "":
+			acl, err = dmg.ReadACLFile(u.ACLFile)
+		default:
+			err = fmt.Errorf("give --acl-file or --entry")
+		}
+		if err == nil {
+			err = cl.PoolACL(ctx, u.Pool, dmg.ACLChange{Update: acl})
+		}
+	case "pool delete-acl <pool>":
+		err = cl.PoolACL(ctx, c.Pool.DeleteACL.Pool, dmg.ACLChange{Delete: c.Pool.DeleteACL.Principal})
 	case "pool list":
 		err = cl.PoolList(ctx)
 	case "pool query <pool>":

@@ -75,12 +75,13 @@ func newDB() *db { return &db{members: map[uint32]*Member{}, pools: map[string]*
 
 // command is one Raft log entry.
 type command struct {
-	Op     string  `json:"op"`
-	Member *Member `json:"member,omitempty"`
-	Pool   *Pool   `json:"pool,omitempty"`
-	Rank   uint32  `json:"rank,omitempty"`
-	UUID   string  `json:"uuid,omitempty"`
-	State  string  `json:"state,omitempty"`
+	Op     string   `json:"op"`
+	Member *Member  `json:"member,omitempty"`
+	Pool   *Pool    `json:"pool,omitempty"`
+	Rank   uint32   `json:"rank,omitempty"`
+	UUID   string   `json:"uuid,omitempty"`
+	State  string   `json:"state,omitempty"`
+	ACL    []string `json:"acl,omitempty"`
 }
 
 const (
@@ -89,6 +90,7 @@ const (
 	opPoolAdd     = "pool-add"
 	opPoolState   = "pool-state"
 	opPoolRemove  = "pool-remove"
+	opPoolACL     = "pool-acl"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -133,6 +135,13 @@ func (d *db) apply(c *command) result {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
 		}
 		p.State = c.State
+		return result{}
+	case opPoolACL:
+		p := d.pools[c.UUID]
+		if p == nil {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
+		}
+		p.ACL = slices.Clone(c.ACL)
 		return result{}
 	case opPoolRemove:
 		if d.pools[c.UUID] == nil {

@@ -212,6 +212,12 @@ func (s *Service) SetPoolState(uuid, state string) error {
 	return err
 }
 
+// SetPoolACL replaces a pool's ACL (ACE strings, already validated).
+func (s *Service) SetPoolACL(uuid string, acl []string) error {
+	_, err := s.propose(&command{Op: opPoolACL, UUID: uuid, ACL: acl})
+	return err
+}
+
 // RemovePool forgets a destroyed pool.
 func (s *Service) RemovePool(uuid string) error {
 	_, err := s.propose(&command{Op: opPoolRemove, UUID: uuid})

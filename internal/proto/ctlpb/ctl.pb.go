@@ -25,6 +25,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type PoolACLReq_Mode int32
+
+const (
+	PoolACLReq_GET       PoolACLReq_Mode = 0
+	PoolACLReq_OVERWRITE PoolACLReq_Mode = 1 // replace the ACL with entries
+	PoolACLReq_UPDATE    PoolACLReq_Mode = 2 // add entries, replacing those of the same principals
+	PoolACLReq_DELETE    PoolACLReq_Mode = 3 // remove the entry of principal
+)
+
+// Enum value maps for PoolACLReq_Mode.
+var (
+	PoolACLReq_Mode_name = map[int32]string{
+		0: "GET",
+		1: "OVERWRITE",
+		2: "UPDATE",
+		3: "DELETE",
+	}
+	PoolACLReq_Mode_value = map[string]int32{
+		"GET":       0,
+		"OVERWRITE": 1,
+		"UPDATE":    2,
+		"DELETE":    3,
+	}
+)
+
+func (x PoolACLReq_Mode) Enum() *PoolACLReq_Mode {
+	p := new(PoolACLReq_Mode)
+	*p = x
+	return p
+}
+
+func (x PoolACLReq_Mode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PoolACLReq_Mode) Descriptor() protoreflect.EnumDescriptor {
+	return file_ctl_proto_enumTypes[0].Descriptor()
+}
+
+func (PoolACLReq_Mode) Type() protoreflect.EnumType {
+	return &file_ctl_proto_enumTypes[0]
+}
+
+func (x PoolACLReq_Mode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PoolACLReq_Mode.Descriptor instead.
+func (PoolACLReq_Mode) EnumDescriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{15, 0}
+}
+
 // Error is a failed call's DER code, message and resolution (gRPC errors are
 // reserved for transport failures).
 type Error struct {
@@ -706,6 +758,7 @@ type PoolCreateReq struct {
 	User          string                 `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
 	Group         string                 `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
 	Props         map[string]string      `protobuf:"bytes,8,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Acl           []string               `protobuf:"bytes,9,rep,name=acl,proto3" json:"acl,omitempty"` // ACE strings; default: DAOS's default pool ACL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -792,6 +845,13 @@ func (x *PoolCreateReq) GetGroup() string {
 func (x *PoolCreateReq) GetProps() map[string]string {
 	if x != nil {
 		return x.Props
+	}
+	return nil
+}
+
+func (x *PoolCreateReq) GetAcl() []string {
+	if x != nil {
+		return x.Acl
 	}
 	return nil
 }
@@ -960,6 +1020,143 @@ func (x *PoolResp) GetNvmeUsed() uint64 {
 	return 0
 }
 
+// PoolACLReq reads (no mode) or changes a pool's ACL.
+type PoolACLReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Mode          PoolACLReq_Mode        `protobuf:"varint,2,opt,name=mode,proto3,enum=godaos.ctl.PoolACLReq_Mode" json:"mode,omitempty"`
+	Entries       []string               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`     // ACE strings
+	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"` // DELETE: OWNER@, GROUP@, EVERYONE@, u:name@ or g:name@
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolACLReq) Reset() {
+	*x = PoolACLReq{}
+	mi := &file_ctl_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolACLReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolACLReq) ProtoMessage() {}
+
+func (x *PoolACLReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolACLReq.ProtoReflect.Descriptor instead.
+func (*PoolACLReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PoolACLReq) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PoolACLReq) GetMode() PoolACLReq_Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return PoolACLReq_GET
+}
+
+func (x *PoolACLReq) GetEntries() []string {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *PoolACLReq) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+type PoolACLResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Entries       []string               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	Owner         string                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	Group         string                 `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolACLResp) Reset() {
+	*x = PoolACLResp{}
+	mi := &file_ctl_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolACLResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolACLResp) ProtoMessage() {}
+
+func (x *PoolACLResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolACLResp.ProtoReflect.Descriptor instead.
+func (*PoolACLResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PoolACLResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PoolACLResp) GetEntries() []string {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *PoolACLResp) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *PoolACLResp) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 type PoolListReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -968,7 +1165,7 @@ type PoolListReq struct {
 
 func (x *PoolListReq) Reset() {
 	*x = PoolListReq{}
-	mi := &file_ctl_proto_msgTypes[15]
+	mi := &file_ctl_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1177,7 @@ func (x *PoolListReq) String() string {
 func (*PoolListReq) ProtoMessage() {}
 
 func (x *PoolListReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[15]
+	mi := &file_ctl_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1190,7 @@ func (x *PoolListReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListReq.ProtoReflect.Descriptor instead.
 func (*PoolListReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{15}
+	return file_ctl_proto_rawDescGZIP(), []int{17}
 }
 
 type PoolListResp struct {
@@ -1006,7 +1203,7 @@ type PoolListResp struct {
 
 func (x *PoolListResp) Reset() {
 	*x = PoolListResp{}
-	mi := &file_ctl_proto_msgTypes[16]
+	mi := &file_ctl_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1215,7 @@ func (x *PoolListResp) String() string {
 func (*PoolListResp) ProtoMessage() {}
 
 func (x *PoolListResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[16]
+	mi := &file_ctl_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1228,7 @@ func (x *PoolListResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListResp.ProtoReflect.Descriptor instead.
 func (*PoolListResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{16}
+	return file_ctl_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PoolListResp) GetError() *Error {
@@ -1108,7 +1305,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x02\n" +
 	"\rPoolCreateReq\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x1d\n" +
 	"\n" +
@@ -1118,7 +1315,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05ranks\x18\x05 \x03(\rR\x05ranks\x12\x12\n" +
 	"\x04user\x18\x06 \x01(\tR\x04user\x12\x14\n" +
 	"\x05group\x18\a \x01(\tR\x05group\x12:\n" +
-	"\x05props\x18\b \x03(\v2$.godaos.ctl.PoolCreateReq.PropsEntryR\x05props\x1a8\n" +
+	"\x05props\x18\b \x03(\v2$.godaos.ctl.PoolCreateReq.PropsEntryR\x05props\x12\x10\n" +
+	"\x03acl\x18\t \x03(\tR\x03acl\x1a8\n" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1132,11 +1330,29 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
 	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\x12\x19\n" +
 	"\bscm_used\x18\x03 \x01(\x04R\ascmUsed\x12\x1b\n" +
-	"\tnvme_used\x18\x04 \x01(\x04R\bnvmeUsed\"\r\n" +
+	"\tnvme_used\x18\x04 \x01(\x04R\bnvmeUsed\"\xbd\x01\n" +
+	"\n" +
+	"PoolACLReq\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
+	"\x04mode\x18\x02 \x01(\x0e2\x1b.godaos.ctl.PoolACLReq.ModeR\x04mode\x12\x18\n" +
+	"\aentries\x18\x03 \x03(\tR\aentries\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\"6\n" +
+	"\x04Mode\x12\a\n" +
+	"\x03GET\x10\x00\x12\r\n" +
+	"\tOVERWRITE\x10\x01\x12\n" +
+	"\n" +
+	"\x06UPDATE\x10\x02\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\x03\"|\n" +
+	"\vPoolACLResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x18\n" +
+	"\aentries\x18\x02 \x03(\tR\aentries\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\"\r\n" +
 	"\vPoolListReq\"_\n" +
 	"\fPoolListResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12&\n" +
-	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\x86\x04\n" +
+	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\xc2\x04\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -1146,7 +1362,8 @@ const file_ctl_proto_rawDesc = "" +
 	"PoolCreate\x12\x19.godaos.ctl.PoolCreateReq\x1a\x1a.godaos.ctl.PoolCreateResp\x128\n" +
 	"\vPoolDestroy\x12\x13.godaos.ctl.PoolReq\x1a\x14.godaos.ctl.PoolResp\x126\n" +
 	"\tPoolQuery\x12\x13.godaos.ctl.PoolReq\x1a\x14.godaos.ctl.PoolResp\x12=\n" +
-	"\bPoolList\x12\x17.godaos.ctl.PoolListReq\x1a\x18.godaos.ctl.PoolListRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
+	"\bPoolList\x12\x17.godaos.ctl.PoolListReq\x1a\x18.godaos.ctl.PoolListResp\x12:\n" +
+	"\aPoolACL\x12\x16.godaos.ctl.PoolACLReq\x1a\x17.godaos.ctl.PoolACLRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
 	file_ctl_proto_rawDescOnce sync.Once
@@ -1160,65 +1377,73 @@ func file_ctl_proto_rawDescGZIP() []byte {
 	return file_ctl_proto_rawDescData
 }
 
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_ctl_proto_goTypes = []any{
-	(*Error)(nil),           // 0: godaos.ctl.Error
-	(*Member)(nil),          // 1: godaos.ctl.Member
-	(*JoinReq)(nil),         // 2: godaos.ctl.JoinReq
-	(*JoinResp)(nil),        // 3: godaos.ctl.JoinResp
-	(*SystemQueryReq)(nil),  // 4: godaos.ctl.SystemQueryReq
-	(*SystemQueryResp)(nil), // 5: godaos.ctl.SystemQueryResp
-	(*LeaderQueryReq)(nil),  // 6: godaos.ctl.LeaderQueryReq
-	(*LeaderQueryResp)(nil), // 7: godaos.ctl.LeaderQueryResp
-	(*ServerQueryReq)(nil),  // 8: godaos.ctl.ServerQueryReq
-	(*ServerQueryResp)(nil), // 9: godaos.ctl.ServerQueryResp
-	(*Pool)(nil),            // 10: godaos.ctl.Pool
-	(*PoolCreateReq)(nil),   // 11: godaos.ctl.PoolCreateReq
-	(*PoolCreateResp)(nil),  // 12: godaos.ctl.PoolCreateResp
-	(*PoolReq)(nil),         // 13: godaos.ctl.PoolReq
-	(*PoolResp)(nil),        // 14: godaos.ctl.PoolResp
-	(*PoolListReq)(nil),     // 15: godaos.ctl.PoolListReq
-	(*PoolListResp)(nil),    // 16: godaos.ctl.PoolListResp
-	nil,                     // 17: godaos.ctl.Pool.PropsEntry
-	nil,                     // 18: godaos.ctl.PoolCreateReq.PropsEntry
+	(PoolACLReq_Mode)(0),    // 0: godaos.ctl.PoolACLReq.Mode
+	(*Error)(nil),           // 1: godaos.ctl.Error
+	(*Member)(nil),          // 2: godaos.ctl.Member
+	(*JoinReq)(nil),         // 3: godaos.ctl.JoinReq
+	(*JoinResp)(nil),        // 4: godaos.ctl.JoinResp
+	(*SystemQueryReq)(nil),  // 5: godaos.ctl.SystemQueryReq
+	(*SystemQueryResp)(nil), // 6: godaos.ctl.SystemQueryResp
+	(*LeaderQueryReq)(nil),  // 7: godaos.ctl.LeaderQueryReq
+	(*LeaderQueryResp)(nil), // 8: godaos.ctl.LeaderQueryResp
+	(*ServerQueryReq)(nil),  // 9: godaos.ctl.ServerQueryReq
+	(*ServerQueryResp)(nil), // 10: godaos.ctl.ServerQueryResp
+	(*Pool)(nil),            // 11: godaos.ctl.Pool
+	(*PoolCreateReq)(nil),   // 12: godaos.ctl.PoolCreateReq
+	(*PoolCreateResp)(nil),  // 13: godaos.ctl.PoolCreateResp
+	(*PoolReq)(nil),         // 14: godaos.ctl.PoolReq
+	(*PoolResp)(nil),        // 15: godaos.ctl.PoolResp
+	(*PoolACLReq)(nil),      // 16: godaos.ctl.PoolACLReq
+	(*PoolACLResp)(nil),     // 17: godaos.ctl.PoolACLResp
+	(*PoolListReq)(nil),     // 18: godaos.ctl.PoolListReq
+	(*PoolListResp)(nil),    // 19: godaos.ctl.PoolListResp
+	nil,                     // 20: godaos.ctl.Pool.PropsEntry
+	nil,                     // 21: godaos.ctl.PoolCreateReq.PropsEntry
 }
 var file_ctl_proto_depIdxs = []int32{
-	1,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
-	0,  // 1: godaos.ctl.JoinResp.error:type_name -> godaos.ctl.Error
-	1,  // 2: godaos.ctl.JoinResp.member:type_name -> godaos.ctl.Member
-	0,  // 3: godaos.ctl.SystemQueryResp.error:type_name -> godaos.ctl.Error
-	1,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
-	0,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
-	0,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
-	17, // 7: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	18, // 8: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
-	0,  // 9: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
-	10, // 10: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	0,  // 11: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
-	10, // 12: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
-	0,  // 13: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	10, // 14: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	2,  // 15: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	4,  // 16: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	6,  // 17: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	8,  // 18: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	11, // 19: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	13, // 20: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	13, // 21: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	15, // 22: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	3,  // 23: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	5,  // 24: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	7,  // 25: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	9,  // 26: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	12, // 27: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	14, // 28: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	14, // 29: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	16, // 30: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	2,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
+	1,  // 1: godaos.ctl.JoinResp.error:type_name -> godaos.ctl.Error
+	2,  // 2: godaos.ctl.JoinResp.member:type_name -> godaos.ctl.Member
+	1,  // 3: godaos.ctl.SystemQueryResp.error:type_name -> godaos.ctl.Error
+	2,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
+	1,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
+	1,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
+	20, // 7: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	21, // 8: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	1,  // 9: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
+	11, // 10: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
+	1,  // 11: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
+	11, // 12: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
+	0,  // 13: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
+	1,  // 14: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
+	1,  // 15: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	11, // 16: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	3,  // 17: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	5,  // 18: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	7,  // 19: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	9,  // 20: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	12, // 21: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	14, // 22: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	14, // 23: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	18, // 24: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	16, // 25: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	4,  // 26: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	6,  // 27: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	8,  // 28: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	10, // 29: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	13, // 30: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	15, // 31: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	15, // 32: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	19, // 33: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	17, // 34: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -1231,13 +1456,14 @@ func file_ctl_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   19,
+			NumEnums:      1,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_ctl_proto_goTypes,
 		DependencyIndexes: file_ctl_proto_depIdxs,
+		EnumInfos:         file_ctl_proto_enumTypes,
 		MessageInfos:      file_ctl_proto_msgTypes,
 	}.Build()
 	File_ctl_proto = out.File

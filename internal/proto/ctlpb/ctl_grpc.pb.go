@@ -31,6 +31,7 @@ const (
 	Ctl_PoolDestroy_FullMethodName = "/godaos.ctl.Ctl/PoolDestroy"
 	Ctl_PoolQuery_FullMethodName   = "/godaos.ctl.Ctl/PoolQuery"
 	Ctl_PoolList_FullMethodName    = "/godaos.ctl.Ctl/PoolList"
+	Ctl_PoolACL_FullMethodName     = "/godaos.ctl.Ctl/PoolACL"
 )
 
 // CtlClient is the client API for Ctl service.
@@ -45,6 +46,7 @@ type CtlClient interface {
 	PoolDestroy(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolResp, error)
 	PoolQuery(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolResp, error)
 	PoolList(ctx context.Context, in *PoolListReq, opts ...grpc.CallOption) (*PoolListResp, error)
+	PoolACL(ctx context.Context, in *PoolACLReq, opts ...grpc.CallOption) (*PoolACLResp, error)
 }
 
 type ctlClient struct {
@@ -135,6 +137,16 @@ func (c *ctlClient) PoolList(ctx context.Context, in *PoolListReq, opts ...grpc.
 	return out, nil
 }
 
+func (c *ctlClient) PoolACL(ctx context.Context, in *PoolACLReq, opts ...grpc.CallOption) (*PoolACLResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolACLResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CtlServer is the server API for Ctl service.
 // All implementations must embed UnimplementedCtlServer
 // for forward compatibility.
@@ -147,6 +159,7 @@ type CtlServer interface {
 	PoolDestroy(context.Context, *PoolReq) (*PoolResp, error)
 	PoolQuery(context.Context, *PoolReq) (*PoolResp, error)
 	PoolList(context.Context, *PoolListReq) (*PoolListResp, error)
+	PoolACL(context.Context, *PoolACLReq) (*PoolACLResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
 
@@ -180,6 +193,9 @@ func (UnimplementedCtlServer) PoolQuery(context.Context, *PoolReq) (*PoolResp, e
 }
 func (UnimplementedCtlServer) PoolList(context.Context, *PoolListReq) (*PoolListResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method PoolList not implemented")
+}
+func (UnimplementedCtlServer) PoolACL(context.Context, *PoolACLReq) (*PoolACLResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolACL not implemented")
 }
 func (UnimplementedCtlServer) mustEmbedUnimplementedCtlServer() {}
 func (UnimplementedCtlServer) testEmbeddedByValue()             {}
@@ -346,6 +362,24 @@ func _Ctl_PoolList_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_PoolACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolACLReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolACL(ctx, req.(*PoolACLReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ctl_ServiceDesc is the grpc.ServiceDesc for Ctl service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -384,6 +418,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PoolList",
 			Handler:    _Ctl_PoolList_Handler,
+		},
+		{
+			MethodName: "PoolACL",
+			Handler:    _Ctl_PoolACL_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
