@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/props"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/internal/units"
@@ -235,7 +237,8 @@ type PoolCreateOptions struct {
 	Ranks    []uint32
 	User     string
 	Group    string
-	ACL      []string // ACE strings (see ReadACLFile); default: DAOS's default pool ACL
+	ACL      []string          // ACE strings (see ReadACLFile); default: DAOS's default pool ACL
+	Props    map[string]string // see props.Parse
 }
 
 // PoolCreate creates a pool and prints its summary.
@@ -251,7 +254,7 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 		o.User, o.Group = cmp.Or(o.User, u), cmp.Or(o.Group, g)
 	}
 	req := &ctlpb.PoolCreateReq{Label: o.Label, TotalSize: o.Size, ScmSize: o.ScmSize, NvmeSize: o.NvmeSize, Ranks: o.Ranks,
-		User: o.User, Group: o.Group, Acl: o.ACL}
+		User: o.User, Group: o.Group, Acl: o.ACL, Props: o.Props}
 	if !c.JSON && o.Size > 0 {
 		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", human(o.Size))
 	}
@@ -400,6 +403,41 @@ func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
 		for _, e := range resp.Entries {
 			fmt.Fprintln(w, e)
 		}
+	})
+}
+
+// PoolProp sets the properties in set (if any), then prints the pool's
+// properties (all, or those named in show).
+func (c *Client) PoolProp(ctx context.Context, id string, set map[string]string, show []string) error {
+	resp, err := c.ctl.PoolProp(ctx, &ctlpb.PoolPropReq{Id: id, Set: set})
+	if err = rpcErr(err, resp.GetError(), "pool properties "+id); err != nil {
+		return c.print(nil, err, nil)
+	}
+	names := append([]string{"label"}, props.Sorted(resp.Props)...)
+	if len(show) > 0 {
+		for _, n := range show {
+			if _, ok := resp.Props[n]; !ok {
+				return c.print(nil, daoserr.Newf(daoserr.Inval, "unknown pool property %q", n), nil)
+			}
+		}
+		names = show
+	}
+	var list []map[string]string
+	var rows [][]string
+	for _, n := range slices.Compact(names) {
+		desc := "Pool label"
+		if d, ok := props.Find(n); ok {
+			desc = d.Desc
+		}
+		list = append(list, map[string]string{"name": n, "value": resp.Props[n], "description": desc})
+		rows = append(rows, []string{desc, resp.Props[n]})
+	}
+	return c.print(list, nil, func(w io.Writer) {
+		if len(set) > 0 {
+			fmt.Fprintln(w, "pool set-prop succeeded")
+		}
+		fmt.Fprintf(w, "Pool %s properties:\n", resp.Label)
+		table(w, "Name\tValue", rows)
 	})
 }
 

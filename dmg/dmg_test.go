@@ -251,3 +251,43 @@ func TestPoolACL(t *testing.T) {
 		t.Errorf("created with an ACL file:\n%s", out)
 	}
 }
+
+func TestPoolProps(t *testing.T) {
+	c, out := startSystem(t)
+	ctx := context.Background()
+	if err := c.PoolCreate(ctx, PoolCreateOptions{Label: "pp", Size: 1 << 30, Props: map[string]string{"reclaim": "disabled"}}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := c.PoolProp(ctx, "pp", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"Pool pp properties:", "Reclaim strategy", "disabled", "Self-healing policy", "exclude;rebuild", "Pool label"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("get-prop lacks %q:\n%s", w, out)
+		}
+	}
+	out.Reset()
+	if err := c.PoolProp(ctx, "pp", map[string]string{"scrub": "timed", "ec_cell_sz": "1M"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	c.JSON = true
+	if err := c.PoolProp(ctx, "pp", nil, []string{"scrub", "ec_cell_sz", "reclaim"}); err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Response []map[string]string `json:"response"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &env); err != nil || len(env.Response) != 3 ||
+		env.Response[0]["value"] != "timed" || env.Response[1]["value"] != "1MiB" || env.Response[2]["value"] != "disabled" {
+		t.Errorf("after set-prop: %v %s", err, out)
+	}
+	c.JSON = false
+	if err := c.PoolProp(ctx, "pp", map[string]string{"reclaim": "never"}, nil); !daoserr.Is(err, daoserr.Inval) || !strings.Contains(err.Error(), "not one of") {
+		t.Errorf("bad value: %v", err)
+	}
+	if err := c.PoolCreate(ctx, PoolCreateOptions{Label: "pq", Size: 1 << 30, Props: map[string]string{"colour": "red"}}); !daoserr.Is(err, daoserr.Inval) {
+		t.Errorf("unknown property at create: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/props"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
@@ -307,6 +308,11 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 		}
 	}
 	owner, group := principal(req.User, "root"), principal(req.Group, "root")
+	for k, v := range req.Props {
+		if req.Props[k], err = props.Check(k, v); err != nil {
+			return mgmt.Pool{}, 0, daoserr.Context(err, "pool %s", req.Label)
+		}
+	}
 	tgtScm, tgtNvme := scm/uint64(ntgt), nvme/uint64(ntgt)
 	if tgtScm < 1<<20 {
 		return mgmt.Pool{}, 0, daoserr.Newf(daoserr.Inval, "pool of %d SCM bytes over %d targets leaves each less than 1 MiB", scm, ntgt).WithResolution("give the pool more space")
@@ -379,6 +385,36 @@ func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb
 		return &ctlpb.PoolACLResp{Error: toPB(daoserr.Context(err, "pool %s", p.Label))}, nil
 	}
 	return &ctlpb.PoolACLResp{Entries: aclStrings(acl), Owner: p.Owner, Group: p.Group}, nil
+}
+
+func (c *ctlService) PoolProp(ctx context.Context, req *ctlpb.PoolPropReq) (*ctlpb.PoolPropResp, error) {
+	if cl, err := c.leader(ctx); err != nil || cl != nil {
+		if err != nil {
+			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+		}
+		return cl.PoolProp(ctx, req)
+	}
+	p, err := c.s.ms.FindPool(req.Id)
+	if err != nil {
+		return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+	}
+	if len(req.Set) > 0 {
+		set := map[string]string{}
+		for k, v := range req.Set {
+			if set[k], err = props.Check(k, v); err != nil {
+				return &ctlpb.PoolPropResp{Error: toPB(daoserr.Context(err, "pool %s", p.Label))}, nil
+			}
+		}
+		if err := c.s.ms.SetPoolProps(p.UUID, set); err != nil {
+			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+		}
+		if p, err = c.s.ms.FindPool(p.UUID); err != nil {
+			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+		}
+	}
+	all := props.Merge(p.Props)
+	all["label"] = p.Label
+	return &ctlpb.PoolPropResp{Props: all, Label: p.Label}, nil
 }
 
 // changeACL applies an ACL request to acl.

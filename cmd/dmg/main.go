@@ -16,6 +16,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/godaos/godaos/dmg"
+	"github.com/godaos/godaos/internal/props"
 	"github.com/godaos/godaos/internal/units"
 )
 
@@ -27,7 +28,18 @@ type poolCreateCmd struct {
 	User     string         `short:"u" placeholder:"USER" help:"Owner (default: you)."`
 	Group    string         `short:"g" placeholder:"GROUP" help:"Owning group (default: your group)."`
 	ACLFile  string         `short:"a" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line (default: A::OWNER@:rw and A:G:GROUP@:rw)."`
+	Props    string         `short:"P" name:"properties" placeholder:"NAME:VALUE,..." help:"Pool properties, e.g. reclaim:lazy,scrub:timed."`
 	Label    string         `arg:"" help:"Pool label."`
+}
+
+type getPropCmd struct {
+	Pool  string   `arg:"" help:"Pool label or UUID."`
+	Names []string `arg:"" optional:"" help:"Properties to show (default: all)."`
+}
+
+type setPropCmd struct {
+	Pool  string `arg:"" help:"Pool label or UUID."`
+	Props string `arg:"" help:"NAME:VALUE[,NAME:VALUE], e.g. reclaim:disabled."`
 }
 
 type aclFileCmd struct {
@@ -60,6 +72,8 @@ type cli struct {
 		Query   poolIDCmd     `cmd:"" help:"Show a pool's state and space."`
 		Destroy poolIDCmd     `cmd:"" help:"Destroy a pool and its data."`
 
+		GetProp      getPropCmd   `cmd:"" name:"get-prop" help:"Show a pool's properties."`
+		SetProp      setPropCmd   `cmd:"" name:"set-prop" help:"Set pool properties."`
 		GetACL       poolIDCmd    `cmd:"" name:"get-acl" help:"Show a pool's ACL."`
 		OverwriteACL aclFileCmd   `cmd:"" name:"overwrite-acl" help:"Replace a pool's ACL with an ACL file."`
 		UpdateACL    aclFileCmd   `cmd:"" name:"update-acl" help:"Add or replace ACL entries (--acl-file or --entry)."`
@@ -137,8 +151,18 @@ func run(args []string, stdout, stderr io.Writer) (rc int) {
 		if p.ACLFile != "" {
 			o.ACL, err = dmg.ReadACLFile(p.ACLFile)
 		}
+		if err == nil && p.Props != "" {
+			o.Props, err = props.Parse(p.Props)
+		}
 		if err == nil {
 			err = cl.PoolCreate(ctx, o)
+		}
+	case "pool get-prop <pool>", "pool get-prop <pool> <names>":
+		err = cl.PoolProp(ctx, c.Pool.GetProp.Pool, nil, c.Pool.GetProp.Names)
+	case "pool set-prop <pool> <props>":
+		var set map[string]string
+		if set, err = props.Parse(c.Pool.SetProp.Props); err == nil {
+			err = cl.PoolProp(ctx, c.Pool.SetProp.Pool, set, nil)
 		}
 	case "pool get-acl <pool>":
 		err = cl.PoolACL(ctx, c.Pool.GetACL.Pool, dmg.ACLChange{})

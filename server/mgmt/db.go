@@ -75,13 +75,14 @@ func newDB() *db { return &db{members: map[uint32]*Member{}, pools: map[string]*
 
 // command is one Raft log entry.
 type command struct {
-	Op     string   `json:"op"`
-	Member *Member  `json:"member,omitempty"`
-	Pool   *Pool    `json:"pool,omitempty"`
-	Rank   uint32   `json:"rank,omitempty"`
-	UUID   string   `json:"uuid,omitempty"`
-	State  string   `json:"state,omitempty"`
-	ACL    []string `json:"acl,omitempty"`
+	Op     string            `json:"op"`
+	Member *Member           `json:"member,omitempty"`
+	Pool   *Pool             `json:"pool,omitempty"`
+	Rank   uint32            `json:"rank,omitempty"`
+	UUID   string            `json:"uuid,omitempty"`
+	State  string            `json:"state,omitempty"`
+	ACL    []string          `json:"acl,omitempty"`
+	Props  map[string]string `json:"props,omitempty"`
 }
 
 const (
@@ -91,6 +92,7 @@ const (
 	opPoolState   = "pool-state"
 	opPoolRemove  = "pool-remove"
 	opPoolACL     = "pool-acl"
+	opPoolProps   = "pool-props"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -142,6 +144,18 @@ func (d *db) apply(c *command) result {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
 		}
 		p.ACL = slices.Clone(c.ACL)
+		return result{}
+	case opPoolProps:
+		p := d.pools[c.UUID]
+		if p == nil {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
+		}
+		if p.Props == nil {
+			p.Props = map[string]string{}
+		}
+		for k, v := range c.Props {
+			p.Props[k] = v
+		}
 		return result{}
 	case opPoolRemove:
 		if d.pools[c.UUID] == nil {

@@ -218,6 +218,12 @@ func (s *Service) SetPoolACL(uuid string, acl []string) error {
 	return err
 }
 
+// SetPoolProps sets pool properties (already validated), keeping the others.
+func (s *Service) SetPoolProps(uuid string, props map[string]string) error {
+	_, err := s.propose(&command{Op: opPoolProps, UUID: uuid, Props: props})
+	return err
+}
+
 // RemovePool forgets a destroyed pool.
 func (s *Service) RemovePool(uuid string) error {
 	_, err := s.propose(&command{Op: opPoolRemove, UUID: uuid})

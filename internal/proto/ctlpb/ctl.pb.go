@@ -1157,6 +1157,119 @@ func (x *PoolACLResp) GetGroup() string {
 	return ""
 }
 
+// PoolPropReq reads a pool's properties after setting those in set (if any).
+type PoolPropReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Set           map[string]string      `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolPropReq) Reset() {
+	*x = PoolPropReq{}
+	mi := &file_ctl_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolPropReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolPropReq) ProtoMessage() {}
+
+func (x *PoolPropReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolPropReq.ProtoReflect.Descriptor instead.
+func (*PoolPropReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PoolPropReq) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PoolPropReq) GetSet() map[string]string {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+type PoolPropResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Props         map[string]string      `protobuf:"bytes,2,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Label         string                 `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolPropResp) Reset() {
+	*x = PoolPropResp{}
+	mi := &file_ctl_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolPropResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolPropResp) ProtoMessage() {}
+
+func (x *PoolPropResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolPropResp.ProtoReflect.Descriptor instead.
+func (*PoolPropResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PoolPropResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PoolPropResp) GetProps() map[string]string {
+	if x != nil {
+		return x.Props
+	}
+	return nil
+}
+
+func (x *PoolPropResp) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
 type PoolListReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1165,7 +1278,7 @@ type PoolListReq struct {
 
 func (x *PoolListReq) Reset() {
 	*x = PoolListReq{}
-	mi := &file_ctl_proto_msgTypes[17]
+	mi := &file_ctl_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1290,7 @@ func (x *PoolListReq) String() string {
 func (*PoolListReq) ProtoMessage() {}
 
 func (x *PoolListReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[17]
+	mi := &file_ctl_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1303,7 @@ func (x *PoolListReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListReq.ProtoReflect.Descriptor instead.
 func (*PoolListReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{17}
+	return file_ctl_proto_rawDescGZIP(), []int{19}
 }
 
 type PoolListResp struct {
@@ -1203,7 +1316,7 @@ type PoolListResp struct {
 
 func (x *PoolListResp) Reset() {
 	*x = PoolListResp{}
-	mi := &file_ctl_proto_msgTypes[18]
+	mi := &file_ctl_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1328,7 @@ func (x *PoolListResp) String() string {
 func (*PoolListResp) ProtoMessage() {}
 
 func (x *PoolListResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[18]
+	mi := &file_ctl_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1341,7 @@ func (x *PoolListResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListResp.ProtoReflect.Descriptor instead.
 func (*PoolListResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{18}
+	return file_ctl_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PoolListResp) GetError() *Error {
@@ -1348,11 +1461,25 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x18\n" +
 	"\aentries\x18\x02 \x03(\tR\aentries\x12\x14\n" +
 	"\x05owner\x18\x03 \x01(\tR\x05owner\x12\x14\n" +
-	"\x05group\x18\x04 \x01(\tR\x05group\"\r\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\"\x89\x01\n" +
+	"\vPoolPropReq\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x122\n" +
+	"\x03set\x18\x02 \x03(\v2 .godaos.ctl.PoolPropReq.SetEntryR\x03set\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc2\x01\n" +
+	"\fPoolPropResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x129\n" +
+	"\x05props\x18\x02 \x03(\v2#.godaos.ctl.PoolPropResp.PropsEntryR\x05props\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x1a8\n" +
+	"\n" +
+	"PropsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\r\n" +
 	"\vPoolListReq\"_\n" +
 	"\fPoolListResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12&\n" +
-	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\xc2\x04\n" +
+	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\x81\x05\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -1363,7 +1490,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\vPoolDestroy\x12\x13.godaos.ctl.PoolReq\x1a\x14.godaos.ctl.PoolResp\x126\n" +
 	"\tPoolQuery\x12\x13.godaos.ctl.PoolReq\x1a\x14.godaos.ctl.PoolResp\x12=\n" +
 	"\bPoolList\x12\x17.godaos.ctl.PoolListReq\x1a\x18.godaos.ctl.PoolListResp\x12:\n" +
-	"\aPoolACL\x12\x16.godaos.ctl.PoolACLReq\x1a\x17.godaos.ctl.PoolACLRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
+	"\aPoolACL\x12\x16.godaos.ctl.PoolACLReq\x1a\x17.godaos.ctl.PoolACLResp\x12=\n" +
+	"\bPoolProp\x12\x17.godaos.ctl.PoolPropReq\x1a\x18.godaos.ctl.PoolPropRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
 	file_ctl_proto_rawDescOnce sync.Once
@@ -1378,7 +1506,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ctl_proto_goTypes = []any{
 	(PoolACLReq_Mode)(0),    // 0: godaos.ctl.PoolACLReq.Mode
 	(*Error)(nil),           // 1: godaos.ctl.Error
@@ -1398,10 +1526,14 @@ var file_ctl_proto_goTypes = []any{
 	(*PoolResp)(nil),        // 15: godaos.ctl.PoolResp
 	(*PoolACLReq)(nil),      // 16: godaos.ctl.PoolACLReq
 	(*PoolACLResp)(nil),     // 17: godaos.ctl.PoolACLResp
-	(*PoolListReq)(nil),     // 18: godaos.ctl.PoolListReq
-	(*PoolListResp)(nil),    // 19: godaos.ctl.PoolListResp
-	nil,                     // 20: godaos.ctl.Pool.PropsEntry
-	nil,                     // 21: godaos.ctl.PoolCreateReq.PropsEntry
+	(*PoolPropReq)(nil),     // 18: godaos.ctl.PoolPropReq
+	(*PoolPropResp)(nil),    // 19: godaos.ctl.PoolPropResp
+	(*PoolListReq)(nil),     // 20: godaos.ctl.PoolListReq
+	(*PoolListResp)(nil),    // 21: godaos.ctl.PoolListResp
+	nil,                     // 22: godaos.ctl.Pool.PropsEntry
+	nil,                     // 23: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                     // 24: godaos.ctl.PoolPropReq.SetEntry
+	nil,                     // 25: godaos.ctl.PoolPropResp.PropsEntry
 }
 var file_ctl_proto_depIdxs = []int32{
 	2,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -1411,39 +1543,44 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
 	1,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	1,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
-	20, // 7: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	21, // 8: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	22, // 7: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	23, // 8: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	1,  // 9: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	11, // 10: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 11: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	11, // 12: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	0,  // 13: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	1,  // 14: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	1,  // 15: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	11, // 16: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	3,  // 17: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	5,  // 18: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	7,  // 19: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	9,  // 20: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	12, // 21: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	14, // 22: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	14, // 23: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	18, // 24: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	16, // 25: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	4,  // 26: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	6,  // 27: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	8,  // 28: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	10, // 29: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	13, // 30: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	15, // 31: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	15, // 32: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	19, // 33: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	17, // 34: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	24, // 15: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	1,  // 16: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
+	25, // 17: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	1,  // 18: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	11, // 19: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	3,  // 20: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	5,  // 21: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	7,  // 22: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	9,  // 23: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	12, // 24: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	14, // 25: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	14, // 26: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	20, // 27: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	16, // 28: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	18, // 29: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	4,  // 30: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	6,  // 31: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	8,  // 32: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	10, // 33: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	13, // 34: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	15, // 35: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	15, // 36: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	21, // 37: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	17, // 38: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	19, // 39: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -1457,7 +1594,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

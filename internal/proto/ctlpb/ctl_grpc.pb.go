@@ -32,6 +32,7 @@ const (
 	Ctl_PoolQuery_FullMethodName   = "/godaos.ctl.Ctl/PoolQuery"
 	Ctl_PoolList_FullMethodName    = "/godaos.ctl.Ctl/PoolList"
 	Ctl_PoolACL_FullMethodName     = "/godaos.ctl.Ctl/PoolACL"
+	Ctl_PoolProp_FullMethodName    = "/godaos.ctl.Ctl/PoolProp"
 )
 
 // CtlClient is the client API for Ctl service.
@@ -47,6 +48,7 @@ type CtlClient interface {
 	PoolQuery(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolResp, error)
 	PoolList(ctx context.Context, in *PoolListReq, opts ...grpc.CallOption) (*PoolListResp, error)
 	PoolACL(ctx context.Context, in *PoolACLReq, opts ...grpc.CallOption) (*PoolACLResp, error)
+	PoolProp(ctx context.Context, in *PoolPropReq, opts ...grpc.CallOption) (*PoolPropResp, error)
 }
 
 type ctlClient struct {
@@ -147,6 +149,16 @@ func (c *ctlClient) PoolACL(ctx context.Context, in *PoolACLReq, opts ...grpc.Ca
 	return out, nil
 }
 
+func (c *ctlClient) PoolProp(ctx context.Context, in *PoolPropReq, opts ...grpc.CallOption) (*PoolPropResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolPropResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolProp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CtlServer is the server API for Ctl service.
 // All implementations must embed UnimplementedCtlServer
 // for forward compatibility.
@@ -160,6 +172,7 @@ type CtlServer interface {
 	PoolQuery(context.Context, *PoolReq) (*PoolResp, error)
 	PoolList(context.Context, *PoolListReq) (*PoolListResp, error)
 	PoolACL(context.Context, *PoolACLReq) (*PoolACLResp, error)
+	PoolProp(context.Context, *PoolPropReq) (*PoolPropResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
 
@@ -196,6 +209,9 @@ func (UnimplementedCtlServer) PoolList(context.Context, *PoolListReq) (*PoolList
 }
 func (UnimplementedCtlServer) PoolACL(context.Context, *PoolACLReq) (*PoolACLResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method PoolACL not implemented")
+}
+func (UnimplementedCtlServer) PoolProp(context.Context, *PoolPropReq) (*PoolPropResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolProp not implemented")
 }
 func (UnimplementedCtlServer) mustEmbedUnimplementedCtlServer() {}
 func (UnimplementedCtlServer) testEmbeddedByValue()             {}
@@ -380,6 +396,24 @@ func _Ctl_PoolACL_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_PoolProp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolPropReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolProp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolProp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolProp(ctx, req.(*PoolPropReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ctl_ServiceDesc is the grpc.ServiceDesc for Ctl service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -422,6 +456,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PoolACL",
 			Handler:    _Ctl_PoolACL_Handler,
+		},
+		{
+			MethodName: "PoolProp",
+			Handler:    _Ctl_PoolProp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
