@@ -74,7 +74,7 @@ type ctlService struct {
 
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn // other servers' control services
-	engines map[string]*rpc.Client      // engines' data planes, by fabric address
+	engines *rpc.ClientCache            // engines' data planes, by fabric address
 }
 
 func (c *ctlService) client(addr string) (ctlpb.CtlClient, error) {
@@ -91,39 +91,13 @@ func (c *ctlService) client(addr string) (ctlpb.CtlClient, error) {
 	return ctlpb.NewCtlClient(cc), nil
 }
 
-func (c *ctlService) engine(ctx context.Context, addr string) (*rpc.Client, error) {
-	c.mu.Lock()
-	cl := c.engines[addr]
-	c.mu.Unlock()
-	if cl != nil && cl.Err() == nil {
-		return cl, nil
-	}
-	cl, err := rpc.Dial(ctx, addr, rpc.ClientOptions{Logger: c.s.log})
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old := c.engines[addr]; old != nil {
-		if old.Err() == nil {
-			cl.Close()
-			return old, nil
-		}
-		old.Close() // broken: replace it
-	}
-	c.engines[addr] = cl
-	return cl, nil
-}
-
 func (c *ctlService) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, cc := range c.conns {
 		cc.Close()
 	}
-	for _, cl := range c.engines {
-		cl.Close()
-	}
+	c.engines.Close()
 }
 
 // leader returns nil when this server leads the MS, else a client of the
@@ -479,7 +453,7 @@ func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	failed := engine.Broadcast(ctx, c.engine, op, hdr, peers, engine.DefaultDegree, nil)
+	failed := engine.Broadcast(ctx, c.engines.Get, op, hdr, peers, engine.DefaultDegree, nil)
 	var done []rankTargets
 	for _, r := range ranks {
 		if failed[r.rank] == nil {
@@ -553,7 +527,7 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 	hdr, _ := proto.Marshal(&enginepb.TargetDestroyReq{Pool: u[:]})
 	for _, r := range ranks {
 		ntgt += r.targets
-		cl, err := c.engine(ctx, r.fabric)
+		cl, err := c.engines.Get(ctx, r.fabric)
 		if err != nil {
 			resp.Error = toPB(daoserr.Context(err, "query rank %d", r.rank))
 			continue

@@ -67,7 +67,7 @@ func Start(cfg *config.Server, log *slog.Logger) (*Server, error) {
 		log.Warn("transport_config.allow_insecure is true: the control plane is not authenticated (development only)")
 	}
 	s := &Server{cfg: cfg, log: log}
-	s.ctl = &ctlService{s: s, conns: map[string]*grpc.ClientConn{}, engines: map[string]*rpc.Client{}}
+	s.ctl = &ctlService{s: s, conns: map[string]*grpc.ClientConn{}, engines: rpc.NewClientCache(rpc.ClientOptions{Logger: log})}
 	for i := range cfg.Engines {
 		re, err := s.startEngine(i)
 		if err != nil {

@@ -168,16 +168,7 @@ func (c *Client) cancel(id uint64) {
 
 // write sends one frame with a single vectored write.
 func (c *Client) write(fixed, hdr []byte, bulk [][]byte) error {
-	bufs := make(net.Buffers, 0, 2+len(bulk))
-	bufs = append(bufs, fixed)
-	if len(hdr) > 0 {
-		bufs = append(bufs, hdr)
-	}
-	for _, b := range bulk {
-		if len(b) > 0 {
-			bufs = append(bufs, b)
-		}
-	}
+	bufs := frameBuffers(fixed, hdr, bulk)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.conn.SetWriteDeadline(time.Now().Add(c.wtimeout)) // a frame half written is lost: the caller fails the connection

@@ -30,6 +30,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/godaos/godaos/internal/checksum"
 )
@@ -190,6 +191,23 @@ func decodeFrame(b []byte, lim Limits) (frame, []byte, []byte, int, error) {
 	}
 	bulk := rest[:f.bulkLen]
 	return f, hdr, bulk, fixedSize + int(f.hdrLen) + int(f.bulkLen), nil
+}
+
+// frameBuffers lists a frame's parts for one vectored write (net.Buffers uses
+// writev): the fixed header, the message header and the bulk buffers as they
+// are, without copying.
+func frameBuffers(fixed, hdr []byte, bulk [][]byte) net.Buffers {
+	bufs := make(net.Buffers, 0, 2+len(bulk))
+	bufs = append(bufs, fixed)
+	if len(hdr) > 0 {
+		bufs = append(bufs, hdr)
+	}
+	for _, b := range bulk {
+		if len(b) > 0 {
+			bufs = append(bufs, b)
+		}
+	}
+	return bufs
 }
 
 // appendFrame encodes a whole frame (tests and fuzzing; the transport writes

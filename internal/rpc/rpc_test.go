@@ -451,3 +451,25 @@ func TestClientThatStopsReading(t *testing.T) {
 		t.Fatalf("another client of the same target: %v", err)
 	}
 }
+
+// The cache hands out one client per address and replaces a broken one.
+func TestClientCache(t *testing.T) {
+	_, addr := testServer(t, ServerOptions{}, nil)
+	cc := NewClientCache(ClientOptions{})
+	defer cc.Close()
+	a, err := cc.Get(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := cc.Get(context.Background(), addr); b != a {
+		t.Error("a second Get dialed again")
+	}
+	a.Close() // broken now
+	b, err := cc.Get(context.Background(), addr)
+	if err != nil || b == a || b.Err() != nil {
+		t.Fatalf("after the client failed: %v %v", b, err)
+	}
+	if _, err := b.Call(context.Background(), Message{Opcode: opEcho}, nil); err != nil {
+		t.Error(err)
+	}
+}

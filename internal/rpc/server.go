@@ -403,16 +403,7 @@ func (sc *serverConn) reply(c *serverCall, resp Response, err error) {
 	}
 	var fixed [fixedSize]byte
 	f.put(fixed[:], hdr)
-	bufs := make(net.Buffers, 0, 2+len(bulk))
-	bufs = append(bufs, fixed[:])
-	if len(hdr) > 0 {
-		bufs = append(bufs, hdr)
-	}
-	for _, b := range bulk {
-		if len(b) > 0 {
-			bufs = append(bufs, b)
-		}
-	}
+	bufs := frameBuffers(fixed[:], hdr, bulk)
 
 	sc.mu.Lock()
 	delete(sc.calls, c.id)

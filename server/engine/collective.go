@@ -112,7 +112,9 @@ func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response
 	}
 	var wg sync.WaitGroup
 	var failed map[uint32]error
-	wg.Go(func() { failed = Broadcast(ctx, e.dial, op, m.Header, m.Peers, int(m.Degree), e.opts.collectivePace) })
+	wg.Go(func() {
+		failed = Broadcast(ctx, e.peers.Get, op, m.Header, m.Peers, int(m.Degree), e.opts.collectivePace)
+	})
 	errs := make([]error, len(e.targets))
 	var local sync.WaitGroup
 	for t := range e.targets {
@@ -138,38 +140,4 @@ func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response
 	}
 	b, _ := proto.Marshal(rep)
 	return rpc.Response{Header: b}, nil
-}
-
-// dial returns a cached client of another engine.
-func (e *Engine) dial(ctx context.Context, addr string) (*rpc.Client, error) {
-	e.peerMu.Lock()
-	cl := e.peers[addr]
-	e.peerMu.Unlock()
-	if cl != nil && cl.Err() == nil {
-		return cl, nil
-	}
-	cl, err := rpc.Dial(ctx, addr, rpc.ClientOptions{Logger: e.log})
-	if err != nil {
-		return nil, err
-	}
-	e.peerMu.Lock()
-	defer e.peerMu.Unlock()
-	if old := e.peers[addr]; old != nil {
-		if old.Err() == nil {
-			cl.Close()
-			return old, nil
-		}
-		old.Close() // broken: replace it
-	}
-	e.peers[addr] = cl
-	return cl, nil
-}
-
-func (e *Engine) closePeers() {
-	e.peerMu.Lock()
-	defer e.peerMu.Unlock()
-	for a, cl := range e.peers {
-		cl.Close()
-		delete(e.peers, a)
-	}
 }

@@ -48,24 +48,10 @@ func startCluster(tb testing.TB, n, targets int, pace func() func()) *cluster {
 		c.engines = append(c.engines, e)
 		c.peers = append(c.peers, &enginepb.Peer{Rank: uint32(i), Addr: l.Addr().String(), Targets: uint32(targets)})
 	}
-	var mu sync.Mutex
-	clients := map[string]*rpc.Client{}
-	c.dial = func(ctx context.Context, addr string) (*rpc.Client, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if cl := clients[addr]; cl != nil && cl.Err() == nil {
-			return cl, nil
-		}
-		cl, err := rpc.Dial(ctx, addr, rpc.ClientOptions{})
-		if err == nil {
-			clients[addr] = cl
-		}
-		return cl, err
-	}
+	cache := rpc.NewClientCache(rpc.ClientOptions{})
+	c.dial = cache.Get
 	tb.Cleanup(func() {
-		for _, cl := range clients {
-			cl.Close()
-		}
+		cache.Close()
 		for _, e := range c.engines {
 			if e != nil {
 				e.Shutdown(context.Background())

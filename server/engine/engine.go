@@ -53,8 +53,7 @@ type Engine struct {
 	srv      *rpc.Server
 	handlers map[uint16]rpc.Handler
 
-	peerMu sync.Mutex
-	peers  map[string]*rpc.Client // other engines, for collectives
+	peers *rpc.ClientCache // other engines, for collectives
 }
 
 type target struct {
@@ -74,7 +73,8 @@ func Open(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Engine{opts: opts, log: opts.Logger.With("rank", opts.Rank), peers: map[string]*rpc.Client{}}
+	e := &Engine{opts: opts, log: opts.Logger.With("rank", opts.Rank)}
+	e.peers = rpc.NewClientCache(rpc.ClientOptions{Logger: e.log})
 	for _, d := range []string{opts.ScmDir, opts.BdevDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, daoserr.Wrap(daoserr.IO, err, "engine rank %d: storage directory", opts.Rank)
@@ -146,7 +146,7 @@ func (e *Engine) Serve(l net.Listener) error { return e.srv.Serve(l) }
 // targets (everything acknowledged is already durable).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	err := e.srv.Shutdown(ctx)
-	e.closePeers()
+	e.peers.Close()
 	return errors.Join(err, e.closePools())
 }
 
