@@ -85,6 +85,11 @@ func run(args []string, stdout, stderr io.Writer) (rc int) {
 
 func (s *startCmd) run(stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// Before anything starts: a SIGTERM during start-up must stop the server
+	// cleanly too, not kill it with the default action.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "daos_server:", err)
 		return 1
@@ -112,8 +117,6 @@ func (s *startCmd) run(stderr io.Writer) int {
 	}
 	log.Info("daos_server started", "system", cfg.Name, "engines", srv.EngineAddrs())
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	got := <-sig
 	log.Info("stopping: draining requests in flight", "signal", got.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,9 +84,27 @@ func testConfig(t *testing.T) (string, string) {
 	return path, fmt.Sprintf("127.0.0.1:%d", fab)
 }
 
+// syncBuffer is a bytes.Buffer safe to read while the process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 type serverProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan struct{} // closed when the process has exited; then err is its status
 	err    error
 }
@@ -94,7 +113,7 @@ func startServer(t *testing.T, args ...string) *serverProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), asServer+"=1")
-	sp := &serverProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	sp := &serverProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = sp.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -265,5 +284,30 @@ func TestConfigGenerateAndVersion(t *testing.T) {
 	}
 	if rc := run([]string{"stat"}, &out, &errb); rc != 2 {
 		t.Errorf("unknown command: rc %d, want 2", rc)
+	}
+}
+
+// SIGTERM while the server is still starting (its first log line is out, its
+// engines and management service are not up yet) stops it cleanly, status 0.
+func TestSIGTERMDuringStartup(t *testing.T) {
+	cfgPath, _ := testConfig(t)
+	for range 3 {
+		sp := startServer(t, "start", "-o", cfgPath)
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(sp.stderr.String(), "allow_insecure") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no start-up log line:\n%s", sp.stderr)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		sp.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-sp.done:
+			if sp.err != nil {
+				t.Fatalf("SIGTERM during start-up: exit %v, want 0:\n%s", sp.err, sp.stderr)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("daos_server did not stop")
+		}
 	}
 }
