@@ -23,7 +23,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/props"
@@ -123,6 +125,31 @@ func Connect(ctx context.Context, hosts []string) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// retryFor is how long a command retries while the management service elects
+// a leader or a server restarts.
+var retryFor = 30 * time.Second
+
+// retry makes a call, again while the answer is "no leader (yet)" or the server
+// is unreachable, for up to retryFor: dmg calls survive a leader change.
+func retry[T interface{ GetError() *ctlpb.Error }](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(retryFor)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		resp, err := call(ctx)
+		again := status.Code(err) == codes.Unavailable
+		if err == nil {
+			again = daoserr.Is(toError(resp.GetError()), daoserr.NotLeader)
+		}
+		if !again || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(wait):
+		}
+	}
+}
+
 // print writes resp as JSON (with err) or calls text.
 func (c *Client) print(resp any, err error, text func(w io.Writer)) error {
 	if c.JSON {
@@ -186,7 +213,9 @@ func titleCase(s string) string {
 
 // SystemQuery prints the system map.
 func (c *Client) SystemQuery(ctx context.Context) error {
-	resp, err := c.ctl.SystemQuery(ctx, &ctlpb.SystemQueryReq{})
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.SystemQueryResp, error) {
+		return c.ctl.SystemQuery(ctx, &ctlpb.SystemQueryReq{})
+	})
 	if err = rpcErr(err, resp.GetError(), "system query"); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -216,7 +245,9 @@ func (c *Client) SystemQuery(ctx context.Context) error {
 
 // LeaderQuery prints the management service's leader and replicas.
 func (c *Client) LeaderQuery(ctx context.Context) error {
-	resp, err := c.ctl.LeaderQuery(ctx, &ctlpb.LeaderQueryReq{})
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.LeaderQueryResp, error) {
+		return c.ctl.LeaderQuery(ctx, &ctlpb.LeaderQueryReq{})
+	})
 	if err = rpcErr(err, resp.GetError(), "leader query"); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -258,7 +289,7 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 	if !c.JSON && o.Size > 0 {
 		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", human(o.Size))
 	}
-	resp, err := c.ctl.PoolCreate(ctx, req)
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) { return c.ctl.PoolCreate(ctx, req) })
 	if err = rpcErr(err, resp.GetError(), "pool create "+o.Label); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -286,7 +317,9 @@ func poolJSON(p *ctlpb.Pool) map[string]any {
 
 // PoolList prints every pool.
 func (c *Client) PoolList(ctx context.Context) error {
-	resp, err := c.ctl.PoolList(ctx, &ctlpb.PoolListReq{})
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolListResp, error) {
+		return c.ctl.PoolList(ctx, &ctlpb.PoolListReq{})
+	})
 	if err = rpcErr(err, resp.GetError(), "pool list"); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -309,7 +342,9 @@ func (c *Client) PoolList(ctx context.Context) error {
 
 // PoolQuery prints a pool's state and space.
 func (c *Client) PoolQuery(ctx context.Context, id string) error {
-	resp, err := c.ctl.PoolQuery(ctx, &ctlpb.PoolReq{Id: id})
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+		return c.ctl.PoolQuery(ctx, &ctlpb.PoolReq{Id: id})
+	})
 	if err = rpcErr(err, resp.GetError(), "pool query "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -336,7 +371,9 @@ func (c *Client) PoolQuery(ctx context.Context, id string) error {
 
 // PoolDestroy destroys a pool.
 func (c *Client) PoolDestroy(ctx context.Context, id string) error {
-	resp, err := c.ctl.PoolDestroy(ctx, &ctlpb.PoolReq{Id: id})
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+		return c.ctl.PoolDestroy(ctx, &ctlpb.PoolReq{Id: id})
+	})
 	if err = rpcErr(err, resp.GetError(), "pool destroy "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -393,7 +430,7 @@ func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
 	case ch.Delete != "":
 		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
 	}
-	resp, err := c.ctl.PoolACL(ctx, req)
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolACLResp, error) { return c.ctl.PoolACL(ctx, req) })
 	if err = rpcErr(err, resp.GetError(), "pool ACL "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
@@ -409,7 +446,9 @@ func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
 // PoolProp sets the properties in set (if any), then prints the pool's
 // properties (all, or those named in show).
 func (c *Client) PoolProp(ctx context.Context, id string, set map[string]string, show []string) error {
-	resp, err := c.ctl.PoolProp(ctx, &ctlpb.PoolPropReq{Id: id, Set: set})
+	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolPropResp, error) {
+		return c.ctl.PoolProp(ctx, &ctlpb.PoolPropReq{Id: id, Set: set})
+	})
 	if err = rpcErr(err, resp.GetError(), "pool properties "+id); err != nil {
 		return c.print(nil, err, nil)
 	}

@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/server"
 	"github.com/godaos/godaos/server/config"
 )
@@ -289,5 +292,39 @@ func TestPoolProps(t *testing.T) {
 	}
 	if err := c.PoolCreate(ctx, PoolCreateOptions{Label: "pq", Size: 1 << 30, Props: map[string]string{"colour": "red"}}); !daoserr.Is(err, daoserr.Inval) {
 		t.Errorf("unknown property at create: %v", err)
+	}
+}
+
+// flakyCtl answers NOTLEADER a number of times before the real answer.
+type flakyCtl struct {
+	ctlpb.CtlClient
+	notLeader int
+	calls     int
+}
+
+func (f *flakyCtl) PoolList(ctx context.Context, in *ctlpb.PoolListReq, opts ...grpc.CallOption) (*ctlpb.PoolListResp, error) {
+	f.calls++
+	if f.calls <= f.notLeader {
+		return &ctlpb.PoolListResp{Error: &ctlpb.Error{Code: int32(daoserr.NotLeader), Msg: "election under way"}}, nil
+	}
+	return &ctlpb.PoolListResp{Pools: []*ctlpb.Pool{{Label: "tank", Uuid: "u", State: "ready"}}}, nil
+}
+
+// dmg calls ride out a leader election; a system without a leader for longer
+// than retryFor gets the error.
+func TestRetryOnNotLeader(t *testing.T) {
+	var out bytes.Buffer
+	f := &flakyCtl{notLeader: 3}
+	c := &Client{ctl: f, Out: &out}
+	if err := c.PoolList(context.Background()); err != nil || f.calls != 4 || !strings.Contains(out.String(), "tank") {
+		t.Errorf("after 3 NOTLEADER answers: %v, %d calls:\n%s", err, f.calls, out.String())
+	}
+	old := retryFor
+	retryFor = 200 * time.Millisecond
+	defer func() { retryFor = old }()
+	f = &flakyCtl{notLeader: 1 << 30}
+	c.ctl = f
+	if err := c.PoolList(context.Background()); !daoserr.Is(err, daoserr.NotLeader) || f.calls < 2 {
+		t.Errorf("no leader at all: %v after %d calls", err, f.calls)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/godaos/godaos/internal/daoserr"
@@ -103,6 +104,12 @@ func (c *ctlService) close() {
 // leader returns nil when this server leads the MS, else a client of the
 // leader's control service.
 func (c *ctlService) leader(ctx context.Context) (ctlpb.CtlClient, error) {
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 && (c.s.ms == nil || !c.s.ms.IsLeader()) {
+		// forwarded here by a server that took us for the leader: no second hop,
+		// which could bounce between two servers with different views
+		return nil, daoserr.Newf(daoserr.NotLeader, "server %s was taken for the management service leader and is not", c.s.ctlAddr).
+			WithResolution("an election is under way: retry")
+	}
 	if ms := c.s.ms; ms != nil {
 		if ms.IsLeader() {
 			return nil, nil
@@ -132,6 +139,13 @@ func (c *ctlService) leader(ctx context.Context) (ctlpb.CtlClient, error) {
 	return nil, daoserr.Wrap(daoserr.Unreach, last, "no management service replica answers (%s)", strings.Join(c.s.replicas, ", "))
 }
 
+const forwardedKey = "godaos-forwarded"
+
+// forwarded marks a call forwarded to the leader.
+func forwarded(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
+}
+
 func (c *ctlService) LeaderQuery(ctx context.Context, _ *ctlpb.LeaderQueryReq) (*ctlpb.LeaderQueryResp, error) {
 	resp := &ctlpb.LeaderQueryResp{Replicas: c.s.replicas}
 	if c.s.ms == nil {
@@ -140,7 +154,7 @@ func (c *ctlService) LeaderQuery(ctx context.Context, _ *ctlpb.LeaderQueryReq) (
 			resp.Error = toPB(err)
 			return resp, nil
 		}
-		return cl.LeaderQuery(ctx, &ctlpb.LeaderQueryReq{})
+		return cl.LeaderQuery(forwarded(ctx), &ctlpb.LeaderQueryReq{})
 	}
 	if l := c.s.ms.Leader(); l != "" {
 		resp.Leader = controlAddrOfRaft(l)
@@ -162,7 +176,7 @@ func (c *ctlService) Join(ctx context.Context, req *ctlpb.JoinReq) (*ctlpb.JoinR
 		if err != nil {
 			return &ctlpb.JoinResp{Error: toPB(err)}, nil
 		}
-		return cl.Join(ctx, req)
+		return cl.Join(forwarded(ctx), req)
 	}
 	m := req.GetMember()
 	if m == nil {
@@ -180,7 +194,7 @@ func (c *ctlService) SystemQuery(ctx context.Context, req *ctlpb.SystemQueryReq)
 		if err != nil {
 			return &ctlpb.SystemQueryResp{Error: toPB(err)}, nil
 		}
-		return cl.SystemQuery(ctx, req)
+		return cl.SystemQuery(forwarded(ctx), req)
 	}
 	ms, ver, err := c.s.ms.Members()
 	resp := &ctlpb.SystemQueryResp{Error: toPB(err), MapVersion: ver, Leader: controlAddrOfRaft(c.s.ms.Leader())}
@@ -206,7 +220,7 @@ func (c *ctlService) PoolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 		if err != nil {
 			return &ctlpb.PoolCreateResp{Error: toPB(err)}, nil
 		}
-		return cl.PoolCreate(ctx, req)
+		return cl.PoolCreate(forwarded(ctx), req)
 	}
 	p, targets, err := c.poolCreate(ctx, req)
 	if err != nil {
@@ -342,7 +356,7 @@ func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb
 		if err != nil {
 			return &ctlpb.PoolACLResp{Error: toPB(err)}, nil
 		}
-		return cl.PoolACL(ctx, req)
+		return cl.PoolACL(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
@@ -366,7 +380,7 @@ func (c *ctlService) PoolProp(ctx context.Context, req *ctlpb.PoolPropReq) (*ctl
 		if err != nil {
 			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
 		}
-		return cl.PoolProp(ctx, req)
+		return cl.PoolProp(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
@@ -468,7 +482,7 @@ func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlp
 		if err != nil {
 			return &ctlpb.PoolResp{Error: toPB(err)}, nil
 		}
-		return cl.PoolDestroy(ctx, req)
+		return cl.PoolDestroy(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
@@ -496,7 +510,7 @@ func (c *ctlService) PoolList(ctx context.Context, req *ctlpb.PoolListReq) (*ctl
 		if err != nil {
 			return &ctlpb.PoolListResp{Error: toPB(err)}, nil
 		}
-		return cl.PoolList(ctx, req)
+		return cl.PoolList(forwarded(ctx), req)
 	}
 	pools, err := c.s.ms.Pools()
 	resp := &ctlpb.PoolListResp{Error: toPB(err)}
@@ -511,7 +525,7 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 		if err != nil {
 			return &ctlpb.PoolResp{Error: toPB(err)}, nil
 		}
-		return cl.PoolQuery(ctx, req)
+		return cl.PoolQuery(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
