@@ -289,11 +289,14 @@ func (s *LocalSystem) Stop() {
 			p.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	for i, p := range s.procs {
+	deadline := time.After(30 * time.Second) // for all of them together
+	for i := range s.procs {
 		select {
 		case <-s.done[i]:
-		case <-time.After(30 * time.Second):
-			p.Process.Kill()
+		case <-deadline:
+			for j := i; j < len(s.procs); j++ {
+				s.procs[j].Process.Kill()
+			}
 			<-s.done[i]
 		}
 	}
@@ -310,9 +313,19 @@ func ReadState(dir string) (State, error) {
 	return st, json.Unmarshal(b, &st)
 }
 
+// ours reports whether pid is a live daos_server (a PID in an old state file
+// may belong to another program by now).
+func ours(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(cmd), "daos_server")
+}
+
 func anyAlive(pids []int) bool {
 	for _, p := range pids {
-		if syscall.Kill(p, 0) == nil {
+		if ours(p) {
 			return true
 		}
 	}
@@ -326,14 +339,16 @@ func StopDir(dir string) error {
 		return daoserr.Wrap(daoserr.Nonexist, err, "launcher: no system started in %s", dir)
 	}
 	for _, p := range st.PIDs {
-		syscall.Kill(p, syscall.SIGTERM)
+		if ours(p) {
+			syscall.Kill(p, syscall.SIGTERM)
+		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for anyAlive(st.PIDs) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, p := range st.PIDs {
-		if syscall.Kill(p, 0) == nil {
+		if ours(p) {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 	}

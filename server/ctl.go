@@ -318,14 +318,23 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 		return mgmt.Pool{}, 0, err
 	}
 	create := &enginepb.TargetCreateReq{Pool: u[:], ScmSize: tgtScm, NvmeSize: tgtNvme}
-	done, failed := c.fanOut(ctx, ranks, enginepb.OpTargetCreate, create)
-	if len(failed) > 0 {
-		// roll back what was created, then forget the pool
-		c.fanOut(context.WithoutCancel(ctx), done, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]})
-		c.s.ms.RemovePool(p.UUID)
+	rollback := func() {
+		// Destroy on every rank (idempotent): a failed rank may have created
+		// some of its targets, a timed-out subtree all of them.
+		ctx := context.WithoutCancel(ctx)
+		if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]}); len(failed) > 0 {
+			c.s.log.Warn("pool create rollback: targets left behind", "pool", p.UUID, "err", failure("destroy", failed))
+		}
+		if err := c.s.ms.RemovePool(p.UUID); err != nil {
+			c.s.log.Warn("pool create rollback: record left behind", "pool", p.UUID, "err", err)
+		}
+	}
+	if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetCreate, create); len(failed) > 0 {
+		rollback()
 		return mgmt.Pool{}, 0, failure("create pool "+req.Label, failed)
 	}
 	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolReady); err != nil {
+		rollback()
 		return mgmt.Pool{}, 0, err
 	}
 	p.State = mgmt.PoolReady

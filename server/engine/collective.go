@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -119,6 +120,12 @@ func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response
 	var local sync.WaitGroup
 	for t := range e.targets {
 		local.Go(func() {
+			defer func() { // as the RPC server does for a handler called directly
+				if r := recover(); r != nil {
+					e.log.Error("handler panicked in a collective", "opcode", op, "target", t, "panic", r, "stack", string(debug.Stack()))
+					errs[t] = daoserr.Newf(daoserr.Misc, "target %d: opcode %d failed inside the engine (logged)", t, op)
+				}
+			}()
 			_, err := h(ctx, &rpc.Request{Opcode: op, Target: uint32(t), Header: m.Header, Peer: req.Peer})
 			if err != nil {
 				errs[t] = fmt.Errorf("target %d: %w", t, err)

@@ -198,21 +198,23 @@ func uuidOf(b []byte, what string) (vos.UUID, error) {
 	return u, nil
 }
 
-// pool returns the VOS instance of a pool on the request's target.
-func (e *Engine) pool(req *rpc.Request, poolID []byte) (*vos.Pool, vos.UUID, error) {
+// pool returns the VOS instance of a pool on the request's target, and a
+// release to call when done with it: until then the pool target cannot be
+// destroyed (closed) under the caller.
+func (e *Engine) pool(req *rpc.Request, poolID []byte) (*vos.Pool, func(), error) {
 	u, err := uuidOf(poolID, "pool")
 	if err != nil {
-		return nil, u, err
+		return nil, nil, err
 	}
 	t := e.targets[req.Target] // the RPC server routed it: in range
 	t.mu.RLock()
 	p := t.pools[u]
-	t.mu.RUnlock()
 	if p == nil {
-		return nil, u, daoserr.Newf(daoserr.Nonexist, "pool %s has no storage on rank %d target %d", u, e.opts.Rank, req.Target).
+		t.mu.RUnlock()
+		return nil, nil, daoserr.Newf(daoserr.Nonexist, "pool %s has no storage on rank %d target %d", u, e.opts.Rank, req.Target).
 			WithResolution("check the pool's UUID (dmg pool list) and that its map is current")
 	}
-	return p, u, nil
+	return p, t.mu.RUnlock, nil
 }
 
 // ---- handlers ----
@@ -283,10 +285,11 @@ func (e *Engine) targetQuery(ctx context.Context, req *rpc.Request) (rpc.Respons
 	if err := decode(req, &m); err != nil {
 		return rpc.Response{}, err
 	}
-	p, _, err := e.pool(req, m.Pool)
+	p, release, err := e.pool(req, m.Pool)
 	if err != nil {
 		return rpc.Response{}, err
 	}
+	defer release()
 	in := p.Query()
 	b, _ := proto.Marshal(&enginepb.TargetQueryRep{ScmTotal: in.ScmTotal, ScmUsed: in.ScmUsed, NvmeTotal: in.NvmeTotal, NvmeUsed: in.NvmeUsed})
 	return rpc.Response{Header: b}, nil
@@ -297,10 +300,11 @@ func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response
 	if err := decode(req, &m); err != nil {
 		return rpc.Response{}, err
 	}
-	p, _, err := e.pool(req, m.Pool)
+	p, release, err := e.pool(req, m.Pool)
 	if err != nil {
 		return rpc.Response{}, err
 	}
+	defer release()
 	c, err := uuidOf(m.Cont, "container")
 	if err != nil {
 		return rpc.Response{}, err
@@ -318,10 +322,11 @@ func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Respons
 	if err := decode(req, &m); err != nil {
 		return rpc.Response{}, err
 	}
-	p, _, err := e.pool(req, m.Pool)
+	p, release, err := e.pool(req, m.Pool)
 	if err != nil {
 		return rpc.Response{}, err
 	}
+	defer release()
 	c, err := uuidOf(m.Cont, "container")
 	if err != nil {
 		return rpc.Response{}, err
@@ -329,19 +334,20 @@ func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Respons
 	return rpc.Response{}, p.DestroyContainer(c)
 }
 
-// ioReq decodes an update or fetch: the pool, container, OID and IODs.
-func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
+// ioReq decodes an update or fetch: the pool (with its release, see pool),
+// container, OID and IODs.
+func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, func(), *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
 	var m enginepb.ObjIOReq
 	if err := decode(req, &m); err != nil {
-		return nil, nil, vos.UUID{}, nil, err
-	}
-	p, _, err := e.pool(req, m.Pool)
-	if err != nil {
-		return nil, nil, vos.UUID{}, nil, err
+		return nil, nil, nil, vos.UUID{}, nil, err
 	}
 	c, err := uuidOf(m.Cont, "container")
 	if err != nil {
-		return nil, nil, c, nil, err
+		return nil, nil, nil, c, nil, err
+	}
+	p, release, err := e.pool(req, m.Pool)
+	if err != nil {
+		return nil, nil, nil, vos.UUID{}, nil, err
 	}
 	iods := make([]vos.IOD, len(m.Iods))
 	for i, d := range m.Iods {
@@ -350,7 +356,7 @@ func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, *enginepb.ObjIOReq, vos.UUI
 			iods[i].Recxs = append(iods[i].Recxs, vos.Recx{Idx: r.Idx, Nr: r.Nr})
 		}
 	}
-	return p, &m, c, iods, nil
+	return p, release, &m, c, iods, nil
 }
 
 // iodBytes is how many bulk bytes an IOD's values take (0 for a size query).
@@ -393,10 +399,11 @@ func splitBulk(iods []vos.IOD, bulk []byte) ([]vos.SGL, error) {
 }
 
 func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
-	p, m, c, iods, err := e.ioReq(req)
+	p, release, m, c, iods, err := e.ioReq(req)
 	if err != nil {
 		return rpc.Response{}, err
 	}
+	defer release()
 	sgls, err := splitBulk(iods, req.Bulk)
 	if err != nil {
 		return rpc.Response{}, daoserr.Context(err, "update obj %s dkey %q", vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, m.Dkey)
@@ -407,10 +414,11 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 var replyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
-	p, m, c, iods, err := e.ioReq(req)
+	p, releasePool, m, c, iods, err := e.ioReq(req)
 	if err != nil {
 		return rpc.Response{}, err
 	}
+	defer releasePool()
 	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
 	var total uint64
 	for i := range iods {
@@ -428,6 +436,7 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if total <= 1<<20 {
 		pooled = replyPool.Get().(*[]byte)
 		buf = (*pooled)[:total]
+		clear(buf) // what VOS does not fill (a missing or shorter value) must not leak an earlier reply
 	} else {
 		buf = make([]byte, total)
 	}

@@ -263,3 +263,29 @@ func TestTargetsInParallel(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A fetch's reply buffer is reused: what VOS does not fill (a missing value, a
+// shorter one) must read as zeros, never as an earlier reply's bytes.
+func TestFetchDoesNotLeakEarlierReplies(t *testing.T) {
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	secret := bytes.Repeat([]byte("S"), 4000)
+	big := &enginepb.IOD{Akey: []byte("secret"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
+	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, big), secret)
+	short := &enginepb.IOD{Akey: []byte("short"), Type: uint32(vos.IODSingle), Size: 3}
+	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, short), []byte("abc"))
+	for range 20 {
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, big), nil, make([]byte, len(secret))); err != nil {
+			t.Fatal(err)
+		}
+		missing := &enginepb.IOD{Akey: []byte("missing"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
+		longer := &enginepb.IOD{Akey: []byte("short"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
+		recv := make([]byte, 2*len(secret))
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, missing, longer), nil, recv); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(recv, []byte("S")) || !bytes.Equal(recv[len(secret):len(secret)+3], []byte("abc")) || bytes.Count(recv, []byte{0}) != len(recv)-3 {
+			t.Fatalf("reply carries bytes that were not fetched: %q...", recv[:16])
+		}
+	}
+}

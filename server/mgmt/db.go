@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -60,6 +61,14 @@ type Pool struct {
 	ACL        []string          `json:"acl,omitempty"`
 	Owner      string            `json:"owner"`
 	Group      string            `json:"group"`
+}
+
+// clone copies a pool record deeply: readers get their own slices and maps,
+// which the state machine may change after they return.
+func (p *Pool) clone() Pool {
+	q := *p
+	q.Ranks, q.ACL, q.Props = slices.Clone(p.Ranks), slices.Clone(p.ACL), maps.Clone(p.Props)
+	return q
 }
 
 // db is the replicated state. Only the FSM mutates it, in log order.
@@ -216,9 +225,7 @@ func (d *db) poolList() []Pool {
 	defer d.mu.RUnlock()
 	out := make([]Pool, 0, len(d.pools))
 	for _, p := range d.pools {
-		q := *p
-		q.Ranks = slices.Clone(p.Ranks)
-		out = append(out, q)
+		out = append(out, p.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Label+out[i].UUID < out[j].Label+out[j].UUID })
 	return out
@@ -229,11 +236,11 @@ func (d *db) findPool(id string) (Pool, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if p := d.pools[id]; p != nil {
-		return *p, nil
+		return p.clone(), nil
 	}
 	for _, p := range d.pools {
 		if p.Label == id {
-			return *p, nil
+			return p.clone(), nil
 		}
 	}
 	return Pool{}, daoserr.Newf(daoserr.Nonexist, "no pool with label or UUID %q", id).WithResolution("list pools with 'dmg pool list'")

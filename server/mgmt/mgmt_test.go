@@ -260,3 +260,39 @@ func TestStartErrors(t *testing.T) {
 		t.Errorf("busy port: %v", err)
 	}
 }
+
+// Readers get their own copies of pool records: changing properties while
+// snapshots and queries read them is no data race (run with -race).
+func TestPoolRecordsAreCopies(t *testing.T) {
+	addr := freeAddr(t)
+	s := startReplica(t, addr, []string{addr}, t.TempDir())
+	defer s.Shutdown()
+	for !s.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.AddPool(Pool{UUID: "p", Label: "tank", Props: map[string]string{"a": "1"}, ACL: []string{"A::OWNER@:rw"}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			s.SetPoolProps("p", map[string]string{"a": fmt.Sprint(i)})
+		}
+	}()
+	for range 50 {
+		p, err := s.FindPool("tank")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = fmt.Sprint(p.Props, p.ACL)
+		p.Props["mine"] = "x" // a reader's copy
+		p.ACL[0] = "changed"
+		s.Snapshot()
+	}
+	<-done
+	p, _ := s.FindPool("tank")
+	if p.Props["mine"] != "" || p.ACL[0] != "A::OWNER@:rw" || p.Props["a"] != "49" {
+		t.Errorf("record changed through a reader's copy, or lost an update: %+v", p)
+	}
+}
