@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,30 +17,10 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/server"
 	"github.com/godaos/godaos/server/config"
 )
-
-func freePort(t *testing.T, pair bool) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !pair {
-			return p
-		}
-		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // startSystem runs a one-server system in this process and returns a dmg client
 // of it, once its rank has joined.
@@ -49,9 +28,9 @@ func startSystem(t *testing.T) (*Client, *bytes.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default(dir)
-	cfg.Port, cfg.TelemetryPort = freePort(t, true), freePort(t, false)
+	cfg.Port, cfg.TelemetryPort = testsys.FreePortPair(t), testsys.FreePort(t)
 	cfg.MgmtSvcReplicas = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Port)}
-	cfg.Engines[0].FabricIfacePort = freePort(t, false)
+	cfg.Engines[0].FabricIfacePort = testsys.FreePort(t)
 	cfg.Engines[0].Targets = 2
 	s, err := server.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -184,7 +163,7 @@ func TestHelpers(t *testing.T) {
 	if _, err := LoadControlConfig(p); err == nil || !strings.Contains(err.Error(), "hostlst") {
 		t.Errorf("misspelled key: %v", err)
 	}
-	if _, err := Connect(context.Background(), []string{fmt.Sprintf("127.0.0.1:%d", freePort(t, false))}); !daoserr.Is(err, daoserr.Unreach) {
+	if _, err := Connect(context.Background(), []string{fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t))}); !daoserr.Is(err, daoserr.Unreach) {
 		t.Errorf("no server: %v", err)
 	}
 }

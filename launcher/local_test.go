@@ -3,8 +3,6 @@ package launcher
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/server"
 )
 
@@ -48,30 +47,6 @@ func daosServer(t *testing.T) string {
 	return serverBin
 }
 
-// freeBase finds a base port with the n servers' 4 ports each free.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		base := 20000 + 10*rand.IntN(2000)
-		ok := true
-		for i := range n {
-			for k := range 4 {
-				l, err := net.Listen("tcp", fmt.Sprintf(":%d", base+10*i+k))
-				if err != nil {
-					ok = false
-					break
-				}
-				l.Close()
-			}
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
 func ctl(t *testing.T, addr string) ctlpb.CtlClient {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -87,7 +62,7 @@ func ctl(t *testing.T, addr string) ctlpb.CtlClient {
 // pool metadata survives re-election and the system keeps working; then
 // everything stops and starts again and the pools are still there.
 func TestThreeProcessesLeaderKillAndRestart(t *testing.T) {
-	o := LocalOptions{N: 3, Targets: 2, Dir: t.TempDir(), BasePort: freeBase(t, 3), Bin: daosServer(t)}
+	o := LocalOptions{N: 3, Targets: 2, Dir: t.TempDir(), BasePort: testsys.FreeBase(t, 3), Bin: daosServer(t)}
 	ctx := context.Background()
 	s, err := StartLocal(ctx, o)
 	if err != nil {
@@ -173,7 +148,7 @@ func TestThreeProcessesLeaderKillAndRestart(t *testing.T) {
 }
 
 func TestStartLocalRefusesRunningSystem(t *testing.T) {
-	o := LocalOptions{N: 1, Targets: 1, Dir: t.TempDir(), BasePort: freeBase(t, 1), Bin: daosServer(t)}
+	o := LocalOptions{N: 1, Targets: 1, Dir: t.TempDir(), BasePort: testsys.FreeBase(t, 1), Bin: daosServer(t)}
 	s, err := StartLocal(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

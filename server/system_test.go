@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,38 +14,9 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/server/config"
 )
-
-// freePortPair returns a port p with p+1 also free (control and Raft).
-func freePortPair(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // systemConfigs makes n single-engine server configurations of one system whose
 // first `replicas` servers run the management service.
@@ -56,7 +26,7 @@ func systemConfigs(t *testing.T, n, replicas int) []*config.Server {
 	ports := make([]int, n)
 	var reps []string
 	for i := range n {
-		ports[i] = freePortPair(t)
+		ports[i] = testsys.FreePortPair(t)
 		if i < replicas {
 			reps = append(reps, fmt.Sprintf("127.0.0.1:%d", ports[i]))
 		}
@@ -68,10 +38,10 @@ func systemConfigs(t *testing.T, n, replicas int) []*config.Server {
 			t.Fatal(err)
 		}
 		c := config.Default(dir)
-		c.Port, c.TelemetryPort = ports[i], freePort(t)
+		c.Port, c.TelemetryPort = ports[i], testsys.FreePort(t)
 		c.MgmtSvcReplicas = reps
 		c.Engines[0].Targets = 2
-		c.Engines[0].FabricIfacePort = freePort(t)
+		c.Engines[0].FabricIfacePort = testsys.FreePort(t)
 		c.FaultPath = fmt.Sprintf("/node%d", i)
 		cfgs = append(cfgs, c)
 	}

@@ -16,8 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kong"
-
+	"github.com/godaos/godaos/internal/cli"
 	"github.com/godaos/godaos/server"
 	"github.com/godaos/godaos/server/config"
 )
@@ -34,7 +33,7 @@ type generateCmd struct {
 	Replica []string `name:"ms-replica" placeholder:"HOST:PORT" help:"Management service replicas (1, 3 or 5; default this host)."`
 }
 
-type cli struct {
+type cmdLine struct {
 	Start  startCmd `cmd:"" help:"Start the server and its engines; SIGTERM or SIGINT stops it cleanly."`
 	Config struct {
 		Generate generateCmd `cmd:"" help:"Print a commented example configuration."`
@@ -46,30 +45,11 @@ const version = "0.1.0 (GoDAOS)"
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// exitCode carries kong's exit (after --help) out of the parser.
-type exitCode int
-
-func run(args []string, stdout, stderr io.Writer) (rc int) {
-	defer func() {
-		if r := recover(); r != nil {
-			code, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			rc = int(code)
-		}
-	}()
-	var c cli
-	parser, err := kong.New(&c, kong.Name("daos_server"), kong.Description("GoDAOS storage server."),
-		kong.Writers(stdout, stderr), kong.Exit(func(code int) { panic(exitCode(code)) }), kong.UsageOnError())
-	if err != nil {
-		fmt.Fprintln(stderr, "daos_server:", err)
-		return 2
-	}
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintln(stderr, "daos_server:", err)
-		return 2
+func run(args []string, stdout, stderr io.Writer) int {
+	var c cmdLine
+	kctx, rc, ok := cli.Parse("daos_server", "GoDAOS storage server.", &c, args, stdout, stderr)
+	if !ok {
+		return rc
 	}
 	switch kctx.Command() {
 	case "start":

@@ -18,6 +18,7 @@ import (
 
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/server/config"
 	"github.com/godaos/godaos/server/vos"
 )
@@ -33,30 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freePortPair returns a port p with p+1 also free (control and Raft).
-func freePortPair(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		p := freePort(t)
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // testConfig writes a generated configuration with free ports; it returns its
 // path and the engine's data-plane address.
 func testConfig(t *testing.T) (string, string) {
@@ -66,7 +43,7 @@ func testConfig(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, tele, fab := freePortPair(t), freePort(t), freePort(t)
+	ctl, tele, fab := testsys.FreePortPair(t), testsys.FreePort(t), testsys.FreePort(t)
 	s := string(b)
 	for old, new := range map[string]string{
 		"127.0.0.1:10001": fmt.Sprintf("127.0.0.1:%d", ctl), "\nport: 10001": fmt.Sprintf("\nport: %d", ctl),

@@ -13,9 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/godaos/godaos/dmg"
+	"github.com/godaos/godaos/internal/cli"
 	"github.com/godaos/godaos/internal/props"
 	"github.com/godaos/godaos/internal/units"
 )
@@ -57,7 +56,7 @@ type poolIDCmd struct {
 	Pool string `arg:"" help:"Pool label or UUID."`
 }
 
-type cli struct {
+type cmdLine struct {
 	HostList   []string `short:"l" name:"host-list" sep:"," placeholder:"HOST[:PORT]" help:"Servers to talk to (default: the control config's hostlist, or localhost:10001)."`
 	ConfigPath string   `short:"o" name:"config-path" placeholder:"FILE" help:"daos_control.yml (default /etc/daos/daos_control.yml if present)."`
 	JSON       bool     `short:"j" help:"Print JSON: {response, error, status}."`
@@ -81,31 +80,13 @@ type cli struct {
 	} `cmd:"" help:"Manage pools."`
 }
 
-type exitCode int
-
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string, stdout, stderr io.Writer) (rc int) {
-	defer func() {
-		if r := recover(); r != nil {
-			code, ok := r.(exitCode)
-			if !ok {
-				panic(r)
-			}
-			rc = int(code)
-		}
-	}()
-	var c cli
-	parser, err := kong.New(&c, kong.Name("dmg"), kong.Description("Administer a GoDAOS system."),
-		kong.Writers(stdout, stderr), kong.Exit(func(code int) { panic(exitCode(code)) }), kong.UsageOnError())
-	if err != nil {
-		fmt.Fprintln(stderr, "dmg:", err)
-		return 2
-	}
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintln(stderr, "dmg:", err)
-		return 2
+func run(argv []string, stdout, stderr io.Writer) int {
+	var c cmdLine
+	kctx, rc, ok := cli.Parse("dmg", "Administer a GoDAOS system.", &c, argv, stdout, stderr)
+	if !ok {
+		return rc
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

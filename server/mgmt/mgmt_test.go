@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/testsys"
 )
 
 func member(uuid, fabric string) Member {
@@ -104,16 +105,6 @@ func (m *memSink) Close() error  { return nil }
 
 var _ raft.SnapshotSink = (*memSink)(nil)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func startReplica(t *testing.T, addr string, replicas []string, dir string) *Service {
@@ -148,7 +139,7 @@ func TestReplicatedFailover(t *testing.T) {
 	base := t.TempDir()
 	var addrs []string
 	for range 3 {
-		addrs = append(addrs, freeAddr(t))
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t)))
 	}
 	svcs := map[string]*Service{}
 	for _, a := range addrs {
@@ -219,7 +210,7 @@ func TestReplicatedFailover(t *testing.T) {
 // A single replica restarts with everything: what a snapshot holds and the log
 // after it.
 func TestRestartFromSnapshotAndLog(t *testing.T) {
-	dir, addr := t.TempDir(), freeAddr(t)
+	dir, addr := t.TempDir(), fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t))
 	s := startReplica(t, addr, []string{addr}, dir)
 	if _, err := s.WaitLeader(30 * time.Second); err != nil {
 		t.Fatal(err)
@@ -264,7 +255,7 @@ func TestStartErrors(t *testing.T) {
 // Readers get their own copies of pool records: changing properties while
 // snapshots and queries read them is no data race (run with -race).
 func TestPoolRecordsAreCopies(t *testing.T) {
-	addr := freeAddr(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t))
 	s := startReplica(t, addr, []string{addr}, t.TempDir())
 	defer s.Shutdown()
 	for !s.IsLeader() {
