@@ -480,6 +480,50 @@ func (c *Client) PoolProp(ctx context.Context, id string, set map[string]string,
 	})
 }
 
+// StorageScan asks each server of hosts (not the management service) what
+// storage its engines use and prints it.
+func (c *Client) StorageScan(ctx context.Context, hosts []string) error {
+	type engineStorage struct {
+		Host       string `json:"host"`
+		Engine     uint32 `json:"engine"`
+		ScmClass   string `json:"scm_class"`
+		ScmMount   string `json:"scm_mount"`
+		ScmSize    uint64 `json:"scm_size"`
+		ScmFsFree  uint64 `json:"scm_fs_free"`
+		BdevClass  string `json:"bdev_class"`
+		BdevPath   string `json:"bdev_path"`
+		BdevSize   uint64 `json:"bdev_size"`
+		BdevFsFree uint64 `json:"bdev_fs_free"`
+		Pools      uint32 `json:"pools"`
+	}
+	var all []engineStorage
+	for _, h := range hosts {
+		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return c.print(nil, daoserr.Wrap(daoserr.Unreach, err, "storage scan %s", h), nil)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := ctlpb.NewCtlClient(cc).ServerQuery(cctx, &ctlpb.ServerQueryReq{})
+		cancel()
+		cc.Close()
+		if err = rpcErr(err, resp.GetError(), "storage scan "+h); err != nil {
+			return c.print(nil, err, nil)
+		}
+		for _, e := range resp.Storage {
+			all = append(all, engineStorage{h, e.Engine, e.ScmClass, e.ScmMount, e.ScmSize, e.ScmFsFree, e.BdevClass, e.BdevPath, e.BdevSize, e.BdevFsFree, e.Pools})
+		}
+	}
+	return c.print(all, nil, func(w io.Writer) {
+		var rows [][]string
+		for _, e := range all {
+			rows = append(rows, []string{e.Host, strconv.Itoa(int(e.Engine)),
+				fmt.Sprintf("%s %s", e.ScmClass, e.ScmMount), human(e.ScmSize), human(e.ScmFsFree),
+				fmt.Sprintf("%s %s", e.BdevClass, e.BdevPath), human(e.BdevSize), human(e.BdevFsFree), strconv.Itoa(int(e.Pools))})
+		}
+		table(w, "Host\tEngine\tSCM\tSCM Size\tSCM FS Free\tBdev\tBdev Size\tBdev FS Free\tPools", rows)
+	})
+}
+
 // RankList prints ranks compactly, as DAOS does: [0-2,5].
 func RankList(ranks []uint32) string {
 	r := append([]uint32(nil), ranks...)

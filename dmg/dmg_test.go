@@ -307,3 +307,25 @@ func TestRetryOnNotLeader(t *testing.T) {
 		t.Errorf("no leader at all: %v after %d calls", err, f.calls)
 	}
 }
+
+func TestStorageScan(t *testing.T) {
+	c, out := startSystem(t)
+	if err := c.PoolCreate(context.Background(), PoolCreateOptions{Label: "s", Size: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := c.StorageScan(context.Background(), []string{c.host}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"SCM FS Free", "ram ", "/scm0", "file ", "/bdev0", "1.1 GB", "4.3 GB"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("storage scan lacks %q:\n%s", w, out)
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "1") {
+		t.Errorf("want one engine with one pool:\n%s", out)
+	}
+	if err := c.StorageScan(context.Background(), []string{fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t))}); !daoserr.Is(err, daoserr.Unreach) {
+		t.Errorf("scan of a host with no server: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -163,7 +164,26 @@ func (c *ctlService) LeaderQuery(ctx context.Context, _ *ctlpb.LeaderQueryReq) (
 }
 
 func (c *ctlService) ServerQuery(ctx context.Context, _ *ctlpb.ServerQueryReq) (*ctlpb.ServerQueryResp, error) {
-	return &ctlpb.ServerQueryResp{Ranks: c.s.Ranks(), MsReplica: c.s.ms != nil}, nil
+	host, _ := os.Hostname()
+	resp := &ctlpb.ServerQueryResp{Ranks: c.s.Ranks(), MsReplica: c.s.ms != nil, Host: host}
+	for _, re := range c.s.engines {
+		ec := c.s.cfg.Engines[re.idx]
+		scm, bdev := ec.Storage[0], ec.Storage[1]
+		resp.Storage = append(resp.Storage, &ctlpb.EngineStorage{Engine: uint32(re.idx),
+			ScmClass: scm.Class, ScmMount: scm.ScmMount, ScmSize: uint64(scm.ScmSize), ScmFsFree: fsFree(scm.ScmMount),
+			BdevClass: bdev.Class, BdevPath: bdev.BdevList[0], BdevSize: uint64(bdev.BdevSize), BdevFsFree: fsFree(bdev.BdevList[0]),
+			Pools: uint32(len(re.eng.Pools()))})
+	}
+	return resp, nil
+}
+
+// fsFree is the space available to unprivileged writers on path's filesystem.
+func fsFree(path string) uint64 {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return 0
+	}
+	return st.Bavail * uint64(st.Bsize)
 }
 
 func memberPB(m mgmt.Member) *ctlpb.Member {

@@ -65,6 +65,9 @@ type cmdLine struct {
 		Query       struct{} `cmd:"" help:"Show the ranks of the system."`
 		LeaderQuery struct{} `cmd:"" name:"leader-query" help:"Show the management service leader and replicas."`
 	} `cmd:"" help:"Query the system."`
+	Storage struct {
+		Scan struct{} `cmd:"" help:"Show each server's storage: SCM and bdev tiers, sizes, free space, pools."`
+	} `cmd:"" help:"Query storage."`
 	Pool struct {
 		Create  poolCreateCmd `cmd:"" help:"Create a pool."`
 		List    struct{}      `cmd:"" help:"List pools."`
@@ -123,6 +126,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	switch kctx.Command() {
 	case "system query":
 		err = cl.SystemQuery(ctx)
+	case "storage scan":
+		err = cl.StorageScan(ctx, dmg.Hosts(hosts, port))
 	case "system leader-query":
 		err = cl.LeaderQuery(ctx)
 	case "pool create <label>":

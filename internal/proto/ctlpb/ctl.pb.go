@@ -74,7 +74,7 @@ func (x PoolACLReq_Mode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PoolACLReq_Mode.Descriptor instead.
 func (PoolACLReq_Mode) EnumDescriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{15, 0}
+	return file_ctl_proto_rawDescGZIP(), []int{16, 0}
 }
 
 // Error is a failed call's DER code, message and resolution (gRPC errors are
@@ -577,6 +577,8 @@ type ServerQueryResp struct {
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
 	Ranks         []int64                `protobuf:"varint,2,rep,packed,name=ranks,proto3" json:"ranks,omitempty"` // its engines' ranks, by index; -1 until joined
 	MsReplica     bool                   `protobuf:"varint,3,opt,name=ms_replica,json=msReplica,proto3" json:"ms_replica,omitempty"`
+	Storage       []*EngineStorage       `protobuf:"bytes,4,rep,name=storage,proto3" json:"storage,omitempty"`
+	Host          string                 `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -632,6 +634,137 @@ func (x *ServerQueryResp) GetMsReplica() bool {
 	return false
 }
 
+func (x *ServerQueryResp) GetStorage() []*EngineStorage {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
+func (x *ServerQueryResp) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+// EngineStorage is what one engine's storage tiers hold (dmg storage scan).
+type EngineStorage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Engine        uint32                 `protobuf:"varint,1,opt,name=engine,proto3" json:"engine,omitempty"`
+	ScmClass      string                 `protobuf:"bytes,2,opt,name=scm_class,json=scmClass,proto3" json:"scm_class,omitempty"`
+	ScmMount      string                 `protobuf:"bytes,3,opt,name=scm_mount,json=scmMount,proto3" json:"scm_mount,omitempty"`
+	ScmSize       uint64                 `protobuf:"varint,4,opt,name=scm_size,json=scmSize,proto3" json:"scm_size,omitempty"`         // configured
+	ScmFsFree     uint64                 `protobuf:"varint,5,opt,name=scm_fs_free,json=scmFsFree,proto3" json:"scm_fs_free,omitempty"` // free space of the filesystem holding it
+	BdevClass     string                 `protobuf:"bytes,6,opt,name=bdev_class,json=bdevClass,proto3" json:"bdev_class,omitempty"`
+	BdevPath      string                 `protobuf:"bytes,7,opt,name=bdev_path,json=bdevPath,proto3" json:"bdev_path,omitempty"`
+	BdevSize      uint64                 `protobuf:"varint,8,opt,name=bdev_size,json=bdevSize,proto3" json:"bdev_size,omitempty"`
+	BdevFsFree    uint64                 `protobuf:"varint,9,opt,name=bdev_fs_free,json=bdevFsFree,proto3" json:"bdev_fs_free,omitempty"`
+	Pools         uint32                 `protobuf:"varint,10,opt,name=pools,proto3" json:"pools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineStorage) Reset() {
+	*x = EngineStorage{}
+	mi := &file_ctl_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineStorage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineStorage) ProtoMessage() {}
+
+func (x *EngineStorage) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineStorage.ProtoReflect.Descriptor instead.
+func (*EngineStorage) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EngineStorage) GetEngine() uint32 {
+	if x != nil {
+		return x.Engine
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetScmClass() string {
+	if x != nil {
+		return x.ScmClass
+	}
+	return ""
+}
+
+func (x *EngineStorage) GetScmMount() string {
+	if x != nil {
+		return x.ScmMount
+	}
+	return ""
+}
+
+func (x *EngineStorage) GetScmSize() uint64 {
+	if x != nil {
+		return x.ScmSize
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetScmFsFree() uint64 {
+	if x != nil {
+		return x.ScmFsFree
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetBdevClass() string {
+	if x != nil {
+		return x.BdevClass
+	}
+	return ""
+}
+
+func (x *EngineStorage) GetBdevPath() string {
+	if x != nil {
+		return x.BdevPath
+	}
+	return ""
+}
+
+func (x *EngineStorage) GetBdevSize() uint64 {
+	if x != nil {
+		return x.BdevSize
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetBdevFsFree() uint64 {
+	if x != nil {
+		return x.BdevFsFree
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetPools() uint32 {
+	if x != nil {
+		return x.Pools
+	}
+	return 0
+}
+
 type Pool struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -650,7 +783,7 @@ type Pool struct {
 
 func (x *Pool) Reset() {
 	*x = Pool{}
-	mi := &file_ctl_proto_msgTypes[10]
+	mi := &file_ctl_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +795,7 @@ func (x *Pool) String() string {
 func (*Pool) ProtoMessage() {}
 
 func (x *Pool) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[10]
+	mi := &file_ctl_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +808,7 @@ func (x *Pool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pool.ProtoReflect.Descriptor instead.
 func (*Pool) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{10}
+	return file_ctl_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pool) GetUuid() string {
@@ -765,7 +898,7 @@ type PoolCreateReq struct {
 
 func (x *PoolCreateReq) Reset() {
 	*x = PoolCreateReq{}
-	mi := &file_ctl_proto_msgTypes[11]
+	mi := &file_ctl_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +910,7 @@ func (x *PoolCreateReq) String() string {
 func (*PoolCreateReq) ProtoMessage() {}
 
 func (x *PoolCreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[11]
+	mi := &file_ctl_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +923,7 @@ func (x *PoolCreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolCreateReq.ProtoReflect.Descriptor instead.
 func (*PoolCreateReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{11}
+	return file_ctl_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PoolCreateReq) GetLabel() string {
@@ -866,7 +999,7 @@ type PoolCreateResp struct {
 
 func (x *PoolCreateResp) Reset() {
 	*x = PoolCreateResp{}
-	mi := &file_ctl_proto_msgTypes[12]
+	mi := &file_ctl_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1011,7 @@ func (x *PoolCreateResp) String() string {
 func (*PoolCreateResp) ProtoMessage() {}
 
 func (x *PoolCreateResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[12]
+	mi := &file_ctl_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1024,7 @@ func (x *PoolCreateResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolCreateResp.ProtoReflect.Descriptor instead.
 func (*PoolCreateResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{12}
+	return file_ctl_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PoolCreateResp) GetError() *Error {
@@ -917,7 +1050,7 @@ type PoolReq struct {
 
 func (x *PoolReq) Reset() {
 	*x = PoolReq{}
-	mi := &file_ctl_proto_msgTypes[13]
+	mi := &file_ctl_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1062,7 @@ func (x *PoolReq) String() string {
 func (*PoolReq) ProtoMessage() {}
 
 func (x *PoolReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[13]
+	mi := &file_ctl_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1075,7 @@ func (x *PoolReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolReq.ProtoReflect.Descriptor instead.
 func (*PoolReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{13}
+	return file_ctl_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PoolReq) GetId() string {
@@ -964,7 +1097,7 @@ type PoolResp struct {
 
 func (x *PoolResp) Reset() {
 	*x = PoolResp{}
-	mi := &file_ctl_proto_msgTypes[14]
+	mi := &file_ctl_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1109,7 @@ func (x *PoolResp) String() string {
 func (*PoolResp) ProtoMessage() {}
 
 func (x *PoolResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[14]
+	mi := &file_ctl_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1122,7 @@ func (x *PoolResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolResp.ProtoReflect.Descriptor instead.
 func (*PoolResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{14}
+	return file_ctl_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PoolResp) GetError() *Error {
@@ -1033,7 +1166,7 @@ type PoolACLReq struct {
 
 func (x *PoolACLReq) Reset() {
 	*x = PoolACLReq{}
-	mi := &file_ctl_proto_msgTypes[15]
+	mi := &file_ctl_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1178,7 @@ func (x *PoolACLReq) String() string {
 func (*PoolACLReq) ProtoMessage() {}
 
 func (x *PoolACLReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[15]
+	mi := &file_ctl_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1191,7 @@ func (x *PoolACLReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolACLReq.ProtoReflect.Descriptor instead.
 func (*PoolACLReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{15}
+	return file_ctl_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PoolACLReq) GetId() string {
@@ -1101,7 +1234,7 @@ type PoolACLResp struct {
 
 func (x *PoolACLResp) Reset() {
 	*x = PoolACLResp{}
-	mi := &file_ctl_proto_msgTypes[16]
+	mi := &file_ctl_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1246,7 @@ func (x *PoolACLResp) String() string {
 func (*PoolACLResp) ProtoMessage() {}
 
 func (x *PoolACLResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[16]
+	mi := &file_ctl_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1259,7 @@ func (x *PoolACLResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolACLResp.ProtoReflect.Descriptor instead.
 func (*PoolACLResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{16}
+	return file_ctl_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PoolACLResp) GetError() *Error {
@@ -1168,7 +1301,7 @@ type PoolPropReq struct {
 
 func (x *PoolPropReq) Reset() {
 	*x = PoolPropReq{}
-	mi := &file_ctl_proto_msgTypes[17]
+	mi := &file_ctl_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1313,7 @@ func (x *PoolPropReq) String() string {
 func (*PoolPropReq) ProtoMessage() {}
 
 func (x *PoolPropReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[17]
+	mi := &file_ctl_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1326,7 @@ func (x *PoolPropReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolPropReq.ProtoReflect.Descriptor instead.
 func (*PoolPropReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{17}
+	return file_ctl_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PoolPropReq) GetId() string {
@@ -1221,7 +1354,7 @@ type PoolPropResp struct {
 
 func (x *PoolPropResp) Reset() {
 	*x = PoolPropResp{}
-	mi := &file_ctl_proto_msgTypes[18]
+	mi := &file_ctl_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1366,7 @@ func (x *PoolPropResp) String() string {
 func (*PoolPropResp) ProtoMessage() {}
 
 func (x *PoolPropResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[18]
+	mi := &file_ctl_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1379,7 @@ func (x *PoolPropResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolPropResp.ProtoReflect.Descriptor instead.
 func (*PoolPropResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{18}
+	return file_ctl_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PoolPropResp) GetError() *Error {
@@ -1278,7 +1411,7 @@ type PoolListReq struct {
 
 func (x *PoolListReq) Reset() {
 	*x = PoolListReq{}
-	mi := &file_ctl_proto_msgTypes[19]
+	mi := &file_ctl_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1423,7 @@ func (x *PoolListReq) String() string {
 func (*PoolListReq) ProtoMessage() {}
 
 func (x *PoolListReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[19]
+	mi := &file_ctl_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1436,7 @@ func (x *PoolListReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListReq.ProtoReflect.Descriptor instead.
 func (*PoolListReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{19}
+	return file_ctl_proto_rawDescGZIP(), []int{20}
 }
 
 type PoolListResp struct {
@@ -1316,7 +1449,7 @@ type PoolListResp struct {
 
 func (x *PoolListResp) Reset() {
 	*x = PoolListResp{}
-	mi := &file_ctl_proto_msgTypes[20]
+	mi := &file_ctl_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1461,7 @@ func (x *PoolListResp) String() string {
 func (*PoolListResp) ProtoMessage() {}
 
 func (x *PoolListResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[20]
+	mi := &file_ctl_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1474,7 @@ func (x *PoolListResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListResp.ProtoReflect.Descriptor instead.
 func (*PoolListResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{20}
+	return file_ctl_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PoolListResp) GetError() *Error {
@@ -1397,12 +1530,28 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x1a\n" +
 	"\breplicas\x18\x03 \x03(\tR\breplicas\"\x10\n" +
-	"\x0eServerQueryReq\"o\n" +
+	"\x0eServerQueryReq\"\xb8\x01\n" +
 	"\x0fServerQueryResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x14\n" +
 	"\x05ranks\x18\x02 \x03(\x03R\x05ranks\x12\x1d\n" +
 	"\n" +
-	"ms_replica\x18\x03 \x01(\bR\tmsReplica\"\xc3\x02\n" +
+	"ms_replica\x18\x03 \x01(\bR\tmsReplica\x123\n" +
+	"\astorage\x18\x04 \x03(\v2\x19.godaos.ctl.EngineStorageR\astorage\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\"\xad\x02\n" +
+	"\rEngineStorage\x12\x16\n" +
+	"\x06engine\x18\x01 \x01(\rR\x06engine\x12\x1b\n" +
+	"\tscm_class\x18\x02 \x01(\tR\bscmClass\x12\x1b\n" +
+	"\tscm_mount\x18\x03 \x01(\tR\bscmMount\x12\x19\n" +
+	"\bscm_size\x18\x04 \x01(\x04R\ascmSize\x12\x1e\n" +
+	"\vscm_fs_free\x18\x05 \x01(\x04R\tscmFsFree\x12\x1d\n" +
+	"\n" +
+	"bdev_class\x18\x06 \x01(\tR\tbdevClass\x12\x1b\n" +
+	"\tbdev_path\x18\a \x01(\tR\bbdevPath\x12\x1b\n" +
+	"\tbdev_size\x18\b \x01(\x04R\bbdevSize\x12 \n" +
+	"\fbdev_fs_free\x18\t \x01(\x04R\n" +
+	"bdevFsFree\x12\x14\n" +
+	"\x05pools\x18\n" +
+	" \x01(\rR\x05pools\"\xc3\x02\n" +
 	"\x04Pool\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
@@ -1506,7 +1655,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_ctl_proto_goTypes = []any{
 	(PoolACLReq_Mode)(0),    // 0: godaos.ctl.PoolACLReq.Mode
 	(*Error)(nil),           // 1: godaos.ctl.Error
@@ -1519,21 +1668,22 @@ var file_ctl_proto_goTypes = []any{
 	(*LeaderQueryResp)(nil), // 8: godaos.ctl.LeaderQueryResp
 	(*ServerQueryReq)(nil),  // 9: godaos.ctl.ServerQueryReq
 	(*ServerQueryResp)(nil), // 10: godaos.ctl.ServerQueryResp
-	(*Pool)(nil),            // 11: godaos.ctl.Pool
-	(*PoolCreateReq)(nil),   // 12: godaos.ctl.PoolCreateReq
-	(*PoolCreateResp)(nil),  // 13: godaos.ctl.PoolCreateResp
-	(*PoolReq)(nil),         // 14: godaos.ctl.PoolReq
-	(*PoolResp)(nil),        // 15: godaos.ctl.PoolResp
-	(*PoolACLReq)(nil),      // 16: godaos.ctl.PoolACLReq
-	(*PoolACLResp)(nil),     // 17: godaos.ctl.PoolACLResp
-	(*PoolPropReq)(nil),     // 18: godaos.ctl.PoolPropReq
-	(*PoolPropResp)(nil),    // 19: godaos.ctl.PoolPropResp
-	(*PoolListReq)(nil),     // 20: godaos.ctl.PoolListReq
-	(*PoolListResp)(nil),    // 21: godaos.ctl.PoolListResp
-	nil,                     // 22: godaos.ctl.Pool.PropsEntry
-	nil,                     // 23: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                     // 24: godaos.ctl.PoolPropReq.SetEntry
-	nil,                     // 25: godaos.ctl.PoolPropResp.PropsEntry
+	(*EngineStorage)(nil),   // 11: godaos.ctl.EngineStorage
+	(*Pool)(nil),            // 12: godaos.ctl.Pool
+	(*PoolCreateReq)(nil),   // 13: godaos.ctl.PoolCreateReq
+	(*PoolCreateResp)(nil),  // 14: godaos.ctl.PoolCreateResp
+	(*PoolReq)(nil),         // 15: godaos.ctl.PoolReq
+	(*PoolResp)(nil),        // 16: godaos.ctl.PoolResp
+	(*PoolACLReq)(nil),      // 17: godaos.ctl.PoolACLReq
+	(*PoolACLResp)(nil),     // 18: godaos.ctl.PoolACLResp
+	(*PoolPropReq)(nil),     // 19: godaos.ctl.PoolPropReq
+	(*PoolPropResp)(nil),    // 20: godaos.ctl.PoolPropResp
+	(*PoolListReq)(nil),     // 21: godaos.ctl.PoolListReq
+	(*PoolListResp)(nil),    // 22: godaos.ctl.PoolListResp
+	nil,                     // 23: godaos.ctl.Pool.PropsEntry
+	nil,                     // 24: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                     // 25: godaos.ctl.PoolPropReq.SetEntry
+	nil,                     // 26: godaos.ctl.PoolPropResp.PropsEntry
 }
 var file_ctl_proto_depIdxs = []int32{
 	2,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -1543,44 +1693,45 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
 	1,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	1,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
-	22, // 7: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	23, // 8: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
-	1,  // 9: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
-	11, // 10: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	1,  // 11: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
-	11, // 12: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
-	0,  // 13: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
-	1,  // 14: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	24, // 15: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
-	1,  // 16: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	25, // 17: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
-	1,  // 18: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	11, // 19: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	3,  // 20: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	5,  // 21: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	7,  // 22: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	9,  // 23: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	12, // 24: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	14, // 25: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	14, // 26: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	20, // 27: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	16, // 28: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	18, // 29: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	4,  // 30: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	6,  // 31: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	8,  // 32: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	10, // 33: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	13, // 34: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	15, // 35: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	15, // 36: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	21, // 37: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	17, // 38: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	19, // 39: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	11, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
+	23, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	24, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	1,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
+	12, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
+	1,  // 12: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
+	12, // 13: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
+	0,  // 14: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
+	1,  // 15: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
+	25, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	1,  // 17: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
+	26, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	1,  // 19: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	12, // 20: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	3,  // 21: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	5,  // 22: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	7,  // 23: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	9,  // 24: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	13, // 25: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	15, // 26: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	15, // 27: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	21, // 28: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	17, // 29: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	19, // 30: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	4,  // 31: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	6,  // 32: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	8,  // 33: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	10, // 34: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	14, // 35: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	16, // 36: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	16, // 37: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	22, // 38: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	18, // 39: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	20, // 40: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	31, // [31:41] is the sub-list for method output_type
+	21, // [21:31] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -1594,7 +1745,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
