@@ -217,6 +217,20 @@ func (e *Engine) pool(req *rpc.Request, poolID []byte) (*vos.Pool, func(), error
 	return p, t.mu.RUnlock, nil
 }
 
+// poolCont resolves a request's pool (with its release, see pool) and container.
+func (e *Engine) poolCont(req *rpc.Request, poolID, contID []byte) (*vos.Pool, vos.UUID, func(), error) {
+	p, release, err := e.pool(req, poolID)
+	if err != nil {
+		return nil, vos.UUID{}, nil, err
+	}
+	c, err := uuidOf(contID, "container")
+	if err != nil {
+		release()
+		return nil, c, nil, err
+	}
+	return p, c, release, nil
+}
+
 // ---- handlers ----
 
 func (e *Engine) targetCreate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
@@ -300,15 +314,11 @@ func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response
 	if err := decode(req, &m); err != nil {
 		return rpc.Response{}, err
 	}
-	p, release, err := e.pool(req, m.Pool)
+	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer release()
-	c, err := uuidOf(m.Cont, "container")
-	if err != nil {
-		return rpc.Response{}, err
-	}
 	ct := checksum.Type(m.Csum)
 	if !ct.Valid() {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "container %s: checksum type %d", c, m.Csum)
@@ -322,15 +332,11 @@ func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Respons
 	if err := decode(req, &m); err != nil {
 		return rpc.Response{}, err
 	}
-	p, release, err := e.pool(req, m.Pool)
+	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer release()
-	c, err := uuidOf(m.Cont, "container")
-	if err != nil {
-		return rpc.Response{}, err
-	}
 	return rpc.Response{}, p.DestroyContainer(c)
 }
 
@@ -341,13 +347,9 @@ func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, func(), *enginepb.ObjIOReq,
 	if err := decode(req, &m); err != nil {
 		return nil, nil, nil, vos.UUID{}, nil, err
 	}
-	c, err := uuidOf(m.Cont, "container")
+	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
 	if err != nil {
 		return nil, nil, nil, c, nil, err
-	}
-	p, release, err := e.pool(req, m.Pool)
-	if err != nil {
-		return nil, nil, nil, vos.UUID{}, nil, err
 	}
 	iods := make([]vos.IOD, len(m.Iods))
 	for i, d := range m.Iods {
