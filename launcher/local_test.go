@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/server"
@@ -47,16 +44,6 @@ func daosServer(t *testing.T) string {
 	return serverBin
 }
 
-func ctl(t *testing.T, addr string) ctlpb.CtlClient {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return ctlpb.NewCtlClient(cc)
-}
-
 // The integration test: three real daos_server processes; pools are
 // created, the management service leader is killed with SIGKILL mid-way, the
 // pool metadata survives re-election and the system keeps working; then
@@ -70,7 +57,7 @@ func TestThreeProcessesLeaderKillAndRestart(t *testing.T) {
 	}
 	t.Cleanup(s.Stop)
 
-	c := ctl(t, s.HostList[0])
+	c := testsys.CtlClient(t, s.HostList[0])
 	cr, err := c.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "tank", TotalSize: 1 << 30})
 	if err != nil || cr.Error != nil {
 		t.Fatalf("pool create: %v %v", err, cr.GetError())
@@ -96,7 +83,7 @@ func TestThreeProcessesLeaderKillAndRestart(t *testing.T) {
 	s.Kill(dead, syscall.SIGKILL)
 	s.Wait(dead)
 
-	other := ctl(t, s.HostList[(dead+1)%3])
+	other := testsys.CtlClient(t, s.HostList[(dead+1)%3])
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		l, err := other.PoolList(ctx, &ctlpb.PoolListReq{})
@@ -123,7 +110,7 @@ func TestThreeProcessesLeaderKillAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s2.Stop)
-	c = ctl(t, s2.HostList[2])
+	c = testsys.CtlClient(t, s2.HostList[2])
 	l, err := c.PoolList(ctx, &ctlpb.PoolListReq{})
 	if err != nil || l.Error != nil || len(l.Pools) != 2 {
 		t.Fatalf("pools after restart: %v %v", err, l)

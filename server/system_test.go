@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
@@ -46,16 +43,6 @@ func systemConfigs(t *testing.T, n, replicas int) []*config.Server {
 		cfgs = append(cfgs, c)
 	}
 	return cfgs
-}
-
-func ctlClient(t *testing.T, addr string) ctlpb.CtlClient {
-	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return ctlpb.NewCtlClient(cc)
 }
 
 // waitJoined waits until the system map shows n joined ranks (bounded).
@@ -96,7 +83,7 @@ func TestSingleServerSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Shutdown(context.Background())
-	c := ctlClient(t, s.ControlAddr())
+	c := testsys.CtlClient(t, s.ControlAddr())
 	sq := waitJoined(t, c, 1)
 	if m := sq.Members[0]; m.Rank != 0 || m.Targets != 2 || m.FaultDomain != "/node0" || !strings.HasPrefix(m.FabricAddr, "127.0.0.1:") {
 		t.Errorf("member %+v", m)
@@ -166,7 +153,7 @@ func TestThreeServersLeaderLoss(t *testing.T) {
 			}
 		}
 	}()
-	c := ctlClient(t, srvs[2].ControlAddr())
+	c := testsys.CtlClient(t, srvs[2].ControlAddr())
 	waitJoined(t, c, 3)
 	ctx := context.Background()
 	cr, err := c.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "tank", TotalSize: 1 << 30})
@@ -189,7 +176,7 @@ func TestThreeServersLeaderLoss(t *testing.T) {
 			other = s
 		}
 	}
-	c = ctlClient(t, other.ControlAddr())
+	c = testsys.CtlClient(t, other.ControlAddr())
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		l, err := c.PoolList(ctx, &ctlpb.PoolListReq{})
