@@ -8,6 +8,7 @@ package dmg
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,10 +24,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/props"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
@@ -92,63 +91,25 @@ func Hosts(list []string, port int) []string {
 // Client is a connection to the first answering server of a host list.
 type Client struct {
 	ctl  ctlpb.CtlClient
-	conn *grpc.ClientConn
+	conn *ctlclient.Conn
+	tls  *tls.Config
 	host string
 	JSON bool
 	Out  io.Writer
 }
 
-// Connect connects to the first server of hosts that answers.
-func Connect(ctx context.Context, hosts []string) (*Client, error) {
-	var last error
-	for _, h := range hosts {
-		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			last = err
-			continue
-		}
-		c := ctlpb.NewCtlClient(cc)
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = c.LeaderQuery(cctx, &ctlpb.LeaderQueryReq{}, grpc.WaitForReady(true))
-		cancel()
-		if err != nil {
-			cc.Close()
-			last = err
-			continue
-		}
-		return &Client{ctl: c, conn: cc, host: h, Out: os.Stdout}, nil
+// Connect connects to the first server of hosts that answers; tlsConf nil
+// means an insecure connection (allow_insecure).
+func Connect(ctx context.Context, hosts []string, tlsConf *tls.Config) (*Client, error) {
+	c, err := ctlclient.Dial(ctx, hosts, tlsConf)
+	if err != nil {
+		return nil, err
 	}
-	return nil, daoserr.Wrap(daoserr.Unreach, last, "no server answers at %s", strings.Join(hosts, ", ")).
-		WithResolution("start daos_server, or point dmg at it with -l host:port")
+	return &Client{ctl: c, conn: c, tls: tlsConf, host: c.Host, Out: os.Stdout}, nil
 }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
-
-// retryFor is how long a command retries while the management service elects
-// a leader or a server restarts.
-var retryFor = 30 * time.Second
-
-// retry makes a call, again while the answer is "no leader (yet)" or the server
-// is unreachable, for up to retryFor: dmg calls survive a leader change.
-func retry[T interface{ GetError() *ctlpb.Error }](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
-	deadline := time.Now().Add(retryFor)
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		resp, err := call(ctx)
-		again := status.Code(err) == codes.Unavailable
-		if err == nil {
-			again = daoserr.Is(toError(resp.GetError()), daoserr.NotLeader)
-		}
-		if !again || time.Now().After(deadline) {
-			return resp, err
-		}
-		select {
-		case <-ctx.Done():
-			return resp, err
-		case <-time.After(wait):
-		}
-	}
-}
 
 // print writes resp as JSON (with err) or calls text.
 func (c *Client) print(resp any, err error, text func(w io.Writer)) error {
@@ -169,23 +130,6 @@ func (c *Client) print(resp any, err error, text func(w io.Writer)) error {
 	}
 	text(c.Out)
 	return nil
-}
-
-func rpcErr(err error, e *ctlpb.Error, what string) error {
-	if err != nil {
-		return daoserr.Wrap(daoserr.Unreach, err, "%s", what)
-	}
-	if e := toError(e); e != nil {
-		return daoserr.Context(e, "%s", what)
-	}
-	return nil
-}
-
-func toError(e *ctlpb.Error) error {
-	if e == nil || e.Code == 0 {
-		return nil
-	}
-	return &daoserr.Error{Code: daoserr.Code(e.Code), Msg: e.Msg, Resolution: e.Resolution}
 }
 
 func table(w io.Writer, header string, rows [][]string) {
@@ -213,10 +157,10 @@ func titleCase(s string) string {
 
 // SystemQuery prints the system map.
 func (c *Client) SystemQuery(ctx context.Context) error {
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.SystemQueryResp, error) {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.SystemQueryResp, error) {
 		return c.ctl.SystemQuery(ctx, &ctlpb.SystemQueryReq{})
 	})
-	if err = rpcErr(err, resp.GetError(), "system query"); err != nil {
+	if err = ctlclient.Err(err, resp.GetError(), "system query"); err != nil {
 		return c.print(nil, err, nil)
 	}
 	type member struct {
@@ -245,10 +189,10 @@ func (c *Client) SystemQuery(ctx context.Context) error {
 
 // LeaderQuery prints the management service's leader and replicas.
 func (c *Client) LeaderQuery(ctx context.Context) error {
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.LeaderQueryResp, error) {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.LeaderQueryResp, error) {
 		return c.ctl.LeaderQuery(ctx, &ctlpb.LeaderQueryReq{})
 	})
-	if err = rpcErr(err, resp.GetError(), "leader query"); err != nil {
+	if err = ctlclient.Err(err, resp.GetError(), "leader query"); err != nil {
 		return c.print(nil, err, nil)
 	}
 	out := map[string]any{"current_leader": resp.Leader, "replicas": resp.Replicas}
@@ -289,8 +233,8 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 	if !c.JSON && o.Size > 0 {
 		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", human(o.Size))
 	}
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) { return c.ctl.PoolCreate(ctx, req) })
-	if err = rpcErr(err, resp.GetError(), "pool create "+o.Label); err != nil {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) { return c.ctl.PoolCreate(ctx, req) })
+	if err = ctlclient.Err(err, resp.GetError(), "pool create "+o.Label); err != nil {
 		return c.print(nil, err, nil)
 	}
 	p := resp.Pool
@@ -317,10 +261,10 @@ func poolJSON(p *ctlpb.Pool) map[string]any {
 
 // PoolList prints every pool.
 func (c *Client) PoolList(ctx context.Context) error {
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolListResp, error) {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolListResp, error) {
 		return c.ctl.PoolList(ctx, &ctlpb.PoolListReq{})
 	})
-	if err = rpcErr(err, resp.GetError(), "pool list"); err != nil {
+	if err = ctlclient.Err(err, resp.GetError(), "pool list"); err != nil {
 		return c.print(nil, err, nil)
 	}
 	var pools []map[string]any
@@ -342,10 +286,10 @@ func (c *Client) PoolList(ctx context.Context) error {
 
 // PoolQuery prints a pool's state and space.
 func (c *Client) PoolQuery(ctx context.Context, id string) error {
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
 		return c.ctl.PoolQuery(ctx, &ctlpb.PoolReq{Id: id})
 	})
-	if err = rpcErr(err, resp.GetError(), "pool query "+id); err != nil {
+	if err = ctlclient.Err(err, resp.GetError(), "pool query "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
 	p := resp.Pool
@@ -371,10 +315,10 @@ func (c *Client) PoolQuery(ctx context.Context, id string) error {
 
 // PoolDestroy destroys a pool.
 func (c *Client) PoolDestroy(ctx context.Context, id string) error {
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
 		return c.ctl.PoolDestroy(ctx, &ctlpb.PoolReq{Id: id})
 	})
-	if err = rpcErr(err, resp.GetError(), "pool destroy "+id); err != nil {
+	if err = ctlclient.Err(err, resp.GetError(), "pool destroy "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
 	return c.print(map[string]any{"uuid": resp.Pool.GetUuid(), "label": resp.Pool.GetLabel()}, nil, func(w io.Writer) {
@@ -430,8 +374,8 @@ func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
 	case ch.Delete != "":
 		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
 	}
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolACLResp, error) { return c.ctl.PoolACL(ctx, req) })
-	if err = rpcErr(err, resp.GetError(), "pool ACL "+id); err != nil {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolACLResp, error) { return c.ctl.PoolACL(ctx, req) })
+	if err = ctlclient.Err(err, resp.GetError(), "pool ACL "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
 	out := map[string]any{"owner_user": resp.Owner, "owner_group": resp.Group, "entries": resp.Entries}
@@ -446,10 +390,10 @@ func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
 // PoolProp sets the properties in set (if any), then prints the pool's
 // properties (all, or those named in show).
 func (c *Client) PoolProp(ctx context.Context, id string, set map[string]string, show []string) error {
-	resp, err := retry(ctx, func(ctx context.Context) (*ctlpb.PoolPropResp, error) {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolPropResp, error) {
 		return c.ctl.PoolProp(ctx, &ctlpb.PoolPropReq{Id: id, Set: set})
 	})
-	if err = rpcErr(err, resp.GetError(), "pool properties "+id); err != nil {
+	if err = ctlclient.Err(err, resp.GetError(), "pool properties "+id); err != nil {
 		return c.print(nil, err, nil)
 	}
 	names := append([]string{"label"}, props.Sorted(resp.Props)...)
@@ -480,6 +424,26 @@ func (c *Client) PoolProp(ctx context.Context, id string, set map[string]string,
 	})
 }
 
+// eachHost calls fn with a connection to each server of hosts in turn (calls
+// that a server answers about itself, never forwarded), stopping at the first
+// error.
+func (c *Client) eachHost(ctx context.Context, hosts []string, what string, fn func(context.Context, string, ctlpb.CtlClient) error) error {
+	for _, h := range hosts {
+		cc, err := grpc.NewClient(h, ctlclient.Transport(c.tls))
+		if err != nil {
+			return daoserr.Wrap(daoserr.Unreach, err, "%s %s", what, h)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = fn(cctx, h, ctlpb.NewCtlClient(cc))
+		cancel()
+		cc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StorageScan asks each server of hosts (not the management service) what
 // storage its engines use and prints it.
 func (c *Client) StorageScan(ctx context.Context, hosts []string) error {
@@ -497,21 +461,18 @@ func (c *Client) StorageScan(ctx context.Context, hosts []string) error {
 		Pools      uint32 `json:"pools"`
 	}
 	var all []engineStorage
-	for _, h := range hosts {
-		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return c.print(nil, daoserr.Wrap(daoserr.Unreach, err, "storage scan %s", h), nil)
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := ctlpb.NewCtlClient(cc).ServerQuery(cctx, &ctlpb.ServerQueryReq{})
-		cancel()
-		cc.Close()
-		if err = rpcErr(err, resp.GetError(), "storage scan "+h); err != nil {
-			return c.print(nil, err, nil)
+	err := c.eachHost(ctx, hosts, "storage scan", func(ctx context.Context, h string, ctl ctlpb.CtlClient) error {
+		resp, err := ctl.ServerQuery(ctx, &ctlpb.ServerQueryReq{})
+		if err = ctlclient.Err(err, resp.GetError(), "storage scan "+h); err != nil {
+			return err
 		}
 		for _, e := range resp.Storage {
 			all = append(all, engineStorage{h, e.Engine, e.ScmClass, e.ScmMount, e.ScmSize, e.ScmFsFree, e.BdevClass, e.BdevPath, e.BdevSize, e.BdevFsFree, e.Pools})
 		}
+		return nil
+	})
+	if err != nil {
+		return c.print(nil, err, nil)
 	}
 	return c.print(all, nil, func(w io.Writer) {
 		var rows [][]string

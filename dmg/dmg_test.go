@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
@@ -37,7 +38,7 @@ func startSystem(t *testing.T) (*Client, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	c, err := Connect(context.Background(), Hosts([]string{"127.0.0.1"}, cfg.Port))
+	c, err := Connect(context.Background(), Hosts([]string{"127.0.0.1"}, cfg.Port), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestHelpers(t *testing.T) {
 	if _, err := LoadControlConfig(p); err == nil || !strings.Contains(err.Error(), "hostlst") {
 		t.Errorf("misspelled key: %v", err)
 	}
-	if _, err := Connect(context.Background(), []string{fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t))}); !daoserr.Is(err, daoserr.Unreach) {
+	if _, err := Connect(context.Background(), []string{fmt.Sprintf("127.0.0.1:%d", testsys.FreePort(t))}, nil); !daoserr.Is(err, daoserr.Unreach) {
 		t.Errorf("no server: %v", err)
 	}
 }
@@ -290,7 +291,7 @@ func (f *flakyCtl) PoolList(ctx context.Context, in *ctlpb.PoolListReq, opts ...
 }
 
 // dmg calls ride out a leader election; a system without a leader for longer
-// than retryFor gets the error.
+// than ctlclient.RetryFor gets the error.
 func TestRetryOnNotLeader(t *testing.T) {
 	var out bytes.Buffer
 	f := &flakyCtl{notLeader: 3}
@@ -298,9 +299,9 @@ func TestRetryOnNotLeader(t *testing.T) {
 	if err := c.PoolList(context.Background()); err != nil || f.calls != 4 || !strings.Contains(out.String(), "tank") {
 		t.Errorf("after 3 NOTLEADER answers: %v, %d calls:\n%s", err, f.calls, out.String())
 	}
-	old := retryFor
-	retryFor = 200 * time.Millisecond
-	defer func() { retryFor = old }()
+	old := ctlclient.RetryFor
+	ctlclient.RetryFor = 200 * time.Millisecond
+	defer func() { ctlclient.RetryFor = old }()
 	f = &flakyCtl{notLeader: 1 << 30}
 	c.ctl = f
 	if err := c.PoolList(context.Background()); !daoserr.Is(err, daoserr.NotLeader) || f.calls < 2 {

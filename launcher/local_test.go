@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
-	"github.com/godaos/godaos/server"
 )
 
 var (
@@ -100,7 +100,7 @@ func TestThreeProcessesLeaderKillAndRestart(t *testing.T) {
 	}
 	ar, err := other.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "after", TotalSize: 1 << 30, Ranks: live})
 	if err != nil || ar.Error != nil {
-		t.Fatalf("pool create after re-election: %v %v", err, server.ToError(ar.GetError()))
+		t.Fatalf("pool create after re-election: %v %v", err, ctlclient.ToError(ar.GetError()))
 	}
 
 	// stop everything, start again: ranks and pools come back

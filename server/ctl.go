@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/props"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
@@ -33,29 +33,6 @@ import (
 // The control service answers dmg and other servers on the server's `port`
 // (gRPC). Management-service calls are served by the MS leader; a server that
 // does not lead forwards them there, so dmg can talk to any server.
-
-// ToError converts a control-plane error to a daoserr error (nil for none).
-func ToError(e *ctlpb.Error) error {
-	if e == nil || e.Code == 0 {
-		return nil
-	}
-	return &daoserr.Error{Code: daoserr.Code(e.Code), Msg: e.Msg, Resolution: e.Resolution}
-}
-
-func toPB(err error) *ctlpb.Error {
-	if err == nil {
-		return nil
-	}
-	var de *daoserr.Error
-	if errors.As(err, &de) {
-		return &ctlpb.Error{Code: int32(de.Code), Msg: de.Msg, Resolution: de.Resolution}
-	}
-	code := daoserr.CodeOf(err)
-	if code == 0 {
-		code = daoserr.Misc
-	}
-	return &ctlpb.Error{Code: int32(code), Msg: err.Error()}
-}
 
 // raftAddr is a replica's Raft address: its control port + 1.
 func raftAddr(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port+1)) }
@@ -152,7 +129,7 @@ func (c *ctlService) LeaderQuery(ctx context.Context, _ *ctlpb.LeaderQueryReq) (
 	if c.s.ms == nil {
 		cl, err := c.leader(ctx)
 		if err != nil {
-			resp.Error = toPB(err)
+			resp.Error = ctlclient.FromError(err)
 			return resp, nil
 		}
 		return cl.LeaderQuery(forwarded(ctx), &ctlpb.LeaderQueryReq{})
@@ -194,17 +171,17 @@ func memberPB(m mgmt.Member) *ctlpb.Member {
 func (c *ctlService) Join(ctx context.Context, req *ctlpb.JoinReq) (*ctlpb.JoinResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.JoinResp{Error: toPB(err)}, nil
+			return &ctlpb.JoinResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.Join(forwarded(ctx), req)
 	}
 	m := req.GetMember()
 	if m == nil {
-		return &ctlpb.JoinResp{Error: toPB(daoserr.New(daoserr.Inval, "join without a member"))}, nil
+		return &ctlpb.JoinResp{Error: ctlclient.FromError(daoserr.New(daoserr.Inval, "join without a member"))}, nil
 	}
 	got, err := c.s.ms.Join(mgmt.Member{UUID: m.Uuid, ControlAddr: m.ControlAddr, FabricAddr: m.FabricAddr, FaultDomain: m.FaultDomain, Targets: m.Targets})
 	if err != nil {
-		return &ctlpb.JoinResp{Error: toPB(err)}, nil
+		return &ctlpb.JoinResp{Error: ctlclient.FromError(err)}, nil
 	}
 	return &ctlpb.JoinResp{Member: memberPB(got)}, nil
 }
@@ -212,12 +189,12 @@ func (c *ctlService) Join(ctx context.Context, req *ctlpb.JoinReq) (*ctlpb.JoinR
 func (c *ctlService) SystemQuery(ctx context.Context, req *ctlpb.SystemQueryReq) (*ctlpb.SystemQueryResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.SystemQueryResp{Error: toPB(err)}, nil
+			return &ctlpb.SystemQueryResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.SystemQuery(forwarded(ctx), req)
 	}
 	ms, ver, err := c.s.ms.Members()
-	resp := &ctlpb.SystemQueryResp{Error: toPB(err), MapVersion: ver, Leader: controlAddrOfRaft(c.s.ms.Leader())}
+	resp := &ctlpb.SystemQueryResp{Error: ctlclient.FromError(err), MapVersion: ver, Leader: controlAddrOfRaft(c.s.ms.Leader())}
 	for _, m := range ms {
 		resp.Members = append(resp.Members, memberPB(m))
 	}
@@ -238,13 +215,13 @@ func poolPB(p mgmt.Pool, targets uint32) *ctlpb.Pool {
 func (c *ctlService) PoolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (*ctlpb.PoolCreateResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.PoolCreateResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolCreateResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.PoolCreate(forwarded(ctx), req)
 	}
 	p, targets, err := c.poolCreate(ctx, req)
 	if err != nil {
-		return &ctlpb.PoolCreateResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolCreateResp{Error: ctlclient.FromError(err)}, nil
 	}
 	return &ctlpb.PoolCreateResp{Pool: poolPB(p, targets)}, nil
 }
@@ -383,13 +360,13 @@ func aclStrings(acl security.ACL) []string {
 func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb.PoolACLResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.PoolACLResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolACLResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.PoolACL(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
-		return &ctlpb.PoolACLResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolACLResp{Error: ctlclient.FromError(err)}, nil
 	}
 	acl, err := security.ParseACL(strings.Join(p.ACL, "\n"))
 	if err == nil {
@@ -399,7 +376,7 @@ func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb
 		err = c.s.ms.SetPoolACL(p.UUID, aclStrings(acl))
 	}
 	if err != nil {
-		return &ctlpb.PoolACLResp{Error: toPB(daoserr.Context(err, "pool %s", p.Label))}, nil
+		return &ctlpb.PoolACLResp{Error: ctlclient.FromError(daoserr.Context(err, "pool %s", p.Label))}, nil
 	}
 	return &ctlpb.PoolACLResp{Entries: aclStrings(acl), Owner: p.Owner, Group: p.Group}, nil
 }
@@ -407,26 +384,26 @@ func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb
 func (c *ctlService) PoolProp(ctx context.Context, req *ctlpb.PoolPropReq) (*ctlpb.PoolPropResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolPropResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.PoolProp(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
-		return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolPropResp{Error: ctlclient.FromError(err)}, nil
 	}
 	if len(req.Set) > 0 {
 		set := map[string]string{}
 		for k, v := range req.Set {
 			if set[k], err = props.Check(k, v); err != nil {
-				return &ctlpb.PoolPropResp{Error: toPB(daoserr.Context(err, "pool %s", p.Label))}, nil
+				return &ctlpb.PoolPropResp{Error: ctlclient.FromError(daoserr.Context(err, "pool %s", p.Label))}, nil
 			}
 		}
 		if err := c.s.ms.SetPoolProps(p.UUID, set); err != nil {
-			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolPropResp{Error: ctlclient.FromError(err)}, nil
 		}
 		if p, err = c.s.ms.FindPool(p.UUID); err != nil {
-			return &ctlpb.PoolPropResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolPropResp{Error: ctlclient.FromError(err)}, nil
 		}
 	}
 	all := props.Merge(p.Props)
@@ -509,27 +486,27 @@ func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16,
 func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.PoolResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.PoolDestroy(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
-		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
 	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolDestroying); err != nil {
-		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
 	ranks, err := c.poolRanks(p.Ranks)
 	if err != nil {
-		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
 	u, _ := vos.ParseUUID(p.UUID)
 	if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]}); len(failed) > 0 {
-		return &ctlpb.PoolResp{Error: toPB(failure("destroy pool "+p.Label, failed))}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(failure("destroy pool "+p.Label, failed))}, nil
 	}
 	if err := c.s.ms.RemovePool(p.UUID); err != nil {
-		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
 	return &ctlpb.PoolResp{Pool: poolPB(p, 0)}, nil
 }
@@ -537,12 +514,12 @@ func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlp
 func (c *ctlService) PoolList(ctx context.Context, req *ctlpb.PoolListReq) (*ctlpb.PoolListResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.PoolListResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolListResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.PoolList(forwarded(ctx), req)
 	}
 	pools, err := c.s.ms.Pools()
-	resp := &ctlpb.PoolListResp{Error: toPB(err)}
+	resp := &ctlpb.PoolListResp{Error: ctlclient.FromError(err)}
 	for _, p := range pools {
 		resp.Pools = append(resp.Pools, poolPB(p, 0))
 	}
@@ -552,17 +529,17 @@ func (c *ctlService) PoolList(ctx context.Context, req *ctlpb.PoolListReq) (*ctl
 func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {
 	if cl, err := c.leader(ctx); err != nil || cl != nil {
 		if err != nil {
-			return &ctlpb.PoolResp{Error: toPB(err)}, nil
+			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 		}
 		return cl.PoolQuery(forwarded(ctx), req)
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
-		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
 	ranks, err := c.poolRanks(p.Ranks)
 	if err != nil {
-		return &ctlpb.PoolResp{Error: toPB(err)}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
 	resp := &ctlpb.PoolResp{}
 	var ntgt uint32
@@ -572,7 +549,7 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 		ntgt += r.targets
 		cl, err := c.engines.Get(ctx, r.fabric)
 		if err != nil {
-			resp.Error = toPB(daoserr.Context(err, "query rank %d", r.rank))
+			resp.Error = ctlclient.FromError(daoserr.Context(err, "query rank %d", r.rank))
 			continue
 		}
 		for t := range r.targets {
@@ -582,7 +559,7 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 				err = proto.Unmarshal(rep.Header, &q)
 			}
 			if err != nil {
-				resp.Error = toPB(daoserr.Context(err, "query rank %d target %d", r.rank, t))
+				resp.Error = ctlclient.FromError(daoserr.Context(err, "query rank %d target %d", r.rank, t))
 				continue
 			}
 			resp.ScmUsed += q.ScmUsed

@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/server/mgmt"
@@ -195,7 +196,7 @@ func (s *Server) join(ctx context.Context, re *runningEngine) {
 		resp, err := s.ctl.Join(cctx, &ctlpb.JoinReq{Member: m})
 		cancel()
 		if err == nil {
-			err = ToError(resp.Error)
+			err = ctlclient.ToError(resp.Error)
 		}
 		if err == nil {
 			re.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
@@ -68,7 +69,7 @@ func waitJoined(t *testing.T, c ctlpb.CtlClient, n int) *ctlpb.SystemQueryResp {
 		} else if err != nil {
 			last = err.Error()
 		} else {
-			last = ToError(resp.Error).Error()
+			last = ctlclient.ToError(resp.Error).Error()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -117,7 +118,7 @@ func TestSingleServerSystem(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := ToError(r.Error); !daoserr.Is(e, tc.code) || !strings.Contains(e.Error(), tc.contains) {
+			if e := ctlclient.ToError(r.Error); !daoserr.Is(e, tc.code) || !strings.Contains(e.Error(), tc.contains) {
 				t.Errorf("got %v, want %s containing %q", e, tc.code, tc.contains)
 			}
 		})
@@ -128,7 +129,7 @@ func TestSingleServerSystem(t *testing.T) {
 	if l, err := c.PoolList(ctx, &ctlpb.PoolListReq{}); err != nil || len(l.Pools) != 0 {
 		t.Errorf("list after destroy: %v %v", l, err)
 	}
-	if r, _ := c.PoolQuery(ctx, &ctlpb.PoolReq{Id: "tank"}); !daoserr.Is(ToError(r.Error), daoserr.Nonexist) {
+	if r, _ := c.PoolQuery(ctx, &ctlpb.PoolReq{Id: "tank"}); !daoserr.Is(ctlclient.ToError(r.Error), daoserr.Nonexist) {
 		t.Errorf("query after destroy: %v", r.Error)
 	}
 }

@@ -115,7 +115,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if len(hosts) == 0 {
 		hosts = []string{"localhost"}
 	}
-	cl, err := dmg.Connect(ctx, dmg.Hosts(hosts, port))
+	cl, err := dmg.Connect(ctx, dmg.Hosts(hosts, port), nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "dmg:", err)
 		return 1

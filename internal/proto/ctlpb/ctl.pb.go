@@ -11,6 +11,7 @@
 package ctlpb
 
 import (
+	authpb "github.com/godaos/godaos/internal/proto/authpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -24,6 +25,59 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// Open flags, as DAOS's DAOS_PC_* and DAOS_COO_*.
+type AccessFlags int32
+
+const (
+	AccessFlags_ACCESS_NONE AccessFlags = 0
+	AccessFlags_RO          AccessFlags = 1
+	AccessFlags_RW          AccessFlags = 2
+	AccessFlags_EX          AccessFlags = 4
+)
+
+// Enum value maps for AccessFlags.
+var (
+	AccessFlags_name = map[int32]string{
+		0: "ACCESS_NONE",
+		1: "RO",
+		2: "RW",
+		4: "EX",
+	}
+	AccessFlags_value = map[string]int32{
+		"ACCESS_NONE": 0,
+		"RO":          1,
+		"RW":          2,
+		"EX":          4,
+	}
+)
+
+func (x AccessFlags) Enum() *AccessFlags {
+	p := new(AccessFlags)
+	*p = x
+	return p
+}
+
+func (x AccessFlags) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccessFlags) Descriptor() protoreflect.EnumDescriptor {
+	return file_ctl_proto_enumTypes[0].Descriptor()
+}
+
+func (AccessFlags) Type() protoreflect.EnumType {
+	return &file_ctl_proto_enumTypes[0]
+}
+
+func (x AccessFlags) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccessFlags.Descriptor instead.
+func (AccessFlags) EnumDescriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{0}
+}
 
 type PoolACLReq_Mode int32
 
@@ -61,11 +115,11 @@ func (x PoolACLReq_Mode) String() string {
 }
 
 func (PoolACLReq_Mode) Descriptor() protoreflect.EnumDescriptor {
-	return file_ctl_proto_enumTypes[0].Descriptor()
+	return file_ctl_proto_enumTypes[1].Descriptor()
 }
 
 func (PoolACLReq_Mode) Type() protoreflect.EnumType {
-	return &file_ctl_proto_enumTypes[0]
+	return &file_ctl_proto_enumTypes[1]
 }
 
 func (x PoolACLReq_Mode) Number() protoreflect.EnumNumber {
@@ -1491,12 +1545,1099 @@ func (x *PoolListResp) GetPools() []*Pool {
 	return nil
 }
 
+// SystemStopReq stops the engines of some ranks (all when ranks is empty):
+// they stop serving and are marked stopped; their servers keep running and
+// answer dmg, so SystemStart can start them again.
+type SystemStopReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranks         []uint32               `protobuf:"varint,1,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SystemStopReq) Reset() {
+	*x = SystemStopReq{}
+	mi := &file_ctl_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SystemStopReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SystemStopReq) ProtoMessage() {}
+
+func (x *SystemStopReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SystemStopReq.ProtoReflect.Descriptor instead.
+func (*SystemStopReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SystemStopReq) GetRanks() []uint32 {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+type SystemStartReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranks         []uint32               `protobuf:"varint,1,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SystemStartReq) Reset() {
+	*x = SystemStartReq{}
+	mi := &file_ctl_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SystemStartReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SystemStartReq) ProtoMessage() {}
+
+func (x *SystemStartReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SystemStartReq.ProtoReflect.Descriptor instead.
+func (*SystemStartReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SystemStartReq) GetRanks() []uint32 {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+type RankResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          uint32                 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	ControlAddr   string                 `protobuf:"bytes,2,opt,name=control_addr,json=controlAddr,proto3" json:"control_addr,omitempty"`
+	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"` // after the call
+	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankResult) Reset() {
+	*x = RankResult{}
+	mi := &file_ctl_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankResult) ProtoMessage() {}
+
+func (x *RankResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankResult.ProtoReflect.Descriptor instead.
+func (*RankResult) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RankResult) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *RankResult) GetControlAddr() string {
+	if x != nil {
+		return x.ControlAddr
+	}
+	return ""
+}
+
+func (x *RankResult) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RankResult) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type SystemRanksResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Results       []*RankResult          `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SystemRanksResp) Reset() {
+	*x = SystemRanksResp{}
+	mi := &file_ctl_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SystemRanksResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SystemRanksResp) ProtoMessage() {}
+
+func (x *SystemRanksResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SystemRanksResp.ProtoReflect.Descriptor instead.
+func (*SystemRanksResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SystemRanksResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *SystemRanksResp) GetResults() []*RankResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// EngineStopReq / EngineStartReq go from the MS leader to the server hosting a rank.
+type EngineReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          uint32                 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineReq) Reset() {
+	*x = EngineReq{}
+	mi := &file_ctl_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineReq) ProtoMessage() {}
+
+func (x *EngineReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineReq.ProtoReflect.Descriptor instead.
+func (*EngineReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EngineReq) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+type EngineResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineResp) Reset() {
+	*x = EngineResp{}
+	mi := &file_ctl_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineResp) ProtoMessage() {}
+
+func (x *EngineResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineResp.ProtoReflect.Descriptor instead.
+func (*EngineResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *EngineResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *EngineResp) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// StorageFormatReq formats this server's storage (never forwarded): SCM mounts
+// and bdev directories are created and stamped; with reformat, existing
+// GoDAOS storage is wiped first (its pools are lost).
+type StorageFormatReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reformat      bool                   `protobuf:"varint,1,opt,name=reformat,proto3" json:"reformat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorageFormatReq) Reset() {
+	*x = StorageFormatReq{}
+	mi := &file_ctl_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageFormatReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageFormatReq) ProtoMessage() {}
+
+func (x *StorageFormatReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageFormatReq.ProtoReflect.Descriptor instead.
+func (*StorageFormatReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *StorageFormatReq) GetReformat() bool {
+	if x != nil {
+		return x.Reformat
+	}
+	return false
+}
+
+type StorageFormatResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Storage       []*EngineStorage       `protobuf:"bytes,3,rep,name=storage,proto3" json:"storage,omitempty"`
+	Formatted     []string               `protobuf:"bytes,4,rep,name=formatted,proto3" json:"formatted,omitempty"` // what was created or wiped
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorageFormatResp) Reset() {
+	*x = StorageFormatResp{}
+	mi := &file_ctl_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageFormatResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageFormatResp) ProtoMessage() {}
+
+func (x *StorageFormatResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageFormatResp.ProtoReflect.Descriptor instead.
+func (*StorageFormatResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *StorageFormatResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *StorageFormatResp) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *StorageFormatResp) GetStorage() []*EngineStorage {
+	if x != nil {
+		return x.Storage
+	}
+	return nil
+}
+
+func (x *StorageFormatResp) GetFormatted() []string {
+	if x != nil {
+		return x.Formatted
+	}
+	return nil
+}
+
+type PoolConnectReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // label or UUID
+	Cred          *authpb.Credential     `protobuf:"bytes,2,opt,name=cred,proto3" json:"cred,omitempty"`
+	Flags         uint32                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolConnectReq) Reset() {
+	*x = PoolConnectReq{}
+	mi := &file_ctl_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolConnectReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolConnectReq) ProtoMessage() {}
+
+func (x *PoolConnectReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolConnectReq.ProtoReflect.Descriptor instead.
+func (*PoolConnectReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PoolConnectReq) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PoolConnectReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
+}
+
+func (x *PoolConnectReq) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
+type PoolConnectResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Pool          *Pool                  `protobuf:"bytes,2,opt,name=pool,proto3" json:"pool,omitempty"`
+	Handle        string                 `protobuf:"bytes,3,opt,name=handle,proto3" json:"handle,omitempty"`   // UUID of this connection
+	Perms         string                 `protobuf:"bytes,4,opt,name=perms,proto3" json:"perms,omitempty"`     // permission letters granted (e.g. "rw")
+	Members       []*Member              `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"` // the pool's ranks and their fabric addresses
+	MapVersion    uint32                 `protobuf:"varint,6,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolConnectResp) Reset() {
+	*x = PoolConnectResp{}
+	mi := &file_ctl_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolConnectResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolConnectResp) ProtoMessage() {}
+
+func (x *PoolConnectResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolConnectResp.ProtoReflect.Descriptor instead.
+func (*PoolConnectResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PoolConnectResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PoolConnectResp) GetPool() *Pool {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *PoolConnectResp) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *PoolConnectResp) GetPerms() string {
+	if x != nil {
+		return x.Perms
+	}
+	return ""
+}
+
+func (x *PoolConnectResp) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *PoolConnectResp) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
+type Cont struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Label         string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Owner         string                 `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	Group         string                 `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	Props         map[string]string      `protobuf:"bytes,6,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Acl           []string               `protobuf:"bytes,7,rep,name=acl,proto3" json:"acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cont) Reset() {
+	*x = Cont{}
+	mi := &file_ctl_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cont) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cont) ProtoMessage() {}
+
+func (x *Cont) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cont.ProtoReflect.Descriptor instead.
+func (*Cont) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Cont) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *Cont) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *Cont) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Cont) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Cont) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Cont) GetProps() map[string]string {
+	if x != nil {
+		return x.Props
+	}
+	return nil
+}
+
+func (x *Cont) GetAcl() []string {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+type ContCreateReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cred          *authpb.Credential     `protobuf:"bytes,2,opt,name=cred,proto3" json:"cred,omitempty"`
+	Label         string                 `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	Props         map[string]string      `protobuf:"bytes,5,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Acl           []string               `protobuf:"bytes,6,rep,name=acl,proto3" json:"acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContCreateReq) Reset() {
+	*x = ContCreateReq{}
+	mi := &file_ctl_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContCreateReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContCreateReq) ProtoMessage() {}
+
+func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContCreateReq.ProtoReflect.Descriptor instead.
+func (*ContCreateReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ContCreateReq) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *ContCreateReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
+}
+
+func (x *ContCreateReq) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *ContCreateReq) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ContCreateReq) GetProps() map[string]string {
+	if x != nil {
+		return x.Props
+	}
+	return nil
+}
+
+func (x *ContCreateReq) GetAcl() []string {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+// ContReq names a container: open (flags), query, destroy, list (cont empty).
+type ContReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          string                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"` // label or UUID
+	Cred          *authpb.Credential     `protobuf:"bytes,3,opt,name=cred,proto3" json:"cred,omitempty"`
+	Flags         uint32                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"`
+	Force         bool                   `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"` // destroy even if open (no open handles are tracked yet)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContReq) Reset() {
+	*x = ContReq{}
+	mi := &file_ctl_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContReq) ProtoMessage() {}
+
+func (x *ContReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContReq.ProtoReflect.Descriptor instead.
+func (*ContReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ContReq) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *ContReq) GetCont() string {
+	if x != nil {
+		return x.Cont
+	}
+	return ""
+}
+
+func (x *ContReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
+}
+
+func (x *ContReq) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
+func (x *ContReq) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type ContResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Cont          *Cont                  `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Perms         string                 `protobuf:"bytes,3,opt,name=perms,proto3" json:"perms,omitempty"`
+	Handle        string                 `protobuf:"bytes,4,opt,name=handle,proto3" json:"handle,omitempty"`
+	Conts         []*Cont                `protobuf:"bytes,5,rep,name=conts,proto3" json:"conts,omitempty"` // list
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContResp) Reset() {
+	*x = ContResp{}
+	mi := &file_ctl_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContResp) ProtoMessage() {}
+
+func (x *ContResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContResp.ProtoReflect.Descriptor instead.
+func (*ContResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ContResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ContResp) GetCont() *Cont {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *ContResp) GetPerms() string {
+	if x != nil {
+		return x.Perms
+	}
+	return ""
+}
+
+func (x *ContResp) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *ContResp) GetConts() []*Cont {
+	if x != nil {
+		return x.Conts
+	}
+	return nil
+}
+
+// ContSetOwnerReq is dmg's: an administrator changes a container's owner.
+type ContSetOwnerReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          string                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`   // "name@" or "name"; empty keeps the owner
+	Group         string                 `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"` // empty keeps the group
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContSetOwnerReq) Reset() {
+	*x = ContSetOwnerReq{}
+	mi := &file_ctl_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContSetOwnerReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContSetOwnerReq) ProtoMessage() {}
+
+func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContSetOwnerReq.ProtoReflect.Descriptor instead.
+func (*ContSetOwnerReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ContSetOwnerReq) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *ContSetOwnerReq) GetCont() string {
+	if x != nil {
+		return x.Cont
+	}
+	return ""
+}
+
+func (x *ContSetOwnerReq) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ContSetOwnerReq) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// AttachInfoReq is the agent's: what a client needs to reach the system.
+type AttachInfoReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachInfoReq) Reset() {
+	*x = AttachInfoReq{}
+	mi := &file_ctl_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachInfoReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachInfoReq) ProtoMessage() {}
+
+func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachInfoReq.ProtoReflect.Descriptor instead.
+func (*AttachInfoReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{37}
+}
+
+type AttachInfoResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	MsReplicas    []string               `protobuf:"bytes,2,rep,name=ms_replicas,json=msReplicas,proto3" json:"ms_replicas,omitempty"`
+	Members       []*Member              `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	MapVersion    uint32                 `protobuf:"varint,4,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
+	System        string                 `protobuf:"bytes,5,opt,name=system,proto3" json:"system,omitempty"`
+	Provider      string                 `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachInfoResp) Reset() {
+	*x = AttachInfoResp{}
+	mi := &file_ctl_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachInfoResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachInfoResp) ProtoMessage() {}
+
+func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
+func (*AttachInfoResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AttachInfoResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *AttachInfoResp) GetMsReplicas() []string {
+	if x != nil {
+		return x.MsReplicas
+	}
+	return nil
+}
+
+func (x *AttachInfoResp) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *AttachInfoResp) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
+func (x *AttachInfoResp) GetSystem() string {
+	if x != nil {
+		return x.System
+	}
+	return ""
+}
+
+func (x *AttachInfoResp) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
 var File_ctl_proto protoreflect.FileDescriptor
 
 const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"\tctl.proto\x12\n" +
-	"godaos.ctl\"M\n" +
+	"godaos.ctl\x1a\n" +
+	"auth.proto\"M\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x1e\n" +
@@ -1628,7 +2769,100 @@ const file_ctl_proto_rawDesc = "" +
 	"\vPoolListReq\"_\n" +
 	"\fPoolListResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12&\n" +
-	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools2\x81\x05\n" +
+	"\x05pools\x18\x02 \x03(\v2\x10.godaos.ctl.PoolR\x05pools\"%\n" +
+	"\rSystemStopReq\x12\x14\n" +
+	"\x05ranks\x18\x01 \x03(\rR\x05ranks\"&\n" +
+	"\x0eSystemStartReq\x12\x14\n" +
+	"\x05ranks\x18\x01 \x03(\rR\x05ranks\"\x82\x01\n" +
+	"\n" +
+	"RankResult\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\rR\x04rank\x12!\n" +
+	"\fcontrol_addr\x18\x02 \x01(\tR\vcontrolAddr\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12'\n" +
+	"\x05error\x18\x04 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\"l\n" +
+	"\x0fSystemRanksResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x120\n" +
+	"\aresults\x18\x02 \x03(\v2\x16.godaos.ctl.RankResultR\aresults\"\x1f\n" +
+	"\tEngineReq\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\rR\x04rank\"K\n" +
+	"\n" +
+	"EngineResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\".\n" +
+	"\x10StorageFormatReq\x12\x1a\n" +
+	"\breformat\x18\x01 \x01(\bR\breformat\"\xa3\x01\n" +
+	"\x11StorageFormatResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x123\n" +
+	"\astorage\x18\x03 \x03(\v2\x19.godaos.ctl.EngineStorageR\astorage\x12\x1c\n" +
+	"\tformatted\x18\x04 \x03(\tR\tformatted\"c\n" +
+	"\x0ePoolConnectReq\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\x04cred\x18\x02 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\rR\x05flags\"\xdd\x01\n" +
+	"\x0fPoolConnectResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
+	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\x12\x16\n" +
+	"\x06handle\x18\x03 \x01(\tR\x06handle\x12\x14\n" +
+	"\x05perms\x18\x04 \x01(\tR\x05perms\x12,\n" +
+	"\amembers\x18\x05 \x03(\v2\x12.godaos.ctl.MemberR\amembers\x12\x1f\n" +
+	"\vmap_version\x18\x06 \x01(\rR\n" +
+	"mapVersion\"\xef\x01\n" +
+	"\x04Cont\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\x121\n" +
+	"\x05props\x18\x06 \x03(\v2\x1b.godaos.ctl.Cont.PropsEntryR\x05props\x12\x10\n" +
+	"\x03acl\x18\a \x03(\tR\x03acl\x1a8\n" +
+	"\n" +
+	"PropsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x02\n" +
+	"\rContCreateReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12+\n" +
+	"\x04cred\x18\x02 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12:\n" +
+	"\x05props\x18\x05 \x03(\v2$.godaos.ctl.ContCreateReq.PropsEntryR\x05props\x12\x10\n" +
+	"\x03acl\x18\x06 \x03(\tR\x03acl\x1a8\n" +
+	"\n" +
+	"PropsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
+	"\aContReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +
+	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
+	"\x05flags\x18\x04 \x01(\rR\x05flags\x12\x14\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\"\xaf\x01\n" +
+	"\bContResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
+	"\x04cont\x18\x02 \x01(\v2\x10.godaos.ctl.ContR\x04cont\x12\x14\n" +
+	"\x05perms\x18\x03 \x01(\tR\x05perms\x12\x16\n" +
+	"\x06handle\x18\x04 \x01(\tR\x06handle\x12&\n" +
+	"\x05conts\x18\x05 \x03(\v2\x10.godaos.ctl.ContR\x05conts\"c\n" +
+	"\x0fContSetOwnerReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\tR\x04cont\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\"\x0f\n" +
+	"\rAttachInfoReq\"\xdd\x01\n" +
+	"\x0eAttachInfoResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x1f\n" +
+	"\vms_replicas\x18\x02 \x03(\tR\n" +
+	"msReplicas\x12,\n" +
+	"\amembers\x18\x03 \x03(\v2\x12.godaos.ctl.MemberR\amembers\x12\x1f\n" +
+	"\vmap_version\x18\x04 \x01(\rR\n" +
+	"mapVersion\x12\x16\n" +
+	"\x06system\x18\x05 \x01(\tR\x06system\x12\x1a\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider*6\n" +
+	"\vAccessFlags\x12\x0f\n" +
+	"\vACCESS_NONE\x10\x00\x12\x06\n" +
+	"\x02RO\x10\x01\x12\x06\n" +
+	"\x02RW\x10\x02\x12\x06\n" +
+	"\x02EX\x10\x042\x92\v\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -1640,7 +2874,22 @@ const file_ctl_proto_rawDesc = "" +
 	"\tPoolQuery\x12\x13.godaos.ctl.PoolReq\x1a\x14.godaos.ctl.PoolResp\x12=\n" +
 	"\bPoolList\x12\x17.godaos.ctl.PoolListReq\x1a\x18.godaos.ctl.PoolListResp\x12:\n" +
 	"\aPoolACL\x12\x16.godaos.ctl.PoolACLReq\x1a\x17.godaos.ctl.PoolACLResp\x12=\n" +
-	"\bPoolProp\x12\x17.godaos.ctl.PoolPropReq\x1a\x18.godaos.ctl.PoolPropRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
+	"\bPoolProp\x12\x17.godaos.ctl.PoolPropReq\x1a\x18.godaos.ctl.PoolPropResp\x12D\n" +
+	"\n" +
+	"SystemStop\x12\x19.godaos.ctl.SystemStopReq\x1a\x1b.godaos.ctl.SystemRanksResp\x12F\n" +
+	"\vSystemStart\x12\x1a.godaos.ctl.SystemStartReq\x1a\x1b.godaos.ctl.SystemRanksResp\x12;\n" +
+	"\n" +
+	"EngineStop\x12\x15.godaos.ctl.EngineReq\x1a\x16.godaos.ctl.EngineResp\x12<\n" +
+	"\vEngineStart\x12\x15.godaos.ctl.EngineReq\x1a\x16.godaos.ctl.EngineResp\x12L\n" +
+	"\rStorageFormat\x12\x1c.godaos.ctl.StorageFormatReq\x1a\x1d.godaos.ctl.StorageFormatResp\x12F\n" +
+	"\vPoolConnect\x12\x1a.godaos.ctl.PoolConnectReq\x1a\x1b.godaos.ctl.PoolConnectResp\x12=\n" +
+	"\n" +
+	"ContCreate\x12\x19.godaos.ctl.ContCreateReq\x1a\x14.godaos.ctl.ContResp\x125\n" +
+	"\bContOpen\x12\x13.godaos.ctl.ContReq\x1a\x14.godaos.ctl.ContResp\x128\n" +
+	"\vContDestroy\x12\x13.godaos.ctl.ContReq\x1a\x14.godaos.ctl.ContResp\x125\n" +
+	"\bContList\x12\x13.godaos.ctl.ContReq\x1a\x14.godaos.ctl.ContResp\x12A\n" +
+	"\fContSetOwner\x12\x1b.godaos.ctl.ContSetOwnerReq\x1a\x14.godaos.ctl.ContResp\x12F\n" +
+	"\rGetAttachInfo\x12\x19.godaos.ctl.AttachInfoReq\x1a\x1a.godaos.ctl.AttachInfoRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
 	file_ctl_proto_rawDescOnce sync.Once
@@ -1654,84 +2903,148 @@ func file_ctl_proto_rawDescGZIP() []byte {
 	return file_ctl_proto_rawDescData
 }
 
-var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_ctl_proto_goTypes = []any{
-	(PoolACLReq_Mode)(0),    // 0: godaos.ctl.PoolACLReq.Mode
-	(*Error)(nil),           // 1: godaos.ctl.Error
-	(*Member)(nil),          // 2: godaos.ctl.Member
-	(*JoinReq)(nil),         // 3: godaos.ctl.JoinReq
-	(*JoinResp)(nil),        // 4: godaos.ctl.JoinResp
-	(*SystemQueryReq)(nil),  // 5: godaos.ctl.SystemQueryReq
-	(*SystemQueryResp)(nil), // 6: godaos.ctl.SystemQueryResp
-	(*LeaderQueryReq)(nil),  // 7: godaos.ctl.LeaderQueryReq
-	(*LeaderQueryResp)(nil), // 8: godaos.ctl.LeaderQueryResp
-	(*ServerQueryReq)(nil),  // 9: godaos.ctl.ServerQueryReq
-	(*ServerQueryResp)(nil), // 10: godaos.ctl.ServerQueryResp
-	(*EngineStorage)(nil),   // 11: godaos.ctl.EngineStorage
-	(*Pool)(nil),            // 12: godaos.ctl.Pool
-	(*PoolCreateReq)(nil),   // 13: godaos.ctl.PoolCreateReq
-	(*PoolCreateResp)(nil),  // 14: godaos.ctl.PoolCreateResp
-	(*PoolReq)(nil),         // 15: godaos.ctl.PoolReq
-	(*PoolResp)(nil),        // 16: godaos.ctl.PoolResp
-	(*PoolACLReq)(nil),      // 17: godaos.ctl.PoolACLReq
-	(*PoolACLResp)(nil),     // 18: godaos.ctl.PoolACLResp
-	(*PoolPropReq)(nil),     // 19: godaos.ctl.PoolPropReq
-	(*PoolPropResp)(nil),    // 20: godaos.ctl.PoolPropResp
-	(*PoolListReq)(nil),     // 21: godaos.ctl.PoolListReq
-	(*PoolListResp)(nil),    // 22: godaos.ctl.PoolListResp
-	nil,                     // 23: godaos.ctl.Pool.PropsEntry
-	nil,                     // 24: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                     // 25: godaos.ctl.PoolPropReq.SetEntry
-	nil,                     // 26: godaos.ctl.PoolPropResp.PropsEntry
+	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
+	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
+	(*Error)(nil),             // 2: godaos.ctl.Error
+	(*Member)(nil),            // 3: godaos.ctl.Member
+	(*JoinReq)(nil),           // 4: godaos.ctl.JoinReq
+	(*JoinResp)(nil),          // 5: godaos.ctl.JoinResp
+	(*SystemQueryReq)(nil),    // 6: godaos.ctl.SystemQueryReq
+	(*SystemQueryResp)(nil),   // 7: godaos.ctl.SystemQueryResp
+	(*LeaderQueryReq)(nil),    // 8: godaos.ctl.LeaderQueryReq
+	(*LeaderQueryResp)(nil),   // 9: godaos.ctl.LeaderQueryResp
+	(*ServerQueryReq)(nil),    // 10: godaos.ctl.ServerQueryReq
+	(*ServerQueryResp)(nil),   // 11: godaos.ctl.ServerQueryResp
+	(*EngineStorage)(nil),     // 12: godaos.ctl.EngineStorage
+	(*Pool)(nil),              // 13: godaos.ctl.Pool
+	(*PoolCreateReq)(nil),     // 14: godaos.ctl.PoolCreateReq
+	(*PoolCreateResp)(nil),    // 15: godaos.ctl.PoolCreateResp
+	(*PoolReq)(nil),           // 16: godaos.ctl.PoolReq
+	(*PoolResp)(nil),          // 17: godaos.ctl.PoolResp
+	(*PoolACLReq)(nil),        // 18: godaos.ctl.PoolACLReq
+	(*PoolACLResp)(nil),       // 19: godaos.ctl.PoolACLResp
+	(*PoolPropReq)(nil),       // 20: godaos.ctl.PoolPropReq
+	(*PoolPropResp)(nil),      // 21: godaos.ctl.PoolPropResp
+	(*PoolListReq)(nil),       // 22: godaos.ctl.PoolListReq
+	(*PoolListResp)(nil),      // 23: godaos.ctl.PoolListResp
+	(*SystemStopReq)(nil),     // 24: godaos.ctl.SystemStopReq
+	(*SystemStartReq)(nil),    // 25: godaos.ctl.SystemStartReq
+	(*RankResult)(nil),        // 26: godaos.ctl.RankResult
+	(*SystemRanksResp)(nil),   // 27: godaos.ctl.SystemRanksResp
+	(*EngineReq)(nil),         // 28: godaos.ctl.EngineReq
+	(*EngineResp)(nil),        // 29: godaos.ctl.EngineResp
+	(*StorageFormatReq)(nil),  // 30: godaos.ctl.StorageFormatReq
+	(*StorageFormatResp)(nil), // 31: godaos.ctl.StorageFormatResp
+	(*PoolConnectReq)(nil),    // 32: godaos.ctl.PoolConnectReq
+	(*PoolConnectResp)(nil),   // 33: godaos.ctl.PoolConnectResp
+	(*Cont)(nil),              // 34: godaos.ctl.Cont
+	(*ContCreateReq)(nil),     // 35: godaos.ctl.ContCreateReq
+	(*ContReq)(nil),           // 36: godaos.ctl.ContReq
+	(*ContResp)(nil),          // 37: godaos.ctl.ContResp
+	(*ContSetOwnerReq)(nil),   // 38: godaos.ctl.ContSetOwnerReq
+	(*AttachInfoReq)(nil),     // 39: godaos.ctl.AttachInfoReq
+	(*AttachInfoResp)(nil),    // 40: godaos.ctl.AttachInfoResp
+	nil,                       // 41: godaos.ctl.Pool.PropsEntry
+	nil,                       // 42: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 43: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 44: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 45: godaos.ctl.Cont.PropsEntry
+	nil,                       // 46: godaos.ctl.ContCreateReq.PropsEntry
+	(*authpb.Credential)(nil), // 47: godaos.auth.Credential
 }
 var file_ctl_proto_depIdxs = []int32{
-	2,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
-	1,  // 1: godaos.ctl.JoinResp.error:type_name -> godaos.ctl.Error
-	2,  // 2: godaos.ctl.JoinResp.member:type_name -> godaos.ctl.Member
-	1,  // 3: godaos.ctl.SystemQueryResp.error:type_name -> godaos.ctl.Error
-	2,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
-	1,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
-	1,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
-	11, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	23, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	24, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
-	1,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
-	12, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	1,  // 12: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
-	12, // 13: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
-	0,  // 14: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
-	1,  // 15: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	25, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
-	1,  // 17: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	26, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
-	1,  // 19: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	12, // 20: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	3,  // 21: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	5,  // 22: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	7,  // 23: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	9,  // 24: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	13, // 25: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	15, // 26: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	15, // 27: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	21, // 28: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	17, // 29: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	19, // 30: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	4,  // 31: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	6,  // 32: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	8,  // 33: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	10, // 34: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	14, // 35: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	16, // 36: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	16, // 37: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	22, // 38: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	18, // 39: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	20, // 40: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	31, // [31:41] is the sub-list for method output_type
-	21, // [21:31] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
+	2,  // 1: godaos.ctl.JoinResp.error:type_name -> godaos.ctl.Error
+	3,  // 2: godaos.ctl.JoinResp.member:type_name -> godaos.ctl.Member
+	2,  // 3: godaos.ctl.SystemQueryResp.error:type_name -> godaos.ctl.Error
+	3,  // 4: godaos.ctl.SystemQueryResp.members:type_name -> godaos.ctl.Member
+	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
+	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
+	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
+	41, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	42, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
+	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
+	2,  // 12: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
+	13, // 13: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
+	1,  // 14: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
+	2,  // 15: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
+	43, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	2,  // 17: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
+	44, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	2,  // 19: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	13, // 20: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	2,  // 21: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
+	2,  // 22: godaos.ctl.SystemRanksResp.error:type_name -> godaos.ctl.Error
+	26, // 23: godaos.ctl.SystemRanksResp.results:type_name -> godaos.ctl.RankResult
+	2,  // 24: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
+	2,  // 25: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
+	12, // 26: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
+	47, // 27: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	2,  // 28: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
+	13, // 29: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
+	3,  // 30: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
+	45, // 31: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	47, // 32: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	46, // 33: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	47, // 34: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	2,  // 35: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
+	34, // 36: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
+	34, // 37: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
+	2,  // 38: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
+	3,  // 39: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
+	4,  // 40: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 41: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 42: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 43: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 44: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 45: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 46: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 47: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 48: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 49: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 50: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 51: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 52: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 53: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 54: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 55: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	35, // 56: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	36, // 57: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	36, // 58: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	36, // 59: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	38, // 60: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	39, // 61: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	5,  // 62: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 63: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 64: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 65: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 66: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 67: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 68: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 69: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 70: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 71: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 72: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 73: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 74: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 75: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 76: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 77: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	37, // 78: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	37, // 79: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	37, // 80: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	37, // 81: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	37, // 82: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	40, // 83: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	62, // [62:84] is the sub-list for method output_type
+	40, // [40:62] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -1744,8 +3057,8 @@ func file_ctl_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   26,
+			NumEnums:      2,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,16 +23,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ctl_Join_FullMethodName        = "/godaos.ctl.Ctl/Join"
-	Ctl_SystemQuery_FullMethodName = "/godaos.ctl.Ctl/SystemQuery"
-	Ctl_LeaderQuery_FullMethodName = "/godaos.ctl.Ctl/LeaderQuery"
-	Ctl_ServerQuery_FullMethodName = "/godaos.ctl.Ctl/ServerQuery"
-	Ctl_PoolCreate_FullMethodName  = "/godaos.ctl.Ctl/PoolCreate"
-	Ctl_PoolDestroy_FullMethodName = "/godaos.ctl.Ctl/PoolDestroy"
-	Ctl_PoolQuery_FullMethodName   = "/godaos.ctl.Ctl/PoolQuery"
-	Ctl_PoolList_FullMethodName    = "/godaos.ctl.Ctl/PoolList"
-	Ctl_PoolACL_FullMethodName     = "/godaos.ctl.Ctl/PoolACL"
-	Ctl_PoolProp_FullMethodName    = "/godaos.ctl.Ctl/PoolProp"
+	Ctl_Join_FullMethodName          = "/godaos.ctl.Ctl/Join"
+	Ctl_SystemQuery_FullMethodName   = "/godaos.ctl.Ctl/SystemQuery"
+	Ctl_LeaderQuery_FullMethodName   = "/godaos.ctl.Ctl/LeaderQuery"
+	Ctl_ServerQuery_FullMethodName   = "/godaos.ctl.Ctl/ServerQuery"
+	Ctl_PoolCreate_FullMethodName    = "/godaos.ctl.Ctl/PoolCreate"
+	Ctl_PoolDestroy_FullMethodName   = "/godaos.ctl.Ctl/PoolDestroy"
+	Ctl_PoolQuery_FullMethodName     = "/godaos.ctl.Ctl/PoolQuery"
+	Ctl_PoolList_FullMethodName      = "/godaos.ctl.Ctl/PoolList"
+	Ctl_PoolACL_FullMethodName       = "/godaos.ctl.Ctl/PoolACL"
+	Ctl_PoolProp_FullMethodName      = "/godaos.ctl.Ctl/PoolProp"
+	Ctl_SystemStop_FullMethodName    = "/godaos.ctl.Ctl/SystemStop"
+	Ctl_SystemStart_FullMethodName   = "/godaos.ctl.Ctl/SystemStart"
+	Ctl_EngineStop_FullMethodName    = "/godaos.ctl.Ctl/EngineStop"
+	Ctl_EngineStart_FullMethodName   = "/godaos.ctl.Ctl/EngineStart"
+	Ctl_StorageFormat_FullMethodName = "/godaos.ctl.Ctl/StorageFormat"
+	Ctl_PoolConnect_FullMethodName   = "/godaos.ctl.Ctl/PoolConnect"
+	Ctl_ContCreate_FullMethodName    = "/godaos.ctl.Ctl/ContCreate"
+	Ctl_ContOpen_FullMethodName      = "/godaos.ctl.Ctl/ContOpen"
+	Ctl_ContDestroy_FullMethodName   = "/godaos.ctl.Ctl/ContDestroy"
+	Ctl_ContList_FullMethodName      = "/godaos.ctl.Ctl/ContList"
+	Ctl_ContSetOwner_FullMethodName  = "/godaos.ctl.Ctl/ContSetOwner"
+	Ctl_GetAttachInfo_FullMethodName = "/godaos.ctl.Ctl/GetAttachInfo"
 )
 
 // CtlClient is the client API for Ctl service.
@@ -49,6 +61,18 @@ type CtlClient interface {
 	PoolList(ctx context.Context, in *PoolListReq, opts ...grpc.CallOption) (*PoolListResp, error)
 	PoolACL(ctx context.Context, in *PoolACLReq, opts ...grpc.CallOption) (*PoolACLResp, error)
 	PoolProp(ctx context.Context, in *PoolPropReq, opts ...grpc.CallOption) (*PoolPropResp, error)
+	SystemStop(ctx context.Context, in *SystemStopReq, opts ...grpc.CallOption) (*SystemRanksResp, error)
+	SystemStart(ctx context.Context, in *SystemStartReq, opts ...grpc.CallOption) (*SystemRanksResp, error)
+	EngineStop(ctx context.Context, in *EngineReq, opts ...grpc.CallOption) (*EngineResp, error)
+	EngineStart(ctx context.Context, in *EngineReq, opts ...grpc.CallOption) (*EngineResp, error)
+	StorageFormat(ctx context.Context, in *StorageFormatReq, opts ...grpc.CallOption) (*StorageFormatResp, error)
+	PoolConnect(ctx context.Context, in *PoolConnectReq, opts ...grpc.CallOption) (*PoolConnectResp, error)
+	ContCreate(ctx context.Context, in *ContCreateReq, opts ...grpc.CallOption) (*ContResp, error)
+	ContOpen(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error)
+	ContDestroy(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error)
+	ContList(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error)
+	ContSetOwner(ctx context.Context, in *ContSetOwnerReq, opts ...grpc.CallOption) (*ContResp, error)
+	GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error)
 }
 
 type ctlClient struct {
@@ -159,6 +183,126 @@ func (c *ctlClient) PoolProp(ctx context.Context, in *PoolPropReq, opts ...grpc.
 	return out, nil
 }
 
+func (c *ctlClient) SystemStop(ctx context.Context, in *SystemStopReq, opts ...grpc.CallOption) (*SystemRanksResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SystemRanksResp)
+	err := c.cc.Invoke(ctx, Ctl_SystemStop_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) SystemStart(ctx context.Context, in *SystemStartReq, opts ...grpc.CallOption) (*SystemRanksResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SystemRanksResp)
+	err := c.cc.Invoke(ctx, Ctl_SystemStart_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) EngineStop(ctx context.Context, in *EngineReq, opts ...grpc.CallOption) (*EngineResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EngineResp)
+	err := c.cc.Invoke(ctx, Ctl_EngineStop_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) EngineStart(ctx context.Context, in *EngineReq, opts ...grpc.CallOption) (*EngineResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EngineResp)
+	err := c.cc.Invoke(ctx, Ctl_EngineStart_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) StorageFormat(ctx context.Context, in *StorageFormatReq, opts ...grpc.CallOption) (*StorageFormatResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StorageFormatResp)
+	err := c.cc.Invoke(ctx, Ctl_StorageFormat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) PoolConnect(ctx context.Context, in *PoolConnectReq, opts ...grpc.CallOption) (*PoolConnectResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolConnectResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolConnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ContCreate(ctx context.Context, in *ContCreateReq, opts ...grpc.CallOption) (*ContResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContResp)
+	err := c.cc.Invoke(ctx, Ctl_ContCreate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ContOpen(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContResp)
+	err := c.cc.Invoke(ctx, Ctl_ContOpen_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ContDestroy(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContResp)
+	err := c.cc.Invoke(ctx, Ctl_ContDestroy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ContList(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContResp)
+	err := c.cc.Invoke(ctx, Ctl_ContList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ContSetOwner(ctx context.Context, in *ContSetOwnerReq, opts ...grpc.CallOption) (*ContResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContResp)
+	err := c.cc.Invoke(ctx, Ctl_ContSetOwner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttachInfoResp)
+	err := c.cc.Invoke(ctx, Ctl_GetAttachInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CtlServer is the server API for Ctl service.
 // All implementations must embed UnimplementedCtlServer
 // for forward compatibility.
@@ -173,6 +317,18 @@ type CtlServer interface {
 	PoolList(context.Context, *PoolListReq) (*PoolListResp, error)
 	PoolACL(context.Context, *PoolACLReq) (*PoolACLResp, error)
 	PoolProp(context.Context, *PoolPropReq) (*PoolPropResp, error)
+	SystemStop(context.Context, *SystemStopReq) (*SystemRanksResp, error)
+	SystemStart(context.Context, *SystemStartReq) (*SystemRanksResp, error)
+	EngineStop(context.Context, *EngineReq) (*EngineResp, error)
+	EngineStart(context.Context, *EngineReq) (*EngineResp, error)
+	StorageFormat(context.Context, *StorageFormatReq) (*StorageFormatResp, error)
+	PoolConnect(context.Context, *PoolConnectReq) (*PoolConnectResp, error)
+	ContCreate(context.Context, *ContCreateReq) (*ContResp, error)
+	ContOpen(context.Context, *ContReq) (*ContResp, error)
+	ContDestroy(context.Context, *ContReq) (*ContResp, error)
+	ContList(context.Context, *ContReq) (*ContResp, error)
+	ContSetOwner(context.Context, *ContSetOwnerReq) (*ContResp, error)
+	GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
 
@@ -212,6 +368,42 @@ func (UnimplementedCtlServer) PoolACL(context.Context, *PoolACLReq) (*PoolACLRes
 }
 func (UnimplementedCtlServer) PoolProp(context.Context, *PoolPropReq) (*PoolPropResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method PoolProp not implemented")
+}
+func (UnimplementedCtlServer) SystemStop(context.Context, *SystemStopReq) (*SystemRanksResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method SystemStop not implemented")
+}
+func (UnimplementedCtlServer) SystemStart(context.Context, *SystemStartReq) (*SystemRanksResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method SystemStart not implemented")
+}
+func (UnimplementedCtlServer) EngineStop(context.Context, *EngineReq) (*EngineResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method EngineStop not implemented")
+}
+func (UnimplementedCtlServer) EngineStart(context.Context, *EngineReq) (*EngineResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method EngineStart not implemented")
+}
+func (UnimplementedCtlServer) StorageFormat(context.Context, *StorageFormatReq) (*StorageFormatResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method StorageFormat not implemented")
+}
+func (UnimplementedCtlServer) PoolConnect(context.Context, *PoolConnectReq) (*PoolConnectResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolConnect not implemented")
+}
+func (UnimplementedCtlServer) ContCreate(context.Context, *ContCreateReq) (*ContResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContCreate not implemented")
+}
+func (UnimplementedCtlServer) ContOpen(context.Context, *ContReq) (*ContResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContOpen not implemented")
+}
+func (UnimplementedCtlServer) ContDestroy(context.Context, *ContReq) (*ContResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContDestroy not implemented")
+}
+func (UnimplementedCtlServer) ContList(context.Context, *ContReq) (*ContResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContList not implemented")
+}
+func (UnimplementedCtlServer) ContSetOwner(context.Context, *ContSetOwnerReq) (*ContResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContSetOwner not implemented")
+}
+func (UnimplementedCtlServer) GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAttachInfo not implemented")
 }
 func (UnimplementedCtlServer) mustEmbedUnimplementedCtlServer() {}
 func (UnimplementedCtlServer) testEmbeddedByValue()             {}
@@ -414,6 +606,222 @@ func _Ctl_PoolProp_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_SystemStop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SystemStopReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).SystemStop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_SystemStop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).SystemStop(ctx, req.(*SystemStopReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_SystemStart_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SystemStartReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).SystemStart(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_SystemStart_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).SystemStart(ctx, req.(*SystemStartReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_EngineStop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EngineReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).EngineStop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_EngineStop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).EngineStop(ctx, req.(*EngineReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_EngineStart_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EngineReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).EngineStart(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_EngineStart_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).EngineStart(ctx, req.(*EngineReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_StorageFormat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StorageFormatReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).StorageFormat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_StorageFormat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).StorageFormat(ctx, req.(*StorageFormatReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_PoolConnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolConnectReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolConnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolConnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolConnect(ctx, req.(*PoolConnectReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ContCreate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContCreateReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContCreate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContCreate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContCreate(ctx, req.(*ContCreateReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ContOpen_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContOpen(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContOpen_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContOpen(ctx, req.(*ContReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ContDestroy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContDestroy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContDestroy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContDestroy(ctx, req.(*ContReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ContList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContList(ctx, req.(*ContReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ContSetOwner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContSetOwnerReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContSetOwner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContSetOwner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContSetOwner(ctx, req.(*ContSetOwnerReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_GetAttachInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttachInfoReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).GetAttachInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_GetAttachInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).GetAttachInfo(ctx, req.(*AttachInfoReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ctl_ServiceDesc is the grpc.ServiceDesc for Ctl service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -460,6 +868,54 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PoolProp",
 			Handler:    _Ctl_PoolProp_Handler,
+		},
+		{
+			MethodName: "SystemStop",
+			Handler:    _Ctl_SystemStop_Handler,
+		},
+		{
+			MethodName: "SystemStart",
+			Handler:    _Ctl_SystemStart_Handler,
+		},
+		{
+			MethodName: "EngineStop",
+			Handler:    _Ctl_EngineStop_Handler,
+		},
+		{
+			MethodName: "EngineStart",
+			Handler:    _Ctl_EngineStart_Handler,
+		},
+		{
+			MethodName: "StorageFormat",
+			Handler:    _Ctl_StorageFormat_Handler,
+		},
+		{
+			MethodName: "PoolConnect",
+			Handler:    _Ctl_PoolConnect_Handler,
+		},
+		{
+			MethodName: "ContCreate",
+			Handler:    _Ctl_ContCreate_Handler,
+		},
+		{
+			MethodName: "ContOpen",
+			Handler:    _Ctl_ContOpen_Handler,
+		},
+		{
+			MethodName: "ContDestroy",
+			Handler:    _Ctl_ContDestroy_Handler,
+		},
+		{
+			MethodName: "ContList",
+			Handler:    _Ctl_ContList_Handler,
+		},
+		{
+			MethodName: "ContSetOwner",
+			Handler:    _Ctl_ContSetOwner_Handler,
+		},
+		{
+			MethodName: "GetAttachInfo",
+			Handler:    _Ctl_GetAttachInfo_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,141 @@
+// Package ctlclient connects to the servers' control service (gRPC): dmg,
+// daos_agent and the launcher use it. It picks the first server of a list that
+// answers, and retries a call while the management service elects a leader or
+// a server restarts, so callers survive a leader change.
+package ctlclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+)
+
+// Conn is a connection to one server's control service.
+type Conn struct {
+	ctlpb.CtlClient
+	cc   *grpc.ClientConn
+	Host string
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.cc.Close() }
+
+// Transport is the credentials for a TLS config, or insecure ones for nil.
+func Transport(tlsConf *tls.Config) grpc.DialOption {
+	if tlsConf == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(tlsConf))
+}
+
+// Dial connects to the first server of hosts (host:port) that answers a
+// leader query within a few seconds. tlsConf nil means insecure.
+func Dial(ctx context.Context, hosts []string, tlsConf *tls.Config) (*Conn, error) {
+	var last error
+	for _, h := range hosts {
+		cc, err := grpc.NewClient(h, Transport(tlsConf))
+		if err != nil {
+			last = err
+			continue
+		}
+		c := ctlpb.NewCtlClient(cc)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = c.LeaderQuery(cctx, &ctlpb.LeaderQueryReq{}, grpc.WaitForReady(true))
+		cancel()
+		if err != nil {
+			cc.Close()
+			last = err
+			continue
+		}
+		return &Conn{CtlClient: c, cc: cc, Host: h}, nil
+	}
+	e := daoserr.Wrap(daoserr.Unreach, last, "no server answers at %s", strings.Join(hosts, ", "))
+	if status.Code(last) == codes.PermissionDenied || strings.Contains(errString(last), "certificate") {
+		return nil, e.WithResolution("check transport_config: the certificates must come from the servers' CA (or set allow_insecure on both sides)")
+	}
+	return nil, e.WithResolution("start daos_server, or point at it with -l host:port (or access_points / hostlist in the config)")
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// RetryFor is how long Retry keeps trying.
+var RetryFor = 30 * time.Second
+
+// Retry makes a call, again while the answer is "no leader (yet)" or the server
+// is unreachable, for up to RetryFor.
+func Retry[T interface{ GetError() *ctlpb.Error }](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(RetryFor)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		resp, err := call(ctx)
+		again := status.Code(err) == codes.Unavailable
+		if err == nil {
+			again = daoserr.Is(ToError(resp.GetError()), daoserr.NotLeader)
+		}
+		if !again || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ToError converts a control-plane error to a daoserr error (nil for none).
+func ToError(e *ctlpb.Error) error {
+	if e == nil || e.Code == 0 {
+		return nil
+	}
+	return &daoserr.Error{Code: daoserr.Code(e.Code), Msg: e.Msg, Resolution: e.Resolution}
+}
+
+// FromError converts an error to its control-plane form (nil for none).
+func FromError(err error) *ctlpb.Error {
+	if err == nil {
+		return nil
+	}
+	var de *daoserr.Error
+	if errors.As(err, &de) {
+		msg := de.Msg
+		if de.Err != nil {
+			msg += ": " + de.Err.Error()
+		}
+		return &ctlpb.Error{Code: int32(de.Code), Msg: msg, Resolution: de.Resolution}
+	}
+	code := daoserr.CodeOf(err)
+	if code == 0 {
+		code = daoserr.Misc
+	}
+	return &ctlpb.Error{Code: int32(code), Msg: err.Error()}
+}
+
+// Err turns a call's transport error or reply error into one error about what.
+func Err(err error, e *ctlpb.Error, what string) error {
+	if err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			return daoserr.Wrap(daoserr.NoPerm, err, "%s", what)
+		}
+		return daoserr.Wrap(daoserr.Unreach, err, "%s", what)
+	}
+	if e := ToError(e); e != nil {
+		return daoserr.Context(e, "%s", what)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+// Package auth makes and checks credentials: daos_agent fills a token with what
+// the kernel says about its caller (SO_PEERCRED) and signs it; engines verify
+// the signature against the agent certificates they trust (client_cert_dir),
+// refuse expired tokens, and turn the token into the identity an ACL is
+// evaluated against.
+//
+// The signature covers the token's marshalled bytes exactly as the agent sent
+// them, so nothing is re-encoded before it is verified.
+package auth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/authpb"
+	"github.com/godaos/godaos/internal/security"
+)
+
+// DefaultTTL is how long a credential is good for. The agent hands out a fresh
+// one per request, so this bounds replay of a stolen token rather than the
+// length of a job.
+const DefaultTTL = 5 * time.Minute
+
+// MaxSkew is how far a token's issue time may lie in the future: clocks of
+// client and server nodes are never quite equal.
+const MaxSkew = 30 * time.Second
+
+// Sign marshals tok and signs it with key, naming the key by verifier (its
+// public key's fingerprint). A nil key makes an unsigned credential, which
+// only servers running with allow_insecure accept.
+func Sign(tok *authpb.Token, key crypto.Signer, verifier string) (*authpb.Credential, error) {
+	b, err := proto.Marshal(tok)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Proto, err, "marshal credential token")
+	}
+	cred := &authpb.Credential{Token: b}
+	if key == nil {
+		return cred, nil
+	}
+	sig, err := signBytes(key, b)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Misc, err, "sign credential")
+	}
+	cred.Signature, cred.Verifier = sig, verifier
+	return cred, nil
+}
+
+// signBytes signs msg: Ed25519 over the message itself, ECDSA and RSA over its
+// SHA-256 digest.
+func signBytes(key crypto.Signer, msg []byte) ([]byte, error) {
+	if _, ok := key.Public().(ed25519.PublicKey); ok {
+		return key.Sign(rand.Reader, msg, crypto.Hash(0))
+	}
+	sum := sha256.Sum256(msg)
+	return key.Sign(rand.Reader, sum[:], crypto.SHA256)
+}
+
+func verifyBytes(pub crypto.PublicKey, msg, sig []byte) bool {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		return ed25519.Verify(k, msg, sig)
+	case *ecdsa.PublicKey:
+		sum := sha256.Sum256(msg)
+		return ecdsa.VerifyASN1(k, sum[:], sig)
+	case *rsa.PublicKey:
+		sum := sha256.Sum256(msg)
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, sum[:], sig) == nil
+	}
+	return false
+}
+
+// Verifier checks credentials on the server side.
+type Verifier struct {
+	// Keys are the trusted agents' public keys by fingerprint (client_cert_dir).
+	Keys map[string]crypto.PublicKey
+	// AllowInsecure accepts unsigned credentials (transport_config.allow_insecure).
+	// Signed ones are still checked when their key is known.
+	AllowInsecure bool
+	// Now is the clock (tests set it); nil means time.Now.
+	Now func() time.Time
+}
+
+func noPerm(format string, args ...any) *daoserr.Error {
+	return daoserr.Newf(daoserr.NoPerm, format, args...)
+}
+
+// Verify checks cred and returns its token. Every refusal is DER_NO_PERM
+// saying what is wrong with the credential and what to do about it.
+func (v *Verifier) Verify(cred *authpb.Credential) (*authpb.Token, error) {
+	if cred == nil || len(cred.Token) == 0 {
+		return nil, noPerm("request carries no credential").
+			WithResolution("connect through daos_agent (is it running, and is DAOS_AGENT_DRPC_DIR set to its socket directory?)")
+	}
+	switch {
+	case len(cred.Signature) == 0 && !v.AllowInsecure:
+		return nil, noPerm("credential is not signed, and this system requires signed credentials").
+			WithResolution("run daos_agent with transport_config cert and key (agent.crt, agent.key), not allow_insecure")
+	case len(cred.Signature) > 0:
+		pub, ok := v.Keys[cred.Verifier]
+		if !ok {
+			if v.AllowInsecure && len(v.Keys) == 0 {
+				break // insecure servers with no keys to check against take the token as it is
+			}
+			return nil, noPerm("credential is signed by an agent key this server does not trust (fingerprint %.16s)", cred.Verifier).
+				WithResolution("copy the agent's certificate (agent.crt) into every server's client_cert_dir and restart the servers")
+		}
+		if !verifyBytes(pub, cred.Token, cred.Signature) {
+			return nil, noPerm("credential signature does not verify: the token was altered or forged").
+				WithResolution("get a fresh credential from daos_agent; if this repeats, the agent's key and certificate do not match")
+		}
+	}
+	tok := &authpb.Token{}
+	if err := proto.Unmarshal(cred.Token, tok); err != nil {
+		return nil, noPerm("credential token is malformed: %v", err)
+	}
+	now := time.Now()
+	if v.Now != nil {
+		now = v.Now()
+	}
+	if tok.Expires == 0 || now.Unix() > tok.Expires {
+		return nil, noPerm("credential of %s@%s expired at %s (server time %s)", tok.User, tok.Host,
+			time.Unix(tok.Expires, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)).
+			WithResolution("get a fresh credential from daos_agent; if fresh ones fail too, synchronize the clocks of client and server nodes")
+	}
+	if time.Unix(tok.Issued, 0).After(now.Add(MaxSkew)) {
+		return nil, noPerm("credential of %s@%s is issued in the future (%s, server time %s)", tok.User, tok.Host,
+			time.Unix(tok.Issued, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)).
+			WithResolution("synchronize the clocks of client and server nodes (chrony or ntpd)")
+	}
+	if tok.User == "" {
+		return nil, noPerm("credential names no user")
+	}
+	return tok, nil
+}
+
+// Identity is the ACL identity of tok's caller asking about an object owned
+// by owner and group (names as ACLs write them, with the trailing @).
+func Identity(tok *authpb.Token, owner, group string) security.Identity {
+	id := security.Identity{User: principal(tok.User), Owner: principal(owner), OwnerGroup: principal(group)}
+	for _, g := range tok.Groups {
+		id.Groups = append(id.Groups, principal(g))
+	}
+	if tok.Group != "" && len(tok.Groups) == 0 {
+		id.Groups = append(id.Groups, principal(tok.Group))
+	}
+	return id
+}
+
+// principal writes a user or group name as an ACE principal ("alice@").
+func principal(name string) string {
+	if name == "" || name[len(name)-1] == '@' {
+		return name
+	}
+	return name + "@"
+}
+
+// Who names the caller of tok for messages: "alice@node1 (uid 1000)".
+func Who(tok *authpb.Token) string {
+	return fmt.Sprintf("%s@%s (uid %d)", tok.User, tok.Host, tok.Uid)
+}
