@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -62,7 +61,7 @@ func (c *ctlService) client(addr string) (ctlpb.CtlClient, error) {
 	if cc := c.conns[addr]; cc != nil {
 		return ctlpb.NewCtlClient(cc), nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(addr, ctlclient.Transport(c.s.transport.clientTLS))
 	if err != nil {
 		return nil, daoserr.Wrap(daoserr.Unreach, err, "control service at %s", addr)
 	}

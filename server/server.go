@@ -24,6 +24,7 @@ import (
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/server/mgmt"
 
 	"github.com/godaos/godaos/internal/daoserr"
@@ -43,6 +44,9 @@ type Server struct {
 	grpc     *grpc.Server
 	ctlAddr  string
 	stopJoin context.CancelFunc
+
+	transport *transport
+	verifier  *auth.Verifier
 }
 
 type runningEngine struct {
@@ -64,10 +68,11 @@ func Start(cfg *config.Server, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(true); err != nil {
 		return nil, err
 	}
-	if cfg.TransportConfig.AllowInsecure {
-		log.Warn("transport_config.allow_insecure is true: the control plane is not authenticated (development only)")
+	tr, err := loadTransport(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, transport: tr, verifier: tr.verifier}
 	s.ctl = &ctlService{s: s, conns: map[string]*grpc.ClientConn{}, engines: rpc.NewClientCache(rpc.ClientOptions{Logger: log})}
 	for i := range cfg.Engines {
 		re, err := s.startEngine(i)
@@ -133,7 +138,7 @@ func (s *Server) startControl() error {
 			Resolution: "another process (another daos_server?) uses the port: stop it or choose another port"}
 	}
 	s.ctlAddr = net.JoinHostPort(localHost(self), strconv.Itoa(cfg.Port))
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(s.transport.grpcOptions()...)
 	ctlpb.RegisterCtlServer(s.grpc, s.ctl)
 	s.wg.Add(1)
 	go func() {
@@ -258,7 +263,7 @@ func (s *Server) startEngine(i int) (*runningEngine, error) {
 	}
 	log := s.log.With("engine", i)
 	eng, err := engine.Open(engine.Options{Rank: uint32(i), Targets: ec.Targets, ScmDir: scm.ScmMount, BdevDir: bdevDir,
-		WorkersPerTarget: max(2, ec.NrXsHelpers), Logger: log})
+		WorkersPerTarget: max(2, ec.NrXsHelpers), Logger: log, ClientOps: s.ctl.clientOps()})
 	if err != nil {
 		l.Close()
 		return nil, daoserr.Context(err, "start engine %d", i)

@@ -235,9 +235,10 @@ func DefaultPoolACL() ACL {
 	return ACL{{Principal: Owner, Perms: PermRead | PermWrite}, {Group: true, Principal: OwnerGroup, Perms: PermRead | PermWrite}}
 }
 
-// DefaultContACL is a new container's ACL (DAOS's).
+// DefaultContACL is a new container's ACL (DAOS's: everything but c, which
+// means something only for pools).
 func DefaultContACL() ACL {
-	return ACL{{Principal: Owner, Perms: PermAll}, {Group: true, Principal: OwnerGroup, Perms: PermRead | PermWrite | PermGetProp | PermSetProp}}
+	return ACL{{Principal: Owner, Perms: PermAll &^ PermCreate}, {Group: true, Principal: OwnerGroup, Perms: PermRead | PermWrite | PermGetProp | PermSetProp}}
 }
 
 // Identity is who asks: the user and groups of a credential, and the owner of

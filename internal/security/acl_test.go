@@ -117,7 +117,7 @@ A::EVERYONE@:t`)
 	if p := DefaultPoolACL().Perms(with("eve@")); p != 0 {
 		t.Errorf("default pool ACL gives a stranger %s", p)
 	}
-	if p := DefaultContACL().Perms(with("root@")); p != PermAll {
+	if p := DefaultContACL().Perms(with("root@")); p.String() != "rwdtTaAo" {
 		t.Errorf("default container ACL gives the owner %s", p)
 	}
 	// an owner with no OWNER@ entry falls through to the other rules

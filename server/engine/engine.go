@@ -39,6 +39,9 @@ type Options struct {
 	BdevDir          string // where the pools' data files go (the bdev tier)
 	WorkersPerTarget int    // service goroutines per target (default 2)
 	Logger           *slog.Logger
+	// ClientOps are more opcodes to serve: the pool service daos_server runs
+	// for clients (see server/poolsvc.go).
+	ClientOps map[uint16]rpc.Handler
 
 	// collectivePace is called before each message a collective forwards: the
 	// collective benchmark models a per-message sending cost with it.
@@ -98,6 +101,13 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpObjUpdate:     e.objUpdate,
 		enginepb.OpObjFetch:      e.objFetch,
 		enginepb.OpCollective:    e.collective,
+	}
+	for op, h := range opts.ClientOps {
+		if e.handlers[op] != nil {
+			e.closePools()
+			return nil, daoserr.Newf(daoserr.Inval, "engine rank %d: client opcode %d is the engine's own", opts.Rank, op)
+		}
+		e.handlers[op] = h
 	}
 	for op, h := range e.handlers {
 		e.srv.Handle(op, h)
@@ -337,7 +347,12 @@ func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Respons
 		return rpc.Response{}, err
 	}
 	defer release()
-	return rpc.Response{}, p.DestroyContainer(c)
+	// Targets create a container when it is first written: one that never was
+	// has nothing to destroy here, and a destroy must succeed on every target.
+	if err := p.DestroyContainer(c); err != nil && !daoserr.Is(err, daoserr.Nonexist) {
+		return rpc.Response{}, err
+	}
+	return rpc.Response{}, nil
 }
 
 // ioReq decodes an update or fetch: the pool (with its release, see pool),

@@ -61,6 +61,24 @@ type Pool struct {
 	ACL        []string          `json:"acl,omitempty"`
 	Owner      string            `json:"owner"`
 	Group      string            `json:"group"`
+	Conts      map[string]*Cont  `json:"conts,omitempty"` // by UUID
+}
+
+// Cont is the management service's record of a container.
+type Cont struct {
+	UUID  string            `json:"uuid"`
+	Label string            `json:"label"`
+	Type  string            `json:"type"`
+	Owner string            `json:"owner"`
+	Group string            `json:"group"`
+	Props map[string]string `json:"props,omitempty"`
+	ACL   []string          `json:"acl,omitempty"`
+}
+
+func (c *Cont) clone() *Cont {
+	d := *c
+	d.Props, d.ACL = maps.Clone(c.Props), slices.Clone(c.ACL)
+	return &d
 }
 
 // clone copies a pool record deeply: readers get their own slices and maps,
@@ -68,7 +86,37 @@ type Pool struct {
 func (p *Pool) clone() Pool {
 	q := *p
 	q.Ranks, q.ACL, q.Props = slices.Clone(p.Ranks), slices.Clone(p.ACL), maps.Clone(p.Props)
+	if p.Conts != nil {
+		q.Conts = make(map[string]*Cont, len(p.Conts))
+		for id, c := range p.Conts {
+			q.Conts[id] = c.clone()
+		}
+	}
 	return q
+}
+
+// FindCont looks a container of p up by UUID or label.
+func (p *Pool) FindCont(id string) (Cont, error) {
+	if c := p.Conts[id]; c != nil {
+		return *c.clone(), nil
+	}
+	for _, c := range p.Conts {
+		if c.Label == id {
+			return *c.clone(), nil
+		}
+	}
+	return Cont{}, daoserr.Newf(daoserr.Nonexist, "pool %s has no container with label or UUID %q", p.Label, id).
+		WithResolution("list the pool's containers with 'daos cont list %s'", p.Label)
+}
+
+// ContList is p's containers sorted by label.
+func (p *Pool) ContList() []Cont {
+	out := make([]Cont, 0, len(p.Conts))
+	for _, c := range p.Conts {
+		out = append(out, *c.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Label+out[i].UUID < out[j].Label+out[j].UUID })
+	return out
 }
 
 // db is the replicated state. Only the FSM mutates it, in log order.
@@ -92,6 +140,7 @@ type command struct {
 	State  string            `json:"state,omitempty"`
 	ACL    []string          `json:"acl,omitempty"`
 	Props  map[string]string `json:"props,omitempty"`
+	Cont   *Cont             `json:"cont,omitempty"`
 }
 
 const (
@@ -102,6 +151,9 @@ const (
 	opPoolRemove  = "pool-remove"
 	opPoolACL     = "pool-acl"
 	opPoolProps   = "pool-props"
+	opContAdd     = "cont-add"
+	opContRemove  = "cont-remove"
+	opContOwner   = "cont-owner"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -166,6 +218,12 @@ func (d *db) apply(c *command) result {
 			p.Props[k] = v
 		}
 		return result{}
+	case opContAdd, opContRemove, opContOwner:
+		p := d.pools[c.UUID]
+		if p == nil {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
+		}
+		return p.applyCont(c.Op, c.Cont)
 	case opPoolRemove:
 		if d.pools[c.UUID] == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
@@ -174,6 +232,42 @@ func (d *db) apply(c *command) result {
 		return result{}
 	}
 	return result{Err: daoserr.Newf(daoserr.Proto, "unknown management command %q", c.Op)}
+}
+
+// applyCont adds, removes or re-owns one of p's containers.
+func (p *Pool) applyCont(op string, c *Cont) result {
+	old := p.Conts[c.UUID]
+	switch op {
+	case opContAdd:
+		if old != nil {
+			return result{Err: daoserr.Newf(daoserr.Exist, "container %s already exists", c.UUID)}
+		}
+		for _, o := range p.Conts {
+			if c.Label != "" && o.Label == c.Label {
+				return result{Err: daoserr.Newf(daoserr.Exist, "pool %s already has a container labeled %q (%s)", p.Label, c.Label, o.UUID).
+					WithResolution("choose another label, or destroy the existing container")}
+			}
+		}
+		if p.Conts == nil {
+			p.Conts = map[string]*Cont{}
+		}
+		p.Conts[c.UUID] = c.clone()
+		return result{}
+	}
+	if old == nil {
+		return result{Err: daoserr.Newf(daoserr.Nonexist, "container %s does not exist in pool %s", c.UUID, p.Label)}
+	}
+	if op == opContRemove {
+		delete(p.Conts, c.UUID)
+		return result{}
+	}
+	if c.Owner != "" {
+		old.Owner = c.Owner
+	}
+	if c.Group != "" {
+		old.Group = c.Group
+	}
+	return result{}
 }
 
 // join admits a member: a UUID seen before gets its rank back (a restart), a new

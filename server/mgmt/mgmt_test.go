@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +42,14 @@ func TestDBCommands(t *testing.T) {
 		{"same label again", command{Op: opPoolAdd, Pool: &Pool{UUID: "p2", Label: "tank"}}, 0, daoserr.Exist, `labeled "tank"`},
 		{"same UUID again", command{Op: opPoolAdd, Pool: &Pool{UUID: "p1", Label: "other"}}, 0, daoserr.Exist, "p1 already exists"},
 		{"ready", command{Op: opPoolState, UUID: "p1", State: PoolReady}, 0, 0, ""},
+		{"add a container", command{Op: opContAdd, UUID: "p1", Cont: &Cont{UUID: "c1", Label: "ckpt", Owner: "alice@"}}, 0, 0, ""},
+		{"same container label again", command{Op: opContAdd, UUID: "p1", Cont: &Cont{UUID: "c2", Label: "ckpt"}}, 0, daoserr.Exist, `labeled "ckpt"`},
+		{"container in an unknown pool", command{Op: opContAdd, UUID: "nope", Cont: &Cont{UUID: "c3"}}, 0, daoserr.Nonexist, "pool nope"},
+		{"second container", command{Op: opContAdd, UUID: "p1", Cont: &Cont{UUID: "c2", Label: "scratch", Owner: "alice@", Group: "devs@"}}, 0, 0, ""},
+		{"new owner", command{Op: opContOwner, UUID: "p1", Cont: &Cont{UUID: "c1", Owner: "bob@"}}, 0, 0, ""},
+		{"owner of an unknown container", command{Op: opContOwner, UUID: "p1", Cont: &Cont{UUID: "c9", Owner: "bob@"}}, 0, daoserr.Nonexist, "c9"},
+		{"remove a container", command{Op: opContRemove, UUID: "p1", Cont: &Cont{UUID: "c2"}}, 0, 0, ""},
+		{"remove it twice", command{Op: opContRemove, UUID: "p1", Cont: &Cont{UUID: "c2"}}, 0, daoserr.Nonexist, "c2"},
 		{"remove an unknown pool", command{Op: opPoolRemove, UUID: "nope"}, 0, daoserr.Nonexist, "nope"},
 		{"unknown command", command{Op: "frobnicate"}, 0, daoserr.Proto, "frobnicate"},
 	}
@@ -59,8 +68,18 @@ func TestDBCommands(t *testing.T) {
 	if len(ms) != 2 || ms[0].Incarnation != 2 || ms[0].FabricAddr != "x:9" || ver != 3 {
 		t.Errorf("members %+v version %d", ms, ver)
 	}
-	if p, err := d.findPool("tank"); err != nil || p.State != PoolReady || p.UUID != "p1" {
-		t.Errorf("pool by label: %+v %v", p, err)
+	p, err := d.findPool("tank")
+	if err != nil || p.State != PoolReady || p.UUID != "p1" {
+		t.Fatalf("pool by label: %+v %v", p, err)
+	}
+	if c, err := p.FindCont("ckpt"); err != nil || c.UUID != "c1" || c.Owner != "bob@" {
+		t.Errorf("container by label: %+v %v", c, err)
+	}
+	if l := p.ContList(); len(l) != 1 {
+		t.Errorf("containers %+v, want only ckpt", l)
+	}
+	if _, err := p.FindCont("scratch"); !daoserr.Is(err, daoserr.Nonexist) {
+		t.Errorf("destroyed container found: %v", err)
 	}
 }
 
@@ -71,6 +90,7 @@ func TestSnapshotRestore(t *testing.T) {
 	f.db.apply(&command{Op: opJoin, Member: ptr(member("a", "x:1"))})
 	f.db.apply(&command{Op: opJoin, Member: ptr(member("b", "x:2"))})
 	f.db.apply(&command{Op: opPoolAdd, Pool: &Pool{UUID: "p1", Label: "tank", Ranks: []uint32{0, 1}, Props: map[string]string{"label": "tank"}}})
+	f.db.apply(&command{Op: opContAdd, UUID: "p1", Cont: &Cont{UUID: "c1", Label: "ckpt", Owner: "alice@", ACL: []string{"A::OWNER@:rw"}}})
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +105,11 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	a, av := f.db.memberList()
 	b, bv := g.db.memberList()
-	if fmt.Sprint(a, av, f.db.poolList(), f.db.nextRank) != fmt.Sprint(b, bv, g.db.poolList(), g.db.nextRank) {
+	state := func(d *db, m []Member, v uint32) string {
+		j, _ := json.Marshal([]any{m, v, d.poolList(), d.nextRank})
+		return string(j)
+	}
+	if state(f.db, a, av) != state(g.db, b, bv) || !strings.Contains(state(g.db, b, bv), "ckpt") {
 		t.Errorf("restored state differs:\n%v\n%v", b, g.db.poolList())
 	}
 	// the next join after a restore must not reuse a rank

@@ -230,6 +230,24 @@ func (s *Service) RemovePool(uuid string) error {
 	return err
 }
 
+// AddCont records a new container of pool poolUUID.
+func (s *Service) AddCont(poolUUID string, c Cont) error {
+	_, err := s.propose(&command{Op: opContAdd, UUID: poolUUID, Cont: &c})
+	return err
+}
+
+// RemoveCont forgets a destroyed container.
+func (s *Service) RemoveCont(poolUUID, contUUID string) error {
+	_, err := s.propose(&command{Op: opContRemove, UUID: poolUUID, Cont: &Cont{UUID: contUUID}})
+	return err
+}
+
+// SetContOwner changes a container's owning user and/or group (empty keeps).
+func (s *Service) SetContOwner(poolUUID, contUUID, user, group string) error {
+	_, err := s.propose(&command{Op: opContOwner, UUID: poolUUID, Cont: &Cont{UUID: contUUID, Owner: user, Group: group}})
+	return err
+}
+
 // Members returns the system map (leader, consistent) and its version.
 func (s *Service) Members() ([]Member, uint32, error) {
 	if err := s.consistent(); err != nil {

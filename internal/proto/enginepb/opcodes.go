@@ -14,3 +14,13 @@ const (
 	OpObjFetch      uint16 = 21 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
 	OpCollective    uint16 = 30 // CollectiveReq -> CollectiveRep (sent to target 0)
 )
+
+// The pool service, for clients (see server/poolsvc.go): the message header is
+// the control plane's request, the reply header its reply.
+const (
+	OpSvcPoolConnect uint16 = 40 // ctlpb.PoolConnectReq -> ctlpb.PoolConnectResp
+	OpSvcContCreate  uint16 = 41 // ctlpb.ContCreateReq -> ctlpb.ContResp
+	OpSvcContOpen    uint16 = 42 // ctlpb.ContReq -> ctlpb.ContResp
+	OpSvcContList    uint16 = 43 // ctlpb.ContReq -> ctlpb.ContResp (conts)
+	OpSvcContDestroy uint16 = 44 // ctlpb.ContReq -> ctlpb.ContResp
+)

@@ -10,12 +10,9 @@ package auth
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
 	"fmt"
+	"os/user"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -23,6 +20,7 @@ import (
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/authpb"
 	"github.com/godaos/godaos/internal/security"
+	"github.com/godaos/godaos/internal/security/certs"
 )
 
 // DefaultTTL is how long a credential is good for. The agent hands out a fresh
@@ -46,36 +44,12 @@ func Sign(tok *authpb.Token, key crypto.Signer, verifier string) (*authpb.Creden
 	if key == nil {
 		return cred, nil
 	}
-	sig, err := signBytes(key, b)
+	sig, err := certs.Sign(key, b)
 	if err != nil {
 		return nil, daoserr.Wrap(daoserr.Misc, err, "sign credential")
 	}
 	cred.Signature, cred.Verifier = sig, verifier
 	return cred, nil
-}
-
-// signBytes signs msg: Ed25519 over the message itself, ECDSA and RSA over its
-// SHA-256 digest.
-func signBytes(key crypto.Signer, msg []byte) ([]byte, error) {
-	if _, ok := key.Public().(ed25519.PublicKey); ok {
-		return key.Sign(rand.Reader, msg, crypto.Hash(0))
-	}
-	sum := sha256.Sum256(msg)
-	return key.Sign(rand.Reader, sum[:], crypto.SHA256)
-}
-
-func verifyBytes(pub crypto.PublicKey, msg, sig []byte) bool {
-	switch k := pub.(type) {
-	case ed25519.PublicKey:
-		return ed25519.Verify(k, msg, sig)
-	case *ecdsa.PublicKey:
-		sum := sha256.Sum256(msg)
-		return ecdsa.VerifyASN1(k, sum[:], sig)
-	case *rsa.PublicKey:
-		sum := sha256.Sum256(msg)
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, sum[:], sig) == nil
-	}
-	return false
 }
 
 // Verifier checks credentials on the server side.
@@ -113,7 +87,7 @@ func (v *Verifier) Verify(cred *authpb.Credential) (*authpb.Token, error) {
 			return nil, noPerm("credential is signed by an agent key this server does not trust (fingerprint %.16s)", cred.Verifier).
 				WithResolution("copy the agent's certificate (agent.crt) into every server's client_cert_dir and restart the servers")
 		}
-		if !verifyBytes(pub, cred.Token, cred.Signature) {
+		if certs.Verify(pub, cred.Token, cred.Signature) != nil {
 			return nil, noPerm("credential signature does not verify: the token was altered or forged").
 				WithResolution("get a fresh credential from daos_agent; if this repeats, the agent's key and certificate do not match")
 		}
@@ -166,4 +140,35 @@ func principal(name string) string {
 // Who names the caller of tok for messages: "alice@node1 (uid 1000)".
 func Who(tok *authpb.Token) string {
 	return fmt.Sprintf("%s@%s (uid %d)", tok.User, tok.Host, tok.Uid)
+}
+
+// TokenFor names uid and its groups from the node's user database, as ACLs
+// name principals.
+func TokenFor(uid, gid uint32) (*authpb.Token, error) {
+	u, err := user.LookupId(strconv.Itoa(int(uid)))
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.NoPerm, err, "uid %d has no user name on this node", uid).
+			WithResolution("ACLs name users: add the user to the node's user database (passwd, LDAP)")
+	}
+	tok := &authpb.Token{Uid: uid, User: u.Username}
+	if g, err := user.LookupGroupId(strconv.Itoa(int(gid))); err == nil {
+		tok.Group = g.Name
+	}
+	gids, _ := u.GroupIds()
+	seen := map[string]bool{}
+	for _, id := range append([]string{strconv.Itoa(int(gid))}, gids...) {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		n, err := strconv.Atoi(id)
+		if err != nil {
+			continue
+		}
+		tok.Gids = append(tok.Gids, uint32(n))
+		if g, err := user.LookupGroupId(id); err == nil {
+			tok.Groups = append(tok.Groups, g.Name)
+		}
+	}
+	return tok, nil
 }

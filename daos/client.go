@@ -1,0 +1,325 @@
+// Package daos is the native client API. This first part connects: it asks
+// daos_agent for attach info and a signed credential, connects to pools, and
+// creates, opens, lists and destroys containers through the pool service that
+// every engine serves on its data plane. Objects, arrays, KV, snapshots and
+// transactions build on it.
+package daos
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/agent"
+	"github.com/godaos/godaos/internal/ctlclient"
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/agentpb"
+	"github.com/godaos/godaos/internal/proto/authpb"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/auth"
+)
+
+// Access modes for pools (DAOS_PC_*) and containers (DAOS_COO_*).
+const (
+	RO = ctlpb.AccessFlags_RO
+	RW = ctlpb.AccessFlags_RW
+	EX = ctlpb.AccessFlags_EX
+)
+
+// Options shape a client.
+type Options struct {
+	// AgentSocket is daos_agent's socket (default $DAOS_AGENT_DRPC_DIR/daos_agent.sock,
+	// else /var/run/daos_agent/daos_agent.sock).
+	AgentSocket string
+	// Insecure runs without an agent, for development against servers with
+	// allow_insecure: the client makes its own unsigned credential and asks
+	// AccessPoints (host:port) for attach info. It says so in the log.
+	Insecure     bool
+	AccessPoints []string
+	Logger       *slog.Logger
+}
+
+// Client is a process's connection to a GoDAOS system.
+type Client struct {
+	opts    Options
+	log     *slog.Logger
+	agent   agentpb.AgentClient
+	agentCC *grpc.ClientConn
+	engines *rpc.ClientCache
+
+	mu      sync.Mutex
+	info    *agentpb.AttachInfoResp
+	cred    *authpb.Credential
+	credExp time.Time
+}
+
+// Init connects to the agent (or, Insecure, to the access points) and fetches
+// the attach info.
+func Init(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Client{opts: opts, log: opts.Logger, engines: rpc.NewClientCache(rpc.ClientOptions{Logger: opts.Logger})}
+	if opts.Insecure {
+		c.log.Warn("daos client in insecure mode: no agent, unsigned credentials (servers must run with allow_insecure)")
+		if len(opts.AccessPoints) == 0 {
+			return nil, daoserr.New(daoserr.Inval, "insecure mode without access points").WithResolution("give the servers' control addresses (host:port)")
+		}
+	} else {
+		sock := opts.AgentSocket
+		if sock == "" {
+			sock = agent.SocketPath()
+		}
+		if _, err := os.Stat(sock); err != nil {
+			return nil, daoserr.Wrap(daoserr.AgentIncompat, err, "no daos_agent socket at %s", sock).
+				WithResolution("start daos_agent, or set DAOS_AGENT_DRPC_DIR to the directory of its socket")
+		}
+		cc, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			}))
+		if err != nil {
+			return nil, daoserr.Wrap(daoserr.AgentIncompat, err, "daos_agent at %s", sock)
+		}
+		c.agentCC, c.agent = cc, agentpb.NewAgentClient(cc)
+	}
+	if _, err := c.attachInfo(ctx, false); err != nil {
+		c.Fini()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Fini closes the client's connections.
+func (c *Client) Fini() error {
+	c.engines.Close()
+	if c.agentCC != nil {
+		return c.agentCC.Close()
+	}
+	return nil
+}
+
+// AttachInfo is the system as the agent describes it.
+func (c *Client) AttachInfo() *agentpb.AttachInfoResp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
+}
+
+func (c *Client) attachInfo(ctx context.Context, refresh bool) (*agentpb.AttachInfoResp, error) {
+	c.mu.Lock()
+	info := c.info
+	c.mu.Unlock()
+	if info != nil && !refresh {
+		return info, nil
+	}
+	var err error
+	if c.agent != nil {
+		var r *agentpb.AttachInfoResp
+		r, err = c.agent.GetAttachInfo(ctx, &agentpb.AttachInfoReq{Refresh: refresh})
+		if err = ctlclient.Err(err, r.GetError(), "attach info from daos_agent"); err == nil {
+			info = r
+		}
+	} else {
+		info, err = agent.FetchAttachInfo(ctx, &agent.Config{AccessPoints: c.opts.AccessPoints,
+			TransportConfig: agent.TransportConfig{AllowInsecure: true}})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Members) == 0 {
+		return nil, daoserr.New(daoserr.Unreach, "the system has no ranks").WithResolution("start the servers ('dmg system query' shows them)")
+	}
+	c.mu.Lock()
+	c.info = info
+	c.mu.Unlock()
+	return info, nil
+}
+
+// credential is the caller's, from the agent, reused until shortly before it
+// expires.
+func (c *Client) credential(ctx context.Context) (*authpb.Credential, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cred != nil && time.Now().Before(c.credExp) {
+		return c.cred, nil
+	}
+	var cred *authpb.Credential
+	if c.agent != nil {
+		r, err := c.agent.GetCredential(ctx, &agentpb.CredentialReq{})
+		if err := ctlclient.Err(err, r.GetError(), "credential from daos_agent"); err != nil {
+			return nil, err
+		}
+		cred = r.Cred
+	} else {
+		tok, err := auth.TokenFor(uint32(os.Getuid()), uint32(os.Getgid()))
+		if err != nil {
+			return nil, err
+		}
+		host, _ := os.Hostname()
+		now := time.Now()
+		tok.Host, tok.Issued, tok.Expires = host, now.Unix(), now.Add(auth.DefaultTTL).Unix()
+		if cred, err = auth.Sign(tok, nil, ""); err != nil {
+			return nil, err
+		}
+	}
+	var tok authpb.Token
+	if err := proto.Unmarshal(cred.Token, &tok); err != nil {
+		return nil, daoserr.Wrap(daoserr.Proto, err, "credential from daos_agent")
+	}
+	// renew at half life: a credential must not expire between here and the engine
+	c.cred, c.credExp = cred, time.Now().Add(time.Until(time.Unix(tok.Expires, 0))/2)
+	return cred, nil
+}
+
+// svcRetryFor bounds how long a pool-service call waits out a management
+// service election.
+var svcRetryFor = 30 * time.Second
+
+// svcCall sends a pool-service request to an engine (see svcSend), again
+// while the management service has no leader, for up to svcRetryFor.
+func (c *Client) svcCall(ctx context.Context, op uint16, req, resp proto.Message) error {
+	deadline := time.Now().Add(svcRetryFor)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := c.svcSend(ctx, op, req, resp)
+		if !daoserr.Is(err, daoserr.NotLeader) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// svcSend sends a pool-service request to an engine, trying the ranks in turn
+// while they are unreachable.
+func (c *Client) svcSend(ctx context.Context, op uint16, req, resp proto.Message) error {
+	info, err := c.attachInfo(ctx, false)
+	if err != nil {
+		return err
+	}
+	hdr, err := proto.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var last error
+	for attempt := 0; attempt < 2; attempt++ {
+		for _, m := range info.Members {
+			if m.State != "joined" {
+				continue
+			}
+			cl, err := c.engines.Get(ctx, m.FabricAddr)
+			if err != nil {
+				last = err
+				continue
+			}
+			rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: 0, Header: hdr}, nil)
+			if daoserr.Is(err, daoserr.Unreach) || daoserr.Is(err, daoserr.Shutdown) {
+				last = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			return proto.Unmarshal(rep.Header, resp)
+		}
+		// every rank we knew failed: the system map may have moved on
+		if info, err = c.attachInfo(ctx, true); err != nil {
+			return err
+		}
+	}
+	return daoserr.Wrap(daoserr.Unreach, last, "no engine of the system answers")
+}
+
+// Pool is a connection to a pool.
+type Pool struct {
+	c          *Client
+	Info       *ctlpb.Pool
+	Handle     string
+	Perms      string // permission letters the pool's ACL grants
+	Members    []*ctlpb.Member
+	MapVersion uint32
+}
+
+// PoolConnect connects to a pool by label or UUID in mode RO, RW or EX.
+func (c *Client) PoolConnect(ctx context.Context, id string, mode ctlpb.AccessFlags) (*Pool, error) {
+	cred, err := c.credential(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var r ctlpb.PoolConnectResp
+	if err := c.svcCall(ctx, enginepb.OpSvcPoolConnect, &ctlpb.PoolConnectReq{Id: id, Cred: cred, Flags: uint32(mode)}, &r); err != nil {
+		return nil, err
+	}
+	return &Pool{c: c, Info: r.Pool, Handle: r.Handle, Perms: r.Perms, Members: r.Members, MapVersion: r.MapVersion}, nil
+}
+
+// ContCreateOptions describe a new container.
+type ContCreateOptions struct {
+	Label string
+	Type  string // POSIX, HDF5, ... (default unknown)
+	Props map[string]string
+	ACL   []string // ACE strings (default: DAOS's default container ACL)
+}
+
+// ContCreate creates a container owned by the caller.
+func (p *Pool) ContCreate(ctx context.Context, o ContCreateOptions) (*ctlpb.Cont, error) {
+	cred, err := p.c.credential(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var r ctlpb.ContResp
+	err = p.c.svcCall(ctx, enginepb.OpSvcContCreate, &ctlpb.ContCreateReq{Pool: p.Info.Uuid, Cred: cred, Label: o.Label,
+		Type: o.Type, Props: o.Props, Acl: o.ACL}, &r)
+	return r.Cont, err
+}
+
+// Cont is an open container.
+type Cont struct {
+	Pool   *Pool
+	Info   *ctlpb.Cont
+	Handle string
+	Perms  string
+}
+
+func (p *Pool) contCall(ctx context.Context, op uint16, id string, mode ctlpb.AccessFlags) (*ctlpb.ContResp, error) {
+	cred, err := p.c.credential(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var r ctlpb.ContResp
+	err = p.c.svcCall(ctx, op, &ctlpb.ContReq{Pool: p.Info.Uuid, Cont: id, Cred: cred, Flags: uint32(mode)}, &r)
+	return &r, err
+}
+
+// ContOpen opens a container by label or UUID in mode RO, RW or EX.
+func (p *Pool) ContOpen(ctx context.Context, id string, mode ctlpb.AccessFlags) (*Cont, error) {
+	r, err := p.contCall(ctx, enginepb.OpSvcContOpen, id, mode)
+	if err != nil {
+		return nil, err
+	}
+	return &Cont{Pool: p, Info: r.Cont, Handle: r.Handle, Perms: r.Perms}, nil
+}
+
+// ContList lists the pool's containers.
+func (p *Pool) ContList(ctx context.Context) ([]*ctlpb.Cont, error) {
+	r, err := p.contCall(ctx, enginepb.OpSvcContList, "", 0)
+	return r.GetConts(), err
+}
+
+// ContDestroy destroys a container by label or UUID.
+func (p *Pool) ContDestroy(ctx context.Context, id string) error {
+	_, err := p.contCall(ctx, enginepb.OpSvcContDestroy, id, 0)
+	return err
+}

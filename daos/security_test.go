@@ -1,0 +1,392 @@
+package daos
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/agent"
+	"github.com/godaos/godaos/internal/ctlclient"
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/authpb"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/internal/security/certs"
+	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/server"
+	"github.com/godaos/godaos/server/config"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// system is one daos_server (in this process), an agent, and an admin
+// control-plane client, secure (certificates) or insecure.
+type system struct {
+	srv      *server.Server
+	admin    ctlpb.CtlClient
+	agent    *agent.Agent
+	certDir  string
+	ctlAddr  string
+	fabric   string
+	insecure bool
+}
+
+func startSystem(t *testing.T, secure bool) *system {
+	t.Helper()
+	dir := t.TempDir()
+	s := &system{insecure: !secure, certDir: filepath.Join(dir, "certs")}
+	if err := os.MkdirAll(filepath.Join(dir, "srv"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default(filepath.Join(dir, "srv"))
+	cfg.Port, cfg.TelemetryPort = testsys.FreePortPair(t), testsys.FreePort(t)
+	cfg.MgmtSvcReplicas = []string{"127.0.0.1:" + strconv.Itoa(cfg.Port)}
+	cfg.Engines[0].Targets = 2
+	cfg.Engines[0].FabricIfacePort = testsys.FreePort(t)
+	acfg := &agent.Config{AccessPoints: []string{"127.0.0.1:" + strconv.Itoa(cfg.Port)}, RuntimeDir: filepath.Join(dir, "agent")}
+	if secure {
+		if _, err := certs.Generate(s.certDir, certs.GenerateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.TransportConfig = config.TransportConfig{CACert: s.cert("daosCA.crt"), Cert: s.cert("server.crt"), Key: s.cert("server.key"),
+			ClientCertDir: s.cert("clients")}
+		acfg.TransportConfig = agent.TransportConfig{CACert: s.cert("daosCA.crt"), Cert: s.cert("agent.crt"), Key: s.cert("agent.key")}
+	} else {
+		cfg.TransportConfig = config.TransportConfig{AllowInsecure: true}
+		acfg.TransportConfig.AllowInsecure = true
+	}
+	srv, err := server.Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	s.srv, s.ctlAddr, s.fabric = srv, srv.ControlAddr(), srv.EngineAddrs()[0]
+	if secure {
+		s.admin = testsys.CtlClientTLS(t, s.ctlAddr, s.clientTLS(t, "admin"))
+	} else {
+		s.admin = testsys.CtlClient(t, s.ctlAddr)
+	}
+	waitRanks(t, s.admin, 1)
+	if s.agent, err = agent.Start(acfg, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.agent.Shutdown(context.Background()) })
+	return s
+}
+
+func (s *system) cert(name string) string { return filepath.Join(s.certDir, name) }
+
+func (s *system) clientTLS(t *testing.T, component string) *tls.Config {
+	t.Helper()
+	c, err := certs.ClientTLS(s.cert("daosCA.crt"), s.cert(component+".crt"), s.cert(component+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func waitRanks(t *testing.T, c ctlpb.CtlClient, n int) {
+	t.Helper()
+	for range 300 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := c.SystemQuery(ctx, &ctlpb.SystemQueryReq{})
+		cancel()
+		if err == nil && r.Error == nil && len(r.Members) == n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%d ranks did not join", n)
+}
+
+// createPool creates a pool as the administrator.
+func (s *system) createPool(t *testing.T, label, owner string, acl ...string) {
+	t.Helper()
+	r, err := ctlclient.Retry(context.Background(), func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
+		return s.admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: label, ScmSize: 64 << 20, NvmeSize: 256 << 20, User: owner, Group: owner, Acl: acl})
+	})
+	if err := ctlclient.Err(err, r.GetError(), "pool create "+label); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *system) client(t *testing.T) *Client {
+	t.Helper()
+	c, err := Init(context.Background(), Options{AgentSocket: s.agent.Socket(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	return c
+}
+
+func me(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
+}
+
+func wantErr(t *testing.T, err error, code daoserr.Code, contains ...string) {
+	t.Helper()
+	if !daoserr.Is(err, code) {
+		t.Fatalf("err %v, want %s", err, code.Name())
+	}
+	for _, c := range contains {
+		if !strings.Contains(err.Error(), c) {
+			t.Fatalf("err %q does not mention %q", err, c)
+		}
+	}
+}
+
+// TestACLEnforcement: through a real agent and a secure server, connects and
+// opens succeed or fail as the pool's and container's ACLs say, with
+// DER_NO_PERM naming the pool and the missing permission.
+func TestACLEnforcement(t *testing.T) {
+	s := startSystem(t, true)
+	ctx := context.Background()
+	self := me(t)
+	s.createPool(t, "mine", self)                                           // default ACL: OWNER@:rw
+	s.createPool(t, "readonly", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r") // others read
+	s.createPool(t, "closed", "nobody", "A::OWNER@:rw", "A:G:GROUP@:rw")    // nothing for others
+	s.createPool(t, "named", "nobody", "A::OWNER@:rw", "A::"+self+"@:rwcd") // an entry for the caller
+	c := s.client(t)
+
+	t.Run("owner connects read-write", func(t *testing.T) {
+		p, err := c.PoolConnect(ctx, "mine", RW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Perms != "rw" || p.Info.Label != "mine" || len(p.Members) != 1 || p.Handle == "" {
+			t.Fatalf("pool %+v perms %q", p.Info, p.Perms)
+		}
+	})
+	t.Run("EVERYONE@:r allows read-only", func(t *testing.T) {
+		if _, err := c.PoolConnect(ctx, "readonly", RO); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("EVERYONE@:r refuses read-write", func(t *testing.T) {
+		_, err := c.PoolConnect(ctx, "readonly", RW)
+		wantErr(t, err, daoserr.NoPerm, "pool readonly", `missing permission "w"`, self+"@")
+	})
+	t.Run("no entry refuses everything", func(t *testing.T) {
+		_, err := c.PoolConnect(ctx, "closed", RO)
+		wantErr(t, err, daoserr.NoPerm, "pool closed", `missing permission "r"`, "dmg pool update-acl closed")
+	})
+	t.Run("a user's own entry", func(t *testing.T) {
+		if _, err := c.PoolConnect(ctx, "named", EX); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("missing pool", func(t *testing.T) {
+		_, err := c.PoolConnect(ctx, "nosuch", RO)
+		wantErr(t, err, daoserr.Nonexist, "nosuch")
+	})
+	t.Run("bad flags", func(t *testing.T) {
+		_, err := c.PoolConnect(ctx, "mine", 3)
+		wantErr(t, err, daoserr.Inval, "RO (1), RW (2), EX (4)")
+	})
+
+	t.Run("containers", func(t *testing.T) {
+		p, err := c.PoolConnect(ctx, "named", RW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := p.ContCreate(ctx, ContCreateOptions{Label: "ckpt", Type: "POSIX"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct.Owner != self+"@" || ct.Type != "POSIX" {
+			t.Fatalf("container %+v", ct)
+		}
+		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "ckpt"}); !daoserr.Is(err, daoserr.Exist) {
+			t.Fatalf("second ckpt: %v", err)
+		}
+		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "bad label!"}); !daoserr.Is(err, daoserr.Inval) {
+			t.Fatalf("bad label: %v", err)
+		}
+		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "x", Props: map[string]string{"colour": "red"}}); !daoserr.Is(err, daoserr.Inval) {
+			t.Fatalf("unknown property: %v", err)
+		}
+		shared, err := p.ContCreate(ctx, ContCreateOptions{Label: "shared", ACL: []string{"A::OWNER@:rwdtTaAo", "A::EVERYONE@:r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := p.ContOpen(ctx, "ckpt", RW); err != nil || h.Perms != "rwdtTaAo" {
+			t.Fatalf("owner open: %v %+v", err, h)
+		}
+		list, err := p.ContList(ctx)
+		if err != nil || len(list) != 2 {
+			t.Fatalf("list %v %v", list, err)
+		}
+		// an administrator gives "shared" to someone else: the caller is no
+		// longer its owner, and EVERYONE@:r is what is left
+		r, err := s.admin.ContSetOwner(ctx, &ctlpb.ContSetOwnerReq{Pool: "named", Cont: shared.Uuid, User: "nobody"})
+		if err := ctlclient.Err(err, r.GetError(), "set-owner"); err != nil || r.Cont.Owner != "nobody@" {
+			t.Fatalf("set-owner: %v %+v", err, r.GetCont())
+		}
+		if _, err := p.ContOpen(ctx, "shared", RO); err != nil {
+			t.Fatalf("read-only open as not the owner: %v", err)
+		}
+		_, err = p.ContOpen(ctx, "shared", RW)
+		wantErr(t, err, daoserr.NoPerm, "named/shared", `missing permission "w"`)
+		// the pool's rwcd entry still lets the caller destroy it (DAOS: pool d or container d)
+		if err := p.ContDestroy(ctx, "shared"); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ContDestroy(ctx, "ckpt"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.ContOpen(ctx, "ckpt", RO); !daoserr.Is(err, daoserr.Nonexist) {
+			t.Fatalf("open destroyed: %v", err)
+		}
+		_, err = p.ContOpen(ctx, "", 0)
+		wantErr(t, err, daoserr.Inval)
+	})
+}
+
+// rawCall sends a pool-service request with a credential of the test's
+// making straight to the engine's data plane.
+func rawCall(t *testing.T, s *system, cred *authpb.Credential) error {
+	t.Helper()
+	hdr, _ := proto.Marshal(&ctlpb.PoolConnectReq{Id: "p", Cred: cred, Flags: uint32(RO)})
+	cl, err := rpc.Dial(context.Background(), s.fabric, rpc.ClientOptions{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Call(context.Background(), rpc.Message{Opcode: enginepb.OpSvcPoolConnect, Header: hdr}, nil)
+	return err
+}
+
+// TestBadCredentials: forged, expired, unsigned and strangers' credentials
+// are refused with DER_NO_PERM by a secure server; the engine keeps serving.
+func TestBadCredentials(t *testing.T) {
+	s := startSystem(t, true)
+	s.createPool(t, "p", me(t))
+	c := s.client(t)
+	good, err := c.credential(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentKey, err := certs.LoadSigner(s.cert("agent.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, _ := certs.Fingerprint(agentKey.Public())
+	tokenOf := func(cred *authpb.Credential) *authpb.Token {
+		tok := &authpb.Token{}
+		if err := proto.Unmarshal(cred.Token, tok); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	now := time.Now()
+	forged := proto.Clone(good).(*authpb.Credential)
+	{
+		tok := tokenOf(forged)
+		tok.User, tok.Uid, tok.Groups = "nobody", 65534, []string{"nogroup"}
+		forged.Token, _ = proto.Marshal(tok)
+	}
+	expiredTok := tokenOf(good)
+	expiredTok.Issued, expiredTok.Expires = now.Add(-time.Hour).Unix(), now.Add(-time.Minute).Unix()
+	expired, _ := auth.Sign(expiredTok, agentKey, fp) // properly signed, but too old
+	unsigned, _ := auth.Sign(tokenOf(good), nil, "")
+	strangerKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	strangerFP, _ := certs.Fingerprint(strangerKey.Public())
+	stranger, _ := auth.Sign(tokenOf(good), strangerKey, strangerFP)
+
+	for _, tc := range []struct {
+		name string
+		cred *authpb.Credential
+		want string
+	}{
+		{"forged token", forged, "does not verify"},
+		{"expired", expired, "expired"},
+		{"unsigned", unsigned, "not signed"},
+		{"unknown agent key", stranger, "does not trust"},
+		{"none", nil, "no credential"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, rawCall(t, s, tc.cred), daoserr.NoPerm, tc.want)
+		})
+	}
+	if err := rawCall(t, s, good); err != nil {
+		t.Fatalf("the good credential after the bad ones: %v", err)
+	}
+}
+
+// TestControlPlaneCertificates: the control service admits each component to
+// its own calls only, and nobody without a certificate from the CA.
+func TestControlPlaneCertificates(t *testing.T) {
+	s := startSystem(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	agentCtl := testsys.CtlClientTLS(t, s.ctlAddr, s.clientTLS(t, "agent"))
+	if _, err := agentCtl.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "x", ScmSize: 1 << 30}); status.Code(err) != codes.PermissionDenied ||
+		!strings.Contains(err.Error(), "admin") {
+		t.Fatalf("agent certificate creating a pool: %v", err)
+	}
+	if r, err := agentCtl.GetAttachInfo(ctx, &ctlpb.AttachInfoReq{}); err != nil || len(r.Members) != 1 {
+		t.Fatalf("agent attach info: %v %v", r, err)
+	}
+	if _, err := s.admin.Join(ctx, &ctlpb.JoinReq{Member: &ctlpb.Member{Uuid: "x"}}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("admin certificate joining a rank: %v", err)
+	}
+	if _, err := testsys.CtlClient(t, s.ctlAddr).SystemQuery(ctx, &ctlpb.SystemQueryReq{}); err == nil {
+		t.Fatal("a client without TLS was served")
+	}
+	other := t.TempDir()
+	if _, err := certs.Generate(other, certs.GenerateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := certs.ClientTLS(filepath.Join(other, "daosCA.crt"), filepath.Join(other, "admin.crt"), filepath.Join(other, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testsys.CtlClientTLS(t, s.ctlAddr, foreign).SystemQuery(ctx, &ctlpb.SystemQueryReq{}); err == nil {
+		t.Fatal("an admin certificate from another CA was served")
+	}
+}
+
+// TestInsecureMode: servers with allow_insecure take unsigned credentials, from
+// an insecure agent or from a client without any agent.
+func TestInsecureMode(t *testing.T) {
+	s := startSystem(t, false)
+	s.createPool(t, "dev", me(t))
+	ctx := context.Background()
+	if _, err := s.client(t).PoolConnect(ctx, "dev", RW); err != nil {
+		t.Fatalf("through an insecure agent: %v", err)
+	}
+	c, err := Init(ctx, Options{Insecure: true, AccessPoints: []string{s.ctlAddr}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Fini()
+	if _, err := c.PoolConnect(ctx, "dev", RW); err != nil {
+		t.Fatalf("without an agent: %v", err)
+	}
+	if _, err := Init(ctx, Options{AgentSocket: filepath.Join(t.TempDir(), "none.sock")}); !daoserr.Is(err, daoserr.AgentIncompat) ||
+		!strings.Contains(err.Error(), "start daos_agent") {
+		t.Fatalf("no agent: %v", err)
+	}
+}

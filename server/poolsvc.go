@@ -1,0 +1,433 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/ctlclient"
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/authpb"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security"
+	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/server/mgmt"
+	"github.com/godaos/godaos/server/vos"
+)
+
+// The pool and container service: what clients ask when they connect to a
+// pool and create, open or destroy containers. Every call carries the
+// caller's credential (signed by daos_agent); it is verified and the pool's or
+// container's ACL evaluated on the management service leader, where the
+// records live. Clients reach it through any engine's data plane (clientOps),
+// as DAOS clients reach the pool service through an engine.
+
+// onLeader runs local when this server leads the management service, else
+// forwards req to the leader with call; failing to find one is answered with
+// errResp.
+func onLeader[Req, Resp any](c *ctlService, ctx context.Context, req Req,
+	call func(ctlpb.CtlClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+	errResp func(error) Resp, local func() (Resp, error)) (Resp, error) {
+	cl, err := c.leader(ctx)
+	if err != nil {
+		return errResp(err), nil
+	}
+	if cl != nil {
+		return call(cl, forwarded(ctx), req)
+	}
+	resp, err := local()
+	if err != nil {
+		return errResp(err), nil
+	}
+	return resp, nil
+}
+
+func newUUID() string {
+	var u vos.UUID
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80
+	return u.String()
+}
+
+// checkLabel applies DAOS's label rule to a pool or container label.
+func checkLabel(kind, label string) error {
+	if !labelRE.MatchString(label) {
+		return daoserr.Newf(daoserr.Inval, "%s label %q: use 1 to 127 letters, digits, '-', '_', '.' or ':'", kind, label)
+	}
+	if _, err := vos.ParseUUID(label); err == nil {
+		return daoserr.Newf(daoserr.Inval, "%s label %q looks like a UUID", kind, label).WithResolution("choose a label that is not a UUID")
+	}
+	return nil
+}
+
+// accessPerms is what opening with flags (DAOS_PC_* / DAOS_COO_*) needs.
+func accessPerms(flags uint32) (security.Perm, string, error) {
+	switch ctlpb.AccessFlags(flags) {
+	case ctlpb.AccessFlags_RO:
+		return security.PermRead, "read-only", nil
+	case ctlpb.AccessFlags_RW:
+		return security.PermRead | security.PermWrite, "read-write", nil
+	case ctlpb.AccessFlags_EX:
+		return security.PermRead | security.PermWrite, "exclusive", nil
+	}
+	return 0, "", daoserr.Newf(daoserr.Inval, "access flags %#x: give exactly one of RO (1), RW (2), EX (4)", flags)
+}
+
+// caller verifies a request's credential.
+func (c *ctlService) caller(cred *authpb.Credential) (*authpb.Token, error) {
+	return c.s.verifier.Verify(cred)
+}
+
+// readyPool finds a pool that can be used (not being created or destroyed).
+func (c *ctlService) readyPool(id string) (mgmt.Pool, error) {
+	p, err := c.s.ms.FindPool(id)
+	if err != nil {
+		return p, err
+	}
+	if p.State != mgmt.PoolReady {
+		return p, daoserr.Newf(daoserr.Busy, "pool %s is %s", p.Label, p.State).WithResolution("retry when 'dmg pool query %s' shows it ready", p.Label)
+	}
+	return p, nil
+}
+
+// permsOn is what tok's caller may do on an object with acl, owner and group.
+func permsOn(tok *authpb.Token, acl []string, owner, group string) security.Perm {
+	parsed, err := security.ParseACL(strings.Join(acl, "\n"))
+	if err != nil {
+		return 0 // a record's ACL was validated when stored; an unreadable one grants nothing
+	}
+	return parsed.Perms(auth.Identity(tok, owner, group))
+}
+
+// denied is DER_NO_PERM naming who, what, the missing permission and the fix.
+func denied(tok *authpb.Token, what string, have, need security.Perm, fix string) error {
+	return daoserr.Newf(daoserr.NoPerm, "%s may not %s: missing permission %q (the ACL grants %q)",
+		auth.Who(tok), what, (need&^have).String(), have.String()).WithResolution("%s", fix)
+}
+
+// poolPerms checks that tok may do what (needing any of anyOf if all is 0) on pool p.
+func poolAccess(tok *authpb.Token, p mgmt.Pool, need security.Perm, what string) (security.Perm, error) {
+	have := permsOn(tok, p.ACL, p.Owner, p.Group)
+	if have&need != need {
+		return have, denied(tok, fmt.Sprintf("%s pool %s", what, p.Label), have, need,
+			fmt.Sprintf("ask the pool's owner or an administrator to grant it: dmg pool update-acl %s --entry A::%s@:%s", p.Label, tok.User, (have|need).String()))
+	}
+	return have, nil
+}
+
+func (c *ctlService) PoolConnect(ctx context.Context, req *ctlpb.PoolConnectReq) (*ctlpb.PoolConnectResp, error) {
+	errResp := func(err error) *ctlpb.PoolConnectResp { return &ctlpb.PoolConnectResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.PoolConnect, errResp, func() (*ctlpb.PoolConnectResp, error) {
+		tok, err := c.caller(req.Cred)
+		if err != nil {
+			return nil, daoserr.Context(err, "connect to pool %s", req.Id)
+		}
+		need, mode, err := accessPerms(req.Flags)
+		if err != nil {
+			return nil, daoserr.Context(err, "connect to pool %s", req.Id)
+		}
+		p, err := c.readyPool(req.Id)
+		if err != nil {
+			return nil, err
+		}
+		have, err := poolAccess(tok, p, need, "connect "+mode+" to")
+		if err != nil {
+			return nil, err
+		}
+		ranks, err := c.poolRanks(p.Ranks)
+		if err != nil {
+			return nil, daoserr.Context(err, "connect to pool %s", p.Label)
+		}
+		members, ver, err := c.s.ms.Members()
+		if err != nil {
+			return nil, err
+		}
+		resp := &ctlpb.PoolConnectResp{Handle: newUUID(), Perms: have.String(), MapVersion: ver}
+		var ntgt uint32
+		for _, r := range ranks {
+			ntgt += r.targets
+			for _, m := range members {
+				if m.Rank == r.rank {
+					resp.Members = append(resp.Members, memberPB(m))
+				}
+			}
+		}
+		resp.Pool = poolPB(p, ntgt)
+		c.s.log.Info("pool connect", "pool", p.Label, "user", auth.Who(tok), "mode", mode, "perms", have.String())
+		return resp, nil
+	})
+}
+
+// contTypes are DAOS's container layout types.
+var contTypes = map[string]bool{"POSIX": true, "HDF5": true, "PYTHON": true, "SPARK": true, "DATABASE": true,
+	"ROOT": true, "SEISMIC": true, "METEO": true, "unknown": true}
+
+// contProps are the container properties DAOS knows; their values are
+// checked by the client API that acts on them.
+var contProps = map[string]bool{"label": true, "layout_type": true, "layout_version": true, "cksum": true, "cksum_size": true,
+	"srv_cksum": true, "dedup": true, "dedup_threshold": true, "compression": true, "encryption": true, "rd_fac": true,
+	"rd_lvl": true, "ec_cell_sz": true, "ec_pda": true, "rp_pda": true, "oclass": true, "dir_oclass": true,
+	"file_oclass": true, "status": true, "perf_domain": true, "scm_hugepages": true, "chunk_size": true}
+
+func contPB(c mgmt.Cont) *ctlpb.Cont {
+	return &ctlpb.Cont{Uuid: c.UUID, Label: c.Label, Type: c.Type, Owner: c.Owner, Group: c.Group, Props: c.Props, Acl: c.ACL}
+}
+
+func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (*ctlpb.ContResp, error) {
+	errResp := func(err error) *ctlpb.ContResp { return &ctlpb.ContResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContCreate, errResp, func() (*ctlpb.ContResp, error) {
+		tok, err := c.caller(req.Cred)
+		if err != nil {
+			return nil, daoserr.Context(err, "create a container in pool %s", req.Pool)
+		}
+		p, err := c.readyPool(req.Pool)
+		if err != nil {
+			return nil, err
+		}
+		// DAOS: a pool's "w" is an alias of "cd" (create and delete containers)
+		if have := permsOn(tok, p.ACL, p.Owner, p.Group); have&(security.PermCreate|security.PermWrite) == 0 {
+			return nil, denied(tok, "create containers in pool "+p.Label, have, security.PermCreate, fmt.Sprintf(
+				"ask the pool's owner or an administrator: dmg pool update-acl %s --entry A::%s@:%s", p.Label, tok.User, (have|security.PermCreate).String()))
+		}
+		cont := mgmt.Cont{UUID: newUUID(), Label: req.Label, Type: req.Type, Owner: principalOf(tok.User), Group: principalOf(tok.Group), Props: req.Props}
+		if cont.Label == "" {
+			cont.Label = "container-" + cont.UUID[:8]
+		} else if err := checkLabel("container", cont.Label); err != nil {
+			return nil, err
+		}
+		if cont.Type == "" {
+			cont.Type = "unknown"
+		}
+		if !contTypes[cont.Type] {
+			return nil, daoserr.Newf(daoserr.Inval, "container type %q", cont.Type).WithResolution("use one of POSIX, HDF5, PYTHON, SPARK, DATABASE, ROOT, SEISMIC, METEO, unknown")
+		}
+		for k := range req.Props {
+			if !contProps[k] {
+				return nil, daoserr.Newf(daoserr.Inval, "unknown container property %q", k).WithResolution("see 'daos cont create --help' for the properties")
+			}
+		}
+		acl := security.DefaultContACL()
+		if len(req.Acl) > 0 {
+			if acl, err = security.ParseACL(strings.Join(req.Acl, "\n")); err != nil {
+				return nil, daoserr.Context(err, "container %s ACL", cont.Label)
+			}
+		}
+		cont.ACL = aclStrings(acl)
+		if err := c.s.ms.AddCont(p.UUID, cont); err != nil {
+			return nil, daoserr.Context(err, "create container %s in pool %s", cont.Label, p.Label)
+		}
+		c.s.log.Info("container created", "pool", p.Label, "cont", cont.Label, "uuid", cont.UUID, "user", auth.Who(tok))
+		return &ctlpb.ContResp{Cont: contPB(cont)}, nil
+	})
+}
+
+// ownerRE is a user or group name as set-owner takes it.
+var ownerRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*@?$`)
+
+// principalOf writes a user or group name as an ACE principal.
+func principalOf(name string) string { return principal(name, "nobody") }
+
+// contOf finds a pool and one of its containers for tok's caller, who must be
+// able to connect to the pool read-only.
+func (c *ctlService) contOf(tok *authpb.Token, pool, cont string) (mgmt.Pool, mgmt.Cont, error) {
+	p, err := c.readyPool(pool)
+	if err != nil {
+		return p, mgmt.Cont{}, err
+	}
+	if _, err := poolAccess(tok, p, security.PermRead, "connect read-only to"); err != nil {
+		return p, mgmt.Cont{}, err
+	}
+	if cont == "" {
+		return p, mgmt.Cont{}, nil
+	}
+	ct, err := p.FindCont(cont)
+	return p, ct, err
+}
+
+func (c *ctlService) ContOpen(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.ContResp, error) {
+	errResp := func(err error) *ctlpb.ContResp { return &ctlpb.ContResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContOpen, errResp, func() (*ctlpb.ContResp, error) {
+		tok, err := c.caller(req.Cred)
+		if err != nil {
+			return nil, daoserr.Context(err, "open container %s", req.Cont)
+		}
+		need, mode, err := accessPerms(req.Flags)
+		if err != nil {
+			return nil, daoserr.Context(err, "open container %s", req.Cont)
+		}
+		p, ct, err := c.contOf(tok, req.Pool, req.Cont)
+		if err != nil {
+			return nil, err
+		}
+		have := permsOn(tok, ct.ACL, ct.Owner, ct.Group)
+		if have&need != need {
+			return nil, denied(tok, fmt.Sprintf("open container %s/%s %s", p.Label, ct.Label, mode), have, need,
+				fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s@:%s", p.Label, ct.Label, tok.User, (have|need).String()))
+		}
+		return &ctlpb.ContResp{Cont: contPB(ct), Perms: have.String(), Handle: newUUID()}, nil
+	})
+}
+
+func (c *ctlService) ContList(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.ContResp, error) {
+	errResp := func(err error) *ctlpb.ContResp { return &ctlpb.ContResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContList, errResp, func() (*ctlpb.ContResp, error) {
+		tok, err := c.caller(req.Cred)
+		if err != nil {
+			return nil, daoserr.Context(err, "list containers of pool %s", req.Pool)
+		}
+		p, _, err := c.contOf(tok, req.Pool, "")
+		if err != nil {
+			return nil, err
+		}
+		resp := &ctlpb.ContResp{}
+		for _, ct := range p.ContList() {
+			resp.Conts = append(resp.Conts, contPB(ct))
+		}
+		return resp, nil
+	})
+}
+
+func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.ContResp, error) {
+	errResp := func(err error) *ctlpb.ContResp { return &ctlpb.ContResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContDestroy, errResp, func() (*ctlpb.ContResp, error) {
+		tok, err := c.caller(req.Cred)
+		if err != nil {
+			return nil, daoserr.Context(err, "destroy container %s", req.Cont)
+		}
+		p, ct, err := c.contOf(tok, req.Pool, req.Cont)
+		if err != nil {
+			return nil, err
+		}
+		// DAOS: the pool's d (or w) or the container's own d allows it
+		poolHave := permsOn(tok, p.ACL, p.Owner, p.Group)
+		contHave := permsOn(tok, ct.ACL, ct.Owner, ct.Group)
+		if poolHave&(security.PermDelete|security.PermWrite) == 0 && contHave&security.PermDelete == 0 {
+			return nil, denied(tok, fmt.Sprintf("destroy container %s/%s", p.Label, ct.Label), contHave, security.PermDelete,
+				fmt.Sprintf("the container's owner can grant it: daos cont update-acl %s %s --entry A::%s@:d", p.Label, ct.Label, tok.User))
+		}
+		ranks, err := c.poolRanks(p.Ranks)
+		if err != nil {
+			return nil, daoserr.Context(err, "destroy container %s/%s", p.Label, ct.Label)
+		}
+		pu, _ := vos.ParseUUID(p.UUID)
+		cu, _ := vos.ParseUUID(ct.UUID)
+		if _, failed := c.fanOut(ctx, ranks, enginepb.OpContDestroy, &enginepb.ContDestroyReq{Pool: pu[:], Cont: cu[:]}); len(failed) > 0 {
+			return nil, failure(fmt.Sprintf("destroy container %s/%s", p.Label, ct.Label), failed)
+		}
+		if err := c.s.ms.RemoveCont(p.UUID, ct.UUID); err != nil {
+			return nil, err
+		}
+		c.s.log.Info("container destroyed", "pool", p.Label, "cont", ct.Label, "user", auth.Who(tok))
+		return &ctlpb.ContResp{Cont: contPB(ct)}, nil
+	})
+}
+
+// ContSetOwner is dmg's (an administrator's): no credential, the control
+// plane's certificates authorize it.
+func (c *ctlService) ContSetOwner(ctx context.Context, req *ctlpb.ContSetOwnerReq) (*ctlpb.ContResp, error) {
+	errResp := func(err error) *ctlpb.ContResp { return &ctlpb.ContResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContSetOwner, errResp, func() (*ctlpb.ContResp, error) {
+		if req.User == "" && req.Group == "" {
+			return nil, daoserr.New(daoserr.Inval, "set-owner without a user or group").WithResolution("give --user and/or --group")
+		}
+		for _, n := range []string{req.User, req.Group} {
+			if n != "" && !ownerRE.MatchString(n) {
+				return nil, daoserr.Newf(daoserr.Inval, "owner name %q: use a user or group name, optionally ending in @", n)
+			}
+		}
+		p, err := c.s.ms.FindPool(req.Pool)
+		if err != nil {
+			return nil, err
+		}
+		ct, err := p.FindCont(req.Cont)
+		if err != nil {
+			return nil, err
+		}
+		user, group := "", ""
+		if req.User != "" {
+			user = principalOf(req.User)
+		}
+		if req.Group != "" {
+			group = principalOf(req.Group)
+		}
+		if err := c.s.ms.SetContOwner(p.UUID, ct.UUID, user, group); err != nil {
+			return nil, daoserr.Context(err, "set owner of container %s/%s", p.Label, ct.Label)
+		}
+		if p, err = c.s.ms.FindPool(p.UUID); err == nil {
+			ct, err = p.FindCont(ct.UUID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &ctlpb.ContResp{Cont: contPB(ct)}, nil
+	})
+}
+
+func (c *ctlService) GetAttachInfo(ctx context.Context, req *ctlpb.AttachInfoReq) (*ctlpb.AttachInfoResp, error) {
+	errResp := func(err error) *ctlpb.AttachInfoResp { return &ctlpb.AttachInfoResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.GetAttachInfo, errResp, func() (*ctlpb.AttachInfoResp, error) {
+		members, ver, err := c.s.ms.Members()
+		if err != nil {
+			return nil, err
+		}
+		resp := &ctlpb.AttachInfoResp{MsReplicas: c.s.replicas, MapVersion: ver, System: c.s.cfg.Name, Provider: c.s.cfg.Provider}
+		for _, m := range members {
+			resp.Members = append(resp.Members, memberPB(m))
+		}
+		return resp, nil
+	})
+}
+
+// ---- the data-plane entry ----
+
+// clientOps are the pool-service opcodes an engine serves for clients: each
+// takes the control-plane request as its message header and answers with the
+// control-plane reply, or with the reply's error as the RPC's error.
+func (c *ctlService) clientOps() map[uint16]rpc.Handler {
+	return map[uint16]rpc.Handler{
+		enginepb.OpSvcPoolConnect: svcOp(c, func() *ctlpb.PoolConnectReq { return &ctlpb.PoolConnectReq{} }, c.PoolConnect),
+		enginepb.OpSvcContCreate:  svcOp(c, func() *ctlpb.ContCreateReq { return &ctlpb.ContCreateReq{} }, c.ContCreate),
+		enginepb.OpSvcContOpen:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContOpen),
+		enginepb.OpSvcContList:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContList),
+		enginepb.OpSvcContDestroy: svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContDestroy),
+	}
+}
+
+// svcOp adapts a pool-service call to the data plane. The credential is
+// verified here first, so a forged one goes no further than the engine that
+// received it (the leader verifies again: it may be another server).
+func svcOp[Req interface {
+	proto.Message
+	GetCred() *authpb.Credential
+}, Resp interface {
+	proto.Message
+	GetError() *ctlpb.Error
+}](c *ctlService, newReq func() Req, call func(context.Context, Req) (Resp, error)) rpc.Handler {
+	return func(ctx context.Context, r *rpc.Request) (rpc.Response, error) {
+		req := newReq()
+		if err := proto.Unmarshal(r.Header, req); err != nil {
+			return rpc.Response{}, daoserr.Wrap(daoserr.Proto, err, "decode pool service request (opcode %d)", r.Opcode)
+		}
+		if _, err := c.caller(req.GetCred()); err != nil {
+			c.s.log.Warn("credential refused", "peer", r.Peer, "err", err)
+			return rpc.Response{}, err
+		}
+		resp, err := call(ctx, req)
+		if err != nil {
+			return rpc.Response{}, daoserr.Wrap(daoserr.Unreach, err, "pool service")
+		}
+		if err := ctlclient.ToError(resp.GetError()); err != nil {
+			return rpc.Response{}, err
+		}
+		b, err := proto.Marshal(resp)
+		return rpc.Response{Header: b}, err
+	}
+}
