@@ -72,7 +72,7 @@ func startSystem(t *testing.T, secure bool) *system {
 		cfg.TransportConfig = config.TransportConfig{AllowInsecure: true}
 		acfg.TransportConfig.AllowInsecure = true
 	}
-	srv, err := server.Start(cfg, quiet())
+	srv, err := server.Start(cfg, server.Options{Logger: quiet(), AutoFormat: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func startSystem(t *testing.T) (*Client, *bytes.Buffer) {
 	cfg.MgmtSvcReplicas = []string{fmt.Sprintf("127.0.0.1:%d", cfg.Port)}
 	cfg.Engines[0].FabricIfacePort = testsys.FreePort(t)
 	cfg.Engines[0].Targets = 2
-	s, err := server.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := server.Start(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AutoFormat: true})
 	if err != nil {
 		t.Fatal(err)
 	}

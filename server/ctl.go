@@ -148,7 +148,12 @@ func (c *ctlService) ServerQuery(ctx context.Context, _ *ctlpb.ServerQueryReq) (
 		resp.Storage = append(resp.Storage, &ctlpb.EngineStorage{Engine: uint32(re.idx),
 			ScmClass: scm.Class, ScmMount: scm.ScmMount, ScmSize: uint64(scm.ScmSize), ScmFsFree: fsFree(scm.ScmMount),
 			BdevClass: bdev.Class, BdevPath: bdev.BdevList[0], BdevSize: uint64(bdev.BdevSize), BdevFsFree: fsFree(bdev.BdevList[0]),
-			Pools: uint32(len(re.eng.Pools()))})
+			State: re.stateNow()})
+		if eng := re.engine(); eng != nil {
+			st := resp.Storage[len(resp.Storage)-1]
+			st.Pools = uint32(len(eng.Pools()))
+			st.ScmReserved, st.NvmeReserved = eng.Reserved()
+		}
 	}
 	return resp, nil
 }

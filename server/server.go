@@ -29,7 +29,6 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/server/config"
-	"github.com/godaos/godaos/server/engine"
 )
 
 // A Server is a running daos_server.
@@ -43,25 +42,26 @@ type Server struct {
 	ctl      *ctlService
 	grpc     *grpc.Server
 	ctlAddr  string
+	joinCtx  context.Context // ends when the server stops
 	stopJoin context.CancelFunc
 
 	transport *transport
 	verifier  *auth.Verifier
 }
 
-type runningEngine struct {
-	idx  int
-	eng  *engine.Engine
-	l    net.Listener
-	addr string
-	scm  string
-
-	mu   sync.Mutex
-	rank int64 // from the management service; -1 until joined
+// Options shape a server's start.
+type Options struct {
+	Logger *slog.Logger
+	// AutoFormat formats unformatted storage at start instead of waiting for
+	// 'dmg storage format' (daos_server start --auto-format; the embedded default).
+	AutoFormat bool
 }
 
-// Start validates cfg and starts its engines. On error nothing is left running.
-func Start(cfg *config.Server, log *slog.Logger) (*Server, error) {
+// Start validates cfg and starts the control service and the engines whose
+// storage is formatted (formatting it first with AutoFormat). On error
+// nothing is left running.
+func Start(cfg *config.Server, opts Options) (*Server, error) {
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -74,28 +74,49 @@ func Start(cfg *config.Server, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, transport: tr, verifier: tr.verifier}
 	s.ctl = &ctlService{s: s, conns: map[string]*grpc.ClientConn{}, engines: rpc.NewClientCache(rpc.ClientOptions{Logger: log})}
+	s.joinCtx, s.stopJoin = context.WithCancel(context.Background())
 	for i := range cfg.Engines {
-		re, err := s.startEngine(i)
+		re, err := s.engineSlot(i)
 		if err != nil {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
 		s.engines = append(s.engines, re)
+		if re.state == engineUnformatted && opts.AutoFormat {
+			if _, err := s.format(re, false); err != nil {
+				s.Shutdown(context.Background())
+				return nil, err
+			}
+		}
+		if re.state == engineUnformatted {
+			log.Warn("storage is not formatted: the engine waits for 'dmg storage format'", "engine", i, "scm", re.scm, "bdev", re.bdev)
+			continue
+		}
+		if err := s.runEngine(re); err != nil {
+			s.Shutdown(context.Background())
+			return nil, err
+		}
 	}
 	if err := s.startControl(); err != nil {
 		s.Shutdown(context.Background())
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopJoin = cancel
 	for _, re := range s.engines {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.join(ctx, re)
-		}()
+		if re.engine() != nil {
+			s.joinAsync(re)
+		}
 	}
 	return s, nil
+}
+
+// joinAsync joins a started engine in the background, retrying until it
+// succeeds or the server stops.
+func (s *Server) joinAsync(re *runningEngine) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.join(s.joinCtx, re)
+	}()
 }
 
 // startControl starts the management service replica (if this server is one)
@@ -195,7 +216,10 @@ func (s *Server) join(ctx context.Context, re *runningEngine) {
 		h, _ := os.Hostname()
 		fd = "/" + h
 	}
-	m := &ctlpb.Member{Uuid: uuid, ControlAddr: s.ctlAddr, FabricAddr: re.addr, FaultDomain: fd, Targets: uint32(s.cfg.Engines[re.idx].Targets)}
+	re.mu.Lock()
+	addr := re.addr
+	re.mu.Unlock()
+	m := &ctlpb.Member{Uuid: uuid, ControlAddr: s.ctlAddr, FabricAddr: addr, FaultDomain: fd, Targets: uint32(s.cfg.Engines[re.idx].Targets)}
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		resp, err := s.ctl.Join(cctx, &ctlpb.JoinReq{Member: m})
@@ -233,58 +257,13 @@ func (s *Server) Ranks() []int64 {
 // ControlAddr is the control service's address.
 func (s *Server) ControlAddr() string { return s.ctlAddr }
 
-func (s *Server) startEngine(i int) (*runningEngine, error) {
-	ec := s.cfg.Engines[i]
-	key := fmt.Sprintf("engines[%d]", i)
-	scm := ec.Storage[0]
-	var bdevDir string
-	for t, tier := range ec.Storage[1:] {
-		tk := fmt.Sprintf("%s.storage[%d]", key, t+1)
-		if tier.Class != config.ClassFile {
-			return nil, &config.Error{Key: tk + ".class", Msg: fmt.Sprintf("class %s is not supported by this daos_server yet", tier.Class), Resolution: "use class: file"}
-		}
-		if len(tier.BdevList) != 1 || bdevDir != "" {
-			return nil, &config.Error{Key: tk + ".bdev_list", Msg: "this daos_server uses exactly one bdev_list entry per engine", Resolution: "list one path: the directory that holds the engine's data files"}
-		}
-		bdevDir = tier.BdevList[0]
-	}
-	if bdevDir == "" {
-		return nil, &config.Error{Key: key + ".storage", Msg: "no bdev tier", Resolution: "add a tier with class: file and a bdev_list directory"}
-	}
-	ip, err := config.InterfaceAddr(ec.FabricIface)
-	if err != nil {
-		return nil, &config.Error{Key: key + ".fabric_iface", Msg: err.Error()}
-	}
-	addr := net.JoinHostPort(ip.String(), strconv.Itoa(ec.FabricIfacePort))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, &config.Error{Key: key + ".fabric_iface_port", Msg: fmt.Sprintf("cannot listen on %s: %v", addr, errors.Unwrap(errors.Unwrap(err))),
-			Resolution: "another process (another daos_server?) uses the port: stop it or choose another fabric_iface_port"}
-	}
-	log := s.log.With("engine", i)
-	eng, err := engine.Open(engine.Options{Rank: uint32(i), Targets: ec.Targets, ScmDir: scm.ScmMount, BdevDir: bdevDir,
-		WorkersPerTarget: max(2, ec.NrXsHelpers), Logger: log, ClientOps: s.ctl.clientOps()})
-	if err != nil {
-		l.Close()
-		return nil, daoserr.Context(err, "start engine %d", i)
-	}
-	re := &runningEngine{idx: i, eng: eng, l: l, addr: l.Addr().String(), scm: scm.ScmMount, rank: -1}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := eng.Serve(l); err != nil {
-			log.Error("engine stopped serving", "err", err)
-		}
-	}()
-	log.Info("engine started", "rank", i, "targets", ec.Targets, "listen", re.addr, "scm", scm.ScmMount, "bdev", bdevDir, "pools", len(eng.Pools()))
-	return re, nil
-}
-
 // EngineAddrs lists the data-plane address of each engine, by index.
 func (s *Server) EngineAddrs() []string {
 	var out []string
 	for _, re := range s.engines {
+		re.mu.Lock()
 		out = append(out, re.addr)
+		re.mu.Unlock()
 	}
 	return out
 }
@@ -306,7 +285,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	for _, re := range s.engines {
-		if err := re.eng.Shutdown(ctx); err != nil {
+		if err := s.stopEngine(ctx, re); err != nil {
 			errs = append(errs, fmt.Errorf("engine %d: %w", re.idx, err))
 		}
 	}

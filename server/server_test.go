@@ -38,7 +38,7 @@ func TestStartRefusesUnsupportedStorage(t *testing.T) {
 			cfg := config.Default(dir)
 			cfg.Engines[0].FabricIfacePort = 1 // the storage check fails first: nothing listens
 			tc.edit(cfg)
-			s, err := Start(cfg, quiet())
+			s, err := Start(cfg, Options{Logger: quiet(), AutoFormat: true})
 			if err == nil {
 				s.Shutdown(context.Background())
 				t.Fatal("started")

@@ -79,7 +79,7 @@ func waitJoined(t *testing.T, c ctlpb.CtlClient, n int) *ctlpb.SystemQueryResp {
 
 func TestSingleServerSystem(t *testing.T) {
 	cfg := systemConfigs(t, 1, 1)[0]
-	s, err := Start(cfg, quiet())
+	s, err := Start(cfg, Options{Logger: quiet(), AutoFormat: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestThreeServersLeaderLoss(t *testing.T) {
 	cfgs := systemConfigs(t, 3, 3)
 	var srvs []*Server
 	for _, cfg := range cfgs {
-		s, err := Start(cfg, quiet())
+		s, err := Start(cfg, Options{Logger: quiet(), AutoFormat: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,7 @@
 // Command daos_server runs a GoDAOS storage server: the engines of its
 // configuration (server.yml, DAOS's keys), each serving its targets.
 //
-//	daos_server start [-o server.yml]       # no file: the embedded default under $DAOS_DATA
+//	daos_server start [-o server.yml] [--auto-format]  # no file: the embedded default under $DAOS_DATA
 //	daos_server config generate [-o FILE]   # a commented example configuration
 package main
 
@@ -22,7 +22,8 @@ import (
 )
 
 type startCmd struct {
-	Config string `short:"o" name:"config" placeholder:"FILE" help:"Server configuration (server.yml). Default: the embedded single-engine configuration with storage under $DAOS_DATA or ~/.local/share/godaos."`
+	Config     string `short:"o" name:"config" placeholder:"FILE" help:"Server configuration (server.yml). Default: the embedded single-engine configuration with storage under $DAOS_DATA or ~/.local/share/godaos (formatted automatically)."`
+	AutoFormat bool   `name:"auto-format" help:"Format unformatted storage at start instead of waiting for 'dmg storage format'."`
 }
 
 type generateCmd struct {
@@ -75,6 +76,7 @@ func (s *startCmd) run(stderr io.Writer) int {
 		return 1
 	}
 	var cfg *config.Server
+	autoFormat := s.AutoFormat
 	if s.Config != "" {
 		var err error
 		if cfg, err = config.Load(s.Config); err != nil {
@@ -89,9 +91,10 @@ func (s *startCmd) run(stderr io.Writer) int {
 			return fail(fmt.Errorf("create %s for the default configuration: %w (set DAOS_DATA to a writable directory)", dir, err))
 		}
 		cfg = config.Default(dir)
+		autoFormat = true // a development system in one command
 		log.Info("no -o given: running the embedded default configuration", "data", dir)
 	}
-	srv, err := server.Start(cfg, log)
+	srv, err := server.Start(cfg, server.Options{Logger: log, AutoFormat: autoFormat})
 	if err != nil {
 		return fail(err)
 	}

@@ -149,7 +149,7 @@ func TestStartKillRestartStop(t *testing.T) {
 		return &enginepb.ObjIOReq{Pool: pool[:], Cont: cont[:], Oid: &enginepb.OID{Lo: 1}, Epoch: 1, Dkey: []byte(dkey), Iods: []*enginepb.IOD{iod(n)}}
 	}
 
-	sp := startServer(t, "start", "-o", cfgPath)
+	sp := startServer(t, "start", "--auto-format", "-o", cfgPath)
 	c := waitReady(t, sp, addr)
 	for tgt := range uint32(2) {
 		if err := call(t, c, enginepb.OpTargetCreate, tgt, &enginepb.TargetCreateReq{Pool: pool[:], ScmSize: 32 << 20, NvmeSize: 32 << 20}, nil, nil); err != nil {
@@ -170,7 +170,7 @@ func TestStartKillRestartStop(t *testing.T) {
 	sp.cmd.Process.Signal(syscall.SIGKILL)
 	<-sp.done
 
-	sp = startServer(t, "start", "-o", cfgPath)
+	sp = startServer(t, "start", "--auto-format", "-o", cfgPath)
 	c = waitReady(t, sp, addr)
 	for i := range 20 {
 		dkey := fmt.Sprintf("k%d", i)
@@ -212,9 +212,9 @@ func TestStartRefusesBadInput(t *testing.T) {
 		want  []string
 		setup func()
 	}{
-		{"misspelled key", []string{"start", "-o", typo}, []string{`unknown key "targetz"`, `did you mean "targets"?`}, nil},
+		{"misspelled key", []string{"start", "--auto-format", "-o", typo}, []string{`unknown key "targetz"`, `did you mean "targets"?`}, nil},
 		{"missing file", []string{"start", "-o", "/nonexistent/server.yml"}, []string{"/nonexistent/server.yml"}, nil},
-		{"fabric port in use", []string{"start", "-o", cfgPath}, []string{"engines[0].fabric_iface_port", "cannot listen on " + addr, "another daos_server?"}, nil},
+		{"fabric port in use", []string{"start", "--auto-format", "-o", cfgPath}, []string{"engines[0].fabric_iface_port", "cannot listen on " + addr, "another daos_server?"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,7 +269,7 @@ func TestConfigGenerateAndVersion(t *testing.T) {
 func TestSIGTERMDuringStartup(t *testing.T) {
 	cfgPath, _ := testConfig(t)
 	for range 3 {
-		sp := startServer(t, "start", "-o", cfgPath)
+		sp := startServer(t, "start", "--auto-format", "-o", cfgPath)
 		deadline := time.Now().Add(30 * time.Second)
 		for !strings.Contains(sp.stderr.String(), "allow_insecure") {
 			if time.Now().After(deadline) {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +16,11 @@ import (
 
 	"github.com/godaos/godaos/dmg"
 	"github.com/godaos/godaos/internal/cli"
+	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/props"
+	"github.com/godaos/godaos/internal/security/certs"
 	"github.com/godaos/godaos/internal/units"
+	"github.com/godaos/godaos/server/config"
 )
 
 type poolCreateCmd struct {
@@ -56,6 +60,30 @@ type poolIDCmd struct {
 	Pool string `arg:"" help:"Pool label or UUID."`
 }
 
+type ranksCmd struct {
+	Ranks []uint32 `short:"r" sep:"," placeholder:"RANKS" help:"Ranks to act on, e.g. 0,1 (default: all)."`
+}
+
+type contSetOwnerCmd struct {
+	Pool  string `short:"p" required:"" placeholder:"POOL" help:"Pool label or UUID."`
+	Cont  string `short:"c" required:"" placeholder:"CONT" help:"Container label or UUID."`
+	User  string `short:"u" placeholder:"USER" help:"New owning user (name or name@)."`
+	Group string `short:"g" placeholder:"GROUP" help:"New owning group (name or name@)."`
+}
+
+type configGenerateCmd struct {
+	AccessPoints []string `short:"a" name:"access-points" sep:"," placeholder:"HOST:PORT" help:"Management service replicas (1, 3 or 5; default this host)."`
+	Engines      int      `default:"1" help:"Engines (ranks) per server."`
+	Targets      int      `default:"4" help:"Targets per engine."`
+	DataDir      string   `name:"data-dir" placeholder:"DIR" help:"Directory for storage and metadata (default: $DAOS_DATA or ~/.local/share/godaos)."`
+}
+
+type certGenerateCmd struct {
+	Dir   string `short:"d" default:"/etc/daos/certs" placeholder:"DIR" help:"Directory for the CA and the certificates."`
+	Days  int    `default:"1825" help:"Validity in days."`
+	Force bool   `help:"Replace existing files."`
+}
+
 type cmdLine struct {
 	HostList   []string `short:"l" name:"host-list" sep:"," placeholder:"HOST[:PORT]" help:"Servers to talk to (default: the control config's hostlist, or localhost:10001)."`
 	ConfigPath string   `short:"o" name:"config-path" placeholder:"FILE" help:"daos_control.yml (default /etc/daos/daos_control.yml if present)."`
@@ -64,10 +92,27 @@ type cmdLine struct {
 	System struct {
 		Query       struct{} `cmd:"" help:"Show the ranks of the system."`
 		LeaderQuery struct{} `cmd:"" name:"leader-query" help:"Show the management service leader and replicas."`
-	} `cmd:"" help:"Query the system."`
+		Stop        ranksCmd `cmd:"" help:"Stop the engines of ranks (all by default); the servers keep answering dmg."`
+		Start       ranksCmd `cmd:"" help:"Start stopped ranks again (all stopped ones by default)."`
+	} `cmd:"" help:"Query and control the system."`
 	Storage struct {
-		Scan struct{} `cmd:"" help:"Show each server's storage: SCM and bdev tiers, sizes, free space, pools."`
-	} `cmd:"" help:"Query storage."`
+		Scan   struct{} `cmd:"" help:"Show each server's storage: SCM and bdev tiers, sizes, free space, pools."`
+		Format struct {
+			Force bool `help:"Reformat storage that is already formatted: its pools are lost (stop its ranks first)."`
+		} `cmd:"" help:"Format each server's storage and start its engines."`
+		Query struct {
+			Usage struct{} `cmd:"" help:"Show each engine's SCM and NVMe space: total, free, used by pools."`
+		} `cmd:"" help:"Query storage."`
+	} `cmd:"" help:"Format and query storage."`
+	Cont struct {
+		SetOwner contSetOwnerCmd `cmd:"" name:"set-owner" help:"Change a container's owning user and/or group."`
+	} `cmd:"" help:"Administer containers."`
+	Config struct {
+		Generate configGenerateCmd `cmd:"" help:"Print a server configuration (server.yml) for this system."`
+	} `cmd:"" help:"Configuration tools."`
+	Cert struct {
+		Generate certGenerateCmd `cmd:"" help:"Create a CA and the server, agent and admin certificates (clients/agent.crt for client_cert_dir)."`
+	} `cmd:"" help:"Certificates for the control plane."`
 	Pool struct {
 		Create  poolCreateCmd `cmd:"" help:"Create a pool."`
 		List    struct{}      `cmd:"" help:"List pools."`
@@ -93,8 +138,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	switch kctx.Command() { // local commands: no server needed
+	case "config generate":
+		return c.Config.Generate.run(stdout, stderr)
+	case "cert generate":
+		return c.Cert.Generate.run(stdout, stderr)
+	}
 
 	hosts, port := c.HostList, 0
+	var tlsConf *tls.Config // no control config: insecure, as the embedded default server
+	var err error
 	cfgPath := c.ConfigPath
 	if cfgPath == "" && len(hosts) == 0 {
 		if _, err := os.Stat("/etc/daos/daos_control.yml"); err == nil {
@@ -102,7 +155,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if cfgPath != "" {
-		cc, err := dmg.LoadControlConfig(cfgPath)
+		var cc *dmg.ControlConfig
+		cc, err = dmg.LoadControlConfig(cfgPath)
 		if err != nil {
 			fmt.Fprintln(stderr, "dmg:", err)
 			return 1
@@ -111,11 +165,17 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		if len(hosts) == 0 {
 			hosts = cc.HostList
 		}
+		if tc := cc.TransportConfig; !tc.AllowInsecure {
+			if tlsConf, err = certs.ClientTLS(tc.CACert, tc.Cert, tc.Key); err != nil {
+				fmt.Fprintln(stderr, "dmg:", daoserr.Context(err, "%s transport_config", cfgPath))
+				return 1
+			}
+		}
 	}
 	if len(hosts) == 0 {
 		hosts = []string{"localhost"}
 	}
-	cl, err := dmg.Connect(ctx, dmg.Hosts(hosts, port), nil)
+	cl, err := dmg.Connect(ctx, dmg.Hosts(hosts, port), tlsConf)
 	if err != nil {
 		fmt.Fprintln(stderr, "dmg:", err)
 		return 1
@@ -128,6 +188,17 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = cl.SystemQuery(ctx)
 	case "storage scan":
 		err = cl.StorageScan(ctx, dmg.Hosts(hosts, port))
+	case "system stop":
+		err = cl.SystemStop(ctx, c.System.Stop.Ranks)
+	case "system start":
+		err = cl.SystemStart(ctx, c.System.Start.Ranks)
+	case "storage format":
+		err = cl.StorageFormat(ctx, dmg.Hosts(hosts, port), c.Storage.Format.Force)
+	case "storage query usage":
+		err = cl.StorageQueryUsage(ctx, dmg.Hosts(hosts, port))
+	case "cont set-owner":
+		o := c.Cont.SetOwner
+		err = cl.ContSetOwner(ctx, o.Pool, o.Cont, o.User, o.Group)
 	case "system leader-query":
 		err = cl.LeaderQuery(ctx)
 	case "pool create <label>":
@@ -188,5 +259,40 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	return 0
+}
+
+func (g *configGenerateCmd) run(stdout, stderr io.Writer) int {
+	dir := g.DataDir
+	if dir == "" {
+		var err error
+		if dir, err = config.DataDir(); err != nil {
+			fmt.Fprintln(stderr, "dmg:", err)
+			return 1
+		}
+	}
+	b, err := config.Generate(config.GenerateOptions{DataDir: dir, Engines: g.Engines, Targets: g.Targets, Replicas: g.AccessPoints})
+	if err != nil {
+		fmt.Fprintln(stderr, "dmg:", err)
+		return 1
+	}
+	stdout.Write(b)
+	return 0
+}
+
+func (g *certGenerateCmd) run(stdout, stderr io.Writer) int {
+	files, err := certs.Generate(g.Dir, certs.GenerateOptions{Days: g.Days, Force: g.Force})
+	if err != nil {
+		fmt.Fprintln(stderr, "dmg:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Wrote %d files to %s:\n", len(files), g.Dir)
+	for _, f := range files {
+		fmt.Fprintln(stdout, "  "+f)
+	}
+	fmt.Fprintln(stdout, "Servers: ca_cert daosCA.crt, cert server.crt, key server.key, client_cert_dir clients/")
+	fmt.Fprintln(stdout, "Agents:  ca_cert daosCA.crt, cert agent.crt, key agent.key")
+	fmt.Fprintln(stdout, "dmg:     ca_cert daosCA.crt, cert admin.crt, key admin.key (daos_control.yml)")
+	fmt.Fprintln(stdout, "Keep daosCA.key offline; copy only what each node needs.")
 	return 0
 }

@@ -173,6 +173,20 @@ func (e *Engine) closePools() error {
 	return errors.Join(errs...)
 }
 
+// Reserved is the SCM and NVMe space the pools' targets on this engine hold.
+func (e *Engine) Reserved() (scm, nvme uint64) {
+	for _, t := range e.targets {
+		t.mu.RLock()
+		for _, p := range t.pools {
+			in := p.Query()
+			scm += in.ScmTotal
+			nvme += in.NvmeTotal
+		}
+		t.mu.RUnlock()
+	}
+	return scm, nvme
+}
+
 // Pools lists the pools with storage on this engine (on any target).
 func (e *Engine) Pools() []vos.UUID {
 	seen := map[vos.UUID]bool{}

@@ -715,6 +715,9 @@ type EngineStorage struct {
 	BdevSize      uint64                 `protobuf:"varint,8,opt,name=bdev_size,json=bdevSize,proto3" json:"bdev_size,omitempty"`
 	BdevFsFree    uint64                 `protobuf:"varint,9,opt,name=bdev_fs_free,json=bdevFsFree,proto3" json:"bdev_fs_free,omitempty"`
 	Pools         uint32                 `protobuf:"varint,10,opt,name=pools,proto3" json:"pools,omitempty"`
+	State         string                 `protobuf:"bytes,11,opt,name=state,proto3" json:"state,omitempty"`                                 // unformatted, running, stopped
+	ScmReserved   uint64                 `protobuf:"varint,12,opt,name=scm_reserved,json=scmReserved,proto3" json:"scm_reserved,omitempty"` // by the pools' targets on this engine
+	NvmeReserved  uint64                 `protobuf:"varint,13,opt,name=nvme_reserved,json=nvmeReserved,proto3" json:"nvme_reserved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -815,6 +818,27 @@ func (x *EngineStorage) GetBdevFsFree() uint64 {
 func (x *EngineStorage) GetPools() uint32 {
 	if x != nil {
 		return x.Pools
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *EngineStorage) GetScmReserved() uint64 {
+	if x != nil {
+		return x.ScmReserved
+	}
+	return 0
+}
+
+func (x *EngineStorage) GetNvmeReserved() uint64 {
+	if x != nil {
+		return x.NvmeReserved
 	}
 	return 0
 }
@@ -2678,7 +2702,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"ms_replica\x18\x03 \x01(\bR\tmsReplica\x123\n" +
 	"\astorage\x18\x04 \x03(\v2\x19.godaos.ctl.EngineStorageR\astorage\x12\x12\n" +
-	"\x04host\x18\x05 \x01(\tR\x04host\"\xad\x02\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\"\x8b\x03\n" +
 	"\rEngineStorage\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\rR\x06engine\x12\x1b\n" +
 	"\tscm_class\x18\x02 \x01(\tR\bscmClass\x12\x1b\n" +
@@ -2692,7 +2716,10 @@ const file_ctl_proto_rawDesc = "" +
 	"\fbdev_fs_free\x18\t \x01(\x04R\n" +
 	"bdevFsFree\x12\x14\n" +
 	"\x05pools\x18\n" +
-	" \x01(\rR\x05pools\"\xc3\x02\n" +
+	" \x01(\rR\x05pools\x12\x14\n" +
+	"\x05state\x18\v \x01(\tR\x05state\x12!\n" +
+	"\fscm_reserved\x18\f \x01(\x04R\vscmReserved\x12#\n" +
+	"\rnvme_reserved\x18\r \x01(\x04R\fnvmeReserved\"\xc3\x02\n" +
 	"\x04Pool\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
