@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +39,20 @@ func memberStates(t *testing.T, c ctlpb.CtlClient) string {
 		s = append(s, m.State)
 	}
 	return strings.Join(s, ",")
+}
+
+func scrape(t *testing.T, port int) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 func ping(addr string) error {
@@ -77,6 +94,14 @@ func TestFormatStopStartRestart(t *testing.T) {
 	cr, err := c.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "tank", TotalSize: 1 << 30})
 	if err := ctlclient.Err(err, cr.GetError(), "pool create"); err != nil {
 		t.Fatal(err)
+	}
+	metrics := scrape(t, cfg.TelemetryPort)
+	for _, want := range []string{`godaos_engine_rpc_requests_total{engine="0",opcode="Collective",rank="0",target="0"} 1`,
+		`godaos_engine_running{engine="0",rank="0",state="running"} 1`, "godaos_ms_leader 1", `godaos_engine_pools{engine="0",rank="0"} 1`,
+		"go_goroutines", "process_open_fds"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(metrics, "godaos_"))
+		}
 	}
 	f, err = c.StorageFormat(ctx, &ctlpb.StorageFormatReq{})
 	if err != nil || f.Error != nil || !strings.Contains(strings.Join(f.Formatted, ";"), "already formatted") {
@@ -122,8 +147,20 @@ func TestFormatStopStartRestart(t *testing.T) {
 	defer s.Shutdown(ctx)
 	c = testsys.CtlClient(t, s.ControlAddr())
 	waitJoined(t, c, 1)
-	q, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) { return c.PoolQuery(ctx, &ctlpb.PoolReq{Id: "tank"}) })
+	q, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+		return c.PoolQuery(ctx, &ctlpb.PoolReq{Id: "tank"})
+	})
 	if err := ctlclient.Err(err, q.GetError(), "pool query after restart"); err != nil || q.Pool.Uuid != cr.Pool.Uuid {
 		t.Fatalf("%v %+v", err, q.GetPool())
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

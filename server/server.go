@@ -1,10 +1,10 @@
 // Package server is daos_server: it reads the configuration, runs the engines it
 // describes (one rank each), runs a management service replica when it is one of
 // mgmt_svc_replicas, answers the control plane (gRPC on `port`: dmg and other
-// servers), joins its engines to the system, and stops all of it cleanly.
-//
-// Not here yet: storage format through dmg (a server creates its storage
-// directories at start), certificates, telemetry.
+// servers), joins its engines to the system, serves Prometheus metrics, and
+// stops all of it cleanly. Engines wait for their storage to be formatted
+// (dmg storage format, or --auto-format) and can be stopped and started again
+// while the server runs (dmg system stop|start).
 package server
 
 import (
@@ -25,6 +25,7 @@ import (
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/internal/telemetry"
 	"github.com/godaos/godaos/server/mgmt"
 
 	"github.com/godaos/godaos/internal/daoserr"
@@ -47,6 +48,7 @@ type Server struct {
 
 	transport *transport
 	verifier  *auth.Verifier
+	telemetry *telemetry.Server
 }
 
 // Options shape a server's start.
@@ -101,12 +103,30 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 		s.Shutdown(context.Background())
 		return nil, err
 	}
+	if err := s.startTelemetry(); err != nil {
+		s.Shutdown(context.Background())
+		return nil, err
+	}
 	for _, re := range s.engines {
 		if re.engine() != nil {
 			s.joinAsync(re)
 		}
 	}
 	return s, nil
+}
+
+// startTelemetry serves Prometheus metrics on telemetry_port (all interfaces,
+// as DAOS's engines do).
+func (s *Server) startTelemetry() error {
+	reg := telemetry.NewRegistry()
+	reg.MustRegister(metrics{s})
+	t, err := telemetry.Serve(net.JoinHostPort("", strconv.Itoa(s.cfg.TelemetryPort)), reg, s.log)
+	if err != nil {
+		return &config.Error{Key: "telemetry_port", Msg: err.Error(), Resolution: "another process uses the port: choose another telemetry_port"}
+	}
+	s.telemetry = t
+	s.log.Info("telemetry started", "metrics", "http://"+t.Addr()+"/metrics")
+	return nil
 }
 
 // joinAsync joins a started engine in the background, retrying until it
@@ -287,6 +307,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, re := range s.engines {
 		if err := s.stopEngine(ctx, re); err != nil {
 			errs = append(errs, fmt.Errorf("engine %d: %w", re.idx, err))
+		}
+	}
+	if s.telemetry != nil {
+		if err := s.telemetry.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("telemetry: %w", err))
 		}
 	}
 	s.wg.Wait()

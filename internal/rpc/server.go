@@ -60,6 +60,7 @@ type Server struct {
 	log      *slog.Logger
 	handlers map[uint16]Handler
 	queues   []chan *serverCall
+	stats    []targetStats
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -103,6 +104,7 @@ func NewServer(opts ServerOptions) *Server {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{opts: opts, lim: opts.Limits.withDefaults(), log: opts.Logger, handlers: map[uint16]Handler{},
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, baseCtx: ctx, stop: stop}
+	s.stats = make([]targetStats, opts.Targets)
 	s.queues = make([]chan *serverCall, opts.Targets)
 	for t := range s.queues {
 		s.queues[t] = make(chan *serverCall, opts.QueueDepth)
@@ -379,7 +381,9 @@ func (sc *serverConn) serve(c *serverCall) {
 	var resp Response
 	err := c.ctx.Err()
 	if err == nil { // not canceled while queued
+		start := time.Now()
 		resp, err = sc.call(h, c)
+		sc.s.record(c, start, &resp, err)
 	}
 	sc.reply(c, resp, err)
 }

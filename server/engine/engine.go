@@ -173,6 +173,9 @@ func (e *Engine) closePools() error {
 	return errors.Join(errs...)
 }
 
+// RPCStats reports the engine's request counters by target and opcode.
+func (e *Engine) RPCStats(fn func(target int, opcode uint16, st *rpc.OpStats)) { e.srv.Stats(fn) }
+
 // Reserved is the SCM and NVMe space the pools' targets on this engine hold.
 func (e *Engine) Reserved() (scm, nvme uint64) {
 	for _, t := range e.targets {

@@ -1,5 +1,7 @@
 package enginepb
 
+import "strconv"
+
 // Opcodes of the engine's data-plane RPCs (internal/rpc frames). Each request's
 // message header is the message named beside it; replies without a message
 // header are empty on success.
@@ -24,3 +26,18 @@ const (
 	OpSvcContList    uint16 = 43 // ctlpb.ContReq -> ctlpb.ContResp (conts)
 	OpSvcContDestroy uint16 = 44 // ctlpb.ContReq -> ctlpb.ContResp
 )
+
+var opNames = map[uint16]string{
+	OpTargetCreate: "TargetCreate", OpTargetDestroy: "TargetDestroy", OpTargetQuery: "TargetQuery", OpPing: "Ping",
+	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch",
+	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
+	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy",
+}
+
+// OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
+func OpName(op uint16) string {
+	if n, ok := opNames[op]; ok {
+		return n
+	}
+	return "op" + strconv.Itoa(int(op))
+}
