@@ -1,7 +1,13 @@
-// Package launcher starts GoDAOS systems: `launcher local -n N` runs N
-// daos_server processes on this host (distinct ports and directories), waits
-// until every rank has joined, and says how to reach the system; `launcher stop`
-// ends it. (srun and pdsh launches come next.)
+// Package launcher starts GoDAOS systems and waits until every rank has joined:
+//
+//   - StartLocal (`launcher local -n N`) runs N daos_server processes on this
+//     host, with distinct ports and directories.
+//   - StartPdsh (`launcher pdsh -w 'node[1-4]'`) and StartSrun (`launcher srun
+//     -N 4`) render one daos_server YAML per node from one template
+//     (DIR/<node>.yml, see NodeData) and start one server per node with pdsh or
+//     in a Slurm job step; RunNode (`launcher node`) is what runs on each node.
+//
+// Each records what `launcher stop` (StopDir) needs in DIR/launcher.json.
 package launcher
 
 import (
@@ -11,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,12 +42,24 @@ type LocalOptions struct {
 
 // State is what `launcher stop` needs, kept in Dir/launcher.json.
 type State struct {
-	PIDs     []int    `json:"pids"`
-	HostList []string `json:"hostlist"`
+	PIDs     []int    `json:"pids"`     // daos_server processes on this host
+	HostList []string `json:"hostlist"` // control addresses, one per server
 	Dirs     []string `json:"dirs"`
+
+	// pdsh and srun launches (Mode "pdsh" or "srun"; empty for local)
+	Mode      string   `json:"mode,omitempty"`
+	Nodes     []string `json:"nodes,omitempty"`
+	LaunchPID int      `json:"launch_pid,omitempty"` // the pdsh or srun process, on this host
+	Rcmd      string   `json:"rcmd,omitempty"`       // pdsh -R
+	Step      string   `json:"step,omitempty"`       // srun: the job step, JOBID.STEPID
+	Launcher  string   `json:"launcher,omitempty"`   // this program, as the nodes run it
 }
 
 const stateFile = "launcher.json"
+
+// stopTimeout is how long a stop waits for servers to exit after SIGTERM
+// (daos_server drains in-flight requests for up to 30 s) before SIGKILL.
+const stopTimeout = 30 * time.Second
 
 // LocalSystem is a running local system.
 type LocalSystem struct {
@@ -69,23 +88,30 @@ func (o *LocalOptions) defaults() error {
 	if o.Replicas > o.N {
 		return daoserr.Newf(daoserr.Inval, "launcher: %d replicas for %d servers", o.Replicas, o.N)
 	}
-	if o.Bin == "" {
-		if self, err := os.Executable(); err == nil {
-			if p := filepath.Join(filepath.Dir(self), "daos_server"); fileExists(p) {
-				o.Bin = p
-			}
-		}
-	}
-	if o.Bin == "" {
-		p, err := exec.LookPath("daos_server")
-		if err != nil {
-			return daoserr.New(daoserr.Nonexist, "launcher: daos_server not found").WithResolution("build it (make) and put bin/ in PATH, or give --bin")
-		}
-		o.Bin = p
-	}
 	var err error
+	if o.Bin, err = findServerBin(o.Bin); err != nil {
+		return err
+	}
 	o.Dir, err = filepath.Abs(o.Dir)
 	return err
+}
+
+// findServerBin is the daos_server to run: bin if given, else the one next to
+// this program, else the one in PATH.
+func findServerBin(bin string) (string, error) {
+	if bin != "" {
+		return filepath.Abs(bin)
+	}
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "daos_server"); fileExists(p) {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("daos_server")
+	if err != nil {
+		return "", daoserr.New(daoserr.Nonexist, "launcher: daos_server not found").WithResolution("build it (make) and put bin/ in PATH, or give --bin")
+	}
+	return filepath.Abs(p)
 }
 
 func fileExists(p string) bool {
@@ -116,9 +142,8 @@ func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	if st, err := ReadState(o.Dir); err == nil && anyAlive(st.PIDs) {
-		return nil, daoserr.Newf(daoserr.Busy, "launcher: a system from %s is still running (pids %v)", o.Dir, st.PIDs).
-			WithResolution("stop it first: launcher stop --dir %s", o.Dir)
+	if err := refuseRunning(o.Dir); err != nil {
+		return nil, err
 	}
 	s := &LocalSystem{Dir: o.Dir}
 	for i := range o.N {
@@ -143,7 +168,7 @@ func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
 			s.Stop()
 			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: server log")
 		}
-		cmd := exec.Command(o.Bin, "start", "-o", path)
+		cmd := exec.Command(o.Bin, "start", "--auto-format", "-o", path)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by the launcher's terminal
 		if err := cmd.Start(); err != nil {
@@ -175,13 +200,9 @@ func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
 // comments-free form (config.Server marshals with DAOS's keys).
 func marshalConfig(c *config.Server) ([]byte, error) { return config.Marshal(c) }
 
-// waitJoined waits until every server says its engines have joined (this
-// start's join, not a record from a previous run) and the system map shows n
-// joined ranks.
+// waitJoined waits until every server of a local system has joined.
 func (s *LocalSystem) waitJoined(ctx context.Context, n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
+	exited := func() error {
 		for i, d := range s.done {
 			select {
 			case <-d:
@@ -191,10 +212,26 @@ func (s *LocalSystem) waitJoined(ctx context.Context, n int, timeout time.Durati
 			default:
 			}
 		}
-		err := allServersJoined(ctx, s.HostList)
+		return nil
+	}
+	return waitJoined(ctx, s.HostList, n, timeout, exited, "see the server logs in "+s.Dir)
+}
+
+// waitJoined waits until every server of hosts says its engines have joined
+// (this start's join, not a record from a previous run) and the system map
+// shows n joined ranks. exited, asked between polls, reports servers that
+// ended while starting; seeLogs is the resolution of a timeout.
+func waitJoined(ctx context.Context, hosts []string, n int, timeout time.Duration, exited func() error, seeLogs string) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if err := exited(); err != nil {
+			return err
+		}
+		err := allServersJoined(ctx, hosts)
 		var joined int
 		if err == nil {
-			joined, err = Joined(ctx, s.HostList)
+			joined, err = Joined(ctx, hosts)
 		}
 		if err == nil && joined == n {
 			return nil
@@ -211,7 +248,7 @@ func (s *LocalSystem) waitJoined(ctx context.Context, n int, timeout time.Durati
 		}
 	}
 	return daoserr.Newf(daoserr.TimedOut, "launcher: the system did not come up within %v (%s)", timeout, last).
-		WithResolution("see the server logs in %s", s.Dir)
+		WithResolution("%s", seeLogs)
 }
 
 // allServersJoined asks each server whether all its engines have joined.
@@ -289,7 +326,7 @@ func (s *LocalSystem) Stop() {
 			p.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	deadline := time.After(30 * time.Second) // for all of them together
+	deadline := time.After(stopTimeout) // for all of them together
 	for i := range s.procs {
 		select {
 		case <-s.done[i]:
@@ -332,25 +369,52 @@ func anyAlive(pids []int) bool {
 	return false
 }
 
+// refuseRunning fails when a system started in dir still runs: a second
+// one would share its storage and ports.
+func refuseRunning(dir string) error {
+	st, err := ReadState(dir)
+	if err != nil || (!anyAlive(st.PIDs) && !launchAlive(st)) {
+		return nil
+	}
+	pids := slices.Clone(st.PIDs)
+	if st.LaunchPID != 0 {
+		pids = append(pids, st.LaunchPID)
+	}
+	return daoserr.Newf(daoserr.Busy, "launcher: a system from %s is still running (pids %v)", dir, pids).
+		WithResolution("stop it first: launcher stop --dir %s", dir)
+}
+
 // StopDir stops the system started in dir by another launcher process.
 func StopDir(dir string) error {
 	st, err := ReadState(dir)
 	if err != nil {
 		return daoserr.Wrap(daoserr.Nonexist, err, "launcher: no system started in %s", dir)
 	}
-	for _, p := range st.PIDs {
+	if st.Mode != "" {
+		if err := stopCluster(dir, st, nil); err != nil {
+			return err
+		}
+		return os.Remove(filepath.Join(dir, stateFile))
+	}
+	stopLocalPIDs(st.PIDs)
+	return os.Remove(filepath.Join(dir, stateFile))
+}
+
+// stopLocalPIDs stops daos_server processes of this host: SIGTERM, then
+// SIGKILL after 30 s.
+func stopLocalPIDs(pids []int) {
+	for _, p := range pids {
 		if ours(p) {
 			syscall.Kill(p, syscall.SIGTERM)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for anyAlive(st.PIDs) && time.Now().Before(deadline) {
+	deadline := time.Now().Add(stopTimeout)
+	for anyAlive(pids) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, p := range st.PIDs {
+	for _, p := range pids {
 		if ours(p) {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 	}
-	return os.Remove(filepath.Join(dir, stateFile))
 }

@@ -2,12 +2,7 @@ package launcher
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,33 +11,6 @@ import (
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
 )
-
-var (
-	buildOnce sync.Once
-	serverBin string
-	buildErr  error
-)
-
-// daosServer builds cmd/daos_server once for the tests of this package.
-func daosServer(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "godaos-launcher-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		serverBin = filepath.Join(dir, "daos_server")
-		out, err := exec.Command("go", "build", "-o", serverBin, "github.com/godaos/godaos/cmd/daos_server").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build daos_server: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return serverBin
-}
 
 // The integration test: three real daos_server processes; pools are
 // created, the management service leader is killed with SIGKILL mid-way, the

@@ -4,8 +4,10 @@
 set -euo pipefail
 
 # Debian packages the current code and tests need. (Later parts of the project
-# add fuse3, mpich, hdf5, slurm, ... here as they start using them.)
-DEB_PACKAGES=(ca-certificates git make gcc)
+# add fuse3, mpich, hdf5, ... here as they start using them.)
+# slurm-wlm, munge, pdsh: launcher's srun and pdsh launches and their tests
+# (scripts/slurm-test-cluster.sh runs its own munged, slurmctld and slurmd).
+DEB_PACKAGES=(ca-certificates git make gcc slurm-wlm munge pdsh)
 
 GO_MIN=1.26
 
