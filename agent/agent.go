@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/agentpb"
 	"github.com/godaos/godaos/internal/proto/authpb"
-	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/internal/security/certs"
 )
@@ -191,22 +189,8 @@ func FetchAttachInfo(ctx context.Context, cfg *Config) (*agentpb.AttachInfoResp,
 }
 
 func fetchAttachInfo(ctx context.Context, cfg *Config, tlsConf *tls.Config) (*agentpb.AttachInfoResp, error) {
-	var hosts []string
-	for _, h := range cfg.AccessPoints {
-		if _, _, err := net.SplitHostPort(h); err != nil {
-			h = net.JoinHostPort(h, strconv.Itoa(cfg.Port))
-		}
-		hosts = append(hosts, h)
-	}
-	conn, err := ctlclient.Dial(ctx, hosts, tlsConf)
+	r, err := ctlclient.AttachInfo(ctx, ctlclient.Hosts(cfg.AccessPoints, cfg.Port), tlsConf)
 	if err != nil {
-		return nil, daoserr.Context(err, "attach info")
-	}
-	defer conn.Close()
-	r, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.AttachInfoResp, error) {
-		return conn.GetAttachInfo(ctx, &ctlpb.AttachInfoReq{})
-	})
-	if err := ctlclient.Err(err, r.GetError(), "attach info"); err != nil {
 		return nil, err
 	}
 	if r.System != "" && cfg.Name != "" && r.System != cfg.Name {

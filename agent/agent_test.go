@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/godaos/godaos/internal/agentsock"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/agentpb"
 	"github.com/godaos/godaos/internal/proto/authpb"
@@ -46,14 +46,11 @@ func TestMain(m *testing.M) {
 }
 
 func agentClient(sock string) (agentpb.AgentClient, func(), error) {
-	cc, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}))
+	cl, cc, err := agentsock.Dial(sock)
 	if err != nil {
 		return nil, nil, err
 	}
-	return agentpb.NewAgentClient(cc), func() { cc.Close() }, nil
+	return cl, func() { cc.Close() }, nil
 }
 
 func askCredential(sock string) (*authpb.Token, error) {

@@ -4,20 +4,17 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/godaos/godaos/internal/agentsock"
 	"github.com/godaos/godaos/internal/daoserr"
 )
 
-// DefaultRuntimeDir holds the agent's socket (DAOS's).
-const DefaultRuntimeDir = "/var/run/daos_agent"
-
 // SocketName is the socket's file name in the runtime directory.
-const SocketName = "daos_agent.sock"
+const SocketName = agentsock.Name
 
 // Config is daos_agent.yml (DAOS's keys).
 type Config struct {
@@ -61,18 +58,6 @@ func LoadConfig(path string) (*Config, error) {
 	return &c, c.normalize()
 }
 
-// socketDir is where applications look for the agent: $DAOS_AGENT_DRPC_DIR
-// when set, else DAOS's default.
-func socketDir() string {
-	if d := os.Getenv("DAOS_AGENT_DRPC_DIR"); d != "" {
-		return d
-	}
-	return DefaultRuntimeDir
-}
-
-// SocketPath is the agent socket applications use.
-func SocketPath() string { return filepath.Join(socketDir(), SocketName) }
-
 func (c *Config) normalize() error {
 	if c.Name == "" {
 		c.Name = "daos_server"
@@ -81,7 +66,7 @@ func (c *Config) normalize() error {
 		c.Port = 10001
 	}
 	if c.RuntimeDir == "" {
-		c.RuntimeDir = socketDir()
+		c.RuntimeDir = agentsock.Dir()
 	}
 	if len(c.AccessPoints) == 0 {
 		c.AccessPoints = []string{"localhost"}

@@ -8,16 +8,14 @@ package daos
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/godaos/godaos/agent"
+	"github.com/godaos/godaos/internal/agentsock"
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/agentpb"
@@ -77,20 +75,17 @@ func Init(ctx context.Context, opts Options) (*Client, error) {
 	} else {
 		sock := opts.AgentSocket
 		if sock == "" {
-			sock = agent.SocketPath()
+			sock = agentsock.Path()
 		}
 		if _, err := os.Stat(sock); err != nil {
 			return nil, daoserr.Wrap(daoserr.AgentIncompat, err, "no daos_agent socket at %s", sock).
 				WithResolution("start daos_agent, or set DAOS_AGENT_DRPC_DIR to the directory of its socket")
 		}
-		cc, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-			}))
+		ac, cc, err := agentsock.Dial(sock)
 		if err != nil {
 			return nil, daoserr.Wrap(daoserr.AgentIncompat, err, "daos_agent at %s", sock)
 		}
-		c.agentCC, c.agent = cc, agentpb.NewAgentClient(cc)
+		c.agentCC, c.agent = cc, ac
 	}
 	if _, err := c.attachInfo(ctx, false); err != nil {
 		c.Fini()
@@ -130,8 +125,10 @@ func (c *Client) attachInfo(ctx context.Context, refresh bool) (*agentpb.AttachI
 			info = r
 		}
 	} else {
-		info, err = agent.FetchAttachInfo(ctx, &agent.Config{AccessPoints: c.opts.AccessPoints,
-			TransportConfig: agent.TransportConfig{AllowInsecure: true}})
+		var r *ctlpb.AttachInfoResp
+		if r, err = ctlclient.AttachInfo(ctx, ctlclient.Hosts(c.opts.AccessPoints, 0), nil); err == nil {
+			info = &agentpb.AttachInfoResp{System: r.System, MsReplicas: r.MsReplicas, Members: r.Members, MapVersion: r.MapVersion, Provider: r.Provider}
+		}
 	}
 	if err != nil {
 		return nil, err

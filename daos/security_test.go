@@ -5,13 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"io"
 	"log/slog"
-	"os"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/godaos/godaos/agent"
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/authpb"
@@ -30,106 +25,15 @@ import (
 	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/internal/security/certs"
 	"github.com/godaos/godaos/internal/testsys"
-	"github.com/godaos/godaos/server"
-	"github.com/godaos/godaos/server/config"
+	"github.com/godaos/godaos/internal/testsys/inproc"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return inproc.Quiet() }
 
-// system is one daos_server (in this process), an agent, and an admin
-// control-plane client, secure (certificates) or insecure.
-type system struct {
-	srv      *server.Server
-	admin    ctlpb.CtlClient
-	agent    *agent.Agent
-	certDir  string
-	ctlAddr  string
-	fabric   string
-	insecure bool
-}
-
-func startSystem(t *testing.T, secure bool) *system {
+// client is a client of s through its agent, finished when the test ends.
+func client(t *testing.T, s *inproc.System) *Client {
 	t.Helper()
-	dir := t.TempDir()
-	s := &system{insecure: !secure, certDir: filepath.Join(dir, "certs")}
-	if err := os.MkdirAll(filepath.Join(dir, "srv"), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default(filepath.Join(dir, "srv"))
-	cfg.Port, cfg.TelemetryPort = testsys.FreePortPair(t), testsys.FreePort(t)
-	cfg.MgmtSvcReplicas = []string{"127.0.0.1:" + strconv.Itoa(cfg.Port)}
-	cfg.Engines[0].Targets = 2
-	cfg.Engines[0].FabricIfacePort = testsys.FreePort(t)
-	acfg := &agent.Config{AccessPoints: []string{"127.0.0.1:" + strconv.Itoa(cfg.Port)}, RuntimeDir: filepath.Join(dir, "agent")}
-	if secure {
-		if _, err := certs.Generate(s.certDir, certs.GenerateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		cfg.TransportConfig = config.TransportConfig{CACert: s.cert("daosCA.crt"), Cert: s.cert("server.crt"), Key: s.cert("server.key"),
-			ClientCertDir: s.cert("clients")}
-		acfg.TransportConfig = agent.TransportConfig{CACert: s.cert("daosCA.crt"), Cert: s.cert("agent.crt"), Key: s.cert("agent.key")}
-	} else {
-		cfg.TransportConfig = config.TransportConfig{AllowInsecure: true}
-		acfg.TransportConfig.AllowInsecure = true
-	}
-	srv, err := server.Start(cfg, server.Options{Logger: quiet(), AutoFormat: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	s.srv, s.ctlAddr, s.fabric = srv, srv.ControlAddr(), srv.EngineAddrs()[0]
-	if secure {
-		s.admin = testsys.CtlClientTLS(t, s.ctlAddr, s.clientTLS(t, "admin"))
-	} else {
-		s.admin = testsys.CtlClient(t, s.ctlAddr)
-	}
-	waitRanks(t, s.admin, 1)
-	if s.agent, err = agent.Start(acfg, quiet()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.agent.Shutdown(context.Background()) })
-	return s
-}
-
-func (s *system) cert(name string) string { return filepath.Join(s.certDir, name) }
-
-func (s *system) clientTLS(t *testing.T, component string) *tls.Config {
-	t.Helper()
-	c, err := certs.ClientTLS(s.cert("daosCA.crt"), s.cert(component+".crt"), s.cert(component+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func waitRanks(t *testing.T, c ctlpb.CtlClient, n int) {
-	t.Helper()
-	for range 300 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		r, err := c.SystemQuery(ctx, &ctlpb.SystemQueryReq{})
-		cancel()
-		if err == nil && r.Error == nil && len(r.Members) == n {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%d ranks did not join", n)
-}
-
-// createPool creates a pool as the administrator.
-func (s *system) createPool(t *testing.T, label, owner string, acl ...string) {
-	t.Helper()
-	r, err := ctlclient.Retry(context.Background(), func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
-		return s.admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: label, ScmSize: 64 << 20, NvmeSize: 256 << 20, User: owner, Group: owner, Acl: acl})
-	})
-	if err := ctlclient.Err(err, r.GetError(), "pool create "+label); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *system) client(t *testing.T) *Client {
-	t.Helper()
-	c, err := Init(context.Background(), Options{AgentSocket: s.agent.Socket(), Logger: quiet()})
+	c, err := Init(context.Background(), Options{AgentSocket: s.Agent.Socket(), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,14 +65,14 @@ func wantErr(t *testing.T, err error, code daoserr.Code, contains ...string) {
 // opens succeed or fail as the pool's and container's ACLs say, with
 // DER_NO_PERM naming the pool and the missing permission.
 func TestACLEnforcement(t *testing.T) {
-	s := startSystem(t, true)
+	s := inproc.Start(t, true)
 	ctx := context.Background()
 	self := me(t)
-	s.createPool(t, "mine", self)                                           // default ACL: OWNER@:rw
-	s.createPool(t, "readonly", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r") // others read
-	s.createPool(t, "closed", "nobody", "A::OWNER@:rw", "A:G:GROUP@:rw")    // nothing for others
-	s.createPool(t, "named", "nobody", "A::OWNER@:rw", "A::"+self+"@:rwcd") // an entry for the caller
-	c := s.client(t)
+	s.CreatePool(t, "mine", self)                                           // default ACL: OWNER@:rw
+	s.CreatePool(t, "readonly", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r") // others read
+	s.CreatePool(t, "closed", "nobody", "A::OWNER@:rw", "A:G:GROUP@:rw")    // nothing for others
+	s.CreatePool(t, "named", "nobody", "A::OWNER@:rw", "A::"+self+"@:rwcd") // an entry for the caller
+	c := client(t, s)
 
 	t.Run("owner connects read-write", func(t *testing.T) {
 		p, err := c.PoolConnect(ctx, "mine", RW)
@@ -240,7 +144,7 @@ func TestACLEnforcement(t *testing.T) {
 		}
 		// an administrator gives "shared" to someone else: the caller is no
 		// longer its owner, and EVERYONE@:r is what is left
-		r, err := s.admin.ContSetOwner(ctx, &ctlpb.ContSetOwnerReq{Pool: "named", Cont: shared.Uuid, User: "nobody"})
+		r, err := s.Admin.ContSetOwner(ctx, &ctlpb.ContSetOwnerReq{Pool: "named", Cont: shared.Uuid, User: "nobody"})
 		if err := ctlclient.Err(err, r.GetError(), "set-owner"); err != nil || r.Cont.Owner != "nobody@" {
 			t.Fatalf("set-owner: %v %+v", err, r.GetCont())
 		}
@@ -266,10 +170,10 @@ func TestACLEnforcement(t *testing.T) {
 
 // rawCall sends a pool-service request with a credential of the test's
 // making straight to the engine's data plane.
-func rawCall(t *testing.T, s *system, cred *authpb.Credential) error {
+func rawCall(t *testing.T, s *inproc.System, cred *authpb.Credential) error {
 	t.Helper()
 	hdr, _ := proto.Marshal(&ctlpb.PoolConnectReq{Id: "p", Cred: cred, Flags: uint32(RO)})
-	cl, err := rpc.Dial(context.Background(), s.fabric, rpc.ClientOptions{Logger: quiet()})
+	cl, err := rpc.Dial(context.Background(), s.Fabric, rpc.ClientOptions{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,14 +185,14 @@ func rawCall(t *testing.T, s *system, cred *authpb.Credential) error {
 // TestBadCredentials: forged, expired, unsigned and strangers' credentials
 // are refused with DER_NO_PERM by a secure server; the engine keeps serving.
 func TestBadCredentials(t *testing.T) {
-	s := startSystem(t, true)
-	s.createPool(t, "p", me(t))
-	c := s.client(t)
+	s := inproc.Start(t, true)
+	s.CreatePool(t, "p", me(t))
+	c := client(t, s)
 	good, err := c.credential(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	agentKey, err := certs.LoadSigner(s.cert("agent.key"))
+	agentKey, err := certs.LoadSigner(s.Cert("agent.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,10 +242,10 @@ func TestBadCredentials(t *testing.T) {
 // TestControlPlaneCertificates: the control service admits each component to
 // its own calls only, and nobody without a certificate from the CA.
 func TestControlPlaneCertificates(t *testing.T) {
-	s := startSystem(t, true)
+	s := inproc.Start(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	agentCtl := testsys.CtlClientTLS(t, s.ctlAddr, s.clientTLS(t, "agent"))
+	agentCtl := testsys.CtlClientTLS(t, s.CtlAddr, s.ClientTLS(t, "agent"))
 	if _, err := agentCtl.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "x", ScmSize: 1 << 30}); status.Code(err) != codes.PermissionDenied ||
 		!strings.Contains(err.Error(), "admin") {
 		t.Fatalf("agent certificate creating a pool: %v", err)
@@ -349,10 +253,10 @@ func TestControlPlaneCertificates(t *testing.T) {
 	if r, err := agentCtl.GetAttachInfo(ctx, &ctlpb.AttachInfoReq{}); err != nil || len(r.Members) != 1 {
 		t.Fatalf("agent attach info: %v %v", r, err)
 	}
-	if _, err := s.admin.Join(ctx, &ctlpb.JoinReq{Member: &ctlpb.Member{Uuid: "x"}}); status.Code(err) != codes.PermissionDenied {
+	if _, err := s.Admin.Join(ctx, &ctlpb.JoinReq{Member: &ctlpb.Member{Uuid: "x"}}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("admin certificate joining a rank: %v", err)
 	}
-	if _, err := testsys.CtlClient(t, s.ctlAddr).SystemQuery(ctx, &ctlpb.SystemQueryReq{}); err == nil {
+	if _, err := testsys.CtlClient(t, s.CtlAddr).SystemQuery(ctx, &ctlpb.SystemQueryReq{}); err == nil {
 		t.Fatal("a client without TLS was served")
 	}
 	other := t.TempDir()
@@ -363,7 +267,7 @@ func TestControlPlaneCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := testsys.CtlClientTLS(t, s.ctlAddr, foreign).SystemQuery(ctx, &ctlpb.SystemQueryReq{}); err == nil {
+	if _, err := testsys.CtlClientTLS(t, s.CtlAddr, foreign).SystemQuery(ctx, &ctlpb.SystemQueryReq{}); err == nil {
 		t.Fatal("an admin certificate from another CA was served")
 	}
 }
@@ -371,13 +275,13 @@ func TestControlPlaneCertificates(t *testing.T) {
 // TestInsecureMode: servers with allow_insecure take unsigned credentials, from
 // an insecure agent or from a client without any agent.
 func TestInsecureMode(t *testing.T) {
-	s := startSystem(t, false)
-	s.createPool(t, "dev", me(t))
+	s := inproc.Start(t, false)
+	s.CreatePool(t, "dev", me(t))
 	ctx := context.Background()
-	if _, err := s.client(t).PoolConnect(ctx, "dev", RW); err != nil {
+	if _, err := client(t, s).PoolConnect(ctx, "dev", RW); err != nil {
 		t.Fatalf("through an insecure agent: %v", err)
 	}
-	c, err := Init(ctx, Options{Insecure: true, AccessPoints: []string{s.ctlAddr}, Logger: quiet()})
+	c, err := Init(ctx, Options{Insecure: true, AccessPoints: []string{s.CtlAddr}, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ import (
 )
 
 // DefaultPort is the servers' control port when a host is given without one.
-const DefaultPort = 10001
+const DefaultPort = ctlclient.DefaultPort
 
 // ControlConfig is daos_control.yml: which servers dmg talks to.
 type ControlConfig struct {
@@ -68,25 +68,7 @@ func LoadControlConfig(path string) (*ControlConfig, error) {
 }
 
 // Hosts normalises a host list: host or host:port, with port the default.
-func Hosts(list []string, port int) []string {
-	if port == 0 {
-		port = DefaultPort
-	}
-	var out []string
-	for _, h := range list {
-		for _, e := range strings.Split(h, ",") {
-			e = strings.TrimSpace(e)
-			if e == "" {
-				continue
-			}
-			if !strings.Contains(e, ":") {
-				e += ":" + strconv.Itoa(port)
-			}
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func Hosts(list []string, port int) []string { return ctlclient.Hosts(list, port) }
 
 // Client is a connection to the first answering server of a host list.
 type Client struct {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,4 +140,46 @@ func Err(err error, e *ctlpb.Error, what string) error {
 		return daoserr.Context(e, "%s", what)
 	}
 	return nil
+}
+
+// Hosts normalises a host list: host or host:port (comma-separated entries
+// allowed), with port (default 10001) where none is given.
+func Hosts(list []string, port int) []string {
+	if port == 0 {
+		port = DefaultPort
+	}
+	var out []string
+	for _, h := range list {
+		for _, e := range strings.Split(h, ",") {
+			e = strings.TrimSpace(e)
+			if e == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(e); err != nil {
+				e = net.JoinHostPort(e, strconv.Itoa(port))
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// DefaultPort is the servers' control port when a host is given without one.
+const DefaultPort = 10001
+
+// AttachInfo asks the servers at hosts for what a client needs to reach the
+// system: management service replicas and every rank's fabric address.
+func AttachInfo(ctx context.Context, hosts []string, tlsConf *tls.Config) (*ctlpb.AttachInfoResp, error) {
+	conn, err := Dial(ctx, hosts, tlsConf)
+	if err != nil {
+		return nil, daoserr.Context(err, "attach info")
+	}
+	defer conn.Close()
+	r, err := Retry(ctx, func(ctx context.Context) (*ctlpb.AttachInfoResp, error) {
+		return conn.GetAttachInfo(ctx, &ctlpb.AttachInfoReq{})
+	})
+	if err := Err(err, r.GetError(), "attach info"); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
