@@ -10,6 +10,7 @@ import (
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/units"
 )
 
 // SystemStop stops the engines of ranks (all when empty); SystemStart starts
@@ -143,8 +144,8 @@ func (c *Client) StorageQueryUsage(ctx context.Context, hosts []string) error {
 		}
 		for _, u := range all {
 			rows = append(rows, []string{u.Host, strconv.Itoa(int(u.Engine)), u.State,
-				human(u.ScmTotal), human(u.ScmFree), pct(u.ScmUsed, u.ScmTotal),
-				human(u.NvmeTotal), human(u.NvmeFree), pct(u.NvmeUsed, u.NvmeTotal)})
+				units.Human(u.ScmTotal), units.Human(u.ScmFree), pct(u.ScmUsed, u.ScmTotal),
+				units.Human(u.NvmeTotal), units.Human(u.NvmeFree), pct(u.NvmeUsed, u.NvmeTotal)})
 		}
 		table(w, "Host\tEngine\tState\tSCM-Total\tSCM-Free\tSCM-Used\tNVMe-Total\tNVMe-Free\tNVMe-Used", rows)
 	})

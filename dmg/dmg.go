@@ -9,22 +9,20 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 
+	"github.com/godaos/godaos/internal/cli"
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/props"
@@ -96,15 +94,7 @@ func (c *Client) Close() error { return c.conn.Close() }
 // print writes resp as JSON (with err) or calls text.
 func (c *Client) print(resp any, err error, text func(w io.Writer)) error {
 	if c.JSON {
-		env := map[string]any{"response": resp, "error": nil, "status": 0}
-		if err != nil {
-			env["response"] = nil
-			env["error"] = err.Error()
-			env["status"] = daoserr.CodeOf(err).Errno()
-		}
-		enc := json.NewEncoder(c.Out)
-		enc.SetIndent("", "  ")
-		enc.Encode(env)
+		cli.Envelope(c.Out, resp, err)
 		return err
 	}
 	if err != nil {
@@ -114,19 +104,7 @@ func (c *Client) print(resp any, err error, text func(w io.Writer)) error {
 	return nil
 }
 
-func table(w io.Writer, header string, rows [][]string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, header)
-	dashes := strings.Split(header, "\t")
-	for i := range dashes {
-		dashes[i] = strings.Repeat("-", len(dashes[i]))
-	}
-	fmt.Fprintln(tw, strings.Join(dashes, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	tw.Flush()
-}
+func table(w io.Writer, header string, rows [][]string) { cli.Table(w, header, rows) }
 
 func titleCase(s string) string {
 	if s == "" {
@@ -213,7 +191,7 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 	req := &ctlpb.PoolCreateReq{Label: o.Label, TotalSize: o.Size, ScmSize: o.ScmSize, NvmeSize: o.NvmeSize, Ranks: o.Ranks,
 		User: o.User, Group: o.Group, Acl: o.ACL, Props: o.Props}
 	if !c.JSON && o.Size > 0 {
-		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", human(o.Size))
+		fmt.Fprintf(c.Out, "Creating DAOS pool with automatic storage allocation: %s total, 6,94 tier ratio\n", units.Human(o.Size))
 	}
 	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) { return c.ctl.PoolCreate(ctx, req) })
 	if err = ctlclient.Err(err, resp.GetError(), "pool create "+o.Label); err != nil {
@@ -228,10 +206,10 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 		fmt.Fprintln(w, "-------------------------------------------------")
 		fmt.Fprintf(w, "  UUID                 : %s\n", p.Uuid)
 		fmt.Fprintf(w, "  Label                : %s\n", p.Label)
-		fmt.Fprintf(w, "  Storage Ranks        : %s\n", RankList(p.Ranks))
-		fmt.Fprintf(w, "  Total Size           : %s\n", human((p.TgtScm+p.TgtNvme)*n))
-		fmt.Fprintf(w, "  Storage tier 0 (SCM) : %s (%s / rank)\n", human(p.TgtScm*n), human(perRank(p.TgtScm)))
-		fmt.Fprintf(w, "  Storage tier 1 (NVMe): %s (%s / rank)\n", human(p.TgtNvme*n), human(perRank(p.TgtNvme)))
+		fmt.Fprintf(w, "  Storage Ranks        : %s\n", cli.RankList(p.Ranks))
+		fmt.Fprintf(w, "  Total Size           : %s\n", units.Human((p.TgtScm+p.TgtNvme)*n))
+		fmt.Fprintf(w, "  Storage tier 0 (SCM) : %s (%s / rank)\n", units.Human(p.TgtScm*n), units.Human(perRank(p.TgtScm)))
+		fmt.Fprintf(w, "  Storage tier 1 (NVMe): %s (%s / rank)\n", units.Human(p.TgtNvme*n), units.Human(perRank(p.TgtNvme)))
 	})
 }
 
@@ -260,7 +238,7 @@ func (c *Client) PoolList(ctx context.Context) error {
 		}
 		var rows [][]string
 		for _, p := range resp.Pools {
-			rows = append(rows, []string{p.Label, p.Uuid, titleCase(p.State), RankList(p.Ranks)})
+			rows = append(rows, []string{p.Label, p.Uuid, titleCase(p.State), cli.RankList(p.Ranks)})
 		}
 		table(w, "Pool\tUUID\tState\tRanks", rows)
 	})
@@ -290,7 +268,7 @@ func (c *Client) PoolQuery(ctx context.Context, id string) error {
 			name        string
 			total, used uint64
 		}{{"SCM", scmTotal, resp.ScmUsed}, {"NVMe", nvmeTotal, resp.NvmeUsed}} {
-			fmt.Fprintf(w, "- Storage tier %d (%s):\n  Total size: %s\n  Free: %s, used %s\n", i, t.name, human(t.total), human(t.total-min(t.total, t.used)), human(t.used))
+			fmt.Fprintf(w, "- Storage tier %d (%s):\n  Total size: %s\n  Free: %s, used %s\n", i, t.name, units.Human(t.total), units.Human(t.total-min(t.total, t.used)), units.Human(t.used))
 		}
 	})
 }
@@ -460,45 +438,11 @@ func (c *Client) StorageScan(ctx context.Context, hosts []string) error {
 		var rows [][]string
 		for _, e := range all {
 			rows = append(rows, []string{e.Host, strconv.Itoa(int(e.Engine)),
-				fmt.Sprintf("%s %s", e.ScmClass, e.ScmMount), human(e.ScmSize), human(e.ScmFsFree),
-				fmt.Sprintf("%s %s", e.BdevClass, e.BdevPath), human(e.BdevSize), human(e.BdevFsFree), strconv.Itoa(int(e.Pools))})
+				fmt.Sprintf("%s %s", e.ScmClass, e.ScmMount), units.Human(e.ScmSize), units.Human(e.ScmFsFree),
+				fmt.Sprintf("%s %s", e.BdevClass, e.BdevPath), units.Human(e.BdevSize), units.Human(e.BdevFsFree), strconv.Itoa(int(e.Pools))})
 		}
 		table(w, "Host\tEngine\tSCM\tSCM Size\tSCM FS Free\tBdev\tBdev Size\tBdev FS Free\tPools", rows)
 	})
-}
-
-// RankList prints ranks compactly, as DAOS does: [0-2,5].
-func RankList(ranks []uint32) string {
-	r := append([]uint32(nil), ranks...)
-	sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
-	var parts []string
-	for i := 0; i < len(r); {
-		j := i
-		for j+1 < len(r) && r[j+1] == r[j]+1 {
-			j++
-		}
-		if j > i {
-			parts = append(parts, fmt.Sprintf("%d-%d", r[i], r[j]))
-		} else {
-			parts = append(parts, strconv.Itoa(int(r[i])))
-		}
-		i = j + 1
-	}
-	return "[" + strings.Join(parts, ",") + "]"
-}
-
-// human prints bytes in decimal units, as dmg does (1.0 GB).
-func human(b uint64) string {
-	const unit = 1000
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := uint64(unit), 0
-	for n := b / unit; n >= unit; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "kMGTPE"[exp])
 }
 
 // ParseSize parses --size and friends (binary units: 10G, 512M).

@@ -133,26 +133,8 @@ func TestJSONAndErrors(t *testing.T) {
 }
 
 func TestHelpers(t *testing.T) {
-	for in, want := range map[string]string{"": "[]", "0": "[0]", "0,1,2": "[0-2]", "5,0,1,2,7,8": "[0-2,5,7-8]"} {
-		var r []uint32
-		for _, f := range strings.Split(in, ",") {
-			if f != "" {
-				var n uint32
-				fmt.Sscan(f, &n)
-				r = append(r, n)
-			}
-		}
-		if got := RankList(r); got != want {
-			t.Errorf("RankList(%s) = %s, want %s", in, got, want)
-		}
-	}
 	if got := Hosts([]string{"a,b:1", " c "}, 0); strings.Join(got, " ") != "a:10001 b:1 c:10001" {
 		t.Errorf("Hosts: %v", got)
-	}
-	for b, want := range map[uint64]string{999: "999 B", 1000: "1.0 kB", 1 << 30: "1.1 GB"} {
-		if got := human(b); got != want {
-			t.Errorf("human(%d) = %s, want %s", b, got, want)
-		}
 	}
 	p := filepath.Join(t.TempDir(), "daos_control.yml")
 	os.WriteFile(p, []byte("name: daos_server\nport: 10005\nhostlist: ['h1', 'h2:9']\ntransport_config:\n  allow_insecure: true\n"), 0o644)

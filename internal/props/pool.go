@@ -92,8 +92,23 @@ func names() string {
 }
 
 // Parse parses "name:value[,name:value]" (dmg's --properties and set-prop
-// syntax) into checked, canonical values.
+// syntax) into checked, canonical pool property values.
 func Parse(s string) (map[string]string, error) {
+	out, err := ParseList(s)
+	if err != nil {
+		return nil, err
+	}
+	for name, val := range out {
+		if out[name], err = Check(name, val); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ParseList splits "name:value[,name:value]" without judging names or values
+// (container properties are checked where they are used).
+func ParseList(s string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, kv := range strings.Split(s, ",") {
 		kv = strings.TrimSpace(kv)
@@ -104,11 +119,7 @@ func Parse(s string) (map[string]string, error) {
 		if !ok {
 			return nil, daoserr.Newf(daoserr.Inval, "property %q: want name:value", kv).WithResolution("e.g. reclaim:lazy,scrub:timed")
 		}
-		v, err := Check(name, val)
-		if err != nil {
-			return nil, err
-		}
-		out[name] = v
+		out[name] = val
 	}
 	return out, nil
 }

@@ -64,3 +64,17 @@ func (b ByteSize) String() string {
 	}
 	return fmt.Sprintf("%dB", uint64(b))
 }
+
+// Human prints bytes in decimal units, as dmg does (1.0 GB).
+func Human(b uint64) string {
+	const unit = 1000
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "kMGTPE"[exp])
+}

@@ -20,3 +20,11 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for b, want := range map[uint64]string{999: "999 B", 1000: "1.0 kB", 1 << 30: "1.1 GB"} {
+		if got := Human(b); got != want {
+			t.Errorf("Human(%d) = %s, want %s", b, got, want)
+		}
+	}
+}

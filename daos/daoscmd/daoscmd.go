@@ -1,0 +1,253 @@
+// Package daoscmd is the `daos` user tool: what a user of a pool does from the
+// shell, through daos_agent, with DAOS's command names and --json output.
+// This first part connects to pools and manages containers; objects,
+// snapshots and attributes follow with the rest of the client API.
+package daoscmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/internal/cli"
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/props"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/security"
+	"github.com/godaos/godaos/internal/units"
+)
+
+type poolArg struct {
+	Pool string `arg:"" help:"Pool label or UUID."`
+}
+
+type contArgs struct {
+	Pool string `arg:"" help:"Pool label or UUID."`
+	Cont string `arg:"" help:"Container label or UUID."`
+}
+
+type contCreateCmd struct {
+	Pool    string `arg:"" help:"Pool label or UUID."`
+	Label   string `arg:"" optional:"" help:"Container label (default: one is made up)."`
+	Type    string `short:"t" default:"unknown" help:"Layout type: POSIX, HDF5, PYTHON, SPARK, DATABASE, ROOT, SEISMIC, METEO, unknown."`
+	Props   string `short:"P" name:"properties" placeholder:"NAME:VALUE,..." help:"Container properties, e.g. rd_fac:1,ec_cell_sz:131072."`
+	ACLFile string `short:"A" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line (default: A::OWNER@:rwdtTaAo, A:G:GROUP@:rwtT)."`
+}
+
+type cmdLine struct {
+	JSON bool `short:"j" help:"Print JSON: {response, error, status}."`
+
+	Pool struct {
+		Query          poolArg `cmd:"" help:"Connect to a pool and show it and your permissions."`
+		ListContainers poolArg `cmd:"" name:"list-containers" aliases:"list-cont" help:"List a pool's containers."`
+	} `cmd:"" help:"Pools."`
+	Cont struct {
+		Create  contCreateCmd `cmd:"" help:"Create a container that you own."`
+		List    poolArg       `cmd:"" help:"List a pool's containers."`
+		Query   contArgs      `cmd:"" help:"Open a container and show it and your permissions."`
+		Destroy contArgs      `cmd:"" help:"Destroy a container and its data."`
+	} `cmd:"" aliases:"container" help:"Containers."`
+}
+
+// Run runs the daos command line and returns the exit status.
+func Run(args []string, stdout, stderr io.Writer) int {
+	var c cmdLine
+	kctx, rc, ok := cli.Parse("daos", "Use GoDAOS pools and containers (through daos_agent).", &c, args, stdout, stderr)
+	if !ok {
+		return rc
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t := &tool{json: c.JSON, out: stdout}
+	err := t.run(ctx, kctx.Command(), &c)
+	if err != nil {
+		if t.json {
+			if !t.printed {
+				cli.Envelope(stdout, nil, err)
+			}
+		} else {
+			fmt.Fprintln(stderr, "daos:", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+type tool struct {
+	json    bool
+	out     io.Writer
+	printed bool
+	client  *daos.Client
+}
+
+func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
+	cl, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		return err
+	}
+	defer cl.Fini()
+	t.client = cl
+	switch cmd {
+	case "pool query <pool>":
+		return t.poolQuery(ctx, c.Pool.Query.Pool)
+	case "pool list-containers <pool>":
+		return t.contList(ctx, c.Pool.ListContainers.Pool)
+	case "cont list <pool>":
+		return t.contList(ctx, c.Cont.List.Pool)
+	case "cont create <pool>", "cont create <pool> <label>":
+		return t.contCreate(ctx, c.Cont.Create)
+	case "cont query <pool> <cont>":
+		return t.contQuery(ctx, c.Cont.Query.Pool, c.Cont.Query.Cont)
+	case "cont destroy <pool> <cont>":
+		return t.contDestroy(ctx, c.Cont.Destroy.Pool, c.Cont.Destroy.Cont)
+	}
+	return daoserr.Newf(daoserr.NoSys, "daos %s is not available yet", cmd)
+}
+
+// show prints resp as JSON, or calls text.
+func (t *tool) show(resp any, text func(w io.Writer)) error {
+	if t.json {
+		cli.Envelope(t.out, resp, nil)
+		t.printed = true
+		return nil
+	}
+	text(t.out)
+	return nil
+}
+
+func (t *tool) connect(ctx context.Context, pool string, mode ctlpb.AccessFlags) (*daos.Pool, error) {
+	return t.client.PoolConnect(ctx, pool, mode)
+}
+
+func (t *tool) poolQuery(ctx context.Context, pool string) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	in := p.Info
+	resp := map[string]any{"uuid": in.Uuid, "label": in.Label, "total_targets": in.Targets, "ranks": in.Ranks,
+		"owner": in.Owner, "group": in.Group, "map_version": p.MapVersion, "permissions": p.Perms,
+		"tier_bytes": []uint64{in.TgtScm * uint64(in.Targets), in.TgtNvme * uint64(in.Targets)}}
+	return t.show(resp, func(w io.Writer) {
+		fmt.Fprintf(w, "Pool %s, ntarget=%d, version=%d\n", in.Uuid, in.Targets, p.MapVersion)
+		fmt.Fprintf(w, "  Label       : %s\n  Ranks       : %s\n  Owner       : %s, group %s\n", in.Label, cli.RankList(in.Ranks), in.Owner, in.Group)
+		fmt.Fprintf(w, "  SCM size    : %s\n  NVMe size   : %s\n", units.Human(in.TgtScm*uint64(in.Targets)), units.Human(in.TgtNvme*uint64(in.Targets)))
+		fmt.Fprintf(w, "  Your access : %s (%s)\n", p.Perms, permWords(p.Perms))
+	})
+}
+
+func (t *tool) contList(ctx context.Context, pool string) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	conts, err := p.ContList(ctx)
+	if err != nil {
+		return err
+	}
+	var out []map[string]any
+	var rows [][]string
+	for _, c := range conts {
+		out = append(out, map[string]any{"uuid": c.Uuid, "label": c.Label, "type": c.Type, "owner": c.Owner})
+		rows = append(rows, []string{c.Uuid, c.Label, c.Type, c.Owner})
+	}
+	return t.show(out, func(w io.Writer) {
+		if len(rows) == 0 {
+			fmt.Fprintf(w, "Pool %s has no containers.\n", p.Info.Label)
+			return
+		}
+		cli.Table(w, "UUID\tLabel\tType\tOwner", rows)
+	})
+}
+
+func (t *tool) contCreate(ctx context.Context, o contCreateCmd) error {
+	p, err := t.connect(ctx, o.Pool, daos.RW)
+	if err != nil {
+		return err
+	}
+	opts := daos.ContCreateOptions{Label: o.Label, Type: o.Type}
+	if o.Props != "" {
+		if opts.Props, err = props.ParseList(o.Props); err != nil {
+			return err
+		}
+	}
+	if o.ACLFile != "" {
+		b, err := os.ReadFile(o.ACLFile)
+		if err != nil {
+			return daoserr.Wrap(daoserr.Inval, err, "ACL file")
+		}
+		acl, err := security.ParseACL(string(b))
+		if err != nil {
+			return daoserr.Context(err, "%s", o.ACLFile)
+		}
+		for _, a := range acl {
+			opts.ACL = append(opts.ACL, a.String())
+		}
+	}
+	ct, err := p.ContCreate(ctx, opts)
+	if err != nil {
+		return err
+	}
+	return t.show(map[string]any{"uuid": ct.Uuid, "label": ct.Label, "type": ct.Type, "owner": ct.Owner}, func(w io.Writer) {
+		fmt.Fprintf(w, "Successfully created container %s\n  Container UUID : %s\n  Container Label: %s\n  Container Type : %s\n", ct.Label, ct.Uuid, ct.Label, ct.Type)
+	})
+}
+
+func (t *tool) contQuery(ctx context.Context, pool, cont string) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	h, err := p.ContOpen(ctx, cont, daos.RO)
+	if err != nil {
+		return err
+	}
+	ct := h.Info
+	keys := make([]string, 0, len(ct.Props))
+	for k := range ct.Props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return t.show(map[string]any{"pool_uuid": p.Info.Uuid, "uuid": ct.Uuid, "label": ct.Label, "type": ct.Type, "owner": ct.Owner,
+		"group": ct.Group, "acl": ct.Acl, "properties": ct.Props, "permissions": h.Perms}, func(w io.Writer) {
+		fmt.Fprintf(w, "  Container UUID : %s\n  Container Label: %s\n  Container Type : %s\n  Pool UUID      : %s\n", ct.Uuid, ct.Label, ct.Type, p.Info.Uuid)
+		fmt.Fprintf(w, "  Owner          : %s, group %s\n  ACL            : %s\n", ct.Owner, ct.Group, strings.Join(ct.Acl, " "))
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-15s: %s\n", k, ct.Props[k])
+		}
+		fmt.Fprintf(w, "  Your access    : %s (%s)\n", h.Perms, permWords(h.Perms))
+	})
+}
+
+func (t *tool) contDestroy(ctx context.Context, pool, cont string) error {
+	p, err := t.connect(ctx, pool, daos.RW)
+	if err != nil {
+		return err
+	}
+	if err := p.ContDestroy(ctx, cont); err != nil {
+		return err
+	}
+	return t.show(map[string]any{"pool": p.Info.Label, "cont": cont}, func(w io.Writer) {
+		fmt.Fprintf(w, "Successfully destroyed container %s\n", cont)
+	})
+}
+
+// permWords spells permission letters out.
+func permWords(perms string) string {
+	names := map[rune]string{'r': "read", 'w': "write", 'c': "create-cont", 'd': "delete", 't': "get-prop", 'T': "set-prop",
+		'a': "get-acl", 'A': "set-acl", 'o': "set-owner"}
+	var out []string
+	for _, c := range perms {
+		out = append(out, names[c])
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,85 @@
+package daoscmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/godaos/godaos/internal/testsys/inproc"
+)
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	rc := Run(args, &out, &errb)
+	return out.String(), errb.String(), rc
+}
+
+// TestCommands runs the daos tool against a secure in-process system through
+// its agent, as a user does from the shell.
+func TestCommands(t *testing.T) {
+	s := inproc.Start(t, true)
+	t.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
+	u, _ := user.Current()
+	s.CreatePool(t, "tank", u.Username)
+	s.CreatePool(t, "theirs", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r")
+
+	steps := []struct {
+		args []string
+		rc   int
+		want []string // in stdout (rc 0) or stderr
+	}{
+		{[]string{"pool", "query", "tank"}, 0, []string{"Label       : tank", "Your access : rw (read, write)"}},
+		{[]string{"cont", "create", "tank", "ckpt", "--type", "POSIX", "--properties", "rd_fac:0"}, 0, []string{"Successfully created container ckpt", "Container Type : POSIX"}},
+		{[]string{"cont", "create", "tank", "ckpt"}, 1, []string{"DER_EXIST", `labeled "ckpt"`}},
+		{[]string{"cont", "create", "tank", "x", "--type", "NTFS"}, 1, []string{"DER_INVAL", `container type "NTFS"`}},
+		{[]string{"cont", "list", "tank"}, 0, []string{"ckpt", "POSIX", u.Username + "@"}},
+		{[]string{"pool", "list-containers", "tank"}, 0, []string{"ckpt"}},
+		{[]string{"cont", "query", "tank", "ckpt"}, 0, []string{"Container Label: ckpt", "rd_fac", "Your access    : rwdtTaAo"}},
+		{[]string{"cont", "create", "theirs", "mine"}, 1, []string{"DER_NO_PERM", "pool theirs", `missing permission "w"`}},
+		{[]string{"pool", "query", "nosuch"}, 1, []string{"DER_NONEXIST", "nosuch"}},
+		{[]string{"cont", "destroy", "tank", "ckpt"}, 0, []string{"Successfully destroyed container ckpt"}},
+		{[]string{"cont", "list", "tank"}, 0, []string{"Pool tank has no containers."}},
+	}
+	for _, st := range steps {
+		t.Run(strings.Join(st.args, " "), func(t *testing.T) {
+			out, errs, rc := run(t, st.args...)
+			if rc != st.rc {
+				t.Fatalf("rc %d, want %d\nstdout: %s\nstderr: %s", rc, st.rc, out, errs)
+			}
+			got := out
+			if rc != 0 {
+				got = errs
+			}
+			for _, w := range st.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output lacks %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+
+	out, _, rc := run(t, "-j", "pool", "query", "theirs")
+	var env struct {
+		Response map[string]any `json:"response"`
+		Status   int            `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &env); err != nil || rc != 0 || env.Response["permissions"] != "r" {
+		t.Fatalf("json pool query: rc %d %v %s", rc, err, out)
+	}
+	out, _, rc = run(t, "-j", "cont", "create", "theirs", "mine")
+	if err := json.Unmarshal([]byte(out), &env); err != nil || rc != 1 || env.Status != -1001 {
+		t.Fatalf("json refusal: rc %d %v %s", rc, err, out)
+	}
+}
+
+func TestNoAgent(t *testing.T) {
+	t.Setenv("DAOS_AGENT_DRPC_DIR", t.TempDir())
+	_, errs, rc := run(t, "pool", "query", "tank")
+	if rc != 1 || !strings.Contains(errs, "start daos_agent") {
+		t.Fatalf("rc %d: %s", rc, errs)
+	}
+}
