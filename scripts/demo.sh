@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GoDAOS demo: a running system (daos_server's embedded default with its
-# storage in a temporary directory, dmg creating and querying a pool), then one
+# storage in a temporary directory, dmg creating and querying a pool, a
+# daos_agent and the daos tool creating a container, ranks stopped and
+# started), then one
 # storage target up close: benchmark it with vos_perf (beside raw file I/O on the
 # same disk), look inside it with ddb the way an administrator would after a
 # crash, and catch a corrupted byte with the checksums.
@@ -9,7 +11,9 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 work=$(mktemp -d "${TMPDIR:-/tmp}/godaos-demo.XXXXXX")
 server_pid=
+agent_pid=
 cleanup() {
+	if [ -n "$agent_pid" ]; then kill -TERM "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null || true; fi
 	if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
 	rm -rf "$work"
 }
@@ -36,8 +40,25 @@ step "dmg pool create --size 2G tank"
 step "dmg pool query tank"
 "$BIN"/dmg pool query tank
 
-step "dmg pool destroy tank; stop the server (SIGTERM: drain, exit 0)"
+step "daos_agent (insecure, like the embedded server); a user's view with the daos tool"
+export DAOS_AGENT_DRPC_DIR="$work/agent"
+"$BIN"/daos_agent start --insecure -l localhost:10001 >"$work/agent.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 1 50); do [ -S "$DAOS_AGENT_DRPC_DIR/daos_agent.sock" ] && break; sleep 0.1; done
+"$BIN"/daos pool query tank
+"$BIN"/daos cont create tank ckpt --type POSIX
+"$BIN"/daos cont list tank
+
+step "dmg storage query usage; dmg system stop and start"
+"$BIN"/dmg storage query usage
+"$BIN"/dmg system stop
+"$BIN"/dmg system start
+
+step "dmg pool destroy tank; stop the agent and the server (SIGTERM: drain, exit 0)"
 "$BIN"/dmg pool destroy tank
+kill -TERM "$agent_pid"
+wait "$agent_pid"
+agent_pid=
 kill -TERM "$server_pid"
 wait "$server_pid"
 server_pid=
