@@ -173,11 +173,8 @@ func memberPB(m mgmt.Member) *ctlpb.Member {
 }
 
 func (c *ctlService) Join(ctx context.Context, req *ctlpb.JoinReq) (*ctlpb.JoinResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.JoinResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.Join(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.Join, func(e *ctlpb.Error) *ctlpb.JoinResp { return &ctlpb.JoinResp{Error: e} }); done {
+		return resp, err
 	}
 	m := req.GetMember()
 	if m == nil {
@@ -191,11 +188,8 @@ func (c *ctlService) Join(ctx context.Context, req *ctlpb.JoinReq) (*ctlpb.JoinR
 }
 
 func (c *ctlService) SystemQuery(ctx context.Context, req *ctlpb.SystemQueryReq) (*ctlpb.SystemQueryResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.SystemQueryResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.SystemQuery(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.SystemQuery, func(e *ctlpb.Error) *ctlpb.SystemQueryResp { return &ctlpb.SystemQueryResp{Error: e} }); done {
+		return resp, err
 	}
 	ms, ver, err := c.s.ms.Members()
 	resp := &ctlpb.SystemQueryResp{Error: ctlclient.FromError(err), MapVersion: ver, Leader: controlAddrOfRaft(c.s.ms.Leader())}
@@ -217,11 +211,8 @@ func poolPB(p mgmt.Pool, targets uint32) *ctlpb.Pool {
 }
 
 func (c *ctlService) PoolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (*ctlpb.PoolCreateResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.PoolCreateResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.PoolCreate(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.PoolCreate, func(e *ctlpb.Error) *ctlpb.PoolCreateResp { return &ctlpb.PoolCreateResp{Error: e} }); done {
+		return resp, err
 	}
 	p, targets, err := c.poolCreate(ctx, req)
 	if err != nil {
@@ -362,11 +353,8 @@ func aclStrings(acl security.ACL) []string {
 }
 
 func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb.PoolACLResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.PoolACLResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.PoolACL(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.PoolACL, func(e *ctlpb.Error) *ctlpb.PoolACLResp { return &ctlpb.PoolACLResp{Error: e} }); done {
+		return resp, err
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
@@ -386,11 +374,8 @@ func (c *ctlService) PoolACL(ctx context.Context, req *ctlpb.PoolACLReq) (*ctlpb
 }
 
 func (c *ctlService) PoolProp(ctx context.Context, req *ctlpb.PoolPropReq) (*ctlpb.PoolPropResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.PoolPropResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.PoolProp(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.PoolProp, func(e *ctlpb.Error) *ctlpb.PoolPropResp { return &ctlpb.PoolPropResp{Error: e} }); done {
+		return resp, err
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
@@ -488,11 +473,8 @@ func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16,
 }
 
 func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.PoolDestroy(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.PoolDestroy, func(e *ctlpb.Error) *ctlpb.PoolResp { return &ctlpb.PoolResp{Error: e} }); done {
+		return resp, err
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {
@@ -516,11 +498,8 @@ func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlp
 }
 
 func (c *ctlService) PoolList(ctx context.Context, req *ctlpb.PoolListReq) (*ctlpb.PoolListResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.PoolListResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.PoolList(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.PoolList, func(e *ctlpb.Error) *ctlpb.PoolListResp { return &ctlpb.PoolListResp{Error: e} }); done {
+		return resp, err
 	}
 	pools, err := c.s.ms.Pools()
 	resp := &ctlpb.PoolListResp{Error: ctlclient.FromError(err)}
@@ -531,11 +510,8 @@ func (c *ctlService) PoolList(ctx context.Context, req *ctlpb.PoolListReq) (*ctl
 }
 
 func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {
-	if cl, err := c.leader(ctx); err != nil || cl != nil {
-		if err != nil {
-			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
-		}
-		return cl.PoolQuery(forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, ctlpb.CtlClient.PoolQuery, func(e *ctlpb.Error) *ctlpb.PoolResp { return &ctlpb.PoolResp{Error: e} }); done {
+		return resp, err
 	}
 	p, err := c.s.ms.FindPool(req.Id)
 	if err != nil {

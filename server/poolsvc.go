@@ -29,18 +29,30 @@ import (
 // records live. Clients reach it through any engine's data plane (clientOps),
 // as DAOS clients reach the pool service through an engine.
 
-// onLeader runs local when this server leads the management service, else
-// forwards req to the leader with call; failing to find one is answered with
-// errResp.
+// forward sends req to the management service leader with call when this
+// server does not lead (answering with errResp when no leader can be found).
+// done is false when this server leads and must serve req itself.
+func forward[Req, Resp any](c *ctlService, ctx context.Context, req Req,
+	call func(ctlpb.CtlClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+	errResp func(*ctlpb.Error) Resp) (resp Resp, done bool, err error) {
+	cl, err := c.leader(ctx)
+	if err != nil {
+		return errResp(ctlclient.FromError(err)), true, nil
+	}
+	if cl != nil {
+		resp, err = call(cl, forwarded(ctx), req)
+		return resp, true, err
+	}
+	return resp, false, nil
+}
+
+// onLeader serves req with local on the management service leader (see
+// forward); local's error is answered with errResp.
 func onLeader[Req, Resp any](c *ctlService, ctx context.Context, req Req,
 	call func(ctlpb.CtlClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
 	errResp func(error) Resp, local func() (Resp, error)) (Resp, error) {
-	cl, err := c.leader(ctx)
-	if err != nil {
-		return errResp(err), nil
-	}
-	if cl != nil {
-		return call(cl, forwarded(ctx), req)
+	if resp, done, err := forward(c, ctx, req, call, func(e *ctlpb.Error) Resp { return errResp(ctlclient.ToError(e)) }); done {
+		return resp, err
 	}
 	resp, err := local()
 	if err != nil {
