@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/agentpb"
 	"github.com/godaos/godaos/internal/proto/authpb"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/internal/security/certs"
 )
@@ -40,7 +42,13 @@ type Agent struct {
 	done     chan struct{}
 
 	mu      sync.Mutex
-	attach  *agentpb.AttachInfoResp
+	attach  *agentpb.AttachInfoResp // the system part, without pool maps
+	fetched time.Time
+	pools   map[string]cachedPool // by the label or UUID clients asked with
+}
+
+type cachedPool struct {
+	m       *ctlpb.PoolMap
 	fetched time.Time
 }
 
@@ -152,29 +160,49 @@ func (a *Agent) credential(ctx context.Context) (*authpb.Credential, error) {
 	return auth.Sign(tok, a.signer, a.verifier)
 }
 
-// GetAttachInfo answers from the cache, or asks the servers.
+// GetAttachInfo answers from the cache, or asks the servers: the system's
+// replicas and ranks, and the maps of the pools asked for.
 func (a *Agent) GetAttachInfo(ctx context.Context, req *agentpb.AttachInfoReq) (*agentpb.AttachInfoResp, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock() // one fetch at a time: a burst of clients starting makes one call to the servers
-	if a.attach != nil && !req.Refresh && time.Since(a.fetched) < a.cfg.cacheFor() {
-		return a.attach, nil
+	fresh := func(t time.Time) bool { return !req.Refresh && time.Since(t) < a.cfg.cacheFor() }
+	var missing []string
+	for _, id := range req.Pools {
+		if c, ok := a.pools[id]; !ok || !fresh(c.fetched) {
+			missing = append(missing, id)
+		}
 	}
-	resp, err := a.fetchAttachInfo(ctx)
-	if err != nil {
-		a.log.Warn("attach info", "err", err)
-		return &agentpb.AttachInfoResp{Error: ctlclient.FromError(err)}, nil
+	if a.attach == nil || !fresh(a.fetched) || len(missing) > 0 {
+		resp, err := a.fetchAttachInfo(ctx, missing)
+		if err != nil {
+			a.log.Warn("attach info", "err", err)
+			return &agentpb.AttachInfoResp{Error: ctlclient.FromError(err)}, nil
+		}
+		now := time.Now()
+		if a.pools == nil {
+			a.pools = map[string]cachedPool{}
+		}
+		for i, m := range resp.Pools {
+			a.pools[missing[i]] = cachedPool{m, now}
+		}
+		resp.Pools = nil
+		a.attach, a.fetched = resp, now
 	}
-	a.attach, a.fetched = resp, time.Now()
-	return resp, nil
+	out := proto.Clone(a.attach).(*agentpb.AttachInfoResp)
+	for _, id := range req.Pools {
+		out.Pools = append(out.Pools, a.pools[id].m)
+	}
+	return out, nil
 }
 
-func (a *Agent) fetchAttachInfo(ctx context.Context) (*agentpb.AttachInfoResp, error) {
-	return fetchAttachInfo(ctx, a.cfg, a.tls)
+func (a *Agent) fetchAttachInfo(ctx context.Context, pools []string) (*agentpb.AttachInfoResp, error) {
+	return fetchAttachInfo(ctx, a.cfg, a.tls, pools)
 }
 
-// FetchAttachInfo asks the access points of cfg for attach info, as the agent
-// does when its cache is cold (daos_agent dump-attachinfo).
-func FetchAttachInfo(ctx context.Context, cfg *Config) (*agentpb.AttachInfoResp, error) {
+// FetchAttachInfo asks the access points of cfg for attach info (and the maps
+// of pools), as the agent does when its cache is cold (daos_agent
+// dump-attachinfo).
+func FetchAttachInfo(ctx context.Context, cfg *Config, pools ...string) (*agentpb.AttachInfoResp, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
@@ -185,11 +213,11 @@ func FetchAttachInfo(ctx context.Context, cfg *Config) (*agentpb.AttachInfoResp,
 			return nil, err
 		}
 	}
-	return fetchAttachInfo(ctx, cfg, tlsConf)
+	return fetchAttachInfo(ctx, cfg, tlsConf, pools)
 }
 
-func fetchAttachInfo(ctx context.Context, cfg *Config, tlsConf *tls.Config) (*agentpb.AttachInfoResp, error) {
-	r, err := ctlclient.AttachInfo(ctx, ctlclient.Hosts(cfg.AccessPoints, cfg.Port), tlsConf)
+func fetchAttachInfo(ctx context.Context, cfg *Config, tlsConf *tls.Config, pools []string) (*agentpb.AttachInfoResp, error) {
+	r, err := ctlclient.AttachInfo(ctx, ctlclient.Hosts(cfg.AccessPoints, cfg.Port), tlsConf, pools...)
 	if err != nil {
 		return nil, err
 	}
@@ -197,5 +225,6 @@ func fetchAttachInfo(ctx context.Context, cfg *Config, tlsConf *tls.Config) (*ag
 		return nil, daoserr.Newf(daoserr.Inval, "access points belong to system %q, the agent is configured for %q", r.System, cfg.Name).
 			WithResolution("make name in daos_agent.yml match the servers' name")
 	}
-	return &agentpb.AttachInfoResp{System: r.System, MsReplicas: r.MsReplicas, Members: r.Members, MapVersion: r.MapVersion, Provider: r.Provider}, nil
+	return &agentpb.AttachInfoResp{System: r.System, MsReplicas: r.MsReplicas, Members: r.Members, MapVersion: r.MapVersion,
+		Provider: r.Provider, Pools: r.Pools}, nil
 }

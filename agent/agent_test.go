@@ -158,16 +158,25 @@ func TestCredentialNamesTheCaller(t *testing.T) {
 type fakeCtl struct {
 	ctlpb.UnimplementedCtlServer
 	calls atomic.Int32
+	asked chan []string // the pools of each call
 }
 
 func (f *fakeCtl) LeaderQuery(context.Context, *ctlpb.LeaderQueryReq) (*ctlpb.LeaderQueryResp, error) {
 	return &ctlpb.LeaderQueryResp{Leader: "x"}, nil
 }
 
-func (f *fakeCtl) GetAttachInfo(context.Context, *ctlpb.AttachInfoReq) (*ctlpb.AttachInfoResp, error) {
+func (f *fakeCtl) GetAttachInfo(_ context.Context, req *ctlpb.AttachInfoReq) (*ctlpb.AttachInfoResp, error) {
 	n := f.calls.Add(1)
-	return &ctlpb.AttachInfoResp{System: "daos_server", MapVersion: uint32(n), MsReplicas: []string{"127.0.0.1:1"},
-		Members: []*ctlpb.Member{{Rank: 0, FabricAddr: "127.0.0.1:2", State: "joined"}}}, nil
+	select {
+	case f.asked <- req.Pools:
+	default:
+	}
+	resp := &ctlpb.AttachInfoResp{System: "daos_server", MapVersion: uint32(n), MsReplicas: []string{"127.0.0.1:1"},
+		Members: []*ctlpb.Member{{Rank: 0, FabricAddr: "127.0.0.1:2", State: "joined"}}}
+	for _, p := range req.Pools {
+		resp.Pools = append(resp.Pools, &ctlpb.PoolMap{Label: p, Version: uint32(n), Ranks: []uint32{0}})
+	}
+	return resp, nil
 }
 
 // TestAttachInfoCache: many callers, one call to the servers, until the cache
@@ -178,7 +187,7 @@ func TestAttachInfoCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	fake := &fakeCtl{}
+	fake := &fakeCtl{asked: make(chan []string, 64)}
 	ctlpb.RegisterCtlServer(g, fake)
 	go g.Serve(l)
 	defer g.Stop()
@@ -218,6 +227,43 @@ func TestAttachInfoCache(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("pool maps", func(t *testing.T) {
+		fake.calls.Store(0)
+		for len(fake.asked) > 0 {
+			<-fake.asked
+		}
+		a, err := Start(&Config{AccessPoints: []string{l.Addr().String()}, RuntimeDir: t.TempDir(),
+			TransportConfig: TransportConfig{AllowInsecure: true}}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Shutdown(context.Background())
+		cl, done, _ := agentClient(a.Socket())
+		defer done()
+		ask := func(pools ...string) *agentpb.AttachInfoResp {
+			r, err := cl.GetAttachInfo(context.Background(), &agentpb.AttachInfoReq{Pools: pools})
+			if err != nil || r.Error != nil || len(r.Pools) != len(pools) {
+				t.Fatalf("attach info for %v: %v %v", pools, r, err)
+			}
+			for i, p := range pools {
+				if r.Pools[i].Label != p {
+					t.Fatalf("pool %d is %s, want %s", i, r.Pools[i].Label, p)
+				}
+			}
+			return r
+		}
+		ask("tank")
+		ask("tank")
+		ask()
+		ask("scratch", "tank") // only scratch is fetched
+		if n := fake.calls.Load(); n != 2 {
+			t.Fatalf("%d calls to the servers, want 2", n)
+		}
+		if got := fmt.Sprint(<-fake.asked, <-fake.asked); got != "[tank] [scratch]" {
+			t.Fatalf("asked the servers for %s", got)
+		}
+	})
 
 	t.Run("no server answers", func(t *testing.T) {
 		a, err := Start(&Config{AccessPoints: []string{"127.0.0.1:1"}, RuntimeDir: t.TempDir(),

@@ -301,7 +301,7 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 	rand.Read(u[:])
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80
-	p := mgmt.Pool{UUID: u.String(), Label: req.Label, State: mgmt.PoolCreating, TgtScm: tgtScm, TgtNvme: tgtNvme,
+	p := mgmt.Pool{UUID: u.String(), Label: req.Label, State: mgmt.PoolCreating, TgtScm: tgtScm, TgtNvme: tgtNvme, MapVersion: 1,
 		Owner: owner, Group: group, Props: req.Props, ACL: aclStrings(acl)}
 	for _, r := range ranks {
 		p.Ranks = append(p.Ranks, r.rank)

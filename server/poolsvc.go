@@ -158,11 +158,11 @@ func (c *ctlService) PoolConnect(ctx context.Context, req *ctlpb.PoolConnectReq)
 		if err != nil {
 			return nil, daoserr.Context(err, "connect to pool %s", p.Label)
 		}
-		members, ver, err := c.s.ms.Members()
+		members, _, err := c.s.ms.Members()
 		if err != nil {
 			return nil, err
 		}
-		resp := &ctlpb.PoolConnectResp{Handle: newUUID(), Perms: have.String(), MapVersion: ver}
+		resp := &ctlpb.PoolConnectResp{Handle: newUUID(), Perms: have.String(), MapVersion: p.MapVersion}
 		var ntgt uint32
 		for _, r := range ranks {
 			ntgt += r.targets
@@ -393,6 +393,21 @@ func (c *ctlService) GetAttachInfo(ctx context.Context, req *ctlpb.AttachInfoReq
 		resp := &ctlpb.AttachInfoResp{MsReplicas: c.s.replicas, MapVersion: ver, System: c.s.cfg.Name, Provider: c.s.cfg.Provider}
 		for _, m := range members {
 			resp.Members = append(resp.Members, memberPB(m))
+		}
+		targets := map[uint32]uint32{}
+		for _, m := range members {
+			targets[m.Rank] = m.Targets
+		}
+		for _, id := range req.Pools {
+			p, err := c.s.ms.FindPool(id)
+			if err != nil {
+				return nil, err
+			}
+			pm := &ctlpb.PoolMap{Uuid: p.UUID, Label: p.Label, Version: p.MapVersion, Ranks: p.Ranks}
+			for _, r := range p.Ranks {
+				pm.Targets += targets[r]
+			}
+			resp.Pools = append(resp.Pools, pm)
 		}
 		return resp, nil
 	})

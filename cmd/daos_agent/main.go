@@ -29,7 +29,10 @@ type common struct {
 
 type cmdLine struct {
 	Start      struct{ common } `cmd:"" default:"withargs" help:"Serve applications on the agent socket; SIGTERM or SIGINT stops it."`
-	DumpAttach struct{ common } `cmd:"" name:"dump-attachinfo" help:"Ask the servers for the attach info the agent would serve, and print it."`
+	DumpAttach struct {
+		common
+		Pools []string `name:"pool" sep:"," placeholder:"POOL" help:"Also show these pools' maps."`
+	} `cmd:"" name:"dump-attachinfo" help:"Ask the servers for the attach info the agent would serve, and print it."`
 	Version    struct{}         `cmd:"" help:"Print the version."`
 }
 
@@ -70,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
-		info, err := agent.FetchAttachInfo(context.Background(), cfg)
+		info, err := agent.FetchAttachInfo(context.Background(), cfg, c.DumpAttach.Pools...)
 		if err != nil {
 			return fail(err)
 		}

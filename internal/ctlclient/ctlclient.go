@@ -168,15 +168,16 @@ func Hosts(list []string, port int) []string {
 const DefaultPort = 10001
 
 // AttachInfo asks the servers at hosts for what a client needs to reach the
-// system: management service replicas and every rank's fabric address.
-func AttachInfo(ctx context.Context, hosts []string, tlsConf *tls.Config) (*ctlpb.AttachInfoResp, error) {
+// system: management service replicas, every rank's fabric address, and the
+// maps of pools (labels or UUIDs).
+func AttachInfo(ctx context.Context, hosts []string, tlsConf *tls.Config, pools ...string) (*ctlpb.AttachInfoResp, error) {
 	conn, err := Dial(ctx, hosts, tlsConf)
 	if err != nil {
 		return nil, daoserr.Context(err, "attach info")
 	}
 	defer conn.Close()
 	r, err := Retry(ctx, func(ctx context.Context) (*ctlpb.AttachInfoResp, error) {
-		return conn.GetAttachInfo(ctx, &ctlpb.AttachInfoReq{})
+		return conn.GetAttachInfo(ctx, &ctlpb.AttachInfoReq{Pools: pools})
 	})
 	if err := Err(err, r.GetError(), "attach info"); err != nil {
 		return nil, err

@@ -117,6 +117,7 @@ func (x *CredentialResp) GetCred() *authpb.Credential {
 type AttachInfoReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Refresh       bool                   `protobuf:"varint,1,opt,name=refresh,proto3" json:"refresh,omitempty"` // ignore the agent's cache
+	Pools         []string               `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`      // also return these pools' maps (label or UUID)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +159,13 @@ func (x *AttachInfoReq) GetRefresh() bool {
 	return false
 }
 
+func (x *AttachInfoReq) GetPools() []string {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
 type AttachInfoResp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *ctlpb.Error           `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -166,6 +174,7 @@ type AttachInfoResp struct {
 	Members       []*ctlpb.Member        `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`                         // ranks and their fabric addresses
 	MapVersion    uint32                 `protobuf:"varint,5,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	Provider      string                 `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	Pools         []*ctlpb.PoolMap       `protobuf:"bytes,7,rep,name=pools,proto3" json:"pools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -242,6 +251,13 @@ func (x *AttachInfoResp) GetProvider() string {
 	return ""
 }
 
+func (x *AttachInfoResp) GetPools() []*ctlpb.PoolMap {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -251,9 +267,10 @@ const file_agent_proto_rawDesc = "" +
 	"\rCredentialReq\"f\n" +
 	"\x0eCredentialResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12+\n" +
-	"\x04cred\x18\x02 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\")\n" +
+	"\x04cred\x18\x02 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\"?\n" +
 	"\rAttachInfoReq\x12\x18\n" +
-	"\arefresh\x18\x01 \x01(\bR\arefresh\"\xdd\x01\n" +
+	"\arefresh\x18\x01 \x01(\bR\arefresh\x12\x14\n" +
+	"\x05pools\x18\x02 \x03(\tR\x05pools\"\x88\x02\n" +
 	"\x0eAttachInfoResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x16\n" +
 	"\x06system\x18\x02 \x01(\tR\x06system\x12\x1f\n" +
@@ -262,7 +279,8 @@ const file_agent_proto_rawDesc = "" +
 	"\amembers\x18\x04 \x03(\v2\x12.godaos.ctl.MemberR\amembers\x12\x1f\n" +
 	"\vmap_version\x18\x05 \x01(\rR\n" +
 	"mapVersion\x12\x1a\n" +
-	"\bprovider\x18\x06 \x01(\tR\bprovider2\x9f\x01\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider\x12)\n" +
+	"\x05pools\x18\a \x03(\v2\x13.godaos.ctl.PoolMapR\x05pools2\x9f\x01\n" +
 	"\x05Agent\x12J\n" +
 	"\rGetCredential\x12\x1b.godaos.agent.CredentialReq\x1a\x1c.godaos.agent.CredentialResp\x12J\n" +
 	"\rGetAttachInfo\x12\x1b.godaos.agent.AttachInfoReq\x1a\x1c.godaos.agent.AttachInfoRespB1Z/github.com/godaos/godaos/internal/proto/agentpbb\x06proto3"
@@ -288,21 +306,23 @@ var file_agent_proto_goTypes = []any{
 	(*ctlpb.Error)(nil),       // 4: godaos.ctl.Error
 	(*authpb.Credential)(nil), // 5: godaos.auth.Credential
 	(*ctlpb.Member)(nil),      // 6: godaos.ctl.Member
+	(*ctlpb.PoolMap)(nil),     // 7: godaos.ctl.PoolMap
 }
 var file_agent_proto_depIdxs = []int32{
 	4, // 0: godaos.agent.CredentialResp.error:type_name -> godaos.ctl.Error
 	5, // 1: godaos.agent.CredentialResp.cred:type_name -> godaos.auth.Credential
 	4, // 2: godaos.agent.AttachInfoResp.error:type_name -> godaos.ctl.Error
 	6, // 3: godaos.agent.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	0, // 4: godaos.agent.Agent.GetCredential:input_type -> godaos.agent.CredentialReq
-	2, // 5: godaos.agent.Agent.GetAttachInfo:input_type -> godaos.agent.AttachInfoReq
-	1, // 6: godaos.agent.Agent.GetCredential:output_type -> godaos.agent.CredentialResp
-	3, // 7: godaos.agent.Agent.GetAttachInfo:output_type -> godaos.agent.AttachInfoResp
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7, // 4: godaos.agent.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	0, // 5: godaos.agent.Agent.GetCredential:input_type -> godaos.agent.CredentialReq
+	2, // 6: godaos.agent.Agent.GetAttachInfo:input_type -> godaos.agent.AttachInfoReq
+	1, // 7: godaos.agent.Agent.GetCredential:output_type -> godaos.agent.CredentialResp
+	3, // 8: godaos.agent.Agent.GetAttachInfo:output_type -> godaos.agent.AttachInfoResp
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }

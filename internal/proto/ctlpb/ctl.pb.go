@@ -2534,9 +2534,11 @@ func (x *ContSetOwnerReq) GetGroup() string {
 	return ""
 }
 
-// AttachInfoReq is the agent's: what a client needs to reach the system.
+// AttachInfoReq is the agent's: what a client needs to reach the system, and
+// the maps of the pools named (label or UUID).
 type AttachInfoReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pools         []string               `protobuf:"bytes,1,rep,name=pools,proto3" json:"pools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2571,6 +2573,91 @@ func (*AttachInfoReq) Descriptor() ([]byte, []int) {
 	return file_ctl_proto_rawDescGZIP(), []int{37}
 }
 
+func (x *AttachInfoReq) GetPools() []string {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
+// PoolMap is where a pool's targets are: its ranks (their addresses are in
+// the system map) and the version clients compare to detect a stale map.
+type PoolMap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Label         string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	Version       uint32                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Ranks         []uint32               `protobuf:"varint,4,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
+	Targets       uint32                 `protobuf:"varint,5,opt,name=targets,proto3" json:"targets,omitempty"` // in all
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolMap) Reset() {
+	*x = PoolMap{}
+	mi := &file_ctl_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolMap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolMap) ProtoMessage() {}
+
+func (x *PoolMap) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
+func (*PoolMap) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PoolMap) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *PoolMap) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *PoolMap) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PoolMap) GetRanks() []uint32 {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+func (x *PoolMap) GetTargets() uint32 {
+	if x != nil {
+		return x.Targets
+	}
+	return 0
+}
+
 type AttachInfoResp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -2579,13 +2666,14 @@ type AttachInfoResp struct {
 	MapVersion    uint32                 `protobuf:"varint,4,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	System        string                 `protobuf:"bytes,5,opt,name=system,proto3" json:"system,omitempty"`
 	Provider      string                 `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	Pools         []*PoolMap             `protobuf:"bytes,7,rep,name=pools,proto3" json:"pools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AttachInfoResp) Reset() {
 	*x = AttachInfoResp{}
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2685,7 @@ func (x *AttachInfoResp) String() string {
 func (*AttachInfoResp) ProtoMessage() {}
 
 func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2698,7 @@ func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
 func (*AttachInfoResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{38}
+	return file_ctl_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AttachInfoResp) GetError() *Error {
@@ -2653,6 +2741,13 @@ func (x *AttachInfoResp) GetProvider() string {
 		return x.Provider
 	}
 	return ""
+}
+
+func (x *AttachInfoResp) GetPools() []*PoolMap {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
 }
 
 var File_ctl_proto protoreflect.FileDescriptor
@@ -2874,8 +2969,15 @@ const file_ctl_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\tR\x04cont\x12\x12\n" +
 	"\x04user\x18\x03 \x01(\tR\x04user\x12\x14\n" +
-	"\x05group\x18\x04 \x01(\tR\x05group\"\x0f\n" +
-	"\rAttachInfoReq\"\xdd\x01\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\"%\n" +
+	"\rAttachInfoReq\x12\x14\n" +
+	"\x05pools\x18\x01 \x03(\tR\x05pools\"}\n" +
+	"\aPoolMap\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\x12\x14\n" +
+	"\x05ranks\x18\x04 \x03(\rR\x05ranks\x12\x18\n" +
+	"\atargets\x18\x05 \x01(\rR\atargets\"\x88\x02\n" +
 	"\x0eAttachInfoResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x1f\n" +
 	"\vms_replicas\x18\x02 \x03(\tR\n" +
@@ -2884,7 +2986,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\vmap_version\x18\x04 \x01(\rR\n" +
 	"mapVersion\x12\x16\n" +
 	"\x06system\x18\x05 \x01(\tR\x06system\x12\x1a\n" +
-	"\bprovider\x18\x06 \x01(\tR\bprovider*6\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider\x12)\n" +
+	"\x05pools\x18\a \x03(\v2\x13.godaos.ctl.PoolMapR\x05pools*6\n" +
 	"\vAccessFlags\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x06\n" +
 	"\x02RO\x10\x01\x12\x06\n" +
@@ -2931,7 +3034,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -2973,14 +3076,15 @@ var file_ctl_proto_goTypes = []any{
 	(*ContResp)(nil),          // 37: godaos.ctl.ContResp
 	(*ContSetOwnerReq)(nil),   // 38: godaos.ctl.ContSetOwnerReq
 	(*AttachInfoReq)(nil),     // 39: godaos.ctl.AttachInfoReq
-	(*AttachInfoResp)(nil),    // 40: godaos.ctl.AttachInfoResp
-	nil,                       // 41: godaos.ctl.Pool.PropsEntry
-	nil,                       // 42: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 43: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 44: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 45: godaos.ctl.Cont.PropsEntry
-	nil,                       // 46: godaos.ctl.ContCreateReq.PropsEntry
-	(*authpb.Credential)(nil), // 47: godaos.auth.Credential
+	(*PoolMap)(nil),           // 40: godaos.ctl.PoolMap
+	(*AttachInfoResp)(nil),    // 41: godaos.ctl.AttachInfoResp
+	nil,                       // 42: godaos.ctl.Pool.PropsEntry
+	nil,                       // 43: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 44: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 45: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 46: godaos.ctl.Cont.PropsEntry
+	nil,                       // 47: godaos.ctl.ContCreateReq.PropsEntry
+	(*authpb.Credential)(nil), // 48: godaos.auth.Credential
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -2991,17 +3095,17 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	41, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	42, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	42, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	43, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
 	2,  // 12: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	13, // 13: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 14: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	2,  // 15: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	43, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	44, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
 	2,  // 17: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	44, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	45, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
 	2,  // 19: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
 	13, // 20: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
 	2,  // 21: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
@@ -3010,68 +3114,69 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 24: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
 	2,  // 25: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
 	12, // 26: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	47, // 27: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	48, // 27: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
 	2,  // 28: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
 	13, // 29: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
 	3,  // 30: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	45, // 31: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	47, // 32: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	46, // 33: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	47, // 34: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	46, // 31: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	48, // 32: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	47, // 33: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	48, // 34: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
 	2,  // 35: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
 	34, // 36: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
 	34, // 37: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
 	2,  // 38: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
 	3,  // 39: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	4,  // 40: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 41: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 42: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 43: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 44: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 45: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 46: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 47: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 48: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 49: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 50: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 51: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 52: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 53: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 54: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 55: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	35, // 56: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	36, // 57: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	36, // 58: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	36, // 59: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	38, // 60: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	39, // 61: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	5,  // 62: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 63: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 64: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 65: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 66: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 67: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 68: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 69: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 70: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 71: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 72: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 73: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 74: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 75: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 76: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 77: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	37, // 78: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	37, // 79: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	37, // 80: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	37, // 81: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	37, // 82: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	40, // 83: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	62, // [62:84] is the sub-list for method output_type
-	40, // [40:62] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	40, // 40: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	4,  // 41: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 42: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 43: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 44: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 45: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 46: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 47: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 48: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 49: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 50: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 51: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 52: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 53: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 54: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 55: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 56: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	35, // 57: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	36, // 58: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	36, // 59: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	36, // 60: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	38, // 61: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	39, // 62: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	5,  // 63: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 64: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 65: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 66: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 67: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 68: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 69: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 70: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 71: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 72: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 73: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 74: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 75: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 76: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 77: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 78: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	37, // 79: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	37, // 80: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	37, // 81: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	37, // 82: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	37, // 83: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	41, // 84: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	63, // [63:85] is the sub-list for method output_type
+	41, // [41:63] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -3085,7 +3190,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
