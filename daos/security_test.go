@@ -94,7 +94,7 @@ func TestACLEnforcement(t *testing.T) {
 	})
 	t.Run("no entry refuses everything", func(t *testing.T) {
 		_, err := c.PoolConnect(ctx, "closed", RO)
-		wantErr(t, err, daoserr.NoPerm, "pool closed", `missing permission "r"`, "dmg pool update-acl closed")
+		wantErr(t, err, daoserr.NoPerm, "pool closed", `missing permission "r"`, "the ACL grants nothing", "dmg pool update-acl closed")
 	})
 	t.Run("a user's own entry", func(t *testing.T) {
 		if _, err := c.PoolConnect(ctx, "named", EX); err != nil {

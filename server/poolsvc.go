@@ -121,11 +121,16 @@ func permsOn(tok *authpb.Token, acl []string, owner, group string) security.Perm
 
 // denied is DER_NO_PERM naming who, what, the missing permission and the fix.
 func denied(tok *authpb.Token, what string, have, need security.Perm, fix string) error {
-	return daoserr.Newf(daoserr.NoPerm, "%s may not %s: missing permission %q (the ACL grants %q)",
-		auth.Who(tok), what, (need&^have).String(), have.String()).WithResolution("%s", fix)
+	grants := "nothing"
+	if have != 0 {
+		grants = fmt.Sprintf("%q", have.String())
+	}
+	return daoserr.Newf(daoserr.NoPerm, "%s may not %s: missing permission %q (the ACL grants %s)",
+		auth.Who(tok), what, (need&^have).String(), grants).WithResolution("%s", fix)
 }
 
-// poolPerms checks that tok may do what (needing any of anyOf if all is 0) on pool p.
+// poolAccess checks that tok's caller has every permission of need on pool p
+// (what names the action for the error) and returns what it has.
 func poolAccess(tok *authpb.Token, p mgmt.Pool, need security.Perm, what string) (security.Perm, error) {
 	have := permsOn(tok, p.ACL, p.Owner, p.Group)
 	if have&need != need {

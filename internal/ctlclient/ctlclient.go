@@ -63,8 +63,12 @@ func Dial(ctx context.Context, hosts []string, tlsConf *tls.Config) (*Conn, erro
 		return &Conn{CtlClient: c, cc: cc, Host: h}, nil
 	}
 	e := daoserr.Wrap(daoserr.Unreach, last, "no server answers at %s", strings.Join(hosts, ", "))
-	if status.Code(last) == codes.PermissionDenied || strings.Contains(errString(last), "certificate") {
+	switch msg := errString(last); {
+	case status.Code(last) == codes.PermissionDenied || strings.Contains(msg, "certificate") || strings.Contains(msg, "tls:"):
 		return nil, e.WithResolution("check transport_config: the certificates must come from the servers' CA (or set allow_insecure on both sides)")
+	case strings.Contains(msg, "server preface"):
+		// a plaintext client talking to a TLS server sees the connection close
+		return nil, e.WithResolution("the servers may require TLS: give transport_config with ca_cert, cert and key (e.g. dmg -o daos_control.yml), or run everything with allow_insecure")
 	}
 	return nil, e.WithResolution("start daos_server, or point at it with -l host:port (or access_points / hostlist in the config)")
 }
