@@ -31,7 +31,7 @@ import (
 func quiet() *slog.Logger { return inproc.Quiet() }
 
 // client is a client of s through its agent, finished when the test ends.
-func client(t *testing.T, s *inproc.System) *Client {
+func client(t testing.TB, s *inproc.System) *Client {
 	t.Helper()
 	c, err := Init(context.Background(), Options{AgentSocket: s.Agent.Socket(), Logger: quiet()})
 	if err != nil {
@@ -41,7 +41,7 @@ func client(t *testing.T, s *inproc.System) *Client {
 	return c
 }
 
-func me(t *testing.T) string {
+func me(t testing.TB) string {
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
@@ -292,5 +292,25 @@ func TestInsecureMode(t *testing.T) {
 	if _, err := Init(ctx, Options{AgentSocket: filepath.Join(t.TempDir(), "none.sock")}); !daoserr.Is(err, daoserr.AgentIncompat) ||
 		!strings.Contains(err.Error(), "start daos_agent") {
 		t.Fatalf("no agent: %v", err)
+	}
+}
+
+// BenchmarkPoolConnect measures a pool connect through a secure system: a
+// cached credential from the agent, the engine's check of its signature, the
+// leader's check and ACL evaluation, and the reply with the pool map.
+func BenchmarkPoolConnect(b *testing.B) {
+	for _, secure := range []bool{true, false} {
+		b.Run(map[bool]string{true: "secure", false: "insecure"}[secure], func(b *testing.B) {
+			s := inproc.Start(b, secure)
+			s.CreatePool(b, "bench", me(b))
+			c := client(b, s)
+			ctx := context.Background()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.PoolConnect(ctx, "bench", RO); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -10,9 +10,12 @@ package auth
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"os/user"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -61,7 +64,17 @@ type Verifier struct {
 	AllowInsecure bool
 	// Now is the clock (tests set it); nil means time.Now.
 	Now func() time.Time
+
+	// verified remembers signatures already checked, so a credential a client
+	// reuses (and the second check on the leader) costs a hash, not an ECDSA
+	// verification. Expiry is still checked on every use.
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]*authpb.Token
 }
+
+// verifiedMax bounds the memory of verified signatures; when full it is
+// emptied (it refills with the credentials in use).
+const verifiedMax = 4096
 
 func noPerm(format string, args ...any) *daoserr.Error {
 	return daoserr.Newf(daoserr.NoPerm, format, args...)
@@ -79,6 +92,9 @@ func (v *Verifier) Verify(cred *authpb.Credential) (*authpb.Token, error) {
 		return nil, noPerm("credential is not signed, and this system requires signed credentials").
 			WithResolution("run daos_agent with transport_config cert and key (agent.crt, agent.key), not allow_insecure")
 	case len(cred.Signature) > 0:
+		if tok := v.lookup(cred); tok != nil {
+			return v.checkTimes(tok)
+		}
 		pub, ok := v.Keys[cred.Verifier]
 		if !ok {
 			if v.AllowInsecure && len(v.Keys) == 0 {
@@ -96,6 +112,45 @@ func (v *Verifier) Verify(cred *authpb.Credential) (*authpb.Token, error) {
 	if err := proto.Unmarshal(cred.Token, tok); err != nil {
 		return nil, noPerm("credential token is malformed: %v", err)
 	}
+	if tok.User == "" {
+		return nil, noPerm("credential names no user")
+	}
+	if len(cred.Signature) > 0 && v.Keys[cred.Verifier] != nil {
+		v.remember(cred, tok)
+	}
+	return v.checkTimes(tok)
+}
+
+func verifiedKey(cred *authpb.Credential) [sha256.Size]byte {
+	h := sha256.New()
+	for _, b := range [][]byte{[]byte(cred.Verifier), cred.Token, cred.Signature} {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (v *Verifier) lookup(cred *authpb.Credential) *authpb.Token {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.verified[verifiedKey(cred)]
+}
+
+func (v *Verifier) remember(cred *authpb.Credential, tok *authpb.Token) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verified == nil || len(v.verified) >= verifiedMax {
+		v.verified = map[[sha256.Size]byte]*authpb.Token{}
+	}
+	v.verified[verifiedKey(cred)] = tok
+}
+
+// checkTimes refuses a token that expired or is issued in the future.
+func (v *Verifier) checkTimes(tok *authpb.Token) (*authpb.Token, error) {
 	now := time.Now()
 	if v.Now != nil {
 		now = v.Now()
@@ -109,9 +164,6 @@ func (v *Verifier) Verify(cred *authpb.Credential) (*authpb.Token, error) {
 		return nil, noPerm("credential of %s@%s is issued in the future (%s, server time %s)", tok.User, tok.Host,
 			time.Unix(tok.Issued, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)).
 			WithResolution("synchronize the clocks of client and server nodes (chrony or ntpd)")
-	}
-	if tok.User == "" {
-		return nil, noPerm("credential names no user")
 	}
 	return tok, nil
 }

@@ -106,6 +106,32 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestVerifiedCache: a credential verified once is taken from memory after,
+// but its expiry is still checked, and an altered copy is still refused.
+func TestVerifiedCache(t *testing.T) {
+	signers, pubs := keys(t)
+	clock := now
+	v := &Verifier{Keys: pubs, Now: func() time.Time { return clock }}
+	cred, _ := Sign(token(), signers["ecdsa"], "ecdsa")
+	for i := range 2 {
+		if _, err := v.Verify(cred); err != nil {
+			t.Fatalf("verify %d: %v", i, err)
+		}
+	}
+	if len(v.verified) != 1 {
+		t.Fatalf("%d remembered, want 1", len(v.verified))
+	}
+	altered := proto.Clone(cred).(*authpb.Credential)
+	altered.Token = append(altered.Token, 0x48, 0x01) // one more field: still a valid token, not what was signed
+	if _, err := v.Verify(altered); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("altered copy of a remembered credential: %v", err)
+	}
+	clock = now.Add(DefaultTTL + time.Second)
+	if _, err := v.Verify(cred); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("remembered credential after its expiry: %v", err)
+	}
+}
+
 func TestIdentity(t *testing.T) {
 	tok := token()
 	acl, err := security.ParseACL("A::OWNER@:rw\nA:G:devs@:r\nA::EVERYONE@:")

@@ -41,7 +41,7 @@ type System struct {
 
 // Start starts the system: certificates, server and agent when secure,
 // everything with allow_insecure otherwise. All of it stops when the test ends.
-func Start(t *testing.T, secure bool) *System {
+func Start(t testing.TB, secure bool) *System {
 	t.Helper()
 	dir := t.TempDir()
 	s := &System{Insecure: !secure, CertDir: filepath.Join(dir, "certs")}
@@ -88,7 +88,7 @@ func Start(t *testing.T, secure bool) *System {
 func (s *System) Cert(name string) string { return filepath.Join(s.CertDir, name) }
 
 // ClientTLS is a TLS client configuration with component's certificate.
-func (s *System) ClientTLS(t *testing.T, component string) *tls.Config {
+func (s *System) ClientTLS(t testing.TB, component string) *tls.Config {
 	t.Helper()
 	c, err := certs.ClientTLS(s.Cert("daosCA.crt"), s.Cert(component+".crt"), s.Cert(component+".key"))
 	if err != nil {
@@ -98,7 +98,7 @@ func (s *System) ClientTLS(t *testing.T, component string) *tls.Config {
 }
 
 // WaitRanks waits (bounded) until the system map has n ranks.
-func WaitRanks(t *testing.T, c ctlpb.CtlClient, n int) {
+func WaitRanks(t testing.TB, c ctlpb.CtlClient, n int) {
 	t.Helper()
 	for range 300 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -113,7 +113,7 @@ func WaitRanks(t *testing.T, c ctlpb.CtlClient, n int) {
 }
 
 // CreatePool creates a pool as the administrator.
-func (s *System) CreatePool(t *testing.T, label, owner string, acl ...string) {
+func (s *System) CreatePool(t testing.TB, label, owner string, acl ...string) {
 	t.Helper()
 	r, err := ctlclient.Retry(context.Background(), func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
 		return s.Admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: label, ScmSize: 64 << 20, NvmeSize: 256 << 20, User: owner, Group: owner, Acl: acl})
