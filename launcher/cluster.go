@@ -101,9 +101,12 @@ func writeNodeConfigs(o *ClusterOptions, nodes []Node) ([]NodeConfig, error) {
 	var out []NodeConfig
 	var texts [][]byte
 	for i, nd := range nodes {
-		if seen[nd.Name] || nd.Name == "" || strings.ContainsAny(nd.Name, "/ ") {
-			return nil, daoserr.Newf(daoserr.Inval, "launcher: node %q is listed twice or is not a host name", nd.Name).
-				WithResolution("list each node once")
+		if !validNodeName(nd.Name) {
+			return nil, daoserr.Newf(daoserr.Inval, "launcher: %q is not a node name", nd.Name).
+				WithResolution("name nodes by host name: they name files and directories in %s", o.Dir)
+		}
+		if seen[nd.Name] {
+			return nil, daoserr.Newf(daoserr.Inval, "launcher: node %s is listed twice", nd.Name).WithResolution("list each node once")
 		}
 		seen[nd.Name] = true
 		port := o.BasePort + 10*i
@@ -123,8 +126,17 @@ func writeNodeConfigs(o *ClusterOptions, nodes []Node) ([]NodeConfig, error) {
 		if err := os.WriteFile(nc.Path, texts[i], 0o644); err != nil {
 			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: write %s", nc.Path)
 		}
+		// a previous run's record: what is read (the step) and signaled (the
+		// PID) must be this run's
+		os.Remove(filepath.Join(o.Dir, nc.Host+runSuffix))
 	}
 	return out, nil
+}
+
+// validNodeName: a node's name becomes DIR/<name>.yml and DIR/<name>/, and a
+// command-line argument; "..", "a/b" or "-x" must not.
+func validNodeName(n string) bool {
+	return n != "" && !strings.HasPrefix(n, ".") && !strings.HasPrefix(n, "-") && !strings.ContainsAny(n, "/ \t\n%")
 }
 
 // Cluster is a system started with pdsh or srun, seen from the launching host.
@@ -140,14 +152,19 @@ type Cluster struct {
 // start starts the launch command (pdsh or srun) in its own process group,
 // its output and the servers' in c.Log, and writes the state file.
 func (c *Cluster) start(name string, args []string) error {
+	// a new log for every launch (the previous one kept as .old): a failed
+	// start is read from it
+	os.Rename(c.Log, c.Log+".old")
 	logf, err := os.OpenFile(c.Log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "launcher: %s log", name)
 	}
 	defer logf.Close()
+	// Stdin stays /dev/null: the servers read nothing, and pdsh or srun must
+	// not hold this launcher's terminal.
 	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf                   // stdin: /dev/null, the servers read nothing
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // outlives this launcher and its terminal
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // outlives this launcher and its terminal's signals
 	fmt.Fprintf(logf, "launcher: %s\n", strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
 		return daoserr.Wrap(daoserr.Nonexist, err, "launcher: start %s", name).WithResolution("install %s (scripts/deps.sh installs pdsh and slurm-wlm)", name)
@@ -155,7 +172,11 @@ func (c *Cluster) start(name string, args []string) error {
 	c.cmd, c.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(c.done) }()
 	c.LaunchPID = cmd.Process.Pid
-	return c.writeState()
+	if err := c.writeState(); err != nil {
+		c.Stop()
+		return err
+	}
+	return nil
 }
 
 func (c *Cluster) writeState() error {
@@ -218,7 +239,7 @@ func stopCluster(dir string, st State, done <-chan struct{}) error {
 	case "pdsh":
 		err = stopPdsh(dir, st, launchDone)
 	case "srun":
-		err = stopSrun(st, launchDone)
+		err = stopSrun(dir, st, launchDone)
 	default:
 		return daoserr.Newf(daoserr.Inval, "launcher: unknown launch mode %q in the state file", st.Mode)
 	}

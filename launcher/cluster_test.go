@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -129,10 +130,39 @@ func TestPdshExec(t *testing.T) {
 		t.Errorf("a second launch in the same directory: %v", err)
 	}
 
+	ranks := memberRanks(t, c)
 	if err := StopDir(dir); err != nil {
 		t.Fatal(err)
 	}
 	checkStopped(t, c, dir)
+
+	// again in the same directory: the same ranks come back
+	c2, err := StartPdsh(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c2.Stop() })
+	if again := memberRanks(t, c2); !maps.Equal(again, ranks) {
+		t.Errorf("ranks after a restart %v, before %v", again, ranks)
+	}
+	if err := c2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkStopped(t, c2, dir)
+}
+
+// memberRanks maps each member's UUID to its rank.
+func memberRanks(t *testing.T, c *Cluster) map[string]uint32 {
+	t.Helper()
+	resp, err := testsys.CtlClient(t, c.HostList[0]).SystemQuery(context.Background(), &ctlpb.SystemQueryReq{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint32{}
+	for _, mb := range resp.Members {
+		m[mb.Uuid] = mb.Rank
+	}
+	return m
 }
 
 // A server that cannot start (its control port is taken) fails the launch

@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -74,6 +75,12 @@ func StopNode(o NodeOptions) error {
 	if h, _ := os.Hostname(); r.Host != h {
 		return daoserr.Newf(daoserr.Inval, "launcher node %s: its server runs on %s, not on %s", name, r.Host, h).
 			WithResolution("run launcher node --stop on %s", r.Host)
+	}
+	// the PID must still be this node's server (not a later process that
+	// reuses the number, nor another system's daos_server)
+	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.PID))
+	if !ours(r.PID) || !strings.Contains(string(cmd), filepath.Join(o.Dir, name+".yml")) {
+		return nil
 	}
 	stopLocalPIDs([]int{r.PID})
 	return nil

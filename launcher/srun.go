@@ -49,9 +49,6 @@ func StartSrun(ctx context.Context, o SrunOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range names {
-		os.Remove(filepath.Join(o.Dir, n+runSuffix)) // a previous run's: the step read below must be this one's
-	}
 	c := newCluster("srun", o.ClusterOptions, cfgs)
 	if err := c.start("srun", srunArgs(o, names)); err != nil {
 		return nil, err
@@ -213,10 +210,16 @@ func srunTaskExited(log string) error {
 
 // stopSrun stops the step: SIGTERM to its tasks, the servers (they drain and
 // exit 0, and srun with them); after stopTimeout, scancel ends it the hard way.
-func stopSrun(st State, launchDone func() bool) error {
+func stopSrun(dir string, st State, launchDone func() bool) error {
 	ctx := context.Background()
+	if st.Step == "" && len(st.Nodes) > 0 {
+		// a launch stopped while starting: the nodes that started say which step
+		if r, err := readRun(dir, st.Nodes[0]); err == nil && r.Job != "" && r.Step != "" {
+			st.Step = r.Job + "." + r.Step
+		}
+	}
 	if st.Step == "" {
-		// the launch ended before the step was known: srun cancels its step
+		// no server has started: srun cancels its step itself
 		if st.LaunchPID != 0 && launchAlive(st) {
 			syscall.Kill(st.LaunchPID, syscall.SIGTERM)
 		}

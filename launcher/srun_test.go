@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,12 +60,19 @@ func squeueSteps(t *testing.T) []string {
 	return strings.Fields(string(out))
 }
 
-// The issue's srun test: a two-node Slurm cluster on this machine;
+// The issue's srun test, on a two-node Slurm cluster started on this machine
+// for the subtests.
+func TestSrun(t *testing.T) {
+	startSlurm(t, 2)
+	t.Run("TwoNodes", testSrunTwoNodes)
+	t.Run("ServerFailsWhileStarting", testSrunServerFails)
+	t.Run("InsideAllocation", testSrunInsideAllocation)
+}
+
 // `launcher srun -N 2` (outside an allocation: a job of its own on idle
 // nodes) starts one daos_server per node in a job step, every rank joins,
 // and `launcher stop` ends the step with SIGTERM: the servers exit 0.
-func TestSrunTwoNodes(t *testing.T) {
-	startSlurm(t, 2)
+func testSrunTwoNodes(t *testing.T) {
 	dir := t.TempDir()
 	c, err := StartSrun(context.Background(), srunOptions(t, dir, 2))
 	if err != nil {
@@ -92,10 +100,37 @@ func TestSrunTwoNodes(t *testing.T) {
 	}
 }
 
+// A server that cannot start (n2's control port is taken) fails the launch
+// with its node's name and its last words; the step ends.
+func testSrunServerFails(t *testing.T) {
+	dir := t.TempDir()
+	o := srunOptions(t, dir, 2)
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(o.BasePort+10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := StartSrun(context.Background(), o)
+	if err == nil {
+		c.Stop()
+		t.Fatal("started with n2's port taken")
+	}
+	for _, w := range []string{"the server of n2 ended while starting", "exit code 1", "control port", filepath.Join(dir, "srun.log")} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if l := leftovers(dir); len(l) > 0 {
+		t.Errorf("still running after a failed launch:\n%s", strings.Join(l, "\n"))
+	}
+	if steps := squeueSteps(t); len(steps) > 0 {
+		t.Errorf("steps still listed: %v", steps)
+	}
+}
+
 // Inside an allocation (salloc), launcher srun runs a step of that job on
 // its nodes (SLURM_JOB_NODELIST), here one of two; the job outlives the stop.
-func TestSrunInsideAllocation(t *testing.T) {
-	startSlurm(t, 2)
+func testSrunInsideAllocation(t *testing.T) {
 	out, err := exec.Command("salloc", "-N", "2", "--no-shell", "--immediate=30").CombinedOutput()
 	if err != nil {
 		t.Fatalf("salloc: %v\n%s", err, out)

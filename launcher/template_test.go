@@ -163,7 +163,12 @@ func TestWriteNodeConfigs(t *testing.T) {
 		t.Errorf("a failed render left %d files", len(ents))
 	}
 	o2.Template, o2.Replicas = "", 1
-	if _, err := writeNodeConfigs(&o2, []Node{{"n1", "a"}, {"n1", "a"}}); err == nil {
-		t.Error("a node listed twice was accepted")
+	if _, err := writeNodeConfigs(&o2, []Node{{"n1", "a"}, {"n1", "a"}}); err == nil || !strings.Contains(err.Error(), "node n1 is listed twice") {
+		t.Errorf("a node listed twice: %v", err)
+	}
+	for _, bad := range []string{"..", "a/b", "-x", ""} {
+		if _, err := writeNodeConfigs(&o2, []Node{{bad, "a"}}); err == nil || !strings.Contains(err.Error(), "is not a node name") {
+			t.Errorf("node %q: %v", bad, err)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -41,17 +42,19 @@ type localCmd struct {
 
 // clusterFlags are the flags pdsh and srun share.
 type clusterFlags struct {
-	Template    string `placeholder:"FILE" help:"daos_server YAML template, rendered per node (default: the built-in one, see 'launcher template')."`
-	Dir         string `default:"godaos" help:"Directory every node sees: DIR/<node>.yml, the built-in template's storage DIR/<node>/, the log, the state."`
-	Port        int    `default:"10001" help:"Base control port: node i's .Port is port+10*i (its server also uses the next three ports)."`
-	Targets     int    `default:"4" help:"Targets per engine (.Targets)."`
-	Replicas    int    `help:"Management service replicas, the first nodes (default: 3 with 3 or more nodes, else 1)."`
-	FabricIface string `name:"fabric-iface" default:"lo" help:"Data-plane network interface (.FabricIface); lo only when every node is this machine."`
-	Bin         string `placeholder:"PATH" help:"daos_server, at the same path on every node (default: next to launcher, else in PATH)."`
+	Template    string        `placeholder:"FILE" help:"daos_server YAML template, rendered per node (default: the built-in one, see 'launcher template')."`
+	Dir         string        `default:"godaos" help:"Directory every node sees: DIR/<node>.yml, the built-in template's storage DIR/<node>/, the log, the state."`
+	Port        int           `default:"10001" help:"Base control port: node i's .Port is port+10*i (its server also uses the next three ports)."`
+	Targets     int           `default:"4" help:"Targets per engine (.Targets)."`
+	Replicas    int           `help:"Management service replicas, the first nodes (default: 3 with 3 or more nodes, else 1)."`
+	FabricIface string        `name:"fabric-iface" default:"lo" help:"Data-plane network interface (.FabricIface); lo only when every node is this machine."`
+	Bin         string        `placeholder:"PATH" help:"daos_server, at the same path on every node (default: next to launcher, else in PATH)."`
+	Timeout     time.Duration `default:"60s" help:"How long to wait for every rank to join (srun: queueing included)."`
 }
 
 func (f clusterFlags) options() launcher.ClusterOptions {
-	return launcher.ClusterOptions{Template: f.Template, Dir: f.Dir, BasePort: f.Port, Targets: f.Targets, Replicas: f.Replicas, FabricIface: f.FabricIface, Bin: f.Bin}
+	return launcher.ClusterOptions{Template: f.Template, Dir: f.Dir, BasePort: f.Port, Targets: f.Targets, Replicas: f.Replicas,
+		FabricIface: f.FabricIface, Bin: f.Bin, Timeout: f.Timeout}
 }
 
 type pdshCmd struct {

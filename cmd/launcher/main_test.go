@@ -120,3 +120,69 @@ func TestNodeWithoutConfiguration(t *testing.T) {
 		t.Errorf("launcher node --node n9: %d %s", rc, errOut)
 	}
 }
+
+// What pdsh over ssh runs on each node: `launcher node --dir DIR` picks
+// DIR/<host name>.yml and becomes that node's daos_server; `launcher node
+// --stop` stops it cleanly.
+func TestNodeStartStop(t *testing.T) {
+	dir := t.TempDir()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := testsys.FreeBase(t, 1)
+	tmpl, err := launcher.LoadTemplate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	b, _, err := tmpl.Render(launcher.NodeData{Host: host, Addr: "127.0.0.1", N: 1, Port: port, TelemetryPort: port + 2, FabricPort: port + 3,
+		FabricIface: "lo", Dir: filepath.Join(dir, host), Replicas: []string{addr}, Targets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, host+".yml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := launcherBin(t)
+	srv := exec.Command(bin, "node", "--dir", dir, "--bin", filepath.Join(filepath.Dir(bin), "daos_server"))
+	logf, err := os.Create(filepath.Join(dir, "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	log := func() string { b, _ := os.ReadFile(logf.Name()); return string(b) }
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for n, _ := launcher.Joined(context.Background(), []string{addr}); n != 1; n, _ = launcher.Joined(context.Background(), []string{addr}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rank joined within 30 s:\n%s", log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rec, err := os.ReadFile(filepath.Join(dir, host+".run.json"))
+	if err != nil || !strings.Contains(string(rec), fmt.Sprintf(`"pid":%d`, srv.Process.Pid)) {
+		t.Errorf("%s.run.json: %s %v (want the server's pid %d: launcher node becomes it)", host, rec, err, srv.Process.Pid)
+	}
+	if rc, o, e := run(t, "node", "--stop", "--dir", dir); rc != 0 {
+		t.Fatalf("launcher node --stop: %d %s%s", rc, o, e)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("the server exited with %v:\n%s", err, log())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the server still runs after launcher node --stop")
+	}
+}
