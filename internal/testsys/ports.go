@@ -7,27 +7,58 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 )
+
+// Tests take ports from [portLow, portHigh): below Linux's ephemeral range
+// (32768-60999), so that no outgoing connection of a server started earlier
+// can take a port between the moment a test picks it and the moment a server
+// binds it. Each port is handed out once per test process.
+const (
+	portLow  = 20000
+	portHigh = 32700
+)
+
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// take reserves ports (all or none) if they are free now and were not handed
+// out before.
+func take(ports ...int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for _, p := range ports {
+		if p >= portHigh || given[p] || !free(p) {
+			return false
+		}
+	}
+	for _, p := range ports {
+		given[p] = true
+	}
+	return true
+}
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for range 1000 {
+		if p := portLow + rand.IntN(portHigh-portLow); take(p) {
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	tb.Fatal("no free port")
+	return 0
 }
 
 // FreePortPair returns a port p with p+1 also free: a server's control port and
 // its management service's Raft port.
 func FreePortPair(tb testing.TB) int {
 	tb.Helper()
-	for range 50 {
-		p := FreePort(tb)
-		if free(p + 1) {
+	for range 1000 {
+		if p := portLow + rand.IntN(portHigh-portLow-1); take(p, p+1) {
 			return p
 		}
 	}
@@ -39,18 +70,15 @@ func FreePortPair(tb testing.TB) int {
 // < n and k < 4 (launcher local's layout).
 func FreeBase(tb testing.TB, n int) int {
 	tb.Helper()
-	for range 100 {
-		base := 20000 + 10*rand.IntN(2000)
-		ok := true
-		for i := 0; i < n && ok; i++ {
+	for range 1000 {
+		base := portLow + 10*rand.IntN((portHigh-portLow)/10)
+		var ports []int
+		for i := range n {
 			for k := range 4 {
-				if !free(base + 10*i + k) {
-					ok = false
-					break
-				}
+				ports = append(ports, base+10*i+k)
 			}
 		}
-		if ok {
+		if take(ports...) {
 			return base
 		}
 	}
