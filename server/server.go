@@ -178,7 +178,7 @@ func (s *Server) startControl() error {
 		return &config.Error{Key: "port", Msg: fmt.Sprintf("cannot listen on control port %d: %v", cfg.Port, errors.Unwrap(errors.Unwrap(err))),
 			Resolution: "another process (another daos_server?) uses the port: stop it or choose another port"}
 	}
-	s.ctlAddr = net.JoinHostPort(localHost(self), strconv.Itoa(cfg.Port))
+	s.ctlAddr = net.JoinHostPort(localHost(self, s.replicas), strconv.Itoa(cfg.Port))
 	s.grpc = grpc.NewServer(s.transport.grpcOptions()...)
 	ctlpb.RegisterCtlServer(s.grpc, s.ctl)
 	s.wg.Add(1)
@@ -216,9 +216,20 @@ func isLocal(host string) bool {
 	return false
 }
 
-func localHost(replicaHost string) string {
+// localHost is the host other servers reach this one's control service at:
+// its name in mgmt_svc_replicas if it is a replica, else the local address
+// it would use to reach the first replica (no packet is sent: a UDP
+// "connection" only picks the route).
+func localHost(replicaHost string, replicas []string) string {
 	if replicaHost != "" {
 		return replicaHost
+	}
+	for _, r := range replicas {
+		if c, err := net.Dial("udp", r); err == nil {
+			ip := c.LocalAddr().(*net.UDPAddr).IP
+			c.Close()
+			return ip.String()
+		}
 	}
 	return "127.0.0.1"
 }

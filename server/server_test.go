@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,5 +48,29 @@ func TestStartRefusesUnsupportedStorage(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A server that is not a replica registers the address its packets to the
+// replicas leave from, not a loopback address other nodes could not reach.
+func TestLocalHost(t *testing.T) {
+	if got := localHost("node1", nil); got != "node1" {
+		t.Errorf("replica: %s", got)
+	}
+	if got := localHost("", []string{"127.0.0.1:10001"}); got != "127.0.0.1" {
+		t.Errorf("replica on loopback: %s", got)
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil {
+			continue
+		}
+		// a replica elsewhere on this interface's network: the route leaves from this address
+		peer := net.IPv4(ipn.IP[12], ipn.IP[13], ipn.IP[14], ipn.IP[15]^1)
+		if got := localHost("", []string{net.JoinHostPort(peer.String(), "10001")}); got != ipn.IP.String() {
+			t.Errorf("replica at %s: registered %s, want %s", peer, got, ipn.IP)
+		}
+		return
 	}
 }
