@@ -118,7 +118,9 @@ func TestSecureSystem(t *testing.T) {
 		return cmd
 	}
 	start("daos_server", "start", "-o", serverYML)
-	dmg := func(args ...string) (string, error) { return run(nil, "dmg", append([]string{"-o", ctlYML}, args...)...) }
+	dmg := func(args ...string) (string, error) {
+		return run(nil, "dmg", append([]string{"-o", ctlYML}, args...)...)
+	}
 	retry := func(what string, f func() (string, error), ok func(string) bool) string {
 		t.Helper()
 		var out string

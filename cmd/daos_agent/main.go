@@ -33,7 +33,7 @@ type cmdLine struct {
 		common
 		Pools []string `name:"pool" sep:"," placeholder:"POOL" help:"Also show these pools' maps."`
 	} `cmd:"" name:"dump-attachinfo" help:"Ask the servers for the attach info the agent would serve, and print it."`
-	Version    struct{}         `cmd:"" help:"Print the version."`
+	Version struct{} `cmd:"" help:"Print the version."`
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
