@@ -166,7 +166,8 @@ func (s *Server) startControl() error {
 			n, _ := strconv.Atoi(p)
 			raftAddrs = append(raftAddrs, raftAddr(h, n))
 		}
-		ms, err := mgmt.Start(mgmt.Options{Addr: raftAddr(self, cfg.Port), Replicas: raftAddrs, Dir: dir, Logger: s.log})
+		ms, err := mgmt.Start(mgmt.Options{Addr: raftAddr(self, cfg.Port), Replicas: raftAddrs, Dir: dir, Logger: s.log,
+			ServerTLS: s.transport.serverTLS, ClientTLS: s.transport.clientTLS})
 		if err != nil {
 			return daoserr.Context(err, "start the management service (its Raft port is port+1 = %d)", cfg.Port+1)
 		}

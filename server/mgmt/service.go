@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,6 +28,9 @@ type Options struct {
 	Replicas []string
 	// Dir holds the Raft log, stable store and snapshots (control_metadata.path).
 	Dir string
+	// ServerTLS and ClientTLS carry Raft over mutual TLS with the servers'
+	// certificates; nil (allow_insecure) means plain TCP.
+	ServerTLS, ClientTLS *tls.Config
 	// Fast shortens Raft's timeouts (tests); production uses Raft's defaults.
 	Fast   bool
 	Logger *slog.Logger
@@ -86,7 +90,15 @@ func Start(opts Options) (*Service, error) {
 		s.store.Close()
 		return nil, daoserr.Wrap(daoserr.Inval, err, "management service address %q", opts.Addr)
 	}
-	if s.trans, err = raft.NewTCPTransport(opts.Addr, addr, 3, 5*time.Second, io.Discard); err != nil {
+	if opts.ServerTLS != nil {
+		var stream *tlsStream
+		if stream, err = newTLSStream(opts.Addr, addr, opts.ServerTLS, opts.ClientTLS); err == nil {
+			s.trans = raft.NewNetworkTransport(stream, 3, 5*time.Second, io.Discard)
+		}
+	} else {
+		s.trans, err = raft.NewTCPTransport(opts.Addr, addr, 3, 5*time.Second, io.Discard)
+	}
+	if err != nil {
 		s.store.Close()
 		return nil, daoserr.Wrap(daoserr.Unreach, err, "management service: listen on %s", opts.Addr).
 			WithResolution("another process uses the port: stop it or choose another address")
