@@ -72,6 +72,8 @@ func TestACLEnforcement(t *testing.T) {
 	s.CreatePool(t, "readonly", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r") // others read
 	s.CreatePool(t, "closed", "nobody", "A::OWNER@:rw", "A:G:GROUP@:rw")    // nothing for others
 	s.CreatePool(t, "named", "nobody", "A::OWNER@:rw", "A::"+self+"@:rwcd") // an entry for the caller
+	s.CreatePool(t, "creator", "nobody", "A::OWNER@:rw", "A::"+self+"@:rc") // DAOS: c writes as w
+	s.CreatePool(t, "props", "nobody", "A::OWNER@:rw", "A::"+self+"@:t")    // DAOS: t reads as r
 	c := client(t, s)
 
 	t.Run("owner connects read-write", func(t *testing.T) {
@@ -100,6 +102,20 @@ func TestACLEnforcement(t *testing.T) {
 		if _, err := c.PoolConnect(ctx, "named", EX); err != nil {
 			t.Fatal(err)
 		}
+	})
+	t.Run("pool c counts as w, t as r", func(t *testing.T) {
+		p, err := c.PoolConnect(ctx, "creator", RW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "made-with-c"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PoolConnect(ctx, "props", RO); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.PoolConnect(ctx, "props", RW)
+		wantErr(t, err, daoserr.NoPerm, "pool props", `missing permission "w"`)
 	})
 	t.Run("missing pool", func(t *testing.T) {
 		_, err := c.PoolConnect(ctx, "nosuch", RO)
@@ -148,8 +164,22 @@ func TestACLEnforcement(t *testing.T) {
 		if err := ctlclient.Err(err, r.GetError(), "set-owner"); err != nil || r.Cont.Owner != "nobody@" {
 			t.Fatalf("set-owner: %v %+v", err, r.GetCont())
 		}
-		if _, err := p.ContOpen(ctx, "shared", RO); err != nil {
-			t.Fatalf("read-only open as not the owner: %v", err)
+		if h, err := p.ContOpen(ctx, "shared", RO); err != nil || h.Info.Acl != nil || h.Info.Owner != "" {
+			// r alone shows neither the ACL (needs a) nor the properties (t)
+			t.Fatalf("read-only open as not the owner: %v %+v", err, h)
+		}
+		if l, _ := p.ContList(ctx); len(l) != 2 || l[0].Acl != nil || l[0].Owner != "" {
+			t.Fatalf("a listing shows more than names: %+v", l)
+		}
+		// an owner whose entry grants little still reads and repairs the ACL
+		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "locked", ACL: []string{"A::OWNER@:r"}}); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := p.ContOpen(ctx, "locked", RO); err != nil || h.Perms != "raA" || len(h.Info.Acl) != 1 {
+			t.Fatalf("owner of a locked container: %v %+v", err, h)
+		}
+		if err := p.ContDestroy(ctx, "locked"); err != nil {
+			t.Fatal(err)
 		}
 		_, err = p.ContOpen(ctx, "shared", RW)
 		wantErr(t, err, daoserr.NoPerm, "named/shared", `missing permission "w"`)

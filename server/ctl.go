@@ -24,6 +24,7 @@ import (
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security"
+	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/server/engine"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
@@ -338,10 +339,7 @@ func principal(name, def string) string {
 	if name == "" {
 		name = def
 	}
-	if !strings.Contains(name, "@") {
-		name += "@"
-	}
-	return name
+	return auth.Principal(name)
 }
 
 func aclStrings(acl security.ACL) []string {

@@ -80,17 +80,80 @@ func checkLabel(kind, label string) error {
 	return nil
 }
 
-// accessPerms is what opening with flags (DAOS_PC_* / DAOS_COO_*) needs.
-func accessPerms(flags uint32) (security.Perm, string, error) {
+// accessRule is what opening a pool or container in a mode needs: at least
+// one permission of each set.
+type accessRule struct {
+	mode  string
+	needs []security.Perm
+}
+
+func (r accessRule) allows(have security.Perm) bool {
+	for _, n := range r.needs {
+		if have&n == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// missing names the permissions to add: the first of each set not met.
+func (r accessRule) missing(have security.Perm) security.Perm {
+	var m security.Perm
+	for _, n := range r.needs {
+		if have&n == 0 {
+			m |= n & -n // lowest bit: r before t, w before c and d
+		}
+	}
+	return m
+}
+
+func modeName(flags uint32) (string, error) {
 	switch ctlpb.AccessFlags(flags) {
 	case ctlpb.AccessFlags_RO:
-		return security.PermRead, "read-only", nil
+		return "read-only", nil
 	case ctlpb.AccessFlags_RW:
-		return security.PermRead | security.PermWrite, "read-write", nil
+		return "read-write", nil
 	case ctlpb.AccessFlags_EX:
-		return security.PermRead | security.PermWrite, "exclusive", nil
+		return "exclusive", nil
 	}
-	return 0, "", daoserr.Newf(daoserr.Inval, "access flags %#x: give exactly one of RO (1), RW (2), EX (4)", flags)
+	return "", daoserr.Newf(daoserr.Inval, "access flags %#x: give exactly one of RO (1), RW (2), EX (4)", flags)
+}
+
+// poolRule is DAOS's pool connect rule: for pools t reads as r, and c or d
+// write as w.
+func poolRule(flags uint32) (accessRule, error) {
+	mode, err := modeName(flags)
+	r := accessRule{mode: mode, needs: []security.Perm{security.PermRead | security.PermGetProp}}
+	if err == nil && ctlpb.AccessFlags(flags) != ctlpb.AccessFlags_RO {
+		r.needs = append(r.needs, security.PermWrite|security.PermCreate|security.PermDelete)
+	}
+	return r, err
+}
+
+// contRule is what opening a container needs: r, and w too to write. (DAOS
+// opens with any read- or write-type permission and limits the handle's
+// capabilities; until handles carry capabilities to the engines, opening
+// requires the data permissions themselves.)
+func contRule(flags uint32) (accessRule, error) {
+	mode, err := modeName(flags)
+	r := accessRule{mode: mode, needs: []security.Perm{security.PermRead}}
+	if err == nil && ctlpb.AccessFlags(flags) != ctlpb.AccessFlags_RO {
+		r.needs = append(r.needs, security.PermWrite)
+	}
+	return r, err
+}
+
+// ownerMinPerms are what a container's owner always has, whatever the ACL
+// says (DAOS: the owner can always read and repair the ACL).
+const ownerMinPerms = security.PermGetACL | security.PermSetACL
+
+// contPerms is what tok's caller may do on container ct.
+func contPerms(tok *authpb.Token, ct mgmt.Cont) security.Perm {
+	have := permsOn(tok, ct.ACL, ct.Owner, ct.Group)
+	if auth.Principal(tok.User) == ct.Owner {
+		have |= ownerMinPerms
+	}
+	return have
 }
 
 // caller verifies a request's credential.
@@ -129,13 +192,14 @@ func denied(tok *authpb.Token, what string, have, need security.Perm, fix string
 		auth.Who(tok), what, (need&^have).String(), grants).WithResolution("%s", fix)
 }
 
-// poolAccess checks that tok's caller has every permission of need on pool p
-// (what names the action for the error) and returns what it has.
-func poolAccess(tok *authpb.Token, p mgmt.Pool, need security.Perm, what string) (security.Perm, error) {
+// poolAccess checks that tok's caller may open pool p as rule says and
+// returns what it has.
+func poolAccess(tok *authpb.Token, p mgmt.Pool, rule accessRule) (security.Perm, error) {
 	have := permsOn(tok, p.ACL, p.Owner, p.Group)
-	if have&need != need {
-		return have, denied(tok, fmt.Sprintf("%s pool %s", what, p.Label), have, need,
-			fmt.Sprintf("ask the pool's owner or an administrator to grant it: dmg pool update-acl %s --entry A::%s@:%s", p.Label, tok.User, (have|need).String()))
+	if !rule.allows(have) {
+		need := rule.missing(have)
+		return have, denied(tok, fmt.Sprintf("connect %s to pool %s", rule.mode, p.Label), have, need,
+			fmt.Sprintf("ask the pool's owner or an administrator to grant it: dmg pool update-acl %s --entry A::%s:%s", p.Label, auth.Principal(tok.User), (have|need).String()))
 	}
 	return have, nil
 }
@@ -147,7 +211,7 @@ func (c *ctlService) PoolConnect(ctx context.Context, req *ctlpb.PoolConnectReq)
 		if err != nil {
 			return nil, daoserr.Context(err, "connect to pool %s", req.Id)
 		}
-		need, mode, err := accessPerms(req.Flags)
+		rule, err := poolRule(req.Flags)
 		if err != nil {
 			return nil, daoserr.Context(err, "connect to pool %s", req.Id)
 		}
@@ -155,7 +219,7 @@ func (c *ctlService) PoolConnect(ctx context.Context, req *ctlpb.PoolConnectReq)
 		if err != nil {
 			return nil, err
 		}
-		have, err := poolAccess(tok, p, need, "connect "+mode+" to")
+		have, err := poolAccess(tok, p, rule)
 		if err != nil {
 			return nil, err
 		}
@@ -178,7 +242,7 @@ func (c *ctlService) PoolConnect(ctx context.Context, req *ctlpb.PoolConnectReq)
 			}
 		}
 		resp.Pool = poolPB(p, ntgt)
-		c.s.log.Info("pool connect", "pool", p.Label, "user", auth.Who(tok), "mode", mode, "perms", have.String())
+		c.s.log.Info("pool connect", "pool", p.Label, "user", auth.Who(tok), "mode", rule.mode, "perms", have.String())
 		return resp, nil
 	})
 }
@@ -198,6 +262,19 @@ func contPB(c mgmt.Cont) *ctlpb.Cont {
 	return &ctlpb.Cont{Uuid: c.UUID, Label: c.Label, Type: c.Type, Owner: c.Owner, Group: c.Group, Props: c.Props, Acl: c.ACL}
 }
 
+// contPBFor is what a caller with permissions have may see of c: its ACL
+// needs a, its properties (type and owner included) t.
+func contPBFor(c mgmt.Cont, have security.Perm) *ctlpb.Cont {
+	pb := &ctlpb.Cont{Uuid: c.UUID, Label: c.Label}
+	if have&security.PermGetProp != 0 {
+		pb.Type, pb.Owner, pb.Group, pb.Props = c.Type, c.Owner, c.Group, c.Props
+	}
+	if have&security.PermGetACL != 0 {
+		pb.Acl = c.ACL
+	}
+	return pb
+}
+
 func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (*ctlpb.ContResp, error) {
 	errResp := func(err error) *ctlpb.ContResp { return &ctlpb.ContResp{Error: ctlclient.FromError(err)} }
 	return onLeader(c, ctx, req, ctlpb.CtlClient.ContCreate, errResp, func() (*ctlpb.ContResp, error) {
@@ -214,7 +291,12 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 			return nil, denied(tok, "create containers in pool "+p.Label, have, security.PermCreate, fmt.Sprintf(
 				"ask the pool's owner or an administrator: dmg pool update-acl %s --entry A::%s@:%s", p.Label, tok.User, (have|security.PermCreate).String()))
 		}
-		cont := mgmt.Cont{UUID: newUUID(), Label: req.Label, Type: req.Type, Owner: principalOf(tok.User), Group: principalOf(tok.Group), Props: req.Props}
+		if tok.Group == "" {
+			// GROUP@ would otherwise go to whatever group stands in for it
+			return nil, daoserr.Newf(daoserr.NoPerm, "%s: the credential names no primary group, and a container needs an owning group", auth.Who(tok)).
+				WithResolution("give the user's primary group (gid %d) a name on the client node", firstGid(tok))
+		}
+		cont := mgmt.Cont{UUID: newUUID(), Label: req.Label, Type: req.Type, Owner: auth.Principal(tok.User), Group: auth.Principal(tok.Group), Props: req.Props}
 		if cont.Label == "" {
 			cont.Label = "container-" + cont.UUID[:8]
 		} else if err := checkLabel("container", cont.Label); err != nil {
@@ -246,11 +328,16 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 	})
 }
 
-// ownerRE is a user or group name as set-owner takes it.
-var ownerRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*@?$`)
+// ownerRE is a user or group name as set-owner takes it ("alice", "alice@",
+// "alice@EXAMPLE.COM").
+var ownerRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(@[A-Za-z0-9_.-]*)?$`)
 
-// principalOf writes a user or group name as an ACE principal.
-func principalOf(name string) string { return principal(name, "nobody") }
+func firstGid(tok *authpb.Token) uint32 {
+	if len(tok.Gids) > 0 {
+		return tok.Gids[0]
+	}
+	return 0
+}
 
 // contOf finds a pool and one of its containers for tok's caller, who must be
 // able to connect to the pool read-only.
@@ -259,7 +346,7 @@ func (c *ctlService) contOf(tok *authpb.Token, pool, cont string) (mgmt.Pool, mg
 	if err != nil {
 		return p, mgmt.Cont{}, err
 	}
-	if _, err := poolAccess(tok, p, security.PermRead, "connect read-only to"); err != nil {
+	if _, err := poolAccess(tok, p, accessRule{mode: "read-only", needs: []security.Perm{security.PermRead | security.PermGetProp}}); err != nil {
 		return p, mgmt.Cont{}, err
 	}
 	if cont == "" {
@@ -276,7 +363,7 @@ func (c *ctlService) ContOpen(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.C
 		if err != nil {
 			return nil, daoserr.Context(err, "open container %s", req.Cont)
 		}
-		need, mode, err := accessPerms(req.Flags)
+		rule, err := contRule(req.Flags)
 		if err != nil {
 			return nil, daoserr.Context(err, "open container %s", req.Cont)
 		}
@@ -284,12 +371,13 @@ func (c *ctlService) ContOpen(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.C
 		if err != nil {
 			return nil, err
 		}
-		have := permsOn(tok, ct.ACL, ct.Owner, ct.Group)
-		if have&need != need {
-			return nil, denied(tok, fmt.Sprintf("open container %s/%s %s", p.Label, ct.Label, mode), have, need,
-				fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s@:%s", p.Label, ct.Label, tok.User, (have|need).String()))
+		have := contPerms(tok, ct)
+		if !rule.allows(have) {
+			need := rule.missing(have)
+			return nil, denied(tok, fmt.Sprintf("open container %s/%s %s", p.Label, ct.Label, rule.mode), have, need,
+				fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s:%s", p.Label, ct.Label, auth.Principal(tok.User), (have|need).String()))
 		}
-		return &ctlpb.ContResp{Cont: contPB(ct), Perms: have.String(), Handle: newUUID()}, nil
+		return &ctlpb.ContResp{Cont: contPBFor(ct, have), Perms: have.String(), Handle: newUUID()}, nil
 	})
 }
 
@@ -306,7 +394,8 @@ func (c *ctlService) ContList(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.C
 		}
 		resp := &ctlpb.ContResp{}
 		for _, ct := range p.ContList() {
-			resp.Conts = append(resp.Conts, contPB(ct))
+			// a listing names containers; what they hold is for those their ACLs admit
+			resp.Conts = append(resp.Conts, &ctlpb.Cont{Uuid: ct.UUID, Label: ct.Label})
 		}
 		return resp, nil
 	})
@@ -325,7 +414,7 @@ func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlp
 		}
 		// DAOS: the pool's d (or w) or the container's own d allows it
 		poolHave := permsOn(tok, p.ACL, p.Owner, p.Group)
-		contHave := permsOn(tok, ct.ACL, ct.Owner, ct.Group)
+		contHave := contPerms(tok, ct)
 		if poolHave&(security.PermDelete|security.PermWrite) == 0 && contHave&security.PermDelete == 0 {
 			return nil, denied(tok, fmt.Sprintf("destroy container %s/%s", p.Label, ct.Label), contHave, security.PermDelete,
 				fmt.Sprintf("the container's owner can grant it: daos cont update-acl %s %s --entry A::%s@:d", p.Label, ct.Label, tok.User))
@@ -343,7 +432,7 @@ func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlp
 			return nil, err
 		}
 		c.s.log.Info("container destroyed", "pool", p.Label, "cont", ct.Label, "user", auth.Who(tok))
-		return &ctlpb.ContResp{Cont: contPB(ct)}, nil
+		return &ctlpb.ContResp{Cont: &ctlpb.Cont{Uuid: ct.UUID, Label: ct.Label}}, nil
 	})
 }
 
@@ -370,10 +459,10 @@ func (c *ctlService) ContSetOwner(ctx context.Context, req *ctlpb.ContSetOwnerRe
 		}
 		user, group := "", ""
 		if req.User != "" {
-			user = principalOf(req.User)
+			user = auth.Principal(req.User)
 		}
 		if req.Group != "" {
-			group = principalOf(req.Group)
+			group = auth.Principal(req.Group)
 		}
 		if err := c.s.ms.SetContOwner(p.UUID, ct.UUID, user, group); err != nil {
 			return nil, daoserr.Context(err, "set owner of container %s/%s", p.Label, ct.Label)

@@ -154,15 +154,15 @@ func (t *tool) contList(ctx context.Context, pool string) error {
 	var out []map[string]any
 	var rows [][]string
 	for _, c := range conts {
-		out = append(out, map[string]any{"uuid": c.Uuid, "label": c.Label, "type": c.Type, "owner": c.Owner})
-		rows = append(rows, []string{c.Uuid, c.Label, c.Type, c.Owner})
+		out = append(out, map[string]any{"uuid": c.Uuid, "label": c.Label})
+		rows = append(rows, []string{c.Uuid, c.Label})
 	}
 	return t.show(out, func(w io.Writer) {
 		if len(rows) == 0 {
 			fmt.Fprintf(w, "Pool %s has no containers.\n", p.Info.Label)
 			return
 		}
-		cli.Table(w, "UUID\tLabel\tType\tOwner", rows)
+		cli.Table(w, "UUID\tLabel", rows)
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os/user"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,19 +172,21 @@ func (v *Verifier) checkTimes(tok *authpb.Token) (*authpb.Token, error) {
 // Identity is the ACL identity of tok's caller asking about an object owned
 // by owner and group (names as ACLs write them, with the trailing @).
 func Identity(tok *authpb.Token, owner, group string) security.Identity {
-	id := security.Identity{User: principal(tok.User), Owner: principal(owner), OwnerGroup: principal(group)}
+	id := security.Identity{User: Principal(tok.User), Owner: Principal(owner), OwnerGroup: Principal(group)}
 	for _, g := range tok.Groups {
-		id.Groups = append(id.Groups, principal(g))
+		id.Groups = append(id.Groups, Principal(g))
 	}
 	if tok.Group != "" && len(tok.Groups) == 0 {
-		id.Groups = append(id.Groups, principal(tok.Group))
+		id.Groups = append(id.Groups, Principal(tok.Group))
 	}
 	return id
 }
 
-// principal writes a user or group name as an ACE principal ("alice@").
-func principal(name string) string {
-	if name == "" || name[len(name)-1] == '@' {
+// Principal writes a user or group name as an ACE principal: "alice" is
+// "alice@"; a name that already has an @ ("alice@", or "alice@EXAMPLE.COM"
+// as SSSD names domain users) is kept as it is.
+func Principal(name string) string {
+	if name == "" || strings.Contains(name, "@") {
 		return name
 	}
 	return name + "@"

@@ -155,6 +155,21 @@ func TestIdentity(t *testing.T) {
 	}
 }
 
+// A domain user (SSSD's alice@EXAMPLE.COM) owns what she creates.
+func TestDomainUserIsOwner(t *testing.T) {
+	tok := token()
+	tok.User = "alice@EXAMPLE.COM"
+	acl, _ := security.ParseACL("A::OWNER@:rw")
+	if got := acl.Perms(Identity(tok, Principal(tok.User), "x@")).String(); got != "rw" {
+		t.Fatalf("owner perms %q", got)
+	}
+	for in, want := range map[string]string{"alice": "alice@", "alice@": "alice@", "alice@EXAMPLE.COM": "alice@EXAMPLE.COM", "": ""} {
+		if got := Principal(in); got != want {
+			t.Errorf("Principal(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // FuzzVerify feeds arbitrary credentials to the verifier: it must refuse or
 // accept, never panic.
 func FuzzVerify(f *testing.F) {
