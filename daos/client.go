@@ -7,6 +7,8 @@ package daos
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -277,9 +279,19 @@ func (p *Pool) ContCreate(ctx context.Context, o ContCreateOptions) (*ctlpb.Cont
 		return nil, err
 	}
 	var r ctlpb.ContResp
+	// the UUID is chosen here, as DAOS's client does, so that a create retried
+	// after a lost answer finds the container it made instead of making two
 	err = p.c.svcCall(ctx, enginepb.OpSvcContCreate, &ctlpb.ContCreateReq{Pool: p.Info.Uuid, Cred: cred, Label: o.Label,
-		Type: o.Type, Props: o.Props, Acl: o.ACL}, &r)
+		Type: o.Type, Props: o.Props, Acl: o.ACL, Uuid: newUUID()}, &r)
 	return r.Cont, err
+}
+
+func newUUID() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
 }
 
 // Cont is an open container.

@@ -171,6 +171,23 @@ func TestACLEnforcement(t *testing.T) {
 		if l, _ := p.ContList(ctx); len(l) != 2 || l[0].Acl != nil || l[0].Owner != "" {
 			t.Fatalf("a listing shows more than names: %+v", l)
 		}
+		// a create repeated with the same UUID (its answer was lost) finds its container
+		cred, _ := c.credential(ctx)
+		again := &ctlpb.ContCreateReq{Pool: p.Info.Uuid, Cred: cred, Label: "retried", Uuid: "0b6b4a5e-7d2e-4c59-9a3e-5f1d2c3b4a59"}
+		var first, second ctlpb.ContResp
+		if err := c.svcCall(ctx, enginepb.OpSvcContCreate, again, &first); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.svcCall(ctx, enginepb.OpSvcContCreate, again, &second); err != nil || second.Cont.Uuid != first.Cont.Uuid {
+			t.Fatalf("repeated create: %v %+v", err, second.Cont)
+		}
+		again.Label = "other"
+		if err := c.svcCall(ctx, enginepb.OpSvcContCreate, again, &second); !daoserr.Is(err, daoserr.Exist) {
+			t.Fatalf("another create with a taken UUID: %v", err)
+		}
+		if err := p.ContDestroy(ctx, "retried"); err != nil {
+			t.Fatal(err)
+		}
 		// an owner whose entry grants little still reads and repairs the ACL
 		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "locked", ACL: []string{"A::OWNER@:r"}}); err != nil {
 			t.Fatal(err)

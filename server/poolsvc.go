@@ -297,6 +297,20 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 				WithResolution("give the user's primary group (gid %d) a name on the client node", firstGid(tok))
 		}
 		cont := mgmt.Cont{UUID: newUUID(), Label: req.Label, Type: req.Type, Owner: auth.Principal(tok.User), Group: auth.Principal(tok.Group), Props: req.Props}
+		if req.Uuid != "" {
+			u, err := vos.ParseUUID(req.Uuid)
+			if err != nil {
+				return nil, daoserr.Newf(daoserr.Inval, "container UUID %q", req.Uuid)
+			}
+			cont.UUID = u.String()
+			if old, err := p.FindCont(cont.UUID); err == nil {
+				// the same client asking again (its first answer was lost): the same answer
+				if old.Owner == cont.Owner && (req.Label == "" || old.Label == req.Label) {
+					return &ctlpb.ContResp{Cont: contPB(old)}, nil
+				}
+				return nil, daoserr.Newf(daoserr.Exist, "container %s already exists in pool %s", cont.UUID, p.Label)
+			}
+		}
 		if cont.Label == "" {
 			cont.Label = "container-" + cont.UUID[:8]
 		} else if err := checkLabel("container", cont.Label); err != nil {
@@ -543,7 +557,11 @@ func svcOp[Req interface {
 		}
 		resp, err := call(ctx, req)
 		if err != nil {
-			return rpc.Response{}, daoserr.Wrap(daoserr.Unreach, err, "pool service")
+			// the leader went away under the forwarded call: the client waits
+			// for the election and asks again (a create it repeats is found by
+			// its UUID)
+			return rpc.Response{}, daoserr.Wrap(daoserr.NotLeader, err, "pool service: the management service leader did not answer").
+				WithResolution("an election may be under way: retry")
 		}
 		if err := ctlclient.ToError(resp.GetError()); err != nil {
 			return rpc.Response{}, err

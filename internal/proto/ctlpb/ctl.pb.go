@@ -2236,6 +2236,7 @@ type ContCreateReq struct {
 	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	Props         map[string]string      `protobuf:"bytes,5,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Acl           []string               `protobuf:"bytes,6,rep,name=acl,proto3" json:"acl,omitempty"`
+	Uuid          string                 `protobuf:"bytes,7,opt,name=uuid,proto3" json:"uuid,omitempty"` // chosen by the client, as DAOS's: a retried create finds its container
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2310,6 +2311,13 @@ func (x *ContCreateReq) GetAcl() []string {
 		return x.Acl
 	}
 	return nil
+}
+
+func (x *ContCreateReq) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
 }
 
 // ContReq names a container: open (flags), query, destroy, list (cont empty).
@@ -2941,14 +2949,15 @@ const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x02\n" +
 	"\rContCreateReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12+\n" +
 	"\x04cred\x18\x02 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
 	"\x05label\x18\x03 \x01(\tR\x05label\x12\x12\n" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12:\n" +
 	"\x05props\x18\x05 \x03(\v2$.godaos.ctl.ContCreateReq.PropsEntryR\x05props\x12\x10\n" +
-	"\x03acl\x18\x06 \x03(\tR\x03acl\x1a8\n" +
+	"\x03acl\x18\x06 \x03(\tR\x03acl\x12\x12\n" +
+	"\x04uuid\x18\a \x01(\tR\x04uuid\x1a8\n" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
