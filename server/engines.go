@@ -24,6 +24,7 @@ import (
 const (
 	engineUnformatted = "unformatted"
 	engineRunning     = "running"
+	engineStopping    = "stopping" // draining: the slot's lock is not held meanwhile
 	engineStopped     = "stopped"
 )
 
@@ -114,10 +115,16 @@ func (re *runningEngine) formatted() bool {
 func (s *Server) format(re *runningEngine, wipe bool) ([]string, error) {
 	re.mu.Lock()
 	defer re.mu.Unlock()
-	if re.state == engineRunning {
-		return nil, daoserr.Newf(daoserr.Busy, "engine %d (rank %d) is running on this storage", re.idx, re.rank).
-			WithResolution("stop it first: dmg system stop --ranks %d", re.rank)
+	if re.state == engineRunning || re.state == engineStopping {
+		return nil, daoserr.Newf(daoserr.Busy, "engine %d (rank %d) is %s on this storage", re.idx, re.rank, re.state).
+			WithResolution("stop it first (dmg system stop --ranks %d) and wait until it has stopped", re.rank)
 	}
+	wiped := false
+	defer func() {
+		if wiped && re.state != engineStopped {
+			re.state = engineUnformatted // wiped but not stamped: not formatted any more
+		}
+	}()
 	var done []string
 	for _, dir := range []string{re.scm, re.bdev} {
 		if wipe {
@@ -127,6 +134,7 @@ func (s *Server) format(re *runningEngine, wipe bool) ([]string, error) {
 					return done, daoserr.Wrap(daoserr.IO, err, "wipe %s", dir)
 				}
 			}
+			wiped = true
 			done = append(done, "wiped "+dir)
 		}
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -175,6 +183,8 @@ func (s *Server) runEngine(re *runningEngine) error {
 	switch re.state {
 	case engineRunning:
 		return nil
+	case engineStopping:
+		return daoserr.Newf(daoserr.Busy, "engine %d is still stopping", re.idx).WithResolution("retry in a moment")
 	case engineUnformatted:
 		return daoserr.Newf(daoserr.Uninit, "engine %d: storage at %s is not formatted", re.idx, re.scm).
 			WithResolution("run 'dmg storage format' (or start daos_server with --auto-format)")
@@ -206,19 +216,26 @@ func (s *Server) runEngine(re *runningEngine) error {
 }
 
 // stopEngine stops a running engine: no new requests, in-flight ones finish,
-// targets close.
+// targets close. The slot's lock is not held while it drains, so queries of
+// this and the other engines (dmg, metrics) are answered meanwhile.
 func (s *Server) stopEngine(ctx context.Context, re *runningEngine) error {
 	re.mu.Lock()
-	defer re.mu.Unlock()
 	if re.state != engineRunning {
+		re.mu.Unlock()
 		return nil
 	}
-	err := re.eng.Shutdown(ctx)
+	eng, served := re.eng, re.served
+	re.eng, re.l, re.state = nil, nil, engineStopping
+	re.mu.Unlock()
+
+	err := eng.Shutdown(ctx)
 	select {
-	case <-re.served:
+	case <-served:
 	case <-ctx.Done():
 	}
-	re.eng, re.l, re.state = nil, nil, engineStopped
+	re.mu.Lock()
+	re.state = engineStopped
+	re.mu.Unlock()
 	s.log.Info("engine stopped", "engine", re.idx, "rank", re.rank)
 	return err
 }

@@ -90,18 +90,22 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 				return nil, err
 			}
 		}
-		if re.state == engineUnformatted {
-			log.Warn("storage is not formatted: the engine waits for 'dmg storage format'", "engine", i, "scm", re.scm, "bdev", re.bdev)
+	}
+	// The control service (and the management service replica) first: the
+	// engines serve clients' pool-service calls, which need it.
+	if err := s.startControl(); err != nil {
+		s.Shutdown(context.Background())
+		return nil, err
+	}
+	for _, re := range s.engines {
+		if re.stateNow() == engineUnformatted {
+			log.Warn("storage is not formatted: the engine waits for 'dmg storage format'", "engine", re.idx, "scm", re.scm, "bdev", re.bdev)
 			continue
 		}
 		if err := s.runEngine(re); err != nil {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
-	}
-	if err := s.startControl(); err != nil {
-		s.Shutdown(context.Background())
-		return nil, err
 	}
 	if err := s.startTelemetry(); err != nil {
 		s.Shutdown(context.Background())

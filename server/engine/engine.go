@@ -177,15 +177,21 @@ func (e *Engine) closePools() error {
 func (e *Engine) RPCStats(fn func(target int, opcode uint16, st *rpc.OpStats)) { e.srv.Stats(fn) }
 
 // Reserved is the SCM and NVMe space the pools' targets on this engine hold.
+// The pools are collected under each target's lock and queried after it is
+// released, so a slow query never holds up pool create or destroy.
 func (e *Engine) Reserved() (scm, nvme uint64) {
+	var pools []*vos.Pool
 	for _, t := range e.targets {
 		t.mu.RLock()
 		for _, p := range t.pools {
-			in := p.Query()
-			scm += in.ScmTotal
-			nvme += in.NvmeTotal
+			pools = append(pools, p)
 		}
 		t.mu.RUnlock()
+	}
+	for _, p := range pools {
+		in := p.Query()
+		scm += in.ScmTotal
+		nvme += in.NvmeTotal
 	}
 	return scm, nvme
 }
