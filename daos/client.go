@@ -56,10 +56,12 @@ type Client struct {
 	agentCC *grpc.ClientConn
 	engines *rpc.ClientCache
 
+	sock    string // the agent's socket
 	mu      sync.Mutex
 	info    *agentpb.AttachInfoResp
 	cred    *authpb.Credential
 	credExp time.Time
+	credUID int // the effective uid the credential was issued to
 }
 
 // Init connects to the agent (or, Insecure, to the access points) and fetches
@@ -87,7 +89,7 @@ func Init(ctx context.Context, opts Options) (*Client, error) {
 		if err != nil {
 			return nil, daoserr.Wrap(daoserr.AgentIncompat, err, "daos_agent at %s", sock)
 		}
-		c.agentCC, c.agent = cc, ac
+		c.agentCC, c.agent, c.sock = cc, ac, sock
 	}
 	if _, err := c.attachInfo(ctx, false); err != nil {
 		c.Fini()
@@ -149,12 +151,21 @@ func (c *Client) attachInfo(ctx context.Context, refresh bool) (*agentpb.AttachI
 func (c *Client) credential(ctx context.Context) (*authpb.Credential, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cred != nil && time.Now().Before(c.credExp) {
+	uid := os.Geteuid()
+	if c.cred != nil && time.Now().Before(c.credExp) && uid == c.credUID {
 		return c.cred, nil
 	}
 	var cred *authpb.Credential
 	if c.agent != nil {
-		r, err := c.agent.GetCredential(ctx, &agentpb.CredentialReq{})
+		// A connection of its own: the agent learns who is asking when a
+		// connection is made (SO_PEERCRED), and a process may have changed its
+		// uid since Init.
+		ac, cc, err := agentsock.Dial(c.sock)
+		if err != nil {
+			return nil, daoserr.Wrap(daoserr.AgentIncompat, err, "daos_agent at %s", c.sock)
+		}
+		r, err := ac.GetCredential(ctx, &agentpb.CredentialReq{})
+		cc.Close()
 		if err := ctlclient.Err(err, r.GetError(), "credential from daos_agent"); err != nil {
 			return nil, err
 		}
@@ -176,7 +187,7 @@ func (c *Client) credential(ctx context.Context) (*authpb.Credential, error) {
 		return nil, daoserr.Wrap(daoserr.Proto, err, "credential from daos_agent")
 	}
 	// renew at half life: a credential must not expire between here and the engine
-	c.cred, c.credExp = cred, time.Now().Add(time.Until(time.Unix(tok.Expires, 0))/2)
+	c.cred, c.credExp, c.credUID = cred, time.Now().Add(time.Until(time.Unix(tok.Expires, 0))/2), uid
 	return cred, nil
 }
 
