@@ -213,6 +213,17 @@ func TestACLEnforcement(t *testing.T) {
 		_, err = p.ContOpen(ctx, "", 0)
 		wantErr(t, err, daoserr.Inval)
 	})
+
+	t.Run("a pool with containers is destroyed only recursively", func(t *testing.T) {
+		r, err := s.Admin.PoolDestroy(ctx, &ctlpb.PoolReq{Id: "creator"}) // holds made-with-c
+		if e := ctlclient.Err(err, r.GetError(), "destroy"); !daoserr.Is(e, daoserr.Busy) || !strings.Contains(e.Error(), "--recursive") {
+			t.Fatalf("destroy without --recursive: %v", e)
+		}
+		r, err = s.Admin.PoolDestroy(ctx, &ctlpb.PoolReq{Id: "creator", Recursive: true})
+		if e := ctlclient.Err(err, r.GetError(), "destroy"); e != nil {
+			t.Fatal(e)
+		}
+	})
 }
 
 // rawCall sends a pool-service request with a credential of the test's

@@ -274,9 +274,9 @@ func (c *Client) PoolQuery(ctx context.Context, id string) error {
 }
 
 // PoolDestroy destroys a pool.
-func (c *Client) PoolDestroy(ctx context.Context, id string) error {
+func (c *Client) PoolDestroy(ctx context.Context, id string, recursive bool) error {
 	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
-		return c.ctl.PoolDestroy(ctx, &ctlpb.PoolReq{Id: id})
+		return c.ctl.PoolDestroy(ctx, &ctlpb.PoolReq{Id: id, Recursive: recursive})
 	})
 	if err = ctlclient.Err(err, resp.GetError(), "pool destroy "+id); err != nil {
 		return c.print(nil, err, nil)

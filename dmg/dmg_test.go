@@ -72,7 +72,7 @@ func TestCommands(t *testing.T) {
 			[]string{"UUID", "Storage Ranks        : [0]", "Storage tier 0 (SCM) : 64.4 MB", "6.00%,94.00%"}},
 		{"pool list", func() error { return c.PoolList(ctx) }, []string{"tank", "Ready", "[0]"}},
 		{"pool query", func() error { return c.PoolQuery(ctx, "tank") }, []string{"ntarget=2", "Storage tier 1 (NVMe)", "Total size: 1.0 GB"}},
-		{"pool destroy", func() error { return c.PoolDestroy(ctx, "tank") }, []string{"Pool-destroy command succeeded"}},
+		{"pool destroy", func() error { return c.PoolDestroy(ctx, "tank", false) }, []string{"Pool-destroy command succeeded"}},
 		{"empty list", func() error { return c.PoolList(ctx) }, []string{"No pools in system"}},
 	}
 	for _, s := range steps {

@@ -54,8 +54,8 @@ step "dmg storage query usage; dmg system stop and start"
 "$BIN"/dmg system stop
 "$BIN"/dmg system start
 
-step "dmg pool destroy tank; stop the agent and the server (SIGTERM: drain, exit 0)"
-"$BIN"/dmg pool destroy tank
+step "dmg pool destroy --recursive tank; stop the agent and the server (SIGTERM: drain, exit 0)"
+"$BIN"/dmg pool destroy --recursive tank   # it holds a container
 kill -TERM "$agent_pid"
 wait "$agent_pid"
 agent_pid=

@@ -478,6 +478,10 @@ func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlp
 	if err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
+	if n := len(p.Conts); n > 0 && !req.Recursive {
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(daoserr.Newf(daoserr.Busy, "pool %s holds %d container(s)", p.Label, n).
+			WithResolution("destroy them first, or destroy the pool with them: dmg pool destroy --recursive %s", p.Label))}, nil
+	}
 	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolDestroying); err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}

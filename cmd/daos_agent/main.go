@@ -55,6 +55,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
+		if cfg.LogFile != "" {
+			f, err := os.OpenFile(cfg.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+			if err != nil {
+				return fail(fmt.Errorf("log_file: %w (check that its directory exists and is writable)", err))
+			}
+			defer f.Close()
+			log = slog.New(slog.NewTextHandler(f, nil))
+		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		defer signal.Stop(sig)

@@ -27,7 +27,7 @@ type poolCreateCmd struct {
 	Size     units.ByteSize `short:"z" placeholder:"SIZE" help:"Total size, split between the tiers (6% SCM, 94% NVMe), e.g. 10G."`
 	ScmSize  units.ByteSize `short:"s" name:"scm-size" placeholder:"SIZE" help:"SCM tier size (with --nvme-size instead of --size)."`
 	NvmeSize units.ByteSize `short:"n" name:"nvme-size" placeholder:"SIZE" help:"NVMe tier size."`
-	Ranks    []uint32       `short:"r" sep:"," placeholder:"RANKS" help:"Ranks to use (default: all joined), e.g. 0,1,2."`
+	Ranks    cli.Ranks      `short:"r" placeholder:"RANKS" help:"Ranks to use (default: all joined), e.g. 0,1,2 or 0-3."`
 	User     string         `short:"u" placeholder:"USER" help:"Owner (default: you)."`
 	Group    string         `short:"g" placeholder:"GROUP" help:"Owning group (default: your group)."`
 	ACLFile  string         `short:"a" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line (default: A::OWNER@:rw and A:G:GROUP@:rw)."`
@@ -61,7 +61,7 @@ type poolIDCmd struct {
 }
 
 type ranksCmd struct {
-	Ranks []uint32 `short:"r" sep:"," placeholder:"RANKS" help:"Ranks to act on, e.g. 0,1 (default: all)."`
+	Ranks cli.Ranks `short:"r" placeholder:"RANKS" help:"Ranks to act on, e.g. 0,1 or 0-3 (default: all)."`
 }
 
 type contSetOwnerCmd struct {
@@ -106,7 +106,7 @@ type cmdLine struct {
 	} `cmd:"" help:"Format and query storage."`
 	Cont struct {
 		SetOwner contSetOwnerCmd `cmd:"" name:"set-owner" help:"Change a container's owning user and/or group."`
-	} `cmd:"" help:"Administer containers."`
+	} `cmd:"" aliases:"container" help:"Administer containers."`
 	Config struct {
 		Generate configGenerateCmd `cmd:"" help:"Print a server configuration (server.yml) for this system."`
 	} `cmd:"" help:"Configuration tools."`
@@ -117,7 +117,10 @@ type cmdLine struct {
 		Create  poolCreateCmd `cmd:"" help:"Create a pool."`
 		List    struct{}      `cmd:"" help:"List pools."`
 		Query   poolIDCmd     `cmd:"" help:"Show a pool's state and space."`
-		Destroy poolIDCmd     `cmd:"" help:"Destroy a pool and its data."`
+		Destroy struct {
+			poolIDCmd
+			Recursive bool `help:"Destroy the pool's containers with it (without, a pool holding containers is refused)."`
+		} `cmd:"" help:"Destroy a pool and its data."`
 
 		GetProp      getPropCmd   `cmd:"" name:"get-prop" help:"Show a pool's properties."`
 		SetProp      setPropCmd   `cmd:"" name:"set-prop" help:"Set pool properties."`
@@ -249,7 +252,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	case "pool query <pool>":
 		err = cl.PoolQuery(ctx, c.Pool.Query.Pool)
 	case "pool destroy <pool>":
-		err = cl.PoolDestroy(ctx, c.Pool.Destroy.Pool)
+		err = cl.PoolDestroy(ctx, c.Pool.Destroy.Pool, c.Pool.Destroy.Recursive)
 	default:
 		err = fmt.Errorf("command %q is not implemented yet", kctx.Command())
 	}

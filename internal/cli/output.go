@@ -61,3 +61,35 @@ func RankList(ranks []uint32) string {
 	}
 	return "[" + strings.Join(parts, ",") + "]"
 }
+
+// Ranks is a rank list as DAOS's tools take it: "0,1,2", "0-3,7" or
+// "[0-3,7]". It decodes itself from a command-line flag.
+type Ranks []uint32
+
+// UnmarshalText parses a rank list.
+func (r *Ranks) UnmarshalText(text []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(text)), "[]")
+	var out Ranks
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err1 := strconv.ParseUint(lo, 10, 32)
+		last := first
+		var err2 error
+		if isRange {
+			last, err2 = strconv.ParseUint(hi, 10, 32)
+		}
+		if err1 != nil || err2 != nil || last < first || last-first > 1<<20 {
+			return daoserr.Newf(daoserr.Inval, "rank list %q: %q is not a rank or a range", string(text), part).
+				WithResolution("write ranks as 0,1,2 or 0-3,7")
+		}
+		for n := first; n <= last; n++ {
+			out = append(out, uint32(n))
+		}
+	}
+	*r = out
+	return nil
+}

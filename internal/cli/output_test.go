@@ -38,3 +38,18 @@ func TestEnvelope(t *testing.T) {
 		t.Errorf("failure: %s", b.String())
 	}
 }
+
+func TestRanks(t *testing.T) {
+	for in, want := range map[string]string{"0,1,2": "[0 1 2]", "0-3,7": "[0 1 2 3 7]", "[2-3]": "[2 3]", "": "[]"} {
+		var r Ranks
+		if err := r.UnmarshalText([]byte(in)); err != nil || fmt.Sprint([]uint32(r)) != want {
+			t.Errorf("%q: %v %v, want %s", in, r, err, want)
+		}
+	}
+	for _, bad := range []string{"a", "3-1", "1-", "-1", "0-99999999"} {
+		var r Ranks
+		if err := r.UnmarshalText([]byte(bad)); !daoserr.Is(err, daoserr.Inval) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -1121,7 +1121,8 @@ func (x *PoolCreateResp) GetPool() *Pool {
 
 type PoolReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                // label or UUID
+	Recursive     bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"` // destroy: also when it holds containers
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1161,6 +1162,13 @@ func (x *PoolReq) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *PoolReq) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
 }
 
 type PoolResp struct {
@@ -2856,9 +2864,10 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"_\n" +
 	"\x0ePoolCreateResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
-	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\"\x19\n" +
+	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\"7\n" +
 	"\aPoolReq\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x91\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursive\"\x91\x01\n" +
 	"\bPoolResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
 	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\x12\x19\n" +
