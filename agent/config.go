@@ -11,6 +11,7 @@ import (
 
 	"github.com/godaos/godaos/internal/agentsock"
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/security/auth"
 )
 
 // SocketName is the socket's file name in the runtime directory.
@@ -73,6 +74,10 @@ func (c *Config) normalize() error {
 	}
 	if c.CacheExpiration < 0 || c.CredentialTTL < 0 {
 		return daoserr.New(daoserr.Inval, "cache_expiration and credential_ttl must not be negative")
+	}
+	if time.Duration(c.CredentialTTL)*time.Second > auth.MaxTTL {
+		return daoserr.Newf(daoserr.Inval, "credential_ttl %d s: servers refuse credentials good for more than %v", c.CredentialTTL, auth.MaxTTL).
+			WithResolution("give %d seconds or less (default 300)", int(auth.MaxTTL/time.Second))
 	}
 	if !c.TransportConfig.AllowInsecure && (c.TransportConfig.Cert == "" || c.TransportConfig.Key == "" || c.TransportConfig.CACert == "") {
 		return daoserr.New(daoserr.Inval, "transport_config: certificates are required unless allow_insecure is true").

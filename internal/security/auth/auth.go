@@ -32,6 +32,11 @@ import (
 // length of a job.
 const DefaultTTL = 5 * time.Minute
 
+// MaxTTL is the longest lifetime a server accepts in a credential: an agent
+// configured with a long credential_ttl does not make tokens that can be
+// replayed for days.
+const MaxTTL = 24 * time.Hour
+
 // MaxSkew is how far a token's issue time may lie in the future: clocks of
 // client and server nodes are never quite equal.
 const MaxSkew = 30 * time.Second
@@ -160,6 +165,11 @@ func (v *Verifier) checkTimes(tok *authpb.Token) (*authpb.Token, error) {
 		return nil, noPerm("credential of %s@%s expired at %s (server time %s)", tok.User, tok.Host,
 			time.Unix(tok.Expires, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)).
 			WithResolution("get a fresh credential from daos_agent; if fresh ones fail too, synchronize the clocks of client and server nodes")
+	}
+	if tok.Expires-tok.Issued > int64(MaxTTL/time.Second) {
+		return nil, noPerm("credential of %s@%s is good for %v, longer than servers accept (%v)", tok.User, tok.Host,
+			time.Duration(tok.Expires-tok.Issued)*time.Second, MaxTTL).
+			WithResolution("lower credential_ttl in daos_agent.yml")
 	}
 	if time.Unix(tok.Issued, 0).After(now.Add(MaxSkew)) {
 		return nil, noPerm("credential of %s@%s is issued in the future (%s, server time %s)", tok.User, tok.Host,

@@ -55,6 +55,8 @@ func TestVerify(t *testing.T) {
 	expired.Expires = now.Add(-time.Second).Unix()
 	future := token()
 	future.Issued = now.Add(time.Hour).Unix()
+	forever := token()
+	forever.Expires = now.Add(30 * 24 * time.Hour).Unix()
 	forged := sign(token(), "ed25519")
 	{ // alice becomes root: same signature, altered token
 		tok := &authpb.Token{}
@@ -82,6 +84,7 @@ func TestVerify(t *testing.T) {
 		{"expired", secure, sign(expired, "ed25519"), "expired"},
 		{"expired, insecure server", insecure, func() *authpb.Credential { c, _ := Sign(expired, nil, ""); return c }(), "expired"},
 		{"issued in the future", secure, sign(future, "ed25519"), "future"},
+		{"good for a month", secure, sign(forever, "ed25519"), "longer than servers accept"},
 		{"no credential", secure, nil, "no credential"},
 		{"garbage token", insecure, &authpb.Credential{Token: []byte{0xff, 0xff}}, "malformed"},
 	} {
