@@ -23,7 +23,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asTool) != "" {
 		os.Exit(daoscmd.Run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testsys.RemoveBinaries()
+	os.Exit(code)
 }
 
 // TestSecureSystem is an administrator's and two users' day with the real
@@ -40,13 +42,8 @@ func TestSecureSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755) // nobody runs binaries from here and reaches the agent's socket
-	bin := filepath.Join(dir, "bin")
-	out, err := exec.Command("go", "build", "-o", bin+"/", ".", "github.com/godaos/godaos/cmd/daos_server",
-		"github.com/godaos/godaos/cmd/dmg", "github.com/godaos/godaos/cmd/daos_agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	os.Chmod(dir, 0o755) // nobody reaches the agent's socket below it
+	bin := testsys.Binaries(t, ".", testsys.Cmd("daos_server"), testsys.Cmd("dmg"), testsys.Cmd("daos_agent"))
 	run := func(env []string, name string, args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
 		cmd.Env = append(os.Environ(), env...)

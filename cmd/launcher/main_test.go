@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,36 +16,16 @@ import (
 	"github.com/godaos/godaos/launcher"
 )
 
-var bins struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
+	testsys.RemoveBinaries()
 	os.Exit(code)
 }
 
 // launcherBin builds launcher and, next to it where it looks first, daos_server.
 func launcherBin(t *testing.T) string {
 	t.Helper()
-	bins.once.Do(func() {
-		if bins.dir, bins.err = os.MkdirTemp("", "godaos-launcher-cmd-test"); bins.err != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", bins.dir+"/", ".", "github.com/godaos/godaos/cmd/daos_server").CombinedOutput()
-		if err != nil {
-			bins.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
-	return filepath.Join(bins.dir, "launcher")
+	return filepath.Join(testsys.Binaries(t, ".", testsys.Cmd("daos_server")), "launcher")
 }
 
 // run runs the launcher and returns its status, standard output and error.
