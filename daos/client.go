@@ -311,6 +311,40 @@ type Cont struct {
 	Info   *ctlpb.Cont
 	Handle string
 	Perms  string
+
+	oidMu           sync.Mutex
+	oidNext, oidEnd uint64 // the leased range NextOID hands out from
+}
+
+// OIDLease is how many object IDs NextOID reserves at a time: one call to
+// the management service per OIDLease objects.
+const OIDLease = 4096
+
+// AllocOIDs reserves n object IDs (the low 64 bits of OIDs) and returns the
+// first; nobody else, in any process, before or after a restart, gets them.
+func (c *Cont) AllocOIDs(ctx context.Context, n uint64) (uint64, error) {
+	cred, err := c.Pool.c.credential(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var r ctlpb.ContOIDsResp
+	err = c.Pool.c.svcCall(ctx, enginepb.OpSvcContOIDs, &ctlpb.ContOIDsReq{Pool: c.Pool.Info.Uuid, Cont: c.Info.Uuid, Cred: cred, Count: n}, &r)
+	return r.First, err
+}
+
+// NextOID returns an unused object ID from a range leased OIDLease at a time.
+func (c *Cont) NextOID(ctx context.Context) (uint64, error) {
+	c.oidMu.Lock()
+	defer c.oidMu.Unlock()
+	if c.oidNext == c.oidEnd {
+		first, err := c.AllocOIDs(ctx, OIDLease)
+		if err != nil {
+			return 0, err
+		}
+		c.oidNext, c.oidEnd = first, first+OIDLease
+	}
+	c.oidNext++
+	return c.oidNext - 1, nil
 }
 
 func (p *Pool) contCall(ctx context.Context, op uint16, id string, mode ctlpb.AccessFlags) (*ctlpb.ContResp, error) {

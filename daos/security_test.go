@@ -164,10 +164,13 @@ func TestACLEnforcement(t *testing.T) {
 		if err := ctlclient.Err(err, r.GetError(), "set-owner"); err != nil || r.Cont.Owner != "nobody@" {
 			t.Fatalf("set-owner: %v %+v", err, r.GetCont())
 		}
-		if h, err := p.ContOpen(ctx, "shared", RO); err != nil || h.Info.Acl != nil || h.Info.Owner != "" {
+		h, err := p.ContOpen(ctx, "shared", RO)
+		if err != nil || h.Info.Acl != nil || h.Info.Owner != "" {
 			// r alone shows neither the ACL (needs a) nor the properties (t)
 			t.Fatalf("read-only open as not the owner: %v %+v", err, h)
 		}
+		_, err = h.AllocOIDs(ctx, 1)
+		wantErr(t, err, daoserr.NoPerm, "allocate object IDs", `missing permission "w"`)
 		if l, _ := p.ContList(ctx); len(l) != 2 || l[0].Acl != nil || l[0].Owner != "" {
 			t.Fatalf("a listing shows more than names: %+v", l)
 		}
@@ -224,6 +227,68 @@ func TestACLEnforcement(t *testing.T) {
 			t.Fatal(e)
 		}
 	})
+}
+
+// TestOIDAllocation: clients of their own, each leasing ranges, never get
+// the same object ID; a reader without w gets none.
+func TestOIDAllocation(t *testing.T) {
+	s := inproc.Start(t, false)
+	s.CreatePool(t, "oids", me(t))
+	ctx := context.Background()
+	owner := client(t, s)
+	p, err := owner.PoolConnect(ctx, "oids", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "objs", ACL: []string{"A::OWNER@:rwdtTaAo", "A::EVERYONE@:r"}}); err != nil {
+		t.Fatal(err)
+	}
+	const clients, each = 4, 3 * OIDLease / 2 // every client leases twice
+	got := make(chan uint64, clients*each)
+	errs := make(chan error, clients)
+	for range clients {
+		go func() {
+			c, err := Init(ctx, Options{AgentSocket: s.Agent.Socket(), Logger: quiet()})
+			if err == nil {
+				defer c.Fini()
+				var p *Pool
+				var h *Cont
+				if p, err = c.PoolConnect(ctx, "oids", RW); err == nil {
+					h, err = p.ContOpen(ctx, "objs", RW)
+				}
+				for i := 0; err == nil && i < each; i++ {
+					var oid uint64
+					if oid, err = h.NextOID(ctx); err == nil {
+						got <- oid
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(got)
+	seen := map[uint64]bool{}
+	for oid := range got {
+		if seen[oid] || oid < 1024 {
+			t.Fatalf("object ID %d handed out twice or from the reserved range", oid)
+		}
+		seen[oid] = true
+	}
+	if len(seen) != clients*each {
+		t.Fatalf("%d IDs, want %d", len(seen), clients*each)
+	}
+	h, err := p.ContOpen(ctx, "objs", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.AllocOIDs(ctx, 0); !daoserr.Is(err, daoserr.Inval) {
+		t.Fatalf("zero OIDs: %v", err)
+	}
 }
 
 // rawCall sends a pool-service request with a credential of the test's

@@ -450,6 +450,32 @@ func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlp
 	})
 }
 
+// ContAllocOIDs reserves object IDs in a container for a caller who may
+// write it.
+func (c *ctlService) ContAllocOIDs(ctx context.Context, req *ctlpb.ContOIDsReq) (*ctlpb.ContOIDsResp, error) {
+	errResp := func(err error) *ctlpb.ContOIDsResp { return &ctlpb.ContOIDsResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContAllocOIDs, errResp, func() (*ctlpb.ContOIDsResp, error) {
+		tok, err := c.caller(req.Cred)
+		if err != nil {
+			return nil, daoserr.Context(err, "allocate OIDs in container %s", req.Cont)
+		}
+		p, ct, err := c.contOf(tok, req.Pool, req.Cont)
+		if err != nil {
+			return nil, err
+		}
+		rule, _ := contRule(uint32(ctlpb.AccessFlags_RW))
+		if have := contPerms(tok, ct); !rule.allows(have) {
+			return nil, denied(tok, fmt.Sprintf("allocate object IDs in container %s/%s", p.Label, ct.Label), have, rule.missing(have),
+				"object IDs are for writers: ask the container's owner for w")
+		}
+		first, err := c.s.ms.AllocOIDs(p.UUID, ct.UUID, req.Count)
+		if err != nil {
+			return nil, daoserr.Context(err, "container %s/%s", p.Label, ct.Label)
+		}
+		return &ctlpb.ContOIDsResp{First: first, Count: req.Count}, nil
+	})
+}
+
 // ContSetOwner is dmg's (an administrator's): no credential, the control
 // plane's certificates authorize it.
 func (c *ctlService) ContSetOwner(ctx context.Context, req *ctlpb.ContSetOwnerReq) (*ctlpb.ContResp, error) {
@@ -533,6 +559,7 @@ func (c *ctlService) clientOps() map[uint16]rpc.Handler {
 		enginepb.OpSvcContOpen:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContOpen),
 		enginepb.OpSvcContList:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContList),
 		enginepb.OpSvcContDestroy: svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContDestroy),
+		enginepb.OpSvcContOIDs:    svcOp(c, func() *ctlpb.ContOIDsReq { return &ctlpb.ContOIDsReq{} }, c.ContAllocOIDs),
 	}
 }
 

@@ -73,7 +73,16 @@ type Cont struct {
 	Group string            `json:"group"`
 	Props map[string]string `json:"props,omitempty"`
 	ACL   []string          `json:"acl,omitempty"`
+	// NextOID is the next object ID the container hands out (AllocOIDs).
+	NextOID uint64 `json:"next_oid,omitempty"`
 }
+
+// FirstOID is the first object ID a container allocates: the ones below are
+// for well-known objects whose IDs are fixed (DFS: superblock 0, root 1).
+const FirstOID = 1024
+
+// MaxOIDBatch bounds one allocation.
+const MaxOIDBatch = 1 << 30
 
 func (c *Cont) clone() *Cont {
 	d := *c
@@ -141,6 +150,7 @@ type command struct {
 	ACL    []string          `json:"acl,omitempty"`
 	Props  map[string]string `json:"props,omitempty"`
 	Cont   *Cont             `json:"cont,omitempty"`
+	Count  uint64            `json:"count,omitempty"`
 }
 
 const (
@@ -154,12 +164,14 @@ const (
 	opContAdd     = "cont-add"
 	opContRemove  = "cont-remove"
 	opContOwner   = "cont-owner"
+	opContOIDs    = "cont-oids"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
 // every replica computes the same one.
 type result struct {
 	Member Member
+	OID    uint64 // the first of the OIDs allocated
 	Err    error
 }
 
@@ -218,12 +230,12 @@ func (d *db) apply(c *command) result {
 			p.Props[k] = v
 		}
 		return result{}
-	case opContAdd, opContRemove, opContOwner:
+	case opContAdd, opContRemove, opContOwner, opContOIDs:
 		p := d.pools[c.UUID]
 		if p == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
 		}
-		return p.applyCont(c.Op, c.Cont)
+		return p.applyCont(c.Op, c.Cont, c.Count)
 	case opPoolRemove:
 		if d.pools[c.UUID] == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
@@ -235,7 +247,7 @@ func (d *db) apply(c *command) result {
 }
 
 // applyCont adds, removes or re-owns one of p's containers.
-func (p *Pool) applyCont(op string, c *Cont) result {
+func (p *Pool) applyCont(op string, c *Cont, count uint64) result {
 	old := p.Conts[c.UUID]
 	switch op {
 	case opContAdd:
@@ -257,9 +269,20 @@ func (p *Pool) applyCont(op string, c *Cont) result {
 	if old == nil {
 		return result{Err: daoserr.Newf(daoserr.Nonexist, "container %s does not exist in pool %s", c.UUID, p.Label)}
 	}
-	if op == opContRemove {
+	switch op {
+	case opContRemove:
 		delete(p.Conts, c.UUID)
 		return result{}
+	case opContOIDs:
+		if count == 0 || count > MaxOIDBatch {
+			return result{Err: daoserr.Newf(daoserr.Inval, "allocate %d OIDs: ask for 1 to %d", count, MaxOIDBatch)}
+		}
+		first := max(old.NextOID, FirstOID)
+		if first+count < first || first+count > 1<<63 {
+			return result{Err: daoserr.Newf(daoserr.NoSpace, "container %s has used up its object IDs", old.Label)}
+		}
+		old.NextOID = first + count
+		return result{OID: first}
 	}
 	if c.Owner != "" {
 		old.Owner = c.Owner

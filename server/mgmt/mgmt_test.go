@@ -244,10 +244,17 @@ func TestRestartFromSnapshotAndLog(t *testing.T) {
 	}
 	s.Join(member("e0", "a:1"))
 	s.AddPool(Pool{UUID: "p1", Label: "before"})
+	s.AddCont("p1", Cont{UUID: "c1", Label: "objects"})
+	if first, err := s.AllocOIDs("p1", "c1", 100); err != nil || first != FirstOID {
+		t.Fatalf("first allocation: %d %v", first, err)
+	}
 	if err := s.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	s.AddPool(Pool{UUID: "p2", Label: "after"})
+	if first, err := s.AllocOIDs("p1", "c1", 10); err != nil || first != FirstOID+100 {
+		t.Fatalf("second allocation: %d %v", first, err)
+	}
 	s.Shutdown()
 
 	s = startReplica(t, addr, []string{addr}, dir)
@@ -261,6 +268,18 @@ func TestRestartFromSnapshotAndLog(t *testing.T) {
 	}
 	if m, err := s.Join(member("e1", "a:2")); err != nil || m.Rank != 1 {
 		t.Errorf("join after restart: %+v %v (rank 0 is taken)", m, err)
+	}
+	// object IDs handed out before the restart (in the snapshot and in the log after it) stay taken
+	if first, err := s.AllocOIDs("p1", "c1", 1); err != nil || first != FirstOID+110 {
+		t.Errorf("allocation after restart: %d %v, want %d", first, err, FirstOID+110)
+	}
+	for _, bad := range []uint64{0, MaxOIDBatch + 1} {
+		if _, err := s.AllocOIDs("p1", "c1", bad); !daoserr.Is(err, daoserr.Inval) {
+			t.Errorf("allocate %d: %v", bad, err)
+		}
+	}
+	if _, err := s.AllocOIDs("p1", "nope", 1); !daoserr.Is(err, daoserr.Nonexist) {
+		t.Errorf("allocate in a missing container: %v", err)
 	}
 }
 

@@ -275,6 +275,13 @@ func (s *Service) SetContOwner(poolUUID, contUUID, user, group string) error {
 	return err
 }
 
+// AllocOIDs reserves count object IDs in a container and returns the first:
+// no two calls get the same ones, across clients, leaders and restarts.
+func (s *Service) AllocOIDs(poolUUID, contUUID string, count uint64) (uint64, error) {
+	r, err := s.propose(&command{Op: opContOIDs, UUID: poolUUID, Cont: &Cont{UUID: contUUID}, Count: count})
+	return r.OID, err
+}
+
 // Members returns the system map (leader, consistent) and its version.
 func (s *Service) Members() ([]Member, uint32, error) {
 	if err := s.consistent(); err != nil {

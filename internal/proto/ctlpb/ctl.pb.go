@@ -2481,6 +2481,136 @@ func (x *ContResp) GetConts() []*Cont {
 	return nil
 }
 
+// ContOIDsReq reserves count object IDs of a container (the caller must be
+// able to open it read-write).
+type ContOIDsReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          string                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Cred          *authpb.Credential     `protobuf:"bytes,3,opt,name=cred,proto3" json:"cred,omitempty"`
+	Count         uint64                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContOIDsReq) Reset() {
+	*x = ContOIDsReq{}
+	mi := &file_ctl_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContOIDsReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContOIDsReq) ProtoMessage() {}
+
+func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContOIDsReq.ProtoReflect.Descriptor instead.
+func (*ContOIDsReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ContOIDsReq) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *ContOIDsReq) GetCont() string {
+	if x != nil {
+		return x.Cont
+	}
+	return ""
+}
+
+func (x *ContOIDsReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
+}
+
+func (x *ContOIDsReq) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type ContOIDsResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	First         uint64                 `protobuf:"varint,2,opt,name=first,proto3" json:"first,omitempty"`
+	Count         uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContOIDsResp) Reset() {
+	*x = ContOIDsResp{}
+	mi := &file_ctl_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContOIDsResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContOIDsResp) ProtoMessage() {}
+
+func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContOIDsResp.ProtoReflect.Descriptor instead.
+func (*ContOIDsResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ContOIDsResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ContOIDsResp) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *ContOIDsResp) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // ContSetOwnerReq is dmg's: an administrator changes a container's owner.
 type ContSetOwnerReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2494,7 +2624,7 @@ type ContSetOwnerReq struct {
 
 func (x *ContSetOwnerReq) Reset() {
 	*x = ContSetOwnerReq{}
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2636,7 @@ func (x *ContSetOwnerReq) String() string {
 func (*ContSetOwnerReq) ProtoMessage() {}
 
 func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2649,7 @@ func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSetOwnerReq.ProtoReflect.Descriptor instead.
 func (*ContSetOwnerReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{36}
+	return file_ctl_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ContSetOwnerReq) GetPool() string {
@@ -2561,7 +2691,7 @@ type AttachInfoReq struct {
 
 func (x *AttachInfoReq) Reset() {
 	*x = AttachInfoReq{}
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2703,7 @@ func (x *AttachInfoReq) String() string {
 func (*AttachInfoReq) ProtoMessage() {}
 
 func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2716,7 @@ func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoReq.ProtoReflect.Descriptor instead.
 func (*AttachInfoReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{37}
+	return file_ctl_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AttachInfoReq) GetPools() []string {
@@ -2611,7 +2741,7 @@ type PoolMap struct {
 
 func (x *PoolMap) Reset() {
 	*x = PoolMap{}
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2753,7 @@ func (x *PoolMap) String() string {
 func (*PoolMap) ProtoMessage() {}
 
 func (x *PoolMap) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2766,7 @@ func (x *PoolMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
 func (*PoolMap) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{38}
+	return file_ctl_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PoolMap) GetUuid() string {
@@ -2689,7 +2819,7 @@ type AttachInfoResp struct {
 
 func (x *AttachInfoResp) Reset() {
 	*x = AttachInfoResp{}
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2701,7 +2831,7 @@ func (x *AttachInfoResp) String() string {
 func (*AttachInfoResp) ProtoMessage() {}
 
 func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2714,7 +2844,7 @@ func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
 func (*AttachInfoResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{39}
+	return file_ctl_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AttachInfoResp) GetError() *Error {
@@ -2982,7 +3112,16 @@ const file_ctl_proto_rawDesc = "" +
 	"\x04cont\x18\x02 \x01(\v2\x10.godaos.ctl.ContR\x04cont\x12\x14\n" +
 	"\x05perms\x18\x03 \x01(\tR\x05perms\x12\x16\n" +
 	"\x06handle\x18\x04 \x01(\tR\x06handle\x12&\n" +
-	"\x05conts\x18\x05 \x03(\v2\x10.godaos.ctl.ContR\x05conts\"c\n" +
+	"\x05conts\x18\x05 \x03(\v2\x10.godaos.ctl.ContR\x05conts\"x\n" +
+	"\vContOIDsReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +
+	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x04R\x05count\"c\n" +
+	"\fContOIDsResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12\x14\n" +
+	"\x05first\x18\x02 \x01(\x04R\x05first\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\"c\n" +
 	"\x0fContSetOwnerReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\tR\x04cont\x12\x12\n" +
@@ -3010,7 +3149,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\vACCESS_NONE\x10\x00\x12\x06\n" +
 	"\x02RO\x10\x01\x12\x06\n" +
 	"\x02RW\x10\x02\x12\x06\n" +
-	"\x02EX\x10\x042\x92\v\n" +
+	"\x02EX\x10\x042\xd6\v\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -3036,7 +3175,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\bContOpen\x12\x13.godaos.ctl.ContReq\x1a\x14.godaos.ctl.ContResp\x128\n" +
 	"\vContDestroy\x12\x13.godaos.ctl.ContReq\x1a\x14.godaos.ctl.ContResp\x125\n" +
 	"\bContList\x12\x13.godaos.ctl.ContReq\x1a\x14.godaos.ctl.ContResp\x12A\n" +
-	"\fContSetOwner\x12\x1b.godaos.ctl.ContSetOwnerReq\x1a\x14.godaos.ctl.ContResp\x12F\n" +
+	"\fContSetOwner\x12\x1b.godaos.ctl.ContSetOwnerReq\x1a\x14.godaos.ctl.ContResp\x12B\n" +
+	"\rContAllocOIDs\x12\x17.godaos.ctl.ContOIDsReq\x1a\x18.godaos.ctl.ContOIDsResp\x12F\n" +
 	"\rGetAttachInfo\x12\x19.godaos.ctl.AttachInfoReq\x1a\x1a.godaos.ctl.AttachInfoRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
@@ -3052,7 +3192,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -3092,17 +3232,19 @@ var file_ctl_proto_goTypes = []any{
 	(*ContCreateReq)(nil),     // 35: godaos.ctl.ContCreateReq
 	(*ContReq)(nil),           // 36: godaos.ctl.ContReq
 	(*ContResp)(nil),          // 37: godaos.ctl.ContResp
-	(*ContSetOwnerReq)(nil),   // 38: godaos.ctl.ContSetOwnerReq
-	(*AttachInfoReq)(nil),     // 39: godaos.ctl.AttachInfoReq
-	(*PoolMap)(nil),           // 40: godaos.ctl.PoolMap
-	(*AttachInfoResp)(nil),    // 41: godaos.ctl.AttachInfoResp
-	nil,                       // 42: godaos.ctl.Pool.PropsEntry
-	nil,                       // 43: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 44: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 45: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 46: godaos.ctl.Cont.PropsEntry
-	nil,                       // 47: godaos.ctl.ContCreateReq.PropsEntry
-	(*authpb.Credential)(nil), // 48: godaos.auth.Credential
+	(*ContOIDsReq)(nil),       // 38: godaos.ctl.ContOIDsReq
+	(*ContOIDsResp)(nil),      // 39: godaos.ctl.ContOIDsResp
+	(*ContSetOwnerReq)(nil),   // 40: godaos.ctl.ContSetOwnerReq
+	(*AttachInfoReq)(nil),     // 41: godaos.ctl.AttachInfoReq
+	(*PoolMap)(nil),           // 42: godaos.ctl.PoolMap
+	(*AttachInfoResp)(nil),    // 43: godaos.ctl.AttachInfoResp
+	nil,                       // 44: godaos.ctl.Pool.PropsEntry
+	nil,                       // 45: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 46: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 47: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 48: godaos.ctl.Cont.PropsEntry
+	nil,                       // 49: godaos.ctl.ContCreateReq.PropsEntry
+	(*authpb.Credential)(nil), // 50: godaos.auth.Credential
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -3113,17 +3255,17 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	42, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	43, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	44, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	45, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
 	2,  // 12: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	13, // 13: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 14: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	2,  // 15: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	44, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	46, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
 	2,  // 17: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	45, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	47, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
 	2,  // 19: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
 	13, // 20: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
 	2,  // 21: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
@@ -3132,69 +3274,73 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 24: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
 	2,  // 25: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
 	12, // 26: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	48, // 27: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	50, // 27: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
 	2,  // 28: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
 	13, // 29: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
 	3,  // 30: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	46, // 31: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	48, // 32: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	47, // 33: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	48, // 34: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	48, // 31: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	50, // 32: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	49, // 33: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	50, // 34: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
 	2,  // 35: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
 	34, // 36: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
 	34, // 37: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	2,  // 38: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
-	3,  // 39: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	40, // 40: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	4,  // 41: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 42: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 43: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 44: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 45: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 46: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 47: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 48: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 49: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 50: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 51: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 52: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 53: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 54: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 55: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 56: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	35, // 57: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	36, // 58: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	36, // 59: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	36, // 60: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	38, // 61: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	39, // 62: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	5,  // 63: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 64: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 65: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 66: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 67: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 68: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 69: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 70: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 71: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 72: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 73: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 74: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 75: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 76: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 77: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 78: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	37, // 79: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	37, // 80: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	37, // 81: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	37, // 82: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	37, // 83: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	41, // 84: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	63, // [63:85] is the sub-list for method output_type
-	41, // [41:63] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	50, // 38: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	2,  // 39: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
+	2,  // 40: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
+	3,  // 41: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
+	42, // 42: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	4,  // 43: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 44: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 45: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 46: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 47: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 48: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 49: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 50: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 51: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 52: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 53: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 54: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 55: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 56: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 57: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 58: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	35, // 59: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	36, // 60: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	36, // 61: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	36, // 62: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	40, // 63: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	38, // 64: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	41, // 65: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	5,  // 66: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 67: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 68: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 69: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 70: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 71: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 72: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 73: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 74: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 75: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 76: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 77: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 78: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 79: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 80: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 81: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	37, // 82: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	37, // 83: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	37, // 84: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	37, // 85: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	37, // 86: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	39, // 87: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	43, // 88: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	66, // [66:89] is the sub-list for method output_type
+	43, // [43:66] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -3208,7 +3354,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

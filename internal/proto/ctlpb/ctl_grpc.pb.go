@@ -44,6 +44,7 @@ const (
 	Ctl_ContDestroy_FullMethodName   = "/godaos.ctl.Ctl/ContDestroy"
 	Ctl_ContList_FullMethodName      = "/godaos.ctl.Ctl/ContList"
 	Ctl_ContSetOwner_FullMethodName  = "/godaos.ctl.Ctl/ContSetOwner"
+	Ctl_ContAllocOIDs_FullMethodName = "/godaos.ctl.Ctl/ContAllocOIDs"
 	Ctl_GetAttachInfo_FullMethodName = "/godaos.ctl.Ctl/GetAttachInfo"
 )
 
@@ -72,6 +73,7 @@ type CtlClient interface {
 	ContDestroy(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error)
 	ContList(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error)
 	ContSetOwner(ctx context.Context, in *ContSetOwnerReq, opts ...grpc.CallOption) (*ContResp, error)
+	ContAllocOIDs(ctx context.Context, in *ContOIDsReq, opts ...grpc.CallOption) (*ContOIDsResp, error)
 	GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error)
 }
 
@@ -293,6 +295,16 @@ func (c *ctlClient) ContSetOwner(ctx context.Context, in *ContSetOwnerReq, opts 
 	return out, nil
 }
 
+func (c *ctlClient) ContAllocOIDs(ctx context.Context, in *ContOIDsReq, opts ...grpc.CallOption) (*ContOIDsResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContOIDsResp)
+	err := c.cc.Invoke(ctx, Ctl_ContAllocOIDs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ctlClient) GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AttachInfoResp)
@@ -328,6 +340,7 @@ type CtlServer interface {
 	ContDestroy(context.Context, *ContReq) (*ContResp, error)
 	ContList(context.Context, *ContReq) (*ContResp, error)
 	ContSetOwner(context.Context, *ContSetOwnerReq) (*ContResp, error)
+	ContAllocOIDs(context.Context, *ContOIDsReq) (*ContOIDsResp, error)
 	GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
@@ -401,6 +414,9 @@ func (UnimplementedCtlServer) ContList(context.Context, *ContReq) (*ContResp, er
 }
 func (UnimplementedCtlServer) ContSetOwner(context.Context, *ContSetOwnerReq) (*ContResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method ContSetOwner not implemented")
+}
+func (UnimplementedCtlServer) ContAllocOIDs(context.Context, *ContOIDsReq) (*ContOIDsResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContAllocOIDs not implemented")
 }
 func (UnimplementedCtlServer) GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAttachInfo not implemented")
@@ -804,6 +820,24 @@ func _Ctl_ContSetOwner_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_ContAllocOIDs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContOIDsReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContAllocOIDs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContAllocOIDs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContAllocOIDs(ctx, req.(*ContOIDsReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Ctl_GetAttachInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AttachInfoReq)
 	if err := dec(in); err != nil {
@@ -912,6 +946,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ContSetOwner",
 			Handler:    _Ctl_ContSetOwner_Handler,
+		},
+		{
+			MethodName: "ContAllocOIDs",
+			Handler:    _Ctl_ContAllocOIDs_Handler,
 		},
 		{
 			MethodName: "GetAttachInfo",

@@ -25,13 +25,14 @@ const (
 	OpSvcContOpen    uint16 = 42 // ctlpb.ContReq -> ctlpb.ContResp
 	OpSvcContList    uint16 = 43 // ctlpb.ContReq -> ctlpb.ContResp (conts)
 	OpSvcContDestroy uint16 = 44 // ctlpb.ContReq -> ctlpb.ContResp
+	OpSvcContOIDs    uint16 = 45 // ctlpb.ContOIDsReq -> ctlpb.ContOIDsResp
 )
 
 var opNames = map[uint16]string{
 	OpTargetCreate: "TargetCreate", OpTargetDestroy: "TargetDestroy", OpTargetQuery: "TargetQuery", OpPing: "Ping",
 	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch",
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
-	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy",
+	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
