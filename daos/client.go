@@ -275,6 +275,25 @@ func (c *Client) PoolConnect(ctx context.Context, id string, mode ctlpb.AccessFl
 	return &Pool{c: c, Info: r.Pool, Handle: r.Handle, Perms: r.Perms, Members: r.Members, MapVersion: r.MapVersion}, nil
 }
 
+// PoolSpace is a pool's space per tier.
+type PoolSpace struct {
+	ScmTotal, ScmUsed, NvmeTotal, NvmeUsed uint64
+}
+
+// Query asks the pool's targets how much space they hold and use.
+func (p *Pool) Query(ctx context.Context) (PoolSpace, error) {
+	cred, err := p.c.credential(ctx)
+	if err != nil {
+		return PoolSpace{}, err
+	}
+	var r ctlpb.PoolResp
+	if err := p.c.svcCall(ctx, enginepb.OpSvcPoolQuery, &ctlpb.PoolReq{Id: p.Info.Uuid, Cred: cred}, &r); err != nil {
+		return PoolSpace{}, err
+	}
+	n := uint64(r.Pool.GetTargets())
+	return PoolSpace{ScmTotal: r.Pool.GetTgtScm() * n, ScmUsed: r.ScmUsed, NvmeTotal: r.Pool.GetTgtNvme() * n, NvmeUsed: r.NvmeUsed}, nil
+}
+
 // ContCreateOptions describe a new container.
 type ContCreateOptions struct {
 	Label string

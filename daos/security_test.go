@@ -84,6 +84,15 @@ func TestACLEnforcement(t *testing.T) {
 		if p.Perms != "rw" || p.Info.Label != "mine" || len(p.Members) != 1 || p.Handle == "" {
 			t.Fatalf("pool %+v perms %q", p.Info, p.Perms)
 		}
+		sp, err := p.Query(ctx)
+		if err != nil || sp.ScmTotal != 64<<20/2*2 || sp.NvmeTotal == 0 || sp.ScmUsed > sp.ScmTotal {
+			t.Fatalf("pool query: %+v %v", sp, err)
+		}
+		// a client's query is a connect's: the closed pool's space is not for this caller
+		cred, _ := c.credential(ctx)
+		var r ctlpb.PoolResp
+		err = c.svcCall(ctx, enginepb.OpSvcPoolQuery, &ctlpb.PoolReq{Id: "closed", Cred: cred}, &r)
+		wantErr(t, err, daoserr.NoPerm, "pool closed")
 	})
 	t.Run("EVERYONE@:r allows read-only", func(t *testing.T) {
 		if _, err := c.PoolConnect(ctx, "readonly", RO); err != nil {

@@ -519,6 +519,16 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 	if err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
+	if req.Cred != nil {
+		// a client's query (dmg's carry no credential: the admin certificate vouches)
+		tok, err := c.caller(req.Cred)
+		if err == nil {
+			_, err = poolAccess(tok, p, accessRule{mode: "read-only", needs: []security.Perm{security.PermRead | security.PermGetProp}})
+		}
+		if err != nil {
+			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
+		}
+	}
 	ranks, err := c.poolRanks(p.Ranks)
 	if err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil

@@ -560,6 +560,7 @@ func (c *ctlService) clientOps() map[uint16]rpc.Handler {
 		enginepb.OpSvcContList:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContList),
 		enginepb.OpSvcContDestroy: svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContDestroy),
 		enginepb.OpSvcContOIDs:    svcOp(c, func() *ctlpb.ContOIDsReq { return &ctlpb.ContOIDsReq{} }, c.ContAllocOIDs),
+		enginepb.OpSvcPoolQuery:   svcOp(c, func() *ctlpb.PoolReq { return &ctlpb.PoolReq{} }, c.PoolQuery),
 	}
 }
 

@@ -131,13 +131,19 @@ func (t *tool) poolQuery(ctx context.Context, pool string) error {
 		return err
 	}
 	in := p.Info
+	sp, err := p.Query(ctx)
+	if err != nil {
+		return err
+	}
 	resp := map[string]any{"uuid": in.Uuid, "label": in.Label, "total_targets": in.Targets, "ranks": in.Ranks,
 		"owner": in.Owner, "group": in.Group, "map_version": p.MapVersion, "permissions": p.Perms,
-		"tier_bytes": []uint64{in.TgtScm * uint64(in.Targets), in.TgtNvme * uint64(in.Targets)}}
+		"tiers": []map[string]uint64{{"total": sp.ScmTotal, "free": sp.ScmTotal - min(sp.ScmTotal, sp.ScmUsed)},
+			{"total": sp.NvmeTotal, "free": sp.NvmeTotal - min(sp.NvmeTotal, sp.NvmeUsed)}}}
 	return t.show(resp, func(w io.Writer) {
 		fmt.Fprintf(w, "Pool %s, ntarget=%d, version=%d\n", in.Uuid, in.Targets, p.MapVersion)
 		fmt.Fprintf(w, "  Label       : %s\n  Ranks       : %s\n  Owner       : %s, group %s\n", in.Label, cli.RankList(in.Ranks), in.Owner, in.Group)
-		fmt.Fprintf(w, "  SCM size    : %s\n  NVMe size   : %s\n", units.Human(in.TgtScm*uint64(in.Targets)), units.Human(in.TgtNvme*uint64(in.Targets)))
+		fmt.Fprintf(w, "  SCM         : %s total, %s free\n", units.Human(sp.ScmTotal), units.Human(sp.ScmTotal-min(sp.ScmTotal, sp.ScmUsed)))
+		fmt.Fprintf(w, "  NVMe        : %s total, %s free\n", units.Human(sp.NvmeTotal), units.Human(sp.NvmeTotal-min(sp.NvmeTotal, sp.NvmeUsed)))
 		fmt.Fprintf(w, "  Your access : %s (%s)\n", p.Perms, permWords(p.Perms))
 	})
 }

@@ -32,7 +32,7 @@ func TestCommands(t *testing.T) {
 		rc   int
 		want []string // in stdout (rc 0) or stderr
 	}{
-		{[]string{"pool", "query", "tank"}, 0, []string{"Label       : tank", "Your access : rw (read, write)"}},
+		{[]string{"pool", "query", "tank"}, 0, []string{"Label       : tank", "SCM         : ", "free", "Your access : rw (read, write)"}},
 		{[]string{"cont", "create", "tank", "ckpt", "--type", "POSIX", "--properties", "rd_fac:0"}, 0, []string{"Successfully created container ckpt", "Container Type : POSIX"}},
 		{[]string{"cont", "create", "tank", "ckpt"}, 1, []string{"DER_EXIST", `labeled "ckpt"`}},
 		{[]string{"cont", "create", "tank", "x", "--type", "NTFS"}, 1, []string{"DER_INVAL", `container type "NTFS"`}},

@@ -1123,6 +1123,7 @@ type PoolReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                // label or UUID
 	Recursive     bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"` // destroy: also when it holds containers
+	Cred          *authpb.Credential     `protobuf:"bytes,3,opt,name=cred,proto3" json:"cred,omitempty"`            // query by a client (through an engine): it must be able to connect
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1169,6 +1170,13 @@ func (x *PoolReq) GetRecursive() bool {
 		return x.Recursive
 	}
 	return false
+}
+
+func (x *PoolReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
 }
 
 type PoolResp struct {
@@ -2994,10 +3002,11 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"_\n" +
 	"\x0ePoolCreateResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
-	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\"7\n" +
+	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\"d\n" +
 	"\aPoolReq\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
-	"\trecursive\x18\x02 \x01(\bR\trecursive\"\x91\x01\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursive\x12+\n" +
+	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\"\x91\x01\n" +
 	"\bPoolResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
 	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\x12\x19\n" +
@@ -3259,88 +3268,89 @@ var file_ctl_proto_depIdxs = []int32{
 	45, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	2,  // 12: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
-	13, // 13: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
-	1,  // 14: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
-	2,  // 15: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	46, // 16: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
-	2,  // 17: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	47, // 18: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
-	2,  // 19: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	13, // 20: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	2,  // 21: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
-	2,  // 22: godaos.ctl.SystemRanksResp.error:type_name -> godaos.ctl.Error
-	26, // 23: godaos.ctl.SystemRanksResp.results:type_name -> godaos.ctl.RankResult
-	2,  // 24: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
-	2,  // 25: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
-	12, // 26: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	50, // 27: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
-	2,  // 28: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
-	13, // 29: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
-	3,  // 30: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	48, // 31: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	50, // 32: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	49, // 33: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	50, // 34: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
-	2,  // 35: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
-	34, // 36: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
-	34, // 37: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	50, // 38: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
-	2,  // 39: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
-	2,  // 40: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
-	3,  // 41: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	42, // 42: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	4,  // 43: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 44: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 45: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 46: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 47: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 48: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 49: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 50: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 51: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 52: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 53: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 54: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 55: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 56: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 57: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 58: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	35, // 59: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	36, // 60: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	36, // 61: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	36, // 62: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	40, // 63: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	38, // 64: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
-	41, // 65: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	5,  // 66: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 67: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 68: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 69: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 70: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 71: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 72: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 73: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 74: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 75: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 76: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 77: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 78: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 79: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 80: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 81: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	37, // 82: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	37, // 83: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	37, // 84: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	37, // 85: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	37, // 86: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	39, // 87: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
-	43, // 88: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	66, // [66:89] is the sub-list for method output_type
-	43, // [43:66] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	50, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
+	2,  // 13: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
+	13, // 14: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
+	1,  // 15: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
+	2,  // 16: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
+	46, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	2,  // 18: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
+	47, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	2,  // 20: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	13, // 21: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	2,  // 22: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
+	2,  // 23: godaos.ctl.SystemRanksResp.error:type_name -> godaos.ctl.Error
+	26, // 24: godaos.ctl.SystemRanksResp.results:type_name -> godaos.ctl.RankResult
+	2,  // 25: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
+	2,  // 26: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
+	12, // 27: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
+	50, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	2,  // 29: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
+	13, // 30: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
+	3,  // 31: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
+	48, // 32: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	50, // 33: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	49, // 34: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	50, // 35: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	2,  // 36: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
+	34, // 37: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
+	34, // 38: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
+	50, // 39: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	2,  // 40: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
+	2,  // 41: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
+	3,  // 42: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
+	42, // 43: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	4,  // 44: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 45: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 46: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 47: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 48: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 49: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 50: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 51: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 52: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 53: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 54: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 55: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 56: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 57: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 58: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 59: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	35, // 60: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	36, // 61: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	36, // 62: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	36, // 63: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	40, // 64: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	38, // 65: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	41, // 66: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	5,  // 67: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 68: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 69: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 70: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 71: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 72: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 73: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 74: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 75: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 76: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 77: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 78: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 79: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 80: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 81: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 82: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	37, // 83: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	37, // 84: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	37, // 85: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	37, // 86: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	37, // 87: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	39, // 88: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	43, // 89: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	67, // [67:90] is the sub-list for method output_type
+	44, // [44:67] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }

@@ -26,6 +26,7 @@ const (
 	OpSvcContList    uint16 = 43 // ctlpb.ContReq -> ctlpb.ContResp (conts)
 	OpSvcContDestroy uint16 = 44 // ctlpb.ContReq -> ctlpb.ContResp
 	OpSvcContOIDs    uint16 = 45 // ctlpb.ContOIDsReq -> ctlpb.ContOIDsResp
+	OpSvcPoolQuery   uint16 = 46 // ctlpb.PoolReq -> ctlpb.PoolResp (space per tier)
 )
 
 var opNames = map[uint16]string{
@@ -33,6 +34,7 @@ var opNames = map[uint16]string{
 	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch",
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
+	OpSvcPoolQuery: "SvcPoolQuery",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
