@@ -275,6 +275,46 @@ func (c *Client) PoolConnect(ctx context.Context, id string, mode ctlpb.AccessFl
 	return &Pool{c: c, Info: r.Pool, Handle: r.Handle, Perms: r.Perms, Members: r.Members, MapVersion: r.MapVersion}, nil
 }
 
+// ACLChange says how ContACL changes a container's ACL; the zero value reads it.
+type ACLChange struct {
+	Overwrite []string // replace the ACL with these ACE strings
+	Update    []string // add these entries, replacing those of the same principals
+	Delete    string   // remove this principal's entry: OWNER@, GROUP@, EVERYONE@, u:name@, g:name@
+}
+
+// ContACL reads (permission a) or changes (A) container cont's ACL and
+// returns it with the owner and group.
+func (p *Pool) ContACL(ctx context.Context, cont string, ch ACLChange) (acl []string, owner, group string, err error) {
+	cred, err := p.c.credential(ctx)
+	if err != nil {
+		return nil, "", "", err
+	}
+	req := &ctlpb.PoolACLReq{}
+	switch {
+	case ch.Overwrite != nil:
+		req.Mode, req.Entries = ctlpb.PoolACLReq_OVERWRITE, ch.Overwrite
+	case ch.Update != nil:
+		req.Mode, req.Entries = ctlpb.PoolACLReq_UPDATE, ch.Update
+	case ch.Delete != "":
+		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
+	}
+	var r ctlpb.PoolACLResp
+	err = p.c.svcCall(ctx, enginepb.OpSvcContACL, &ctlpb.ContACLReq{Pool: p.Info.Uuid, Cont: cont, Cred: cred, Acl: req}, &r)
+	return r.Entries, r.Owner, r.Group, err
+}
+
+// ContProps sets container cont's properties in set (permission T; "label"
+// renames it), then returns them all (with t).
+func (p *Pool) ContProps(ctx context.Context, cont string, set map[string]string) (map[string]string, error) {
+	cred, err := p.c.credential(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var r ctlpb.PoolPropResp
+	err = p.c.svcCall(ctx, enginepb.OpSvcContProp, &ctlpb.ContPropReq{Pool: p.Info.Uuid, Cont: cont, Cred: cred, Set: set}, &r)
+	return r.Props, err
+}
+
 // PoolSpace is a pool's space per tier.
 type PoolSpace struct {
 	ScmTotal, ScmUsed, NvmeTotal, NvmeUsed uint64

@@ -476,6 +476,99 @@ func (c *ctlService) ContAllocOIDs(ctx context.Context, req *ctlpb.ContOIDsReq) 
 	})
 }
 
+// openedCont verifies cred and finds a container whose ACL grants need.
+// It returns what the caller may do.
+func (c *ctlService) openedCont(cred *authpb.Credential, pool, cont, what string, need security.Perm) (mgmt.Pool, mgmt.Cont, security.Perm, error) {
+	tok, err := c.caller(cred)
+	if err != nil {
+		return mgmt.Pool{}, mgmt.Cont{}, 0, daoserr.Context(err, "%s of container %s", what, cont)
+	}
+	p, ct, err := c.contOf(tok, pool, cont)
+	if err != nil {
+		return p, ct, 0, err
+	}
+	have := contPerms(tok, ct)
+	if have&need != need {
+		return p, ct, have, denied(tok, fmt.Sprintf("%s of container %s/%s", what, p.Label, ct.Label), have, need,
+			fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s:%s", p.Label, ct.Label, auth.Principal(tok.User), (have|need).String()))
+	}
+	return p, ct, have, nil
+}
+
+// ContACL reads (a) or changes (A) a container's ACL.
+func (c *ctlService) ContACL(ctx context.Context, req *ctlpb.ContACLReq) (*ctlpb.PoolACLResp, error) {
+	errResp := func(err error) *ctlpb.PoolACLResp { return &ctlpb.PoolACLResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContACL, errResp, func() (*ctlpb.PoolACLResp, error) {
+		change := req.GetAcl()
+		if change == nil {
+			change = &ctlpb.PoolACLReq{}
+		}
+		need, what := security.PermGetACL, "read the ACL"
+		if change.Mode != ctlpb.PoolACLReq_GET {
+			need, what = security.PermSetACL, "change the ACL"
+		}
+		p, ct, _, err := c.openedCont(req.Cred, req.Pool, req.Cont, what, need)
+		if err != nil {
+			return nil, err
+		}
+		acl, err := security.ParseACL(strings.Join(ct.ACL, "\n"))
+		if err == nil {
+			acl, err = changeACL(acl, change)
+		}
+		if err == nil && change.Mode != ctlpb.PoolACLReq_GET {
+			err = c.s.ms.SetContACL(p.UUID, ct.UUID, aclStrings(acl))
+		}
+		if err != nil {
+			return nil, daoserr.Context(err, "container %s/%s", p.Label, ct.Label)
+		}
+		return &ctlpb.PoolACLResp{Entries: aclStrings(acl), Owner: ct.Owner, Group: ct.Group}, nil
+	})
+}
+
+// ContProp reads (t) a container's properties after setting (T) those asked.
+func (c *ctlService) ContProp(ctx context.Context, req *ctlpb.ContPropReq) (*ctlpb.PoolPropResp, error) {
+	errResp := func(err error) *ctlpb.PoolPropResp { return &ctlpb.PoolPropResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContProp, errResp, func() (*ctlpb.PoolPropResp, error) {
+		need, what := security.PermGetProp, "read the properties"
+		if len(req.Set) > 0 {
+			need, what = security.PermSetProp, "set properties"
+		}
+		p, ct, have, err := c.openedCont(req.Cred, req.Pool, req.Cont, what, need)
+		if err != nil {
+			return nil, err
+		}
+		if len(req.Set) > 0 {
+			for k, v := range req.Set {
+				if !contProps[k] {
+					return nil, daoserr.Newf(daoserr.Inval, "unknown container property %q", k).WithResolution("see 'daos cont set-prop --help' for the properties")
+				}
+				if k == "label" {
+					if err := checkLabel("container", v); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if err := c.s.ms.SetContProps(p.UUID, ct.UUID, req.Set); err != nil {
+				return nil, daoserr.Context(err, "container %s/%s", p.Label, ct.Label)
+			}
+			if p, err = c.s.ms.FindPool(p.UUID); err == nil {
+				ct, err = p.FindCont(ct.UUID)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if have&security.PermGetProp == 0 {
+			return &ctlpb.PoolPropResp{Label: ct.Label}, nil // set without t: nothing to read back
+		}
+		all := map[string]string{"label": ct.Label, "layout_type": ct.Type, "owner": ct.Owner, "group": ct.Group}
+		for k, v := range ct.Props {
+			all[k] = v
+		}
+		return &ctlpb.PoolPropResp{Props: all, Label: ct.Label}, nil
+	})
+}
+
 // ContSetOwner is dmg's (an administrator's): no credential, the control
 // plane's certificates authorize it.
 func (c *ctlService) ContSetOwner(ctx context.Context, req *ctlpb.ContSetOwnerReq) (*ctlpb.ContResp, error) {
@@ -561,6 +654,8 @@ func (c *ctlService) clientOps() map[uint16]rpc.Handler {
 		enginepb.OpSvcContDestroy: svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContDestroy),
 		enginepb.OpSvcContOIDs:    svcOp(c, func() *ctlpb.ContOIDsReq { return &ctlpb.ContOIDsReq{} }, c.ContAllocOIDs),
 		enginepb.OpSvcPoolQuery:   svcOp(c, func() *ctlpb.PoolReq { return &ctlpb.PoolReq{} }, c.PoolQuery),
+		enginepb.OpSvcContACL:     svcOp(c, func() *ctlpb.ContACLReq { return &ctlpb.ContACLReq{} }, c.ContACL),
+		enginepb.OpSvcContProp:    svcOp(c, func() *ctlpb.ContPropReq { return &ctlpb.ContPropReq{} }, c.ContProp),
 	}
 }
 

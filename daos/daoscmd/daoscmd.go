@@ -40,6 +40,25 @@ type contCreateCmd struct {
 	ACLFile string `short:"A" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line (default: A::OWNER@:rwdtTaAo, A:G:GROUP@:rwtT)."`
 }
 
+type contACLCmd struct {
+	Pool    string `arg:"" help:"Pool label or UUID."`
+	Cont    string `arg:"" help:"Container label or UUID."`
+	ACLFile string `short:"a" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line."`
+	Entry   string `short:"e" placeholder:"ACE" help:"One ACE, e.g. A::bob@:r (update-acl)."`
+}
+
+type contDeleteACLCmd struct {
+	Pool      string `arg:"" help:"Pool label or UUID."`
+	Cont      string `arg:"" help:"Container label or UUID."`
+	Principal string `short:"p" required:"" placeholder:"PRINCIPAL" help:"OWNER@, GROUP@, EVERYONE@, u:user@ or g:group@."`
+}
+
+type contSetPropCmd struct {
+	Pool  string `arg:"" help:"Pool label or UUID."`
+	Cont  string `arg:"" help:"Container label or UUID."`
+	Props string `arg:"" help:"NAME:VALUE[,NAME:VALUE], e.g. label:results2."`
+}
+
 type cmdLine struct {
 	JSON bool `short:"j" help:"Print JSON: {response, error, status}."`
 
@@ -52,6 +71,13 @@ type cmdLine struct {
 		List    poolArg       `cmd:"" help:"List a pool's containers."`
 		Query   contArgs      `cmd:"" help:"Open a container and show it and your permissions."`
 		Destroy contArgs      `cmd:"" help:"Destroy a container and its data."`
+
+		GetACL       contArgs         `cmd:"" name:"get-acl" help:"Show a container's ACL (needs a)."`
+		OverwriteACL contACLCmd       `cmd:"" name:"overwrite-acl" help:"Replace a container's ACL with an ACL file (needs A)."`
+		UpdateACL    contACLCmd       `cmd:"" name:"update-acl" help:"Add or replace ACL entries (--acl-file or --entry; needs A)."`
+		DeleteACL    contDeleteACLCmd `cmd:"" name:"delete-acl" help:"Remove a principal's ACL entry (needs A)."`
+		GetProp      contArgs         `cmd:"" name:"get-prop" help:"Show a container's properties (needs t)."`
+		SetProp      contSetPropCmd   `cmd:"" name:"set-prop" help:"Set container properties (needs T)."`
 	} `cmd:"" aliases:"container" help:"Containers."`
 }
 
@@ -106,6 +132,33 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 		return t.contQuery(ctx, c.Cont.Query.Pool, c.Cont.Query.Cont)
 	case "cont destroy <pool> <cont>":
 		return t.contDestroy(ctx, c.Cont.Destroy.Pool, c.Cont.Destroy.Cont)
+	case "cont get-acl <pool> <cont>":
+		return t.contACL(ctx, c.Cont.GetACL.Pool, c.Cont.GetACL.Cont, daos.ACLChange{})
+	case "cont overwrite-acl <pool> <cont>":
+		o := c.Cont.OverwriteACL
+		acl, err := readACLFile(o.ACLFile)
+		if err != nil {
+			return err
+		}
+		return t.contACL(ctx, o.Pool, o.Cont, daos.ACLChange{Overwrite: acl})
+	case "cont update-acl <pool> <cont>":
+		o := c.Cont.UpdateACL
+		acl := []string{o.Entry}
+		if o.Entry == "" {
+			var err error
+			if acl, err = readACLFile(o.ACLFile); err != nil {
+				return err
+			}
+		}
+		return t.contACL(ctx, o.Pool, o.Cont, daos.ACLChange{Update: acl})
+	case "cont delete-acl <pool> <cont>":
+		o := c.Cont.DeleteACL
+		return t.contACL(ctx, o.Pool, o.Cont, daos.ACLChange{Delete: o.Principal})
+	case "cont get-prop <pool> <cont>":
+		return t.contProps(ctx, c.Cont.GetProp.Pool, c.Cont.GetProp.Cont, "")
+	case "cont set-prop <pool> <cont> <props>":
+		o := c.Cont.SetProp
+		return t.contProps(ctx, o.Pool, o.Cont, o.Props)
 	}
 	return daoserr.Newf(daoserr.NoSys, "daos %s is not available yet", cmd)
 }
@@ -184,16 +237,8 @@ func (t *tool) contCreate(ctx context.Context, o contCreateCmd) error {
 		}
 	}
 	if o.ACLFile != "" {
-		b, err := os.ReadFile(o.ACLFile)
-		if err != nil {
-			return daoserr.Wrap(daoserr.Inval, err, "ACL file")
-		}
-		acl, err := security.ParseACL(string(b))
-		if err != nil {
-			return daoserr.Context(err, "%s", o.ACLFile)
-		}
-		for _, a := range acl {
-			opts.ACL = append(opts.ACL, a.String())
+		if opts.ACL, err = readACLFile(o.ACLFile); err != nil {
+			return err
 		}
 	}
 	ct, err := p.ContCreate(ctx, opts)
@@ -241,6 +286,78 @@ func (t *tool) contDestroy(ctx context.Context, pool, cont string) error {
 	}
 	return t.show(map[string]any{"pool": p.Info.Label, "cont": cont}, func(w io.Writer) {
 		fmt.Fprintf(w, "Successfully destroyed container %s\n", cont)
+	})
+}
+
+// readACLFile reads ACEs, one per line ("#" comments allowed).
+func readACLFile(path string) ([]string, error) {
+	if path == "" {
+		return nil, daoserr.New(daoserr.Inval, "no ACL given").WithResolution("give --acl-file FILE (one ACE per line) or --entry ACE")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Inval, err, "ACL file")
+	}
+	acl, err := security.ParseACL(string(b))
+	if err != nil {
+		return nil, daoserr.Context(err, "%s", path)
+	}
+	var out []string
+	for _, a := range acl {
+		out = append(out, a.String())
+	}
+	return out, nil
+}
+
+func (t *tool) contACL(ctx context.Context, pool, cont string, ch daos.ACLChange) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	acl, owner, group, err := p.ContACL(ctx, cont, ch)
+	if err != nil {
+		return err
+	}
+	return t.show(map[string]any{"entries": acl, "owner_user": owner, "owner_group": group}, func(w io.Writer) {
+		fmt.Fprintf(w, "# Entries:\n")
+		for _, e := range acl {
+			fmt.Fprintln(w, e)
+		}
+		fmt.Fprintf(w, "# Owner: %s\n# Owner-Group: %s\n", owner, group)
+	})
+}
+
+func (t *tool) contProps(ctx context.Context, pool, cont, set string) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	var m map[string]string
+	if set != "" {
+		if m, err = props.ParseList(set); err != nil {
+			return err
+		}
+	}
+	all, err := p.ContProps(ctx, cont, m)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(all))
+	for k := range all {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return t.show(all, func(w io.Writer) {
+		if set != "" {
+			fmt.Fprintf(w, "Properties were successfully set\n")
+		}
+		var rows [][]string
+		for _, k := range names {
+			rows = append(rows, []string{k, all[k]})
+		}
+		if len(rows) > 0 {
+			cli.Table(w, "Name\tValue", rows)
+		}
 	})
 }
 

@@ -3,6 +3,7 @@ package daoscmd
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,8 @@ func TestCommands(t *testing.T) {
 	s := inproc.Start(t, true)
 	t.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
 	u, _ := user.Current()
+	aclFile := filepath.Join(t.TempDir(), "acl")
+	os.WriteFile(aclFile, []byte("# the owner keeps data rights only\nA::OWNER@:rwdt\n"), 0o644)
 	s.CreatePool(t, "tank", u.Username)
 	s.CreatePool(t, "theirs", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r")
 
@@ -41,7 +44,20 @@ func TestCommands(t *testing.T) {
 		{[]string{"cont", "query", "tank", "ckpt"}, 0, []string{"Container Label: ckpt", "rd_fac", "Your access    : rwdtTaAo"}},
 		{[]string{"cont", "create", "theirs", "mine"}, 1, []string{"DER_NO_PERM", "pool theirs", `missing permission "w"`}},
 		{[]string{"pool", "query", "nosuch"}, 1, []string{"DER_NONEXIST", "nosuch"}},
-		{[]string{"cont", "destroy", "tank", "ckpt"}, 0, []string{"Successfully destroyed container ckpt"}},
+		{[]string{"cont", "get-acl", "tank", "ckpt"}, 0, []string{"A::OWNER@:rwdtTaAo", "A:G:GROUP@:rwtT", "# Owner: " + u.Username + "@"}},
+		{[]string{"cont", "update-acl", "tank", "ckpt", "--entry", "A::EVERYONE@:r"}, 0, []string{"A::EVERYONE@:r", "A::OWNER@:rwdtTaAo"}},
+		{[]string{"cont", "update-acl", "tank", "ckpt", "--entry", "A::bad"}, 1, []string{"DER_INVAL"}},
+		{[]string{"cont", "delete-acl", "tank", "ckpt", "--principal", "EVERYONE@"}, 0, []string{"A::OWNER@"}},
+		{[]string{"cont", "get-prop", "tank", "ckpt"}, 0, []string{"rd_fac", "layout_type", "POSIX"}},
+		{[]string{"cont", "set-prop", "tank", "ckpt", "label:results,cksum:crc32"}, 0, []string{"Properties were successfully set", "results", "crc32"}},
+		{[]string{"cont", "set-prop", "tank", "results", "colour:red"}, 1, []string{"DER_INVAL", `unknown container property "colour"`}},
+		{[]string{"cont", "get-prop", "tank", "ckpt"}, 1, []string{"DER_NONEXIST", "ckpt"}},
+		{[]string{"cont", "overwrite-acl", "tank", "results", "--acl-file", aclFile}, 0, []string{"A::OWNER@:rwdt"}},
+		{[]string{"cont", "set-prop", "tank", "results", "cksum:off"}, 1, []string{"DER_NO_PERM", `missing permission "T"`}},
+		// without A in its entry, the owner still has its minimum (a, A) and repairs the ACL
+		{[]string{"cont", "update-acl", "tank", "results", "--entry", "A::OWNER@:rwdtTaAo"}, 0, []string{"A::OWNER@:rwdtTaAo"}},
+		{[]string{"cont", "set-prop", "tank", "results", "cksum:off"}, 0, []string{"Properties were successfully set"}},
+		{[]string{"cont", "destroy", "tank", "results"}, 0, []string{"Successfully destroyed container results"}},
 		{[]string{"cont", "list", "tank"}, 0, []string{"Pool tank has no containers."}},
 	}
 	for _, st := range steps {

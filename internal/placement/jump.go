@@ -117,11 +117,13 @@ const remapSalt = 0x94d049bb133111eb
 const inf = math.MaxInt32
 
 // walker is the per-layout state: what the object and its current group already use.
+// It works on flat per-node arrays (see topology.flatten) because choosing a child scans
+// all siblings for every shard.
 type walker struct {
 	t       *topology
-	objUsed []int32 // per node: targets below used by the object (or unusable)
+	free    []int32 // per node: targets below not used by the object (and usable)
 	grpCnt  []int32 // per node: shards of the current group below
-	grpMin  []int32 // per domain node: fewest shards of the group in a non-full leaf domain below
+	grpMin  []int32 // per domain node: fewest shards of the group in a non-full leaf domain below; 0 below domains
 	touched []int32 // nodes with grpCnt > 0
 	elig    []int32
 }
@@ -131,61 +133,51 @@ func (t *topology) walker() *walker {
 		return w
 	}
 	n := len(t.nodes)
-	return &walker{t: t, objUsed: make([]int32, n), grpCnt: make([]int32, n), grpMin: make([]int32, n)}
+	w := &walker{t: t, free: make([]int32, n), grpCnt: make([]int32, n), grpMin: make([]int32, n)}
+	copy(w.free, t.ntargets)
+	return w
 }
 
 func (t *topology) release(w *walker) {
-	clear(w.objUsed)
+	copy(w.free, t.ntargets)
 	clear(w.grpCnt)
 	clear(w.grpMin)
 	w.touched = w.touched[:0]
 	t.scratch.Put(w)
 }
 
-func (w *walker) full(n int32) bool { return w.objUsed[n] >= w.t.nodes[n].ntargets }
+func (w *walker) full(n int32) bool { return w.free[n] <= 0 }
 
-// score orders the children of a node for a shard of the current group; lower is better.
-// Above and at the fault-domain level the first criterion is the fewest shards of the
-// group in any leaf domain reachable below (so a group never doubles up in a domain while
-// another has none), the second the group's shards in the subtree (spreading over racks,
-// ranks of a node, ...).
-func (w *walker) score(n int32) (int32, int32) {
-	if w.t.nodes[n].kind == kindDomain {
-		return w.grpMin[n], w.grpCnt[n]
+// score orders the children of a node for a shard of the current group; lower is better,
+// full children are worst. Above and at the fault-domain level the first criterion is
+// the fewest shards of the group in any leaf domain reachable below (so a group never
+// doubles up in a domain while another has none), the second the group's shards in the
+// subtree (spreading over racks, ranks of a node, ...). Below the domains grpMin is 0.
+func (w *walker) score(n int32) int64 {
+	if w.free[n] <= 0 {
+		return math.MaxInt64
 	}
-	return 0, w.grpCnt[n]
+	return int64(w.grpMin[n])<<32 | int64(w.grpCnt[n])
 }
 
 // choose picks a child of n. The first try is the plain jump hash over all children,
 // which is what makes placement consistent; if that child is full or worse than the
 // best, a few re-keyed tries follow (as DAOS re-keys on collisions), then a jump over
-// the list of best children, which always succeeds.
+// the list of best children, which always succeeds (n itself is not full).
 func (w *walker) choose(n int32, key uint64) int32 {
-	ch := w.t.nodes[n].children
-	b1, b2 := int32(inf), int32(inf)
+	ch := w.t.children[n]
+	best := int64(math.MaxInt64)
 	for _, c := range ch {
-		if w.full(c) {
-			continue
-		}
-		if s1, s2 := w.score(c); s1 < b1 || s1 == b1 && s2 < b2 {
-			b1, b2 = s1, s2
-		}
-	}
-	ok := func(c int32) bool {
-		if w.full(c) {
-			return false
-		}
-		s1, s2 := w.score(c)
-		return s1 == b1 && s2 == b2
+		best = min(best, w.score(c))
 	}
 	for a := range 4 {
-		if c := ch[Jump(attemptKey(key, a), len(ch))]; ok(c) {
+		if c := ch[Jump(attemptKey(key, a), len(ch))]; w.score(c) == best {
 			return c
 		}
 	}
 	w.elig = w.elig[:0]
 	for _, c := range ch {
-		if ok(c) {
+		if w.score(c) == best {
 			w.elig = append(w.elig, c)
 		}
 	}
@@ -195,7 +187,7 @@ func (w *walker) choose(n int32, key uint64) int32 {
 // place walks from the root to a target for a shard with key sk.
 func (w *walker) place(sk uint64) int32 {
 	n := int32(0)
-	for l := 0; w.t.nodes[n].kind != kindTarget; l++ {
+	for l := 0; w.t.kind[n] != kindTarget; l++ {
 		n = w.choose(n, levelKey(sk, l))
 	}
 	return n
@@ -204,9 +196,9 @@ func (w *walker) place(sk uint64) int32 {
 // use records target node tn as used by the object and/or the current group, and
 // updates grpMin on its path.
 func (w *walker) use(tn int32, obj, grp bool) {
-	for p := tn; p >= 0; p = w.t.nodes[p].parent {
+	for p := tn; p >= 0; p = w.t.parent[p] {
 		if obj {
-			w.objUsed[p]++
+			w.free[p]--
 		}
 		if grp {
 			if w.grpCnt[p] == 0 {
@@ -215,22 +207,21 @@ func (w *walker) use(tn int32, obj, grp bool) {
 			w.grpCnt[p]++
 		}
 	}
-	for p := tn; p >= 0; p = w.t.nodes[p].parent {
+	for p := tn; p >= 0; p = w.t.parent[p] {
 		w.updateMin(p)
 	}
 }
 
 func (w *walker) updateMin(p int32) {
-	nd := &w.t.nodes[p]
-	switch {
-	case nd.kind != kindDomain && nd.kind != kindRoot:
+	switch k := w.t.kind[p]; {
+	case k != kindDomain && k != kindRoot:
 	case w.full(p):
 		w.grpMin[p] = inf
-	case nd.leafDom:
+	case w.t.nodes[p].leafDom:
 		w.grpMin[p] = w.grpCnt[p]
 	default:
 		m := int32(inf)
-		for _, c := range nd.children {
+		for _, c := range w.t.children[p] {
 			m = min(m, w.grpMin[c])
 		}
 		w.grpMin[p] = m
@@ -239,8 +230,8 @@ func (w *walker) updateMin(p int32) {
 
 // recomputeMin refreshes grpMin everywhere, after changes not confined to one path.
 func (w *walker) recomputeMin(p int32) {
-	for _, c := range w.t.nodes[p].children {
-		if w.t.nodes[c].kind == kindDomain {
+	for _, c := range w.t.children[p] {
+		if w.t.kind[c] == kindDomain {
 			w.recomputeMin(c)
 		}
 	}
@@ -254,7 +245,7 @@ func (w *walker) newGroup() {
 		w.grpCnt[p] = 0
 	}
 	for _, p := range w.touched {
-		if k := w.t.nodes[p].kind; k == kindDomain || k == kindRoot {
+		if k := w.t.kind[p]; k == kindDomain || k == kindRoot {
 			if w.full(p) {
 				w.grpMin[p] = inf
 			} else {
@@ -298,7 +289,7 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 		}
 		if w.full(0) {
 			// More shards than targets: start over on the object's target set.
-			clear(w.objUsed)
+			copy(w.free, t.ntargets)
 			w.recomputeMin(0)
 		}
 		tns[s] = w.place(shardKey(obj, s))
@@ -325,7 +316,7 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 	gs := oid.GroupSize()
 	// Failed targets can never take a shard: count them as used.
 	for id, tg := range m.targets {
-		if tg.State != TargetUp && w.objUsed[t.tnode[id]] == 0 {
+		if tg.State != TargetUp && w.free[t.tnode[id]] > 0 {
 			w.use(t.tnode[id], true, false)
 		}
 	}
@@ -345,7 +336,7 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 		if w.full(0) {
 			// Every working target holds a shard of the object already: share one,
 			// keeping only the group's own targets and the failed ones excluded.
-			clear(w.objUsed)
+			copy(w.free, t.ntargets)
 			for id, tg := range m.targets {
 				if tg.State != TargetUp {
 					w.use(t.tnode[id], true, false)

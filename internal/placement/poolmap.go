@@ -87,6 +87,11 @@ type topology struct {
 	tnode   []int32
 	domains []string       // leaf domain paths, in tree order
 	first   map[uint32]int // rank -> id of its target 0
+	// Flat copies of the node fields placement reads in its inner loop.
+	kind     []nodeKind
+	parent   []int32
+	ntargets []int32
+	children [][]int32
 	scratch sync.Pool      // *walker
 }
 
@@ -177,7 +182,17 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 			}
 		}
 	}
+	t.flatten()
 	return m, nil
+}
+
+func (t *topology) flatten() {
+	for _, n := range t.nodes {
+		t.kind = append(t.kind, n.kind)
+		t.parent = append(t.parent, n.parent)
+		t.ntargets = append(t.ntargets, n.ntargets)
+		t.children = append(t.children, n.children)
+	}
 }
 
 func (t *topology) add(parent int32, n node) int32 {

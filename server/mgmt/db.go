@@ -165,6 +165,8 @@ const (
 	opContRemove  = "cont-remove"
 	opContOwner   = "cont-owner"
 	opContOIDs    = "cont-oids"
+	opContACL     = "cont-acl"
+	opContProps   = "cont-props"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -230,7 +232,7 @@ func (d *db) apply(c *command) result {
 			p.Props[k] = v
 		}
 		return result{}
-	case opContAdd, opContRemove, opContOwner, opContOIDs:
+	case opContAdd, opContRemove, opContOwner, opContOIDs, opContACL, opContProps:
 		p := d.pools[c.UUID]
 		if p == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
@@ -283,6 +285,27 @@ func (p *Pool) applyCont(op string, c *Cont, count uint64) result {
 		}
 		old.NextOID = first + count
 		return result{OID: first}
+	case opContACL:
+		old.ACL = slices.Clone(c.ACL)
+		return result{}
+	case opContProps:
+		if l, ok := c.Props["label"]; ok && l != old.Label {
+			for _, o := range p.Conts {
+				if o.Label == l {
+					return result{Err: daoserr.Newf(daoserr.Exist, "pool %s already has a container labeled %q", p.Label, l)}
+				}
+			}
+			old.Label = l
+		}
+		if old.Props == nil {
+			old.Props = map[string]string{}
+		}
+		for k, v := range c.Props {
+			if k != "label" {
+				old.Props[k] = v
+			}
+		}
+		return result{}
 	}
 	if c.Owner != "" {
 		old.Owner = c.Owner

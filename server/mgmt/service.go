@@ -282,6 +282,19 @@ func (s *Service) AllocOIDs(poolUUID, contUUID string, count uint64) (uint64, er
 	return r.OID, err
 }
 
+// SetContACL replaces a container's ACL (ACE strings, already validated).
+func (s *Service) SetContACL(poolUUID, contUUID string, acl []string) error {
+	_, err := s.propose(&command{Op: opContACL, UUID: poolUUID, Cont: &Cont{UUID: contUUID, ACL: acl}})
+	return err
+}
+
+// SetContProps sets container properties (a "label" renames it), keeping
+// the others.
+func (s *Service) SetContProps(poolUUID, contUUID string, props map[string]string) error {
+	_, err := s.propose(&command{Op: opContProps, UUID: poolUUID, Cont: &Cont{UUID: contUUID, Props: props}})
+	return err
+}
+
 // Members returns the system map (leader, consistent) and its version.
 func (s *Service) Members() ([]Member, uint32, error) {
 	if err := s.consistent(); err != nil {

@@ -45,6 +45,8 @@ const (
 	Ctl_ContList_FullMethodName      = "/godaos.ctl.Ctl/ContList"
 	Ctl_ContSetOwner_FullMethodName  = "/godaos.ctl.Ctl/ContSetOwner"
 	Ctl_ContAllocOIDs_FullMethodName = "/godaos.ctl.Ctl/ContAllocOIDs"
+	Ctl_ContACL_FullMethodName       = "/godaos.ctl.Ctl/ContACL"
+	Ctl_ContProp_FullMethodName      = "/godaos.ctl.Ctl/ContProp"
 	Ctl_GetAttachInfo_FullMethodName = "/godaos.ctl.Ctl/GetAttachInfo"
 )
 
@@ -74,6 +76,8 @@ type CtlClient interface {
 	ContList(ctx context.Context, in *ContReq, opts ...grpc.CallOption) (*ContResp, error)
 	ContSetOwner(ctx context.Context, in *ContSetOwnerReq, opts ...grpc.CallOption) (*ContResp, error)
 	ContAllocOIDs(ctx context.Context, in *ContOIDsReq, opts ...grpc.CallOption) (*ContOIDsResp, error)
+	ContACL(ctx context.Context, in *ContACLReq, opts ...grpc.CallOption) (*PoolACLResp, error)
+	ContProp(ctx context.Context, in *ContPropReq, opts ...grpc.CallOption) (*PoolPropResp, error)
 	GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error)
 }
 
@@ -305,6 +309,26 @@ func (c *ctlClient) ContAllocOIDs(ctx context.Context, in *ContOIDsReq, opts ...
 	return out, nil
 }
 
+func (c *ctlClient) ContACL(ctx context.Context, in *ContACLReq, opts ...grpc.CallOption) (*PoolACLResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolACLResp)
+	err := c.cc.Invoke(ctx, Ctl_ContACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) ContProp(ctx context.Context, in *ContPropReq, opts ...grpc.CallOption) (*PoolPropResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolPropResp)
+	err := c.cc.Invoke(ctx, Ctl_ContProp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ctlClient) GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AttachInfoResp)
@@ -341,6 +365,8 @@ type CtlServer interface {
 	ContList(context.Context, *ContReq) (*ContResp, error)
 	ContSetOwner(context.Context, *ContSetOwnerReq) (*ContResp, error)
 	ContAllocOIDs(context.Context, *ContOIDsReq) (*ContOIDsResp, error)
+	ContACL(context.Context, *ContACLReq) (*PoolACLResp, error)
+	ContProp(context.Context, *ContPropReq) (*PoolPropResp, error)
 	GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
@@ -417,6 +443,12 @@ func (UnimplementedCtlServer) ContSetOwner(context.Context, *ContSetOwnerReq) (*
 }
 func (UnimplementedCtlServer) ContAllocOIDs(context.Context, *ContOIDsReq) (*ContOIDsResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method ContAllocOIDs not implemented")
+}
+func (UnimplementedCtlServer) ContACL(context.Context, *ContACLReq) (*PoolACLResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContACL not implemented")
+}
+func (UnimplementedCtlServer) ContProp(context.Context, *ContPropReq) (*PoolPropResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContProp not implemented")
 }
 func (UnimplementedCtlServer) GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAttachInfo not implemented")
@@ -838,6 +870,42 @@ func _Ctl_ContAllocOIDs_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_ContACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContACLReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContACL(ctx, req.(*ContACLReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_ContProp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContPropReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContProp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContProp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContProp(ctx, req.(*ContPropReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Ctl_GetAttachInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AttachInfoReq)
 	if err := dec(in); err != nil {
@@ -950,6 +1018,14 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ContAllocOIDs",
 			Handler:    _Ctl_ContAllocOIDs_Handler,
+		},
+		{
+			MethodName: "ContACL",
+			Handler:    _Ctl_ContACL_Handler,
+		},
+		{
+			MethodName: "ContProp",
+			Handler:    _Ctl_ContProp_Handler,
 		},
 		{
 			MethodName: "GetAttachInfo",

@@ -27,6 +27,8 @@ const (
 	OpSvcContDestroy uint16 = 44 // ctlpb.ContReq -> ctlpb.ContResp
 	OpSvcContOIDs    uint16 = 45 // ctlpb.ContOIDsReq -> ctlpb.ContOIDsResp
 	OpSvcPoolQuery   uint16 = 46 // ctlpb.PoolReq -> ctlpb.PoolResp (space per tier)
+	OpSvcContACL     uint16 = 47 // ctlpb.ContACLReq -> ctlpb.PoolACLResp
+	OpSvcContProp    uint16 = 48 // ctlpb.ContPropReq -> ctlpb.PoolPropResp
 )
 
 var opNames = map[uint16]string{
@@ -34,7 +36,7 @@ var opNames = map[uint16]string{
 	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch",
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
-	OpSvcPoolQuery: "SvcPoolQuery",
+	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
