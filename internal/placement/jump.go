@@ -161,27 +161,31 @@ func (w *walker) score(n int32) int64 {
 }
 
 // choose picks a child of n. The first try is the plain jump hash over all children,
-// which is what makes placement consistent; if that child is full or worse than the
-// best, a few re-keyed tries follow (as DAOS re-keys on collisions), then a jump over
-// the list of best children, which always succeeds (n itself is not full).
+// which is what makes placement consistent. If that child is full or worse than the best
+// (DAOS re-keys and retries in that case), the choice is a jump over the list of best
+// children instead: as uniform as retrying, and bounded in time when few are left
+// (retries cost an object spanning the whole pool most of its layout time). The list is
+// never empty because n itself is not full.
 func (w *walker) choose(n int32, key uint64) int32 {
 	ch := w.t.children[n]
+	if len(ch) == 1 {
+		return ch[0]
+	}
 	best := int64(math.MaxInt64)
-	for _, c := range ch {
-		best = min(best, w.score(c))
-	}
-	for a := range 4 {
-		if c := ch[Jump(attemptKey(key, a), len(ch))]; w.score(c) == best {
-			return c
-		}
-	}
 	w.elig = w.elig[:0]
 	for _, c := range ch {
-		if w.score(c) == best {
+		switch s := w.score(c); {
+		case s < best:
+			best = s
+			w.elig = append(w.elig[:0], c)
+		case s == best:
 			w.elig = append(w.elig, c)
 		}
 	}
-	return w.elig[Jump(attemptKey(key, 4), len(w.elig))]
+	if c := ch[Jump(key, len(ch))]; w.score(c) == best {
+		return c
+	}
+	return w.elig[Jump(attemptKey(key, 1), len(w.elig))]
 }
 
 // place walks from the root to a target for a shard with key sk.

@@ -92,7 +92,7 @@ type topology struct {
 	parent   []int32
 	ntargets []int32
 	children [][]int32
-	scratch sync.Pool      // *walker
+	scratch  sync.Pool // *walker
 }
 
 // PoolMap is a versioned fault-domain tree: root → domains (one or more levels) →
