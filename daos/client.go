@@ -315,6 +315,27 @@ func (p *Pool) ContProps(ctx context.Context, cont string, set map[string]string
 	return r.Props, err
 }
 
+// AttrChange is what ContAttrs does: set and delete attributes (permission
+// w), then return the values of Get and, with List, every name (r).
+type AttrChange struct {
+	Set  map[string][]byte
+	Del  []string
+	Get  []string
+	List bool
+}
+
+// ContAttrs changes and reads container cont's user attributes.
+func (p *Pool) ContAttrs(ctx context.Context, cont string, ch AttrChange) (values map[string][]byte, names []string, err error) {
+	cred, err := p.c.credential(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r ctlpb.ContAttrResp
+	err = p.c.svcCall(ctx, enginepb.OpSvcContAttr, &ctlpb.ContAttrReq{Pool: p.Info.Uuid, Cont: cont, Cred: cred,
+		Set: ch.Set, Del: ch.Del, Get: ch.Get, List: ch.List}, &r)
+	return r.Values, r.Names, err
+}
+
 // PoolSpace is a pool's space per tier.
 type PoolSpace struct {
 	ScmTotal, ScmUsed, NvmeTotal, NvmeUsed uint64

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -569,6 +570,48 @@ func (c *ctlService) ContProp(ctx context.Context, req *ctlpb.ContPropReq) (*ctl
 	})
 }
 
+// ContAttr sets and deletes (w) and reads (r) a container's user attributes.
+func (c *ctlService) ContAttr(ctx context.Context, req *ctlpb.ContAttrReq) (*ctlpb.ContAttrResp, error) {
+	errResp := func(err error) *ctlpb.ContAttrResp { return &ctlpb.ContAttrResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.ContAttr, errResp, func() (*ctlpb.ContAttrResp, error) {
+		need, what := security.PermRead, "read the attributes"
+		if len(req.Set) > 0 || len(req.Del) > 0 {
+			need, what = security.PermRead|security.PermWrite, "change the attributes"
+		}
+		p, ct, _, err := c.openedCont(req.Cred, req.Pool, req.Cont, what, need)
+		if err != nil {
+			return nil, err
+		}
+		if len(req.Set) > 0 || len(req.Del) > 0 {
+			if err := c.s.ms.ChangeContAttrs(p.UUID, ct.UUID, req.Set, req.Del); err != nil {
+				return nil, daoserr.Context(err, "container %s/%s", p.Label, ct.Label)
+			}
+			if p, err = c.s.ms.FindPool(p.UUID); err == nil {
+				ct, err = p.FindCont(ct.UUID)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		resp := &ctlpb.ContAttrResp{Values: map[string][]byte{}}
+		for _, n := range req.Get {
+			v, ok := ct.Attrs[n]
+			if !ok {
+				return nil, daoserr.Newf(daoserr.Nonexist, "container %s/%s has no attribute %q", p.Label, ct.Label, n).
+					WithResolution("list them with 'daos cont list-attrs %s %s'", p.Label, ct.Label)
+			}
+			resp.Values[n] = v
+		}
+		if req.List {
+			for n := range ct.Attrs {
+				resp.Names = append(resp.Names, n)
+			}
+			sort.Strings(resp.Names)
+		}
+		return resp, nil
+	})
+}
+
 // ContSetOwner is dmg's (an administrator's): no credential, the control
 // plane's certificates authorize it.
 func (c *ctlService) ContSetOwner(ctx context.Context, req *ctlpb.ContSetOwnerReq) (*ctlpb.ContResp, error) {
@@ -656,6 +699,7 @@ func (c *ctlService) clientOps() map[uint16]rpc.Handler {
 		enginepb.OpSvcPoolQuery:   svcOp(c, func() *ctlpb.PoolReq { return &ctlpb.PoolReq{} }, c.PoolQuery),
 		enginepb.OpSvcContACL:     svcOp(c, func() *ctlpb.ContACLReq { return &ctlpb.ContACLReq{} }, c.ContACL),
 		enginepb.OpSvcContProp:    svcOp(c, func() *ctlpb.ContPropReq { return &ctlpb.ContPropReq{} }, c.ContProp),
+		enginepb.OpSvcContAttr:    svcOp(c, func() *ctlpb.ContAttrReq { return &ctlpb.ContAttrReq{} }, c.ContAttr),
 	}
 }
 

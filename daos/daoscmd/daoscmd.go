@@ -59,6 +59,19 @@ type contSetPropCmd struct {
 	Props string `arg:"" help:"NAME:VALUE[,NAME:VALUE], e.g. label:results2."`
 }
 
+type attrCmd struct {
+	Pool string `arg:"" help:"Pool label or UUID."`
+	Cont string `arg:"" help:"Container label or UUID."`
+	Name string `arg:"" help:"Attribute name."`
+}
+
+type setAttrCmd struct {
+	Pool  string `arg:"" help:"Pool label or UUID."`
+	Cont  string `arg:"" help:"Container label or UUID."`
+	Name  string `arg:"" help:"Attribute name."`
+	Value string `arg:"" help:"Attribute value."`
+}
+
 type cmdLine struct {
 	JSON bool `short:"j" help:"Print JSON: {response, error, status}."`
 
@@ -78,6 +91,10 @@ type cmdLine struct {
 		DeleteACL    contDeleteACLCmd `cmd:"" name:"delete-acl" help:"Remove a principal's ACL entry (needs A)."`
 		GetProp      contArgs         `cmd:"" name:"get-prop" help:"Show a container's properties (needs t)."`
 		SetProp      contSetPropCmd   `cmd:"" name:"set-prop" help:"Set container properties (needs T)."`
+		SetAttr      setAttrCmd       `cmd:"" name:"set-attr" help:"Set a user attribute (needs w)."`
+		GetAttr      attrCmd          `cmd:"" name:"get-attr" help:"Show a user attribute (needs r)."`
+		DelAttr      attrCmd          `cmd:"" name:"del-attr" aliases:"delete-attr" help:"Delete a user attribute (needs w)."`
+		ListAttrs    contArgs         `cmd:"" name:"list-attrs" aliases:"list-attr" help:"List the user attributes (needs r)."`
 	} `cmd:"" aliases:"container" help:"Containers."`
 }
 
@@ -154,6 +171,18 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 	case "cont delete-acl <pool> <cont>":
 		o := c.Cont.DeleteACL
 		return t.contACL(ctx, o.Pool, o.Cont, daos.ACLChange{Delete: o.Principal})
+	case "cont set-attr <pool> <cont> <name> <value>":
+		o := c.Cont.SetAttr
+		return t.contAttrs(ctx, o.Pool, o.Cont, daos.AttrChange{Set: map[string][]byte{o.Name: []byte(o.Value)}}, "Attribute "+o.Name+" set")
+	case "cont get-attr <pool> <cont> <name>":
+		o := c.Cont.GetAttr
+		return t.contAttrs(ctx, o.Pool, o.Cont, daos.AttrChange{Get: []string{o.Name}}, "")
+	case "cont del-attr <pool> <cont> <name>":
+		o := c.Cont.DelAttr
+		return t.contAttrs(ctx, o.Pool, o.Cont, daos.AttrChange{Del: []string{o.Name}}, "Attribute "+o.Name+" deleted")
+	case "cont list-attrs <pool> <cont>":
+		o := c.Cont.ListAttrs
+		return t.contAttrs(ctx, o.Pool, o.Cont, daos.AttrChange{List: true}, "")
 	case "cont get-prop <pool> <cont>":
 		return t.contProps(ctx, c.Cont.GetProp.Pool, c.Cont.GetProp.Cont, "")
 	case "cont set-prop <pool> <cont> <props>":
@@ -357,6 +386,43 @@ func (t *tool) contProps(ctx context.Context, pool, cont, set string) error {
 		}
 		if len(rows) > 0 {
 			cli.Table(w, "Name\tValue", rows)
+		}
+	})
+}
+
+func (t *tool) contAttrs(ctx context.Context, pool, cont string, ch daos.AttrChange, done string) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	values, names, err := p.ContAttrs(ctx, cont, ch)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{}
+	for k, v := range values {
+		out[k] = string(v)
+	}
+	var resp any = out
+	if ch.List {
+		resp = names
+	}
+	return t.show(resp, func(w io.Writer) {
+		switch {
+		case done != "":
+			fmt.Fprintln(w, done)
+		case ch.List && len(names) == 0:
+			fmt.Fprintf(w, "Container %s has no attributes.\n", cont)
+		case ch.List:
+			for _, n := range names {
+				fmt.Fprintln(w, n)
+			}
+		default:
+			var rows [][]string
+			for _, n := range ch.Get {
+				rows = append(rows, []string{n, string(values[n])})
+			}
+			cli.Table(w, "Attribute\tValue", rows)
 		}
 	})
 }

@@ -57,6 +57,14 @@ func TestCommands(t *testing.T) {
 		// without A in its entry, the owner still has its minimum (a, A) and repairs the ACL
 		{[]string{"cont", "update-acl", "tank", "results", "--entry", "A::OWNER@:rwdtTaAo"}, 0, []string{"A::OWNER@:rwdtTaAo"}},
 		{[]string{"cont", "set-prop", "tank", "results", "cksum:off"}, 0, []string{"Properties were successfully set"}},
+		{[]string{"cont", "list-attrs", "tank", "results"}, 0, []string{"has no attributes"}},
+		{[]string{"cont", "set-attr", "tank", "results", "run", "42"}, 0, []string{"Attribute run set"}},
+		{[]string{"cont", "set-attr", "tank", "results", "code", "lammps 2Aug2023"}, 0, []string{"Attribute code set"}},
+		{[]string{"cont", "get-attr", "tank", "results", "code"}, 0, []string{"lammps 2Aug2023"}},
+		{[]string{"cont", "list-attrs", "tank", "results"}, 0, []string{"code\nrun"}},
+		{[]string{"cont", "del-attr", "tank", "results", "run"}, 0, []string{"Attribute run deleted"}},
+		{[]string{"cont", "get-attr", "tank", "results", "run"}, 1, []string{"DER_NONEXIST", `no attribute "run"`}},
+		{[]string{"cont", "del-attr", "tank", "results", "run"}, 1, []string{"DER_NONEXIST"}},
 		{[]string{"cont", "destroy", "tank", "results"}, 0, []string{"Successfully destroyed container results"}},
 		{[]string{"cont", "list", "tank"}, 0, []string{"Pool tank has no containers."}},
 	}

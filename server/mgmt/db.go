@@ -75,7 +75,16 @@ type Cont struct {
 	ACL   []string          `json:"acl,omitempty"`
 	// NextOID is the next object ID the container hands out (AllocOIDs).
 	NextOID uint64 `json:"next_oid,omitempty"`
+	// Attrs are the users' attributes (daos cont set-attr).
+	Attrs map[string][]byte `json:"attrs,omitempty"`
 }
+
+// Limits on user attributes: the management service keeps metadata, not data.
+const (
+	MaxAttrs     = 1024
+	MaxAttrName  = 255
+	MaxAttrValue = 64 << 10
+)
 
 // FirstOID is the first object ID a container allocates: the ones below are
 // for well-known objects whose IDs are fixed (DFS: superblock 0, root 1).
@@ -87,6 +96,12 @@ const MaxOIDBatch = 1 << 30
 func (c *Cont) clone() *Cont {
 	d := *c
 	d.Props, d.ACL = maps.Clone(c.Props), slices.Clone(c.ACL)
+	if c.Attrs != nil {
+		d.Attrs = make(map[string][]byte, len(c.Attrs))
+		for k, v := range c.Attrs {
+			d.Attrs[k] = slices.Clone(v)
+		}
+	}
 	return &d
 }
 
@@ -151,6 +166,7 @@ type command struct {
 	Props  map[string]string `json:"props,omitempty"`
 	Cont   *Cont             `json:"cont,omitempty"`
 	Count  uint64            `json:"count,omitempty"`
+	Names  []string          `json:"names,omitempty"`
 }
 
 const (
@@ -167,6 +183,7 @@ const (
 	opContOIDs    = "cont-oids"
 	opContACL     = "cont-acl"
 	opContProps   = "cont-props"
+	opContAttrs   = "cont-attrs"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -232,12 +249,12 @@ func (d *db) apply(c *command) result {
 			p.Props[k] = v
 		}
 		return result{}
-	case opContAdd, opContRemove, opContOwner, opContOIDs, opContACL, opContProps:
+	case opContAdd, opContRemove, opContOwner, opContOIDs, opContACL, opContProps, opContAttrs:
 		p := d.pools[c.UUID]
 		if p == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
 		}
-		return p.applyCont(c.Op, c.Cont, c.Count)
+		return p.applyCont(c.Op, c.Cont, c.Count, c.Names)
 	case opPoolRemove:
 		if d.pools[c.UUID] == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
@@ -249,7 +266,7 @@ func (d *db) apply(c *command) result {
 }
 
 // applyCont adds, removes or re-owns one of p's containers.
-func (p *Pool) applyCont(op string, c *Cont, count uint64) result {
+func (p *Pool) applyCont(op string, c *Cont, count uint64, names []string) result {
 	old := p.Conts[c.UUID]
 	switch op {
 	case opContAdd:
@@ -288,6 +305,8 @@ func (p *Pool) applyCont(op string, c *Cont, count uint64) result {
 	case opContACL:
 		old.ACL = slices.Clone(c.ACL)
 		return result{}
+	case opContAttrs:
+		return old.changeAttrs(c.Attrs, names)
 	case opContProps:
 		if l, ok := c.Props["label"]; ok && l != old.Label {
 			for _, o := range p.Conts {
@@ -313,6 +332,31 @@ func (p *Pool) applyCont(op string, c *Cont, count uint64) result {
 	if c.Group != "" {
 		old.Group = c.Group
 	}
+	return result{}
+}
+
+// changeAttrs sets attrs and deletes names, all or nothing.
+func (c *Cont) changeAttrs(set map[string][]byte, del []string) result {
+	next := maps.Clone(c.Attrs)
+	if next == nil {
+		next = map[string][]byte{}
+	}
+	for _, n := range del {
+		if _, ok := next[n]; !ok {
+			return result{Err: daoserr.Newf(daoserr.Nonexist, "container %s has no attribute %q", c.Label, n)}
+		}
+		delete(next, n)
+	}
+	for k, v := range set {
+		if k == "" || len(k) > MaxAttrName || len(v) > MaxAttrValue {
+			return result{Err: daoserr.Newf(daoserr.Inval, "attribute %.40q: names are 1 to %d bytes, values up to %d", k, MaxAttrName, MaxAttrValue)}
+		}
+		next[k] = slices.Clone(v)
+	}
+	if len(next) > MaxAttrs {
+		return result{Err: daoserr.Newf(daoserr.NoSpace, "container %s would have %d attributes; the limit is %d", c.Label, len(next), MaxAttrs)}
+	}
+	c.Attrs = next
 	return result{}
 }
 

@@ -52,6 +52,10 @@ func TestDBCommands(t *testing.T) {
 		{"set properties", command{Op: opContProps, UUID: "p1", Cont: &Cont{UUID: "c2", Props: map[string]string{"rd_fac": "1"}}}, 0, 0, ""},
 		{"new ACL", command{Op: opContACL, UUID: "p1", Cont: &Cont{UUID: "c2", ACL: []string{"A::OWNER@:r"}}}, 0, 0, ""},
 		{"ACL of an unknown container", command{Op: opContACL, UUID: "p1", Cont: &Cont{UUID: "c9"}}, 0, daoserr.Nonexist, "c9"},
+		{"set attributes", command{Op: opContAttrs, UUID: "p1", Cont: &Cont{UUID: "c2", Attrs: map[string][]byte{"run": []byte("42")}}}, 0, 0, ""},
+		{"delete a missing attribute (nothing changes)", command{Op: opContAttrs, UUID: "p1", Cont: &Cont{UUID: "c2", Attrs: map[string][]byte{"x": nil}}, Names: []string{"nope"}}, 0, daoserr.Nonexist, `"nope"`},
+		{"an attribute value too large", command{Op: opContAttrs, UUID: "p1", Cont: &Cont{UUID: "c2", Attrs: map[string][]byte{"big": make([]byte, MaxAttrValue+1)}}}, 0, daoserr.Inval, "values up to"},
+		{"too many attributes", command{Op: opContAttrs, UUID: "p1", Cont: &Cont{UUID: "c2", Attrs: manyAttrs(MaxAttrs)}}, 0, daoserr.NoSpace, "the limit is"},
 		{"remove a container", command{Op: opContRemove, UUID: "p1", Cont: &Cont{UUID: "c2"}}, 0, 0, ""},
 		{"remove it twice", command{Op: opContRemove, UUID: "p1", Cont: &Cont{UUID: "c2"}}, 0, daoserr.Nonexist, "c2"},
 		{"remove an unknown pool", command{Op: opPoolRemove, UUID: "nope"}, 0, daoserr.Nonexist, "nope"},
@@ -88,6 +92,14 @@ func TestDBCommands(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func manyAttrs(n int) map[string][]byte {
+	m := map[string][]byte{}
+	for i := range n {
+		m[fmt.Sprint("a", i)] = nil
+	}
+	return m
+}
 
 func TestSnapshotRestore(t *testing.T) {
 	f := &fsm{newDB()}

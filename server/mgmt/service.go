@@ -295,6 +295,12 @@ func (s *Service) SetContProps(poolUUID, contUUID string, props map[string]strin
 	return err
 }
 
+// ChangeContAttrs sets and deletes a container's user attributes.
+func (s *Service) ChangeContAttrs(poolUUID, contUUID string, set map[string][]byte, del []string) error {
+	_, err := s.propose(&command{Op: opContAttrs, UUID: poolUUID, Cont: &Cont{UUID: contUUID, Attrs: set}, Names: del})
+	return err
+}
+
 // Members returns the system map (leader, consistent) and its version.
 func (s *Service) Members() ([]Member, uint32, error) {
 	if err := s.consistent(); err != nil {

@@ -2759,6 +2759,161 @@ func (x *ContPropReq) GetSet() map[string]string {
 	return nil
 }
 
+// ContAttrReq reads (r) and changes (w) a container's user attributes: set
+// and del first, then the values of get (every name, without values, when
+// list is set).
+type ContAttrReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          string                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Cred          *authpb.Credential     `protobuf:"bytes,3,opt,name=cred,proto3" json:"cred,omitempty"`
+	Set           map[string][]byte      `protobuf:"bytes,4,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Del           []string               `protobuf:"bytes,5,rep,name=del,proto3" json:"del,omitempty"`
+	Get           []string               `protobuf:"bytes,6,rep,name=get,proto3" json:"get,omitempty"`
+	List          bool                   `protobuf:"varint,7,opt,name=list,proto3" json:"list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContAttrReq) Reset() {
+	*x = ContAttrReq{}
+	mi := &file_ctl_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContAttrReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContAttrReq) ProtoMessage() {}
+
+func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContAttrReq.ProtoReflect.Descriptor instead.
+func (*ContAttrReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ContAttrReq) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *ContAttrReq) GetCont() string {
+	if x != nil {
+		return x.Cont
+	}
+	return ""
+}
+
+func (x *ContAttrReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
+}
+
+func (x *ContAttrReq) GetSet() map[string][]byte {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *ContAttrReq) GetDel() []string {
+	if x != nil {
+		return x.Del
+	}
+	return nil
+}
+
+func (x *ContAttrReq) GetGet() []string {
+	if x != nil {
+		return x.Get
+	}
+	return nil
+}
+
+func (x *ContAttrReq) GetList() bool {
+	if x != nil {
+		return x.List
+	}
+	return false
+}
+
+type ContAttrResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Values        map[string][]byte      `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Names         []string               `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContAttrResp) Reset() {
+	*x = ContAttrResp{}
+	mi := &file_ctl_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContAttrResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContAttrResp) ProtoMessage() {}
+
+func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContAttrResp.ProtoReflect.Descriptor instead.
+func (*ContAttrResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ContAttrResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ContAttrResp) GetValues() map[string][]byte {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *ContAttrResp) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 // ContSetOwnerReq is dmg's: an administrator changes a container's owner.
 type ContSetOwnerReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2772,7 +2927,7 @@ type ContSetOwnerReq struct {
 
 func (x *ContSetOwnerReq) Reset() {
 	*x = ContSetOwnerReq{}
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2939,7 @@ func (x *ContSetOwnerReq) String() string {
 func (*ContSetOwnerReq) ProtoMessage() {}
 
 func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2952,7 @@ func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSetOwnerReq.ProtoReflect.Descriptor instead.
 func (*ContSetOwnerReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{40}
+	return file_ctl_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ContSetOwnerReq) GetPool() string {
@@ -2839,7 +2994,7 @@ type AttachInfoReq struct {
 
 func (x *AttachInfoReq) Reset() {
 	*x = AttachInfoReq{}
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +3006,7 @@ func (x *AttachInfoReq) String() string {
 func (*AttachInfoReq) ProtoMessage() {}
 
 func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +3019,7 @@ func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoReq.ProtoReflect.Descriptor instead.
 func (*AttachInfoReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{41}
+	return file_ctl_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AttachInfoReq) GetPools() []string {
@@ -2889,7 +3044,7 @@ type PoolMap struct {
 
 func (x *PoolMap) Reset() {
 	*x = PoolMap{}
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2901,7 +3056,7 @@ func (x *PoolMap) String() string {
 func (*PoolMap) ProtoMessage() {}
 
 func (x *PoolMap) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2914,7 +3069,7 @@ func (x *PoolMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
 func (*PoolMap) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{42}
+	return file_ctl_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PoolMap) GetUuid() string {
@@ -2967,7 +3122,7 @@ type AttachInfoResp struct {
 
 func (x *AttachInfoResp) Reset() {
 	*x = AttachInfoResp{}
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3134,7 @@ func (x *AttachInfoResp) String() string {
 func (*AttachInfoResp) ProtoMessage() {}
 
 func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3147,7 @@ func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
 func (*AttachInfoResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{43}
+	return file_ctl_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AttachInfoResp) GetError() *Error {
@@ -3284,7 +3439,25 @@ const file_ctl_proto_rawDesc = "" +
 	"\x03set\x18\x04 \x03(\v2 .godaos.ctl.ContPropReq.SetEntryR\x03set\x1a6\n" +
 	"\bSetEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x02\n" +
+	"\vContAttrReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +
+	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x122\n" +
+	"\x03set\x18\x04 \x03(\v2 .godaos.ctl.ContAttrReq.SetEntryR\x03set\x12\x10\n" +
+	"\x03del\x18\x05 \x03(\tR\x03del\x12\x10\n" +
+	"\x03get\x18\x06 \x03(\tR\x03get\x12\x12\n" +
+	"\x04list\x18\a \x01(\bR\x04list\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xc6\x01\n" +
+	"\fContAttrResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12<\n" +
+	"\x06values\x18\x02 \x03(\v2$.godaos.ctl.ContAttrResp.ValuesEntryR\x06values\x12\x14\n" +
+	"\x05names\x18\x03 \x03(\tR\x05names\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"c\n" +
 	"\x0fContSetOwnerReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\tR\x04cont\x12\x12\n" +
@@ -3312,7 +3485,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\vACCESS_NONE\x10\x00\x12\x06\n" +
 	"\x02RO\x10\x01\x12\x06\n" +
 	"\x02RW\x10\x02\x12\x06\n" +
-	"\x02EX\x10\x042\xd1\f\n" +
+	"\x02EX\x10\x042\x90\r\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -3341,7 +3514,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\fContSetOwner\x12\x1b.godaos.ctl.ContSetOwnerReq\x1a\x14.godaos.ctl.ContResp\x12B\n" +
 	"\rContAllocOIDs\x12\x17.godaos.ctl.ContOIDsReq\x1a\x18.godaos.ctl.ContOIDsResp\x12:\n" +
 	"\aContACL\x12\x16.godaos.ctl.ContACLReq\x1a\x17.godaos.ctl.PoolACLResp\x12=\n" +
-	"\bContProp\x12\x17.godaos.ctl.ContPropReq\x1a\x18.godaos.ctl.PoolPropResp\x12F\n" +
+	"\bContProp\x12\x17.godaos.ctl.ContPropReq\x1a\x18.godaos.ctl.PoolPropResp\x12=\n" +
+	"\bContAttr\x12\x17.godaos.ctl.ContAttrReq\x1a\x18.godaos.ctl.ContAttrResp\x12F\n" +
 	"\rGetAttachInfo\x12\x19.godaos.ctl.AttachInfoReq\x1a\x1a.godaos.ctl.AttachInfoRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
@@ -3357,7 +3531,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -3401,18 +3575,22 @@ var file_ctl_proto_goTypes = []any{
 	(*ContOIDsResp)(nil),      // 39: godaos.ctl.ContOIDsResp
 	(*ContACLReq)(nil),        // 40: godaos.ctl.ContACLReq
 	(*ContPropReq)(nil),       // 41: godaos.ctl.ContPropReq
-	(*ContSetOwnerReq)(nil),   // 42: godaos.ctl.ContSetOwnerReq
-	(*AttachInfoReq)(nil),     // 43: godaos.ctl.AttachInfoReq
-	(*PoolMap)(nil),           // 44: godaos.ctl.PoolMap
-	(*AttachInfoResp)(nil),    // 45: godaos.ctl.AttachInfoResp
-	nil,                       // 46: godaos.ctl.Pool.PropsEntry
-	nil,                       // 47: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 48: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 49: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 50: godaos.ctl.Cont.PropsEntry
-	nil,                       // 51: godaos.ctl.ContCreateReq.PropsEntry
-	nil,                       // 52: godaos.ctl.ContPropReq.SetEntry
-	(*authpb.Credential)(nil), // 53: godaos.auth.Credential
+	(*ContAttrReq)(nil),       // 42: godaos.ctl.ContAttrReq
+	(*ContAttrResp)(nil),      // 43: godaos.ctl.ContAttrResp
+	(*ContSetOwnerReq)(nil),   // 44: godaos.ctl.ContSetOwnerReq
+	(*AttachInfoReq)(nil),     // 45: godaos.ctl.AttachInfoReq
+	(*PoolMap)(nil),           // 46: godaos.ctl.PoolMap
+	(*AttachInfoResp)(nil),    // 47: godaos.ctl.AttachInfoResp
+	nil,                       // 48: godaos.ctl.Pool.PropsEntry
+	nil,                       // 49: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 50: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 51: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 52: godaos.ctl.Cont.PropsEntry
+	nil,                       // 53: godaos.ctl.ContCreateReq.PropsEntry
+	nil,                       // 54: godaos.ctl.ContPropReq.SetEntry
+	nil,                       // 55: godaos.ctl.ContAttrReq.SetEntry
+	nil,                       // 56: godaos.ctl.ContAttrResp.ValuesEntry
+	(*authpb.Credential)(nil), // 57: godaos.auth.Credential
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -3423,18 +3601,18 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	46, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	47, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	48, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	49, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	53, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
+	57, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
 	2,  // 13: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	13, // 14: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 15: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	2,  // 16: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	48, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	50, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
 	2,  // 18: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	49, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	51, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
 	2,  // 20: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
 	13, // 21: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
 	2,  // 22: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
@@ -3443,81 +3621,87 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 25: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
 	2,  // 26: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
 	12, // 27: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	53, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	57, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
 	2,  // 29: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
 	13, // 30: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
 	3,  // 31: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	50, // 32: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	53, // 33: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	51, // 34: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	53, // 35: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	52, // 32: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	57, // 33: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	53, // 34: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	57, // 35: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
 	2,  // 36: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
 	34, // 37: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
 	34, // 38: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	53, // 39: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	57, // 39: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
 	2,  // 40: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
-	53, // 41: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
+	57, // 41: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
 	18, // 42: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
-	53, // 43: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
-	52, // 44: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
-	2,  // 45: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
-	3,  // 46: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	44, // 47: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	4,  // 48: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 49: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 50: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 51: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 52: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 53: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 54: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 55: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 56: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 57: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 58: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 59: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 60: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 61: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 62: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 63: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	35, // 64: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	36, // 65: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	36, // 66: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	36, // 67: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	42, // 68: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	38, // 69: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
-	40, // 70: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
-	41, // 71: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
-	43, // 72: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	5,  // 73: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 74: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 75: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 76: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 77: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 78: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 79: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 80: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 81: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 82: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 83: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 84: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 85: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 86: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 87: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 88: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	37, // 89: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	37, // 90: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	37, // 91: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	37, // 92: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	37, // 93: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	39, // 94: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
-	19, // 95: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 96: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
-	45, // 97: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	73, // [73:98] is the sub-list for method output_type
-	48, // [48:73] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	57, // 43: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
+	54, // 44: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
+	57, // 45: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
+	55, // 46: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
+	2,  // 47: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
+	56, // 48: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
+	2,  // 49: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
+	3,  // 50: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
+	46, // 51: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	4,  // 52: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 53: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 54: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 55: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 56: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 57: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 58: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 59: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 60: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 61: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 62: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 63: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 64: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 65: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 66: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 67: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	35, // 68: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	36, // 69: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	36, // 70: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	36, // 71: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	44, // 72: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	38, // 73: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	40, // 74: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
+	41, // 75: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
+	42, // 76: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
+	45, // 77: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	5,  // 78: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 79: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 80: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 81: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 82: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 83: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 84: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 85: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 86: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 87: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 88: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 89: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 90: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 91: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 92: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 93: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	37, // 94: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	37, // 95: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	37, // 96: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	37, // 97: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	37, // 98: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	39, // 99: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	19, // 100: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 101: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
+	43, // 102: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
+	47, // 103: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	78, // [78:104] is the sub-list for method output_type
+	52, // [52:78] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -3531,7 +3715,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   51,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

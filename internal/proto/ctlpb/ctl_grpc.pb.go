@@ -47,6 +47,7 @@ const (
 	Ctl_ContAllocOIDs_FullMethodName = "/godaos.ctl.Ctl/ContAllocOIDs"
 	Ctl_ContACL_FullMethodName       = "/godaos.ctl.Ctl/ContACL"
 	Ctl_ContProp_FullMethodName      = "/godaos.ctl.Ctl/ContProp"
+	Ctl_ContAttr_FullMethodName      = "/godaos.ctl.Ctl/ContAttr"
 	Ctl_GetAttachInfo_FullMethodName = "/godaos.ctl.Ctl/GetAttachInfo"
 )
 
@@ -78,6 +79,7 @@ type CtlClient interface {
 	ContAllocOIDs(ctx context.Context, in *ContOIDsReq, opts ...grpc.CallOption) (*ContOIDsResp, error)
 	ContACL(ctx context.Context, in *ContACLReq, opts ...grpc.CallOption) (*PoolACLResp, error)
 	ContProp(ctx context.Context, in *ContPropReq, opts ...grpc.CallOption) (*PoolPropResp, error)
+	ContAttr(ctx context.Context, in *ContAttrReq, opts ...grpc.CallOption) (*ContAttrResp, error)
 	GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error)
 }
 
@@ -329,6 +331,16 @@ func (c *ctlClient) ContProp(ctx context.Context, in *ContPropReq, opts ...grpc.
 	return out, nil
 }
 
+func (c *ctlClient) ContAttr(ctx context.Context, in *ContAttrReq, opts ...grpc.CallOption) (*ContAttrResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContAttrResp)
+	err := c.cc.Invoke(ctx, Ctl_ContAttr_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ctlClient) GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AttachInfoResp)
@@ -367,6 +379,7 @@ type CtlServer interface {
 	ContAllocOIDs(context.Context, *ContOIDsReq) (*ContOIDsResp, error)
 	ContACL(context.Context, *ContACLReq) (*PoolACLResp, error)
 	ContProp(context.Context, *ContPropReq) (*PoolPropResp, error)
+	ContAttr(context.Context, *ContAttrReq) (*ContAttrResp, error)
 	GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
@@ -449,6 +462,9 @@ func (UnimplementedCtlServer) ContACL(context.Context, *ContACLReq) (*PoolACLRes
 }
 func (UnimplementedCtlServer) ContProp(context.Context, *ContPropReq) (*PoolPropResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method ContProp not implemented")
+}
+func (UnimplementedCtlServer) ContAttr(context.Context, *ContAttrReq) (*ContAttrResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContAttr not implemented")
 }
 func (UnimplementedCtlServer) GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAttachInfo not implemented")
@@ -906,6 +922,24 @@ func _Ctl_ContProp_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_ContAttr_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContAttrReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContAttr(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContAttr_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContAttr(ctx, req.(*ContAttrReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Ctl_GetAttachInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AttachInfoReq)
 	if err := dec(in); err != nil {
@@ -1026,6 +1060,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ContProp",
 			Handler:    _Ctl_ContProp_Handler,
+		},
+		{
+			MethodName: "ContAttr",
+			Handler:    _Ctl_ContAttr_Handler,
 		},
 		{
 			MethodName: "GetAttachInfo",

@@ -29,6 +29,7 @@ const (
 	OpSvcPoolQuery   uint16 = 46 // ctlpb.PoolReq -> ctlpb.PoolResp (space per tier)
 	OpSvcContACL     uint16 = 47 // ctlpb.ContACLReq -> ctlpb.PoolACLResp
 	OpSvcContProp    uint16 = 48 // ctlpb.ContPropReq -> ctlpb.PoolPropResp
+	OpSvcContAttr    uint16 = 49 // ctlpb.ContAttrReq -> ctlpb.ContAttrResp
 )
 
 var opNames = map[uint16]string{
@@ -37,6 +38,7 @@ var opNames = map[uint16]string{
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
+	OpSvcContAttr: "SvcContAttr",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
