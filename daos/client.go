@@ -276,11 +276,7 @@ func (c *Client) PoolConnect(ctx context.Context, id string, mode ctlpb.AccessFl
 }
 
 // ACLChange says how ContACL changes a container's ACL; the zero value reads it.
-type ACLChange struct {
-	Overwrite []string // replace the ACL with these ACE strings
-	Update    []string // add these entries, replacing those of the same principals
-	Delete    string   // remove this principal's entry: OWNER@, GROUP@, EVERYONE@, u:name@, g:name@
-}
+type ACLChange = ctlclient.ACLChange
 
 // ContACL reads (permission a) or changes (A) container cont's ACL and
 // returns it with the owner and group.
@@ -289,17 +285,8 @@ func (p *Pool) ContACL(ctx context.Context, cont string, ch ACLChange) (acl []st
 	if err != nil {
 		return nil, "", "", err
 	}
-	req := &ctlpb.PoolACLReq{}
-	switch {
-	case ch.Overwrite != nil:
-		req.Mode, req.Entries = ctlpb.PoolACLReq_OVERWRITE, ch.Overwrite
-	case ch.Update != nil:
-		req.Mode, req.Entries = ctlpb.PoolACLReq_UPDATE, ch.Update
-	case ch.Delete != "":
-		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
-	}
 	var r ctlpb.PoolACLResp
-	err = p.c.svcCall(ctx, enginepb.OpSvcContACL, &ctlpb.ContACLReq{Pool: p.Info.Uuid, Cont: cont, Cred: cred, Acl: req}, &r)
+	err = p.c.svcCall(ctx, enginepb.OpSvcContACL, &ctlpb.ContACLReq{Pool: p.Info.Uuid, Cont: cont, Cred: cred, Acl: ch.Req("")}, &r)
 	return r.Entries, r.Owner, r.Group, err
 }
 

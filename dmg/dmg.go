@@ -300,40 +300,14 @@ func currentUser() (string, string) {
 }
 
 // ReadACLFile reads an ACL file (one ACE per line, '#' comments) and checks it.
-func ReadACLFile(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, daoserr.Wrap(daoserr.Inval, err, "read ACL file").WithResolution("give a file with one ACE per line, e.g. A::OWNER@:rw")
-	}
-	acl, err := security.ParseACL(string(b))
-	if err != nil {
-		return nil, daoserr.Context(err, "ACL file %s", path)
-	}
-	var out []string
-	for _, a := range acl {
-		out = append(out, a.String())
-	}
-	return out, nil
-}
+func ReadACLFile(path string) ([]string, error) { return security.ReadACLFile(path) }
 
 // ACLChange says how PoolACL changes a pool's ACL.
-type ACLChange struct {
-	Overwrite []string // replace the ACL
-	Update    []string // add or replace these entries
-	Delete    string   // remove this principal's entry (OWNER@, GROUP@, EVERYONE@, u:name@, g:name@)
-}
+type ACLChange = ctlclient.ACLChange
 
 // PoolACL prints a pool's ACL, after changing it as asked.
 func (c *Client) PoolACL(ctx context.Context, id string, ch ACLChange) error {
-	req := &ctlpb.PoolACLReq{Id: id}
-	switch {
-	case ch.Overwrite != nil:
-		req.Mode, req.Entries = ctlpb.PoolACLReq_OVERWRITE, ch.Overwrite
-	case ch.Update != nil:
-		req.Mode, req.Entries = ctlpb.PoolACLReq_UPDATE, ch.Update
-	case ch.Delete != "":
-		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
-	}
+	req := ch.Req(id)
 	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolACLResp, error) { return c.ctl.PoolACL(ctx, req) })
 	if err = ctlclient.Err(err, resp.GetError(), "pool ACL "+id); err != nil {
 		return c.print(nil, err, nil)

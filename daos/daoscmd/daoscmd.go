@@ -323,19 +323,7 @@ func readACLFile(path string) ([]string, error) {
 	if path == "" {
 		return nil, daoserr.New(daoserr.Inval, "no ACL given").WithResolution("give --acl-file FILE (one ACE per line) or --entry ACE")
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, daoserr.Wrap(daoserr.Inval, err, "ACL file")
-	}
-	acl, err := security.ParseACL(string(b))
-	if err != nil {
-		return nil, daoserr.Context(err, "%s", path)
-	}
-	var out []string
-	for _, a := range acl {
-		out = append(out, a.String())
-	}
-	return out, nil
+	return security.ReadACLFile(path)
 }
 
 func (t *tool) contACL(ctx context.Context, pool, cont string, ch daos.ACLChange) error {

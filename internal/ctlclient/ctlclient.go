@@ -188,3 +188,25 @@ func AttachInfo(ctx context.Context, hosts []string, tlsConf *tls.Config, pools 
 	}
 	return r, nil
 }
+
+// ACLChange says how to change an ACL (pool or container); the zero value
+// reads it.
+type ACLChange struct {
+	Overwrite []string // replace the ACL with these ACE strings
+	Update    []string // add these entries, replacing those of the same principals
+	Delete    string   // remove this principal's entry: OWNER@, GROUP@, EVERYONE@, u:name@, g:name@
+}
+
+// Req is the change as the control plane's request for the pool id.
+func (ch ACLChange) Req(id string) *ctlpb.PoolACLReq {
+	req := &ctlpb.PoolACLReq{Id: id}
+	switch {
+	case ch.Overwrite != nil:
+		req.Mode, req.Entries = ctlpb.PoolACLReq_OVERWRITE, ch.Overwrite
+	case ch.Update != nil:
+		req.Mode, req.Entries = ctlpb.PoolACLReq_UPDATE, ch.Update
+	case ch.Delete != "":
+		req.Mode, req.Principal = ctlpb.PoolACLReq_DELETE, ch.Delete
+	}
+	return req
+}

@@ -49,6 +49,16 @@ func mustLayout(tb testing.TB, m *PoolMap, o OID) Layout {
 }
 
 func TestJumpHash(t *testing.T) {
+	// Reference values: the first three are those of the published Go and Java
+	// implementations' tests; all match a Python transcription of gurt's d_hash_jump.
+	for _, tc := range []struct {
+		key  uint64
+		n, b int
+	}{{42, 57, 43}, {0xDEAD10CC, 666, 361}, {256, 1024, 520}, {1, 1, 0}, {^uint64(0), 65535, 18311}, {123456789, 17, 7}} {
+		if b := Jump(tc.key, tc.n); b != tc.b {
+			t.Errorf("Jump(%#x, %d) = %d, want %d", tc.key, tc.n, b, tc.b)
+		}
+	}
 	// The defining property: growing from n to n+1 buckets moves a key only to bucket n.
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 10000 {
@@ -68,9 +78,17 @@ func TestJumpHash(t *testing.T) {
 }
 
 func TestDkeyGroup(t *testing.T) {
-	// MurmurHash64A reference points: the empty key hashes to 0 with seed 0, and the
-	// tail bytes are folded in little-endian order (a key shorter than 8 bytes equals
-	// the same bytes zero-padded only in the 8-byte loop, not in the tail).
+	// MurmurHash64A with DAOS's dkey seed; values from a Python transcription of
+	// gurt's d_hash_murmur64 (both the 8-byte loop and the tail are exercised).
+	for _, tc := range []struct {
+		key  string
+		want uint64
+	}{{"", 0xf81377e08c41d2b9}, {"a", 0x429febda385898af}, {"dkey", 0x9baaf4cabb1bad17},
+		{"hello world, 17b", 0x98a060a40f485941}, {"0123456789abcdef", 0x64d1595caea8eee7}} {
+		if h := Murmur64([]byte(tc.key), DkeySeed); h != tc.want {
+			t.Errorf("Murmur64(%q, 5731) = %#x, want %#x", tc.key, h, tc.want)
+		}
+	}
 	if Murmur64(nil, 0) != 0 {
 		t.Error("murmur64 of nothing with seed 0 should be 0")
 	}

@@ -14,6 +14,7 @@ package security
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -286,4 +287,22 @@ func (acl ACL) Perms(id Identity) Perm {
 	}
 	p, _ := find(Everyone, false)
 	return p
+}
+
+// ReadACLFile reads an ACL file (one ACE per line, '#' comments) and checks
+// it; it returns the entries in their canonical form.
+func ReadACLFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Inval, err, "read ACL file").WithResolution("give a file with one ACE per line, e.g. A::OWNER@:rw")
+	}
+	acl, err := ParseACL(string(b))
+	if err != nil {
+		return nil, daoserr.Context(err, "ACL file %s", path)
+	}
+	var out []string
+	for _, a := range acl {
+		out = append(out, a.String())
+	}
+	return out, nil
 }
