@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strings"
@@ -290,14 +291,20 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 		// DAOS: a pool's "w" is an alias of "cd" (create and delete containers)
 		if have := permsOn(tok, p.ACL, p.Owner, p.Group); have&(security.PermCreate|security.PermWrite) == 0 {
 			return nil, denied(tok, "create containers in pool "+p.Label, have, security.PermCreate, fmt.Sprintf(
-				"ask the pool's owner or an administrator: dmg pool update-acl %s --entry A::%s@:%s", p.Label, tok.User, (have|security.PermCreate).String()))
+				"ask the pool's owner or an administrator: dmg pool update-acl %s --entry A::%s:%s", p.Label, auth.Principal(tok.User), (have|security.PermCreate).String()))
 		}
 		if tok.Group == "" {
 			// GROUP@ would otherwise go to whatever group stands in for it
 			return nil, daoserr.Newf(daoserr.NoPerm, "%s: the credential names no primary group, and a container needs an owning group", auth.Who(tok)).
 				WithResolution("give the user's primary group (gid %d) a name on the client node", firstGid(tok))
 		}
-		cont := mgmt.Cont{UUID: newUUID(), Label: req.Label, Type: req.Type, Owner: auth.Principal(tok.User), Group: auth.Principal(tok.Group), Props: req.Props}
+		cont := mgmt.Cont{UUID: newUUID(), Label: req.Label, Type: req.Type, Owner: auth.Principal(tok.User), Group: auth.Principal(tok.Group), Props: maps.Clone(req.Props)}
+		if l, ok := cont.Props["label"]; ok { // --properties label:x names it too
+			if cont.Label == "" {
+				cont.Label = l
+			}
+			delete(cont.Props, "label")
+		}
 		if req.Uuid != "" {
 			u, err := vos.ParseUUID(req.Uuid)
 			if err != nil {
