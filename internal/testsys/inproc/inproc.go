@@ -7,9 +7,11 @@ package inproc
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -121,4 +123,59 @@ func (s *System) CreatePool(t testing.TB, label, owner string, acl ...string) {
 	if err := ctlclient.Err(err, r.GetError(), "pool create "+label); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mainTB lets Start run where there is no test yet (TestMain, for example
+// tests): it implements the few testing.TB methods the helpers use.
+type mainTB struct {
+	testing.TB // unset: only the methods below are called
+	cleanups   []func()
+}
+
+type mainFatal struct{ msg string }
+
+func (m *mainTB) Helper()                   {}
+func (m *mainTB) Cleanup(f func())          { m.cleanups = append(m.cleanups, f) }
+func (m *mainTB) Fatal(args ...any)         { panic(mainFatal{fmt.Sprint(args...)}) }
+func (m *mainTB) Fatalf(f string, a ...any) { panic(mainFatal{fmt.Sprintf(f, a...)}) }
+func (m *mainTB) TempDir() string {
+	d, err := os.MkdirTemp("", "godaos-inproc")
+	if err != nil {
+		m.Fatal(err)
+	}
+	m.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func (m *mainTB) stop() {
+	for i := len(m.cleanups) - 1; i >= 0; i-- {
+		m.cleanups[i]()
+	}
+}
+
+// StartMain is Start for a TestMain (where example tests get their system):
+// it creates pools owned by the current user, and returns a function that
+// stops everything.
+func StartMain(secure bool, pools ...string) (s *System, stop func(), err error) {
+	m := &mainTB{}
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(mainFatal)
+			if !ok {
+				panic(r)
+			}
+			m.stop()
+			s, stop, err = nil, nil, fmt.Errorf("start an in-process system: %s", f.msg)
+		}
+	}()
+	s = Start(m, secure)
+	u, err := user.Current()
+	if err != nil {
+		m.stop()
+		return nil, nil, err
+	}
+	for _, p := range pools {
+		s.CreatePool(m, p, u.Username)
+	}
+	return s, m.stop, nil
 }
