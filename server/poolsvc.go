@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/godaos/godaos/internal/checksum"
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/authpb"
@@ -20,6 +21,7 @@ import (
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/internal/units"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
 )
@@ -260,6 +262,11 @@ var contProps = map[string]bool{"label": true, "layout_type": true, "layout_vers
 	"rd_lvl": true, "ec_cell_sz": true, "ec_pda": true, "rp_pda": true, "oclass": true, "dir_oclass": true,
 	"file_oclass": true, "status": true, "perf_domain": true, "scm_hugepages": true, "chunk_size": true}
 
+// createOnlyProps describe how targets store the container's data: they
+// cannot change afterwards (as in DAOS).
+var createOnlyProps = map[string]bool{"cksum": true, "cksum_size": true, "srv_cksum": true, "ec_cell_sz": true,
+	"dedup": true, "dedup_threshold": true, "compression": true, "encryption": true, "layout_type": true}
+
 func contPB(c mgmt.Cont) *ctlpb.Cont {
 	return &ctlpb.Cont{Uuid: c.UUID, Label: c.Label, Type: c.Type, Owner: c.Owner, Group: c.Group, Props: c.Props, Acl: c.ACL}
 }
@@ -342,12 +349,54 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 			}
 		}
 		cont.ACL = aclStrings(acl)
+		create, err := targetContCreate(p, cont)
+		if err != nil {
+			return nil, daoserr.Context(err, "container %s", cont.Label)
+		}
+		ranks, err := c.poolRanks(p.Ranks)
+		if err != nil {
+			return nil, daoserr.Context(err, "create container %s in pool %s", cont.Label, p.Label)
+		}
 		if err := c.s.ms.AddCont(p.UUID, cont); err != nil {
 			return nil, daoserr.Context(err, "create container %s in pool %s", cont.Label, p.Label)
+		}
+		// Every target gets the container now (DAOS: when a handle is first
+		// opened), so I/O finds it and its checksum settings everywhere.
+		if _, failed := c.fanOut(ctx, ranks, enginepb.OpContCreate, create); len(failed) > 0 {
+			ctx := context.WithoutCancel(ctx)
+			c.fanOut(ctx, ranks, enginepb.OpContDestroy, &enginepb.ContDestroyReq{Pool: create.Pool, Cont: create.Cont})
+			if err := c.s.ms.RemoveCont(p.UUID, cont.UUID); err != nil {
+				c.s.log.Warn("container create rollback: record left behind", "pool", p.Label, "cont", cont.UUID, "err", err)
+			}
+			return nil, failure(fmt.Sprintf("create container %s in pool %s", cont.Label, p.Label), failed)
 		}
 		c.s.log.Info("container created", "pool", p.Label, "cont", cont.Label, "uuid", cont.UUID, "user", auth.Who(tok))
 		return &ctlpb.ContResp{Cont: contPB(cont)}, nil
 	})
+}
+
+// targetContCreate is the engines' request to create cont on every target,
+// with its checksum properties (cksum: off, crc32, crc64, sha256, xxh64;
+// cksum_size: the chunk in bytes).
+func targetContCreate(p mgmt.Pool, cont mgmt.Cont) (*enginepb.ContCreateReq, error) {
+	pu, _ := vos.ParseUUID(p.UUID)
+	cu, _ := vos.ParseUUID(cont.UUID)
+	req := &enginepb.ContCreateReq{Pool: pu[:], Cont: cu[:]}
+	if v, ok := cont.Props["cksum"]; ok {
+		t, err := checksum.Parse(v)
+		if err != nil {
+			return nil, daoserr.Wrap(daoserr.Inval, err, "property cksum").WithResolution("use off, crc32, crc64, sha256 or xxh64")
+		}
+		req.Csum, req.NoCsum = uint32(t), t == checksum.Off
+	}
+	if v, ok := cont.Props["cksum_size"]; ok {
+		n, err := units.ParseByteSize(v)
+		if err != nil || n < 512 || n > 1<<30 {
+			return nil, daoserr.Newf(daoserr.Inval, "property cksum_size %q", v).WithResolution("give a size from 512 bytes to 1 GiB, e.g. 32K")
+		}
+		req.Chunk = uint32(n)
+	}
+	return req, nil
 }
 
 // ownerRE is a user or group name as set-owner takes it ("alice", "alice@",
@@ -554,6 +603,10 @@ func (c *ctlService) ContProp(ctx context.Context, req *ctlpb.ContPropReq) (*ctl
 					if err := checkLabel("container", v); err != nil {
 						return nil, err
 					}
+				}
+				if createOnlyProps[k] {
+					return nil, daoserr.Newf(daoserr.Inval, "container property %s is set when the container is created", k).
+						WithResolution("create a new container with --properties %s:%s and copy the data (daos fs copy)", k, v)
 				}
 			}
 			if err := c.s.ms.SetContProps(p.UUID, ct.UUID, req.Set); err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/godaos/godaos/internal/checksum"
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/hlc"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/server/vos"
@@ -57,6 +58,7 @@ type Engine struct {
 	handlers map[uint16]rpc.Handler
 
 	peers *rpc.ClientCache // other engines, for collectives
+	clock hlc.Clock        // stamps updates that come without an epoch
 }
 
 type target struct {
@@ -356,7 +358,12 @@ func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response
 	if !ct.Valid() {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "container %s: checksum type %d", c, m.Csum)
 	}
+	// Idempotent: a container create reaches every target of the pool over a
+	// collective, and a retried collective finds some targets done.
 	err = p.CreateContainer(c, vos.ContOptions{Csum: ct, CsumChunk: m.Chunk, NoCsum: m.NoCsum})
+	if daoserr.Is(err, daoserr.Exist) {
+		err = nil
+	}
 	return rpc.Response{}, err
 }
 
@@ -448,7 +455,20 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	if err != nil {
 		return rpc.Response{}, daoserr.Context(err, "update obj %s dkey %q", vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, m.Dkey)
 	}
-	return rpc.Response{}, p.Update(c, vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(m.Epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	// A request without an epoch is stamped here (DAOS: the server assigns the
+	// epoch of an update outside a transaction); one with an epoch moves the
+	// clock past it, so what this engine stamps next orders after it.
+	epoch := m.Epoch
+	if epoch == 0 {
+		epoch = e.clock.Now()
+	} else {
+		e.clock.Update(epoch)
+	}
+	if err := p.Update(c, vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls); err != nil {
+		return rpc.Response{}, err
+	}
+	hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: epoch})
+	return rpc.Response{Header: hdr}, nil
 }
 
 var replyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
@@ -486,7 +506,11 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		}
 	}
 	sgls, _ := splitBulk(iods, buf)
-	res, err := p.Fetch(c, oid, vos.Epoch(m.Epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	epoch := vos.Epoch(m.Epoch)
+	if epoch == 0 {
+		epoch = vos.EpochMax // no epoch: the latest
+	}
+	res, err := p.Fetch(c, oid, epoch, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
 	if err != nil {
 		release()
 		return rpc.Response{}, err

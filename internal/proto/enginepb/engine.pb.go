@@ -534,6 +534,52 @@ func (x *ObjIOReq) GetIods() []*IOD {
 	return nil
 }
 
+// ObjUpdateRep is an update's answer: the epoch it was stamped with (the
+// engine's clock when the request carried none).
+type ObjUpdateRep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjUpdateRep) Reset() {
+	*x = ObjUpdateRep{}
+	mi := &file_engine_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjUpdateRep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjUpdateRep) ProtoMessage() {}
+
+func (x *ObjUpdateRep) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjUpdateRep.ProtoReflect.Descriptor instead.
+func (*ObjUpdateRep) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ObjUpdateRep) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type FetchResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`      // value size (single) or record size (array); 0: nothing there
@@ -544,7 +590,7 @@ type FetchResult struct {
 
 func (x *FetchResult) Reset() {
 	*x = FetchResult{}
-	mi := &file_engine_proto_msgTypes[8]
+	mi := &file_engine_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +602,7 @@ func (x *FetchResult) String() string {
 func (*FetchResult) ProtoMessage() {}
 
 func (x *FetchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[8]
+	mi := &file_engine_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +615,7 @@ func (x *FetchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResult.ProtoReflect.Descriptor instead.
 func (*FetchResult) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{8}
+	return file_engine_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchResult) GetSize() uint64 {
@@ -595,7 +641,7 @@ type ObjFetchRep struct {
 
 func (x *ObjFetchRep) Reset() {
 	*x = ObjFetchRep{}
-	mi := &file_engine_proto_msgTypes[9]
+	mi := &file_engine_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +653,7 @@ func (x *ObjFetchRep) String() string {
 func (*ObjFetchRep) ProtoMessage() {}
 
 func (x *ObjFetchRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[9]
+	mi := &file_engine_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +666,7 @@ func (x *ObjFetchRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjFetchRep.ProtoReflect.Descriptor instead.
 func (*ObjFetchRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{9}
+	return file_engine_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ObjFetchRep) GetResults() []*FetchResult {
@@ -642,7 +688,7 @@ type TargetQueryRep struct {
 
 func (x *TargetQueryRep) Reset() {
 	*x = TargetQueryRep{}
-	mi := &file_engine_proto_msgTypes[10]
+	mi := &file_engine_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +700,7 @@ func (x *TargetQueryRep) String() string {
 func (*TargetQueryRep) ProtoMessage() {}
 
 func (x *TargetQueryRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[10]
+	mi := &file_engine_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +713,7 @@ func (x *TargetQueryRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetQueryRep.ProtoReflect.Descriptor instead.
 func (*TargetQueryRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{10}
+	return file_engine_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TargetQueryRep) GetScmTotal() uint64 {
@@ -710,7 +756,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_engine_proto_msgTypes[11]
+	mi := &file_engine_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +768,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[11]
+	mi := &file_engine_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +781,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{11}
+	return file_engine_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Peer) GetRank() uint32 {
@@ -775,7 +821,7 @@ type CollectiveReq struct {
 
 func (x *CollectiveReq) Reset() {
 	*x = CollectiveReq{}
-	mi := &file_engine_proto_msgTypes[12]
+	mi := &file_engine_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +833,7 @@ func (x *CollectiveReq) String() string {
 func (*CollectiveReq) ProtoMessage() {}
 
 func (x *CollectiveReq) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[12]
+	mi := &file_engine_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +846,7 @@ func (x *CollectiveReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectiveReq.ProtoReflect.Descriptor instead.
 func (*CollectiveReq) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{12}
+	return file_engine_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CollectiveReq) GetOp() uint32 {
@@ -849,7 +895,7 @@ type RankError struct {
 
 func (x *RankError) Reset() {
 	*x = RankError{}
-	mi := &file_engine_proto_msgTypes[13]
+	mi := &file_engine_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +907,7 @@ func (x *RankError) String() string {
 func (*RankError) ProtoMessage() {}
 
 func (x *RankError) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[13]
+	mi := &file_engine_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +920,7 @@ func (x *RankError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RankError.ProtoReflect.Descriptor instead.
 func (*RankError) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{13}
+	return file_engine_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RankError) GetRank() uint32 {
@@ -907,7 +953,7 @@ type CollectiveRep struct {
 
 func (x *CollectiveRep) Reset() {
 	*x = CollectiveRep{}
-	mi := &file_engine_proto_msgTypes[14]
+	mi := &file_engine_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +965,7 @@ func (x *CollectiveRep) String() string {
 func (*CollectiveRep) ProtoMessage() {}
 
 func (x *CollectiveRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[14]
+	mi := &file_engine_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +978,7 @@ func (x *CollectiveRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectiveRep.ProtoReflect.Descriptor instead.
 func (*CollectiveRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{14}
+	return file_engine_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CollectiveRep) GetFailed() []*RankError {
@@ -981,7 +1027,9 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x12\n" +
 	"\x04dkey\x18\x06 \x01(\fR\x04dkey\x12&\n" +
-	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\"P\n" +
+	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\"$\n" +
+	"\fObjUpdateRep\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"P\n" +
 	"\vFetchResult\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12-\n" +
 	"\aextents\x18\x02 \x03(\v2\x13.godaos.engine.RecxR\aextents\"C\n" +
@@ -1022,7 +1070,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -1032,22 +1080,23 @@ var file_engine_proto_goTypes = []any{
 	(*ContCreateReq)(nil),    // 5: godaos.engine.ContCreateReq
 	(*ContDestroyReq)(nil),   // 6: godaos.engine.ContDestroyReq
 	(*ObjIOReq)(nil),         // 7: godaos.engine.ObjIOReq
-	(*FetchResult)(nil),      // 8: godaos.engine.FetchResult
-	(*ObjFetchRep)(nil),      // 9: godaos.engine.ObjFetchRep
-	(*TargetQueryRep)(nil),   // 10: godaos.engine.TargetQueryRep
-	(*Peer)(nil),             // 11: godaos.engine.Peer
-	(*CollectiveReq)(nil),    // 12: godaos.engine.CollectiveReq
-	(*RankError)(nil),        // 13: godaos.engine.RankError
-	(*CollectiveRep)(nil),    // 14: godaos.engine.CollectiveRep
+	(*ObjUpdateRep)(nil),     // 8: godaos.engine.ObjUpdateRep
+	(*FetchResult)(nil),      // 9: godaos.engine.FetchResult
+	(*ObjFetchRep)(nil),      // 10: godaos.engine.ObjFetchRep
+	(*TargetQueryRep)(nil),   // 11: godaos.engine.TargetQueryRep
+	(*Peer)(nil),             // 12: godaos.engine.Peer
+	(*CollectiveReq)(nil),    // 13: godaos.engine.CollectiveReq
+	(*RankError)(nil),        // 14: godaos.engine.RankError
+	(*CollectiveRep)(nil),    // 15: godaos.engine.CollectiveRep
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
 	0,  // 1: godaos.engine.ObjIOReq.oid:type_name -> godaos.engine.OID
 	2,  // 2: godaos.engine.ObjIOReq.iods:type_name -> godaos.engine.IOD
 	1,  // 3: godaos.engine.FetchResult.extents:type_name -> godaos.engine.Recx
-	8,  // 4: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
-	11, // 5: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
-	13, // 6: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
+	9,  // 4: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
+	12, // 5: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
+	14, // 6: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
 	7,  // [7:7] is the sub-list for method output_type
 	7,  // [7:7] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
@@ -1066,7 +1115,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
