@@ -260,6 +260,8 @@ type Pool struct {
 	Perms      string // permission letters the pool's ACL grants
 	Members    []*ctlpb.Member
 	MapVersion uint32
+
+	poolMapState
 }
 
 // PoolConnect connects to a pool by label or UUID in mode RO, RW or EX.

@@ -1,0 +1,96 @@
+package daos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/testsys/inproc"
+)
+
+// TestObjectIO: S-class objects through placement to the engines' targets:
+// single values and arrays written and read back byte for byte, overwrites
+// seen, missing keys empty, epochs increasing.
+func TestObjectIO(t *testing.T) {
+	s := inproc.Start(t, false)
+	s.CreatePool(t, "io", me(t))
+	ctx := context.Background()
+	c := client(t, s)
+	p, err := c.PoolConnect(ctx, "io", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "data"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "data", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []placement.ClassID{placement.S1, placement.SX} {
+		t.Run(class.String(), func(t *testing.T) {
+			oid, err := h.GenerateOID(ctx, class, placement.OTMultiHashed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := h.Obj(oid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last uint64
+			for i := range 40 {
+				dkey := []byte(fmt.Sprintf("step-%d", i))
+				val := bytes.Repeat([]byte{byte(i)}, 100+i*97)
+				recs := []byte(strings.Repeat(fmt.Sprintf("%04d", i), 8)) // 8 records of 4 bytes
+				iods := []IOD{{Akey: []byte("meta"), Type: Single, Size: uint64(len(val))},
+					{Akey: []byte("grid"), Type: Array, Size: 4, Recxs: []Recx{{Idx: 10, Nr: 8}}}}
+				epoch, err := o.Update(ctx, dkey, iods, [][]byte{val, recs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if epoch <= last && class == placement.S1 { // one target: one clock
+					t.Fatalf("epoch %d after %d", epoch, last)
+				}
+				last = epoch
+				got := [][]byte{make([]byte, len(val)), make([]byte, len(recs))}
+				res, err := o.Fetch(ctx, dkey, iods, got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got[0], val) || !bytes.Equal(got[1], recs) || res[0].Size != uint64(len(val)) || len(res[1].Extents) != 1 {
+					t.Fatalf("dkey %s: read back differs: %+v", dkey, res)
+				}
+			}
+			// an overwrite is what a later fetch sees
+			iod := []IOD{{Akey: []byte("meta"), Type: Single, Size: 3}}
+			if _, err := o.Update(ctx, []byte("step-0"), iod, [][]byte{[]byte("new")}); err != nil {
+				t.Fatal(err)
+			}
+			got := [][]byte{make([]byte, 3)}
+			if _, err := o.Fetch(ctx, []byte("step-0"), iod, got); err != nil || string(got[0]) != "new" {
+				t.Fatalf("after overwrite: %q %v", got[0], err)
+			}
+			// nothing there: size 0
+			res, err := o.Fetch(ctx, []byte("never-written"), iod, [][]byte{make([]byte, 3)})
+			if err != nil || res[0].Size != 0 {
+				t.Fatalf("missing dkey: %+v %v", res, err)
+			}
+			if _, err := o.Update(ctx, nil, iod, [][]byte{[]byte("abc")}); !daoserr.Is(err, daoserr.Inval) {
+				t.Fatalf("empty dkey: %v", err)
+			}
+			if _, err := o.Update(ctx, []byte("k"), iod, nil); !daoserr.Is(err, daoserr.Inval) {
+				t.Fatalf("no buffers: %v", err)
+			}
+		})
+	}
+	t.Run("replicated classes are not served yet", func(t *testing.T) {
+		oid := placement.MakeOID(7, 0, placement.RP2G1, placement.OTMultiHashed)
+		if _, err := h.Obj(oid); !daoserr.Is(err, daoserr.NoSys) || !strings.Contains(err.Error(), "S class") {
+			t.Fatalf("RP_2G1: %v", err)
+		}
+	})
+}
