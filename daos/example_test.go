@@ -107,3 +107,52 @@ func ExamplePool_ContACL() {
 	// A::EVERYONE@:r
 	// <nil>
 }
+
+// Write a value and an array to an object and read them back.
+func ExampleObj() {
+	ctx := context.Background()
+	c, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Fini()
+	pool, err := c.PoolConnect(ctx, "tank", daos.RW)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := pool.ContCreate(ctx, daos.ContCreateOptions{Label: "sim"}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.ContDestroy(ctx, "sim")
+	cont, err := pool.ContOpen(ctx, "sim", daos.RW)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	oid, err := cont.GenerateOID(ctx, daos.SX, daos.OTMultiHashed) // sharded over every target
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	obj, err := cont.Obj(oid)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	iods := []daos.IOD{
+		{Akey: []byte("name"), Type: daos.Single, Size: 5},
+		{Akey: []byte("temps"), Type: daos.Array, Size: 1, Recxs: []daos.Recx{{Idx: 0, Nr: 4}}},
+	}
+	if _, err := obj.Update(ctx, []byte("step-1"), iods, [][]byte{[]byte("hello"), {20, 21, 23, 22}}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	got := [][]byte{make([]byte, 5), make([]byte, 4)}
+	res, err := obj.Fetch(ctx, []byte("step-1"), iods, got)
+	fmt.Println(string(got[0]), got[1], res[0].Size, err)
+	// Output:
+	// hello [20 21 23 22] 5 <nil>
+}
