@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GoDAOS demo: a running system (daos_server's embedded default with its
 # storage in a temporary directory, dmg creating and querying a pool, a
-# daos_agent and the daos tool creating a container, ranks stopped and
+# daos_agent and the daos tool creating a container, daos_perf writing and
+# verifying objects, ranks stopped and
 # started), then one
 # storage target up close: benchmark it with vos_perf (beside raw file I/O on the
 # same disk), look inside it with ddb the way an administrator would after a
@@ -48,6 +49,10 @@ for _ in $(seq 1 50); do [ -S "$DAOS_AGENT_DRPC_DIR/daos_agent.sock" ] && break;
 "$BIN"/daos pool query tank
 "$BIN"/daos cont create tank ckpt --type POSIX
 "$BIN"/daos cont list tank
+
+step "daos_perf: objects of class SX through the client API, every byte read back and checked"
+"$BIN"/daos_perf --pool tank --class SX --size 4K --count 2000 --concurrency 16 --verify --no-raw 2>/dev/null
+"$BIN"/daos_perf --pool tank --class SX --size 1M --count 200 --concurrency 4 --verify 2>/dev/null
 
 step "dmg storage query usage; dmg system stop and start"
 "$BIN"/dmg storage query usage
