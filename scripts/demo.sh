@@ -2,11 +2,10 @@
 # The GoDAOS demo: a running system (daos_server's embedded default with its
 # storage in a temporary directory, dmg creating and querying a pool, a
 # daos_agent and the daos tool creating a container, daos_perf writing and
-# verifying objects, ranks stopped and
-# started), then one
-# storage target up close: benchmark it with vos_perf (beside raw file I/O on the
-# same disk), look inside it with ddb the way an administrator would after a
-# crash, and catch a corrupted byte with the checksums.
+# verifying objects, ranks stopped and started), then one storage target up
+# close: benchmark it with vos_perf (beside raw file I/O on the same disk), look
+# inside it with ddb the way an administrator would after a crash, and catch a
+# corrupted byte with the checksums.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
