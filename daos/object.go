@@ -212,3 +212,136 @@ func uuidBytes(s string) []byte {
 	}
 	return b
 }
+
+// target is where shard s is served.
+func (o *Obj) target(s placement.Shard) (string, error) {
+	for _, m := range o.cont.Pool.Members {
+		if m.Rank == s.Rank {
+			return m.FabricAddr, nil
+		}
+	}
+	return "", daoserr.Newf(daoserr.Unreach, "object %s: rank %d is not in the pool map", o.OID, s.Rank)
+}
+
+// send sends one request to the target of shard s.
+func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
+	addr, err := o.target(s)
+	if err != nil {
+		return err
+	}
+	hdr, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	cl, err := o.cont.Pool.c.engines.Get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: s.Target, Header: hdr}, nil)
+	if err != nil {
+		return daoserr.Context(err, "object %s (rank %d target %d)", o.OID, s.Rank, s.Target)
+	}
+	if reply != nil {
+		return proto.Unmarshal(rep.Header, reply)
+	}
+	return nil
+}
+
+func (o *Obj) punchReq() *enginepb.ObjPunchReq {
+	return &enginepb.ObjPunchReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid),
+		Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}}
+}
+
+// Punch makes the whole object empty from now on (every shard); what it held
+// stays readable at earlier epochs.
+func (o *Obj) Punch(ctx context.Context) error {
+	for g := range o.layout.Groups {
+		if err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, o.punchReq(), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PunchDkeys punches dkeys (each on the target that holds it).
+func (o *Obj) PunchDkeys(ctx context.Context, dkeys [][]byte) error {
+	byGroup := map[int][][]byte{}
+	for _, d := range dkeys {
+		if len(d) == 0 {
+			return daoserr.Newf(daoserr.Inval, "punch object %s: empty dkey", o.OID)
+		}
+		g := placement.DkeyGroupOf(o.OID, d)
+		byGroup[g] = append(byGroup[g], d)
+	}
+	for g, ds := range byGroup {
+		req := o.punchReq()
+		req.Dkeys = ds
+		if err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, req, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PunchAkeys punches akeys under dkey.
+func (o *Obj) PunchAkeys(ctx context.Context, dkey []byte, akeys [][]byte) error {
+	if len(dkey) == 0 || len(akeys) == 0 {
+		return daoserr.Newf(daoserr.Inval, "punch object %s: give a dkey and akeys", o.OID)
+	}
+	req := o.punchReq()
+	req.Dkey, req.Akeys = dkey, akeys
+	return o.send(ctx, o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0], enginepb.OpObjPunch, req, nil)
+}
+
+// Anchor is where a listing continues; the zero value starts it, and EOF says
+// it is done.
+type Anchor struct {
+	group int
+	key   []byte
+	EOF   bool
+}
+
+// ListDkeys returns up to max dkeys after anchor (every group's target in
+// turn), and moves anchor on.
+func (o *Obj) ListDkeys(ctx context.Context, anchor *Anchor, max int) ([][]byte, error) {
+	var out [][]byte
+	for !anchor.EOF && len(out) < max {
+		req := &enginepb.ObjListReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid),
+			Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}, Anchor: anchor.key, Max: uint32(max - len(out))}
+		var rep enginepb.ObjListRep
+		if err := o.send(ctx, o.layout.Group(anchor.group)[0], enginepb.OpObjList, req, &rep); err != nil {
+			return out, err
+		}
+		out = append(out, rep.Keys...)
+		if len(rep.Anchor) > 0 {
+			anchor.key = rep.Anchor
+		}
+		if rep.Eof {
+			anchor.group, anchor.key = anchor.group+1, nil
+			anchor.EOF = anchor.group == o.layout.Groups
+		}
+	}
+	return out, nil
+}
+
+// ListAkeys returns up to max akeys of dkey after anchor.
+func (o *Obj) ListAkeys(ctx context.Context, dkey []byte, anchor *Anchor, max int) ([][]byte, error) {
+	if len(dkey) == 0 {
+		return nil, daoserr.Newf(daoserr.Inval, "list akeys of object %s: empty dkey", o.OID)
+	}
+	var out [][]byte
+	for !anchor.EOF && len(out) < max {
+		req := &enginepb.ObjListReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid),
+			Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
+		var rep enginepb.ObjListRep
+		if err := o.send(ctx, o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0], enginepb.OpObjList, req, &rep); err != nil {
+			return out, err
+		}
+		out = append(out, rep.Keys...)
+		if len(rep.Anchor) > 0 {
+			anchor.key = rep.Anchor
+		}
+		anchor.EOF = rep.Eof
+	}
+	return out, nil
+}

@@ -87,6 +87,70 @@ func TestObjectIO(t *testing.T) {
 			}
 		})
 	}
+	t.Run("list and punch", func(t *testing.T) {
+		oid, err := h.GenerateOID(ctx, placement.SX, placement.OTMultiHashed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := h.Obj(oid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		iods := []IOD{{Akey: []byte("a1"), Type: Single, Size: 2}, {Akey: []byte("a2"), Type: Single, Size: 2}}
+		for i := range 50 {
+			if _, err := o.Update(ctx, []byte(fmt.Sprintf("d%02d", i)), iods, [][]byte{[]byte("v1"), []byte("v2")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		listAll := func() map[string]bool {
+			t.Helper()
+			got := map[string]bool{}
+			var a Anchor
+			for pages := 0; !a.EOF; pages++ {
+				keys, err := o.ListDkeys(ctx, &a, 7)
+				if err != nil || len(keys) > 7 || pages > 100 {
+					t.Fatalf("list page %d: %d keys, %v", pages, len(keys), err)
+				}
+				for _, k := range keys {
+					if got[string(k)] {
+						t.Fatalf("dkey %s listed twice", k)
+					}
+					got[string(k)] = true
+				}
+			}
+			return got
+		}
+		if n := len(listAll()); n != 50 {
+			t.Fatalf("%d dkeys listed, want 50", n)
+		}
+		var a Anchor
+		if akeys, err := o.ListAkeys(ctx, []byte("d07"), &a, 10); err != nil || len(akeys) != 2 || !a.EOF {
+			t.Fatalf("akeys %q %v", akeys, err)
+		}
+		if err := o.PunchAkeys(ctx, []byte("d07"), [][]byte{[]byte("a1")}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := o.Fetch(ctx, []byte("d07"), iods, [][]byte{make([]byte, 2), make([]byte, 2)})
+		if err != nil || res[0].Size != 0 || res[1].Size != 2 {
+			t.Fatalf("after punching a1: %+v %v", res, err)
+		}
+		var dk [][]byte
+		for i := range 10 {
+			dk = append(dk, []byte(fmt.Sprintf("d%02d", i)))
+		}
+		if err := o.PunchDkeys(ctx, dk); err != nil {
+			t.Fatal(err)
+		}
+		if got := listAll(); len(got) != 40 || got["d03"] {
+			t.Fatalf("after punching 10 dkeys: %d listed", len(got))
+		}
+		if err := o.Punch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := listAll(); len(got) != 0 {
+			t.Fatalf("after punching the object: %d dkeys", len(got))
+		}
+	})
 	t.Run("replicated classes are not served yet", func(t *testing.T) {
 		oid := placement.MakeOID(7, 0, placement.RP2G1, placement.OTMultiHashed)
 		if _, err := h.Obj(oid); !daoserr.Is(err, daoserr.NoSys) || !strings.Contains(err.Error(), "S class") {

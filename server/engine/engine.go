@@ -102,6 +102,8 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpContDestroy:   e.contDestroy,
 		enginepb.OpObjUpdate:     e.objUpdate,
 		enginepb.OpObjFetch:      e.objFetch,
+		enginepb.OpObjPunch:      e.objPunch,
+		enginepb.OpObjList:       e.objList,
 		enginepb.OpCollective:    e.collective,
 	}
 	for op, h := range opts.ClientOps {
@@ -385,6 +387,69 @@ func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Respons
 	return rpc.Response{}, nil
 }
 
+// stamp is the epoch of a change: the request's, or the engine clock's.
+func (e *Engine) stamp(epoch uint64) uint64 {
+	if epoch == 0 {
+		return e.clock.Now()
+	}
+	e.clock.Update(epoch)
+	return epoch
+}
+
+func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.ObjPunchReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	defer release()
+	oid, epoch, flags := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, e.stamp(m.Epoch), vos.CondFlags(m.Flags)
+	switch {
+	case len(m.Dkey) > 0:
+		err = p.PunchAkeys(c, oid, vos.Epoch(epoch), flags, m.Dkey, m.Akeys)
+	case len(m.Dkeys) > 0:
+		err = p.PunchDkeys(c, oid, vos.Epoch(epoch), flags, m.Dkeys)
+	default:
+		err = p.PunchObject(c, oid, vos.Epoch(epoch), flags)
+	}
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: epoch})
+	return rpc.Response{Header: hdr}, nil
+}
+
+func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.ObjListReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	defer release()
+	oid, epoch := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(m.Epoch)
+	if epoch == 0 {
+		epoch = vos.EpochMax
+	}
+	anchor := &vos.Anchor{Key: m.Anchor}
+	var keys [][]byte
+	if len(m.Dkey) == 0 {
+		keys, err = p.ListDkeys(c, oid, epoch, anchor, int(m.Max))
+	} else {
+		keys, err = p.ListAkeys(c, oid, epoch, m.Dkey, anchor, int(m.Max))
+	}
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	hdr, err := proto.Marshal(&enginepb.ObjListRep{Keys: keys, Anchor: anchor.Key, Eof: anchor.EOF})
+	return rpc.Response{Header: hdr}, err
+}
+
 // ioReq decodes an update or fetch: the pool (with its release, see pool),
 // container, OID and IODs.
 func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, func(), *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
@@ -458,12 +523,7 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	// A request without an epoch is stamped here (DAOS: the server assigns the
 	// epoch of an update outside a transaction); one with an epoch moves the
 	// clock past it, so what this engine stamps next orders after it.
-	epoch := m.Epoch
-	if epoch == 0 {
-		epoch = e.clock.Now()
-	} else {
-		e.clock.Update(epoch)
-	}
+	epoch := e.stamp(m.Epoch)
 	if err := p.Update(c, vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls); err != nil {
 		return rpc.Response{}, err
 	}

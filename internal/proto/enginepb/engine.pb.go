@@ -534,6 +534,262 @@ func (x *ObjIOReq) GetIods() []*IOD {
 	return nil
 }
 
+// ObjPunchReq punches on one target: the object's shard there (no dkeys, no
+// dkey), the dkeys listed, or the akeys listed under dkey.
+type ObjPunchReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Oid           *OID                   `protobuf:"bytes,3,opt,name=oid,proto3" json:"oid,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // 0: the engine stamps it
+	Flags         uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"`
+	Dkeys         [][]byte               `protobuf:"bytes,6,rep,name=dkeys,proto3" json:"dkeys,omitempty"`
+	Dkey          []byte                 `protobuf:"bytes,7,opt,name=dkey,proto3" json:"dkey,omitempty"`
+	Akeys         [][]byte               `protobuf:"bytes,8,rep,name=akeys,proto3" json:"akeys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjPunchReq) Reset() {
+	*x = ObjPunchReq{}
+	mi := &file_engine_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjPunchReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjPunchReq) ProtoMessage() {}
+
+func (x *ObjPunchReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjPunchReq.ProtoReflect.Descriptor instead.
+func (*ObjPunchReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ObjPunchReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *ObjPunchReq) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *ObjPunchReq) GetOid() *OID {
+	if x != nil {
+		return x.Oid
+	}
+	return nil
+}
+
+func (x *ObjPunchReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ObjPunchReq) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
+func (x *ObjPunchReq) GetDkeys() [][]byte {
+	if x != nil {
+		return x.Dkeys
+	}
+	return nil
+}
+
+func (x *ObjPunchReq) GetDkey() []byte {
+	if x != nil {
+		return x.Dkey
+	}
+	return nil
+}
+
+func (x *ObjPunchReq) GetAkeys() [][]byte {
+	if x != nil {
+		return x.Akeys
+	}
+	return nil
+}
+
+// ObjListReq lists the object's dkeys on one target (dkey empty) or the
+// akeys under dkey, after the anchor key (empty: from the start).
+type ObjListReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Oid           *OID                   `protobuf:"bytes,3,opt,name=oid,proto3" json:"oid,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // 0: the latest
+	Dkey          []byte                 `protobuf:"bytes,5,opt,name=dkey,proto3" json:"dkey,omitempty"`
+	Anchor        []byte                 `protobuf:"bytes,6,opt,name=anchor,proto3" json:"anchor,omitempty"`
+	Max           uint32                 `protobuf:"varint,7,opt,name=max,proto3" json:"max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjListReq) Reset() {
+	*x = ObjListReq{}
+	mi := &file_engine_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjListReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjListReq) ProtoMessage() {}
+
+func (x *ObjListReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjListReq.ProtoReflect.Descriptor instead.
+func (*ObjListReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ObjListReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *ObjListReq) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *ObjListReq) GetOid() *OID {
+	if x != nil {
+		return x.Oid
+	}
+	return nil
+}
+
+func (x *ObjListReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ObjListReq) GetDkey() []byte {
+	if x != nil {
+		return x.Dkey
+	}
+	return nil
+}
+
+func (x *ObjListReq) GetAnchor() []byte {
+	if x != nil {
+		return x.Anchor
+	}
+	return nil
+}
+
+func (x *ObjListReq) GetMax() uint32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+type ObjListRep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Anchor        []byte                 `protobuf:"bytes,2,opt,name=anchor,proto3" json:"anchor,omitempty"` // the last key returned
+	Eof           bool                   `protobuf:"varint,3,opt,name=eof,proto3" json:"eof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjListRep) Reset() {
+	*x = ObjListRep{}
+	mi := &file_engine_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjListRep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjListRep) ProtoMessage() {}
+
+func (x *ObjListRep) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjListRep.ProtoReflect.Descriptor instead.
+func (*ObjListRep) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ObjListRep) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ObjListRep) GetAnchor() []byte {
+	if x != nil {
+		return x.Anchor
+	}
+	return nil
+}
+
+func (x *ObjListRep) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
 // ObjUpdateRep is an update's answer: the epoch it was stamped with (the
 // engine's clock when the request carried none).
 type ObjUpdateRep struct {
@@ -545,7 +801,7 @@ type ObjUpdateRep struct {
 
 func (x *ObjUpdateRep) Reset() {
 	*x = ObjUpdateRep{}
-	mi := &file_engine_proto_msgTypes[8]
+	mi := &file_engine_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +813,7 @@ func (x *ObjUpdateRep) String() string {
 func (*ObjUpdateRep) ProtoMessage() {}
 
 func (x *ObjUpdateRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[8]
+	mi := &file_engine_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +826,7 @@ func (x *ObjUpdateRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjUpdateRep.ProtoReflect.Descriptor instead.
 func (*ObjUpdateRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{8}
+	return file_engine_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ObjUpdateRep) GetEpoch() uint64 {
@@ -590,7 +846,7 @@ type FetchResult struct {
 
 func (x *FetchResult) Reset() {
 	*x = FetchResult{}
-	mi := &file_engine_proto_msgTypes[9]
+	mi := &file_engine_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +858,7 @@ func (x *FetchResult) String() string {
 func (*FetchResult) ProtoMessage() {}
 
 func (x *FetchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[9]
+	mi := &file_engine_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +871,7 @@ func (x *FetchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResult.ProtoReflect.Descriptor instead.
 func (*FetchResult) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{9}
+	return file_engine_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FetchResult) GetSize() uint64 {
@@ -641,7 +897,7 @@ type ObjFetchRep struct {
 
 func (x *ObjFetchRep) Reset() {
 	*x = ObjFetchRep{}
-	mi := &file_engine_proto_msgTypes[10]
+	mi := &file_engine_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +909,7 @@ func (x *ObjFetchRep) String() string {
 func (*ObjFetchRep) ProtoMessage() {}
 
 func (x *ObjFetchRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[10]
+	mi := &file_engine_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +922,7 @@ func (x *ObjFetchRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjFetchRep.ProtoReflect.Descriptor instead.
 func (*ObjFetchRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{10}
+	return file_engine_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ObjFetchRep) GetResults() []*FetchResult {
@@ -688,7 +944,7 @@ type TargetQueryRep struct {
 
 func (x *TargetQueryRep) Reset() {
 	*x = TargetQueryRep{}
-	mi := &file_engine_proto_msgTypes[11]
+	mi := &file_engine_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +956,7 @@ func (x *TargetQueryRep) String() string {
 func (*TargetQueryRep) ProtoMessage() {}
 
 func (x *TargetQueryRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[11]
+	mi := &file_engine_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +969,7 @@ func (x *TargetQueryRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetQueryRep.ProtoReflect.Descriptor instead.
 func (*TargetQueryRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{11}
+	return file_engine_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TargetQueryRep) GetScmTotal() uint64 {
@@ -756,7 +1012,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_engine_proto_msgTypes[12]
+	mi := &file_engine_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1024,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[12]
+	mi := &file_engine_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1037,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{12}
+	return file_engine_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Peer) GetRank() uint32 {
@@ -821,7 +1077,7 @@ type CollectiveReq struct {
 
 func (x *CollectiveReq) Reset() {
 	*x = CollectiveReq{}
-	mi := &file_engine_proto_msgTypes[13]
+	mi := &file_engine_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +1089,7 @@ func (x *CollectiveReq) String() string {
 func (*CollectiveReq) ProtoMessage() {}
 
 func (x *CollectiveReq) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[13]
+	mi := &file_engine_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +1102,7 @@ func (x *CollectiveReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectiveReq.ProtoReflect.Descriptor instead.
 func (*CollectiveReq) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{13}
+	return file_engine_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CollectiveReq) GetOp() uint32 {
@@ -895,7 +1151,7 @@ type RankError struct {
 
 func (x *RankError) Reset() {
 	*x = RankError{}
-	mi := &file_engine_proto_msgTypes[14]
+	mi := &file_engine_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1163,7 @@ func (x *RankError) String() string {
 func (*RankError) ProtoMessage() {}
 
 func (x *RankError) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[14]
+	mi := &file_engine_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1176,7 @@ func (x *RankError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RankError.ProtoReflect.Descriptor instead.
 func (*RankError) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{14}
+	return file_engine_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RankError) GetRank() uint32 {
@@ -953,7 +1209,7 @@ type CollectiveRep struct {
 
 func (x *CollectiveRep) Reset() {
 	*x = CollectiveRep{}
-	mi := &file_engine_proto_msgTypes[15]
+	mi := &file_engine_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1221,7 @@ func (x *CollectiveRep) String() string {
 func (*CollectiveRep) ProtoMessage() {}
 
 func (x *CollectiveRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[15]
+	mi := &file_engine_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1234,7 @@ func (x *CollectiveRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectiveRep.ProtoReflect.Descriptor instead.
 func (*CollectiveRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{15}
+	return file_engine_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CollectiveRep) GetFailed() []*RankError {
@@ -1027,7 +1283,30 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x12\n" +
 	"\x04dkey\x18\x06 \x01(\fR\x04dkey\x12&\n" +
-	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\"$\n" +
+	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\"\xc7\x01\n" +
+	"\vObjPunchReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
+	"\x03oid\x18\x03 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
+	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x14\n" +
+	"\x05dkeys\x18\x06 \x03(\fR\x05dkeys\x12\x12\n" +
+	"\x04dkey\x18\a \x01(\fR\x04dkey\x12\x14\n" +
+	"\x05akeys\x18\b \x03(\fR\x05akeys\"\xae\x01\n" +
+	"\n" +
+	"ObjListReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
+	"\x03oid\x18\x03 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04dkey\x18\x05 \x01(\fR\x04dkey\x12\x16\n" +
+	"\x06anchor\x18\x06 \x01(\fR\x06anchor\x12\x10\n" +
+	"\x03max\x18\a \x01(\rR\x03max\"J\n" +
+	"\n" +
+	"ObjListRep\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x12\x16\n" +
+	"\x06anchor\x18\x02 \x01(\fR\x06anchor\x12\x10\n" +
+	"\x03eof\x18\x03 \x01(\bR\x03eof\"$\n" +
 	"\fObjUpdateRep\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"P\n" +
 	"\vFetchResult\x12\x12\n" +
@@ -1070,7 +1349,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -1080,28 +1359,33 @@ var file_engine_proto_goTypes = []any{
 	(*ContCreateReq)(nil),    // 5: godaos.engine.ContCreateReq
 	(*ContDestroyReq)(nil),   // 6: godaos.engine.ContDestroyReq
 	(*ObjIOReq)(nil),         // 7: godaos.engine.ObjIOReq
-	(*ObjUpdateRep)(nil),     // 8: godaos.engine.ObjUpdateRep
-	(*FetchResult)(nil),      // 9: godaos.engine.FetchResult
-	(*ObjFetchRep)(nil),      // 10: godaos.engine.ObjFetchRep
-	(*TargetQueryRep)(nil),   // 11: godaos.engine.TargetQueryRep
-	(*Peer)(nil),             // 12: godaos.engine.Peer
-	(*CollectiveReq)(nil),    // 13: godaos.engine.CollectiveReq
-	(*RankError)(nil),        // 14: godaos.engine.RankError
-	(*CollectiveRep)(nil),    // 15: godaos.engine.CollectiveRep
+	(*ObjPunchReq)(nil),      // 8: godaos.engine.ObjPunchReq
+	(*ObjListReq)(nil),       // 9: godaos.engine.ObjListReq
+	(*ObjListRep)(nil),       // 10: godaos.engine.ObjListRep
+	(*ObjUpdateRep)(nil),     // 11: godaos.engine.ObjUpdateRep
+	(*FetchResult)(nil),      // 12: godaos.engine.FetchResult
+	(*ObjFetchRep)(nil),      // 13: godaos.engine.ObjFetchRep
+	(*TargetQueryRep)(nil),   // 14: godaos.engine.TargetQueryRep
+	(*Peer)(nil),             // 15: godaos.engine.Peer
+	(*CollectiveReq)(nil),    // 16: godaos.engine.CollectiveReq
+	(*RankError)(nil),        // 17: godaos.engine.RankError
+	(*CollectiveRep)(nil),    // 18: godaos.engine.CollectiveRep
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
 	0,  // 1: godaos.engine.ObjIOReq.oid:type_name -> godaos.engine.OID
 	2,  // 2: godaos.engine.ObjIOReq.iods:type_name -> godaos.engine.IOD
-	1,  // 3: godaos.engine.FetchResult.extents:type_name -> godaos.engine.Recx
-	9,  // 4: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
-	12, // 5: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
-	14, // 6: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 3: godaos.engine.ObjPunchReq.oid:type_name -> godaos.engine.OID
+	0,  // 4: godaos.engine.ObjListReq.oid:type_name -> godaos.engine.OID
+	1,  // 5: godaos.engine.FetchResult.extents:type_name -> godaos.engine.Recx
+	12, // 6: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
+	15, // 7: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
+	17, // 8: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -1115,7 +1399,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

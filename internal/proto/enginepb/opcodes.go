@@ -14,6 +14,8 @@ const (
 	OpContDestroy   uint16 = 11 // ContDestroyReq
 	OpObjUpdate     uint16 = 20 // ObjIOReq, bulk: the values in IOD order
 	OpObjFetch      uint16 = 21 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
+	OpObjPunch      uint16 = 22 // ObjPunchReq -> ObjUpdateRep (the epoch)
+	OpObjList       uint16 = 23 // ObjListReq -> ObjListRep
 	OpCollective    uint16 = 30 // CollectiveReq -> CollectiveRep (sent to target 0)
 )
 
@@ -34,7 +36,7 @@ const (
 
 var opNames = map[uint16]string{
 	OpTargetCreate: "TargetCreate", OpTargetDestroy: "TargetDestroy", OpTargetQuery: "TargetQuery", OpPing: "Ping",
-	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch",
+	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch", OpObjPunch: "ObjPunch", OpObjList: "ObjList",
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
