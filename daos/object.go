@@ -102,15 +102,11 @@ func (c *Cont) Obj(oid placement.OID) (*Obj, error) {
 	return &Obj{cont: c, OID: oid, layout: l}, nil
 }
 
-// shard is the target that holds dkey.
+// shard is the shard that holds dkey, and its engine's address.
 func (o *Obj) shard(dkey []byte) (placement.Shard, string, error) {
 	s := o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0]
-	for _, m := range o.cont.Pool.Members {
-		if m.Rank == s.Rank {
-			return s, m.FabricAddr, nil
-		}
-	}
-	return s, "", daoserr.Newf(daoserr.Unreach, "object %s: rank %d is not in the pool map", o.OID, s.Rank)
+	addr, err := o.target(s)
+	return s, addr, err
 }
 
 func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, error) {
