@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/godaos/godaos/internal/agentsock"
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/agentpb"
@@ -225,6 +226,5 @@ func fetchAttachInfo(ctx context.Context, cfg *Config, tlsConf *tls.Config, pool
 		return nil, daoserr.Newf(daoserr.Inval, "access points belong to system %q, the agent is configured for %q", r.System, cfg.Name).
 			WithResolution("make name in daos_agent.yml match the servers' name")
 	}
-	return &agentpb.AttachInfoResp{System: r.System, MsReplicas: r.MsReplicas, Members: r.Members, MapVersion: r.MapVersion,
-		Provider: r.Provider, Pools: r.Pools}, nil
+	return agentsock.FromCtl(r), nil
 }

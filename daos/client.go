@@ -131,7 +131,7 @@ func (c *Client) attachInfo(ctx context.Context, refresh bool) (*agentpb.AttachI
 	} else {
 		var r *ctlpb.AttachInfoResp
 		if r, err = ctlclient.AttachInfo(ctx, ctlclient.Hosts(c.opts.AccessPoints, 0), nil); err == nil {
-			info = &agentpb.AttachInfoResp{System: r.System, MsReplicas: r.MsReplicas, Members: r.Members, MapVersion: r.MapVersion, Provider: r.Provider}
+			info = agentsock.FromCtl(r)
 		}
 	}
 	if err != nil {

@@ -82,6 +82,9 @@ type Obj struct {
 	cont   *Cont
 	OID    placement.OID
 	layout placement.Layout
+	// what every request names, encoded once at open
+	pool, contID []byte
+	oid          *enginepb.OID
 }
 
 // Obj opens an object: its layout is computed here, from the pool map, as the
@@ -99,21 +102,20 @@ func (c *Cont) Obj(oid placement.OID) (*Obj, error) {
 		return nil, daoserr.Newf(daoserr.NoSys, "object %s is of class %s: replicated and erasure-coded I/O is not available yet", oid, oid.Class()).
 			WithResolution("use an S class (S1, S2, ..., SX) for now")
 	}
-	return &Obj{cont: c, OID: oid, layout: l}, nil
+	return &Obj{cont: c, OID: oid, layout: l, pool: uuidBytes(c.Pool.Info.Uuid), contID: uuidBytes(c.Info.Uuid),
+		oid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo}}, nil
 }
 
-// shard is the shard that holds dkey, and its engine's address.
-func (o *Obj) shard(dkey []byte) (placement.Shard, string, error) {
-	s := o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0]
-	addr, err := o.target(s)
-	return s, addr, err
+// shard is the shard that holds dkey.
+func (o *Obj) shard(dkey []byte) placement.Shard {
+	return o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0]
 }
 
 func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, error) {
 	if len(dkey) == 0 {
 		return nil, daoserr.Newf(daoserr.Inval, "object %s: empty dkey", o.OID)
 	}
-	m := &enginepb.ObjIOReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid), Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}, Epoch: epoch, Dkey: dkey}
+	m := &enginepb.ObjIOReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey}
 	for _, d := range iods {
 		pd := &enginepb.IOD{Akey: d.Akey, Type: uint32(d.Type), Size: d.Size}
 		for _, r := range d.Recxs {
@@ -122,26 +124,6 @@ func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, 
 		m.Iods = append(m.Iods, pd)
 	}
 	return m, nil
-}
-
-func (o *Obj) call(ctx context.Context, op uint16, dkey []byte, m *enginepb.ObjIOReq, send, recv [][]byte) (rpc.Reply, error) {
-	s, addr, err := o.shard(dkey)
-	if err != nil {
-		return rpc.Reply{}, err
-	}
-	hdr, err := proto.Marshal(m)
-	if err != nil {
-		return rpc.Reply{}, err
-	}
-	cl, err := o.cont.Pool.c.engines.Get(ctx, addr)
-	if err != nil {
-		return rpc.Reply{}, err
-	}
-	rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: s.Target, Header: hdr, Bulk: send}, recv)
-	if err != nil {
-		return rep, daoserr.Context(err, "object %s dkey %q (rank %d target %d)", o.OID, dkey, s.Rank, s.Target)
-	}
-	return rep, nil
 }
 
 // Update writes the values of iods under dkey, one buffer per IOD (the
@@ -156,9 +138,9 @@ func (o *Obj) Update(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte
 	if err != nil {
 		return 0, err
 	}
-	rep, err := o.call(ctx, enginepb.OpObjUpdate, dkey, m, sgls, nil)
+	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjUpdate, m, sgls, nil)
 	if err != nil {
-		return 0, err
+		return 0, daoserr.Context(err, "dkey %q", dkey)
 	}
 	var r enginepb.ObjUpdateRep
 	proto.Unmarshal(rep.Header, &r)
@@ -175,9 +157,9 @@ func (o *Obj) Fetch(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := o.call(ctx, enginepb.OpObjFetch, dkey, m, nil, sgls)
+	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjFetch, m, nil, sgls)
 	if err != nil {
-		return nil, err
+		return nil, daoserr.Context(err, "dkey %q", dkey)
 	}
 	var r enginepb.ObjFetchRep
 	if err := proto.Unmarshal(rep.Header, &r); err != nil {
@@ -219,33 +201,40 @@ func (o *Obj) target(s placement.Shard) (string, error) {
 	return "", daoserr.Newf(daoserr.Unreach, "object %s: rank %d is not in the pool map", o.OID, s.Rank)
 }
 
-// send sends one request to the target of shard s.
-func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
+// rpc sends one request, with its bulk, to the target of shard s, reading the
+// reply's bulk into recv.
+func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
 	addr, err := o.target(s)
 	if err != nil {
-		return err
+		return rpc.Reply{}, err
 	}
 	hdr, err := proto.Marshal(m)
 	if err != nil {
-		return err
+		return rpc.Reply{}, err
 	}
 	cl, err := o.cont.Pool.c.engines.Get(ctx, addr)
 	if err != nil {
+		return rpc.Reply{}, err
+	}
+	rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: s.Target, Header: hdr, Bulk: send}, recv)
+	if err != nil {
+		return rep, daoserr.Context(err, "object %s (rank %d target %d)", o.OID, s.Rank, s.Target)
+	}
+	return rep, nil
+}
+
+// send sends a request without bulk to the target of shard s and decodes
+// the reply's header into reply (if not nil).
+func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
+	rep, err := o.rpc(ctx, s, op, m, nil, nil)
+	if err != nil || reply == nil {
 		return err
 	}
-	rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: s.Target, Header: hdr}, nil)
-	if err != nil {
-		return daoserr.Context(err, "object %s (rank %d target %d)", o.OID, s.Rank, s.Target)
-	}
-	if reply != nil {
-		return proto.Unmarshal(rep.Header, reply)
-	}
-	return nil
+	return proto.Unmarshal(rep.Header, reply)
 }
 
 func (o *Obj) punchReq() *enginepb.ObjPunchReq {
-	return &enginepb.ObjPunchReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid),
-		Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}}
+	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid}
 }
 
 // Punch makes the whole object empty from now on (every shard); what it held
@@ -286,7 +275,7 @@ func (o *Obj) PunchAkeys(ctx context.Context, dkey []byte, akeys [][]byte) error
 	}
 	req := o.punchReq()
 	req.Dkey, req.Akeys = dkey, akeys
-	return o.send(ctx, o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0], enginepb.OpObjPunch, req, nil)
+	return o.send(ctx, o.shard(dkey), enginepb.OpObjPunch, req, nil)
 }
 
 // Anchor is where a listing continues; the zero value starts it, and EOF says
@@ -302,8 +291,7 @@ type Anchor struct {
 func (o *Obj) ListDkeys(ctx context.Context, anchor *Anchor, max int) ([][]byte, error) {
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid),
-			Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}, Anchor: anchor.key, Max: uint32(max - len(out))}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.layout.Group(anchor.group)[0], enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
@@ -327,10 +315,9 @@ func (o *Obj) ListAkeys(ctx context.Context, dkey []byte, anchor *Anchor, max in
 	}
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: uuidBytes(o.cont.Pool.Info.Uuid), Cont: uuidBytes(o.cont.Info.Uuid),
-			Oid: &enginepb.OID{Hi: o.OID.Hi, Lo: o.OID.Lo}, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
-		if err := o.send(ctx, o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0], enginepb.OpObjList, req, &rep); err != nil {
+		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
 		}
 		out = append(out, rep.Keys...)

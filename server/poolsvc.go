@@ -512,18 +512,10 @@ func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlp
 func (c *ctlService) ContAllocOIDs(ctx context.Context, req *ctlpb.ContOIDsReq) (*ctlpb.ContOIDsResp, error) {
 	errResp := func(err error) *ctlpb.ContOIDsResp { return &ctlpb.ContOIDsResp{Error: ctlclient.FromError(err)} }
 	return onLeader(c, ctx, req, ctlpb.CtlClient.ContAllocOIDs, errResp, func() (*ctlpb.ContOIDsResp, error) {
-		tok, err := c.caller(req.Cred)
-		if err != nil {
-			return nil, daoserr.Context(err, "allocate OIDs in container %s", req.Cont)
-		}
-		p, ct, err := c.contOf(tok, req.Pool, req.Cont)
+		// object IDs are for writers
+		p, ct, _, err := c.openedCont(req.Cred, req.Pool, req.Cont, "allocate object IDs", security.PermRead|security.PermWrite)
 		if err != nil {
 			return nil, err
-		}
-		rule, _ := contRule(uint32(ctlpb.AccessFlags_RW))
-		if have := contPerms(tok, ct); !rule.allows(have) {
-			return nil, denied(tok, fmt.Sprintf("allocate object IDs in container %s/%s", p.Label, ct.Label), have, rule.missing(have),
-				"object IDs are for writers: ask the container's owner for w")
 		}
 		first, err := c.s.ms.AllocOIDs(p.UUID, ct.UUID, req.Count)
 		if err != nil {

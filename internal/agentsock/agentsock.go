@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/godaos/godaos/internal/proto/agentpb"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
 )
 
 // DefaultDir holds the agent's socket (DAOS's).
@@ -43,4 +44,10 @@ func Dial(sock string) (agentpb.AgentClient, *grpc.ClientConn, error) {
 		return nil, nil, err
 	}
 	return agentpb.NewAgentClient(cc), cc, nil
+}
+
+// FromCtl is the management service's attach info as the agent serves it.
+func FromCtl(r *ctlpb.AttachInfoResp) *agentpb.AttachInfoResp {
+	return &agentpb.AttachInfoResp{System: r.System, MsReplicas: r.MsReplicas, Members: r.Members, MapVersion: r.MapVersion,
+		Provider: r.Provider, Pools: r.Pools}
 }

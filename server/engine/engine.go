@@ -348,10 +348,7 @@ func (e *Engine) targetQuery(ctx context.Context, req *rpc.Request) (rpc.Respons
 
 func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ContCreateReq
-	if err := decode(req, &m); err != nil {
-		return rpc.Response{}, err
-	}
-	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	p, c, release, err := e.contReq(req, &m)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -371,10 +368,7 @@ func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response
 
 func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ContDestroyReq
-	if err := decode(req, &m); err != nil {
-		return rpc.Response{}, err
-	}
-	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	p, c, release, err := e.contReq(req, &m)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -398,10 +392,7 @@ func (e *Engine) stamp(epoch uint64) uint64 {
 
 func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ObjPunchReq
-	if err := decode(req, &m); err != nil {
-		return rpc.Response{}, err
-	}
-	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	p, c, release, err := e.contReq(req, &m)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -424,10 +415,7 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 
 func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ObjListReq
-	if err := decode(req, &m); err != nil {
-		return rpc.Response{}, err
-	}
-	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	p, c, release, err := e.contReq(req, &m)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -450,14 +438,27 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	return rpc.Response{Header: hdr}, err
 }
 
+// contMsg is a request naming a pool and a container.
+type contMsg interface {
+	proto.Message
+	GetPool() []byte
+	GetCont() []byte
+}
+
+// contReq decodes a request into m and resolves its pool (with its release,
+// see pool) and container.
+func (e *Engine) contReq(req *rpc.Request, m contMsg) (*vos.Pool, vos.UUID, func(), error) {
+	if err := decode(req, m); err != nil {
+		return nil, vos.UUID{}, nil, err
+	}
+	return e.poolCont(req, m.GetPool(), m.GetCont())
+}
+
 // ioReq decodes an update or fetch: the pool (with its release, see pool),
 // container, OID and IODs.
 func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, func(), *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
 	var m enginepb.ObjIOReq
-	if err := decode(req, &m); err != nil {
-		return nil, nil, nil, vos.UUID{}, nil, err
-	}
-	p, c, release, err := e.poolCont(req, m.Pool, m.Cont)
+	p, c, release, err := e.contReq(req, &m)
 	if err != nil {
 		return nil, nil, nil, c, nil, err
 	}
