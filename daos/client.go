@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -383,6 +384,16 @@ type Cont struct {
 
 	oidMu           sync.Mutex
 	oidNext, oidEnd uint64 // the leased range NextOID hands out from
+
+	capab atomic.Pointer[[]byte] // the handle's capability, attached to object requests
+}
+
+// capBytes is the capability object requests carry.
+func (c *Cont) capBytes() []byte {
+	if b := c.capab.Load(); b != nil {
+		return *b
+	}
+	return nil
 }
 
 // OIDLease is how many object IDs NextOID reserves at a time: one call to
@@ -432,7 +443,9 @@ func (p *Pool) ContOpen(ctx context.Context, id string, mode ctlpb.AccessFlags) 
 	if err != nil {
 		return nil, err
 	}
-	return &Cont{Pool: p, Info: r.Cont, Handle: r.Handle, Perms: r.Perms}, nil
+	c := &Cont{Pool: p, Info: r.Cont, Handle: r.Handle, Perms: r.Perms}
+	c.capab.Store(&r.Cap)
+	return c, nil
 }
 
 // ContList lists the pool's containers.

@@ -115,7 +115,7 @@ func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, 
 	if len(dkey) == 0 {
 		return nil, daoserr.Newf(daoserr.Inval, "object %s: empty dkey", o.OID)
 	}
-	m := &enginepb.ObjIOReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey}
+	m := &enginepb.ObjIOReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey, Cap: o.cont.capBytes()}
 	for _, d := range iods {
 		pd := &enginepb.IOD{Akey: d.Akey, Type: uint32(d.Type), Size: d.Size}
 		for _, r := range d.Recxs {
@@ -234,7 +234,7 @@ func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 }
 
 func (o *Obj) punchReq() *enginepb.ObjPunchReq {
-	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid}
+	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Cap: o.cont.capBytes()}
 }
 
 // Punch makes the whole object empty from now on (every shard); what it held
@@ -291,7 +291,7 @@ type Anchor struct {
 func (o *Obj) ListDkeys(ctx context.Context, anchor *Anchor, max int) ([][]byte, error) {
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Anchor: anchor.key, Max: uint32(max - len(out))}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Anchor: anchor.key, Max: uint32(max - len(out)), Cap: o.cont.capBytes()}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.layout.Group(anchor.group)[0], enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
@@ -315,7 +315,7 @@ func (o *Obj) ListAkeys(ctx context.Context, dkey []byte, anchor *Anchor, max in
 	}
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out)), Cap: o.cont.capBytes()}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjList, req, &rep); err != nil {
 			return out, err

@@ -348,7 +348,7 @@ func (e *Engine) targetQuery(ctx context.Context, req *rpc.Request) (rpc.Respons
 
 func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ContCreateReq
-	p, c, release, err := e.contReq(req, &m)
+	p, c, release, err := e.contReq(req, &m, 0)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -368,7 +368,7 @@ func (e *Engine) contCreate(ctx context.Context, req *rpc.Request) (rpc.Response
 
 func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ContDestroyReq
-	p, c, release, err := e.contReq(req, &m)
+	p, c, release, err := e.contReq(req, &m, 0)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -392,7 +392,7 @@ func (e *Engine) stamp(epoch uint64) uint64 {
 
 func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ObjPunchReq
-	p, c, release, err := e.contReq(req, &m)
+	p, c, release, err := e.contReq(req, &m, enginepb.CapWrite)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -415,7 +415,7 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 
 func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ObjListReq
-	p, c, release, err := e.contReq(req, &m)
+	p, c, release, err := e.contReq(req, &m, enginepb.CapRead)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -445,20 +445,38 @@ type contMsg interface {
 	GetCont() []byte
 }
 
+// capMsg is a client's request on a container: it carries the capability of
+// the container handle it is made through.
+type capMsg interface {
+	contMsg
+	GetCap() []byte
+}
+
 // contReq decodes a request into m and resolves its pool (with its release,
-// see pool) and container.
-func (e *Engine) contReq(req *rpc.Request, m contMsg) (*vos.Pool, vos.UUID, func(), error) {
+// see pool) and container. need is the rights (enginepb.CapRead, CapWrite)
+// the request's capability must grant; 0 is for the servers' own requests,
+// which carry none.
+func (e *Engine) contReq(req *rpc.Request, m contMsg, need uint32) (*vos.Pool, vos.UUID, func(), error) {
 	if err := decode(req, m); err != nil {
 		return nil, vos.UUID{}, nil, err
+	}
+	if need != 0 {
+		cm, ok := m.(capMsg)
+		if !ok {
+			return nil, vos.UUID{}, nil, daoserr.Newf(daoserr.Misc, "opcode %d: its message carries no capability", req.Opcode)
+		}
+		if err := e.checkCap(req, cm, need); err != nil {
+			return nil, vos.UUID{}, nil, err
+		}
 	}
 	return e.poolCont(req, m.GetPool(), m.GetCont())
 }
 
 // ioReq decodes an update or fetch: the pool (with its release, see pool),
 // container, OID and IODs.
-func (e *Engine) ioReq(req *rpc.Request) (*vos.Pool, func(), *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
+func (e *Engine) ioReq(req *rpc.Request, need uint32) (*vos.Pool, func(), *enginepb.ObjIOReq, vos.UUID, []vos.IOD, error) {
 	var m enginepb.ObjIOReq
-	p, c, release, err := e.contReq(req, &m)
+	p, c, release, err := e.contReq(req, &m, need)
 	if err != nil {
 		return nil, nil, nil, c, nil, err
 	}
@@ -512,7 +530,7 @@ func splitBulk(iods []vos.IOD, bulk []byte) ([]vos.SGL, error) {
 }
 
 func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
-	p, release, m, c, iods, err := e.ioReq(req)
+	p, release, m, c, iods, err := e.ioReq(req, enginepb.CapWrite)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -535,7 +553,7 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 var replyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
-	p, releasePool, m, c, iods, err := e.ioReq(req)
+	p, releasePool, m, c, iods, err := e.ioReq(req, enginepb.CapRead)
 	if err != nil {
 		return rpc.Response{}, err
 	}

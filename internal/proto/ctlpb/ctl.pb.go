@@ -2420,6 +2420,7 @@ type ContResp struct {
 	Perms         string                 `protobuf:"bytes,3,opt,name=perms,proto3" json:"perms,omitempty"`
 	Handle        string                 `protobuf:"bytes,4,opt,name=handle,proto3" json:"handle,omitempty"`
 	Conts         []*Cont                `protobuf:"bytes,5,rep,name=conts,proto3" json:"conts,omitempty"` // list
+	Cap           []byte                 `protobuf:"bytes,6,opt,name=cap,proto3" json:"cap,omitempty"`     // open: the handle's capability (enginepb.Capability), for object I/O
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2485,6 +2486,13 @@ func (x *ContResp) GetHandle() string {
 func (x *ContResp) GetConts() []*Cont {
 	if x != nil {
 		return x.Conts
+	}
+	return nil
+}
+
+func (x *ContResp) GetCap() []byte {
+	if x != nil {
+		return x.Cap
 	}
 	return nil
 }
@@ -3410,13 +3418,14 @@ const file_ctl_proto_rawDesc = "" +
 	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +
 	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
 	"\x05flags\x18\x04 \x01(\rR\x05flags\x12\x14\n" +
-	"\x05force\x18\x05 \x01(\bR\x05force\"\xaf\x01\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\"\xc1\x01\n" +
 	"\bContResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
 	"\x04cont\x18\x02 \x01(\v2\x10.godaos.ctl.ContR\x04cont\x12\x14\n" +
 	"\x05perms\x18\x03 \x01(\tR\x05perms\x12\x16\n" +
 	"\x06handle\x18\x04 \x01(\tR\x06handle\x12&\n" +
-	"\x05conts\x18\x05 \x03(\v2\x10.godaos.ctl.ContR\x05conts\"x\n" +
+	"\x05conts\x18\x05 \x03(\v2\x10.godaos.ctl.ContR\x05conts\x12\x10\n" +
+	"\x03cap\x18\x06 \x01(\fR\x03cap\"x\n" +
 	"\vContOIDsReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +

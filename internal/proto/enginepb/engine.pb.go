@@ -451,6 +451,7 @@ type ObjIOReq struct {
 	Flags         uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"`
 	Dkey          []byte                 `protobuf:"bytes,6,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Iods          []*IOD                 `protobuf:"bytes,7,rep,name=iods,proto3" json:"iods,omitempty"`
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -534,6 +535,13 @@ func (x *ObjIOReq) GetIods() []*IOD {
 	return nil
 }
 
+func (x *ObjIOReq) GetCap() []byte {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
+}
+
 // ObjPunchReq punches on one target: the object's shard there (no dkeys, no
 // dkey), the dkeys listed, or the akeys listed under dkey.
 type ObjPunchReq struct {
@@ -546,6 +554,7 @@ type ObjPunchReq struct {
 	Dkeys         [][]byte               `protobuf:"bytes,6,rep,name=dkeys,proto3" json:"dkeys,omitempty"`
 	Dkey          []byte                 `protobuf:"bytes,7,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Akeys         [][]byte               `protobuf:"bytes,8,rep,name=akeys,proto3" json:"akeys,omitempty"`
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -636,6 +645,13 @@ func (x *ObjPunchReq) GetAkeys() [][]byte {
 	return nil
 }
 
+func (x *ObjPunchReq) GetCap() []byte {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
+}
+
 // ObjListReq lists the object's dkeys on one target (dkey empty) or the
 // akeys under dkey, after the anchor key (empty: from the start).
 type ObjListReq struct {
@@ -647,6 +663,7 @@ type ObjListReq struct {
 	Dkey          []byte                 `protobuf:"bytes,5,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Anchor        []byte                 `protobuf:"bytes,6,opt,name=anchor,proto3" json:"anchor,omitempty"`
 	Max           uint32                 `protobuf:"varint,7,opt,name=max,proto3" json:"max,omitempty"`
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -728,6 +745,13 @@ func (x *ObjListReq) GetMax() uint32 {
 		return x.Max
 	}
 	return 0
+}
+
+func (x *ObjListReq) GetCap() []byte {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
 }
 
 type ObjListRep struct {
@@ -1244,6 +1268,138 @@ func (x *CollectiveRep) GetFailed() []*RankError {
 	return nil
 }
 
+// A Capability is what a container open returns: a CapToken signed by the
+// pool service with the servers' key (unsigned when the system runs
+// insecure). Clients attach its encoding to every object request, and
+// engines refuse object I/O without a valid one (docs/design/security.md).
+type Capability struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"` // an encoded CapToken
+	Sig           []byte                 `protobuf:"bytes,2,opt,name=sig,proto3" json:"sig,omitempty"`     // the servers' signature of token
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Capability) Reset() {
+	*x = Capability{}
+	mi := &file_engine_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Capability) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Capability) ProtoMessage() {}
+
+func (x *Capability) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Capability.ProtoReflect.Descriptor instead.
+func (*Capability) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Capability) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *Capability) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
+type CapToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        []byte                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"` // 16-byte UUID of the container handle
+	Pool          []byte                 `protobuf:"bytes,2,opt,name=pool,proto3" json:"pool,omitempty"`     // 16-byte UUIDs
+	Cont          []byte                 `protobuf:"bytes,3,opt,name=cont,proto3" json:"cont,omitempty"`
+	Rights        uint32                 `protobuf:"varint,4,opt,name=rights,proto3" json:"rights,omitempty"`   // CapRead | CapWrite
+	Expires       int64                  `protobuf:"varint,5,opt,name=expires,proto3" json:"expires,omitempty"` // Unix seconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapToken) Reset() {
+	*x = CapToken{}
+	mi := &file_engine_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapToken) ProtoMessage() {}
+
+func (x *CapToken) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapToken.ProtoReflect.Descriptor instead.
+func (*CapToken) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CapToken) GetHandle() []byte {
+	if x != nil {
+		return x.Handle
+	}
+	return nil
+}
+
+func (x *CapToken) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *CapToken) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *CapToken) GetRights() uint32 {
+	if x != nil {
+		return x.Rights
+	}
+	return 0
+}
+
+func (x *CapToken) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
 var File_engine_proto protoreflect.FileDescriptor
 
 const file_engine_proto_rawDesc = "" +
@@ -1275,7 +1431,7 @@ const file_engine_proto_rawDesc = "" +
 	"\ano_csum\x18\x05 \x01(\bR\x06noCsum\"8\n" +
 	"\x0eContDestroyReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
-	"\x04cont\x18\x02 \x01(\fR\x04cont\"\xc0\x01\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\"\xd2\x01\n" +
 	"\bObjIOReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
@@ -1283,7 +1439,8 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x12\n" +
 	"\x04dkey\x18\x06 \x01(\fR\x04dkey\x12&\n" +
-	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\"\xc7\x01\n" +
+	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"\xd9\x01\n" +
 	"\vObjPunchReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
@@ -1292,7 +1449,8 @@ const file_engine_proto_rawDesc = "" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x14\n" +
 	"\x05dkeys\x18\x06 \x03(\fR\x05dkeys\x12\x12\n" +
 	"\x04dkey\x18\a \x01(\fR\x04dkey\x12\x14\n" +
-	"\x05akeys\x18\b \x03(\fR\x05akeys\"\xae\x01\n" +
+	"\x05akeys\x18\b \x03(\fR\x05akeys\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"\xc0\x01\n" +
 	"\n" +
 	"ObjListReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
@@ -1301,7 +1459,8 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04dkey\x18\x05 \x01(\fR\x04dkey\x12\x16\n" +
 	"\x06anchor\x18\x06 \x01(\fR\x06anchor\x12\x10\n" +
-	"\x03max\x18\a \x01(\rR\x03max\"J\n" +
+	"\x03max\x18\a \x01(\rR\x03max\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"J\n" +
 	"\n" +
 	"ObjListRep\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\x12\x16\n" +
@@ -1335,7 +1494,17 @@ const file_engine_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x10\n" +
 	"\x03msg\x18\x03 \x01(\tR\x03msg\"A\n" +
 	"\rCollectiveRep\x120\n" +
-	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failedB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failed\"4\n" +
+	"\n" +
+	"Capability\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\fR\x05token\x12\x10\n" +
+	"\x03sig\x18\x02 \x01(\fR\x03sig\"|\n" +
+	"\bCapToken\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\fR\x06handle\x12\x12\n" +
+	"\x04pool\x18\x02 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x03 \x01(\fR\x04cont\x12\x16\n" +
+	"\x06rights\x18\x04 \x01(\rR\x06rights\x12\x18\n" +
+	"\aexpires\x18\x05 \x01(\x03R\aexpiresB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once
@@ -1349,7 +1518,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -1370,6 +1539,8 @@ var file_engine_proto_goTypes = []any{
 	(*CollectiveReq)(nil),    // 16: godaos.engine.CollectiveReq
 	(*RankError)(nil),        // 17: godaos.engine.RankError
 	(*CollectiveRep)(nil),    // 18: godaos.engine.CollectiveRep
+	(*Capability)(nil),       // 19: godaos.engine.Capability
+	(*CapToken)(nil),         // 20: godaos.engine.CapToken
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -1399,7 +1570,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,6 +34,12 @@ const (
 	OpSvcContAttr    uint16 = 49 // ctlpb.ContAttrReq -> ctlpb.ContAttrResp
 )
 
+// Rights a Capability grants over its container.
+const (
+	CapRead  uint32 = 1 << 0 // fetch, list, query
+	CapWrite uint32 = 1 << 1 // update, punch
+)
+
 var opNames = map[uint16]string{
 	OpTargetCreate: "TargetCreate", OpTargetDestroy: "TargetDestroy", OpTargetQuery: "TargetQuery", OpPing: "Ping",
 	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch", OpObjPunch: "ObjPunch", OpObjList: "ObjList",
