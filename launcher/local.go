@@ -12,6 +12,7 @@ package launcher
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,12 +23,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/server/config"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // LocalOptions describe a local system.
@@ -38,6 +39,12 @@ type LocalOptions struct {
 	BasePort int    // server i uses BasePort+10*i (control), +1 (Raft), +2 (telemetry), +3 (fabric); default 10001
 	Replicas int    // management service replicas (default 3 when N ≥ 3, else 1)
 	Bin      string // daos_server to run (default: next to this program, else in PATH)
+
+	// Transport is the servers' transport_config (nil: allow_insecure), and
+	// TLS the launcher's own client certificate for its control calls while it
+	// waits (nil: insecure). Tests start secure systems with them.
+	Transport *config.TransportConfig
+	TLS       *tls.Config
 }
 
 // State is what `launcher stop` needs, kept in Dir/launcher.json.
@@ -65,6 +72,8 @@ const stopTimeout = 30 * time.Second
 type LocalSystem struct {
 	State
 	Dir   string
+	bin   string
+	tls   *tls.Config
 	procs []*exec.Cmd
 	done  []chan struct{}
 }
@@ -132,6 +141,9 @@ func ServerConfig(o LocalOptions, i int) *config.Server {
 	c.FaultPath = fmt.Sprintf("/node%d", i)
 	c.Engines[0].Targets = o.Targets
 	c.Engines[0].FabricIfacePort = c.Port + 3
+	if o.Transport != nil {
+		c.TransportConfig = *o.Transport
+	}
 	return c
 }
 
@@ -145,7 +157,7 @@ func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
 	if err := refuseRunning(o.Dir); err != nil {
 		return nil, err
 	}
-	s := &LocalSystem{Dir: o.Dir}
+	s := &LocalSystem{Dir: o.Dir, bin: o.Bin, tls: o.TLS}
 	for i := range o.N {
 		cfg := ServerConfig(o, i)
 		dir := filepath.Join(o.Dir, fmt.Sprintf("server%d", i))
@@ -163,22 +175,11 @@ func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
 			s.Stop()
 			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: write %s", path)
 		}
-		logf, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		cmd, done, err := s.startServer(dir)
 		if err != nil {
 			s.Stop()
-			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: server log")
+			return nil, err
 		}
-		cmd := exec.Command(o.Bin, "start", "--auto-format", "-o", path)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by the launcher's terminal
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			s.Stop()
-			return nil, daoserr.Wrap(daoserr.IO, err, "launcher: start %s", o.Bin)
-		}
-		logf.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		s.procs, s.done = append(s.procs, cmd), append(s.done, done)
 		s.PIDs = append(s.PIDs, cmd.Process.Pid)
 		s.HostList = append(s.HostList, fmt.Sprintf("127.0.0.1:%d", cfg.Port))
@@ -194,6 +195,46 @@ func StartLocal(ctx context.Context, o LocalOptions) (*LocalSystem, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// startServer starts the daos_server of dir (its server.yml, logging to its
+// server.log); done is closed when it exits.
+func (s *LocalSystem) startServer(dir string) (*exec.Cmd, chan struct{}, error) {
+	logf, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, daoserr.Wrap(daoserr.IO, err, "launcher: server log")
+	}
+	defer logf.Close()
+	cmd := exec.Command(s.bin, "start", "--auto-format", "-o", filepath.Join(dir, "server.yml"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by the launcher's terminal
+	if err := cmd.Start(); err != nil {
+		return nil, nil, daoserr.Wrap(daoserr.IO, err, "launcher: start %s", s.bin)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	return cmd, done, nil
+}
+
+// Restart starts server i again (after Kill and Wait) with its configuration
+// and storage, and waits until every rank has joined again. Not safe to call
+// concurrently with other methods of s.
+func (s *LocalSystem) Restart(ctx context.Context, i int, timeout time.Duration) error {
+	select {
+	case <-s.done[i]:
+	default:
+		return daoserr.Newf(daoserr.Busy, "launcher: server %d (pid %d) is still running", i, s.PIDs[i]).WithResolution("kill it and wait for it first")
+	}
+	cmd, done, err := s.startServer(s.Dirs[i])
+	if err != nil {
+		return err
+	}
+	s.procs[i], s.done[i], s.PIDs[i] = cmd, done, cmd.Process.Pid
+	b, _ := json.MarshalIndent(s.State, "", "  ")
+	if err := os.WriteFile(filepath.Join(s.Dir, stateFile), b, 0o644); err != nil {
+		return daoserr.Wrap(daoserr.IO, err, "launcher: state file")
+	}
+	return s.waitJoined(ctx, len(s.procs), timeout)
 }
 
 // marshalConfig writes a configuration as YAML through the generator's
@@ -214,7 +255,7 @@ func (s *LocalSystem) waitJoined(ctx context.Context, n int, timeout time.Durati
 		}
 		return nil
 	}
-	return waitJoined(ctx, s.HostList, n, timeout, exited, "see the server logs in "+s.Dir)
+	return waitJoinedTLS(ctx, s.HostList, n, timeout, exited, "see the server logs in "+s.Dir, s.tls)
 }
 
 // waitJoined waits until every server of hosts says its engines have joined
@@ -222,16 +263,21 @@ func (s *LocalSystem) waitJoined(ctx context.Context, n int, timeout time.Durati
 // shows n joined ranks. exited, asked between polls, reports servers that
 // ended while starting; seeLogs is the resolution of a timeout.
 func waitJoined(ctx context.Context, hosts []string, n int, timeout time.Duration, exited func() error, seeLogs string) error {
+	return waitJoinedTLS(ctx, hosts, n, timeout, exited, seeLogs, nil)
+}
+
+// waitJoinedTLS is waitJoined with a client certificate (nil: insecure).
+func waitJoinedTLS(ctx context.Context, hosts []string, n int, timeout time.Duration, exited func() error, seeLogs string, tlsConf *tls.Config) error {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
 		if err := exited(); err != nil {
 			return err
 		}
-		err := allServersJoined(ctx, hosts)
+		err := allServersJoined(ctx, hosts, tlsConf)
 		var joined int
 		if err == nil {
-			joined, err = Joined(ctx, hosts)
+			joined, err = joinedTLS(ctx, hosts, tlsConf)
 		}
 		if err == nil && joined == n {
 			return nil
@@ -252,9 +298,9 @@ func waitJoined(ctx context.Context, hosts []string, n int, timeout time.Duratio
 }
 
 // allServersJoined asks each server whether all its engines have joined.
-func allServersJoined(ctx context.Context, hosts []string) error {
+func allServersJoined(ctx context.Context, hosts []string, tlsConf *tls.Config) error {
 	for _, h := range hosts {
-		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(h, ctlclient.Transport(tlsConf))
 		if err != nil {
 			return err
 		}
@@ -280,10 +326,13 @@ func lastLine(s string) string {
 }
 
 // Joined asks any server of hosts how many ranks have joined.
-func Joined(ctx context.Context, hosts []string) (int, error) {
+func Joined(ctx context.Context, hosts []string) (int, error) { return joinedTLS(ctx, hosts, nil) }
+
+// joinedTLS is Joined with a client certificate (nil: insecure).
+func joinedTLS(ctx context.Context, hosts []string, tlsConf *tls.Config) (int, error) {
 	var last error
 	for _, h := range hosts {
-		cc, err := grpc.NewClient(h, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(h, ctlclient.Transport(tlsConf))
 		if err != nil {
 			last = err
 			continue
