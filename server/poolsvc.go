@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +22,7 @@ import (
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/internal/units"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
@@ -448,8 +450,37 @@ func (c *ctlService) ContOpen(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.C
 			return nil, denied(tok, fmt.Sprintf("open container %s/%s %s", p.Label, ct.Label, rule.mode), have, need,
 				fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s:%s", p.Label, ct.Label, auth.Principal(tok.User), (have|need).String()))
 		}
-		return &ctlpb.ContResp{Cont: contPBFor(ct, have), Perms: have.String(), Handle: newUUID()}, nil
+		handle := newUUID()
+		capb, err := c.issueCap(handle, p.UUID, ct.UUID, rule, have)
+		if err != nil {
+			return nil, daoserr.Context(err, "open container %s/%s", p.Label, ct.Label)
+		}
+		return &ctlpb.ContResp{Cont: contPBFor(ct, have), Perms: have.String(), Handle: handle, Cap: capb}, nil
 	})
+}
+
+// issueCap makes the capability of a container handle: read, and write when
+// opened read-write, as far as the caller's permissions go.
+func (c *ctlService) issueCap(handle, pool, cont string, rule accessRule, have security.Perm) ([]byte, error) {
+	var rights uint32
+	if have&security.PermRead != 0 {
+		rights |= enginepb.CapRead
+	}
+	if len(rule.needs) > 1 && have&security.PermWrite != 0 { // opened RW or EX
+		rights |= enginepb.CapWrite
+	}
+	tok := &enginepb.CapToken{Handle: uuidBytes(handle), Pool: uuidBytes(pool), Cont: uuidBytes(cont), Rights: rights,
+		Expires: time.Now().Add(capability.TTL).Unix()}
+	return capability.Issue(c.s.transport.capSigner, tok)
+}
+
+// uuidBytes is a canonical UUID string's 16 bytes.
+func uuidBytes(s string) []byte {
+	u, err := vos.ParseUUID(s)
+	if err != nil {
+		return nil // Verify refuses the capability, naming the UUID's length
+	}
+	return u[:]
 }
 
 func (c *ctlService) ContList(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.ContResp, error) {

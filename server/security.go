@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto"
 	"crypto/tls"
 	"log/slog"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/internal/security/certs"
 	"github.com/godaos/godaos/server/config"
 )
@@ -19,6 +21,18 @@ import (
 type transport struct {
 	serverTLS, clientTLS *tls.Config
 	verifier             *auth.Verifier
+	// capSigner signs container handles' capabilities (the server key, which
+	// every server shares: each verifies what any other signed); nil when
+	// insecure.
+	capSigner crypto.Signer
+}
+
+// capVerifier is what engines check capabilities with.
+func (t *transport) capVerifier() capability.Verifier {
+	if t.capSigner == nil {
+		return capability.Verifier{}
+	}
+	return capability.Verifier{Key: t.capSigner.Public()}
 }
 
 func loadTransport(cfg *config.Server, log *slog.Logger) (*transport, error) {
@@ -46,6 +60,9 @@ func loadTransport(cfg *config.Server, log *slog.Logger) (*transport, error) {
 	}
 	if t.clientTLS, err = certs.ClientTLS(tc.CACert, tc.Cert, tc.Key); err != nil {
 		return nil, &config.Error{Key: "transport_config", Msg: err.Error()}
+	}
+	if t.capSigner, err = certs.LoadSigner(tc.Key); err != nil {
+		return nil, &config.Error{Key: "transport_config.key", Msg: err.Error()}
 	}
 	return t, nil
 }

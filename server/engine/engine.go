@@ -29,6 +29,7 @@ import (
 	"github.com/godaos/godaos/internal/hlc"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/server/vos"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	BdevDir          string // where the pools' data files go (the bdev tier)
 	WorkersPerTarget int    // service goroutines per target (default 2)
 	Logger           *slog.Logger
+	// Caps checks the capabilities clients' object requests carry (a Key of
+	// nil: the system runs insecure, and unsigned capabilities are accepted).
+	Caps capability.Verifier
 	// ClientOps are more opcodes to serve: the pool service daos_server runs
 	// for clients (see server/poolsvc.go).
 	ClientOps map[uint16]rpc.Handler
@@ -65,6 +69,7 @@ type target struct {
 	idx   int
 	mu    sync.RWMutex // guards pools; taken for writing only to add or remove a pool
 	pools map[vos.UUID]*vos.Pool
+	caps  capCache
 }
 
 // Open opens an engine's storage, bringing back every pool target on it.

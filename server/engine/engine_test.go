@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/server/vos"
 )
 
@@ -107,7 +109,19 @@ func (te *testEngine) createPool(t *testing.T) {
 }
 
 func ioReq(dkey string, epoch uint64, iods ...*enginepb.IOD) *enginepb.ObjIOReq {
-	return &enginepb.ObjIOReq{Pool: tPool[:], Cont: tCont[:], Oid: &enginepb.OID{Lo: 7}, Epoch: epoch, Dkey: []byte(dkey), Iods: iods}
+	return &enginepb.ObjIOReq{Pool: tPool[:], Cont: tCont[:], Oid: &enginepb.OID{Lo: 7}, Epoch: epoch, Dkey: []byte(dkey), Iods: iods,
+		Cap: testCap(nil, tPool, tCont, enginepb.CapRead|enginepb.CapWrite, time.Hour)}
+}
+
+// testCap is a capability for pool and container, signed by signer (nil:
+// unsigned, as an insecure system's are), valid for ttl.
+func testCap(signer crypto.Signer, pool, cont vos.UUID, rights uint32, ttl time.Duration) []byte {
+	h := vos.UUIDFromUint64(0x4a4d)
+	b, err := capability.Issue(signer, &enginepb.CapToken{Handle: h[:], Pool: pool[:], Cont: cont[:], Rights: rights, Expires: time.Now().Add(ttl).Unix()})
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func TestUpdateFetchOverRPC(t *testing.T) {
@@ -160,13 +174,15 @@ func TestEngineErrors(t *testing.T) {
 		code     daoserr.Code
 		contains string
 	}{
-		{"unknown pool", enginepb.OpObjUpdate, 0, mustMarshal(&enginepb.ObjIOReq{Pool: other[:], Cont: tCont[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv}}), []byte("abc"),
+		{"unknown pool", enginepb.OpObjUpdate, 0, mustMarshal(&enginepb.ObjIOReq{Pool: other[:], Cont: tCont[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv},
+			Cap: testCap(nil, other, tCont, enginepb.CapWrite, time.Hour)}), []byte("abc"),
 			daoserr.Nonexist, "pool " + other.String() + " has no storage on rank 3 target 0"},
 		{"garbage header", enginepb.OpObjUpdate, 0, []byte{0xff, 0xff, 0xff}, nil, daoserr.Proto, "bad message header"},
 		{"short uuid", enginepb.OpContCreate, 0, mustMarshal(&enginepb.ContCreateReq{Pool: []byte{1, 2}}), nil, daoserr.Inval, "pool uuid of 2 bytes"},
 		{"bulk shorter than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", 1, sv)), []byte("ab"), daoserr.IOInval, "describe more than the 2 bulk bytes"},
 		{"bulk longer than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", 1, sv)), []byte("abcd"), daoserr.IOInval, "4 bulk bytes sent, the IODs describe 3"},
-		{"unknown container", enginepb.OpObjUpdate, 1, mustMarshal(&enginepb.ObjIOReq{Pool: tPool[:], Cont: other[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv}}), []byte("abc"),
+		{"unknown container", enginepb.OpObjUpdate, 1, mustMarshal(&enginepb.ObjIOReq{Pool: tPool[:], Cont: other[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv},
+			Cap: testCap(nil, tPool, other, enginepb.CapWrite, time.Hour)}), []byte("abc"),
 			daoserr.Nonexist, "container " + other.String()},
 		{"VOS error comes through", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("", 1, sv)), []byte("abc"), daoserr.Inval, "dkey"},
 		{"huge extent", enginepb.OpObjFetch, 1, mustMarshal(ioReq("d", 1, &enginepb.IOD{Akey: []byte("x"), Type: uint32(vos.IODArray), Size: 1 << 20, Recxs: []*enginepb.Recx{{Nr: 1 << 40}}})), nil,

@@ -1274,8 +1274,9 @@ func (x *CollectiveRep) GetFailed() []*RankError {
 // engines refuse object I/O without a valid one (docs/design/security.md).
 type Capability struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"` // an encoded CapToken
-	Sig           []byte                 `protobuf:"bytes,2,opt,name=sig,proto3" json:"sig,omitempty"`     // the servers' signature of token
+	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`   // an encoded CapToken
+	Sig           []byte                 `protobuf:"bytes,2,opt,name=sig,proto3" json:"sig,omitempty"`       // the servers' signature of token
+	Signer        string                 `protobuf:"bytes,3,opt,name=signer,proto3" json:"signer,omitempty"` // the signing key's fingerprint (for a helpful error)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1322,6 +1323,13 @@ func (x *Capability) GetSig() []byte {
 		return x.Sig
 	}
 	return nil
+}
+
+func (x *Capability) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
 }
 
 type CapToken struct {
@@ -1494,11 +1502,12 @@ const file_engine_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x10\n" +
 	"\x03msg\x18\x03 \x01(\tR\x03msg\"A\n" +
 	"\rCollectiveRep\x120\n" +
-	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failed\"4\n" +
+	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failed\"L\n" +
 	"\n" +
 	"Capability\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x10\n" +
-	"\x03sig\x18\x02 \x01(\fR\x03sig\"|\n" +
+	"\x03sig\x18\x02 \x01(\fR\x03sig\x12\x16\n" +
+	"\x06signer\x18\x03 \x01(\tR\x06signer\"|\n" +
 	"\bCapToken\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\fR\x06handle\x12\x12\n" +
 	"\x04pool\x18\x02 \x01(\fR\x04pool\x12\x12\n" +

@@ -1,0 +1,74 @@
+package capability
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+)
+
+var (
+	uHandle = []byte("hhhhhhhhhhhhhhhh")
+	uPool   = []byte("pppppppppppppppp")
+	uCont   = []byte("cccccccccccccccc")
+)
+
+func TestIssueVerifyAllows(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, err := Issue(key, &enginepb.CapToken{Handle: uHandle, Pool: uPool, Cont: uCont, Rights: enginepb.CapRead, Expires: time.Now().Add(TTL).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Verifier{Key: key.Public()}.Verify(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := g.Allows(now, uPool, uCont, enginepb.CapRead); err != nil {
+		t.Errorf("read: %v", err)
+	}
+	if err := g.Allows(now, uPool, uCont, enginepb.CapWrite); !daoserr.Is(err, daoserr.NoPerm) {
+		t.Errorf("write with a read capability: %v, want DER_NO_PERM", err)
+	}
+	if err := g.Allows(now.Add(TTL+time.Minute), uPool, uCont, enginepb.CapRead); !daoserr.Is(err, daoserr.NoHdl) {
+		t.Errorf("after expiry: %v, want DER_NO_HDL", err)
+	}
+	if err := g.Allows(now, uPool, uHandle, enginepb.CapRead); !daoserr.Is(err, daoserr.NoHdl) {
+		t.Errorf("another container: %v, want DER_NO_HDL", err)
+	}
+	// an insecure system trusts unsigned capabilities, a secure one does not
+	u, _ := Issue(nil, &enginepb.CapToken{Handle: uHandle, Pool: uPool, Cont: uCont, Expires: 1})
+	if _, err := (Verifier{}).Verify(u); err != nil {
+		t.Errorf("insecure: %v", err)
+	}
+	if _, err := (Verifier{Key: key.Public()}).Verify(u); !daoserr.Is(err, daoserr.NoHdl) {
+		t.Errorf("unsigned on a secure system: %v, want DER_NO_HDL", err)
+	}
+	short, _ := Issue(nil, &enginepb.CapToken{Handle: uHandle[:3], Pool: uPool, Cont: uCont})
+	if _, err := (Verifier{}).Verify(short); !daoserr.Is(err, daoserr.NoHdl) {
+		t.Errorf("short handle UUID: %v, want DER_NO_HDL", err)
+	}
+}
+
+// Verify never panics and accepts nothing unsigned when it has a key.
+func FuzzVerify(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	good, _ := Issue(key, &enginepb.CapToken{Handle: uHandle, Pool: uPool, Cont: uCont, Rights: 3, Expires: 1 << 40})
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x00})
+	v := Verifier{Key: key.Public()}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := v.Verify(b)
+		if err != nil {
+			return
+		}
+		if g.Pool != [16]byte(uPool) || g.Cont != [16]byte(uCont) {
+			t.Fatalf("a capability the key never signed verified: %+v", g)
+		}
+	})
+}
