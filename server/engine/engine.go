@@ -109,6 +109,9 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpObjFetch:      e.objFetch,
 		enginepb.OpObjPunch:      e.objPunch,
 		enginepb.OpObjList:       e.objList,
+		enginepb.OpObjQuery:      e.objQuery,
+		enginepb.OpObjListRecx:   e.objListRecx,
+		enginepb.OpObjListObjs:   e.objListObjs,
 		enginepb.OpCollective:    e.collective,
 	}
 	for op, h := range opts.ClientOps {

@@ -16,6 +16,9 @@ const (
 	OpObjFetch      uint16 = 21 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
 	OpObjPunch      uint16 = 22 // ObjPunchReq -> ObjUpdateRep (the epoch)
 	OpObjList       uint16 = 23 // ObjListReq -> ObjListRep
+	OpObjQuery      uint16 = 24 // ObjQueryReq -> ObjQueryRep
+	OpObjListRecx   uint16 = 25 // ObjListRecxReq -> ObjListRecxRep
+	OpObjListObjs   uint16 = 26 // ObjListObjsReq -> ObjListObjsRep (the frame's target)
 	OpCollective    uint16 = 30 // CollectiveReq -> CollectiveRep (sent to target 0)
 )
 
@@ -43,6 +46,7 @@ const (
 var opNames = map[uint16]string{
 	OpTargetCreate: "TargetCreate", OpTargetDestroy: "TargetDestroy", OpTargetQuery: "TargetQuery", OpPing: "Ping",
 	OpContCreate: "ContCreate", OpContDestroy: "ContDestroy", OpObjUpdate: "ObjUpdate", OpObjFetch: "ObjFetch", OpObjPunch: "ObjPunch", OpObjList: "ObjList",
+	OpObjQuery: "ObjQuery", OpObjListRecx: "ObjListRecx", OpObjListObjs: "ObjListObjs",
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
