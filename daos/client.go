@@ -263,6 +263,7 @@ type Pool struct {
 	MapVersion uint32
 
 	poolMapState
+	disconnected atomic.Bool
 }
 
 // PoolConnect connects to a pool by label or UUID in mode RO, RW or EX.
@@ -284,7 +285,7 @@ type ACLChange = ctlclient.ACLChange
 // ContACL reads (permission a) or changes (A) container cont's ACL and
 // returns it with the owner and group.
 func (p *Pool) ContACL(ctx context.Context, cont string, ch ACLChange) (acl []string, owner, group string, err error) {
-	cred, err := p.c.credential(ctx)
+	cred, err := p.credential(ctx)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -296,7 +297,7 @@ func (p *Pool) ContACL(ctx context.Context, cont string, ch ACLChange) (acl []st
 // ContProps sets container cont's properties in set (permission T; "label"
 // renames it), then returns them all (with t).
 func (p *Pool) ContProps(ctx context.Context, cont string, set map[string]string) (map[string]string, error) {
-	cred, err := p.c.credential(ctx)
+	cred, err := p.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +317,7 @@ type AttrChange struct {
 
 // ContAttrs changes and reads container cont's user attributes.
 func (p *Pool) ContAttrs(ctx context.Context, cont string, ch AttrChange) (values map[string][]byte, names []string, err error) {
-	cred, err := p.c.credential(ctx)
+	cred, err := p.credential(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -333,7 +334,7 @@ type PoolSpace struct {
 
 // Query asks the pool's targets how much space they hold and use.
 func (p *Pool) Query(ctx context.Context) (PoolSpace, error) {
-	cred, err := p.c.credential(ctx)
+	cred, err := p.credential(ctx)
 	if err != nil {
 		return PoolSpace{}, err
 	}
@@ -355,7 +356,7 @@ type ContCreateOptions struct {
 
 // ContCreate creates a container owned by the caller.
 func (p *Pool) ContCreate(ctx context.Context, o ContCreateOptions) (*ctlpb.Cont, error) {
-	cred, err := p.c.credential(ctx)
+	cred, err := p.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +386,10 @@ type Cont struct {
 	oidMu           sync.Mutex
 	oidNext, oidEnd uint64 // the leased range NextOID hands out from
 
-	capab atomic.Pointer[[]byte] // the handle's capability, attached to object requests
+	capab  atomic.Pointer[[]byte] // the handle's capability, attached to object requests
+	mode   ctlpb.AccessFlags      // how it was opened: a reopen (expired capability) opens it so again
+	closed atomic.Bool
+	reopen sync.Mutex // one reopen at a time
 }
 
 // capBytes is the capability object requests carry.
@@ -403,7 +407,7 @@ const OIDLease = 4096
 // AllocOIDs reserves n object IDs (the low 64 bits of OIDs) and returns the
 // first; nobody else, in any process, before or after a restart, gets them.
 func (c *Cont) AllocOIDs(ctx context.Context, n uint64) (uint64, error) {
-	cred, err := c.Pool.c.credential(ctx)
+	cred, err := c.credential(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -428,7 +432,7 @@ func (c *Cont) NextOID(ctx context.Context) (uint64, error) {
 }
 
 func (p *Pool) contCall(ctx context.Context, op uint16, id string, mode ctlpb.AccessFlags) (*ctlpb.ContResp, error) {
-	cred, err := p.c.credential(ctx)
+	cred, err := p.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +447,7 @@ func (p *Pool) ContOpen(ctx context.Context, id string, mode ctlpb.AccessFlags) 
 	if err != nil {
 		return nil, err
 	}
-	c := &Cont{Pool: p, Info: r.Cont, Handle: r.Handle, Perms: r.Perms}
+	c := &Cont{Pool: p, Info: r.Cont, Handle: r.Handle, Perms: r.Perms, mode: mode}
 	c.capab.Store(&r.Cap)
 	return c, nil
 }

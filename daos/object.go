@@ -13,6 +13,7 @@ import (
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/capability"
 )
 
 // IODType says whether an akey holds one value or an array of records.
@@ -115,7 +116,7 @@ func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, 
 	if len(dkey) == 0 {
 		return nil, daoserr.Newf(daoserr.Inval, "object %s: empty dkey", o.OID)
 	}
-	m := &enginepb.ObjIOReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey, Cap: o.cont.capBytes()}
+	m := &enginepb.ObjIOReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey}
 	for _, d := range iods {
 		pd := &enginepb.IOD{Akey: d.Akey, Type: uint32(d.Type), Size: d.Size}
 		for _, r := range d.Recxs {
@@ -204,11 +205,10 @@ func (o *Obj) target(s placement.Shard) (string, error) {
 // rpc sends one request, with its bulk, to the target of shard s, reading the
 // reply's bulk into recv.
 func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
-	addr, err := o.target(s)
-	if err != nil {
-		return rpc.Reply{}, err
+	if err := o.cont.usable(); err != nil {
+		return rpc.Reply{}, daoserr.Context(err, "object %s", o.OID)
 	}
-	hdr, err := proto.Marshal(m)
+	addr, err := o.target(s)
 	if err != nil {
 		return rpc.Reply{}, err
 	}
@@ -216,11 +216,26 @@ func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Mes
 	if err != nil {
 		return rpc.Reply{}, err
 	}
-	rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: s.Target, Header: hdr, Bulk: send}, recv)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		capb := o.cont.capBytes()
+		setCap(m, capb)
+		hdr, err := proto.Marshal(m)
+		if err != nil {
+			return rpc.Reply{}, err
+		}
+		rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: s.Target, Header: hdr, Bulk: send}, recv)
+		if err == nil {
+			return rep, nil
+		}
+		// An expired capability is renewed by reopening the container, once
+		// per call: the handle stays open for as long as the caller keeps it.
+		if attempt == 0 && daoserr.Is(err, daoserr.NoHdl) && strings.Contains(err.Error(), capability.ExpiredText) {
+			if rerr := o.cont.refreshCap(ctx, capb); rerr == nil {
+				continue
+			}
+		}
 		return rep, daoserr.Context(err, "object %s (rank %d target %d)", o.OID, s.Rank, s.Target)
 	}
-	return rep, nil
 }
 
 // send sends a request without bulk to the target of shard s and decodes
@@ -234,7 +249,7 @@ func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 }
 
 func (o *Obj) punchReq() *enginepb.ObjPunchReq {
-	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Cap: o.cont.capBytes()}
+	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid}
 }
 
 // Punch makes the whole object empty from now on (every shard); what it held
@@ -291,7 +306,7 @@ type Anchor struct {
 func (o *Obj) ListDkeys(ctx context.Context, anchor *Anchor, max int) ([][]byte, error) {
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Anchor: anchor.key, Max: uint32(max - len(out)), Cap: o.cont.capBytes()}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.layout.Group(anchor.group)[0], enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
@@ -315,7 +330,7 @@ func (o *Obj) ListAkeys(ctx context.Context, dkey []byte, anchor *Anchor, max in
 	}
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out)), Cap: o.cont.capBytes()}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjList, req, &rep); err != nil {
 			return out, err

@@ -45,6 +45,10 @@ func Issue(signer crypto.Signer, tok *enginepb.CapToken) ([]byte, error) {
 	return proto.Marshal(c)
 }
 
+// ExpiredText is in the message of the DER_NO_HDL an expired capability
+// gets: the client library reopens the container when it sees it.
+const ExpiredText = "capability expired at"
+
 // A Grant is what a verified capability allows.
 type Grant struct {
 	Handle, Pool, Cont [16]byte
@@ -103,7 +107,7 @@ func (g *Grant) Allows(now time.Time, pool, cont []byte, need uint32) error {
 		return daoserr.Newf(daoserr.NoHdl, "container handle %s is for pool %s container %s, not for this request's", uuidString(g.Handle), uuidString(g.Pool), uuidString(g.Cont))
 	}
 	if !now.Before(g.Expires) {
-		return daoserr.Newf(daoserr.NoHdl, "container handle %s expired at %s", uuidString(g.Handle), g.Expires.UTC().Format(time.RFC3339)).
+		return daoserr.Newf(daoserr.NoHdl, "container handle %s "+ExpiredText+" %s", uuidString(g.Handle), g.Expires.UTC().Format(time.RFC3339)).
 			WithResolution("reopen the container (the client library does so by itself)")
 	}
 	if missing := need &^ g.Rights; missing != 0 {
