@@ -96,6 +96,10 @@ type cmdLine struct {
 		DelAttr      attrCmd          `cmd:"" name:"del-attr" aliases:"delete-attr" help:"Delete a user attribute (needs w)."`
 		ListAttrs    contArgs         `cmd:"" name:"list-attrs" aliases:"list-attr" help:"List the user attributes (needs r)."`
 	} `cmd:"" aliases:"container" help:"Containers."`
+	Object struct {
+		Query    objArgs        `cmd:"" help:"Show an object's class, type and layout: each redundancy group's shards and their rank and target."`
+		ListKeys objListKeysCmd `cmd:"" name:"list-keys" help:"List an object's dkeys, or with --dkey that dkey's akeys (needs r)."`
+	} `cmd:"" aliases:"obj" help:"Objects."`
 }
 
 // Run runs the daos command line and returns the exit status.
@@ -188,6 +192,10 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 	case "cont set-prop <pool> <cont> <props>":
 		o := c.Cont.SetProp
 		return t.contProps(ctx, o.Pool, o.Cont, o.Props)
+	case "object query <pool> <cont> <oid>":
+		return t.objQuery(ctx, c.Object.Query)
+	case "object list-keys <pool> <cont> <oid>":
+		return t.objListKeys(ctx, c.Object.ListKeys)
 	}
 	return daoserr.Newf(daoserr.NoSys, "daos %s is not available yet", cmd)
 }

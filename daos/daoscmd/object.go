@@ -1,0 +1,266 @@
+package daoscmd
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/placement"
+)
+
+// daos object query|list-keys|dump: an object's layout and contents, as
+// DAOS's tool shows them, for a user looking at what a program wrote.
+
+type objArgs struct {
+	Pool string `arg:"" help:"Pool label or UUID."`
+	Cont string `arg:"" help:"Container label or UUID."`
+	OID  string `arg:"" name:"oid" help:"Object ID as DAOS prints it: <hi>.<lo> in decimal."`
+}
+
+type objListKeysCmd struct {
+	objArgs
+	Dkey string `placeholder:"DKEY" help:"List this dkey's akeys instead of the object's dkeys (text, 0x<hex>, or a number for integer keys)."`
+}
+
+type objDumpCmd struct {
+	objArgs
+	MaxBytes int `name:"max-bytes" default:"256" help:"Show at most this many bytes of each value or extent (0: all)."`
+}
+
+// listPage is how many keys one listing call asks for.
+const listPage = 256
+
+// parseOID reads an OID argument and checks what its top bits say.
+func parseOID(s string) (placement.OID, error) {
+	oid, err := placement.ParseOID(s)
+	if err != nil {
+		return oid, err
+	}
+	if !oid.Type().Valid() {
+		return oid, daoserr.Newf(daoserr.Inval, "bad object id %s: object type %d is not one of DAOS's", oid, uint8(oid.Type())).
+			WithResolution("copy the OID as a program or 'daos cont list-objects' printed it")
+	}
+	return oid, nil
+}
+
+// openObj connects to pool and opens cont read-only, and parses oid.
+func (t *tool) openCont(ctx context.Context, a objArgs) (*daos.Cont, placement.OID, error) {
+	oid, err := parseOID(a.OID)
+	if err != nil {
+		return nil, oid, err
+	}
+	p, err := t.connect(ctx, a.Pool, daos.RO)
+	if err != nil {
+		return nil, oid, err
+	}
+	h, err := p.ContOpen(ctx, a.Cont, daos.RO)
+	if err != nil {
+		return nil, oid, daoserr.Context(err, "pool %s", a.Pool)
+	}
+	return h, oid, nil
+}
+
+func (t *tool) openObj(ctx context.Context, a objArgs) (*daos.Obj, error) {
+	h, oid, err := t.openCont(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	o, err := h.Obj(oid)
+	if err != nil {
+		return nil, daoserr.Context(err, "pool %s container %s", a.Pool, a.Cont)
+	}
+	return o, nil
+}
+
+// poolMap is the pool map as the client library builds it from the connect's
+// reply (daos.Pool keeps its own unexported; the layout of a replicated or
+// erasure-coded object, which daos.Cont.Obj refuses to open for I/O, is still
+// worth showing).
+func poolMap(p *daos.Pool) (*placement.PoolMap, error) {
+	var specs []placement.RankSpec
+	for _, m := range p.Members {
+		st := placement.TargetUp
+		if m.State != "joined" {
+			st = placement.TargetDown
+		}
+		specs = append(specs, placement.RankSpec{Rank: m.Rank, FaultDomain: m.FaultDomain, Targets: int(m.Targets), State: st})
+	}
+	return placement.NewPoolMap(p.MapVersion, specs)
+}
+
+type shardLoc struct {
+	Rank     uint32 `json:"rank"`
+	Target   uint32 `json:"target"`
+	Remapped bool   `json:"remapped,omitempty"`
+}
+
+type objGroup struct {
+	Replicas []shardLoc `json:"replicas"`
+}
+
+// objLayout is `daos object query`'s answer, with DAOS's JSON names (each
+// redundancy group is a "shard" there).
+type objLayout struct {
+	OID       string     `json:"oid"`
+	Version   uint32     `json:"version"`
+	Class     string     `json:"class"`
+	Type      string     `json:"type"`
+	Groups    int        `json:"grp_nr"`
+	GroupSize int        `json:"grp_size"`
+	Shards    []objGroup `json:"shards"`
+}
+
+func (t *tool) objQuery(ctx context.Context, a objArgs) error {
+	h, oid, err := t.openCont(ctx, a)
+	if err != nil {
+		return err
+	}
+	pm, err := poolMap(h.Pool)
+	if err != nil {
+		return daoserr.Context(err, "pool %s", a.Pool)
+	}
+	l, err := pm.Layout(oid)
+	if err != nil {
+		return daoserr.Context(err, "pool %s container %s", a.Pool, a.Cont)
+	}
+	out := objLayout{OID: oid.String(), Version: l.Version, Class: oid.Class().String(), Type: oid.Type().String(),
+		Groups: l.Groups, GroupSize: l.GroupSize}
+	for g := range l.Groups {
+		var grp objGroup
+		for _, s := range l.Group(g) {
+			grp.Replicas = append(grp.Replicas, shardLoc{Rank: s.Rank, Target: s.Target, Remapped: s.Remapped})
+		}
+		out.Shards = append(out.Shards, grp)
+	}
+	return t.show(out, func(w io.Writer) {
+		fmt.Fprintf(w, "oid: %s ver %d grp_nr: %d\n", out.OID, out.Version, out.Groups)
+		fmt.Fprintf(w, "class: %s, type: %s, %d redundancy groups of %d shards\n", out.Class, out.Type, out.Groups, out.GroupSize)
+		for g, grp := range out.Shards {
+			fmt.Fprintf(w, "grp: %d\n", g)
+			for r, s := range grp.Replicas {
+				note := ""
+				if s.Remapped {
+					note = " (remapped: its own target is down)"
+				}
+				fmt.Fprintf(w, "replica %d rank %d target %d%s\n", r, s.Rank, s.Target, note)
+			}
+		}
+	})
+}
+
+// akeyUint64 reports whether the object type makes akeys 64-bit integers.
+func akeyUint64(t placement.OType) bool {
+	return t == placement.OTAkeyUint64 || t == placement.OTMultiUint64
+}
+
+// keyString shows a key the way it was most likely written: the number for
+// integer keys, the text when it is printable, else 0x and hex.
+func keyString(k []byte, isUint64 bool) string {
+	if isUint64 && len(k) == 8 {
+		return strconv.FormatUint(binary.LittleEndian.Uint64(k), 10)
+	}
+	if printable(k) {
+		return string(k)
+	}
+	return "0x" + hex.EncodeToString(k)
+}
+
+// parseKey is keyString's inverse for a key given on the command line.
+func parseKey(s string, isUint64 bool) ([]byte, error) {
+	if isUint64 {
+		n, err := strconv.ParseUint(s, 0, 64)
+		if err != nil {
+			return nil, daoserr.Newf(daoserr.Inval, "key %q: this object's keys are 64-bit integers", s).WithResolution("give a number, e.g. 0 or 42")
+		}
+		return binary.LittleEndian.AppendUint64(nil, n), nil
+	}
+	if h, ok := strings.CutPrefix(s, "0x"); ok {
+		if b, err := hex.DecodeString(h); err == nil && len(b) > 0 {
+			return b, nil
+		}
+	}
+	if s == "" {
+		return nil, daoserr.New(daoserr.Inval, "empty key").WithResolution("give the key as text, or as 0x<hex> for binary keys")
+	}
+	return []byte(s), nil
+}
+
+func printable(b []byte) bool {
+	if len(b) == 0 || !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) && r != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// listAll lists every key with list, a page at a time.
+func listAll(list func(a *daos.Anchor) ([][]byte, error)) ([][]byte, error) {
+	var out [][]byte
+	var a daos.Anchor
+	for !a.EOF {
+		keys, err := list(&a)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
+
+func (t *tool) objListKeys(ctx context.Context, c objListKeysCmd) error {
+	o, err := t.openObj(ctx, c.objArgs)
+	if err != nil {
+		return err
+	}
+	where := fmt.Sprintf("object %s in pool %s container %s", o.OID, c.Pool, c.Cont)
+	var keys [][]byte
+	isUint64 := o.OID.Type().DkeyUint64()
+	if c.Dkey == "" {
+		keys, err = listAll(func(a *daos.Anchor) ([][]byte, error) { return o.ListDkeys(ctx, a, listPage) })
+		if err == nil && len(keys) == 0 {
+			err = daoserr.Newf(daoserr.Nonexist, "%s has no dkeys (never written, or punched)", where).
+				WithResolution("check the OID: 'daos cont list-objects %s %s' lists the container's objects", c.Pool, c.Cont)
+		}
+	} else {
+		dkey, perr := parseKey(c.Dkey, isUint64)
+		if perr != nil {
+			return daoserr.Context(perr, "%s: --dkey", where)
+		}
+		isUint64 = akeyUint64(o.OID.Type())
+		keys, err = listAll(func(a *daos.Anchor) ([][]byte, error) { return o.ListAkeys(ctx, dkey, a, listPage) })
+		if err == nil && len(keys) == 0 {
+			err = daoserr.Newf(daoserr.Nonexist, "%s has no dkey %q", where, c.Dkey).
+				WithResolution("'daos object list-keys %s %s %s' lists its dkeys", c.Pool, c.Cont, o.OID)
+		}
+	}
+	if err != nil {
+		return daoserr.Context(err, "list keys")
+	}
+	shown := make([]string, len(keys))
+	for i, k := range keys {
+		shown[i] = keyString(k, isUint64)
+	}
+	resp := map[string]any{"oid": o.OID.String()}
+	if c.Dkey == "" {
+		resp["dkeys"] = shown
+	} else {
+		resp["dkey"], resp["akeys"] = c.Dkey, shown
+	}
+	return t.show(resp, func(w io.Writer) {
+		for _, k := range shown {
+			fmt.Fprintln(w, k)
+		}
+	})
+}
