@@ -76,8 +76,9 @@ type cmdLine struct {
 	JSON bool `short:"j" help:"Print JSON: {response, error, status}."`
 
 	Pool struct {
-		Query          poolArg `cmd:"" help:"Connect to a pool and show it and your permissions."`
-		ListContainers poolArg `cmd:"" name:"list-containers" aliases:"list-cont" help:"List a pool's containers."`
+		Query          poolArg     `cmd:"" help:"Connect to a pool and show it and your permissions."`
+		ListContainers poolArg     `cmd:"" name:"list-containers" aliases:"list-cont" help:"List a pool's containers."`
+		Autotest       autotestCmd `cmd:"" help:"Check that the pool works: create a container, write, read back, list and punch objects, destroy it."`
 	} `cmd:"" help:"Pools."`
 	Cont struct {
 		Create  contCreateCmd `cmd:"" help:"Create a container that you own."`
@@ -192,6 +193,8 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 	case "cont set-prop <pool> <cont> <props>":
 		o := c.Cont.SetProp
 		return t.contProps(ctx, o.Pool, o.Cont, o.Props)
+	case "pool autotest <pool>":
+		return t.poolAutotest(ctx, c.Pool.Autotest)
 	case "object query <pool> <cont> <oid>":
 		return t.objQuery(ctx, c.Object.Query)
 	case "object list-keys <pool> <cont> <oid>":

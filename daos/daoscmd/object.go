@@ -51,7 +51,8 @@ func parseOID(s string) (placement.OID, error) {
 	return oid, nil
 }
 
-// openObj connects to pool and opens cont read-only, and parses oid.
+// openCont parses a's OID, connects to its pool and opens its container
+// read-only.
 func (t *tool) openCont(ctx context.Context, a objArgs) (*daos.Cont, placement.OID, error) {
 	oid, err := parseOID(a.OID)
 	if err != nil {
@@ -62,12 +63,10 @@ func (t *tool) openCont(ctx context.Context, a objArgs) (*daos.Cont, placement.O
 		return nil, oid, err
 	}
 	h, err := p.ContOpen(ctx, a.Cont, daos.RO)
-	if err != nil {
-		return nil, oid, daoserr.Context(err, "pool %s", a.Pool)
-	}
-	return h, oid, nil
+	return h, oid, err // the error names the pool and the container
 }
 
+// openObj opens a's object in its container.
 func (t *tool) openObj(ctx context.Context, a objArgs) (*daos.Obj, error) {
 	h, oid, err := t.openCont(ctx, a)
 	if err != nil {
