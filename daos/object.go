@@ -35,6 +35,7 @@ type IOD struct {
 	Type  IODType
 	Size  uint64
 	Recxs []Recx
+	Flags CondFlags // this akey's conditions (iod_flags), with CondPerAkey
 }
 
 // FetchResult is what a fetch found for one IOD: the value's size (single)
@@ -113,12 +114,15 @@ func (o *Obj) shard(dkey []byte) placement.Shard {
 }
 
 func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, error) {
-	if len(dkey) == 0 {
-		return nil, daoserr.Newf(daoserr.Inval, "object %s: empty dkey", o.OID)
+	if err := checkKey(o.OID, "dkey", dkey); err != nil {
+		return nil, err
 	}
 	m := &enginepb.ObjIOReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey}
 	for _, d := range iods {
-		pd := &enginepb.IOD{Akey: d.Akey, Type: uint32(d.Type), Size: d.Size}
+		if err := checkKey(o.OID, "akey", d.Akey); err != nil {
+			return nil, err
+		}
+		pd := &enginepb.IOD{Akey: d.Akey, Type: uint32(d.Type), Size: d.Size, Flags: uint32(d.Flags)}
 		for _, r := range d.Recxs {
 			pd.Recxs = append(pd.Recxs, &enginepb.Recx{Idx: r.Idx, Nr: r.Nr})
 		}
@@ -132,14 +136,32 @@ func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, 
 // caller's buffers as they are. It returns the epoch the update was stamped
 // with; it is durable when Update returns.
 func (o *Obj) Update(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte) (uint64, error) {
+	return o.UpdateCond(ctx, 0, dkey, iods, sgls)
+}
+
+// UpdateCond is Update under conditions (daos_obj_update's flags):
+// CondDkeyInsert or CondDkeyUpdate on the dkey, CondAkeyInsert or
+// CondAkeyUpdate on every IOD's akey, or, with CondPerAkey, each IOD's own
+// Flags. A failed condition (DER_EXIST, DER_NONEXIST) writes nothing.
+func (o *Obj) UpdateCond(ctx context.Context, flags CondFlags, dkey []byte, iods []IOD, sgls [][]byte) (uint64, error) {
 	if len(sgls) != len(iods) {
 		return 0, daoserr.Newf(daoserr.Inval, "update object %s: %d IODs and %d buffers", o.OID, len(iods), len(sgls))
+	}
+	return o.update(ctx, flags, dkey, iods, sgls)
+}
+
+// update sends an update whose values are bulk: the IODs' values back to
+// back, in as many of the caller's buffers as they happen to be in.
+func (o *Obj) update(ctx context.Context, flags CondFlags, dkey []byte, iods []IOD, bulk [][]byte) (uint64, error) {
+	if err := checkCond(o.OID, "update", flags, condUpdate); err != nil {
+		return 0, err
 	}
 	m, err := o.ioReq(dkey, iods, 0)
 	if err != nil {
 		return 0, err
 	}
-	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjUpdate, m, sgls, nil)
+	m.Flags = uint32(flags)
+	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjUpdate, m, bulk, nil)
 	if err != nil {
 		return 0, daoserr.Context(err, "dkey %q", dkey)
 	}
@@ -151,14 +173,37 @@ func (o *Obj) Update(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte
 // Fetch reads the latest values of iods under dkey into the caller's buffers
 // (one per IOD, sized as the IOD says) and reports what it found.
 func (o *Obj) Fetch(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte) ([]FetchResult, error) {
+	return o.FetchCond(ctx, 0, dkey, iods, sgls)
+}
+
+// FetchCond is Fetch under conditions (daos_obj_fetch's flags):
+// CondDkeyFetch fails with DER_NONEXIST when the dkey does not exist,
+// CondAkeyFetch when an IOD's akey does not (or, with CondPerAkey, each
+// IOD's own Flags say).
+func (o *Obj) FetchCond(ctx context.Context, flags CondFlags, dkey []byte, iods []IOD, sgls [][]byte) ([]FetchResult, error) {
 	if len(sgls) != len(iods) {
 		return nil, daoserr.Newf(daoserr.Inval, "fetch object %s: %d IODs and %d buffers", o.OID, len(iods), len(sgls))
 	}
-	m, err := o.ioReq(dkey, iods, 0)
+	return o.fetch(ctx, flags, dkey, iods, sgls)
+}
+
+// fetch reads the IODs' values back to back into recv, the caller's buffers
+// however they are cut.
+func (o *Obj) fetch(ctx context.Context, flags CondFlags, dkey []byte, iods []IOD, recv [][]byte) ([]FetchResult, error) {
+	return o.fetchAt(ctx, 0, flags, dkey, iods, recv)
+}
+
+// fetchAt is fetch at an epoch (0: the latest).
+func (o *Obj) fetchAt(ctx context.Context, epoch uint64, flags CondFlags, dkey []byte, iods []IOD, recv [][]byte) ([]FetchResult, error) {
+	if err := checkCond(o.OID, "fetch", flags, condFetch); err != nil {
+		return nil, err
+	}
+	m, err := o.ioReq(dkey, iods, epoch)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjFetch, m, nil, sgls)
+	m.Flags = uint32(flags)
+	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjFetch, m, nil, recv)
 	if err != nil {
 		return nil, daoserr.Context(err, "dkey %q", dkey)
 	}
@@ -192,32 +237,42 @@ func uuidBytes(s string) []byte {
 	return b
 }
 
-// target is where shard s is served.
-func (o *Obj) target(s placement.Shard) (string, error) {
-	for _, m := range o.cont.Pool.Members {
-		if m.Rank == s.Rank {
+// target is where the engine of rank is served.
+func (c *Cont) target(rank uint32) (string, error) {
+	for _, m := range c.Pool.Members {
+		if m.Rank == rank {
 			return m.FabricAddr, nil
 		}
 	}
-	return "", daoserr.Newf(daoserr.Unreach, "object %s: rank %d is not in the pool map", o.OID, s.Rank)
+	return "", daoserr.Newf(daoserr.Unreach, "rank %d is not in the pool map", rank)
 }
 
 // rpc sends one request, with its bulk, to the target of shard s, reading the
 // reply's bulk into recv.
 func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
-	if err := o.cont.usable(); err != nil {
-		return rpc.Reply{}, daoserr.Context(err, "object %s", o.OID)
+	rep, err := o.cont.rpc(ctx, s, op, m, send, recv)
+	if err != nil {
+		return rep, daoserr.Context(err, "object %s", o.OID)
 	}
-	addr, err := o.target(s)
+	return rep, nil
+}
+
+// rpc sends one request of the container handle to the target of shard s
+// with the handle's capability, renewing it once if it has expired.
+func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
+	if err := c.usable(); err != nil {
+		return rpc.Reply{}, err
+	}
+	addr, err := c.target(s.Rank)
 	if err != nil {
 		return rpc.Reply{}, err
 	}
-	cl, err := o.cont.Pool.c.engines.Get(ctx, addr)
+	cl, err := c.Pool.c.engines.Get(ctx, addr)
 	if err != nil {
 		return rpc.Reply{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		capb := o.cont.capBytes()
+		capb := c.capBytes()
 		setCap(m, capb)
 		hdr, err := proto.Marshal(m)
 		if err != nil {
@@ -230,11 +285,11 @@ func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Mes
 		// An expired capability is renewed by reopening the container, once
 		// per call: the handle stays open for as long as the caller keeps it.
 		if attempt == 0 && daoserr.Is(err, daoserr.NoHdl) && strings.Contains(err.Error(), capability.ExpiredText) {
-			if rerr := o.cont.refreshCap(ctx, capb); rerr == nil {
+			if rerr := c.refreshCap(ctx, capb); rerr == nil {
 				continue
 			}
 		}
-		return rep, daoserr.Context(err, "object %s (rank %d target %d)", o.OID, s.Rank, s.Target)
+		return rep, daoserr.Context(err, "rank %d target %d", s.Rank, s.Target)
 	}
 }
 
@@ -242,39 +297,87 @@ func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Mes
 // the reply's header into reply (if not nil).
 func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
 	rep, err := o.rpc(ctx, s, op, m, nil, nil)
+	return decodeReply(rep, err, reply)
+}
+
+// send is Obj.send for the container handle's own requests.
+func (c *Cont) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
+	rep, err := c.rpc(ctx, s, op, m, nil, nil)
+	return decodeReply(rep, err, reply)
+}
+
+func decodeReply(rep rpc.Reply, err error, reply proto.Message) error {
 	if err != nil || reply == nil {
 		return err
 	}
-	return proto.Unmarshal(rep.Header, reply)
+	if err := proto.Unmarshal(rep.Header, reply); err != nil {
+		return daoserr.Wrap(daoserr.Proto, err, "reply of %T", reply)
+	}
+	return nil
 }
 
-func (o *Obj) punchReq() *enginepb.ObjPunchReq {
-	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid}
+func (o *Obj) punchReq(flags CondFlags) (*enginepb.ObjPunchReq, error) {
+	if err := checkCond(o.OID, "punch", flags, CondPunch); err != nil {
+		return nil, err
+	}
+	return &enginepb.ObjPunchReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Flags: uint32(flags)}, nil
 }
 
 // Punch makes the whole object empty from now on (every shard); what it held
 // stays readable at earlier epochs.
-func (o *Obj) Punch(ctx context.Context) error {
+func (o *Obj) Punch(ctx context.Context) error { return o.PunchCond(ctx, 0) }
+
+// PunchCond is Punch under conditions: with CondPunch it fails with
+// DER_NONEXIST when no shard holds the object (shards that hold nothing of
+// it are passed over).
+func (o *Obj) PunchCond(ctx context.Context, flags CondFlags) error {
+	req, err := o.punchReq(flags)
+	if err != nil {
+		return err
+	}
+	missing := 0
 	for g := range o.layout.Groups {
-		if err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, o.punchReq(), nil); err != nil {
+		err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, req, nil)
+		if flags&CondPunch != 0 && daoserr.Is(err, daoserr.Nonexist) {
+			missing++
+			continue
+		}
+		if err != nil {
 			return err
 		}
+	}
+	if missing == o.layout.Groups {
+		return daoserr.Newf(daoserr.Nonexist, "conditional punch of object %s: it does not exist", o.OID)
 	}
 	return nil
 }
 
 // PunchDkeys punches dkeys (each on the target that holds it).
 func (o *Obj) PunchDkeys(ctx context.Context, dkeys [][]byte) error {
+	return o.PunchDkeysCond(ctx, 0, dkeys)
+}
+
+// PunchDkeysCond is PunchDkeys under conditions: with CondPunch it fails
+// with DER_NONEXIST when a dkey does not exist. The condition holds per
+// target: the dkeys of other targets may be punched when one fails (DAOS
+// punches one dkey a call).
+func (o *Obj) PunchDkeysCond(ctx context.Context, flags CondFlags, dkeys [][]byte) error {
+	if len(dkeys) == 0 {
+		return daoserr.Newf(daoserr.Inval, "punch dkeys of object %s: no dkeys given", o.OID)
+	}
 	byGroup := map[int][][]byte{}
 	for _, d := range dkeys {
-		if len(d) == 0 {
-			return daoserr.Newf(daoserr.Inval, "punch object %s: empty dkey", o.OID)
+		if err := checkKey(o.OID, "dkey", d); err != nil {
+			return daoserr.Context(err, "punch")
 		}
 		g := placement.DkeyGroupOf(o.OID, d)
 		byGroup[g] = append(byGroup[g], d)
 	}
 	for g, ds := range byGroup {
-		req := o.punchReq()
+		req, err := o.punchReq(flags)
+		if err != nil {
+			return err
+		}
 		req.Dkeys = ds
 		if err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, req, nil); err != nil {
 			return err
@@ -285,10 +388,27 @@ func (o *Obj) PunchDkeys(ctx context.Context, dkeys [][]byte) error {
 
 // PunchAkeys punches akeys under dkey.
 func (o *Obj) PunchAkeys(ctx context.Context, dkey []byte, akeys [][]byte) error {
-	if len(dkey) == 0 || len(akeys) == 0 {
-		return daoserr.Newf(daoserr.Inval, "punch object %s: give a dkey and akeys", o.OID)
+	return o.PunchAkeysCond(ctx, 0, dkey, akeys)
+}
+
+// PunchAkeysCond is PunchAkeys under conditions: with CondPunch it fails
+// with DER_NONEXIST, punching nothing, when an akey does not exist.
+func (o *Obj) PunchAkeysCond(ctx context.Context, flags CondFlags, dkey []byte, akeys [][]byte) error {
+	if len(akeys) == 0 {
+		return daoserr.Newf(daoserr.Inval, "punch akeys of object %s: no akeys given", o.OID)
 	}
-	req := o.punchReq()
+	if err := checkKey(o.OID, "dkey", dkey); err != nil {
+		return daoserr.Context(err, "punch")
+	}
+	for _, a := range akeys {
+		if err := checkKey(o.OID, "akey", a); err != nil {
+			return daoserr.Context(err, "punch")
+		}
+	}
+	req, err := o.punchReq(flags)
+	if err != nil {
+		return err
+	}
 	req.Dkey, req.Akeys = dkey, akeys
 	return o.send(ctx, o.shard(dkey), enginepb.OpObjPunch, req, nil)
 }
@@ -304,9 +424,14 @@ type Anchor struct {
 // ListDkeys returns up to max dkeys after anchor (every group's target in
 // turn), and moves anchor on.
 func (o *Obj) ListDkeys(ctx context.Context, anchor *Anchor, max int) ([][]byte, error) {
+	return o.listDkeysAt(ctx, 0, anchor, max)
+}
+
+// listDkeysAt is ListDkeys at an epoch (0: the latest).
+func (o *Obj) listDkeysAt(ctx context.Context, epoch uint64, anchor *Anchor, max int) ([][]byte, error) {
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Anchor: anchor.key, Max: uint32(max - len(out))}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.layout.Group(anchor.group)[0], enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
@@ -325,12 +450,17 @@ func (o *Obj) ListDkeys(ctx context.Context, anchor *Anchor, max int) ([][]byte,
 
 // ListAkeys returns up to max akeys of dkey after anchor.
 func (o *Obj) ListAkeys(ctx context.Context, dkey []byte, anchor *Anchor, max int) ([][]byte, error) {
+	return o.listAkeysAt(ctx, 0, dkey, anchor, max)
+}
+
+// listAkeysAt is ListAkeys at an epoch (0: the latest).
+func (o *Obj) listAkeysAt(ctx context.Context, epoch uint64, dkey []byte, anchor *Anchor, max int) ([][]byte, error) {
 	if len(dkey) == 0 {
 		return nil, daoserr.Newf(daoserr.Inval, "list akeys of object %s: empty dkey", o.OID)
 	}
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {
-		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
+		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
 		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
