@@ -289,6 +289,13 @@ func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 				continue
 			}
 		}
+		// A transaction is committing where this goes: wait a little, as
+		// DAOS's client does, and try again.
+		if daoserr.Is(err, daoserr.InProgress) && attempt < inProgressRetries {
+			if werr := backoff(ctx, attempt); werr == nil {
+				continue
+			}
+		}
 		return rep, daoserr.Context(err, "rank %d target %d", s.Rank, s.Target)
 	}
 }

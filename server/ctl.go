@@ -453,6 +453,13 @@ func failure(what string, failed map[uint32]error) error {
 // ranks (engine.Broadcast): this server contacts a few ranks, not each. It
 // returns the ranks where it succeeded and the errors of the others.
 func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16, m proto.Message) ([]rankTargets, map[uint32]error) {
+	done, failed, _ := c.fanOutEpoch(ctx, ranks, op, m)
+	return done, failed
+}
+
+// fanOutEpoch is fanOut that also returns the largest epoch the targets
+// answered with (engine.BroadcastEpoch).
+func (c *ctlService) fanOutEpoch(ctx context.Context, ranks []rankTargets, op uint16, m proto.Message) ([]rankTargets, map[uint32]error, uint64) {
 	hdr, _ := proto.Marshal(m)
 	peers := make([]*enginepb.Peer, len(ranks))
 	for i, r := range ranks {
@@ -460,14 +467,14 @@ func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	failed := engine.Broadcast(ctx, c.engines.Get, op, hdr, peers, engine.DefaultDegree, nil)
+	failed, epoch := engine.BroadcastEpoch(ctx, c.engines.Get, op, hdr, peers, engine.DefaultDegree, nil)
 	var done []rankTargets
 	for _, r := range ranks {
 		if failed[r.rank] == nil {
 			done = append(done, r)
 		}
 	}
-	return done, failed
+	return done, failed, epoch
 }
 
 func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.PoolResp, error) {

@@ -783,6 +783,7 @@ func (c *ctlService) clientOps() map[uint16]rpc.Handler {
 		enginepb.OpSvcContACL:     svcOp(c, func() *ctlpb.ContACLReq { return &ctlpb.ContACLReq{} }, c.ContACL),
 		enginepb.OpSvcContProp:    svcOp(c, func() *ctlpb.ContPropReq { return &ctlpb.ContPropReq{} }, c.ContProp),
 		enginepb.OpSvcContAttr:    svcOp(c, func() *ctlpb.ContAttrReq { return &ctlpb.ContAttrReq{} }, c.ContAttr),
+		enginepb.OpSvcContSnap:    svcOp(c, func() *ctlpb.ContSnapReq { return &ctlpb.ContSnapReq{} }, c.ContSnap),
 	}
 }
 

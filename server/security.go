@@ -85,7 +85,7 @@ func (t *transport) grpcOptions() []grpc.ServerOption {
 // with a signed credential, not here.
 var (
 	serverOnly = map[string]bool{"Join": true, "EngineStop": true, "EngineStart": true, "PoolConnect": true,
-		"ContCreate": true, "ContOpen": true, "ContDestroy": true, "ContList": true, "ContAllocOIDs": true, "ContACL": true, "ContProp": true, "ContAttr": true, "GetAttachInfo": true}
+		"ContCreate": true, "ContOpen": true, "ContDestroy": true, "ContList": true, "ContAllocOIDs": true, "ContACL": true, "ContProp": true, "ContAttr": true, "ContSnap": true, "GetAttachInfo": true}
 	agentCalls = map[string]bool{"GetAttachInfo": true, "LeaderQuery": true}
 )
 

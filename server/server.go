@@ -8,6 +8,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type Options struct {
 	// AutoFormat formats unformatted storage at start instead of waiting for
 	// 'dmg storage format' (daos_server start --auto-format; the embedded default).
 	AutoFormat bool
+	// AggregationInterval and AggregationLag pace the background aggregation
+	// the management service leader runs (0: the defaults; tests shorten them).
+	AggregationInterval, AggregationLag time.Duration
 }
 
 // Start validates cfg and starts the control service and the engines whose
@@ -115,6 +119,14 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 		if re.engine() != nil {
 			s.joinAsync(re)
 		}
+	}
+	if s.ms != nil {
+		interval, lag := cmp.Or(opts.AggregationInterval, DefaultAggregationInterval), cmp.Or(opts.AggregationLag, DefaultAggregationLag)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.aggregateLoop(s.joinCtx, interval, lag)
+		}()
 	}
 	return s, nil
 }

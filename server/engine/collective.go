@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -36,10 +37,19 @@ type Dialer func(ctx context.Context, addr string) (*rpc.Client, error)
 // where it failed. pace, when set, is called before each message is sent (the
 // collective benchmark models a sender's per-message cost with it).
 func Broadcast(ctx context.Context, dial Dialer, op uint16, hdr []byte, peers []*enginepb.Peer, degree int, pace func()) map[uint32]error {
+	failed, _ := BroadcastEpoch(ctx, dial, op, hdr, peers, degree, pace)
+	return failed
+}
+
+// BroadcastEpoch is Broadcast that also returns the largest epoch the
+// targets answered with (an ObjUpdateRep): the clock of the system, for
+// OpEpochSync.
+func BroadcastEpoch(ctx context.Context, dial Dialer, op uint16, hdr []byte, peers []*enginepb.Peer, degree int, pace func()) (map[uint32]error, uint64) {
 	if degree < 1 {
 		degree = DefaultDegree
 	}
 	failed := map[uint32]error{}
+	var epoch uint64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, group := range split(peers, degree) {
@@ -47,16 +57,17 @@ func Broadcast(ctx context.Context, dial Dialer, op uint16, hdr []byte, peers []
 			pace()
 		}
 		wg.Go(func() {
-			errs := sendToSubtree(ctx, dial, op, hdr, group, degree)
+			errs, e := sendToSubtree(ctx, dial, op, hdr, group, degree)
 			mu.Lock()
 			for r, err := range errs {
 				failed[r] = err
 			}
+			epoch = max(epoch, e)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return failed
+	return failed, epoch
 }
 
 // split cuts peers into at most n contiguous groups of near-equal size.
@@ -71,7 +82,7 @@ func split(peers []*enginepb.Peer, n int) [][]*enginepb.Peer {
 }
 
 // sendToSubtree sends the collective to group[0] with the rest of the group.
-func sendToSubtree(ctx context.Context, dial Dialer, op uint16, hdr []byte, group []*enginepb.Peer, degree int) map[uint32]error {
+func sendToSubtree(ctx context.Context, dial Dialer, op uint16, hdr []byte, group []*enginepb.Peer, degree int) (map[uint32]error, uint64) {
 	head := group[0]
 	unreached := func(err error) map[uint32]error {
 		out := map[uint32]error{head.Rank: err}
@@ -82,22 +93,22 @@ func sendToSubtree(ctx context.Context, dial Dialer, op uint16, hdr []byte, grou
 	}
 	cl, err := dial(ctx, head.Addr)
 	if err != nil {
-		return unreached(daoserr.Context(err, "rank %d", head.Rank))
+		return unreached(daoserr.Context(err, "rank %d", head.Rank)), 0
 	}
 	req, _ := proto.Marshal(&enginepb.CollectiveReq{Op: uint32(op), Header: hdr, Peers: group[1:], Degree: uint32(degree), Rank: head.Rank})
 	reply, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpCollective, Target: 0, Header: req}, nil)
 	if err != nil {
-		return unreached(daoserr.Context(err, "rank %d", head.Rank))
+		return unreached(daoserr.Context(err, "rank %d", head.Rank)), 0
 	}
 	var rep enginepb.CollectiveRep
 	if err := proto.Unmarshal(reply.Header, &rep); err != nil {
-		return unreached(daoserr.Wrap(daoserr.Proto, err, "rank %d: collective reply", head.Rank))
+		return unreached(daoserr.Wrap(daoserr.Proto, err, "rank %d: collective reply", head.Rank)), 0
 	}
 	out := map[uint32]error{}
 	for _, f := range rep.Failed {
 		out[f.Rank] = &daoserr.Error{Code: daoserr.Code(f.Code), Msg: f.Msg}
 	}
-	return out
+	return out, rep.Epoch
 }
 
 // collective is the OpCollective handler.
@@ -113,10 +124,12 @@ func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response
 	}
 	var wg sync.WaitGroup
 	var failed map[uint32]error
+	var subEpoch uint64
 	wg.Go(func() {
-		failed = Broadcast(ctx, e.peers.Get, op, m.Header, m.Peers, int(m.Degree), e.opts.collectivePace)
+		failed, subEpoch = BroadcastEpoch(ctx, e.peers.Get, op, m.Header, m.Peers, int(m.Degree), e.opts.collectivePace)
 	})
 	errs := make([]error, len(e.targets))
+	epochs := make([]uint64, len(e.targets))
 	var local sync.WaitGroup
 	for t := range e.targets {
 		local.Go(func() {
@@ -126,9 +139,16 @@ func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response
 					errs[t] = daoserr.Newf(daoserr.Misc, "target %d: opcode %d failed inside the engine (logged)", t, op)
 				}
 			}()
-			_, err := h(ctx, &rpc.Request{Opcode: op, Target: uint32(t), Header: m.Header, Peer: req.Peer})
+			r, err := h(ctx, &rpc.Request{Opcode: op, Target: uint32(t), Header: m.Header, Peer: req.Peer})
 			if err != nil {
 				errs[t] = fmt.Errorf("target %d: %w", t, err)
+				return
+			}
+			if op == enginepb.OpEpochSync {
+				var er enginepb.ObjUpdateRep
+				if proto.Unmarshal(r.Header, &er) == nil {
+					epochs[t] = er.Epoch
+				}
 			}
 		})
 	}
@@ -137,7 +157,7 @@ func (e *Engine) collective(ctx context.Context, req *rpc.Request) (rpc.Response
 	if err := errors.Join(errs...); err != nil {
 		failed[m.Rank] = err
 	}
-	rep := &enginepb.CollectiveRep{}
+	rep := &enginepb.CollectiveRep{Epoch: max(subEpoch, slices.Max(epochs))}
 	for r, err := range failed {
 		code := daoserr.CodeOf(err)
 		if code == 0 {

@@ -70,6 +70,7 @@ type target struct {
 	mu    sync.RWMutex // guards pools; taken for writing only to add or remove a pool
 	pools map[vos.UUID]*vos.Pool
 	caps  capCache
+	txs   txTable
 }
 
 // Open opens an engine's storage, bringing back every pool target on it.
@@ -113,6 +114,11 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpObjListRecx:   e.objListRecx,
 		enginepb.OpObjListObjs:   e.objListObjs,
 		enginepb.OpCollective:    e.collective,
+		enginepb.OpEpochSync:     e.epochSync,
+		enginepb.OpContRollback:  e.contRollback,
+		enginepb.OpContAggregate: e.contAggregate,
+		enginepb.OpTxPrepare:     e.txPrepare,
+		enginepb.OpTxCommit:      e.txCommit,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {
@@ -405,7 +411,16 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		return rpc.Response{}, err
 	}
 	defer release()
-	oid, epoch, flags := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, e.stamp(m.Epoch), vos.CondFlags(m.Flags)
+	oid, flags := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.CondFlags(m.Flags)
+	dkeys := m.Dkeys
+	if len(m.Dkey) > 0 {
+		dkeys = [][]byte{m.Dkey}
+	}
+	epoch, end, err := e.beginWrite(&e.targets[req.Target].txs, m.Epoch, c, oid, dkeys...)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	defer end()
 	switch {
 	case len(m.Dkey) > 0:
 		err = p.PunchAkeys(c, oid, vos.Epoch(epoch), flags, m.Dkey, m.Akeys)
@@ -429,6 +444,13 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	}
 	defer release()
 	oid, epoch := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(m.Epoch)
+	var under []byte // a dkey listing waits for what is committing anywhere in the object
+	if len(m.Dkey) > 0 {
+		under = m.Dkey
+	}
+	if err := e.readAt(&e.targets[req.Target].txs, m.Epoch, c, oid, under); err != nil {
+		return rpc.Response{}, err
+	}
 	if epoch == 0 {
 		epoch = vos.EpochMax
 	}
@@ -488,14 +510,19 @@ func (e *Engine) ioReq(req *rpc.Request, need uint32) (*vos.Pool, func(), *engin
 	if err != nil {
 		return nil, nil, nil, c, nil, err
 	}
-	iods := make([]vos.IOD, len(m.Iods))
-	for i, d := range m.Iods {
+	return p, release, &m, c, vosIODs(m.Iods), nil
+}
+
+// vosIODs converts a request's IODs.
+func vosIODs(pb []*enginepb.IOD) []vos.IOD {
+	iods := make([]vos.IOD, len(pb))
+	for i, d := range pb {
 		iods[i] = vos.IOD{Akey: d.Akey, Type: vos.IODType(d.Type), Size: d.Size, Flags: vos.CondFlags(d.Flags)}
 		for _, r := range d.Recxs {
 			iods[i].Recxs = append(iods[i].Recxs, vos.Recx{Idx: r.Idx, Nr: r.Nr})
 		}
 	}
-	return p, release, &m, c, iods, nil
+	return iods
 }
 
 // iodBytes is how many bulk bytes an IOD's values take (0 for a size query).
@@ -550,8 +577,13 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	// A request without an epoch is stamped here (DAOS: the server assigns the
 	// epoch of an update outside a transaction); one with an epoch moves the
 	// clock past it, so what this engine stamps next orders after it.
-	epoch := e.stamp(m.Epoch)
-	if err := p.Update(c, vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.Epoch(epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls); err != nil {
+	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
+	epoch, end, err := e.beginWrite(&e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	defer end()
+	if err := p.Update(c, oid, vos.Epoch(epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls); err != nil {
 		return rpc.Response{}, err
 	}
 	hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: epoch})
@@ -593,6 +625,10 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		}
 	}
 	sgls, _ := splitBulk(iods, buf)
+	if err := e.readAt(&e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey); err != nil {
+		release()
+		return rpc.Response{}, err
+	}
 	epoch := vos.Epoch(m.Epoch)
 	if epoch == 0 {
 		epoch = vos.EpochMax // no epoch: the latest

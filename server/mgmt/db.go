@@ -9,6 +9,7 @@
 package mgmt
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,7 +78,21 @@ type Cont struct {
 	NextOID uint64 `json:"next_oid,omitempty"`
 	// Attrs are the users' attributes (daos cont set-attr).
 	Attrs map[string][]byte `json:"attrs,omitempty"`
+	// Snapshots are the container's snapshots, oldest first.
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
 }
+
+// A Snapshot keeps a container's state at an epoch readable: aggregation
+// keeps what it reads.
+type Snapshot struct {
+	Epoch   uint64 `json:"epoch"`
+	Name    string `json:"name,omitempty"`
+	Created int64  `json:"created"` // Unix seconds
+}
+
+// MaxSnapshots bounds a container's snapshots (each one keeps history that
+// aggregation would otherwise merge).
+const MaxSnapshots = 1024
 
 // Limits on user attributes: the management service keeps metadata, not data.
 const (
@@ -95,7 +110,7 @@ const MaxOIDBatch = 1 << 30
 
 func (c *Cont) clone() *Cont {
 	d := *c
-	d.Props, d.ACL = maps.Clone(c.Props), slices.Clone(c.ACL)
+	d.Props, d.ACL, d.Snapshots = maps.Clone(c.Props), slices.Clone(c.ACL), slices.Clone(c.Snapshots)
 	if c.Attrs != nil {
 		d.Attrs = make(map[string][]byte, len(c.Attrs))
 		for k, v := range c.Attrs {
@@ -184,6 +199,8 @@ const (
 	opContACL     = "cont-acl"
 	opContProps   = "cont-props"
 	opContAttrs   = "cont-attrs"
+	opSnapAdd     = "snap-add"
+	opSnapRemove  = "snap-remove"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -249,7 +266,7 @@ func (d *db) apply(c *command) result {
 			p.Props[k] = v
 		}
 		return result{}
-	case opContAdd, opContRemove, opContOwner, opContOIDs, opContACL, opContProps, opContAttrs:
+	case opContAdd, opContRemove, opContOwner, opContOIDs, opContACL, opContProps, opContAttrs, opSnapAdd, opSnapRemove:
 		p := d.pools[c.UUID]
 		if p == nil {
 			return result{Err: daoserr.Newf(daoserr.Nonexist, "pool %s does not exist", c.UUID)}
@@ -307,6 +324,18 @@ func (p *Pool) applyCont(op string, c *Cont, count uint64, names []string) resul
 		return result{}
 	case opContAttrs:
 		return old.changeAttrs(c.Attrs, names)
+	case opSnapAdd:
+		return old.addSnapshot(c.Snapshots[0])
+	case opSnapRemove:
+		// the snapshots at the epochs given (c.Snapshots), or every one
+		// newer than count (a rollback to count)
+		old.Snapshots = slices.DeleteFunc(old.Snapshots, func(s Snapshot) bool {
+			if count > 0 {
+				return s.Epoch > count
+			}
+			return slices.ContainsFunc(c.Snapshots, func(d Snapshot) bool { return d.Epoch == s.Epoch })
+		})
+		return result{}
 	case opContProps:
 		if l, ok := c.Props["label"]; ok && l != old.Label {
 			for _, o := range p.Conts {
@@ -491,3 +520,22 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {}
+
+func (c *Cont) addSnapshot(s Snapshot) result {
+	if len(c.Snapshots) >= MaxSnapshots {
+		return result{Err: daoserr.Newf(daoserr.NoSpace, "container %s has %d snapshots, the most it may have", c.Label, MaxSnapshots).
+			WithResolution("destroy snapshots no longer needed: daos cont destroy-snap")}
+	}
+	for _, o := range c.Snapshots {
+		if s.Name != "" && o.Name == s.Name {
+			return result{Err: daoserr.Newf(daoserr.Exist, "container %s already has a snapshot named %q (epoch %d)", c.Label, s.Name, o.Epoch).
+				WithResolution("choose another name")}
+		}
+		if o.Epoch == s.Epoch {
+			return result{}
+		}
+	}
+	c.Snapshots = append(c.Snapshots, s)
+	slices.SortFunc(c.Snapshots, func(a, b Snapshot) int { return cmp.Compare(a.Epoch, b.Epoch) })
+	return result{}
+}

@@ -301,6 +301,29 @@ func (s *Service) ChangeContAttrs(poolUUID, contUUID string, set map[string][]by
 	return err
 }
 
+// AddSnapshot records a container snapshot.
+func (s *Service) AddSnapshot(poolUUID, contUUID string, snap Snapshot) error {
+	_, err := s.propose(&command{Op: opSnapAdd, UUID: poolUUID, Cont: &Cont{UUID: contUUID, Snapshots: []Snapshot{snap}}})
+	return err
+}
+
+// RemoveSnapshots forgets a container's snapshots at the epochs given.
+func (s *Service) RemoveSnapshots(poolUUID, contUUID string, epochs ...uint64) error {
+	c := &Cont{UUID: contUUID}
+	for _, e := range epochs {
+		c.Snapshots = append(c.Snapshots, Snapshot{Epoch: e})
+	}
+	_, err := s.propose(&command{Op: opSnapRemove, UUID: poolUUID, Cont: c})
+	return err
+}
+
+// RemoveSnapshotsAfter forgets a container's snapshots newer than epoch (a
+// rollback to it).
+func (s *Service) RemoveSnapshotsAfter(poolUUID, contUUID string, epoch uint64) error {
+	_, err := s.propose(&command{Op: opSnapRemove, UUID: poolUUID, Cont: &Cont{UUID: contUUID}, Count: epoch})
+	return err
+}
+
 // Members returns the system map (leader, consistent) and its version.
 func (s *Service) Members() ([]Member, uint32, error) {
 	if err := s.consistent(); err != nil {

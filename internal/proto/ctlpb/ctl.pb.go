@@ -3207,6 +3207,213 @@ func (x *AttachInfoResp) GetPools() []*PoolMap {
 	return nil
 }
 
+// ContSnapReq creates, lists or destroys a container's snapshots, or rolls
+// the container back to one (op: create, list, destroy, rollback). A snapshot
+// is named by its epoch, or by its name when epoch is 0.
+type ContSnapReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          string                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          string                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Cred          *authpb.Credential     `protobuf:"bytes,3,opt,name=cred,proto3" json:"cred,omitempty"`
+	Op            string                 `protobuf:"bytes,4,opt,name=op,proto3" json:"op,omitempty"`
+	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContSnapReq) Reset() {
+	*x = ContSnapReq{}
+	mi := &file_ctl_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContSnapReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContSnapReq) ProtoMessage() {}
+
+func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContSnapReq.ProtoReflect.Descriptor instead.
+func (*ContSnapReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ContSnapReq) GetPool() string {
+	if x != nil {
+		return x.Pool
+	}
+	return ""
+}
+
+func (x *ContSnapReq) GetCont() string {
+	if x != nil {
+		return x.Cont
+	}
+	return ""
+}
+
+func (x *ContSnapReq) GetCred() *authpb.Credential {
+	if x != nil {
+		return x.Cred
+	}
+	return nil
+}
+
+func (x *ContSnapReq) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *ContSnapReq) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContSnapReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type Snapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Created       int64                  `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"` // Unix seconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Snapshot) Reset() {
+	*x = Snapshot{}
+	mi := &file_ctl_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Snapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Snapshot) ProtoMessage() {}
+
+func (x *Snapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
+func (*Snapshot) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Snapshot) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Snapshot) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Snapshot) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+type ContSnapResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Snaps         []*Snapshot            `protobuf:"bytes,2,rep,name=snaps,proto3" json:"snaps,omitempty"`  // list
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"` // create: the snapshot's epoch
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContSnapResp) Reset() {
+	*x = ContSnapResp{}
+	mi := &file_ctl_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContSnapResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContSnapResp) ProtoMessage() {}
+
+func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContSnapResp.ProtoReflect.Descriptor instead.
+func (*ContSnapResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ContSnapResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ContSnapResp) GetSnaps() []*Snapshot {
+	if x != nil {
+		return x.Snaps
+	}
+	return nil
+}
+
+func (x *ContSnapResp) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_ctl_proto protoreflect.FileDescriptor
 
 const file_ctl_proto_rawDesc = "" +
@@ -3489,12 +3696,27 @@ const file_ctl_proto_rawDesc = "" +
 	"mapVersion\x12\x16\n" +
 	"\x06system\x18\x05 \x01(\tR\x06system\x12\x1a\n" +
 	"\bprovider\x18\x06 \x01(\tR\bprovider\x12)\n" +
-	"\x05pools\x18\a \x03(\v2\x13.godaos.ctl.PoolMapR\x05pools*6\n" +
+	"\x05pools\x18\a \x03(\v2\x13.godaos.ctl.PoolMapR\x05pools\"\x9c\x01\n" +
+	"\vContSnapReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +
+	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x0e\n" +
+	"\x02op\x18\x04 \x01(\tR\x02op\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"N\n" +
+	"\bSnapshot\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\x03R\acreated\"y\n" +
+	"\fContSnapResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12*\n" +
+	"\x05snaps\x18\x02 \x03(\v2\x14.godaos.ctl.SnapshotR\x05snaps\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch*6\n" +
 	"\vAccessFlags\x12\x0f\n" +
 	"\vACCESS_NONE\x10\x00\x12\x06\n" +
 	"\x02RO\x10\x01\x12\x06\n" +
 	"\x02RW\x10\x02\x12\x06\n" +
-	"\x02EX\x10\x042\x90\r\n" +
+	"\x02EX\x10\x042\xcf\r\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -3524,7 +3746,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\rContAllocOIDs\x12\x17.godaos.ctl.ContOIDsReq\x1a\x18.godaos.ctl.ContOIDsResp\x12:\n" +
 	"\aContACL\x12\x16.godaos.ctl.ContACLReq\x1a\x17.godaos.ctl.PoolACLResp\x12=\n" +
 	"\bContProp\x12\x17.godaos.ctl.ContPropReq\x1a\x18.godaos.ctl.PoolPropResp\x12=\n" +
-	"\bContAttr\x12\x17.godaos.ctl.ContAttrReq\x1a\x18.godaos.ctl.ContAttrResp\x12F\n" +
+	"\bContAttr\x12\x17.godaos.ctl.ContAttrReq\x1a\x18.godaos.ctl.ContAttrResp\x12=\n" +
+	"\bContSnap\x12\x17.godaos.ctl.ContSnapReq\x1a\x18.godaos.ctl.ContSnapResp\x12F\n" +
 	"\rGetAttachInfo\x12\x19.godaos.ctl.AttachInfoReq\x1a\x1a.godaos.ctl.AttachInfoRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
@@ -3540,7 +3763,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -3590,16 +3813,19 @@ var file_ctl_proto_goTypes = []any{
 	(*AttachInfoReq)(nil),     // 45: godaos.ctl.AttachInfoReq
 	(*PoolMap)(nil),           // 46: godaos.ctl.PoolMap
 	(*AttachInfoResp)(nil),    // 47: godaos.ctl.AttachInfoResp
-	nil,                       // 48: godaos.ctl.Pool.PropsEntry
-	nil,                       // 49: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 50: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 51: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 52: godaos.ctl.Cont.PropsEntry
-	nil,                       // 53: godaos.ctl.ContCreateReq.PropsEntry
-	nil,                       // 54: godaos.ctl.ContPropReq.SetEntry
-	nil,                       // 55: godaos.ctl.ContAttrReq.SetEntry
-	nil,                       // 56: godaos.ctl.ContAttrResp.ValuesEntry
-	(*authpb.Credential)(nil), // 57: godaos.auth.Credential
+	(*ContSnapReq)(nil),       // 48: godaos.ctl.ContSnapReq
+	(*Snapshot)(nil),          // 49: godaos.ctl.Snapshot
+	(*ContSnapResp)(nil),      // 50: godaos.ctl.ContSnapResp
+	nil,                       // 51: godaos.ctl.Pool.PropsEntry
+	nil,                       // 52: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 53: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 54: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 55: godaos.ctl.Cont.PropsEntry
+	nil,                       // 56: godaos.ctl.ContCreateReq.PropsEntry
+	nil,                       // 57: godaos.ctl.ContPropReq.SetEntry
+	nil,                       // 58: godaos.ctl.ContAttrReq.SetEntry
+	nil,                       // 59: godaos.ctl.ContAttrResp.ValuesEntry
+	(*authpb.Credential)(nil), // 60: godaos.auth.Credential
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -3610,18 +3836,18 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	48, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	49, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	51, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	52, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	57, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
+	60, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
 	2,  // 13: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	13, // 14: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 15: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	2,  // 16: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	50, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	53, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
 	2,  // 18: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	51, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	54, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
 	2,  // 20: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
 	13, // 21: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
 	2,  // 22: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
@@ -3630,87 +3856,92 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 25: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
 	2,  // 26: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
 	12, // 27: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	57, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	60, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
 	2,  // 29: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
 	13, // 30: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
 	3,  // 31: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	52, // 32: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	57, // 33: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	53, // 34: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	57, // 35: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	55, // 32: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	60, // 33: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	56, // 34: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	60, // 35: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
 	2,  // 36: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
 	34, // 37: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
 	34, // 38: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	57, // 39: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	60, // 39: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
 	2,  // 40: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
-	57, // 41: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
+	60, // 41: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
 	18, // 42: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
-	57, // 43: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
-	54, // 44: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
-	57, // 45: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
-	55, // 46: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
+	60, // 43: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
+	57, // 44: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
+	60, // 45: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
+	58, // 46: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
 	2,  // 47: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
-	56, // 48: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
+	59, // 48: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
 	2,  // 49: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
 	3,  // 50: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
 	46, // 51: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	4,  // 52: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 53: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 54: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 55: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 56: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 57: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 58: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 59: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 60: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 61: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 62: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 63: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 64: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 65: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 66: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 67: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	35, // 68: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	36, // 69: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	36, // 70: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	36, // 71: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	44, // 72: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	38, // 73: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
-	40, // 74: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
-	41, // 75: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
-	42, // 76: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
-	45, // 77: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	5,  // 78: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 79: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 80: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 81: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 82: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 83: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 84: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 85: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 86: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 87: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 88: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 89: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 90: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 91: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 92: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 93: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	37, // 94: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	37, // 95: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	37, // 96: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	37, // 97: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	37, // 98: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	39, // 99: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
-	19, // 100: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 101: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
-	43, // 102: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
-	47, // 103: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	78, // [78:104] is the sub-list for method output_type
-	52, // [52:78] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	60, // 52: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
+	2,  // 53: godaos.ctl.ContSnapResp.error:type_name -> godaos.ctl.Error
+	49, // 54: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
+	4,  // 55: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 56: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 57: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 58: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 59: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 60: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 61: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 62: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 63: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 64: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 65: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 66: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 67: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 68: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 69: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 70: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	35, // 71: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	36, // 72: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	36, // 73: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	36, // 74: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	44, // 75: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	38, // 76: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	40, // 77: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
+	41, // 78: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
+	42, // 79: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
+	48, // 80: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
+	45, // 81: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	5,  // 82: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 83: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 84: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 85: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 86: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 87: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 88: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 89: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 90: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 91: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 92: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 93: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 94: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 95: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 96: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 97: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	37, // 98: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	37, // 99: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	37, // 100: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	37, // 101: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	37, // 102: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	39, // 103: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	19, // 104: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 105: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
+	43, // 106: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
+	50, // 107: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
+	47, // 108: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	82, // [82:109] is the sub-list for method output_type
+	55, // [55:82] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -3724,7 +3955,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   55,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

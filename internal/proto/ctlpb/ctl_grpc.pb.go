@@ -48,6 +48,7 @@ const (
 	Ctl_ContACL_FullMethodName       = "/godaos.ctl.Ctl/ContACL"
 	Ctl_ContProp_FullMethodName      = "/godaos.ctl.Ctl/ContProp"
 	Ctl_ContAttr_FullMethodName      = "/godaos.ctl.Ctl/ContAttr"
+	Ctl_ContSnap_FullMethodName      = "/godaos.ctl.Ctl/ContSnap"
 	Ctl_GetAttachInfo_FullMethodName = "/godaos.ctl.Ctl/GetAttachInfo"
 )
 
@@ -80,6 +81,7 @@ type CtlClient interface {
 	ContACL(ctx context.Context, in *ContACLReq, opts ...grpc.CallOption) (*PoolACLResp, error)
 	ContProp(ctx context.Context, in *ContPropReq, opts ...grpc.CallOption) (*PoolPropResp, error)
 	ContAttr(ctx context.Context, in *ContAttrReq, opts ...grpc.CallOption) (*ContAttrResp, error)
+	ContSnap(ctx context.Context, in *ContSnapReq, opts ...grpc.CallOption) (*ContSnapResp, error)
 	GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error)
 }
 
@@ -341,6 +343,16 @@ func (c *ctlClient) ContAttr(ctx context.Context, in *ContAttrReq, opts ...grpc.
 	return out, nil
 }
 
+func (c *ctlClient) ContSnap(ctx context.Context, in *ContSnapReq, opts ...grpc.CallOption) (*ContSnapResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ContSnapResp)
+	err := c.cc.Invoke(ctx, Ctl_ContSnap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ctlClient) GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AttachInfoResp)
@@ -380,6 +392,7 @@ type CtlServer interface {
 	ContACL(context.Context, *ContACLReq) (*PoolACLResp, error)
 	ContProp(context.Context, *ContPropReq) (*PoolPropResp, error)
 	ContAttr(context.Context, *ContAttrReq) (*ContAttrResp, error)
+	ContSnap(context.Context, *ContSnapReq) (*ContSnapResp, error)
 	GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
@@ -465,6 +478,9 @@ func (UnimplementedCtlServer) ContProp(context.Context, *ContPropReq) (*PoolProp
 }
 func (UnimplementedCtlServer) ContAttr(context.Context, *ContAttrReq) (*ContAttrResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method ContAttr not implemented")
+}
+func (UnimplementedCtlServer) ContSnap(context.Context, *ContSnapReq) (*ContSnapResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method ContSnap not implemented")
 }
 func (UnimplementedCtlServer) GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAttachInfo not implemented")
@@ -940,6 +956,24 @@ func _Ctl_ContAttr_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_ContSnap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ContSnapReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).ContSnap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_ContSnap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).ContSnap(ctx, req.(*ContSnapReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Ctl_GetAttachInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AttachInfoReq)
 	if err := dec(in); err != nil {
@@ -1064,6 +1098,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ContAttr",
 			Handler:    _Ctl_ContAttr_Handler,
+		},
+		{
+			MethodName: "ContSnap",
+			Handler:    _Ctl_ContSnap_Handler,
 		},
 		{
 			MethodName: "GetAttachInfo",

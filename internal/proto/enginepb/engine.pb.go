@@ -1227,6 +1227,7 @@ func (x *RankError) GetMsg() string {
 type CollectiveRep struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Failed        []*RankError           `protobuf:"bytes,1,rep,name=failed,proto3" json:"failed,omitempty"` // the ranks of the subtree where the operation failed
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`  // the largest epoch the subtree's targets answered (ObjUpdateRep)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1266,6 +1267,13 @@ func (x *CollectiveRep) GetFailed() []*RankError {
 		return x.Failed
 	}
 	return nil
+}
+
+func (x *CollectiveRep) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // A Capability is what a container open returns: a CapToken signed by the
@@ -1408,6 +1416,487 @@ func (x *CapToken) GetExpires() int64 {
 	return 0
 }
 
+// EpochSyncReq moves an engine's clock past min and asks for its time: a
+// snapshot's epoch is the largest answer, and a second round moves every
+// clock past it, so what is written after the snapshot orders after it.
+type EpochSyncReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Min           uint64                 `protobuf:"varint,1,opt,name=min,proto3" json:"min,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochSyncReq) Reset() {
+	*x = EpochSyncReq{}
+	mi := &file_engine_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochSyncReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochSyncReq) ProtoMessage() {}
+
+func (x *EpochSyncReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochSyncReq.ProtoReflect.Descriptor instead.
+func (*EpochSyncReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EpochSyncReq) GetMin() uint64 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+// ContEpochReq rolls a container back (discards what is newer than epoch) or
+// aggregates it (merges what is older than epoch, keeping every snapshot).
+type ContEpochReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Snapshots     []uint64               `protobuf:"varint,4,rep,packed,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContEpochReq) Reset() {
+	*x = ContEpochReq{}
+	mi := &file_engine_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContEpochReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContEpochReq) ProtoMessage() {}
+
+func (x *ContEpochReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContEpochReq.ProtoReflect.Descriptor instead.
+func (*ContEpochReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ContEpochReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *ContEpochReq) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *ContEpochReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ContEpochReq) GetSnapshots() []uint64 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+// A transaction's part on one target: its reads (conflicts are checked per
+// dkey), its writes, and the epoch it read at. Bulk: the values of the
+// writes' IODs, in order.
+type TxPrepareReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Txid          []byte                 `protobuf:"bytes,3,opt,name=txid,proto3" json:"txid,omitempty"`    // 16 bytes
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // the transaction's read epoch
+	Reads         []*TxKey               `protobuf:"bytes,5,rep,name=reads,proto3" json:"reads,omitempty"`
+	Writes        []*TxWrite             `protobuf:"bytes,6,rep,name=writes,proto3" json:"writes,omitempty"`
+	Commit        bool                   `protobuf:"varint,7,opt,name=commit,proto3" json:"commit,omitempty"` // the only participant: commit at once (one phase)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxPrepareReq) Reset() {
+	*x = TxPrepareReq{}
+	mi := &file_engine_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxPrepareReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxPrepareReq) ProtoMessage() {}
+
+func (x *TxPrepareReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxPrepareReq.ProtoReflect.Descriptor instead.
+func (*TxPrepareReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TxPrepareReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *TxPrepareReq) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *TxPrepareReq) GetTxid() []byte {
+	if x != nil {
+		return x.Txid
+	}
+	return nil
+}
+
+func (x *TxPrepareReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *TxPrepareReq) GetReads() []*TxKey {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+func (x *TxPrepareReq) GetWrites() []*TxWrite {
+	if x != nil {
+		return x.Writes
+	}
+	return nil
+}
+
+func (x *TxPrepareReq) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+func (x *TxPrepareReq) GetCap() []byte {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
+}
+
+type TxKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Oid           *OID                   `protobuf:"bytes,1,opt,name=oid,proto3" json:"oid,omitempty"`
+	Dkey          []byte                 `protobuf:"bytes,2,opt,name=dkey,proto3" json:"dkey,omitempty"` // empty: the whole object
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxKey) Reset() {
+	*x = TxKey{}
+	mi := &file_engine_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxKey) ProtoMessage() {}
+
+func (x *TxKey) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxKey.ProtoReflect.Descriptor instead.
+func (*TxKey) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TxKey) GetOid() *OID {
+	if x != nil {
+		return x.Oid
+	}
+	return nil
+}
+
+func (x *TxKey) GetDkey() []byte {
+	if x != nil {
+		return x.Dkey
+	}
+	return nil
+}
+
+// TxWrite is an update (iods), or a punch: of the object (no dkey), of a
+// dkey (no akeys), of akeys.
+type TxWrite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Oid           *OID                   `protobuf:"bytes,1,opt,name=oid,proto3" json:"oid,omitempty"`
+	Dkey          []byte                 `protobuf:"bytes,2,opt,name=dkey,proto3" json:"dkey,omitempty"`
+	Iods          []*IOD                 `protobuf:"bytes,3,rep,name=iods,proto3" json:"iods,omitempty"`
+	Punch         bool                   `protobuf:"varint,4,opt,name=punch,proto3" json:"punch,omitempty"`
+	Akeys         [][]byte               `protobuf:"bytes,5,rep,name=akeys,proto3" json:"akeys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxWrite) Reset() {
+	*x = TxWrite{}
+	mi := &file_engine_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxWrite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxWrite) ProtoMessage() {}
+
+func (x *TxWrite) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxWrite.ProtoReflect.Descriptor instead.
+func (*TxWrite) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TxWrite) GetOid() *OID {
+	if x != nil {
+		return x.Oid
+	}
+	return nil
+}
+
+func (x *TxWrite) GetDkey() []byte {
+	if x != nil {
+		return x.Dkey
+	}
+	return nil
+}
+
+func (x *TxWrite) GetIods() []*IOD {
+	if x != nil {
+		return x.Iods
+	}
+	return nil
+}
+
+func (x *TxWrite) GetPunch() bool {
+	if x != nil {
+		return x.Punch
+	}
+	return false
+}
+
+func (x *TxWrite) GetAkeys() [][]byte {
+	if x != nil {
+		return x.Akeys
+	}
+	return nil
+}
+
+// TxPrepareRep: prepared (the target's clock, which the commit epoch must
+// exceed), or committed at epoch (one phase).
+type TxPrepareRep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxPrepareRep) Reset() {
+	*x = TxPrepareRep{}
+	mi := &file_engine_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxPrepareRep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxPrepareRep) ProtoMessage() {}
+
+func (x *TxPrepareRep) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxPrepareRep.ProtoReflect.Descriptor instead.
+func (*TxPrepareRep) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TxPrepareRep) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// TxCommitReq commits a prepared transaction at epoch, or aborts it.
+type TxCommitReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Txid          []byte                 `protobuf:"bytes,3,opt,name=txid,proto3" json:"txid,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Abort         bool                   `protobuf:"varint,5,opt,name=abort,proto3" json:"abort,omitempty"`
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxCommitReq) Reset() {
+	*x = TxCommitReq{}
+	mi := &file_engine_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxCommitReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxCommitReq) ProtoMessage() {}
+
+func (x *TxCommitReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxCommitReq.ProtoReflect.Descriptor instead.
+func (*TxCommitReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TxCommitReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *TxCommitReq) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *TxCommitReq) GetTxid() []byte {
+	if x != nil {
+		return x.Txid
+	}
+	return nil
+}
+
+func (x *TxCommitReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *TxCommitReq) GetAbort() bool {
+	if x != nil {
+		return x.Abort
+	}
+	return false
+}
+
+func (x *TxCommitReq) GetCap() []byte {
+	if x != nil {
+		return x.Cap
+	}
+	return nil
+}
+
 var File_engine_proto protoreflect.FileDescriptor
 
 const file_engine_proto_rawDesc = "" +
@@ -1500,9 +1989,10 @@ const file_engine_proto_rawDesc = "" +
 	"\tRankError\x12\x12\n" +
 	"\x04rank\x18\x01 \x01(\rR\x04rank\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x10\n" +
-	"\x03msg\x18\x03 \x01(\tR\x03msg\"A\n" +
+	"\x03msg\x18\x03 \x01(\tR\x03msg\"W\n" +
 	"\rCollectiveRep\x120\n" +
-	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failed\"L\n" +
+	"\x06failed\x18\x01 \x03(\v2\x18.godaos.engine.RankErrorR\x06failed\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"L\n" +
 	"\n" +
 	"Capability\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\fR\x05token\x12\x10\n" +
@@ -1513,7 +2003,41 @@ const file_engine_proto_rawDesc = "" +
 	"\x04pool\x18\x02 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x03 \x01(\fR\x04cont\x12\x16\n" +
 	"\x06rights\x18\x04 \x01(\rR\x06rights\x12\x18\n" +
-	"\aexpires\x18\x05 \x01(\x03R\aexpiresB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"\aexpires\x18\x05 \x01(\x03R\aexpires\" \n" +
+	"\fEpochSyncReq\x12\x10\n" +
+	"\x03min\x18\x01 \x01(\x04R\x03min\"j\n" +
+	"\fContEpochReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1c\n" +
+	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\xe6\x01\n" +
+	"\fTxPrepareReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
+	"\x04txid\x18\x03 \x01(\fR\x04txid\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12*\n" +
+	"\x05reads\x18\x05 \x03(\v2\x14.godaos.engine.TxKeyR\x05reads\x12.\n" +
+	"\x06writes\x18\x06 \x03(\v2\x16.godaos.engine.TxWriteR\x06writes\x12\x16\n" +
+	"\x06commit\x18\a \x01(\bR\x06commit\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"A\n" +
+	"\x05TxKey\x12$\n" +
+	"\x03oid\x18\x01 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x12\n" +
+	"\x04dkey\x18\x02 \x01(\fR\x04dkey\"\x97\x01\n" +
+	"\aTxWrite\x12$\n" +
+	"\x03oid\x18\x01 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x12\n" +
+	"\x04dkey\x18\x02 \x01(\fR\x04dkey\x12&\n" +
+	"\x04iods\x18\x03 \x03(\v2\x12.godaos.engine.IODR\x04iods\x12\x14\n" +
+	"\x05punch\x18\x04 \x01(\bR\x05punch\x12\x14\n" +
+	"\x05akeys\x18\x05 \x03(\fR\x05akeys\"$\n" +
+	"\fTxPrepareRep\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\x87\x01\n" +
+	"\vTxCommitReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
+	"\x04txid\x18\x03 \x01(\fR\x04txid\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
+	"\x05abort\x18\x05 \x01(\bR\x05abort\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03capB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once
@@ -1527,7 +2051,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -1550,6 +2074,13 @@ var file_engine_proto_goTypes = []any{
 	(*CollectiveRep)(nil),    // 18: godaos.engine.CollectiveRep
 	(*Capability)(nil),       // 19: godaos.engine.Capability
 	(*CapToken)(nil),         // 20: godaos.engine.CapToken
+	(*EpochSyncReq)(nil),     // 21: godaos.engine.EpochSyncReq
+	(*ContEpochReq)(nil),     // 22: godaos.engine.ContEpochReq
+	(*TxPrepareReq)(nil),     // 23: godaos.engine.TxPrepareReq
+	(*TxKey)(nil),            // 24: godaos.engine.TxKey
+	(*TxWrite)(nil),          // 25: godaos.engine.TxWrite
+	(*TxPrepareRep)(nil),     // 26: godaos.engine.TxPrepareRep
+	(*TxCommitReq)(nil),      // 27: godaos.engine.TxCommitReq
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -1561,11 +2092,16 @@ var file_engine_proto_depIdxs = []int32{
 	12, // 6: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
 	15, // 7: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
 	17, // 8: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	24, // 9: godaos.engine.TxPrepareReq.reads:type_name -> godaos.engine.TxKey
+	25, // 10: godaos.engine.TxPrepareReq.writes:type_name -> godaos.engine.TxWrite
+	0,  // 11: godaos.engine.TxKey.oid:type_name -> godaos.engine.OID
+	0,  // 12: godaos.engine.TxWrite.oid:type_name -> godaos.engine.OID
+	2,  // 13: godaos.engine.TxWrite.iods:type_name -> godaos.engine.IOD
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -1579,7 +2115,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -20,6 +20,11 @@ const (
 	OpObjListRecx   uint16 = 25 // ObjListRecxReq -> ObjListRecxRep
 	OpObjListObjs   uint16 = 26 // ObjListObjsReq -> ObjListObjsRep (the frame's target)
 	OpCollective    uint16 = 30 // CollectiveReq -> CollectiveRep (sent to target 0)
+	OpEpochSync     uint16 = 50 // EpochSyncReq -> ObjUpdateRep (the clock), over a collective
+	OpContRollback  uint16 = 51 // ContEpochReq: discard what is newer than the epoch
+	OpContAggregate uint16 = 52 // ContEpochReq: aggregate below the epoch, keeping snapshots
+	OpTxPrepare     uint16 = 53 // TxPrepareReq -> TxPrepareRep, bulk: the writes' values
+	OpTxCommit      uint16 = 54 // TxCommitReq
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -35,6 +40,7 @@ const (
 	OpSvcContACL     uint16 = 47 // ctlpb.ContACLReq -> ctlpb.PoolACLResp
 	OpSvcContProp    uint16 = 48 // ctlpb.ContPropReq -> ctlpb.PoolPropResp
 	OpSvcContAttr    uint16 = 49 // ctlpb.ContAttrReq -> ctlpb.ContAttrResp
+	OpSvcContSnap    uint16 = 60 // ctlpb.ContSnapReq -> ctlpb.ContSnapResp
 )
 
 // Rights a Capability grants over its container.
@@ -50,7 +56,8 @@ var opNames = map[uint16]string{
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
-	OpSvcContAttr: "SvcContAttr",
+	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap",
+	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).

@@ -1,0 +1,391 @@
+package daos
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"time"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+)
+
+// Transactions (daos_tx_open, daos_tx_commit, ...). A transaction reads the
+// container as it was at one epoch, chosen when it opens, and buffers its
+// updates and punches here; Commit sends them, and the dkeys it read, to the
+// targets concerned. A target refuses with DER_TX_RESTART when another
+// transaction is committing on one of those dkeys or one changed after the
+// transaction's epoch; Restart then starts it again at a new epoch. Commit
+// is all or nothing for readers: while a transaction commits, reads of its
+// dkeys wait (the client retries DER_INPROGRESS), so nobody sees half of it.
+//
+// The transaction's own buffered writes are not visible to its fetches: they
+// read the container at the transaction's epoch.
+//
+// With one target the commit takes one round trip (prepare and commit
+// together). With several the client prepares each and commits them all at
+// one epoch; the prepared state lives in the engines' memory, so an engine
+// restarting between the two steps, or a client dying between them, can
+// leave a transaction applied on some targets only (the durable DTX log
+// comes with redundancy).
+
+// inProgressRetries bounds the retries of DER_INPROGRESS (about 10 s).
+const inProgressRetries = 200
+
+// backoff sleeps before retry number attempt: 1 ms, doubling to 64 ms.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Millisecond << min(attempt, 6)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Tx is a transaction of a container handle.
+type Tx struct {
+	cont     *Cont
+	readOnly bool // a snapshot's
+	mu       sync.Mutex
+	id       [16]byte
+	epoch    uint64
+	state    txState
+	reads    map[placement.Shard][]*enginepb.TxKey
+	writes   map[placement.Shard]*txPart
+	order    []placement.Shard // shards in the order first written, for stable commits
+}
+
+type txState int
+
+const (
+	txOpen txState = iota
+	txCommitted
+	txAborted
+	txClosed
+)
+
+// txPart is what one target commits.
+type txPart struct {
+	writes []*enginepb.TxWrite
+	bulk   [][]byte
+}
+
+// TxOpen opens a transaction (daos_tx_open) reading the container at the
+// system's current epoch.
+func (c *Cont) TxOpen(ctx context.Context) (*Tx, error) {
+	tx := &Tx{cont: c}
+	if err := tx.begin(ctx); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// TxOpenSnap opens a read-only transaction at a snapshot's epoch
+// (daos_tx_open_snap): fetches and listings see the container as it was.
+func (c *Cont) TxOpenSnap(epoch uint64) (*Tx, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	if epoch == 0 {
+		return nil, daoserr.New(daoserr.Inval, "open a snapshot at epoch 0").WithResolution("give a snapshot's epoch (daos cont list-snaps)")
+	}
+	return &Tx{cont: c, readOnly: true, epoch: epoch}, nil
+}
+
+// begin gives the transaction a new id and epoch: the clock of an engine
+// of the pool (engines move their clocks past the epochs they read at, so
+// what commits later orders after it).
+func (tx *Tx) begin(ctx context.Context) error {
+	c := tx.cont
+	if err := c.usable(); err != nil {
+		return err
+	}
+	rand.Read(tx.id[:])
+	var rep enginepb.ObjUpdateRep
+	s := placement.Shard{Rank: c.Pool.Members[0].Rank}
+	if err := c.send(ctx, s, enginepb.OpEpochSync, &enginepb.EpochSyncReq{}, &rep); err != nil {
+		return daoserr.Context(err, "open a transaction in container %s", c.Info.GetLabel())
+	}
+	tx.epoch, tx.state = rep.Epoch, txOpen
+	tx.reads, tx.writes, tx.order = map[placement.Shard][]*enginepb.TxKey{}, map[placement.Shard]*txPart{}, nil
+	return nil
+}
+
+// Epoch is the epoch the transaction reads at (daos_tx_hdl2epoch).
+func (tx *Tx) Epoch() uint64 { return tx.epoch }
+
+func (tx *Tx) usable(writing bool) error {
+	switch {
+	case tx.state == txCommitted:
+		return daoserr.New(daoserr.NoHdl, "transaction already committed").WithResolution("open a new one")
+	case tx.state == txAborted:
+		return daoserr.New(daoserr.NoHdl, "transaction aborted").WithResolution("restart it (Restart) or open a new one")
+	case tx.state == txClosed:
+		return daoserr.New(daoserr.NoHdl, "transaction closed")
+	case writing && tx.readOnly:
+		return daoserr.New(daoserr.NoPerm, "a snapshot's transaction is read-only")
+	}
+	return tx.cont.usable()
+}
+
+// noteRead remembers a dkey read (nil: the object's dkeys were listed).
+func (tx *Tx) noteRead(o *Obj, s placement.Shard, dkey []byte) {
+	if tx.readOnly {
+		return
+	}
+	tx.reads[s] = append(tx.reads[s], &enginepb.TxKey{Oid: o.oid, Dkey: dkey})
+}
+
+// Fetch reads iods under dkey at the transaction's epoch.
+func (tx *Tx) Fetch(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls [][]byte) ([]FetchResult, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(false); err != nil {
+		return nil, err
+	}
+	if len(sgls) != len(iods) {
+		return nil, daoserr.Newf(daoserr.Inval, "fetch object %s: %d IODs and %d buffers", o.OID, len(iods), len(sgls))
+	}
+	res, err := o.fetchAt(ctx, tx.epoch, 0, dkey, iods, sgls)
+	if err == nil {
+		tx.noteRead(o, o.shard(dkey), dkey)
+	}
+	return res, err
+}
+
+// ListDkeys lists the object's dkeys at the transaction's epoch.
+func (tx *Tx) ListDkeys(ctx context.Context, o *Obj, anchor *Anchor, max int) ([][]byte, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(false); err != nil {
+		return nil, err
+	}
+	keys, err := o.listDkeysAt(ctx, tx.epoch, anchor, max)
+	if err == nil {
+		for g := range o.layout.Groups {
+			tx.noteRead(o, o.layout.Group(g)[0], nil)
+		}
+	}
+	return keys, err
+}
+
+// ListAkeys lists dkey's akeys at the transaction's epoch.
+func (tx *Tx) ListAkeys(ctx context.Context, o *Obj, dkey []byte, anchor *Anchor, max int) ([][]byte, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(false); err != nil {
+		return nil, err
+	}
+	keys, err := o.listAkeysAt(ctx, tx.epoch, dkey, anchor, max)
+	if err == nil {
+		tx.noteRead(o, o.shard(dkey), dkey)
+	}
+	return keys, err
+}
+
+// add buffers a write for the shard that holds it.
+func (tx *Tx) add(s placement.Shard, w *enginepb.TxWrite, bufs [][]byte) {
+	part := tx.writes[s]
+	if part == nil {
+		part = &txPart{}
+		tx.writes[s] = part
+		tx.order = append(tx.order, s)
+	}
+	part.writes = append(part.writes, w)
+	part.bulk = append(part.bulk, bufs...)
+}
+
+// Update buffers an update of iods under dkey; the caller's buffers must
+// stay unchanged until Commit returns (DAOS_TF_ZERO_COPY: no copy is made).
+func (tx *Tx) Update(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls [][]byte) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(true); err != nil {
+		return err
+	}
+	if len(sgls) != len(iods) {
+		return daoserr.Newf(daoserr.Inval, "update object %s: %d IODs and %d buffers", o.OID, len(iods), len(sgls))
+	}
+	m, err := o.ioReq(dkey, iods, 0)
+	if err != nil {
+		return err
+	}
+	for i, d := range iods {
+		if want := iodSize(d); uint64(len(sgls[i])) != want {
+			return daoserr.Newf(daoserr.IOInval, "update object %s dkey %q akey %q: buffer of %d bytes, the IOD describes %d", o.OID, dkey, d.Akey, len(sgls[i]), want)
+		}
+	}
+	tx.add(o.shard(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Iods: m.Iods}, sgls)
+	return nil
+}
+
+// iodSize is how many bytes an IOD's values take.
+func iodSize(d IOD) uint64 {
+	if d.Type == Single {
+		return d.Size
+	}
+	var n uint64
+	for _, r := range d.Recxs {
+		n += r.Nr * d.Size
+	}
+	return n
+}
+
+// Punch buffers a punch of the whole object.
+func (tx *Tx) Punch(ctx context.Context, o *Obj) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(true); err != nil {
+		return err
+	}
+	for g := range o.layout.Groups {
+		tx.add(o.layout.Group(g)[0], &enginepb.TxWrite{Oid: o.oid, Punch: true}, nil)
+	}
+	return nil
+}
+
+// PunchDkeys buffers punches of dkeys.
+func (tx *Tx) PunchDkeys(ctx context.Context, o *Obj, dkeys [][]byte) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(true); err != nil {
+		return err
+	}
+	for _, d := range dkeys {
+		if len(d) == 0 {
+			return daoserr.Newf(daoserr.Inval, "punch object %s: empty dkey", o.OID)
+		}
+	}
+	for _, d := range dkeys {
+		tx.add(o.shard(d), &enginepb.TxWrite{Oid: o.oid, Dkey: d, Punch: true}, nil)
+	}
+	return nil
+}
+
+// PunchAkeys buffers punches of akeys under dkey.
+func (tx *Tx) PunchAkeys(ctx context.Context, o *Obj, dkey []byte, akeys [][]byte) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(true); err != nil {
+		return err
+	}
+	if len(dkey) == 0 || len(akeys) == 0 {
+		return daoserr.Newf(daoserr.Inval, "punch object %s: give a dkey and akeys", o.OID)
+	}
+	tx.add(o.shard(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Akeys: akeys, Punch: true}, nil)
+	return nil
+}
+
+// Commit makes the transaction's writes visible, all at one epoch, or
+// fails: DER_TX_RESTART means another writer got there first, and Restart
+// then lets the caller run the transaction again. A read-only transaction
+// commits nothing (its reads were consistent when made).
+func (tx *Tx) Commit(ctx context.Context) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(false); err != nil {
+		return err
+	}
+	if len(tx.writes) == 0 {
+		tx.state = txCommitted
+		return nil
+	}
+	err := tx.commit(ctx)
+	if err != nil {
+		tx.state = txAborted
+		return daoserr.Context(err, "commit transaction in container %s", tx.cont.Info.GetLabel())
+	}
+	tx.state = txCommitted
+	return nil
+}
+
+func (tx *Tx) prepareReq(s placement.Shard, one bool) *enginepb.TxPrepareReq {
+	m := &enginepb.TxPrepareReq{Pool: uuidBytes(tx.cont.Pool.Info.Uuid), Cont: uuidBytes(tx.cont.Info.Uuid), Txid: tx.id[:],
+		Epoch: tx.epoch, Reads: tx.reads[s], Commit: one}
+	if part := tx.writes[s]; part != nil {
+		m.Writes = part.writes
+	}
+	return m
+}
+
+func (tx *Tx) commit(ctx context.Context) error {
+	c := tx.cont
+	// every target the transaction read from and did not write to must
+	// still check its reads: it takes part too
+	for s := range tx.reads {
+		if tx.writes[s] == nil {
+			tx.writes[s] = &txPart{}
+			tx.order = append(tx.order, s)
+		}
+	}
+	if len(tx.order) == 1 {
+		s := tx.order[0]
+		rep, err := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, true), tx.writes[s].bulk, nil)
+		return decodeReply(rep, err, nil)
+	}
+	// two phases: prepare everywhere, commit everywhere at the largest
+	// prepared clock (so the commit orders after everything each target
+	// had stamped), or abort everywhere
+	var commitEpoch uint64
+	var prepared []placement.Shard
+	var err error
+	for _, s := range tx.order {
+		var rep enginepb.TxPrepareRep
+		r, perr := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, false), tx.writes[s].bulk, nil)
+		if perr = decodeReply(r, perr, &rep); perr != nil {
+			err = perr
+			break
+		}
+		prepared = append(prepared, s)
+		commitEpoch = max(commitEpoch, rep.Epoch)
+	}
+	finish := &enginepb.TxCommitReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Txid: tx.id[:], Epoch: commitEpoch, Abort: err != nil}
+	ctx = context.WithoutCancel(ctx) // once decided, every target must hear it
+	var ferr error
+	for _, s := range prepared {
+		if e := c.send(ctx, s, enginepb.OpTxCommit, finish, nil); e != nil && ferr == nil {
+			ferr = e
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Abort drops the transaction's buffered writes.
+func (tx *Tx) Abort(ctx context.Context) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usable(false); err != nil {
+		return err
+	}
+	tx.state = txAborted
+	return nil
+}
+
+// Restart starts an aborted or failed transaction again at a new epoch,
+// with nothing buffered (daos_tx_restart): the caller redoes its reads and
+// writes.
+func (tx *Tx) Restart(ctx context.Context) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.readOnly {
+		return daoserr.New(daoserr.NoPerm, "a snapshot's transaction cannot restart")
+	}
+	if tx.state == txClosed {
+		return daoserr.New(daoserr.NoHdl, "transaction closed")
+	}
+	return tx.begin(ctx)
+}
+
+// Close releases the transaction (daos_tx_close); an open one is aborted.
+func (tx *Tx) Close() {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	tx.state, tx.reads, tx.writes = txClosed, nil, nil
+}
