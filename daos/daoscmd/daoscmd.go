@@ -96,10 +96,12 @@ type cmdLine struct {
 		GetAttr      attrCmd          `cmd:"" name:"get-attr" help:"Show a user attribute (needs r)."`
 		DelAttr      attrCmd          `cmd:"" name:"del-attr" aliases:"delete-attr" help:"Delete a user attribute (needs w)."`
 		ListAttrs    contArgs         `cmd:"" name:"list-attrs" aliases:"list-attr" help:"List the user attributes (needs r)."`
+		ListObjects  contArgs         `cmd:"" name:"list-objects" aliases:"list-obj" help:"List the IDs of the objects that hold data in a container (needs r)."`
 	} `cmd:"" aliases:"container" help:"Containers."`
 	Object struct {
 		Query    objArgs        `cmd:"" help:"Show an object's class, type and layout: each redundancy group's shards and their rank and target."`
 		ListKeys objListKeysCmd `cmd:"" name:"list-keys" help:"List an object's dkeys, or with --dkey that dkey's akeys (needs r)."`
+		Dump     objDumpCmd     `cmd:"" help:"Show every dkey, akey and value of an object: single values, array extents (needs r)."`
 	} `cmd:"" aliases:"obj" help:"Objects."`
 }
 
@@ -199,6 +201,10 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 		return t.objQuery(ctx, c.Object.Query)
 	case "object list-keys <pool> <cont> <oid>":
 		return t.objListKeys(ctx, c.Object.ListKeys)
+	case "object dump <pool> <cont> <oid>":
+		return t.objDump(ctx, c.Object.Dump)
+	case "cont list-objects <pool> <cont>":
+		return t.contListObjects(ctx, c.Cont.ListObjects.Pool, c.Cont.ListObjects.Cont)
 	}
 	return daoserr.Newf(daoserr.NoSys, "daos %s is not available yet", cmd)
 }

@@ -1,11 +1,14 @@
 package daoscmd
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -260,6 +263,206 @@ func (t *tool) objListKeys(ctx context.Context, c objListKeysCmd) error {
 	return t.show(resp, func(w io.Writer) {
 		for _, k := range shown {
 			fmt.Fprintln(w, k)
+		}
+	})
+}
+
+// sortKeys orders keys for people: integer keys by value, others bytewise.
+func sortKeys(keys [][]byte, isUint64 bool) {
+	slices.SortFunc(keys, func(a, b []byte) int {
+		if isUint64 && len(a) == 8 && len(b) == 8 {
+			return cmp.Compare(binary.LittleEndian.Uint64(a), binary.LittleEndian.Uint64(b))
+		}
+		return bytes.Compare(a, b)
+	})
+}
+
+// dumpData is a value or an extent's records as shown: printable text, or
+// hex; at most --max-bytes of it.
+type dumpData struct {
+	Value     string `json:"value"`
+	Encoding  string `json:"encoding"` // "text" or "hex"
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+func showData(b []byte, total uint64, maxBytes int) dumpData {
+	d := dumpData{Truncated: uint64(len(b)) < total}
+	if maxBytes > 0 && len(b) > maxBytes {
+		b, d.Truncated = b[:maxBytes], true
+	}
+	if printable(b) {
+		d.Value, d.Encoding = string(b), "text"
+	} else {
+		d.Value, d.Encoding = hex.EncodeToString(b), "hex"
+	}
+	return d
+}
+
+func (d dumpData) String() string {
+	s := strconv.Quote(d.Value)
+	if d.Encoding == "hex" {
+		s = "0x" + d.Value
+	}
+	if d.Truncated {
+		s += "..."
+	}
+	return s
+}
+
+type dumpExtent struct {
+	Idx   uint64 `json:"idx"`
+	Nr    uint64 `json:"nr"`
+	Epoch uint64 `json:"epoch"`
+	dumpData
+}
+
+// dumpAkey is one akey's value in `daos object dump`: a single value of
+// Size bytes, or an array of Size-byte records in Extents.
+type dumpAkey struct {
+	Dkey    string       `json:"dkey"`
+	Akey    string       `json:"akey"`
+	Type    string       `json:"type"` // "single" or "array"
+	Size    uint64       `json:"size"`
+	Data    *dumpData    `json:"data,omitempty"`
+	Extents []dumpExtent `json:"extents,omitempty"`
+}
+
+// dumpFetchMax bounds the bytes one fetch of an extent reads.
+const dumpFetchMax = 1 << 20
+
+func (t *tool) objDump(ctx context.Context, c objDumpCmd) error {
+	o, err := t.openObj(ctx, c.objArgs)
+	if err != nil {
+		return err
+	}
+	where := fmt.Sprintf("object %s in pool %s container %s", o.OID, c.Pool, c.Cont)
+	ot := o.OID.Type()
+	dkeys, err := listAll(func(a *daos.Anchor) ([][]byte, error) { return o.ListDkeys(ctx, a, listPage) })
+	if err != nil {
+		return daoserr.Context(err, "dump %s", where)
+	}
+	if len(dkeys) == 0 {
+		return daoserr.Newf(daoserr.Nonexist, "%s has no dkeys (never written, or punched)", where).
+			WithResolution("check the OID: 'daos cont list-objects %s %s' lists the container's objects", c.Pool, c.Cont)
+	}
+	sortKeys(dkeys, ot.DkeyUint64())
+	var out []dumpAkey
+	for _, dkey := range dkeys {
+		akeys, err := listAll(func(a *daos.Anchor) ([][]byte, error) { return o.ListAkeys(ctx, dkey, a, listPage) })
+		if err != nil {
+			return daoserr.Context(err, "dump %s", where)
+		}
+		sortKeys(akeys, akeyUint64(ot))
+		for _, akey := range akeys {
+			v, err := dumpOne(ctx, o, dkey, akey, c.MaxBytes)
+			if err != nil {
+				return daoserr.Context(err, "dump %s dkey %s akey %s", where, keyString(dkey, ot.DkeyUint64()), keyString(akey, akeyUint64(ot)))
+			}
+			v.Dkey, v.Akey = keyString(dkey, ot.DkeyUint64()), keyString(akey, akeyUint64(ot))
+			out = append(out, v)
+		}
+	}
+	return t.show(map[string]any{"oid": o.OID.String(), "class": o.OID.Class().String(), "type": ot.String(), "values": out}, func(w io.Writer) {
+		fmt.Fprintf(w, "object %s (%s, %s) in pool %s container %s\n", o.OID, o.OID.Class(), ot, c.Pool, c.Cont)
+		last := ""
+		for i, v := range out {
+			if i == 0 || v.Dkey != last {
+				fmt.Fprintf(w, "dkey %s\n", v.Dkey)
+				last = v.Dkey
+			}
+			switch {
+			case v.Type == "single" && v.Data == nil:
+				fmt.Fprintf(w, "  akey %s: single value, none visible\n", v.Akey)
+			case v.Type == "single":
+				fmt.Fprintf(w, "  akey %s: single value, %d bytes: %s\n", v.Akey, v.Size, v.Data)
+			default:
+				fmt.Fprintf(w, "  akey %s: array of %d-byte records, %d extents\n", v.Akey, v.Size, len(v.Extents))
+				for _, x := range v.Extents {
+					fmt.Fprintf(w, "    [%d, %d): %s\n", x.Idx, x.Idx+x.Nr, x.dumpData)
+				}
+			}
+		}
+	})
+}
+
+// dumpOne reads one akey: its extents if it holds an array (ListRecx says
+// so with a record size), else its single value.
+func dumpOne(ctx context.Context, o *daos.Obj, dkey, akey []byte, maxBytes int) (dumpAkey, error) {
+	var recxs []daos.RecxEpoch
+	var rsize uint64
+	var a daos.Anchor
+	for !a.EOF {
+		page, rs, err := o.ListRecx(ctx, dkey, akey, &a, listPage)
+		if err != nil {
+			return dumpAkey{}, err
+		}
+		recxs, rsize = append(recxs, page...), max(rsize, rs)
+	}
+	if rsize == 0 {
+		iod := []daos.IOD{{Akey: akey, Type: daos.Single}}
+		res, err := o.Fetch(ctx, dkey, iod, [][]byte{nil}) // size query
+		if daoserr.Is(err, daoserr.Inval) {
+			// an array whose every extent is punched: no record size left to report
+			return dumpAkey{Type: "array"}, nil
+		}
+		if err != nil || res[0].Size == 0 {
+			return dumpAkey{Type: "single"}, err
+		}
+		iod[0].Size = res[0].Size
+		buf := make([]byte, res[0].Size)
+		if _, err := o.Fetch(ctx, dkey, iod, [][]byte{buf}); err != nil {
+			return dumpAkey{}, err
+		}
+		d := showData(buf, res[0].Size, maxBytes)
+		return dumpAkey{Type: "single", Size: res[0].Size, Data: &d}, nil
+	}
+	v := dumpAkey{Type: "array", Size: rsize}
+	for _, x := range recxs {
+		want := x.Nr // the records to read: all, or enough for maxBytes
+		if maxBytes > 0 {
+			want = min(x.Nr, (uint64(maxBytes)+rsize-1)/rsize)
+		}
+		var got []byte
+		for done := uint64(0); done < want; {
+			n := min(want-done, max(1, dumpFetchMax/rsize))
+			buf := make([]byte, n*rsize)
+			iod := []daos.IOD{{Akey: akey, Type: daos.Array, Size: rsize, Recxs: []daos.Recx{{Idx: x.Idx + done, Nr: n}}}}
+			if _, err := o.Fetch(ctx, dkey, iod, [][]byte{buf}); err != nil {
+				return dumpAkey{}, err
+			}
+			got, done = append(got, buf...), done+n
+		}
+		v.Extents = append(v.Extents, dumpExtent{Idx: x.Idx, Nr: x.Nr, Epoch: x.Epoch, dumpData: showData(got, x.Nr*rsize, maxBytes)})
+	}
+	return v, nil
+}
+
+func (t *tool) contListObjects(ctx context.Context, pool, cont string) error {
+	p, err := t.connect(ctx, pool, daos.RO)
+	if err != nil {
+		return err
+	}
+	h, err := p.ContOpen(ctx, cont, daos.RO)
+	if err != nil {
+		return err
+	}
+	var oids []string
+	var a daos.Anchor
+	for !a.EOF {
+		page, err := h.ListObjects(ctx, &a, 1024)
+		if err != nil {
+			return daoserr.Context(err, "pool %s", pool)
+		}
+		for _, oid := range page {
+			oids = append(oids, oid.String())
+		}
+	}
+	return t.show(oids, func(w io.Writer) {
+		if len(oids) == 0 {
+			fmt.Fprintf(w, "Container %s has no objects.\n", cont)
+		}
+		for _, oid := range oids {
+			fmt.Fprintln(w, oid)
 		}
 	})
 }

@@ -35,8 +35,10 @@ func startObjects(t *testing.T) objFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: "objs"}); err != nil {
-		t.Fatal(err)
+	for _, label := range []string{"objs", "empty"} {
+		if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h, err := p.ContOpen(ctx, "objs", daos.RW)
 	if err != nil {
@@ -81,8 +83,9 @@ func startObjects(t *testing.T) objFixture {
 	return f
 }
 
-// TestObjectCommands: daos object query|list-keys on objects a program
-// wrote, bad OIDs, missing objects and keys, and --json.
+// TestObjectCommands: daos object query|list-keys|dump and daos cont
+// list-objects on objects a program wrote; bad OIDs, missing objects, keys
+// and containers; --json.
 func TestObjectCommands(t *testing.T) {
 	f := startObjects(t)
 	s1, sx, u64, none := f.s1.String(), f.sx.String(), f.uint64Obj.String(), f.unwritten.String()
@@ -112,6 +115,19 @@ func TestObjectCommands(t *testing.T) {
 		{[]string{"object", "list-keys", "tank", "objs", none}, 1, []string{"DER_NONEXIST", "object " + none + " in pool tank container objs has no dkeys", "list-objects"}, nil},
 		{[]string{"object", "list-keys", "tank", "objs", f.replicated.String()}, 1, []string{"DER_NOSYS", "RP_2G1"}, nil},
 		{[]string{"object", "list-keys", "tank", "objs", "12"}, 1, []string{"DER_INVAL", "bad object id"}, nil},
+
+		{[]string{"object", "dump", "tank", "objs", s1}, 0, []string{"object " + s1 + " (S1, MULTI_HASHED) in pool tank container objs\n",
+			"dkey alpha\n  akey bin: single value, 4 bytes: 0x000102ff\n  akey name: single value, 5 bytes: \"hello\"\n  akey temps: array of 2-byte records, 2 extents\n    [0, 3): \"t0t1t2\"\n    [10, 12): \"t9tA\"\ndkey beta\n"}, nil},
+		{[]string{"object", "dump", "tank", "objs", s1, "--max-bytes", "3"}, 0, []string{`5 bytes: "hel"...`, `[0, 3): "t0t"...`, `[10, 12): "t9t"...`, "0x000102..."}, nil},
+		{[]string{"object", "dump", "tank", "objs", u64}, 0, []string{"(S1, DKEY_UINT64)", "dkey 0\n  akey x: single value, 1 bytes: \"x\"\ndkey 7\n"}, nil},
+		{[]string{"object", "dump", "tank", "objs", sx}, 0, []string{"dkey k1\n", "dkey k4\n  akey v: single value, 2 bytes: \"ok\""}, nil},
+		{[]string{"object", "dump", "tank", "objs", none}, 1, []string{"DER_NONEXIST", "object " + none + " in pool tank container objs has no dkeys"}, nil},
+		{[]string{"object", "dump", "tank", "objs", "x.1"}, 1, []string{"DER_INVAL", "bad object id"}, nil},
+		{[]string{"object", "dump", "tank", "empty", s1}, 1, []string{"DER_NONEXIST", "container empty"}, nil},
+
+		{[]string{"cont", "list-objects", "tank", "objs"}, 0, []string{s1 + "\n", sx + "\n", u64 + "\n"}, []string{none}},
+		{[]string{"cont", "list-obj", "tank", "empty"}, 0, []string{"Container empty has no objects."}, nil},
+		{[]string{"cont", "list-objects", "tank", "nosuch"}, 1, []string{"DER_NONEXIST", "nosuch"}, nil},
 	}
 	for _, st := range steps {
 		t.Run(strings.Join(st.args, " "), func(t *testing.T) {
@@ -160,6 +176,32 @@ func TestObjectCommands(t *testing.T) {
 		out, _, rc = run(t, "-j", "object", "list-keys", "tank", "objs", s1, "--dkey", "alpha")
 		if err := json.Unmarshal([]byte(out), &keys); err != nil || rc != 0 || len(keys.Response.Akeys) != 3 {
 			t.Fatalf("list-keys --dkey: rc %d %v %s", rc, err, out)
+		}
+		var dump struct {
+			Response struct {
+				OID    string     `json:"oid"`
+				Class  string     `json:"class"`
+				Values []dumpAkey `json:"values"`
+			} `json:"response"`
+		}
+		out, _, rc = run(t, "-j", "object", "dump", "tank", "objs", s1)
+		if err := json.Unmarshal([]byte(out), &dump); err != nil || rc != 0 || dump.Response.Class != "S1" || len(dump.Response.Values) != 6 {
+			t.Fatalf("dump: rc %d %v %s", rc, err, out)
+		}
+		bin, temps := dump.Response.Values[0], dump.Response.Values[2]
+		if bin.Dkey != "alpha" || bin.Akey != "bin" || bin.Type != "single" || bin.Size != 4 || bin.Data.Encoding != "hex" || bin.Data.Value != "000102ff" {
+			t.Fatalf("dump of bin: %+v", bin)
+		}
+		if temps.Type != "array" || temps.Size != 2 || len(temps.Extents) != 2 || temps.Extents[1].Idx != 10 || temps.Extents[1].Nr != 2 ||
+			temps.Extents[1].Value != "t9tA" || temps.Extents[1].Epoch == 0 {
+			t.Fatalf("dump of temps: %+v", temps)
+		}
+		var objs struct {
+			Response []string `json:"response"`
+		}
+		out, _, rc = run(t, "-j", "cont", "list-objects", "tank", "objs")
+		if err := json.Unmarshal([]byte(out), &objs); err != nil || rc != 0 || len(objs.Response) != 3 {
+			t.Fatalf("list-objects: rc %d %v %s", rc, err, out)
 		}
 		var fail struct {
 			Error  string `json:"error"`
