@@ -1,11 +1,14 @@
 // Package daosperf is the daos_perf benchmark: workers update and then fetch
 // values of one size in one object of a chosen class, through the client API
-// and the engines, and report throughput and latency beside a raw Go TCP
-// stream of the same size measured in the same run (this machine is noisy;
-// a figure alone says little). With Verify every fetched byte is checked.
+// and the engines, and report throughput, latency and CPU time per operation
+// beside raw baselines measured in the same run (this machine is noisy; a
+// figure alone says little): a raw Go TCP stream of the same size, and raw
+// pwrite+fdatasync of the same size and concurrency on the servers' storage
+// (see raw.go). With Verify every fetched byte is checked.
 package daosperf
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -22,7 +25,6 @@ import (
 
 	"github.com/godaos/godaos/daos"
 	"github.com/godaos/godaos/internal/daoserr"
-	"github.com/godaos/godaos/internal/rpc/rpcperf"
 )
 
 // Config is one run.
@@ -37,7 +39,13 @@ type Config struct {
 	Random      bool     // visit the keys in a random order (default: in order)
 	Verify      bool     // check every byte fetched
 	Raw         bool     // measure a raw TCP stream of Size beside
-	Progress    io.Writer
+	// RawDir, if set, is a directory on the servers' storage where raw
+	// pwrite+fdatasync is measured beside each update phase.
+	RawDir string
+	// ServerPIDs, if set, are the local servers' processes, whose CPU time
+	// each phase reports beside the client's.
+	ServerPIDs []int
+	Progress   io.Writer
 }
 
 // Row is one phase's result.
@@ -52,7 +60,16 @@ type Row struct {
 	P50us       float64 `json:"p50_us"`
 	P99us       float64 `json:"p99_us"`
 	RawMiBPerS  float64 `json:"raw_tcp_mib_per_sec,omitempty"`
-	VsRaw       float64 `json:"vs_raw,omitempty"`
+	VsRaw       float64 `json:"vs_raw,omitempty"` // MiB/s over raw TCP's
+	// raw pwrite+fdatasync beside an update phase (with RawDir): one
+	// fdatasync per write, and one per Concurrency writes
+	RawDiskMiBPerS    float64 `json:"raw_pwrite_fdatasync_mib_per_sec,omitempty"`
+	RawBatchedMiBPerS float64 `json:"raw_batched_pwrite_fdatasync_mib_per_sec,omitempty"`
+	VsRawDisk         float64 `json:"vs_raw_pwrite_fdatasync,omitempty"`
+	VsRawBatched      float64 `json:"vs_raw_batched_pwrite_fdatasync,omitempty"`
+	// CPU time per operation: this process's, and the servers' (with ServerPIDs)
+	ClientCPUus float64 `json:"client_cpu_us_per_op"`
+	ServerCPUus float64 `json:"server_cpu_us_per_op,omitempty"`
 	Verified    bool    `json:"verified,omitempty"`
 }
 
@@ -113,12 +130,6 @@ func Run(ctx context.Context, cl *daos.Client, cfg Config) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	var raw float64
-	if cfg.Raw {
-		if raw, err = rawTCP(ctx, cfg.Size); err != nil {
-			return nil, err
-		}
-	}
 	pattern := make([]byte, cfg.Size)
 	rand.Read(pattern)
 	var rows []Row
@@ -128,34 +139,45 @@ func Run(ctx context.Context, cl *daos.Client, cfg Config) ([]Row, error) {
 			return rows, err
 		}
 		r.Class = class.String()
-		if raw > 0 {
-			r.RawMiBPerS, r.VsRaw = raw, r.MiBPerS/raw
-		}
 		rows = append(rows, r)
 	}
 	return rows, nil
 }
 
-// rawTCP is a raw Go TCP stream's MiB/s with size-byte writes, on loopback.
-func rawTCP(ctx context.Context, size int) (float64, error) {
-	rows, err := rpcperf.Run(ctx, rpcperf.Config{Sizes: []int{size}, Inflight: []int{1}, Count: max(200, min(2000, (256<<20)/size)), Rounds: 1})
-	if err != nil {
-		return 0, err
-	}
-	for _, r := range rows {
-		if r.What == "raw tcp" {
-			return r.MiBPerS, nil
-		}
-	}
-	return 0, nil
-}
+// Key i holds its number in its first 8 bytes, then the pattern. A worker
+// fills its buffer with the pattern once and stamps only the number per
+// operation, so the benchmark adds no copy of its own to an update.
 
-// value is what key i holds: its number, then the pattern.
-func value(buf, pattern []byte, i int) {
-	copy(buf, pattern)
+func stamp(buf []byte, i int) {
 	if len(buf) >= 8 {
 		binary.LittleEndian.PutUint64(buf, uint64(i))
 	}
+}
+
+// holds says whether buf holds key i's value.
+func holds(buf, pattern []byte, i int) bool {
+	if len(buf) < 8 {
+		return bytes.Equal(buf, pattern)
+	}
+	return binary.LittleEndian.Uint64(buf) == uint64(i) && bytes.Equal(buf[8:], pattern[8:])
+}
+
+// rounds is how many blocks a phase runs in, each after its raw baselines'
+// blocks, so that the phase and its baselines see the machine in the same
+// states (a neighbour's burst, the disk's write-back) rather than one of
+// them the quiet moment and the other the busy one.
+const rounds = 4
+
+// phaseRun accumulates a phase's blocks and its baselines' blocks.
+type phaseRun struct {
+	lat                []time.Duration
+	elapsed            time.Duration
+	cpu                cpuSample // summed over the op blocks
+	tcp, disk, batched rawSum
+	cfg                Config
+	phase              string
+	pattern            []byte
+	done               atomic.Int64
 }
 
 func runPhase(ctx context.Context, obj *daos.Obj, cfg Config, phase string, pattern []byte) (Row, error) {
@@ -166,38 +188,89 @@ func runPhase(ctx context.Context, obj *daos.Obj, cfg Config, phase string, patt
 	if cfg.Random {
 		mrand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
+	pr := &phaseRun{cfg: cfg, phase: phase, pattern: pattern, cpu: cpuSample{ok: len(cfg.ServerPIDs) > 0}}
+	stopProgress := progress(cfg.Progress, phase, cfg.Count, &pr.done)
+	defer stopProgress()
+	n := min(rounds, cfg.Count)
+	for b := range n {
+		if err := pr.baselines(ctx, n); err != nil {
+			return Row{}, err
+		}
+		if err := pr.block(ctx, obj, order[b*len(order)/n:(b+1)*len(order)/n]); err != nil {
+			return Row{}, err
+		}
+	}
+	all := pr.lat
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		return float64(all[min(len(all)-1, int(math.Ceil(p*float64(len(all))))-1)]) / 1e3
+	}
+	ops := float64(len(all)) / pr.elapsed.Seconds()
+	r := Row{Phase: phase, Size: cfg.Size, Concurrency: cfg.Concurrency, Ops: len(all), OpsPerS: ops,
+		MiBPerS: ops * float64(cfg.Size) / (1 << 20), P50us: pct(0.50), P99us: pct(0.99), Verified: phase == "fetch" && cfg.Verify}
+	r.ClientCPUus = float64(pr.cpu.self.Microseconds()) / float64(len(all))
+	if pr.cpu.ok {
+		r.ServerCPUus = float64(pr.cpu.servers.Microseconds()) / float64(len(all))
+	}
+	if raw := pr.tcp.mibPerS(); raw > 0 {
+		r.RawMiBPerS, r.VsRaw = raw, r.MiBPerS/raw
+	}
+	if d, b := pr.disk.mibPerS(), pr.batched.mibPerS(); d > 0 && b > 0 {
+		r.RawDiskMiBPerS, r.VsRawDisk = d, r.MiBPerS/d
+		r.RawBatchedMiBPerS, r.VsRawBatched = b, r.MiBPerS/b
+	}
+	return r, nil
+}
+
+// baselines runs one block (of n) of each raw baseline the phase has.
+func (pr *phaseRun) baselines(ctx context.Context, n int) error {
+	cfg := pr.cfg
+	if cfg.Raw {
+		if err := pr.tcp.add(rawTCP(ctx, cfg.Size, n)); err != nil {
+			return err
+		}
+	}
+	if pr.phase == "update" && cfg.RawDir != "" {
+		if err := pr.disk.add(rawPwrite(ctx, cfg.RawDir, cfg.Size, cfg.Concurrency, cfg.Count, n)); err != nil {
+			return err
+		}
+		if err := pr.batched.add(rawBatched(ctx, cfg.RawDir, cfg.Size, cfg.Concurrency, cfg.Count, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// block runs the operations on keys, cfg.Concurrency at a time.
+func (pr *phaseRun) block(ctx context.Context, obj *daos.Obj, keys []int) error {
+	cfg := pr.cfg
 	var next atomic.Int64
 	lat := make([][]time.Duration, cfg.Concurrency)
 	errs := make(chan error, cfg.Concurrency)
-	var done atomic.Int64
-	stopProgress := progress(cfg.Progress, phase, cfg.Count, &done)
+	cpu0 := sampleCPU(cfg.ServerPIDs)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf, want := make([]byte, cfg.Size), make([]byte, cfg.Size)
+		wg.Go(func() {
+			buf := bytes.Clone(pr.pattern)
 			iod := []daos.IOD{{Akey: []byte("v"), Type: daos.Single, Size: uint64(cfg.Size)}}
 			for {
 				n := int(next.Add(1)) - 1
-				if n >= len(order) {
-					errs <- nil
+				if n >= len(keys) {
 					return
 				}
-				i := order[n]
+				i := keys[n]
 				dkey := []byte(fmt.Sprintf("k%d", i))
 				t0 := time.Now()
 				var err error
-				if phase == "update" {
-					value(buf, pattern, i)
+				if pr.phase == "update" {
+					stamp(buf, i)
 					_, err = obj.Update(ctx, dkey, iod, [][]byte{buf})
 				} else {
 					var res []daos.FetchResult
 					res, err = obj.Fetch(ctx, dkey, iod, [][]byte{buf})
 					if err == nil && cfg.Verify {
-						value(want, pattern, i)
-						if res[0].Size != uint64(cfg.Size) || !slices.Equal(buf, want) {
+						if res[0].Size != uint64(cfg.Size) || !holds(buf, pr.pattern, i) {
 							err = daoserr.Newf(daoserr.DataLoss, "daos_perf: key %d read back differs from what was written (size %d)", i, res[0].Size)
 						}
 					}
@@ -207,30 +280,24 @@ func runPhase(ctx context.Context, obj *daos.Obj, cfg Config, phase string, patt
 					return
 				}
 				lat[w] = append(lat[w], time.Since(t0))
-				done.Add(1)
+				pr.done.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	stopProgress()
-	elapsed := time.Since(start)
+	pr.elapsed += time.Since(start)
+	cpu1 := sampleCPU(cfg.ServerPIDs)
+	pr.cpu.self += cpu1.self - cpu0.self
+	pr.cpu.servers += cpu1.servers - cpu0.servers
+	pr.cpu.ok = pr.cpu.ok && cpu0.ok && cpu1.ok
 	close(errs)
-	for err := range errs {
-		if err != nil {
-			return Row{}, err
-		}
+	if err := <-errs; err != nil {
+		return err
 	}
-	var all []time.Duration
 	for _, l := range lat {
-		all = append(all, l...)
+		pr.lat = append(pr.lat, l...)
 	}
-	slices.Sort(all)
-	pct := func(p float64) float64 {
-		return float64(all[min(len(all)-1, int(math.Ceil(p*float64(len(all))))-1)]) / 1e3
-	}
-	ops := float64(len(all)) / elapsed.Seconds()
-	return Row{Phase: phase, Size: cfg.Size, Concurrency: cfg.Concurrency, Ops: len(all), OpsPerS: ops,
-		MiBPerS: ops * float64(cfg.Size) / (1 << 20), P50us: pct(0.50), P99us: pct(0.99), Verified: phase == "fetch" && cfg.Verify}, nil
+	return nil
 }
 
 // progress prints a bar on w every second for runs that last, until stopped.
@@ -267,18 +334,27 @@ func progress(w io.Writer, phase string, total int, done *atomic.Int64) func() {
 // WriteText prints rows as a table.
 func WriteText(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PHASE\tCLASS\tSIZE\tCONC\tOPS\tOPS/S\tMiB/S\tP50\tP99\tRAW TCP MiB/S\tVS RAW\tVERIFIED")
+	fmt.Fprintln(tw, "PHASE\tCLASS\tSIZE\tCONC\tOPS\tOPS/S\tMiB/S\tP50\tP99\tRAW TCP MiB/S\tVS TCP\tRAW DISK MiB/S (SYNC EACH/BATCH)\tVS DISK\tCPU/OP CLIENT+SERVERS\tVERIFIED")
 	for _, r := range rows {
 		raw, vs := "-", "-"
 		if r.RawMiBPerS > 0 {
 			raw, vs = fmt.Sprintf("%.0f", r.RawMiBPerS), fmt.Sprintf("%.0f%%", 100*r.VsRaw)
 		}
+		rawDisk, vsDisk := "-", "-"
+		if r.RawDiskMiBPerS > 0 {
+			rawDisk = fmt.Sprintf("%.0f/%.0f", r.RawDiskMiBPerS, r.RawBatchedMiBPerS)
+			vsDisk = fmt.Sprintf("%.0f%%/%.0f%%", 100*r.VsRawDisk, 100*r.VsRawBatched)
+		}
+		cpu := fmt.Sprintf("%.1fµs", r.ClientCPUus)
+		if r.ServerCPUus > 0 {
+			cpu += fmt.Sprintf("+%.1fµs", r.ServerCPUus)
+		}
 		ver := ""
 		if r.Verified {
 			ver = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%.1f\t%.1fµs\t%.1fµs\t%s\t%s\t%s\n", r.Phase, r.Class, r.Size, r.Concurrency, r.Ops,
-			r.OpsPerS, r.MiBPerS, r.P50us, r.P99us, raw, vs, ver)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%.1f\t%.1fµs\t%.1fµs\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Phase, r.Class, r.Size, r.Concurrency, r.Ops,
+			r.OpsPerS, r.MiBPerS, r.P50us, r.P99us, raw, vs, rawDisk, vsDisk, cpu, ver)
 	}
 	return tw.Flush()
 }

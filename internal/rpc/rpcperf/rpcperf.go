@@ -154,6 +154,27 @@ func rpcBlock(ctx context.Context, cl *rpc.Client, buf []byte, inflight, n int) 
 	return lat, time.Since(start), nil
 }
 
+// RawTCP is the raw baseline alone: how long n size-byte buffers take to
+// stream over one loopback connection.
+func RawTCP(ctx context.Context, size, n int) (time.Duration, error) {
+	if size <= 0 || n <= 0 {
+		return 0, fmt.Errorf("raw tcp: size %d, count %d", size, n)
+	}
+	raw, err := newRawStream()
+	if err != nil {
+		return 0, err
+	}
+	defer raw.close()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	d, err := raw.stream(make([]byte, size), n)
+	if err != nil {
+		return 0, fmt.Errorf("raw tcp size %d: %w", size, err)
+	}
+	return d, nil
+}
+
 // rawStream is the baseline: one loopback TCP connection on which n buffers are
 // written back to back and read by the other side into one buffer.
 type rawStream struct {
