@@ -50,6 +50,9 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$$n ./$$pkg || exit 1; \
 	done
 
+# The README's demo: a local 3-server system (launcher local -n 3) with a pool,
+# an agent, a container, daos_perf --verify, daos pool autotest and daos
+# object; then a VOS target up close. It stops everything it started.
 demo: deps build
 	scripts/demo.sh
 
