@@ -97,6 +97,10 @@ type cmdLine struct {
 		DelAttr      attrCmd          `cmd:"" name:"del-attr" aliases:"delete-attr" help:"Delete a user attribute (needs w)."`
 		ListAttrs    contArgs         `cmd:"" name:"list-attrs" aliases:"list-attr" help:"List the user attributes (needs r)."`
 		ListObjects  contArgs         `cmd:"" name:"list-objects" aliases:"list-obj" help:"List the IDs of the objects that hold data in a container (needs r)."`
+		CreateSnap   snapCreateCmd    `cmd:"" name:"create-snap" aliases:"create-snapshot" help:"Snapshot a container: its state now stays readable (needs w)."`
+		ListSnaps    contArgs         `cmd:"" name:"list-snaps" aliases:"list-snapshots" help:"List a container's snapshots (needs r)."`
+		DestroySnap  snapNameCmd      `cmd:"" name:"destroy-snap" aliases:"destroy-snapshot" help:"Destroy a snapshot (--snap NAME or --epc EPOCH; needs w)."`
+		Rollback     snapNameCmd      `cmd:"" help:"Roll a container back to a snapshot, discarding what was written since (needs w)."`
 	} `cmd:"" aliases:"container" help:"Containers."`
 	Object struct {
 		Query    objArgs        `cmd:"" help:"Show an object's class, type and layout: each redundancy group's shards and their rank and target."`
@@ -205,6 +209,14 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 		return t.objDump(ctx, c.Object.Dump)
 	case "cont list-objects <pool> <cont>":
 		return t.contListObjects(ctx, c.Cont.ListObjects.Pool, c.Cont.ListObjects.Cont)
+	case "cont create-snap <pool> <cont>":
+		return t.snapCreate(ctx, c.Cont.CreateSnap)
+	case "cont list-snaps <pool> <cont>":
+		return t.snapList(ctx, c.Cont.ListSnaps)
+	case "cont destroy-snap <pool> <cont>":
+		return t.snapDestroy(ctx, c.Cont.DestroySnap)
+	case "cont rollback <pool> <cont>":
+		return t.snapRollback(ctx, c.Cont.Rollback)
 	}
 	return daoserr.Newf(daoserr.NoSys, "daos %s is not available yet", cmd)
 }
