@@ -45,6 +45,13 @@ type System struct {
 // everything with allow_insecure otherwise. All of it stops when the test ends.
 func Start(t testing.TB, secure bool) *System {
 	t.Helper()
+	return StartWith(t, secure, server.Options{})
+}
+
+// StartWith is Start with server options (a logger and auto-format are
+// always set).
+func StartWith(t testing.TB, secure bool, opts server.Options) *System {
+	t.Helper()
 	dir := t.TempDir()
 	s := &System{Insecure: !secure, CertDir: filepath.Join(dir, "certs")}
 	if err := os.MkdirAll(filepath.Join(dir, "srv"), 0o750); err != nil {
@@ -67,7 +74,8 @@ func Start(t testing.TB, secure bool) *System {
 		cfg.TransportConfig = config.TransportConfig{AllowInsecure: true}
 		acfg.TransportConfig.AllowInsecure = true
 	}
-	srv, err := server.Start(cfg, server.Options{Logger: Quiet(), AutoFormat: true})
+	opts.Logger, opts.AutoFormat = Quiet(), true
+	srv, err := server.Start(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

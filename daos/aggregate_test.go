@@ -1,0 +1,83 @@
+package daos
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/testsys/inproc"
+	"github.com/godaos/godaos/server"
+)
+
+// The leader's background aggregation reclaims overwritten values' space
+// and keeps what snapshots read.
+func TestAggregationReclaimsAndKeepsSnapshots(t *testing.T) {
+	s := inproc.StartWith(t, false, server.Options{AggregationInterval: 100 * time.Millisecond, AggregationLag: 50 * time.Millisecond})
+	s.CreatePool(t, "agg", me(t))
+	ctx := context.Background()
+	p, err := client(t, s).PoolConnect(ctx, "agg", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "c", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, _ := h.GenerateOID(ctx, placement.S1, placement.OTMultiHashed)
+	o, _ := h.Obj(oid)
+	const size = 256 << 10 // on the NVMe tier
+	iod := []IOD{{Akey: []byte("a"), Type: Single, Size: size}}
+	write := func(b byte) {
+		if _, err := o.Update(ctx, []byte("d"), iod, [][]byte{bytes.Repeat([]byte{b}, size)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	snap, err := h.CreateSnap(ctx, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		write(byte(10 + i))
+	}
+	full, err := p.Query(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bounded wait for aggregation to drop the 19 values nobody reads
+	var used uint64
+	for range 100 {
+		time.Sleep(100 * time.Millisecond)
+		sp, err := p.Query(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used = sp.NvmeUsed; used+15*size <= full.NvmeUsed {
+			break
+		}
+	}
+	if used+15*size > full.NvmeUsed {
+		t.Fatalf("NVMe used %d before, %d after waiting: aggregation reclaimed less than 15 values of %d bytes", full.NvmeUsed, used, size)
+	}
+	check := func(tx *Tx, want byte) {
+		t.Helper()
+		buf := make([]byte, size)
+		var err error
+		if tx != nil {
+			_, err = tx.Fetch(ctx, o, []byte("d"), iod, [][]byte{buf})
+		} else {
+			_, err = o.Fetch(ctx, []byte("d"), iod, [][]byte{buf})
+		}
+		if err != nil || !bytes.Equal(buf, bytes.Repeat([]byte{want}, size)) {
+			t.Fatalf("value %d expected (err %v), got %d...", want, err, buf[0])
+		}
+	}
+	check(nil, 29)
+	st, _ := h.TxOpenSnap(snap)
+	check(st, 1)
+}
