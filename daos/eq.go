@@ -18,7 +18,7 @@ import (
 //		_, err := obj.Update(ctx, dkey, iods, sgls)
 //		return err
 //	})
-//	done, _ := eq.Poll(ctx, 1, 16, -1) // completed events; each one's Err() is its result
+//	evs, _ := eq.Poll(ctx, 1, 16, -1) // completed events; each one's Err() is its result
 //
 // An event goes Ready → (Launch) → Running → Completed → (Poll, Test or Wait)
 // → Ready again, and can then be launched anew. An event may have a parent:
