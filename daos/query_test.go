@@ -79,7 +79,9 @@ func TestQueryKey(t *testing.T) {
 	if len(groups) < 2 {
 		t.Fatal("the dkeys all landed on one shard")
 	}
-	q := func(flags QueryFlags, dkey, akey []byte) (QueryResult, error) { return o.QueryKey(ctx, flags, dkey, akey) }
+	q := func(flags QueryFlags, dkey, akey []byte) (QueryResult, error) {
+		return o.QueryKey(ctx, flags, dkey, akey)
+	}
 	dkeyOf := func(r QueryResult) uint64 { return binary.LittleEndian.Uint64(r.Dkey) }
 
 	t.Run("dkeys over every shard", func(t *testing.T) {
