@@ -19,6 +19,10 @@ type KV struct {
 // kvAkey is the akey of every value (DAOS's dc_kv uses the one byte '0').
 var kvAkey = []byte{'0'}
 
+// maxValue is the largest single value the engines' VOS stores
+// (vos.MaxSingleValue; DER_REC2BIG above).
+const maxValue = 64 << 20
+
 // KVOpen opens the flat KV oid, of type KV_HASHED, KV_UINT64 or KV_LEXICAL
 // (daos_kv_open). Nothing is read: a KV needs no creation.
 func (c *Cont) KVOpen(oid OID) (*KV, error) {
@@ -70,6 +74,10 @@ func (kv *KV) PutCond(ctx context.Context, flags CondFlags, key string, val []by
 		return daoserr.Newf(daoserr.Inval, "put %q in KV %s: empty value", key, kv.obj.OID).
 			WithResolution("store at least one byte; Remove deletes a key")
 	}
+	if len(val) > maxValue {
+		return daoserr.Newf(daoserr.Rec2Big, "put %q in KV %s: a value of %d bytes, limit %d", key, kv.obj.OID, len(val), maxValue).
+			WithResolution("store large data in an array object instead")
+	}
 	if flags&^(CondDkeyInsert|CondDkeyUpdate) != 0 {
 		return daoserr.Newf(daoserr.Inval, "put %q in KV %s: condition flags %#x do not apply", key, kv.obj.OID, uint32(flags)).
 			WithResolution("a put takes CondDkeyInsert or CondDkeyUpdate")
@@ -87,6 +95,9 @@ func (kv *KV) Get(ctx context.Context, key string, buf []byte) (int, error) {
 	if err := kv.check(key); err != nil {
 		return 0, err
 	}
+	// No value is larger than maxValue: a larger buffer is not sent for,
+	// the reply would not fit the transport's bulk limit.
+	buf = buf[:min(len(buf), maxValue)]
 	iod := []IOD{{Akey: kvAkey, Type: Single, Size: uint64(len(buf))}}
 	var recv [][]byte
 	if len(buf) > 0 {

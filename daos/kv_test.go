@@ -150,6 +150,7 @@ func TestKV(t *testing.T) {
 			{"put: empty key", func() error { return kv.Put(ctx, "", []byte("v")) }, daoserr.Inval},
 			{"put: oversized key", func() error { return kv.Put(ctx, big, []byte("v")) }, daoserr.Key2Big},
 			{"put: empty value", func() error { return kv.Put(ctx, "k", nil) }, daoserr.Inval},
+			{"put: value over 64 MiB", func() error { return kv.Put(ctx, "k", make([]byte, maxValue+1)) }, daoserr.Rec2Big},
 			{"put: a punch flag", func() error { return kv.PutCond(ctx, CondPunch, "k", []byte("v")) }, daoserr.Inval},
 			{"get: empty key", func() error { _, err := kv.Get(ctx, "", nil); return err }, daoserr.Inval},
 			{"get: oversized key", func() error { _, err := kv.Get(ctx, big, nil); return err }, daoserr.Key2Big},

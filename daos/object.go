@@ -462,8 +462,8 @@ func (o *Obj) ListAkeys(ctx context.Context, dkey []byte, anchor *Anchor, max in
 
 // listAkeysAt is ListAkeys at an epoch (0: the latest).
 func (o *Obj) listAkeysAt(ctx context.Context, epoch uint64, dkey []byte, anchor *Anchor, max int) ([][]byte, error) {
-	if len(dkey) == 0 {
-		return nil, daoserr.Newf(daoserr.Inval, "list akeys of object %s: empty dkey", o.OID)
+	if err := checkKey(o.OID, "dkey", dkey); err != nil {
+		return nil, daoserr.Context(err, "list akeys")
 	}
 	var out [][]byte
 	for !anchor.EOF && len(out) < max {

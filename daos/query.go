@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"sync"
 
@@ -350,12 +351,13 @@ func forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
+		wg      sync.WaitGroup
+		once    sync.Once
+		first   error
+		started int
 	)
 	sem := make(chan struct{}, maxInFlight)
-	for i := 0; i < n; i++ {
+	for ; started < n; started++ {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -369,11 +371,15 @@ func forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) err
 			if err := fn(ctx, i); err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
-		}(i)
+		}(started)
 	}
 	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = daoserr.Wrap(daoserr.Canceled, ctx.Err(), "canceled")
+	if first == nil && started < n { // the caller's context ended before all started
+		code := daoserr.Canceled
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			code = daoserr.TimedOut
+		}
+		first = daoserr.Wrap(code, ctx.Err(), "%d of %d requests not sent", n-started, n)
 	}
 	return first
 }
