@@ -107,7 +107,7 @@ func (tx *Tx) begin(ctx context.Context) error {
 	rand.Read(tx.id[:])
 	var rep enginepb.ObjUpdateRep
 	s := placement.Shard{Rank: c.Pool.Members[0].Rank}
-	if err := c.send(ctx, s, enginepb.OpEpochSync, &enginepb.EpochSyncReq{}, &rep); err != nil {
+	if err := c.send(ctx, s, enginepb.OpEpochQuery, &enginepb.EpochSyncReq{}, &rep); err != nil {
 		return daoserr.Context(err, "open a transaction in container %s", c.Info.GetLabel())
 	}
 	tx.epoch, tx.state = rep.Epoch, txOpen

@@ -25,6 +25,7 @@ import (
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/internal/security/auth"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/server/engine"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
@@ -449,6 +450,19 @@ func failure(what string, failed map[uint32]error) error {
 		WithResolution("check those ranks with 'dmg system query' and their engine logs; the operation was rolled back")
 }
 
+// seal encodes a request only servers may make (enginepb.ServerOps), signed
+// with the server key.
+func (c *ctlService) seal(op uint16, m proto.Message) ([]byte, error) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Misc, err, "encode opcode %d", op)
+	}
+	if !enginepb.ServerOps[op] {
+		return b, nil
+	}
+	return capability.Seal(c.s.transport.capSigner, op, b)
+}
+
 // fanOut runs one operation on every target of the given ranks, over a tree of
 // ranks (engine.Broadcast): this server contacts a few ranks, not each. It
 // returns the ranks where it succeeded and the errors of the others.
@@ -460,7 +474,14 @@ func (c *ctlService) fanOut(ctx context.Context, ranks []rankTargets, op uint16,
 // fanOutEpoch is fanOut that also returns the largest epoch the targets
 // answered with (engine.BroadcastEpoch).
 func (c *ctlService) fanOutEpoch(ctx context.Context, ranks []rankTargets, op uint16, m proto.Message) ([]rankTargets, map[uint32]error, uint64) {
-	hdr, _ := proto.Marshal(m)
+	hdr, err := c.seal(op, m)
+	if err != nil {
+		failed := map[uint32]error{}
+		for _, r := range ranks {
+			failed[r.rank] = err
+		}
+		return nil, failed, 0
+	}
 	peers := make([]*enginepb.Peer, len(ranks))
 	for i, r := range ranks {
 		peers[i] = &enginepb.Peer{Rank: r.rank, Addr: r.fabric, Targets: r.targets}
@@ -543,7 +564,10 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 	resp := &ctlpb.PoolResp{}
 	var ntgt uint32
 	u, _ := vos.ParseUUID(p.UUID)
-	hdr, _ := proto.Marshal(&enginepb.TargetDestroyReq{Pool: u[:]})
+	hdr, err := c.seal(enginepb.OpTargetQuery, &enginepb.TargetDestroyReq{Pool: u[:]})
+	if err != nil {
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
+	}
 	for _, r := range ranks {
 		ntgt += r.targets
 		cl, err := c.engines.Get(ctx, r.fabric)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/server/config"
 	"github.com/godaos/godaos/server/vos"
@@ -126,6 +127,12 @@ func waitReady(t *testing.T, sp *serverProc, addr string) *rpc.Client {
 func call(t *testing.T, c *rpc.Client, op uint16, tgt uint32, m proto.Message, bulk, recv []byte) error {
 	t.Helper()
 	hdr, _ := proto.Marshal(m)
+	if enginepb.ServerOps[op] { // as a server sends them, unsigned: the test system is insecure
+		var err error
+		if hdr, err = capability.Seal(nil, op, hdr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var b, r [][]byte
 	if bulk != nil {
 		b = [][]byte{bulk}
@@ -142,11 +149,17 @@ func call(t *testing.T, c *rpc.Client, op uint16, tgt uint32, m proto.Message, b
 func TestStartKillRestartStop(t *testing.T) {
 	cfgPath, addr := testConfig(t)
 	pool, cont := vos.UUIDFromUint64(1), vos.UUIDFromUint64(2)
+	// an insecure system's capability (unsigned) for the container
+	capab, err := capability.Issue(nil, &enginepb.CapToken{Handle: cont[:], Pool: pool[:], Cont: cont[:],
+		Rights: enginepb.CapRead | enginepb.CapWrite, Expires: time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	iod := func(n int) *enginepb.IOD {
 		return &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: uint64(n)}
 	}
 	io := func(dkey string, n int) *enginepb.ObjIOReq {
-		return &enginepb.ObjIOReq{Pool: pool[:], Cont: cont[:], Oid: &enginepb.OID{Lo: 1}, Epoch: 1, Dkey: []byte(dkey), Iods: []*enginepb.IOD{iod(n)}}
+		return &enginepb.ObjIOReq{Pool: pool[:], Cont: cont[:], Oid: &enginepb.OID{Lo: 1}, Epoch: 1, Dkey: []byte(dkey), Iods: []*enginepb.IOD{iod(n)}, Cap: capab}
 	}
 
 	sp := startServer(t, "start", "--auto-format", "-o", cfgPath)

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"context"
 	"sync"
 	"time"
 
+	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security/capability"
 )
@@ -18,6 +20,21 @@ const capCacheMax = 4096
 type capCache struct {
 	mu     sync.RWMutex
 	grants map[string]*capability.Grant
+}
+
+// serverOnly wraps the handler of an opcode only servers may send: it opens
+// the sealed request (capability.Seal) before the handler decodes it.
+func (e *Engine) serverOnly(op uint16, h rpc.Handler) rpc.Handler {
+	return func(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+		msg, err := e.opts.Caps.Open(op, req.Header)
+		if err != nil {
+			e.log.Warn("server request refused", "opcode", enginepb.OpName(op), "peer", req.Peer, "err", err)
+			return rpc.Response{}, err
+		}
+		r := *req
+		r.Header = msg
+		return h(ctx, &r)
+	}
 }
 
 // checkCap checks that m's capability grants need on m's pool and container.

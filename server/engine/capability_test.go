@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,7 +14,9 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security/capability"
+	"github.com/godaos/godaos/internal/security/certs"
 )
 
 // On a secure system an engine does object I/O only for a capability the
@@ -24,6 +28,7 @@ func TestCapabilityChecks(t *testing.T) {
 	opts := engineOpts(t)
 	opts.Caps = capability.Verifier{Key: key.Public()}
 	te := startEngine(t, opts)
+	te.signer = key
 	te.createPool(t)
 	sv := &enginepb.IOD{Akey: []byte("a"), Type: 1, Size: 3}
 	withCap := func(c []byte) *enginepb.ObjIOReq {
@@ -85,5 +90,56 @@ func TestCapabilityChecks(t *testing.T) {
 	bad := mustMarshal(&c)
 	if _, err := te.call(t, enginepb.OpObjUpdate, 2, withCap(bad), []byte("abc"), nil); !daoserr.Is(err, daoserr.NoHdl) {
 		t.Fatalf("tampered capability: got %v, want DER_NO_HDL", err)
+	}
+}
+
+// Requests only servers may make must be sealed with the servers' key, for
+// their opcode, and recent.
+func TestServerOnlyRequests(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	opts := engineOpts(t)
+	opts.Caps = capability.Verifier{Key: key.Public()}
+	te := startEngine(t, opts)
+	create := mustMarshal(&enginepb.TargetCreateReq{Pool: tPool[:], ScmSize: 64 << 20, NvmeSize: 64 << 20})
+	seal := func(s crypto.Signer, op uint16) []byte {
+		b, err := capability.Seal(s, op, create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	altered := func() []byte { // a signed request whose time was changed afterwards
+		var m enginepb.ServerSigned
+		proto.Unmarshal(seal(key, enginepb.OpTargetCreate), &m)
+		m.Time -= int64(time.Second)
+		return mustMarshal(&m)
+	}
+	for _, tc := range []struct {
+		name     string
+		hdr      []byte
+		contains string
+	}{
+		{"plain message", create, "not a sealed server request"},
+		{"unsigned", seal(nil, enginepb.OpTargetCreate), "unsigned"},
+		{"another key", seal(forger, enginepb.OpTargetCreate), "does not verify"},
+		{"another opcode", seal(key, enginepb.OpTargetDestroy), "sealed for opcode 2"},
+		{"altered time", altered(), "does not verify"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := te.cl.Call(context.Background(), rpc.Message{Opcode: enginepb.OpTargetCreate, Header: tc.hdr}, nil)
+			if !daoserr.Is(err, daoserr.NoPerm) || !strings.Contains(err.Error(), tc.contains) {
+				t.Fatalf("got %v, want DER_NO_PERM containing %q", err, tc.contains)
+			}
+		})
+	}
+	if _, err := te.cl.Call(context.Background(), rpc.Message{Opcode: enginepb.OpTargetCreate, Header: seal(key, enginepb.OpTargetCreate)}, nil); err != nil {
+		t.Fatalf("a sealed request: %v", err)
+	}
+	// an old request, properly signed at its time, is refused as stale
+	old := &enginepb.ServerSigned{Op: uint32(enginepb.OpTargetDestroy), Time: time.Now().Add(-2 * capability.MaxServerSkew).UnixNano(), Msg: create}
+	old.Sig, _ = certs.Sign(key, capability.SignedBytes(old.Op, old.Time, old.Msg))
+	if _, err := te.cl.Call(context.Background(), rpc.Message{Opcode: enginepb.OpTargetDestroy, Header: mustMarshal(old)}, nil); !daoserr.Is(err, daoserr.NoPerm) || !strings.Contains(err.Error(), "clock") {
+		t.Fatalf("stale request: %v, want DER_NO_PERM naming the clocks", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/capability"
 )
 
 // cluster is n in-process engines, as a collective's peers.
@@ -91,7 +92,7 @@ func TestSplit(t *testing.T) {
 // engine; destroying it the same way removes it everywhere.
 func TestCollectiveCreateDestroy(t *testing.T) {
 	c := startCluster(t, 10, 2, nil)
-	hdr, _ := proto.Marshal(&enginepb.TargetCreateReq{Pool: tPool[:], ScmSize: 16 << 20, NvmeSize: 16 << 20})
+	hdr := sealedMsg(enginepb.OpTargetCreate, &enginepb.TargetCreateReq{Pool: tPool[:], ScmSize: 16 << 20, NvmeSize: 16 << 20})
 	if failed := Broadcast(context.Background(), c.dial, enginepb.OpTargetCreate, hdr, c.peers, 3, nil); len(failed) != 0 {
 		t.Fatalf("create: %v", failed)
 	}
@@ -105,7 +106,7 @@ func TestCollectiveCreateDestroy(t *testing.T) {
 			}
 		}
 	}
-	hdr, _ = proto.Marshal(&enginepb.TargetDestroyReq{Pool: tPool[:]})
+	hdr = sealedMsg(enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: tPool[:]})
 	if failed := Broadcast(context.Background(), c.dial, enginepb.OpTargetDestroy, hdr, c.peers, 3, nil); len(failed) != 0 {
 		t.Fatalf("destroy: %v", failed)
 	}
@@ -122,11 +123,11 @@ func TestCollectiveFailures(t *testing.T) {
 	c := startCluster(t, 9, 1, nil)
 	ctx := context.Background()
 	// the pool exists on ranks 0-5 only: creating a container fails on 6-8
-	hdr, _ := proto.Marshal(&enginepb.TargetCreateReq{Pool: tPool[:], ScmSize: 16 << 20, NvmeSize: 16 << 20})
+	hdr := sealedMsg(enginepb.OpTargetCreate, &enginepb.TargetCreateReq{Pool: tPool[:], ScmSize: 16 << 20, NvmeSize: 16 << 20})
 	if failed := Broadcast(ctx, c.dial, enginepb.OpTargetCreate, hdr, c.peers[:6], 2, nil); len(failed) != 0 {
 		t.Fatal(failed)
 	}
-	hdr, _ = proto.Marshal(&enginepb.ContCreateReq{Pool: tPool[:], Cont: tCont[:]})
+	hdr = sealedMsg(enginepb.OpContCreate, &enginepb.ContCreateReq{Pool: tPool[:], Cont: tCont[:]})
 	failed := Broadcast(ctx, c.dial, enginepb.OpContCreate, hdr, c.peers, 2, nil)
 	if len(failed) != 3 {
 		t.Fatalf("failed on %v, want ranks 6-8", failed)
@@ -192,4 +193,13 @@ func BenchmarkCollective(b *testing.B) {
 			})
 		}
 	}
+}
+
+// sealedMsg is m as an insecure system's server sends op (unsigned).
+func sealedMsg(op uint16, m proto.Message) []byte {
+	b, err := capability.Seal(nil, op, mustMarshal(m))
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

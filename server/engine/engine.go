@@ -119,6 +119,7 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpContAggregate: e.contAggregate,
 		enginepb.OpTxPrepare:     e.txPrepare,
 		enginepb.OpTxCommit:      e.txCommit,
+		enginepb.OpEpochQuery:    e.epochQuery,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {
@@ -128,6 +129,10 @@ func Open(opts Options) (*Engine, error) {
 		e.handlers[op] = h
 	}
 	for op, h := range e.handlers {
+		if enginepb.ServerOps[op] {
+			h = e.serverOnly(op, h)
+			e.handlers[op] = h // collectives call the handlers: they check too
+		}
 		e.srv.Handle(op, h)
 	}
 	return e, nil

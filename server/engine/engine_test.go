@@ -30,10 +30,23 @@ var (
 )
 
 type testEngine struct {
-	e    *Engine
-	opts Options
-	addr string
-	cl   *rpc.Client
+	e      *Engine
+	opts   Options
+	addr   string
+	cl     *rpc.Client
+	signer crypto.Signer // seals the servers' requests (nil: unsigned, insecure)
+}
+
+// sealed is hdr as a server sends it for op.
+func (te *testEngine) sealed(op uint16, hdr []byte) []byte {
+	if !enginepb.ServerOps[op] {
+		return hdr
+	}
+	b, err := capability.Seal(te.signer, op, hdr)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func startEngine(t *testing.T, opts Options) *testEngine {
@@ -84,7 +97,7 @@ func (te *testEngine) call(t *testing.T, op uint16, tgt uint32, m proto.Message,
 	if recv != nil {
 		r = [][]byte{recv}
 	}
-	return te.cl.Call(context.Background(), rpc.Message{Opcode: op, Target: tgt, Header: hdr, Bulk: b}, r)
+	return te.cl.Call(context.Background(), rpc.Message{Opcode: op, Target: tgt, Header: te.sealed(op, hdr), Bulk: b}, r)
 }
 
 func (te *testEngine) mustCall(t *testing.T, op uint16, tgt uint32, m proto.Message, bulk []byte) {
@@ -195,7 +208,7 @@ func TestEngineErrors(t *testing.T) {
 			if tc.bulk != nil {
 				bulk = [][]byte{tc.bulk}
 			}
-			_, err := te.cl.Call(context.Background(), rpc.Message{Opcode: tc.op, Target: tc.tgt, Header: tc.hdr, Bulk: bulk}, nil)
+			_, err := te.cl.Call(context.Background(), rpc.Message{Opcode: tc.op, Target: tc.tgt, Header: te.sealed(tc.op, tc.hdr), Bulk: bulk}, nil)
 			if !daoserr.Is(err, tc.code) || !strings.Contains(err.Error(), tc.contains) {
 				t.Errorf("got %v, want %s containing %q", err, tc.code, tc.contains)
 			}

@@ -27,6 +27,13 @@ func (e *Engine) epochSync(ctx context.Context, req *rpc.Request) (rpc.Response,
 	return rpc.Response{Header: hdr}, nil
 }
 
+// epochQuery answers with the engine's clock: a client's transaction reads
+// at it.
+func (e *Engine) epochQuery(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: e.clock.Now()})
+	return rpc.Response{Header: hdr}, nil
+}
+
 // contRollback discards what the container holds newer than the epoch.
 func (e *Engine) contRollback(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ContEpochReq

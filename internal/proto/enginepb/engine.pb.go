@@ -1897,6 +1897,86 @@ func (x *TxCommitReq) GetCap() []byte {
 	return nil
 }
 
+// ServerSigned carries a request only servers may make (target create and
+// destroy, container create and destroy, epoch operations): the message,
+// when it was sent, and the servers' signature of op, time and msg (none
+// when the system runs insecure). Engines refuse these opcodes otherwise.
+type ServerSigned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Op            uint32                 `protobuf:"varint,1,opt,name=op,proto3" json:"op,omitempty"`
+	Time          int64                  `protobuf:"varint,2,opt,name=time,proto3" json:"time,omitempty"` // Unix nanoseconds
+	Msg           []byte                 `protobuf:"bytes,3,opt,name=msg,proto3" json:"msg,omitempty"`
+	Sig           []byte                 `protobuf:"bytes,4,opt,name=sig,proto3" json:"sig,omitempty"`
+	Signer        string                 `protobuf:"bytes,5,opt,name=signer,proto3" json:"signer,omitempty"` // the signing key's fingerprint
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerSigned) Reset() {
+	*x = ServerSigned{}
+	mi := &file_engine_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerSigned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerSigned) ProtoMessage() {}
+
+func (x *ServerSigned) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerSigned.ProtoReflect.Descriptor instead.
+func (*ServerSigned) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ServerSigned) GetOp() uint32 {
+	if x != nil {
+		return x.Op
+	}
+	return 0
+}
+
+func (x *ServerSigned) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *ServerSigned) GetMsg() []byte {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ServerSigned) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
+func (x *ServerSigned) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
 var File_engine_proto protoreflect.FileDescriptor
 
 const file_engine_proto_rawDesc = "" +
@@ -2037,7 +2117,13 @@ const file_engine_proto_rawDesc = "" +
 	"\x04txid\x18\x03 \x01(\fR\x04txid\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05abort\x18\x05 \x01(\bR\x05abort\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03capB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"n\n" +
+	"\fServerSigned\x12\x0e\n" +
+	"\x02op\x18\x01 \x01(\rR\x02op\x12\x12\n" +
+	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x10\n" +
+	"\x03msg\x18\x03 \x01(\fR\x03msg\x12\x10\n" +
+	"\x03sig\x18\x04 \x01(\fR\x03sig\x12\x16\n" +
+	"\x06signer\x18\x05 \x01(\tR\x06signerB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once
@@ -2051,7 +2137,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -2081,6 +2167,7 @@ var file_engine_proto_goTypes = []any{
 	(*TxWrite)(nil),          // 25: godaos.engine.TxWrite
 	(*TxPrepareRep)(nil),     // 26: godaos.engine.TxPrepareRep
 	(*TxCommitReq)(nil),      // 27: godaos.engine.TxCommitReq
+	(*ServerSigned)(nil),     // 28: godaos.engine.ServerSigned
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -2115,7 +2202,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

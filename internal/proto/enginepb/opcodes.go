@@ -25,6 +25,7 @@ const (
 	OpContAggregate uint16 = 52 // ContEpochReq: aggregate below the epoch, keeping snapshots
 	OpTxPrepare     uint16 = 53 // TxPrepareReq -> TxPrepareRep, bulk: the writes' values
 	OpTxCommit      uint16 = 54 // TxCommitReq
+	OpEpochQuery    uint16 = 55 // no header -> ObjUpdateRep: the engine's clock (clients' transactions)
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -43,6 +44,11 @@ const (
 	OpSvcContSnap    uint16 = 60 // ctlpb.ContSnapReq -> ctlpb.ContSnapResp
 )
 
+// ServerOps are the opcodes only servers may send: their message header is
+// a ServerSigned around the request's message.
+var ServerOps = map[uint16]bool{OpTargetCreate: true, OpTargetDestroy: true, OpTargetQuery: true, OpContCreate: true,
+	OpContDestroy: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true}
+
 // Rights a Capability grants over its container.
 const (
 	CapRead  uint32 = 1 << 0 // fetch, list, query
@@ -57,7 +63,7 @@ var opNames = map[uint16]string{
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
 	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap",
-	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit",
+	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
