@@ -2,6 +2,7 @@ package daos
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -308,5 +309,13 @@ func TestTxTransfersKeepTheTotal(t *testing.T) {
 	}
 	if va, vb := get(t, o, a), get(t, o, b); va+vb != 2000 || va != 1000-want {
 		t.Fatalf("end: a=%d b=%d, want a=%d and a total of 2000", va, vb, 1000-want)
+	}
+}
+
+// Callers outside the module test codes through the API's own names.
+func TestPublicErrorCodes(t *testing.T) {
+	err := daoserr.Newf(daoserr.TxRestart, "x")
+	if !errors.Is(err, ErrTxRestart) || ErrorCode(err) != ErrTxRestart || ErrorCode(err).Name() != "DER_TX_RESTART" || ErrorCode(nil) != 0 {
+		t.Fatalf("codes: %v %v", err, ErrorCode(err))
 	}
 }
