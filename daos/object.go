@@ -79,6 +79,22 @@ func (c *Cont) GenerateOID(ctx context.Context, class placement.ClassID, t place
 	return placement.GenerateOID(lo, 0, class, t, pm.Shape(rdFac))
 }
 
+// Layout is where object oid's shards are, from the pool map, as the servers
+// compute it: its redundancy groups and each shard's rank and target
+// (daos_obj_layout_get). Any class has one, whether or not this client can do
+// I/O on it yet.
+func (c *Cont) Layout(oid placement.OID) (placement.Layout, error) {
+	pm, err := c.Pool.poolMap()
+	if err != nil {
+		return placement.Layout{}, err
+	}
+	l, err := pm.Layout(oid)
+	if err != nil {
+		return l, daoserr.Context(err, "layout of object %s", oid)
+	}
+	return l, nil
+}
+
 // Obj is an object of an open container: its ID and where its shards are.
 type Obj struct {
 	cont   *Cont

@@ -82,22 +82,6 @@ func (t *tool) openObj(ctx context.Context, a objArgs) (*daos.Obj, error) {
 	return o, nil
 }
 
-// poolMap is the pool map as the client library builds it from the connect's
-// reply (daos.Pool keeps its own unexported; the layout of a replicated or
-// erasure-coded object, which daos.Cont.Obj refuses to open for I/O, is still
-// worth showing).
-func poolMap(p *daos.Pool) (*placement.PoolMap, error) {
-	var specs []placement.RankSpec
-	for _, m := range p.Members {
-		st := placement.TargetUp
-		if m.State != "joined" {
-			st = placement.TargetDown
-		}
-		specs = append(specs, placement.RankSpec{Rank: m.Rank, FaultDomain: m.FaultDomain, Targets: int(m.Targets), State: st})
-	}
-	return placement.NewPoolMap(p.MapVersion, specs)
-}
-
 type shardLoc struct {
 	Rank     uint32 `json:"rank"`
 	Target   uint32 `json:"target"`
@@ -125,11 +109,7 @@ func (t *tool) objQuery(ctx context.Context, a objArgs) error {
 	if err != nil {
 		return err
 	}
-	pm, err := poolMap(h.Pool)
-	if err != nil {
-		return daoserr.Context(err, "pool %s", a.Pool)
-	}
-	l, err := pm.Layout(oid)
+	l, err := h.Layout(oid)
 	if err != nil {
 		return daoserr.Context(err, "pool %s container %s", a.Pool, a.Cont)
 	}
