@@ -2,8 +2,8 @@ package daos
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
