@@ -70,7 +70,11 @@ type Row struct {
 	// CPU time per operation: this process's, and the servers' (with ServerPIDs)
 	ClientCPUus float64 `json:"client_cpu_us_per_op"`
 	ServerCPUus float64 `json:"server_cpu_us_per_op,omitempty"`
-	Verified    bool    `json:"verified,omitempty"`
+	// the raw baselines' CPU time per Size bytes (both ends of the stream;
+	// the batched writes and their fdatasyncs)
+	RawTCPCPUus     float64 `json:"raw_tcp_cpu_us_per_op,omitempty"`
+	RawBatchedCPUus float64 `json:"raw_batched_cpu_us_per_op,omitempty"`
+	Verified        bool    `json:"verified,omitempty"`
 }
 
 func (c *Config) check() error {
@@ -214,10 +218,12 @@ func runPhase(ctx context.Context, obj *daos.Obj, cfg Config, phase string, patt
 	}
 	if raw := pr.tcp.mibPerS(); raw > 0 {
 		r.RawMiBPerS, r.VsRaw = raw, r.MiBPerS/raw
+		r.RawTCPCPUus = pr.tcp.cpuPer(cfg.Size)
 	}
 	if d, b := pr.disk.mibPerS(), pr.batched.mibPerS(); d > 0 && b > 0 {
 		r.RawDiskMiBPerS, r.VsRawDisk = d, r.MiBPerS/d
 		r.RawBatchedMiBPerS, r.VsRawBatched = b, r.MiBPerS/b
+		r.RawBatchedCPUus = pr.batched.cpuPer(cfg.Size)
 	}
 	return r, nil
 }
@@ -226,7 +232,10 @@ func runPhase(ctx context.Context, obj *daos.Obj, cfg Config, phase string, patt
 func (pr *phaseRun) baselines(ctx context.Context, n int) error {
 	cfg := pr.cfg
 	if cfg.Raw {
-		if err := pr.tcp.add(rawTCP(ctx, cfg.Size, n)); err != nil {
+		cpu0 := sampleCPU(nil)
+		err := pr.tcp.add(rawTCP(ctx, cfg.Size, n))
+		pr.tcp.cpu += sampleCPU(nil).self - cpu0.self
+		if err != nil {
 			return err
 		}
 	}
@@ -234,7 +243,10 @@ func (pr *phaseRun) baselines(ctx context.Context, n int) error {
 		if err := pr.disk.add(rawPwrite(ctx, cfg.RawDir, cfg.Size, cfg.Concurrency, cfg.Count, n)); err != nil {
 			return err
 		}
-		if err := pr.batched.add(rawBatched(ctx, cfg.RawDir, cfg.Size, cfg.Concurrency, cfg.Count, n)); err != nil {
+		cpu0 := sampleCPU(nil)
+		err := pr.batched.add(rawBatched(ctx, cfg.RawDir, cfg.Size, cfg.Concurrency, cfg.Count, n))
+		pr.batched.cpu += sampleCPU(nil).self - cpu0.self
+		if err != nil {
 			return err
 		}
 	}
@@ -300,6 +312,21 @@ func (pr *phaseRun) block(ctx context.Context, obj *daos.Obj, keys []int) error 
 	return nil
 }
 
+// rawCPU shows the raw baselines' CPU per op beside a phase's, "-" for
+// those not measured.
+func rawCPU(tcp, disk float64) string {
+	if tcp == 0 && disk == 0 {
+		return ""
+	}
+	f := func(v float64) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
+	return " (" + f(tcp) + "/" + f(disk) + ")"
+}
+
 // progress prints a bar on w every second for runs that last, until stopped.
 func progress(w io.Writer, phase string, total int, done *atomic.Int64) func() {
 	if w == nil {
@@ -334,7 +361,7 @@ func progress(w io.Writer, phase string, total int, done *atomic.Int64) func() {
 // WriteText prints rows as a table.
 func WriteText(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PHASE\tCLASS\tSIZE\tCONC\tOPS\tOPS/S\tMiB/S\tP50\tP99\tRAW TCP MiB/S\tVS TCP\tRAW DISK MiB/S (SYNC EACH/BATCH)\tVS DISK\tCPU/OP CLIENT+SERVERS\tVERIFIED")
+	fmt.Fprintln(tw, "PHASE\tCLASS\tSIZE\tCONC\tOPS\tOPS/S\tMiB/S\tP50\tP99\tRAW TCP MiB/S\tVS TCP\tRAW DISK MiB/S (SYNC EACH/BATCH)\tVS DISK\tCPU µs/OP CLIENT+SERVERS (RAW TCP/DISK)\tVERIFIED")
 	for _, r := range rows {
 		raw, vs := "-", "-"
 		if r.RawMiBPerS > 0 {
@@ -345,10 +372,11 @@ func WriteText(w io.Writer, rows []Row) error {
 			rawDisk = fmt.Sprintf("%.0f/%.0f", r.RawDiskMiBPerS, r.RawBatchedMiBPerS)
 			vsDisk = fmt.Sprintf("%.0f%%/%.0f%%", 100*r.VsRawDisk, 100*r.VsRawBatched)
 		}
-		cpu := fmt.Sprintf("%.1fµs", r.ClientCPUus)
+		cpu := fmt.Sprintf("%.1f", r.ClientCPUus)
 		if r.ServerCPUus > 0 {
-			cpu += fmt.Sprintf("+%.1fµs", r.ServerCPUus)
+			cpu += fmt.Sprintf("+%.1f", r.ServerCPUus)
 		}
+		cpu += rawCPU(r.RawTCPCPUus, r.RawBatchedCPUus)
 		ver := ""
 		if r.Verified {
 			ver = "yes"

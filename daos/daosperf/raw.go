@@ -43,6 +43,15 @@ const rawBudget = 2 * time.Second
 type rawSum struct {
 	bytes   float64
 	elapsed time.Duration
+	cpu     time.Duration // this process's CPU time in the blocks
+}
+
+// cpuPer is the CPU time per size bytes, in µs.
+func (s *rawSum) cpuPer(size int) float64 {
+	if s.bytes <= 0 {
+		return 0
+	}
+	return float64(s.cpu.Microseconds()) * float64(size) / s.bytes
 }
 
 func (s *rawSum) add(bytes float64, d time.Duration, err error) error {

@@ -27,6 +27,8 @@ type Summary struct {
 	VsBatched   Spread `json:"vs_raw_batched_pwrite_fdatasync"`
 	ClientCPUus Spread `json:"client_cpu_us_per_op"`
 	ServerCPUus Spread `json:"server_cpu_us_per_op"`
+	RawTCPCPU   Spread `json:"raw_tcp_cpu_us_per_op"`
+	RawDiskCPU  Spread `json:"raw_batched_cpu_us_per_op"`
 }
 
 // Spread is a figure's median, minimum and maximum over runs (all 0 when no
@@ -89,6 +91,8 @@ func Summarize(rows []Row) []Summary {
 			VsBatched:   f(func(r Row) float64 { return r.VsRawBatched }),
 			ClientCPUus: f(func(r Row) float64 { return r.ClientCPUus }),
 			ServerCPUus: f(func(r Row) float64 { return r.ServerCPUus }),
+			RawTCPCPU:   f(func(r Row) float64 { return r.RawTCPCPUus }),
+			RawDiskCPU:  f(func(r Row) float64 { return r.RawBatchedCPUus }),
 		})
 	}
 	return out
@@ -98,7 +102,7 @@ func Summarize(rows []Row) []Summary {
 // in brackets, its range over the runs.
 func WriteSummary(w io.Writer, sums []Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PHASE\tCLASS\tSIZE\tCONC\tRUNS\tOPS/S\tMiB/S\tP50 µs\tP99 µs\tRAW TCP MiB/S\tVS TCP\tRAW DISK MiB/S (SYNC EACH/BATCH)\tVS DISK (EACH/BATCH)\tCPU µs/OP CLIENT+SERVERS")
+	fmt.Fprintln(tw, "PHASE\tCLASS\tSIZE\tCONC\tRUNS\tOPS/S\tMiB/S\tP50 µs\tP99 µs\tRAW TCP MiB/S\tVS TCP\tRAW DISK MiB/S (SYNC EACH/BATCH)\tVS DISK (EACH/BATCH)\tCPU µs/OP CLIENT+SERVERS (RAW TCP/DISK)")
 	for _, s := range sums {
 		disk, vsDisk := "-", "-"
 		if s.RawDisk.Median > 0 {
@@ -113,6 +117,7 @@ func WriteSummary(w io.Writer, sums []Summary) error {
 		if s.ServerCPUus.Median > 0 {
 			cpu += fmt.Sprintf("+%.0f", s.ServerCPUus.Median)
 		}
+		cpu += rawCPU(s.RawTCPCPU.Median, s.RawDiskCPU.Median)
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\n", s.Phase, s.Class, s.Size, s.Concurrency, s.Runs,
 			numRange(s.OpsPerS), numRange(s.MiBPerS), s.P50us.Median, s.P99us.Median, raw, vs, disk, vsDisk, cpu)
 	}

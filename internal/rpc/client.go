@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -40,12 +39,12 @@ type ClientOptions struct {
 // order. A protocol error or a broken connection fails every call in flight
 // with DER_UNREACH, and the client with it: dial again.
 type Client struct {
-	conn     net.Conn
-	lim      Limits
-	wtimeout time.Duration
-	log      *slog.Logger
+	conn net.Conn
+	lim  Limits
+	log  *slog.Logger
 
-	wmu sync.Mutex // one frame at a time on the wire
+	w  *frameWriter
+	rd *frameReader // the read loop's
 
 	mu      sync.Mutex
 	pending map[uint64]*call
@@ -85,8 +84,8 @@ func NewClient(conn net.Conn, opts ClientOptions) *Client {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 60 * time.Second
 	}
-	c := &Client{conn: conn, lim: opts.Limits.withDefaults(), wtimeout: opts.WriteTimeout, log: opts.Logger.With("peer", conn.RemoteAddr().String()),
-		pending: map[uint64]*call{}, done: make(chan struct{})}
+	c := &Client{conn: conn, lim: opts.Limits.withDefaults(), log: opts.Logger.With("peer", conn.RemoteAddr().String()),
+		w: newFrameWriter(conn, opts.WriteTimeout), rd: newFrameReader(conn), pending: map[uint64]*call{}, done: make(chan struct{})}
 	go c.readLoop()
 	return c
 }
@@ -166,14 +165,9 @@ func (c *Client) cancel(id uint64) {
 	}
 }
 
-// write sends one frame with a single vectored write.
+// write sends one frame (batched with other callers' frames: see frameWriter).
 func (c *Client) write(fixed, hdr []byte, bulk [][]byte) error {
-	bufs := frameBuffers(fixed, hdr, bulk)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(c.wtimeout)) // a frame half written is lost: the caller fails the connection
-	_, err := bufs.WriteTo(c.conn)
-	return err
+	return c.w.write(fixed, hdr, bulk)
 }
 
 // fail ends the connection: every pending call gets err.
@@ -212,18 +206,15 @@ func (c *Client) readLoop() {
 
 // readReply reads one frame and completes its call.
 func (c *Client) readReply(fixed []byte) error {
-	if _, err := io.ReadFull(c.conn, fixed); err != nil {
-		return err
-	}
-	f, err := parseFixed(fixed, c.lim)
+	f, err := c.rd.header(fixed, c.lim)
 	if err != nil {
 		return err
 	}
 	if f.kind != KindReply {
 		return protoErr("a server sent a %s frame", f.kind)
 	}
-	hdr := make([]byte, f.hdrLen)
-	if _, err := io.ReadFull(c.conn, hdr); err != nil {
+	hdr, err := c.rd.message(f.hdrLen)
+	if err != nil {
 		return err
 	}
 	if err := checkCRC(fixed, hdr); err != nil {
@@ -237,8 +228,7 @@ func (c *Client) readReply(fixed []byte) error {
 	}
 	c.mu.Unlock()
 	if cl == nil { // canceled: drop its bulk
-		_, err := io.CopyN(io.Discard, c.conn, int64(f.bulkLen))
-		return err
+		return c.rd.discard(f.bulkLen)
 	}
 	err = c.receive(cl, f, hdr)
 	close(cl.done)
@@ -253,14 +243,14 @@ func (c *Client) receive(cl *call, f frame, hdr []byte) error {
 		room += uint64(len(b))
 	}
 	if f.bulkLen > room {
-		if _, err := io.CopyN(io.Discard, c.conn, int64(f.bulkLen)); err != nil {
+		if err := c.rd.discard(f.bulkLen); err != nil {
 			cl.err = daoserr.Wrap(daoserr.Unreach, err, "reply from %s", c.conn.RemoteAddr())
 			return err
 		}
 		cl.err = daoserr.Newf(daoserr.Trunc, "reply from %s carries %d bulk bytes, the receive buffers hold %d", c.conn.RemoteAddr(), f.bulkLen, room)
 		return nil
 	}
-	if err := readFull(c.conn, cl.recv, f.bulkLen); err != nil {
+	if err := c.rd.read(cl.recv, f.bulkLen); err != nil {
 		cl.err = daoserr.Wrap(daoserr.Unreach, err, "reply from %s", c.conn.RemoteAddr())
 		return err
 	}
@@ -269,21 +259,6 @@ func (c *Client) receive(cl *call, f frame, hdr []byte) error {
 		return nil
 	}
 	cl.reply = Reply{Header: hdr, Bulk: f.bulkLen}
-	return nil
-}
-
-// readFull reads exactly n bytes from r into the concatenation of bufs.
-func readFull(r io.Reader, bufs [][]byte, n uint64) error {
-	for _, b := range bufs {
-		if n == 0 {
-			break
-		}
-		take := min(uint64(len(b)), n)
-		if _, err := io.ReadFull(r, b[:take]); err != nil {
-			return err
-		}
-		n -= take
-	}
 	return nil
 }
 

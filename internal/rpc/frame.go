@@ -18,8 +18,10 @@
 //	40   4  crc32c of bytes 0-39 and the message header
 //
 // all little-endian. Bulk is not checksummed here: end-to-end checksums cover
-// data. Bulk is written with one vectored write straight from the caller's
-// buffers and read straight into the receiver's, so no frame is ever copied.
+// data. Bulk is written with vectored writes straight from the caller's
+// buffers (several frames per write when several are queued) and read
+// straight into the receiver's; only small frames, and the first bytes of a
+// large one, pass through a connection's read-ahead buffer (see stream.go).
 //
 // A frame that fails any check (magic, version, kind, limits, checksum) is a
 // protocol error: the connection it came on is closed with a logged reason, and
@@ -30,7 +32,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/godaos/godaos/internal/checksum"
 )
@@ -191,23 +192,6 @@ func decodeFrame(b []byte, lim Limits) (frame, []byte, []byte, int, error) {
 	}
 	bulk := rest[:f.bulkLen]
 	return f, hdr, bulk, fixedSize + int(f.hdrLen) + int(f.bulkLen), nil
-}
-
-// frameBuffers lists a frame's parts for one vectored write (net.Buffers uses
-// writev): the fixed header, the message header and the bulk buffers as they
-// are, without copying.
-func frameBuffers(fixed, hdr []byte, bulk [][]byte) net.Buffers {
-	bufs := make(net.Buffers, 0, 2+len(bulk))
-	bufs = append(bufs, fixed)
-	if len(hdr) > 0 {
-		bufs = append(bufs, hdr)
-	}
-	for _, b := range bulk {
-		if len(b) > 0 {
-			bufs = append(bufs, b)
-		}
-	}
-	return bufs
 }
 
 // appendFrame encodes a whole frame (tests and fuzzing; the transport writes

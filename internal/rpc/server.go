@@ -39,10 +39,13 @@ type Handler func(ctx context.Context, req *Request) (Response, error)
 
 // ServerOptions shape a server.
 type ServerOptions struct {
-	Targets          int    // request queues, one per target (default 1)
-	WorkersPerTarget int    // service goroutines per target (default 2)
-	QueueDepth       int    // requests waiting per target before readers block (default 256)
-	Limits           Limits // what clients may send
+	Targets          int // targets, each served on its own (default 1)
+	WorkersPerTarget int // resident service goroutines per target (default 2)
+	// QueueDepth bounds the workers one target adds beyond its resident
+	// ones (default 256): a request that finds every worker busy gets a new
+	// one, and readers wait when a target has this many, all busy.
+	QueueDepth int
+	Limits     Limits // what clients may send
 	// WriteTimeout bounds writing one reply (default 30 s): a client that stops
 	// reading has its connection closed instead of holding a target's worker.
 	WriteTimeout time.Duration
@@ -50,16 +53,22 @@ type ServerOptions struct {
 }
 
 // A Server accepts connections and serves requests. Each target has its own
-// queue and service goroutines: a request goes to the target its header names,
-// never through a lock shared by all targets. A connection's reader reads
-// frames in order and hands each request to its target's queue; replies go back
-// on the same connection in whatever order they finish.
+// service goroutines: a request goes to the target its header names, never
+// through a lock shared by all targets. A connection's reader reads frames in
+// order and hands each request to an idle worker of its target, or, when
+// they are all busy, to a goroutine of its own; replies go back on the same
+// connection in whatever order they finish.
+//
+// Handlers may wait (an update waits for its group commit to be durable):
+// the requests that arrive meanwhile run beside them instead of queueing
+// behind them, which is what lets a target's commits gather every update
+// in flight rather than as many as it has workers.
 type Server struct {
 	opts     ServerOptions
 	lim      Limits
 	log      *slog.Logger
 	handlers map[uint16]Handler
-	queues   []chan *serverCall
+	queues   []targetQueue
 	stats    []targetStats
 
 	mu        sync.Mutex
@@ -73,6 +82,12 @@ type Server struct {
 	workers  sync.WaitGroup
 	readers  sync.WaitGroup
 	started  bool
+}
+
+// targetQueue hands one target's requests to its workers.
+type targetQueue struct {
+	idle chan *serverCall // unbuffered: a send succeeds only if a worker waits
+	busy chan struct{}    // one token per worker beyond the resident ones (QueueDepth)
 }
 
 type serverCall struct {
@@ -105,9 +120,9 @@ func NewServer(opts ServerOptions) *Server {
 	s := &Server{opts: opts, lim: opts.Limits.withDefaults(), log: opts.Logger, handlers: map[uint16]Handler{},
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, baseCtx: ctx, stop: stop}
 	s.stats = make([]targetStats, opts.Targets)
-	s.queues = make([]chan *serverCall, opts.Targets)
+	s.queues = make([]targetQueue, opts.Targets)
 	for t := range s.queues {
-		s.queues[t] = make(chan *serverCall, opts.QueueDepth)
+		s.queues[t] = targetQueue{idle: make(chan *serverCall), busy: make(chan struct{}, opts.QueueDepth)}
 	}
 	return s
 }
@@ -125,7 +140,7 @@ func (s *Server) startWorkers() {
 	for _, q := range s.queues {
 		for range s.opts.WorkersPerTarget {
 			s.workers.Add(1)
-			go s.work(q)
+			go s.work(q.idle)
 		}
 	}
 }
@@ -175,7 +190,8 @@ func (s *Server) ServeConn(conn net.Conn) {
 }
 
 func (s *Server) serveConn(conn net.Conn) {
-	sc := &serverConn{s: s, conn: conn, peer: conn.RemoteAddr().String(), calls: map[uint64]*serverCall{}}
+	sc := &serverConn{s: s, conn: conn, peer: conn.RemoteAddr().String(), calls: map[uint64]*serverCall{},
+		w: newFrameWriter(conn, s.opts.WriteTimeout), rd: newFrameReader(conn)}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -228,7 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	if started {
 		for _, q := range s.queues {
-			close(q)
+			close(q.idle)
 		}
 		s.workers.Wait()
 	}
@@ -242,14 +258,56 @@ func (s *Server) work(q chan *serverCall) {
 	}
 }
 
+// dispatch hands c to an idle worker of its target or, when every worker is
+// busy, to a new one, up to QueueDepth beyond the resident workers (then the
+// reader waits for a worker to be free, as on a full queue). A worker so
+// added stays while requests keep it busy (a new goroutine would grow its
+// stack again for every request) and ends after extraIdle without one.
+func (s *Server) dispatch(c *serverCall) {
+	q := &s.queues[c.req.Target]
+	select {
+	case q.idle <- c:
+		return
+	default:
+	}
+	select {
+	case q.idle <- c:
+	case q.busy <- struct{}{}:
+		s.workers.Add(1)
+		go s.extraWork(q, c)
+	}
+}
+
+const extraIdle = time.Second
+
+func (s *Server) extraWork(q *targetQueue, c *serverCall) {
+	defer s.workers.Done()
+	defer func() { <-q.busy }()
+	idle := time.NewTimer(extraIdle)
+	defer idle.Stop()
+	for {
+		c.conn.serve(c)
+		idle.Reset(extraIdle)
+		var ok bool
+		select {
+		case c, ok = <-q.idle:
+			if !ok { // Shutdown
+				return
+			}
+		case <-idle.C:
+			return
+		}
+	}
+}
+
 // ---- one connection ----
 
 type serverConn struct {
 	s    *Server
 	conn net.Conn
 	peer string
-
-	wmu sync.Mutex
+	w    *frameWriter
+	rd   *frameReader // the read loop's
 
 	mu     sync.Mutex
 	calls  map[uint64]*serverCall // in flight, for cancel frames
@@ -295,23 +353,24 @@ func (sc *serverConn) close() {
 	sc.s.mu.Unlock()
 }
 
-var bulkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+// Request bulk lands in pooled buffers of two sizes (small updates do not
+// each hold a megabyte); larger bulk is allocated.
+var (
+	smallBulkPool = sync.Pool{New: func() any { b := make([]byte, 0, smallBulk); return &b }}
+	bulkPool      = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+)
 
-// readFrame reads one frame and queues or acts on it.
+const smallBulk = 64 << 10
+
+// readFrame reads one frame and dispatches or acts on it.
 func (sc *serverConn) readFrame(fixed []byte) error {
-	if _, err := io.ReadFull(sc.conn, fixed); err != nil {
-		return err
-	}
-	f, err := parseFixed(fixed, sc.s.lim)
+	f, err := sc.rd.header(fixed, sc.s.lim)
 	if err != nil {
 		return err
 	}
-	var hdr []byte
-	if f.hdrLen > 0 {
-		hdr = make([]byte, f.hdrLen)
-		if _, err := io.ReadFull(sc.conn, hdr); err != nil {
-			return err
-		}
+	hdr, err := sc.rd.message(f.hdrLen)
+	if err != nil {
+		return err
 	}
 	if err := checkCRC(fixed, hdr); err != nil {
 		return err
@@ -329,13 +388,18 @@ func (sc *serverConn) readFrame(fixed []byte) error {
 	}
 	c := &serverCall{conn: sc, id: f.id, req: Request{Opcode: f.opcode, Target: f.target, Header: hdr, Peer: sc.peer}}
 	if f.bulkLen > 0 {
-		if f.bulkLen <= 1<<20 {
+		switch {
+		case f.bulkLen <= smallBulk:
+			c.bulk = smallBulkPool.Get().(*[]byte)
+		case f.bulkLen <= 1<<20:
 			c.bulk = bulkPool.Get().(*[]byte)
+		}
+		if c.bulk != nil {
 			c.req.Bulk = (*c.bulk)[:f.bulkLen]
 		} else {
 			c.req.Bulk = make([]byte, f.bulkLen)
 		}
-		if _, err := io.ReadFull(sc.conn, c.req.Bulk); err != nil {
+		if err := sc.rd.read([][]byte{c.req.Bulk}, f.bulkLen); err != nil {
 			c.release()
 			return err
 		}
@@ -359,13 +423,17 @@ func (sc *serverConn) readFrame(fixed []byte) error {
 		go sc.reply(c, Response{}, daoserr.Newf(daoserr.BadTarget, "target %d does not exist: the engine serves %d targets (0-%d)", f.target, len(sc.s.queues), len(sc.s.queues)-1))
 		return nil
 	}
-	sc.s.queues[f.target] <- c
+	sc.s.dispatch(c)
 	return nil
 }
 
 func (c *serverCall) release() {
 	if c.bulk != nil {
-		bulkPool.Put(c.bulk)
+		if cap(*c.bulk) == smallBulk {
+			smallBulkPool.Put(c.bulk)
+		} else {
+			bulkPool.Put(c.bulk)
+		}
 		c.bulk = nil
 	}
 	c.req.Bulk = nil
@@ -413,7 +481,6 @@ func (sc *serverConn) reply(c *serverCall, resp Response, err error) {
 	}
 	var fixed [fixedSize]byte
 	f.put(fixed[:], hdr)
-	bufs := frameBuffers(fixed[:], hdr, bulk)
 
 	sc.mu.Lock()
 	delete(sc.calls, c.id)
@@ -423,10 +490,7 @@ func (sc *serverConn) reply(c *serverCall, resp Response, err error) {
 	c.release()
 	var werr error
 	if !broken {
-		sc.wmu.Lock()
-		sc.conn.SetWriteDeadline(time.Now().Add(sc.s.opts.WriteTimeout))
-		_, werr = bufs.WriteTo(sc.conn)
-		sc.wmu.Unlock()
+		werr = sc.w.write(fixed[:], hdr, bulk)
 	}
 	if resp.Release != nil {
 		resp.Release()

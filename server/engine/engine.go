@@ -619,8 +619,7 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	var pooled *[]byte
 	if total <= 1<<20 {
 		pooled = replyPool.Get().(*[]byte)
-		buf = (*pooled)[:total]
-		clear(buf) // what VOS does not fill (a missing or shorter value) must not leak an earlier reply
+		buf = (*pooled)[:total] // cleared below where VOS leaves it unfilled
 	} else {
 		buf = make([]byte, total)
 	}
@@ -642,6 +641,17 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if err != nil {
 		release()
 		return rpc.Response{}, err
+	}
+	// VOS fills every byte of the arrays' extents (zeros where nothing is)
+	// and a single value's own bytes; the rest of a single value's buffer (a
+	// missing or shorter value) must not leak an earlier reply. Clearing
+	// only that, not the whole buffer up front, spares a large fetch a pass
+	// over its megabyte.
+	for i := range iods {
+		if iods[i].Type == vos.IODSingle {
+			b := sgls[i][0]
+			clear(b[min(res[i].Size, uint64(len(b))):])
+		}
 	}
 	rep := &enginepb.ObjFetchRep{}
 	for _, r := range res {
