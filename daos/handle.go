@@ -3,6 +3,7 @@ package daos
 import (
 	"context"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -84,11 +85,23 @@ func (c *Cont) refreshCap(ctx context.Context, stale []byte) error {
 	return nil
 }
 
-// capField is the "cap" field of an object request, set to the container's
-// current capability before each send.
-func setCap(m proto.Message, b []byte) {
-	r := m.ProtoReflect()
-	if fd := r.Descriptor().Fields().ByName("cap"); fd != nil {
-		r.Set(fd, protoreflect.ValueOfBytes(b))
+// capField is the field number of the "cap" field of object requests
+// (enginepb: bytes cap = 15).
+const capField = 15
+
+// withCap encodes m with b as its cap field, without touching m (requests
+// are shared by the goroutines that send them to several shards): the field
+// is appended to the encoding, and a later occurrence of a field wins when
+// decoding, which also overrides a cap m may carry.
+func withCap(m proto.Message, b []byte) ([]byte, error) {
+	hdr, err := proto.Marshal(m)
+	if err != nil {
+		return nil, daoserr.Wrap(daoserr.Misc, err, "encode request")
 	}
+	fd := m.ProtoReflect().Descriptor().Fields().ByNumber(capField)
+	if fd == nil || fd.Name() != "cap" || fd.Kind() != protoreflect.BytesKind {
+		return hdr, nil // not an object request: nothing to attach
+	}
+	hdr = protowire.AppendTag(hdr, capField, protowire.BytesType)
+	return protowire.AppendBytes(hdr, b), nil
 }

@@ -289,8 +289,7 @@ func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 	}
 	for attempt := 0; ; attempt++ {
 		capb := c.capBytes()
-		setCap(m, capb)
-		hdr, err := proto.Marshal(m)
+		hdr, err := withCap(m, capb)
 		if err != nil {
 			return rpc.Reply{}, err
 		}
