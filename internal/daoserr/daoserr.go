@@ -185,19 +185,45 @@ func New(c Code, msg string) *Error { return &Error{Code: c, Msg: msg} }
 
 // Newf returns an error with the given code and a formatted message.
 func Newf(c Code, format string, args ...any) *Error {
-	return &Error{Code: c, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Code: c, Msg: sprintf(format, args...)}
+}
+
+// maxQuoted is how many bytes of a key (a []byte argument) a message shows:
+// keys may be 64 KiB, and a message quoting one whole is unreadable.
+const maxQuoted = 64
+
+// sprintf is fmt.Sprintf with long []byte arguments shortened.
+func sprintf(format string, args ...any) string {
+	copied := false
+	for i, a := range args {
+		if b, ok := a.([]byte); ok && len(b) > maxQuoted {
+			if !copied { // the caller's slice stays as it was
+				args, copied = append([]any(nil), args...), true
+			}
+			args[i] = longBytes(b)
+		}
+	}
+	return fmt.Sprintf(format, args...)
+}
+
+// longBytes prints the start of a long byte string and its length.
+type longBytes []byte
+
+func (b longBytes) Format(f fmt.State, verb rune) {
+	head := fmt.Sprintf("%"+string(verb), []byte(b[:maxQuoted]))
+	fmt.Fprintf(f, "%s...(%d bytes)", head, len(b))
 }
 
 // WithResolution returns a copy of e that tells the user what to do.
 func (e *Error) WithResolution(format string, args ...any) *Error {
 	c := *e
-	c.Resolution = fmt.Sprintf(format, args...)
+	c.Resolution = sprintf(format, args...)
 	return &c
 }
 
 // Wrap attaches a cause to a new coded error.
 func Wrap(c Code, err error, format string, args ...any) *Error {
-	return &Error{Code: c, Msg: fmt.Sprintf(format, args...), Err: err}
+	return &Error{Code: c, Msg: sprintf(format, args...), Err: err}
 }
 
 // Context prefixes context to err while keeping its code: the result still
@@ -210,7 +236,7 @@ func Context(err error, format string, args ...any) error {
 	var de *Error
 	if errors.As(err, &de) {
 		c := *de
-		c.Msg = fmt.Sprintf(format, args...) + ": " + de.Msg
+		c.Msg = sprintf(format, args...) + ": " + de.Msg
 		return &c
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)

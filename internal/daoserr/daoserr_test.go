@@ -1,6 +1,7 @@
 package daoserr
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -48,5 +49,22 @@ func TestWrapping(t *testing.T) {
 	}
 	if got := Context(io.EOF, "open %s", "x"); !errors.Is(got, io.EOF) || CodeOf(got) != 0 {
 		t.Errorf("Context of an uncoded error: %v", got)
+	}
+}
+
+// A long key in a message shows its start and its length, not 64 KiB.
+func TestLongKeysShortened(t *testing.T) {
+	key := bytes.Repeat([]byte("k"), 70000)
+	err := Newf(Key2Big, "dkey %q of object %s", key, "1.2")
+	want := `dkey "` + strings.Repeat("k", 64) + `"...(70000 bytes) of object 1.2`
+	if err.Msg != want {
+		t.Fatalf("message %q", err.Msg[:min(len(err.Msg), 200)])
+	}
+	if c := Context(err, "akey %x", key); len(c.Error()) > 400 {
+		t.Fatalf("context message of %d bytes", len(c.Error()))
+	}
+	short := Newf(Inval, "dkey %q", []byte("abc"))
+	if short.Msg != `dkey "abc"` {
+		t.Fatalf("short key: %q", short.Msg)
 	}
 }

@@ -532,8 +532,12 @@ func vosIODs(pb []*enginepb.IOD) []vos.IOD {
 
 // iodBytes is how many bulk bytes an IOD's values take (0 for a size query).
 func iodBytes(d *vos.IOD) (uint64, error) {
-	if d.Type == vos.IODSingle {
+	switch d.Type {
+	case vos.IODSingle:
 		return d.Size, nil
+	case vos.IODArray:
+	default:
+		return 0, daoserr.Newf(daoserr.Inval, "akey %q: IOD type %d", d.Akey, d.Type).WithResolution("use a single-value (1) or array (2) IOD")
 	}
 	var n uint64
 	for _, r := range d.Recxs {
@@ -637,22 +641,15 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if epoch == 0 {
 		epoch = vos.EpochMax // no epoch: the latest
 	}
-	res, err := p.Fetch(c, oid, epoch, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	// Large single values are lent by VOS (see vos.FetchBorrowed): sent
+	// from the page cache as stored and verified, not copied into buf, and
+	// given back once the reply is on the wire.
+	res, lent, unlend, err := p.FetchBorrowed(c, oid, epoch, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
 	if err != nil {
 		release()
 		return rpc.Response{}, err
 	}
-	// VOS fills every byte of the arrays' extents (zeros where nothing is)
-	// and a single value's own bytes; the rest of a single value's buffer (a
-	// missing or shorter value) must not leak an earlier reply. Clearing
-	// only that, not the whole buffer up front, spares a large fetch a pass
-	// over its megabyte.
-	for i := range iods {
-		if iods[i].Type == vos.IODSingle {
-			b := sgls[i][0]
-			clear(b[min(res[i].Size, uint64(len(b))):])
-		}
-	}
+	bulk := fetchBulk(iods, sgls, res, lent, buf)
 	rep := &enginepb.ObjFetchRep{}
 	for _, r := range res {
 		fr := &enginepb.FetchResult{Size: r.Size}
@@ -664,7 +661,47 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	hdr, err := proto.Marshal(rep)
 	if err != nil {
 		release()
+		unlend()
 		return rpc.Response{}, daoserr.Wrap(daoserr.Misc, err, "fetch obj %s: encode reply", oid)
 	}
-	return rpc.Response{Header: hdr, Bulk: [][]byte{buf}, Release: release}, nil
+	return rpc.Response{Header: hdr, Bulk: bulk, Release: func() { release(); unlend() }}, nil
 }
+
+// fetchBulk is a fetch reply's bulk: each IOD's bytes in turn, a lent value
+// as VOS lent it, the rest from buf. VOS fills every byte of the arrays'
+// extents (zeros where nothing is) and a single value's own bytes; the rest
+// of a single value's room (a missing or shorter value) is zeroed here, so
+// no earlier reply in the pooled buffer leaks, without clearing the whole
+// buffer up front.
+func fetchBulk(iods []vos.IOD, sgls []vos.SGL, res []vos.FetchResult, lent [][]byte, buf []byte) [][]byte {
+	if lent == nil {
+		for i := range iods {
+			if iods[i].Type == vos.IODSingle {
+				b := sgls[i][0]
+				clear(b[min(res[i].Size, uint64(len(b))):])
+			}
+		}
+		return [][]byte{buf}
+	}
+	var bulk [][]byte
+	for i := range iods {
+		b := sgls[i][0]
+		if lent[i] == nil {
+			if iods[i].Type == vos.IODSingle {
+				clear(b[min(res[i].Size, uint64(len(b))):])
+			}
+			bulk = append(bulk, b)
+			continue
+		}
+		bulk = append(bulk, lent[i])
+		for pad := uint64(len(b) - len(lent[i])); pad > 0; { // a value shorter than its room
+			z := zeros[:min(pad, uint64(len(zeros)))]
+			bulk = append(bulk, z)
+			pad -= uint64(len(z))
+		}
+	}
+	return bulk
+}
+
+// zeros pads lent values shorter than their IOD's room (never written).
+var zeros = make([]byte, 64<<10)

@@ -303,6 +303,12 @@ func csumPieces(rx Recx, rsize uint64, chunk uint32) [][2]uint64 {
 // extents with no visible data are zero-filled and left out of FetchResult.Extents.
 // Every byte returned has been checked against its stored checksum.
 func (p *Pool) Fetch(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, iods []IOD, sgls []SGL) ([]FetchResult, error) {
+	return p.fetch(u, oid, epoch, flags, dkey, iods, sgls, nil)
+}
+
+// fetch is Fetch, lending large single values in borrowed if not nil (see
+// FetchBorrowed).
+func (p *Pool) fetch(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, iods []IOD, sgls []SGL, borrowed [][]byte) ([]FetchResult, error) {
 	if err := checkKey("dkey", dkey); err != nil {
 		return nil, daoserr.Context(err, "fetch obj %s", oid)
 	}
@@ -316,7 +322,7 @@ func (p *Pool) Fetch(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte,
 	if c == nil {
 		return nil, daoserr.Newf(daoserr.Nonexist, "fetch obj %s: container %s does not exist on this target", oid, u)
 	}
-	f := fetcher{p: p, c: c, oid: oid, dkey: dkey, e: epoch, lim: lim}
+	f := fetcher{p: p, c: c, oid: oid, dkey: dkey, e: epoch, lim: lim, borrowed: borrowed}
 	ob := c.lookupObj(oid)
 	var d *dkeyNode
 	if ob != nil {
@@ -351,6 +357,7 @@ func (p *Pool) Fetch(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte,
 			sgl = sgls[i]
 		}
 		var err error
+		f.iod = i
 		switch iod.Type {
 		case IODSingle:
 			res[i], err = f.single(a, iod, sgl)
@@ -377,6 +384,9 @@ type fetcher struct {
 	tmp  []byte
 	sc   [][]byte // scratch for checksum pieces and zeroing
 	dsc  [][]byte // scratch for the destination of one fragment
+
+	borrowed [][]byte // FetchBorrowed's lent values, by IOD (nil: Fetch)
+	iod      int      // the IOD being fetched
 }
 
 func (f *fetcher) single(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
@@ -408,6 +418,9 @@ func (f *fetcher) single(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
 		copyFrom2(dst, v.buf[:n])
 		return res, nil
 	}
+	if lent, err := f.borrow(v, sum, n, iod.Akey); lent || err != nil {
+		return res, err
+	}
 	if d := f.p.logged(v.off); d != nil {
 		copyFrom2(dst, d[:n])
 	} else if err := preadv(f.p.data.Fd(), dst, int64(v.off)); err != nil {
@@ -426,6 +439,13 @@ func (f *fetcher) csumErr(akey []byte, what string, o order) error {
 
 func (f *fetcher) array(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
 	var res FetchResult
+	if iod.Size != 0 && sgl != nil { // not a size query: the extents must make sense, whatever is there
+		for _, rx := range iod.Recxs {
+			if rx.Nr == 0 || rx.Idx+rx.Nr < rx.Idx || rx.Nr > MaxUpdateBytes/iod.Size {
+				return res, daoserr.Newf(daoserr.Inval, "akey %q: invalid extent idx %d nr %d", iod.Akey, rx.Idx, rx.Nr)
+			}
+		}
+	}
 	if a == nil {
 		return res, f.zero(iod, sgl)
 	}
@@ -447,10 +467,7 @@ func (f *fetcher) array(a *akeyNode, iod *IOD, sgl SGL) (FetchResult, error) {
 		return res, daoserr.Newf(daoserr.RecSize, "akey %q: records are %d bytes, the IOD asks for %d", iod.Akey, res.Size, iod.Size)
 	}
 	var need uint64
-	for _, rx := range iod.Recxs {
-		if rx.Nr == 0 || rx.Idx+rx.Nr < rx.Idx || rx.Nr > MaxUpdateBytes/iod.Size {
-			return res, daoserr.Newf(daoserr.Inval, "akey %q: invalid extent idx %d nr %d", iod.Akey, rx.Idx, rx.Nr)
-		}
+	for _, rx := range iod.Recxs { // checked above
 		need += rx.Nr * iod.Size
 	}
 	if sgl.size() < need {
