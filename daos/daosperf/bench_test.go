@@ -16,7 +16,8 @@ import (
 
 // BenchmarkObjIO runs updates and fetches through the client API and an
 // in-process engine (its storage in $TMPDIR), so that one CPU profile shows
-// the client and the server side of the data path together:
+// the client and the server side of the data path together (cpu-ns/op is the
+// process's CPU time per operation, both sides):
 //
 //	go test -run '^$' -bench ObjIO -cpuprofile cpu.out ./daos/daosperf
 //
@@ -69,10 +70,13 @@ func BenchmarkObjIO(b *testing.B) {
 					}
 				}
 				b.SetBytes(int64(tc.size))
+				cpu0 := sampleCPU(nil)
 				b.ResetTimer()
 				if err := benchIO(ctx, obj, phase, tc.size, tc.inflight, tc.keys, b.N); err != nil {
 					b.Fatal(err)
 				}
+				b.StopTimer()
+				b.ReportMetric(float64(sampleCPU(nil).self-cpu0.self)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}

@@ -45,3 +45,52 @@ func TestArrayFetchZeroFillsHoles(t *testing.T) {
 		})
 	}
 }
+
+// A fetch mixing lent large values (sent from the page cache, see
+// vos.FetchBorrowed) with copied ones and missing ones returns each IOD's
+// bytes in place, zeros beyond a shorter value, and nothing of earlier
+// replies.
+func TestFetchLentValues(t *testing.T) {
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	large := bytes.Repeat([]byte("L"), vos.BorrowMin+3)
+	secret := bytes.Repeat([]byte("S"), 3*vos.BorrowMin)
+	put := func(akey string, v []byte) {
+		te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, &enginepb.IOD{Akey: []byte(akey), Type: uint32(vos.IODSingle), Size: uint64(len(v))}), v)
+	}
+	put("large", large)
+	put("small", []byte("abc"))
+	put("secret", secret)
+	room := uint64(vos.BorrowMin + 100)
+	iods := []*enginepb.IOD{
+		{Akey: []byte("large"), Type: uint32(vos.IODSingle), Size: room},
+		{Akey: []byte("small"), Type: uint32(vos.IODSingle), Size: 10},
+		{Akey: []byte("missing"), Type: uint32(vos.IODSingle), Size: 7},
+		{Akey: []byte("large"), Type: uint32(vos.IODSingle), Size: uint64(len(large))},
+	}
+	want := append(append(append(append(bytes.Clone(large), make([]byte, room-uint64(len(large)))...), "abc\x00\x00\x00\x00\x00\x00\x00"...), make([]byte, 7)...), large...)
+	for range 10 {
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, &enginepb.IOD{Akey: []byte("secret"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}), nil, make([]byte, len(secret))); err != nil {
+			t.Fatal(err)
+		}
+		recv := make([]byte, len(want))
+		for i := range recv {
+			recv[i] = '?'
+		}
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, iods...), nil, recv); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(recv, want) {
+			t.Fatalf("fetched bytes differ from the values (first difference at %d)", firstDiff(recv, want))
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

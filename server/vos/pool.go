@@ -38,6 +38,7 @@ type Pool struct {
 
 	lockFile *os.File
 	data     *os.File
+	dmap     *dataMap // the data file mapped for FetchBorrowed (nil: not mapped)
 	alloc    *allocator
 
 	// index, guarded by mu: written only by the committer
@@ -255,6 +256,7 @@ func Open(dir string, opts Options) (*Pool, error) {
 	p.reqs = make(chan *request, 4*maxBatch)
 	p.loopEnd = make(chan struct{})
 	p.dataq = make(chan []dataWrite, 16)
+	p.dmap = p.mapData()
 	go p.dataWriter()
 	go p.commitLoop()
 	ok = true
@@ -294,6 +296,9 @@ func (p *Pool) Close() error {
 	<-p.loopEnd
 	close(p.dataq)
 	p.dropSpare()
+	if err := p.dmap.close(); err != nil { // waits for borrowers
+		p.log.Warn("unmap data file", "err", err)
+	}
 	return p.closeFiles()
 }
 
@@ -437,6 +442,9 @@ func (p *Pool) commitRun(run []*request) {
 	p.wbuf = p.wbuf[:0]
 	p.dwrites = p.dwrites[:0]
 	p.syncData = false
+	if p.dmap != nil {
+		p.releaseFreed(nil) // space set aside for borrowers that have since released
+	}
 	limitRedo(run)
 	applied := 0
 	p.mu.Lock()
@@ -476,9 +484,7 @@ func (p *Pool) commitRun(run []*request) {
 			p.failed.Store(&err)
 		} else {
 			p.durable.Store(p.seq)
-			for _, e := range p.pendingFree {
-				p.alloc.release(e.off, e.len)
-			}
+			p.releaseFreed(p.pendingFree)
 		}
 		p.pendingFree = p.pendingFree[:0]
 	}
