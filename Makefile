@@ -16,7 +16,7 @@ FUZZ_TARGETS := server/vos:FuzzDecodeOp:150000x server/vos:FuzzReadRecord:200000
 	server/config:FuzzParse:70000x internal/security:FuzzParseACE:200000x \
 	internal/security/auth:FuzzVerify:50000x internal/security/capability:FuzzVerify:20000x
 
-.PHONY: all build deps test unit race fuzz lint demo perf proto clean
+.PHONY: all build deps test unit race fuzz lint demo perf daos-perf proto clean
 
 all: build
 
@@ -59,6 +59,12 @@ demo: deps build
 # The benchmark table of docs/performance.md.
 perf: build
 	$(BIN)/vos_perf --preset issue
+
+# The daos_perf matrix of docs/performance.md: a local 3-server system, S1 and
+# SX, 1 MiB and 4 KiB updates and fetches beside their raw baselines, 3 runs
+# (about 5 minutes; scripts/daos-perf.sh --help for options).
+daos-perf: build
+	scripts/daos-perf.sh
 
 # Regenerate internal/proto's committed Go code after editing a .proto.
 proto:

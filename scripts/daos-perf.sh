@@ -2,19 +2,22 @@
 # The daos_perf matrix of docs/performance.md ("Object I/O: daos_perf"), in one
 # command: start a local 3-server system (launcher local -n 3 --targets 4) and
 # an insecure daos_agent, run daos_perf for S1 and SX with 1 MiB values (8 in
-# flight) and 4 KiB values (64 in flight), update then fetch with --verify,
-# each case RUNS times (the cases interleaved, a fresh pool per run), then
-# print each case's median and range and stop everything.
+# flight) and 4 KiB values (64 in flight), update then fetch, each case RUNS
+# times (the cases interleaved, a fresh pool per run), print each case's
+# median and range, then run each case once more with --verify (every
+# fetched byte checked against what was written) and stop everything.
 #
 #   scripts/daos-perf.sh                         # storage on $TMPDIR (here ext4 on disk)
 #   scripts/daos-perf.sh --dir /dev/shm/godaos-perf --pool-size 6G --count-1m 400
 #                                                # storage on tmpfs: the software path alone
 #
-# Every row carries its raw baselines measured in the same run, just before
-# the phase: a Go TCP stream of the same size on loopback, and (updates)
-# pwrite+fdatasync of the same size in the servers' storage directory, one
-# fdatasync per write and one per batch of as many writes as are in flight.
-# The JSON rows of every run are kept (--out) for `daos_perf --summarize`.
+# Every row carries its raw baselines measured in the same run, in blocks
+# alternating with the phase's: a Go TCP stream of the same size on loopback,
+# and (updates) pwrite+fdatasync of the same size in the servers' storage
+# directory, one fdatasync per write and one per batch of as many writes as
+# are in flight; and the CPU time per operation of the client, the servers
+# and the baselines. The JSON rows of every run are kept (--out) for
+# `daos_perf --summarize`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,10 +28,10 @@ runs=3
 pool_size=24G
 count_1m=1000
 count_4k=20000
-verify=--verify
+verify=1
 out=
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 
 Options:
@@ -38,7 +41,7 @@ Options:
   --pool-size SIZE   pool created for each run ($pool_size)
   --count-1m N       1 MiB operations per phase ($count_1m; S1 puts them all on one target)
   --count-4k N       4 KiB operations per phase ($count_4k)
-  --no-verify        do not check the fetched bytes
+  --no-verify        skip the verified run of each case
   --out FILE         where the runs' JSON rows go (default: DIR.results.json)
 EOF
 }
@@ -84,21 +87,44 @@ agent_pid=$!
 for _ in $(seq 1 50); do [ -S "$DAOS_AGENT_DRPC_DIR/daos_agent.sock" ] && break; sleep 0.1; done
 
 cases=("S1 1M 8 $count_1m" "SX 1M 8 $count_1m" "S1 4K 64 $count_4k" "SX 4K 64 $count_4k")
-: >"$out"
 n=0
+# one case on a fresh pool (so that every run finds the data files in the same
+# state: preallocated, never written); extra daos_perf flags after the case
+run_case() {
+	local class=$1 size=$2 conc=$3 count=$4
+	shift 4
+	n=$((n + 1))
+	local pool=perf$n
+	dmg pool create --size "$pool_size" "$pool" >/dev/null
+	"$BIN"/daos_perf --pool "$pool" --class "$class" --size "$size" --count "$count" --concurrency "$conc" \
+		--system-dir "$dir" --json "$@"
+	dmg pool destroy "$pool" >/dev/null
+}
+
+: >"$out"
 for run in $(seq 1 "$runs"); do
 	for c in "${cases[@]}"; do
 		read -r class size conc count <<<"$c"
-		n=$((n + 1))
-		pool=perf$n
-		echo "== run $run: $class $size x$count, $conc in flight (pool $pool)" >&2
-		dmg pool create --size "$pool_size" "$pool" >/dev/null
-		"$BIN"/daos_perf --pool "$pool" --class "$class" --size "$size" --count "$count" --concurrency "$conc" \
-			$verify --system-dir "$dir" --json | tee -a "$out" | "$BIN"/daos_perf --summarize /dev/stdin | tail -n +2 >&2
-		dmg pool destroy "$pool" >/dev/null
+		echo "== run $run: $class $size x$count, $conc in flight" >&2
+		run_case "$class" "$size" "$conc" "$count" | tee -a "$out" | "$BIN"/daos_perf --summarize /dev/stdin | tail -n +2 >&2
 	done
 done
+verified=
+if [ -n "$verify" ]; then
+	verified=$out.verified
+	: >"$verified"
+	for c in "${cases[@]}"; do
+		read -r class size conc count <<<"$c"
+		echo "== verified run: $class $size x$((count / 4)), $conc in flight" >&2
+		run_case "$class" "$size" "$conc" "$((count / 4))" --verify --no-raw >>"$verified"
+	done
+fi
 
 echo >&2
 echo "== median [min-max] of $runs runs ($(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), rows in $out)"
 "$BIN"/daos_perf --summarize "$out"
+if [ -n "$verified" ]; then
+	echo
+	echo "== verified runs: every fetched byte checked against what was written (rows in $verified)"
+	"$BIN"/daos_perf --summarize "$verified"
+fi
