@@ -1,6 +1,7 @@
 package daos
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -325,8 +326,9 @@ func TestLinearizability(t *testing.T) {
 }
 
 // checkLinearizable checks history against linModel and, if it is not
-// linearizable, reports the keys whose histories are not, and writes
-// porcupine's visualization for a human to read.
+// linearizable, reports each key whose history is not, with the fetches that
+// no order of its updates by epoch explains, and writes the histories and
+// porcupine's visualization to files for a human to read.
 func checkLinearizable(t *testing.T, history []porcupine.Operation) {
 	t.Helper()
 	begin := time.Now()
@@ -338,21 +340,120 @@ func checkLinearizable(t *testing.T, history []porcupine.Operation) {
 	case porcupine.Unknown:
 		t.Fatalf("the linearizability check of %d operations did not finish in 2 minutes", len(history))
 	}
-	// which keys: check each partition alone
-	var bad []string
-	for _, part := range linModel.Partition(history) {
-		if !porcupine.CheckOperations(linModel, part) {
-			key := part[0].Input.(linInput).key
-			bad = append(bad, key)
-			t.Errorf("%s: not linearizable; its %d operations by call time:\n%s", key, len(part), describeOps(part))
-		}
+	dir, err := os.MkdirTemp("", "godaos-linearizability-")
+	if err != nil {
+		t.Fatal(err)
 	}
-	f, err := os.CreateTemp("", "godaos-linearizability-*.html")
+	for _, part := range linModel.Partition(history) { // which keys: each partition alone
+		if porcupine.CheckOperations(linModel, part) {
+			continue
+		}
+		key := part[0].Input.(linInput).key
+		path := filepath.Join(dir, strings.ReplaceAll(key, "/", "-")+".txt")
+		os.WriteFile(path, []byte(describeOps(part)), 0o644)
+		t.Errorf("%s: not linearizable (its %d operations by call time: %s)\n%s", key, len(part), path, explainByEpochs(part))
+	}
+	f, err := os.Create(filepath.Join(dir, "porcupine.html"))
 	if err == nil {
 		err = porcupine.Visualize(linModel, info, f)
 		f.Close()
 	}
-	t.Errorf("history not linearizable (keys %s); porcupine's visualization: %s (%v)", strings.Join(bad, ", "), filepath.Clean(f.Name()), err)
+	t.Logf("porcupine's visualization: %s (%v)", f.Name(), err)
+}
+
+// explainByEpochs finds the fetches of one key's history that no prefix of
+// its updates in epoch order explains within the fetch's real-time bounds.
+// A dkey lives on one target, whose clock stamps its updates, and VOS shows
+// a fetch of the latest data the updates in epoch order: so each fetch must
+// see such a prefix, one holding every update that returned before the fetch
+// began and none that began after it returned. For each fetch that does not,
+// it names the updates it saw and those it missed, with their epochs.
+func explainByEpochs(part []porcupine.Operation) string {
+	var ups []porcupine.Operation
+	byVal := map[uint64]int{} // update value -> index in ups
+	for _, op := range part {
+		if op.Input.(linInput).update {
+			ups = append(ups, op)
+		}
+	}
+	slices.SortFunc(ups, func(a, b porcupine.Operation) int {
+		return cmp.Compare(a.Output.(linOutput).epoch, b.Output.(linOutput).epoch)
+	})
+	states := []linState{{}} // states[k]: after the first k updates by epoch
+	for i, u := range ups {
+		byVal[u.Input.(linInput).val] = i
+		_, next := linModel.Step(states[i], u.Input, u.Output)
+		states = append(states, next.(linState))
+	}
+	describe := func(u porcupine.Operation) string {
+		return fmt.Sprintf("[%d, %d] %s", u.Call, u.Return, linModel.DescribeOperation(u.Input, u.Output))
+	}
+	var sb strings.Builder
+	for _, f := range part {
+		in, out := f.Input.(linInput), f.Output.(linOutput)
+		if in.update {
+			continue
+		}
+		lo, hi := 0, len(ups) // real time: at least lo updates by epoch, at most hi
+		for k, u := range ups {
+			if u.Return < f.Call {
+				lo = max(lo, k+1)
+			}
+			if u.Call > f.Return {
+				hi = min(hi, k)
+			}
+		}
+		explained := false
+		for k := lo; k <= hi && !explained; k++ {
+			explained, _ = linModel.Step(states[k], f.Input, f.Output)
+		}
+		if explained {
+			continue
+		}
+		fmt.Fprintf(&sb, "  fetch %s\n", describe(f))
+		// the updates whose values it saw, and what the updates by epoch up to
+		// the latest of them would have shown instead
+		seen := -1
+		saw := func(v uint64) {
+			if k, ok := byVal[v]; ok {
+				seen = max(seen, k)
+			}
+		}
+		if in.sv {
+			saw(out.sv)
+		}
+		for i := in.recx.Idx; i < in.recx.Idx+in.recx.Nr; i++ {
+			saw(out.arr[i] >> 8)
+		}
+		want := states[seen+1]
+		if seen >= 0 {
+			fmt.Fprintf(&sb, "    it saw update %s,\n", describe(ups[seen]))
+		}
+		writer := func(v uint64) string {
+			if k, ok := byVal[v]; ok {
+				return fmt.Sprintf("the value of the update of epoch %d", ups[k].Output.(linOutput).epoch)
+			}
+			return "nothing"
+		}
+		if in.sv && out.sv != want.sv {
+			fmt.Fprintf(&sb, "    sv: it saw %s, the updates by epoch give %s\n", writer(out.sv), writer(want.sv))
+		}
+		for i := in.recx.Idx; i < in.recx.Idx+in.recx.Nr; i++ {
+			if out.arr[i] == want.arr[i] {
+				continue
+			}
+			fmt.Fprintf(&sb, "    arr[%d]: it saw %s, the updates by epoch give %s", i, writer(out.arr[i]>>8), writer(want.arr[i]>>8))
+			if k, ok := byVal[want.arr[i]>>8]; ok {
+				fmt.Fprintf(&sb, ": %s", describe(ups[k]))
+			}
+			sb.WriteString("\n")
+		}
+		fmt.Fprintf(&sb, "    real time allows the first %d to %d updates by epoch\n", lo, hi)
+	}
+	if sb.Len() == 0 {
+		return "  every fetch matches a prefix of the updates by epoch: the updates' epochs contradict real time"
+	}
+	return sb.String()
 }
 
 // overlapping counts the operations whose interval overlaps that of another
@@ -387,6 +488,37 @@ func describeOps(ops []porcupine.Operation) string {
 		fmt.Fprintf(&sb, "  [%d, %d] %s\n", op.Call, op.Return, linModel.DescribeOperation(op.Input, op.Output))
 	}
 	return sb.String()
+}
+
+// laterEpochFirst is the shape of a violation TestLinearizability found:
+// two concurrent updates of one dkey, the first (epoch 10) writing sv and
+// record 7, the second (epoch 11) writing sv; a fetch saw the second update's
+// sv without the first's record, and a later fetch saw both, the second's sv
+// on top (the epochs' order).
+func laterEpochFirst() []porcupine.Operation {
+	const k = "S1/k0"
+	u1 := porcupine.Operation{ClientId: 0, Input: linInput{key: k, update: true, sv: true, recx: Recx{7, 1}, val: 1}, Call: 0, Output: linOutput{epoch: 10}, Return: 30}
+	u2 := porcupine.Operation{ClientId: 1, Input: linInput{key: k, update: true, sv: true, val: 2, client: 1}, Call: 5, Output: linOutput{epoch: 11}, Return: 31}
+	f := porcupine.Operation{ClientId: 2, Input: linInput{key: k, sv: true, recx: Recx{0, linRecs}, client: 2}, Call: 20, Output: linOutput{sv: 2}, Return: 32}
+	var both [linRecs]uint64
+	both[7] = recVal(1, 7)
+	g := porcupine.Operation{ClientId: 3, Input: linInput{key: k, sv: true, recx: Recx{0, linRecs}, client: 3}, Call: 40, Output: linOutput{sv: 2, arr: both}, Return: 50}
+	return []porcupine.Operation{u1, u2, f, g}
+}
+
+// TestLinearizabilityExplained: the report of a violation names the fetch,
+// the update it saw and the earlier-epoch update it missed, with epochs.
+func TestLinearizabilityExplained(t *testing.T) {
+	got := explainByEpochs(laterEpochFirst())
+	for _, want := range []string{"c2 fetch S1/k0", "it saw update [5, 31] c1 update S1/k0 sv=true recx={0 0} val=2 epoch=11",
+		"arr[7]: it saw nothing, the updates by epoch give the value of the update of epoch 10: [0, 30] c0 update"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("explanation without %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "c3 fetch") {
+		t.Errorf("the later fetch, which the epochs explain, is reported:\n%s", got)
+	}
 }
 
 // TestLinearizabilityChecker: the model and checker reject what is not
@@ -424,6 +556,7 @@ func TestLinearizabilityChecker(t *testing.T) {
 			fetch(1, false, Recx{0, 6}, linOutput{arr: recs(map[uint64]uint64{0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 2})}, 40, 50)}, false},
 		{"half an update", []porcupine.Operation{upd(0, 1, true, Recx{0, 2}, 0, 10), fetch(1, true, Recx{0, 2}, linOutput{sv: 1}, 5, 15)}, false},
 		{"a whole concurrent update", []porcupine.Operation{upd(0, 1, true, Recx{0, 2}, 0, 10), fetch(1, true, Recx{0, 2}, linOutput{sv: 1, arr: recs(map[uint64]uint64{0: 1, 1: 1})}, 5, 15)}, true},
+		{"an update seen before an earlier one", laterEpochFirst(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := porcupine.CheckOperations(linModel, tc.hist); got != tc.ok {
