@@ -68,47 +68,120 @@ func checkWriteEpoch(e Epoch) error {
 	return nil
 }
 
+// The *Now variants of Update and the punches leave the epoch to
+// Options.Stamp, applied in log order, and return it.
+
+// UpdateNow is Update stamped at commit.
+func (p *Pool) UpdateNow(u UUID, oid OID, flags CondFlags, dkey []byte, iods []IOD, sgls []SGL) (Epoch, error) {
+	if err := p.stampable(); err != nil {
+		return 0, err
+	}
+	o, err := p.buildUpdate(u, oid, stampLater, flags, dkey, iods, sgls)
+	if err != nil {
+		return 0, err
+	}
+	o.epoch = 0
+	err = p.submit(o)
+	return o.epoch, err
+}
+
+// PunchObjectNow is PunchObject stamped at commit.
+func (p *Pool) PunchObjectNow(u UUID, oid OID, flags CondFlags) (Epoch, error) {
+	return p.punchNow(buildPunchObj(u, oid, stampLater, flags))
+}
+
+// PunchDkeysNow is PunchDkeys stamped at commit.
+func (p *Pool) PunchDkeysNow(u UUID, oid OID, flags CondFlags, dkeys [][]byte) (Epoch, error) {
+	return p.punchNow(buildPunchDkeys(u, oid, stampLater, flags, dkeys))
+}
+
+// PunchAkeysNow is PunchAkeys stamped at commit.
+func (p *Pool) PunchAkeysNow(u UUID, oid OID, flags CondFlags, dkey []byte, akeys [][]byte) (Epoch, error) {
+	return p.punchNow(buildPunchAkeys(u, oid, stampLater, flags, dkey, akeys))
+}
+
+func (p *Pool) punchNow(o *op, err error) (Epoch, error) {
+	if err == nil {
+		err = p.stampable()
+	}
+	if err != nil {
+		return 0, err
+	}
+	o.epoch = 0
+	err = p.submit(o)
+	return o.epoch, err
+}
+
+// stampLater passes buildUpdate's epoch check for an op stamped at commit.
+const stampLater Epoch = 1
+
+func (p *Pool) stampable() error {
+	if p.opts.Stamp == nil {
+		return daoserr.New(daoserr.Inval, "this target has no clock to stamp updates with (Options.Stamp)")
+	}
+	return nil
+}
+
 // PunchObject hides the whole object from readers at epoch and later.
 func (p *Pool) PunchObject(u UUID, oid OID, epoch Epoch, flags CondFlags) error {
-	if err := checkWriteEpoch(epoch); err != nil {
-		return err
-	}
-	return p.submit(&op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch})
+	return p.submitBuilt(buildPunchObj(u, oid, epoch, flags))
 }
 
 // PunchDkeys hides dkeys (and everything under them) at epoch and later.
 func (p *Pool) PunchDkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkeys [][]byte) error {
-	if err := checkWriteEpoch(epoch); err != nil {
-		return err
-	}
-	if len(dkeys) == 0 {
-		return daoserr.Newf(daoserr.Inval, "punch dkeys of obj %s: no dkeys given", oid)
-	}
-	for _, k := range dkeys {
-		if err := checkKey("dkey", k); err != nil {
-			return daoserr.Context(err, "punch obj %s", oid)
-		}
-	}
-	return p.submit(&op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, keys: dkeys})
+	return p.submitBuilt(buildPunchDkeys(u, oid, epoch, flags, dkeys))
 }
 
 // PunchAkeys hides akeys of one dkey at epoch and later.
 func (p *Pool) PunchAkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, akeys [][]byte) error {
-	if err := checkWriteEpoch(epoch); err != nil {
+	return p.submitBuilt(buildPunchAkeys(u, oid, epoch, flags, dkey, akeys))
+}
+
+func (p *Pool) submitBuilt(o *op, err error) error {
+	if err != nil {
 		return err
 	}
+	return p.submit(o)
+}
+
+func buildPunchObj(u UUID, oid OID, epoch Epoch, flags CondFlags) (*op, error) {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return nil, err
+	}
+	return &op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch}, nil
+}
+
+func buildPunchDkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkeys [][]byte) (*op, error) {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return nil, err
+	}
+	if len(dkeys) == 0 {
+		return nil, daoserr.Newf(daoserr.Inval, "punch dkeys of obj %s: no dkeys given", oid)
+	}
+	for _, k := range dkeys {
+		if err := checkKey("dkey", k); err != nil {
+			return nil, daoserr.Context(err, "punch obj %s", oid)
+		}
+	}
+	return &op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, keys: dkeys}, nil
+}
+
+func buildPunchAkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, akeys [][]byte) (*op, error) {
+	if err := checkWriteEpoch(epoch); err != nil {
+		return nil, err
+	}
 	if err := checkKey("dkey", dkey); err != nil {
-		return daoserr.Context(err, "punch obj %s", oid)
+		return nil, daoserr.Context(err, "punch obj %s", oid)
 	}
 	if len(akeys) == 0 {
-		return daoserr.Newf(daoserr.Inval, "punch akeys of obj %s dkey %q: no akeys given", oid, dkey)
+		return nil, daoserr.Newf(daoserr.Inval, "punch akeys of obj %s dkey %q: no akeys given", oid, dkey)
 	}
 	for _, k := range akeys {
 		if err := checkKey("akey", k); err != nil {
-			return daoserr.Context(err, "punch obj %s dkey %q", oid, dkey)
+			return nil, daoserr.Context(err, "punch obj %s dkey %q", oid, dkey)
 		}
 	}
-	return p.submit(&op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, dkey: dkey, keys: akeys})
+	return &op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, dkey: dkey, keys: akeys}, nil
 }
 
 // Update writes values under one dkey at epoch, atomically: all IODs or none.

@@ -32,6 +32,11 @@ func (k opKind) String() string {
 	return "op?"
 }
 
+// writes says whether the op adds a versioned record (update, punch).
+func (k opKind) writes() bool {
+	return k == opUpdate || k == opPunchObj || k == opPunchDkeys || k == opPunchAkeys
+}
+
 // barrier ops remove records; they are applied only when every earlier op is
 // durable, so no reader can see a removal whose cause is not yet durable.
 func (k opKind) barrier() bool {

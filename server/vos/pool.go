@@ -54,6 +54,7 @@ type Pool struct {
 	// log state, owned by the committer goroutine
 	seq       uint64 // last assigned
 	durable   atomic.Uint64
+	pending   atomic.Pointer[pendingBatch] // the batch being made durable
 	seg       *os.File
 	segNo     uint64
 	segSize   int64
@@ -98,6 +99,11 @@ type Options struct {
 	// skipped but not cut, and mutations fail with DER_NO_PERM.
 	ReadOnly bool
 	Logger   *slog.Logger
+	// Stamp, when set, stamps updates and punches submitted with epoch 0
+	// (UpdateNow, Punch*Now) as the committer applies them: epochs then
+	// follow the log's order, so the durable prefix a reader of the latest
+	// sees is also a prefix in epoch order (the engine passes its clock).
+	Stamp func() Epoch
 }
 
 type superblock struct {
@@ -447,8 +453,18 @@ func (p *Pool) commitRun(run []*request) {
 	}
 	limitRedo(run)
 	applied := 0
+	var batch *pendingBatch // epochs applied but not yet durable (WaitDurable)
+	defer func() {
+		if batch != nil {
+			p.pending.CompareAndSwap(batch, nil)
+			close(batch.done)
+		}
+	}()
 	p.mu.Lock()
 	for _, r := range run {
+		if r.op.epoch == 0 && p.opts.Stamp != nil && r.op.kind.writes() {
+			r.op.epoch = p.opts.Stamp() // in log order: see Options.Stamp
+		}
 		if err := p.check(r.op); err != nil {
 			r.err = err
 			continue
@@ -463,6 +479,13 @@ func (p *Pool) commitRun(run []*request) {
 		}
 		p.seq++
 		r.op.seq = p.seq
+		if r.op.epoch != 0 && (batch == nil || r.op.epoch < batch.min) && r.op.kind.writes() {
+			if batch == nil {
+				batch = &pendingBatch{min: r.op.epoch, done: make(chan struct{})}
+				p.pending.Store(batch)
+			}
+			batch.min = min(batch.min, r.op.epoch)
+		}
 		p.wbuf = appendRecord(p.wbuf, r.op) // before apply, which drops redo data from the op
 		p.apply(r.op)
 		applied++
@@ -697,3 +720,25 @@ func segments(dir string) ([]uint64, error) {
 }
 
 func segName(n uint64) string { return fmt.Sprintf("wal-%016x.log", n) }
+
+// pendingBatch is the smallest epoch of a batch applied in memory and not
+// yet durable, and a channel closed when the batch is done.
+type pendingBatch struct {
+	min  Epoch
+	done chan struct{}
+}
+
+// WaitDurable returns once no update or punch at or below epoch is applied
+// in memory without being durable yet: a reader at that epoch then sees
+// everything it will ever see there. (A reader of the latest needs no wait:
+// it sees the durable prefix of the log.) It waits at most one batch's
+// commit at a time.
+func (p *Pool) WaitDurable(epoch Epoch) {
+	for range 64 { // a new batch may start at or below epoch only while its ops were stamped before the caller's clock moved
+		b := p.pending.Load()
+		if b == nil || b.min > epoch {
+			return
+		}
+		<-b.done
+	}
+}
