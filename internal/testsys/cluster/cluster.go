@@ -59,7 +59,6 @@ type System struct {
 	CertDir      string // certs.Generate's files, when Secure
 	Dir          string // the servers' directories and logs
 
-	t        testing.TB
 	local    *launcher.LocalSystem
 	agent    *agent.Agent
 	adminCC  *grpc.ClientConn
@@ -80,7 +79,7 @@ func Start(t testing.TB, o Options) *System {
 		o.Pool = "pool"
 	}
 	bins := testsys.Binaries(t, testsys.Cmd("daos_server"))
-	s := &System{t: t, Dir: t.TempDir()}
+	s := &System{Dir: t.TempDir()}
 	s.CertDir = filepath.Join(s.Dir, "certs")
 	lo := launcher.LocalOptions{N: o.Servers, Targets: o.Targets, Dir: filepath.Join(s.Dir, "servers"),
 		BasePort: testsys.FreeBase(t, o.Servers), Bin: filepath.Join(bins, "daos_server")}
@@ -201,30 +200,33 @@ func (s *System) Stop() {
 	})
 }
 
-// KillServer kills server i with SIGKILL and waits until it has exited.
-func (s *System) KillServer(i int) {
-	s.t.Helper()
+// KillServer kills server i with SIGKILL and waits (bounded) until it has
+// exited. It returns errors rather than failing the test, so that fault tests
+// can call it from any goroutine; it is not safe to call concurrently with
+// RestartServer.
+func (s *System) KillServer(i int) error {
 	if err := s.local.Kill(i, syscall.SIGKILL); err != nil {
-		s.t.Fatalf("kill server %d: %v", i, err)
+		return fmt.Errorf("kill server %d: %w", i, err)
 	}
 	done := make(chan struct{})
 	go func() { s.local.Wait(i); close(done) }()
 	select {
 	case <-done:
+		return nil
 	case <-time.After(30 * time.Second):
-		s.t.Fatalf("server %d did not exit 30 s after SIGKILL", i)
+		return fmt.Errorf("server %d did not exit 30 s after SIGKILL", i)
 	}
 }
 
 // RestartServer starts server i again (after KillServer) on its storage and
-// waits until every rank has joined.
-func (s *System) RestartServer(i int) {
-	s.t.Helper()
+// waits (bounded) until every rank has joined.
+func (s *System) RestartServer(i int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := s.local.Restart(ctx, i, startTimeout); err != nil {
-		s.t.Fatalf("restart server %d: %v", i, err)
+		return fmt.Errorf("restart server %d: %w", i, err)
 	}
+	return nil
 }
 
 // ServerLog is server i's log, for a failing test to show.

@@ -62,8 +62,12 @@ func TestSecureCluster(t *testing.T) {
 		return
 	}
 
-	s.KillServer(0) // the admin client's first address
-	s.RestartServer(0)
+	if err := s.KillServer(0); err != nil { // the admin client's first address
+		t.Fatal(err)
+	}
+	if err := s.RestartServer(0); err != nil {
+		t.Fatal(err)
+	}
 	after := members(t, s)
 	for r, st := range after {
 		if st != "joined" {
