@@ -2,6 +2,7 @@ package daos
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,35 @@ func TestHandles(t *testing.T) {
 			t.Fatal("the expired capability was not replaced")
 		}
 	})
+	t.Run("renewal refused", func(t *testing.T) {
+		// the handle's capability expires after its owner lost the right to
+		// open the container read-write: the reopen fails, and says why
+		if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "revoked"}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := p.ContOpen(ctx, "revoked", RW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := p.ContACL(ctx, "revoked", ACLChange{Overwrite: []string{"A::OWNER@:aA"}}); err != nil {
+			t.Fatal(err)
+		}
+		key, err := certs.LoadSigner(s.Cert("server.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok enginepb.CapToken
+		tok.Handle, tok.Pool, tok.Cont = uuidBytes(h.Handle), uuidBytes(p.Info.Uuid), uuidBytes(h.Info.Uuid)
+		tok.Rights, tok.Expires = enginepb.CapRead|enginepb.CapWrite, time.Now().Add(-time.Minute).Unix()
+		expired, _ := capability.Issue(key, &tok)
+		h.capab.Store(&expired)
+		err = update(h)
+		var de *daoserr.Error
+		if !errors.As(err, &de) || de.Code != daoserr.NoPerm || !strings.Contains(err.Error(), "reopen container hdl/revoked") ||
+			strings.Contains(de.Resolution, "does so by itself") {
+			t.Fatalf("update after the reopen was refused: %v, want DER_NO_PERM saying the reopen failed and why", err)
+		}
+	})
 	t.Run("closed container", func(t *testing.T) {
 		h, err := p.ContOpen(ctx, "c", RW)
 		if err != nil {
@@ -129,10 +159,12 @@ func TestHandles(t *testing.T) {
 		if _, err := o.Update(ctx, []byte("d"), iods, [][]byte{[]byte("no")}); !daoserr.Is(err, daoserr.NoHdl) || !strings.Contains(err.Error(), "closed") {
 			t.Fatalf("update through a closed handle: %v, want DER_NO_HDL", err)
 		}
-		if _, err := h.NextOID(ctx); err == nil { // a fresh lease needs the handle
-			if _, err := h.AllocOIDs(ctx, 1); !daoserr.Is(err, daoserr.NoHdl) {
-				t.Fatalf("alloc OIDs through a closed handle: %v", err)
-			}
+		// h never leased OIDs: a lease needs the handle
+		if _, err := h.NextOID(ctx); !daoserr.Is(err, daoserr.NoHdl) || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("next OID through a closed handle: %v, want DER_NO_HDL", err)
+		}
+		if _, err := h.AllocOIDs(ctx, 1); !daoserr.Is(err, daoserr.NoHdl) || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("alloc OIDs through a closed handle: %v, want DER_NO_HDL", err)
 		}
 		if err := h.Close(ctx); !daoserr.Is(err, daoserr.NoHdl) {
 			t.Fatalf("second close: %v, want DER_NO_HDL", err)

@@ -299,10 +299,13 @@ func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 		}
 		// An expired capability is renewed by reopening the container, once
 		// per call: the handle stays open for as long as the caller keeps it.
+		// When the reopen fails (the ACL no longer allows it, the container
+		// is gone), that is the error: "expired" alone would hide why.
 		if attempt == 0 && daoserr.Is(err, daoserr.NoHdl) && strings.Contains(err.Error(), capability.ExpiredText) {
-			if rerr := c.refreshCap(ctx, capb); rerr == nil {
-				continue
+			if rerr := c.refreshCap(ctx, capb); rerr != nil {
+				return rep, daoserr.Context(rerr, "rank %d target %d found the handle's capability expired; renewing it failed", s.Rank, s.Target)
 			}
+			continue
 		}
 		// A transaction is committing where this goes: wait a little, as
 		// DAOS's client does, and try again.

@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +28,6 @@ import (
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/internal/security/auth"
-	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/server/engine"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
@@ -317,7 +319,8 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 		// some of its targets, a timed-out subtree all of them.
 		ctx := context.WithoutCancel(ctx)
 		if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]}); len(failed) > 0 {
-			c.s.log.Warn("pool create rollback: targets left behind", "pool", p.UUID, "err", failure("destroy", failed))
+			c.s.log.Warn("pool create rollback: targets left behind", "pool", p.UUID,
+				"err", failureThen("destroy pool "+p.UUID, failed, "its targets stay on those ranks' storage until the pool is destroyed there"))
 		}
 		if err := c.s.ms.RemovePool(p.UUID); err != nil {
 			c.s.log.Warn("pool create rollback: record left behind", "pool", p.UUID, "err", err)
@@ -325,7 +328,8 @@ func (c *ctlService) poolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 	}
 	if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetCreate, create); len(failed) > 0 {
 		rollback()
-		return mgmt.Pool{}, 0, failure("create pool "+req.Label, failed)
+		return mgmt.Pool{}, 0, failureThen("create pool "+req.Label, failed,
+			"the pool was not created: its targets on the other ranks were destroyed again (this server logs any it could not destroy)")
 	}
 	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolReady); err != nil {
 		rollback()
@@ -432,22 +436,34 @@ func changeACL(acl security.ACL, req *ctlpb.PoolACLReq) (security.ACL, error) {
 	return nil, daoserr.Newf(daoserr.Inval, "ACL request mode %d", req.Mode)
 }
 
-// failure summarises per-rank errors in one error naming the ranks.
+// failure summarises per-rank errors in one error naming the ranks. It says
+// nothing of what became of the operation on the other ranks: callers that
+// know use failureThen.
 func failure(what string, failed map[uint32]error) error {
-	var ranks []string
+	return failureThen(what, failed, "")
+}
+
+// failureThen is failure that also tells the user what became of the
+// operation (outcome, e.g. "the pool was not created: ...").
+func failureThen(what string, failed map[uint32]error, outcome string) error {
+	ranks := slices.Sorted(maps.Keys(failed))
+	names := make([]string, len(ranks))
+	for i, r := range ranks {
+		names[i] = strconv.Itoa(int(r))
+	}
 	var first error
-	for r, err := range failed {
-		ranks = append(ranks, strconv.Itoa(int(r)))
-		if first == nil {
-			first = err
-		}
+	if len(ranks) > 0 {
+		first = failed[ranks[0]]
 	}
 	code := daoserr.CodeOf(first)
 	if code == 0 {
 		code = daoserr.Unreach
 	}
-	return daoserr.Newf(code, "%s failed on rank(s) %s: %v", what, strings.Join(ranks, ","), first).
-		WithResolution("check those ranks with 'dmg system query' and their engine logs; the operation was rolled back")
+	res := "check those ranks with 'dmg system query' and their engine logs"
+	if outcome != "" {
+		res += "; " + outcome
+	}
+	return daoserr.Newf(code, "%s failed on rank(s) %s: %v", what, strings.Join(names, ","), first).WithResolution("%s", res)
 }
 
 // seal encodes a request only servers may make (enginepb.ServerOps), signed
@@ -460,7 +476,7 @@ func (c *ctlService) seal(op uint16, m proto.Message) ([]byte, error) {
 	if !enginepb.ServerOps[op] {
 		return b, nil
 	}
-	return capability.Seal(c.s.transport.capSigner, op, b)
+	return c.s.transport.seal(op, b)
 }
 
 // fanOut runs one operation on every target of the given ranks, over a tree of
@@ -488,7 +504,7 @@ func (c *ctlService) fanOutEpoch(ctx context.Context, ranks []rankTargets, op ui
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	failed, epoch := engine.BroadcastEpoch(ctx, c.engines.Get, op, hdr, peers, engine.DefaultDegree, nil)
+	failed, epoch := engine.BroadcastEpoch(ctx, c.engines.Get, c.s.transport.seal, op, hdr, peers, engine.DefaultDegree, nil)
 	var done []rankTargets
 	for _, r := range ranks {
 		if failed[r.rank] == nil {
@@ -519,7 +535,8 @@ func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlp
 	}
 	u, _ := vos.ParseUUID(p.UUID)
 	if _, failed := c.fanOut(ctx, ranks, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]}); len(failed) > 0 {
-		return &ctlpb.PoolResp{Error: ctlclient.FromError(failure("destroy pool "+p.Label, failed))}, nil
+		return &ctlpb.PoolResp{Error: ctlclient.FromError(failureThen("destroy pool "+p.Label, failed,
+			fmt.Sprintf("the pool's targets on the other ranks are destroyed, the pool stays listed as %s: run 'dmg pool destroy %s' again once those ranks are up", mgmt.PoolDestroying, p.Label)))}, nil
 	}
 	if err := c.s.ms.RemovePool(p.UUID); err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
@@ -564,10 +581,6 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 	resp := &ctlpb.PoolResp{}
 	var ntgt uint32
 	u, _ := vos.ParseUUID(p.UUID)
-	hdr, err := c.seal(enginepb.OpTargetQuery, &enginepb.TargetDestroyReq{Pool: u[:]})
-	if err != nil {
-		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
-	}
 	for _, r := range ranks {
 		ntgt += r.targets
 		cl, err := c.engines.Get(ctx, r.fabric)
@@ -576,6 +589,11 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 			continue
 		}
 		for t := range r.targets {
+			// sealed for each target: engines refuse a sealed request seen before
+			hdr, err := c.seal(enginepb.OpTargetQuery, &enginepb.TargetDestroyReq{Pool: u[:]})
+			if err != nil {
+				return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
+			}
 			rep, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTargetQuery, Target: t, Header: hdr}, nil)
 			var q enginepb.TargetQueryRep
 			if err == nil {

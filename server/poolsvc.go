@@ -138,8 +138,9 @@ func poolRule(flags uint32) (accessRule, error) {
 
 // contRule is what opening a container needs: r, and w too to write. (DAOS
 // opens with any read- or write-type permission and limits the handle's
-// capabilities; until handles carry capabilities to the engines, opening
-// requires the data permissions themselves.)
+// capabilities. Here opening requires the data permissions themselves; the
+// handle's capability (issueCap), which engines check on every object
+// request, then grants read, and write when opened read-write.)
 func contRule(flags uint32) (accessRule, error) {
 	mode, err := modeName(flags)
 	r := accessRule{mode: mode, needs: []security.Perm{security.PermRead}}

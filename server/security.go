@@ -35,6 +35,12 @@ func (t *transport) capVerifier() capability.Verifier {
 	return capability.Verifier{Key: t.capSigner.Public()}
 }
 
+// seal seals a request only servers may send (enginepb.ServerOps) with the
+// server key; unsigned when insecure.
+func (t *transport) seal(op uint16, msg []byte) ([]byte, error) {
+	return capability.Seal(t.capSigner, op, msg)
+}
+
 func loadTransport(cfg *config.Server, log *slog.Logger) (*transport, error) {
 	tc := cfg.TransportConfig
 	t := &transport{verifier: &auth.Verifier{AllowInsecure: tc.AllowInsecure}}

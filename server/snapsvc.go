@@ -98,10 +98,10 @@ func (c *ctlService) snapshotEpoch(ctx context.Context, p mgmt.Pool) (uint64, er
 	}
 	_, failed, epoch := c.fanOutEpoch(ctx, ranks, enginepb.OpEpochSync, &enginepb.EpochSyncReq{})
 	if len(failed) > 0 {
-		return 0, failure("read the engines' clocks", failed)
+		return 0, failureThen("read the engines' clocks", failed, "no snapshot was created")
 	}
 	if _, failed, _ = c.fanOutEpoch(ctx, ranks, enginepb.OpEpochSync, &enginepb.EpochSyncReq{Min: epoch}); len(failed) > 0 {
-		return 0, failure("advance the engines' clocks", failed)
+		return 0, failureThen("advance the engines' clocks", failed, "no snapshot was created")
 	}
 	return epoch, nil
 }
@@ -116,7 +116,8 @@ func (c *ctlService) rollback(ctx context.Context, p mgmt.Pool, ct mgmt.Cont, ep
 	pu, _ := vos.ParseUUID(p.UUID)
 	cu, _ := vos.ParseUUID(ct.UUID)
 	if _, failed := c.fanOut(ctx, ranks, enginepb.OpContRollback, &enginepb.ContEpochReq{Pool: pu[:], Cont: cu[:], Epoch: epoch}); len(failed) > 0 {
-		return failure("discard newer data", failed)
+		return failureThen("discard newer data", failed,
+			"the newer data is discarded on the other ranks only and the container's snapshots are kept: roll back again once those ranks are up")
 	}
 	return c.s.ms.RemoveSnapshotsAfter(p.UUID, ct.UUID, epoch)
 }
@@ -171,7 +172,7 @@ func (c *ctlService) aggregateAll(ctx context.Context, lag time.Duration) {
 				req.Snapshots = append(req.Snapshots, sn.Epoch)
 			}
 			if _, failed := c.fanOut(ctx, ranks, enginepb.OpContAggregate, req); len(failed) > 0 {
-				c.s.log.Warn("aggregation failed", "pool", p.Label, "cont", ct.Label, "err", failure("aggregate", failed))
+				c.s.log.Warn("aggregation failed", "pool", p.Label, "cont", ct.Label, "err", failureThen("aggregate", failed, "aggregation runs again at the next interval"))
 			}
 		}
 	}

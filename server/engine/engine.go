@@ -47,6 +47,10 @@ type Options struct {
 	// ClientOps are more opcodes to serve: the pool service daos_server runs
 	// for clients (see server/poolsvc.go).
 	ClientOps map[uint16]rpc.Handler
+	// Seal seals the server-only requests the engine sends: the collectives
+	// it forwards (capability.Seal with the server key; nil: unsigned, as
+	// insecure systems do).
+	Seal func(op uint16, msg []byte) ([]byte, error)
 
 	// collectivePace is called before each message a collective forwards: the
 	// collective benchmark models a per-message sending cost with it.
@@ -128,10 +132,10 @@ func Open(opts Options) (*Engine, error) {
 		}
 		e.handlers[op] = h
 	}
+	gate := newServerGate(e) // e.handlers stay unwrapped: collectives admit their request once (see collective)
 	for op, h := range e.handlers {
 		if enginepb.ServerOps[op] {
-			h = e.serverOnly(op, h)
-			e.handlers[op] = h // collectives call the handlers: they check too
+			h = gate.serverOnly(op, h)
 		}
 		e.srv.Handle(op, h)
 	}

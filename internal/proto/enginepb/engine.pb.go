@@ -1898,9 +1898,10 @@ func (x *TxCommitReq) GetCap() []byte {
 }
 
 // ServerSigned carries a request only servers may make (target create and
-// destroy, container create and destroy, epoch operations): the message,
-// when it was sent, and the servers' signature of op, time and msg (none
-// when the system runs insecure). Engines refuse these opcodes otherwise.
+// destroy, container create and destroy, epoch operations, collectives):
+// the message, when it was sent, a random nonce, and the servers' signature
+// of op, time, nonce and msg (none when the system runs insecure). Engines
+// refuse these opcodes otherwise, and refuse a signed one seen before.
 type ServerSigned struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            uint32                 `protobuf:"varint,1,opt,name=op,proto3" json:"op,omitempty"`
@@ -1908,6 +1909,7 @@ type ServerSigned struct {
 	Msg           []byte                 `protobuf:"bytes,3,opt,name=msg,proto3" json:"msg,omitempty"`
 	Sig           []byte                 `protobuf:"bytes,4,opt,name=sig,proto3" json:"sig,omitempty"`
 	Signer        string                 `protobuf:"bytes,5,opt,name=signer,proto3" json:"signer,omitempty"` // the signing key's fingerprint
+	Nonce         []byte                 `protobuf:"bytes,6,opt,name=nonce,proto3" json:"nonce,omitempty"`   // 16 random bytes: two requests sealed alike still differ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1975,6 +1977,13 @@ func (x *ServerSigned) GetSigner() string {
 		return x.Signer
 	}
 	return ""
+}
+
+func (x *ServerSigned) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
 }
 
 var File_engine_proto protoreflect.FileDescriptor
@@ -2117,13 +2126,14 @@ const file_engine_proto_rawDesc = "" +
 	"\x04txid\x18\x03 \x01(\fR\x04txid\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05abort\x18\x05 \x01(\bR\x05abort\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03cap\"n\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"\x84\x01\n" +
 	"\fServerSigned\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\rR\x02op\x12\x12\n" +
 	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x10\n" +
 	"\x03msg\x18\x03 \x01(\fR\x03msg\x12\x10\n" +
 	"\x03sig\x18\x04 \x01(\fR\x03sig\x12\x16\n" +
-	"\x06signer\x18\x05 \x01(\tR\x06signerB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"\x06signer\x18\x05 \x01(\tR\x06signer\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\fR\x05nonceB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once

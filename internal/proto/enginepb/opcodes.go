@@ -45,9 +45,10 @@ const (
 )
 
 // ServerOps are the opcodes only servers may send: their message header is
-// a ServerSigned around the request's message.
+// a ServerSigned around the request's message. OpCollective is one: it makes
+// the engine send to the peers it names.
 var ServerOps = map[uint16]bool{OpTargetCreate: true, OpTargetDestroy: true, OpTargetQuery: true, OpContCreate: true,
-	OpContDestroy: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true}
+	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true}
 
 // Rights a Capability grants over its container.
 const (

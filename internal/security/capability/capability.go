@@ -7,7 +7,8 @@
 // (enginepb.CapRead, CapWrite) and when it expires; the client library
 // reopens its handle when an engine reports one expired. A closed handle is
 // refused by the client library at once; its capability stays valid on the
-// engines until it expires (TTL), which is why TTL is short.
+// engines until it expires, which is what bounds TTL: it is the longest a
+// closed or revoked handle's capability can still be used.
 package capability
 
 import (
@@ -104,21 +105,31 @@ func (v Verifier) Verify(b []byte) (Grant, error) {
 // Allows checks that g, at now, grants need on pool/cont.
 func (g *Grant) Allows(now time.Time, pool, cont []byte, need uint32) error {
 	if !bytes.Equal(pool, g.Pool[:]) || !bytes.Equal(cont, g.Cont[:]) {
-		return daoserr.Newf(daoserr.NoHdl, "container handle %s is for pool %s container %s, not for this request's", uuidString(g.Handle), uuidString(g.Pool), uuidString(g.Cont))
+		return daoserr.Newf(daoserr.NoHdl, "container handle %s is for pool %s container %s, not for this request's pool %s container %s",
+			uuidString(g.Handle), uuidString(g.Pool), uuidString(g.Cont), uuidOf(pool), uuidOf(cont)).
+			WithResolution("send each container's I/O with the capability of a handle to that container")
 	}
 	if !now.Before(g.Expires) {
 		return daoserr.Newf(daoserr.NoHdl, "container handle %s "+ExpiredText+" %s", uuidString(g.Handle), g.Expires.UTC().Format(time.RFC3339)).
 			WithResolution("reopen the container (the client library does so by itself)")
 	}
 	if missing := need &^ g.Rights; missing != 0 {
-		what := "read"
 		if missing&enginepb.CapWrite != 0 {
-			what = "write"
+			return daoserr.Newf(daoserr.NoPerm, "container %s: handle %s may not write", uuidString(g.Cont), uuidString(g.Handle)).
+				WithResolution("open the container read-write (and have w in its ACL) to change it")
 		}
-		return daoserr.Newf(daoserr.NoPerm, "container %s: handle %s may not %s", uuidString(g.Cont), uuidString(g.Handle), what).
-			WithResolution("open the container read-write (and have w in its ACL) to change it")
+		return daoserr.Newf(daoserr.NoPerm, "container %s: handle %s may not read", uuidString(g.Cont), uuidString(g.Handle)).
+			WithResolution("open the container with a handle that may read it (and have r in its ACL)")
 	}
 	return nil
+}
+
+// uuidOf formats a request's UUID field, whatever its length.
+func uuidOf(b []byte) string {
+	if len(b) != 16 {
+		return fmt.Sprintf("%x (%d bytes, not a UUID)", b, len(b))
+	}
+	return uuidString([16]byte(b))
 }
 
 func uuidString(u [16]byte) string {

@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +73,35 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("a capability the key never signed verified: %+v", g)
 		}
 	})
+}
+
+// Allows' messages say what is missing and name both sides of a mismatch.
+func TestAllowsMessages(t *testing.T) {
+	g, err := (Verifier{}).Verify(mustIssue(t, enginepb.CapWrite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	err = g.Allows(now, uPool, uCont, enginepb.CapRead)
+	var de *daoserr.Error
+	if !errors.As(err, &de) || de.Code != daoserr.NoPerm || !strings.Contains(de.Msg, "may not read") ||
+		strings.Contains(de.Resolution, "write") || !strings.Contains(de.Resolution, "read") {
+		t.Errorf("read with a write-only capability: %#v", err)
+	}
+	err = g.Allows(now, uPool, uHandle, enginepb.CapWrite)
+	if !daoserr.Is(err, daoserr.NoHdl) || !strings.Contains(err.Error(), "not for this request's pool 70707070-7070-7070-7070-707070707070 container 68686868-6868-6868-6868-686868686868") {
+		t.Errorf("another container: %v, want the request's pool and container named", err)
+	}
+	if err := g.Allows(now, uPool, []byte("c"), enginepb.CapWrite); !daoserr.Is(err, daoserr.NoHdl) || !strings.Contains(err.Error(), "not a UUID") {
+		t.Errorf("malformed container: %v", err)
+	}
+}
+
+func mustIssue(t *testing.T, rights uint32) []byte {
+	t.Helper()
+	b, err := Issue(nil, &enginepb.CapToken{Handle: uHandle, Pool: uPool, Cont: uCont, Rights: rights, Expires: time.Now().Add(TTL).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
