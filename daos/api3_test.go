@@ -144,11 +144,8 @@ type errCase struct {
 // instead of failing, and says so once the defect is mended. Delete an
 // entry when its defect is fixed.
 var knownGaps = map[string]string{
-	"TestAPIErrors3/obj_update/unknown_IOD_type": "engines split the bulk by IOD before VOS checks the IOD's type, " +
-		"so an unknown type gets DER_IO_INVAL about bulk bytes",
-	"TestAPIErrors3/obj_fetch/zero-length_recx_of_an_akey_never_written": "VOS checks a fetch's extents only when the akey exists",
 	"TestAPIErrors3/keys_at_the_limit": "a request carrying a key of vos.MaxKeySize bytes exceeds the transport's 64 KiB " +
-		"header limit; the engine closes the connection (DER_UNREACH) and the error quotes the whole key",
+		"header limit; the engine closes the connection (DER_UNREACH), failing every call in flight on it",
 }
 
 func runErrCases(t *testing.T, cases []errCase) {
