@@ -264,6 +264,7 @@ type Pool struct {
 
 	poolMapState
 	disconnected atomic.Bool
+	seen         atomic.Uint64 // the newest epoch this client's writes got (transactions read at or after it)
 }
 
 // PoolConnect connects to a pool by label or UUID in mode RO, RW or EX.

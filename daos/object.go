@@ -183,6 +183,7 @@ func (o *Obj) update(ctx context.Context, flags CondFlags, dkey []byte, iods []I
 	}
 	var r enginepb.ObjUpdateRep
 	proto.Unmarshal(rep.Header, &r)
+	o.cont.Pool.sawEpoch(r.Epoch)
 	return r.Epoch, nil
 }
 

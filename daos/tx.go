@@ -3,6 +3,7 @@ package daos
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"sync"
 	"time"
 
@@ -51,6 +52,7 @@ type Tx struct {
 	cont     *Cont
 	readOnly bool // a snapshot's
 	mu       sync.Mutex
+	mu2      sync.Mutex // the commit's parallel prepares
 	id       [16]byte
 	epoch    uint64
 	state    txState
@@ -105,14 +107,43 @@ func (tx *Tx) begin(ctx context.Context) error {
 		return err
 	}
 	rand.Read(tx.id[:])
-	var rep enginepb.ObjUpdateRep
-	s := placement.Shard{Rank: c.Pool.Members[0].Rank}
-	if err := c.send(ctx, s, enginepb.OpEpochQuery, &enginepb.EpochSyncReq{}, &rep); err != nil {
+	epoch, err := c.Pool.clockNow(ctx, c)
+	if err != nil {
 		return daoserr.Context(err, "open a transaction in container %s", c.Info.GetLabel())
 	}
-	tx.epoch, tx.state = rep.Epoch, txOpen
+	tx.epoch, tx.state = epoch, txOpen
 	tx.reads, tx.writes, tx.order = map[placement.Shard][]*enginepb.TxKey{}, map[placement.Shard]*txPart{}, nil
 	return nil
+}
+
+// clockNow is an epoch at or after every epoch this client has seen: the
+// clock of the first of the pool's engines that answers, or the newest epoch
+// an update of this client got, if that is later (an engine's clock may lag
+// another's; a transaction must see what its own process wrote).
+func (p *Pool) clockNow(ctx context.Context, c *Cont) (uint64, error) {
+	var last error
+	for _, m := range p.Members {
+		var rep enginepb.ObjUpdateRep
+		err := c.send(ctx, placement.Shard{Rank: m.Rank}, enginepb.OpEpochQuery, &enginepb.EpochSyncReq{}, &rep)
+		if err == nil {
+			return max(rep.Epoch, p.seen.Load()), nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, daoserr.Context(last, "read the engines' clocks")
+}
+
+// sawEpoch notes an epoch an update or commit of this client got.
+func (p *Pool) sawEpoch(e uint64) {
+	for {
+		cur := p.seen.Load()
+		if e <= cur || p.seen.CompareAndSwap(cur, e) {
+			return
+		}
+	}
 }
 
 // Epoch is the epoch the transaction reads at (daos_tx_hdl2epoch).
@@ -324,37 +355,92 @@ func (tx *Tx) commit(ctx context.Context) error {
 	}
 	if len(tx.order) == 1 {
 		s := tx.order[0]
-		rep, err := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, true), tx.writes[s].bulk, nil)
-		return decodeReply(rep, err, nil)
-	}
-	// two phases: prepare everywhere, commit everywhere at the largest
-	// prepared clock (so the commit orders after everything each target
-	// had stamped), or abort everywhere
-	var commitEpoch uint64
-	var prepared []placement.Shard
-	var err error
-	for _, s := range tx.order {
 		var rep enginepb.TxPrepareRep
-		r, perr := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, false), tx.writes[s].bulk, nil)
-		if perr = decodeReply(r, perr, &rep); perr != nil {
-			err = perr
-			break
+		r, err := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, true), tx.writes[s].bulk, nil)
+		if err = decodeReply(r, err, &rep); err == nil {
+			c.Pool.sawEpoch(rep.Epoch)
 		}
-		prepared = append(prepared, s)
-		commitEpoch = max(commitEpoch, rep.Epoch)
+		return err
 	}
-	finish := &enginepb.TxCommitReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Txid: tx.id[:], Epoch: commitEpoch, Abort: err != nil}
-	ctx = context.WithoutCancel(ctx) // once decided, every target must hear it
-	var ferr error
-	for _, s := range prepared {
-		if e := c.send(ctx, s, enginepb.OpTxCommit, finish, nil); e != nil && ferr == nil {
-			ferr = e
-		}
-	}
+	// Two phases. The first part is the coordinator: prepared first, it
+	// records the decision when committed first; the others, prepared
+	// together, ask it if the client's word never comes.
+	coord := tx.order[0]
+	coordAddr, err := c.target(coord.Rank)
 	if err != nil {
 		return err
 	}
-	return ferr
+	var commitEpoch uint64
+	prepare := func(s placement.Shard) error {
+		m := tx.prepareReq(s, false)
+		m.Coordinator, m.CoordAddr, m.CoordTarget = s == coord, coordAddr, coord.Target
+		var rep enginepb.TxPrepareRep
+		r, err := c.rpc(ctx, s, enginepb.OpTxPrepare, m, tx.writes[s].bulk, nil)
+		if err = decodeReply(r, err, &rep); err == nil {
+			tx.mu2.Lock()
+			commitEpoch = max(commitEpoch, rep.Epoch)
+			tx.mu2.Unlock()
+		}
+		return err
+	}
+	var prepared []placement.Shard
+	perr := prepare(coord)
+	if perr == nil {
+		prepared = append(prepared, coord)
+		errs := make([]error, len(tx.order))
+		var wg sync.WaitGroup
+		for i, s := range tx.order[1:] {
+			wg.Go(func() { errs[i+1] = prepare(s) })
+		}
+		wg.Wait()
+		for i, s := range tx.order[1:] {
+			if errs[i+1] == nil {
+				prepared = append(prepared, s)
+			} else if perr == nil {
+				perr = errs[i+1]
+			}
+		}
+	}
+	ctx = context.WithoutCancel(ctx) // once decided, every part must hear it
+	finish := func(s placement.Shard, abort bool) error {
+		m := &enginepb.TxCommitReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Txid: tx.id[:],
+			Epoch: commitEpoch, Abort: abort, Coordinator: s == coord}
+		return c.send(ctx, s, enginepb.OpTxCommit, m, nil)
+	}
+	abortAll := func() {
+		for _, s := range prepared {
+			finish(s, true) // a part that misses it asks the coordinator, which decided to abort
+		}
+	}
+	if perr != nil {
+		abortAll()
+		return perr
+	}
+	if err := finish(coord, false); err != nil {
+		// refused (the coordinator gave up waiting and aborted) or unknown:
+		// the others learn the outcome from the coordinator either way
+		abortAll()
+		return daoserr.Context(err, "commit at the coordinator (rank %d target %d)", coord.Rank, coord.Target)
+	}
+	c.Pool.sawEpoch(commitEpoch)
+	// decided: the others commit now, or learn it from the coordinator
+	var ferr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range prepared[1:] {
+		wg.Go(func() {
+			if err := finish(s, false); err != nil {
+				mu.Lock()
+				ferr = errors.Join(ferr, daoserr.Context(err, "rank %d target %d", s.Rank, s.Target))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ferr != nil {
+		return daoserr.Context(ferr, "the transaction is committed (its coordinator decided), but not every part confirmed it")
+	}
+	return nil
 }
 
 // Abort drops the transaction's buffered writes.

@@ -159,7 +159,7 @@ func TestStartKillRestartStop(t *testing.T) {
 		return &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: uint64(n)}
 	}
 	io := func(dkey string, n int) *enginepb.ObjIOReq {
-		return &enginepb.ObjIOReq{Pool: pool[:], Cont: cont[:], Oid: &enginepb.OID{Lo: 1}, Epoch: 1, Dkey: []byte(dkey), Iods: []*enginepb.IOD{iod(n)}, Cap: capab}
+		return &enginepb.ObjIOReq{Pool: pool[:], Cont: cont[:], Oid: &enginepb.OID{Lo: 1}, Dkey: []byte(dkey), Iods: []*enginepb.IOD{iod(n)}, Cap: capab}
 	}
 
 	sp := startServer(t, "start", "--auto-format", "-o", cfgPath)

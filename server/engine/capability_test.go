@@ -36,7 +36,7 @@ func TestCapabilityChecks(t *testing.T) {
 	te.createPool(t)
 	sv := &enginepb.IOD{Akey: []byte("a"), Type: 1, Size: 3}
 	withCap := func(c []byte, cont vos.UUID) *enginepb.ObjIOReq {
-		m := ioReq("d", 0, sv)
+		m := ioReq("d", sv)
 		m.Cap, m.Cont = c, cont[:]
 		return m
 	}

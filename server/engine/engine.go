@@ -67,6 +67,8 @@ type Engine struct {
 
 	peers *rpc.ClientCache // other engines, for collectives
 	clock hlc.Clock        // stamps updates that come without an epoch
+
+	stopSweep context.CancelFunc // stops the transaction sweeper
 }
 
 type target struct {
@@ -124,6 +126,7 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpTxPrepare:     e.txPrepare,
 		enginepb.OpTxCommit:      e.txCommit,
 		enginepb.OpEpochQuery:    e.epochQuery,
+		enginepb.OpTxStatus:      e.txStatus,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {
@@ -139,6 +142,9 @@ func Open(opts Options) (*Engine, error) {
 		}
 		e.srv.Handle(op, h)
 	}
+	sweepCtx, stop := context.WithCancel(context.Background())
+	e.stopSweep = stop
+	go e.txSweeper(sweepCtx)
 	return e, nil
 }
 
@@ -158,7 +164,7 @@ func (e *Engine) openPools() error {
 			if _, err := os.Stat(filepath.Join(dir, "superblock.json")); err != nil {
 				continue
 			}
-			p, err := vos.Open(dir, vos.Options{Logger: e.log})
+			p, err := vos.Open(dir, e.vosOptions())
 			if err != nil {
 				return daoserr.Context(err, "engine rank %d: open pool %s target %d", e.opts.Rank, u, t.idx)
 			}
@@ -166,6 +172,11 @@ func (e *Engine) openPools() error {
 		}
 	}
 	return nil
+}
+
+// vosOptions are the pool targets': they stamp with the engine's clock.
+func (e *Engine) vosOptions() vos.Options {
+	return vos.Options{Logger: e.log, Stamp: func() vos.Epoch { return e.clock.Now() }}
 }
 
 func (e *Engine) targetDir(pool vos.UUID, tgt int) string {
@@ -182,6 +193,7 @@ func (e *Engine) Serve(l net.Listener) error { return e.srv.Serve(l) }
 // Shutdown stops taking requests, lets those in flight finish, and closes the
 // targets (everything acknowledged is already durable).
 func (e *Engine) Shutdown(ctx context.Context) error {
+	e.stopSweep()
 	err := e.srv.Shutdown(ctx)
 	e.peers.Close()
 	return errors.Join(err, e.closePools())
@@ -317,7 +329,7 @@ func (e *Engine) targetCreate(ctx context.Context, req *rpc.Request) (rpc.Respon
 		os.Remove(data)
 		return rpc.Response{}, daoserr.Context(err, "create pool %s on rank %d target %d", u, e.opts.Rank, t.idx)
 	}
-	p, err := vos.Open(dir, vos.Options{Logger: e.log})
+	p, err := vos.Open(dir, e.vosOptions())
 	if err != nil {
 		return rpc.Response{}, daoserr.Context(err, "create pool %s on rank %d target %d", u, e.opts.Rank, t.idx)
 	}
@@ -404,13 +416,14 @@ func (e *Engine) contDestroy(ctx context.Context, req *rpc.Request) (rpc.Respons
 	return rpc.Response{}, nil
 }
 
-// stamp is the epoch of a change: the request's, or the engine clock's.
-func (e *Engine) stamp(epoch uint64) uint64 {
+// noEpoch refuses an update or punch that names its epoch: outside
+// transactions the engine stamps them, in the order VOS logs them.
+func noEpoch(epoch uint64, oid vos.OID) error {
 	if epoch == 0 {
-		return e.clock.Now()
+		return nil
 	}
-	e.clock.Update(epoch)
-	return epoch
+	return daoserr.Newf(daoserr.Inval, "object %s: a change outside a transaction names epoch %#x", oid, epoch).
+		WithResolution("send epoch 0: the engine stamps it (use a transaction to write at one epoch)")
 }
 
 func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
@@ -425,18 +438,22 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if len(m.Dkey) > 0 {
 		dkeys = [][]byte{m.Dkey}
 	}
-	epoch, end, err := e.beginWrite(&e.targets[req.Target].txs, m.Epoch, c, oid, dkeys...)
+	if err := noEpoch(m.Epoch, oid); err != nil {
+		return rpc.Response{}, err
+	}
+	end, err := e.beginWrite(&e.targets[req.Target].txs, c, oid, dkeys...)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer end()
+	var epoch vos.Epoch
 	switch {
 	case len(m.Dkey) > 0:
-		err = p.PunchAkeys(c, oid, vos.Epoch(epoch), flags, m.Dkey, m.Akeys)
+		epoch, err = p.PunchAkeysNow(c, oid, flags, m.Dkey, m.Akeys)
 	case len(m.Dkeys) > 0:
-		err = p.PunchDkeys(c, oid, vos.Epoch(epoch), flags, m.Dkeys)
+		epoch, err = p.PunchDkeysNow(c, oid, flags, m.Dkeys)
 	default:
-		err = p.PunchObject(c, oid, vos.Epoch(epoch), flags)
+		epoch, err = p.PunchObjectNow(c, oid, flags)
 	}
 	if err != nil {
 		return rpc.Response{}, err
@@ -457,7 +474,7 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	if len(m.Dkey) > 0 {
 		under = m.Dkey
 	}
-	if err := e.readAt(&e.targets[req.Target].txs, m.Epoch, c, oid, under); err != nil {
+	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under); err != nil {
 		return rpc.Response{}, err
 	}
 	if epoch == 0 {
@@ -587,16 +604,19 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	if err != nil {
 		return rpc.Response{}, daoserr.Context(err, "update obj %s dkey %q", vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, m.Dkey)
 	}
-	// A request without an epoch is stamped here (DAOS: the server assigns the
-	// epoch of an update outside a transaction); one with an epoch moves the
-	// clock past it, so what this engine stamps next orders after it.
+	// The engine stamps an update outside a transaction (DAOS: the server
+	// assigns its epoch), as VOS logs it: see vos.Options.Stamp.
 	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
-	epoch, end, err := e.beginWrite(&e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey)
+	if err := noEpoch(m.Epoch, oid); err != nil {
+		return rpc.Response{}, err
+	}
+	end, err := e.beginWrite(&e.targets[req.Target].txs, c, oid, m.Dkey)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer end()
-	if err := p.Update(c, oid, vos.Epoch(epoch), vos.CondFlags(m.Flags), m.Dkey, iods, sgls); err != nil {
+	epoch, err := p.UpdateNow(c, oid, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	if err != nil {
 		return rpc.Response{}, err
 	}
 	hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: epoch})
@@ -637,7 +657,7 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		}
 	}
 	sgls, _ := splitBulk(iods, buf)
-	if err := e.readAt(&e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey); err != nil {
+	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey); err != nil {
 		release()
 		return rpc.Response{}, err
 	}

@@ -121,8 +121,9 @@ func (te *testEngine) createPool(t *testing.T) {
 	}
 }
 
-func ioReq(dkey string, epoch uint64, iods ...*enginepb.IOD) *enginepb.ObjIOReq {
-	return &enginepb.ObjIOReq{Pool: tPool[:], Cont: tCont[:], Oid: &enginepb.OID{Lo: 7}, Epoch: epoch, Dkey: []byte(dkey), Iods: iods,
+// ioReq is an update or fetch of the latest (the engine stamps updates).
+func ioReq(dkey string, iods ...*enginepb.IOD) *enginepb.ObjIOReq {
+	return &enginepb.ObjIOReq{Pool: tPool[:], Cont: tCont[:], Oid: &enginepb.OID{Lo: 7}, Dkey: []byte(dkey), Iods: iods,
 		Cap: testCap(nil, tPool, tCont, enginepb.CapRead|enginepb.CapWrite, time.Hour)}
 }
 
@@ -143,11 +144,11 @@ func TestUpdateFetchOverRPC(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB: NVMe tier
 	sv := &enginepb.IOD{Akey: []byte("sv"), Type: uint32(vos.IODSingle), Size: 5}
 	arr := &enginepb.IOD{Akey: []byte("arr"), Type: uint32(vos.IODArray), Size: 1, Recxs: []*enginepb.Recx{{Idx: 0, Nr: uint64(len(big))}}}
-	te.mustCall(t, enginepb.OpObjUpdate, 2, ioReq("d", 1, sv, arr), append([]byte("hello"), big...))
+	te.mustCall(t, enginepb.OpObjUpdate, 2, ioReq("d", sv, arr), append([]byte("hello"), big...))
 
 	recv := make([]byte, 5+len(big)+10)
 	arrHole := &enginepb.IOD{Akey: []byte("arr"), Type: uint32(vos.IODArray), Size: 1, Recxs: []*enginepb.Recx{{Idx: uint64(len(big)) - 6, Nr: 16}}}
-	r, err := te.call(t, enginepb.OpObjFetch, 2, ioReq("d", 5, sv, arrHole), nil, recv)
+	r, err := te.call(t, enginepb.OpObjFetch, 2, ioReq("d", sv, arrHole), nil, recv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestUpdateFetchOverRPC(t *testing.T) {
 		t.Errorf("results %v", rep.Results)
 	}
 	// the same dkey on another target is another VOS instance: nothing there
-	r, err = te.call(t, enginepb.OpObjFetch, 1, ioReq("d", 5, sv), nil, make([]byte, 5))
+	r, err = te.call(t, enginepb.OpObjFetch, 1, ioReq("d", sv), nil, make([]byte, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,18 +188,19 @@ func TestEngineErrors(t *testing.T) {
 		code     daoserr.Code
 		contains string
 	}{
-		{"unknown pool", enginepb.OpObjUpdate, 0, mustMarshal(&enginepb.ObjIOReq{Pool: other[:], Cont: tCont[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv},
+		{"unknown pool", enginepb.OpObjUpdate, 0, mustMarshal(&enginepb.ObjIOReq{Pool: other[:], Cont: tCont[:], Oid: &enginepb.OID{}, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv},
 			Cap: testCap(nil, other, tCont, enginepb.CapWrite, time.Hour)}), []byte("abc"),
 			daoserr.Nonexist, "pool " + other.String() + " has no storage on rank 3 target 0"},
 		{"garbage header", enginepb.OpObjUpdate, 0, []byte{0xff, 0xff, 0xff}, nil, daoserr.Proto, "bad message header"},
 		{"short uuid", enginepb.OpContCreate, 0, mustMarshal(&enginepb.ContCreateReq{Pool: []byte{1, 2}}), nil, daoserr.Inval, "pool uuid of 2 bytes"},
-		{"bulk shorter than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", 1, sv)), []byte("ab"), daoserr.IOInval, "describe more than the 2 bulk bytes"},
-		{"bulk longer than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", 1, sv)), []byte("abcd"), daoserr.IOInval, "4 bulk bytes sent, the IODs describe 3"},
-		{"unknown container", enginepb.OpObjUpdate, 1, mustMarshal(&enginepb.ObjIOReq{Pool: tPool[:], Cont: other[:], Oid: &enginepb.OID{}, Epoch: 1, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv},
+		{"bulk shorter than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", sv)), []byte("ab"), daoserr.IOInval, "describe more than the 2 bulk bytes"},
+		{"bulk longer than the IODs", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("d", sv)), []byte("abcd"), daoserr.IOInval, "4 bulk bytes sent, the IODs describe 3"},
+		{"unknown container", enginepb.OpObjUpdate, 1, mustMarshal(&enginepb.ObjIOReq{Pool: tPool[:], Cont: other[:], Oid: &enginepb.OID{}, Dkey: []byte("d"), Iods: []*enginepb.IOD{sv},
 			Cap: testCap(nil, tPool, other, enginepb.CapWrite, time.Hour)}), []byte("abc"),
 			daoserr.Nonexist, "container " + other.String()},
-		{"VOS error comes through", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("", 1, sv)), []byte("abc"), daoserr.Inval, "dkey"},
-		{"huge extent", enginepb.OpObjFetch, 1, mustMarshal(ioReq("d", 1, &enginepb.IOD{Akey: []byte("x"), Type: uint32(vos.IODArray), Size: 1 << 20, Recxs: []*enginepb.Recx{{Nr: 1 << 40}}})), nil,
+		{"VOS error comes through", enginepb.OpObjUpdate, 1, mustMarshal(ioReq("", sv)), []byte("abc"), daoserr.Inval, "dkey"},
+		{"update naming its epoch", enginepb.OpObjUpdate, 1, mustMarshal(func() *enginepb.ObjIOReq { m := ioReq("d", sv); m.Epoch = 1 << 62; return m }()), []byte("abc"), daoserr.Inval, "names epoch"},
+		{"huge extent", enginepb.OpObjFetch, 1, mustMarshal(ioReq("d", &enginepb.IOD{Akey: []byte("x"), Type: uint32(vos.IODArray), Size: 1 << 20, Recxs: []*enginepb.Recx{{Nr: 1 << 40}}})), nil,
 			daoserr.Rec2Big, "too large"},
 		{"no such target", enginepb.OpObjFetch, 9, nil, nil, daoserr.BadTarget, "target 9 does not exist"},
 	}
@@ -232,7 +234,7 @@ func TestRestartAndDestroy(t *testing.T) {
 	te.createPool(t)
 	sv := &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: 8}
 	for tgt := range uint32(4) {
-		te.mustCall(t, enginepb.OpObjUpdate, tgt, ioReq("d", 1, sv), []byte(fmt.Sprintf("target-%d", tgt)))
+		te.mustCall(t, enginepb.OpObjUpdate, tgt, ioReq("d", sv), []byte(fmt.Sprintf("target-%d", tgt)))
 	}
 	te.stop()
 
@@ -242,7 +244,7 @@ func TestRestartAndDestroy(t *testing.T) {
 	}
 	for tgt := range uint32(4) {
 		recv := make([]byte, 8)
-		if _, err := te.call(t, enginepb.OpObjFetch, tgt, ioReq("d", 2, sv), nil, recv); err != nil || string(recv) != fmt.Sprintf("target-%d", tgt) {
+		if _, err := te.call(t, enginepb.OpObjFetch, tgt, ioReq("d", sv), nil, recv); err != nil || string(recv) != fmt.Sprintf("target-%d", tgt) {
 			t.Errorf("target %d after restart: %q, %v", tgt, recv, err)
 		}
 	}
@@ -261,7 +263,7 @@ func TestRestartAndDestroy(t *testing.T) {
 			t.Errorf("left in %s after destroy: %v", d, ents)
 		}
 	}
-	if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, sv), nil, make([]byte, 8)); !daoserr.Is(err, daoserr.Nonexist) {
+	if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", sv), nil, make([]byte, 8)); !daoserr.Is(err, daoserr.Nonexist) {
 		t.Errorf("fetch from a destroyed pool: %v", err)
 	}
 }
@@ -278,12 +280,12 @@ func TestTargetsInParallel(t *testing.T) {
 				val := []byte(fmt.Sprintf("g%02d-i%03d", g, i))
 				iod := &enginepb.IOD{Akey: []byte("a"), Type: uint32(vos.IODSingle), Size: uint64(len(val))}
 				dkey := fmt.Sprintf("g%d-%d", g, i)
-				if _, err := te.call(t, enginepb.OpObjUpdate, tgt, ioReq(dkey, 1, iod), val, nil); err != nil {
+				if _, err := te.call(t, enginepb.OpObjUpdate, tgt, ioReq(dkey, iod), val, nil); err != nil {
 					t.Error(err)
 					return
 				}
 				recv := make([]byte, len(val))
-				if _, err := te.call(t, enginepb.OpObjFetch, tgt, ioReq(dkey, 1, iod), nil, recv); err != nil || !bytes.Equal(recv, val) {
+				if _, err := te.call(t, enginepb.OpObjFetch, tgt, ioReq(dkey, iod), nil, recv); err != nil || !bytes.Equal(recv, val) {
 					t.Errorf("read back %q, %v; want %q", recv, err, val)
 					return
 				}
@@ -300,17 +302,17 @@ func TestFetchDoesNotLeakEarlierReplies(t *testing.T) {
 	te.createPool(t)
 	secret := bytes.Repeat([]byte("S"), 4000)
 	big := &enginepb.IOD{Akey: []byte("secret"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
-	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, big), secret)
+	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", big), secret)
 	short := &enginepb.IOD{Akey: []byte("short"), Type: uint32(vos.IODSingle), Size: 3}
-	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, short), []byte("abc"))
+	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", short), []byte("abc"))
 	for range 20 {
-		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, big), nil, make([]byte, len(secret))); err != nil {
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", big), nil, make([]byte, len(secret))); err != nil {
 			t.Fatal(err)
 		}
 		missing := &enginepb.IOD{Akey: []byte("missing"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
 		longer := &enginepb.IOD{Akey: []byte("short"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
 		recv := make([]byte, 2*len(secret))
-		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, missing, longer), nil, recv); err != nil {
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", missing, longer), nil, recv); err != nil {
 			t.Fatal(err)
 		}
 		if bytes.Contains(recv, []byte("S")) || !bytes.Equal(recv[len(secret):len(secret)+3], []byte("abc")) || bytes.Count(recv, []byte{0}) != len(recv)-3 {

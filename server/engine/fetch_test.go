@@ -16,9 +16,9 @@ func TestArrayFetchZeroFillsHoles(t *testing.T) {
 	te.createPool(t)
 	secret := bytes.Repeat([]byte("S"), 8000)
 	big := &enginepb.IOD{Akey: []byte("secret"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}
-	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, big), secret)
+	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", big), secret)
 	written := &enginepb.IOD{Akey: []byte("arr"), Type: uint32(vos.IODArray), Size: 1, Recxs: []*enginepb.Recx{{Idx: 100, Nr: 10}}}
-	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, written), []byte("0123456789"))
+	te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", written), []byte("0123456789"))
 	for _, tc := range []struct {
 		name string
 		iod  *enginepb.IOD
@@ -31,11 +31,11 @@ func TestArrayFetchZeroFillsHoles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 10 { // the engine's reply buffers are pooled: fill one with the secret first
-				if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, big), nil, make([]byte, len(secret))); err != nil {
+				if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", big), nil, make([]byte, len(secret))); err != nil {
 					t.Fatal(err)
 				}
 				recv := make([]byte, len(tc.want))
-				if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, tc.iod), nil, recv); err != nil {
+				if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", tc.iod), nil, recv); err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(recv, tc.want) {
@@ -56,7 +56,7 @@ func TestFetchLentValues(t *testing.T) {
 	large := bytes.Repeat([]byte("L"), vos.BorrowMin+3)
 	secret := bytes.Repeat([]byte("S"), 3*vos.BorrowMin)
 	put := func(akey string, v []byte) {
-		te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", 1, &enginepb.IOD{Akey: []byte(akey), Type: uint32(vos.IODSingle), Size: uint64(len(v))}), v)
+		te.mustCall(t, enginepb.OpObjUpdate, 0, ioReq("d", &enginepb.IOD{Akey: []byte(akey), Type: uint32(vos.IODSingle), Size: uint64(len(v))}), v)
 	}
 	put("large", large)
 	put("small", []byte("abc"))
@@ -70,14 +70,14 @@ func TestFetchLentValues(t *testing.T) {
 	}
 	want := append(append(append(append(bytes.Clone(large), make([]byte, room-uint64(len(large)))...), "abc\x00\x00\x00\x00\x00\x00\x00"...), make([]byte, 7)...), large...)
 	for range 10 {
-		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, &enginepb.IOD{Akey: []byte("secret"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}), nil, make([]byte, len(secret))); err != nil {
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", &enginepb.IOD{Akey: []byte("secret"), Type: uint32(vos.IODSingle), Size: uint64(len(secret))}), nil, make([]byte, len(secret))); err != nil {
 			t.Fatal(err)
 		}
 		recv := make([]byte, len(want))
 		for i := range recv {
 			recv[i] = '?'
 		}
-		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", 2, iods...), nil, recv); err != nil {
+		if _, err := te.call(t, enginepb.OpObjFetch, 0, ioReq("d", iods...), nil, recv); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(recv, want) {

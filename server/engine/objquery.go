@@ -39,6 +39,13 @@ func (e *Engine) objQuery(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if err := checkQuery(oid, flags, m.Dkey, m.Akey); err != nil {
 		return rpc.Response{}, err
 	}
+	var under []byte // a dkey query reads the object's dkeys: it waits as a listing does
+	if flags&vos.GetDkey == 0 {
+		under = m.Dkey
+	}
+	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under); err != nil {
+		return rpc.Response{}, err
+	}
 	res, err := queryKey(p, c, oid, readEpoch(m.Epoch), flags, m.Dkey, m.Akey)
 	if err != nil {
 		return rpc.Response{}, err
@@ -166,6 +173,9 @@ func (e *Engine) objListRecx(ctx context.Context, req *rpc.Request) (rpc.Respons
 		if err := checkKey(k.what, k.key); err != nil {
 			return rpc.Response{}, daoserr.Context(err, "list extents of obj %s", oid)
 		}
+	}
+	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey); err != nil {
+		return rpc.Response{}, err
 	}
 	anchor := &vos.Anchor{Key: m.Anchor}
 	ents, rsize, err := p.ListRecx(c, oid, readEpoch(m.Epoch), m.Dkey, m.Akey, anchor, clampMax(m.Max))

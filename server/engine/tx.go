@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,30 +11,58 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/hlc"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/internal/security/capability"
 	"github.com/godaos/godaos/server/vos"
 )
 
-// Transactions, on one target. A client buffers a transaction's writes and
-// remembers the dkeys it read and the epoch it read them at; at commit it
-// sends each target its part (OpTxPrepare). The target locks those dkeys,
-// and refuses (DER_TX_RESTART) when one is locked by another transaction or
-// changed after the read epoch. With one target the prepare commits at once;
-// with several the client commits each at the largest prepared clock
-// (OpTxCommit), or aborts.
+// Transactions, on one target (see docs/design/transactions.md). A client
+// buffers a transaction's writes and remembers the dkeys it read and the
+// epoch it read them at; at commit it sends each target its part
+// (OpTxPrepare). The target takes shared locks on the dkeys the part read and
+// exclusive locks on those it writes, and refuses (DER_TX_RESTART) when one is
+// locked against it, has a write in progress outside transactions, or changed
+// after the read epoch.
 //
-// While a transaction is prepared, I/O on its dkeys at or after its prepare
-// stamp gets DER_INPROGRESS and the client retries: a reader cannot see half
-// of a transaction, nor miss a part that will commit below its epoch. A
-// prepared transaction whose commit does not come within txPreparedTTL is
-// aborted, which frees its locks.
+// One target: the prepare commits at once. Several: the first participant
+// the client prepares is the coordinator. The client commits it first
+// (OpTxCommit with coordinator set), which records the decision, then the
+// others; an abort goes to all. A participant whose commit or abort does not
+// come within txPreparedTTL asks the coordinator (OpTxStatus) and does what
+// was decided; a coordinator asked about a transaction it has not decided,
+// whose own part has expired, decides to abort it (presumed abort), so a late
+// commit from the client is refused there before it reaches anyone else.
 //
-// Prepared state is in memory: an engine that restarts between a prepare and
-// a commit loses its part (the durable DTX log is the redundancy issue's).
+// While a transaction holds an exclusive lock, I/O on that dkey at or after
+// its prepare stamp gets DER_INPROGRESS and the client retries: a reader
+// cannot see half of a transaction. Shared locks only keep writers out.
+//
+// Decisions and prepared parts live in memory: an engine restarting between
+// prepare and commit loses them (the durable DTX table is the redundancy
+// issue's).
 
-// txPreparedTTL bounds how long a prepared transaction holds its locks.
-const txPreparedTTL = 30 * time.Second
+// txPreparedTTL is how long a prepared part waits for the client's commit
+// or abort before asking the coordinator.
+var txPreparedTTL = 30 * time.Second
+
+// txGiveUp is how long a participant keeps asking an unreachable
+// coordinator before it aborts its part on its own (logged).
+const txGiveUp = 10 * time.Minute
+
+// txDecisionTTL is how long decisions are remembered for participants.
+const txDecisionTTL = 20 * time.Minute
+
+// Bounds per target: prepared transactions and the bytes they hold.
+const (
+	txMaxPrepared = 4096
+	txMaxBytes    = 1 << 30
+)
+
+// maxClockAhead is how far in this engine's future an epoch from elsewhere
+// may be (the servers' clocks' skew, as DAOS's HLC epsilon).
+const maxClockAhead = time.Second
 
 type txObj struct {
 	cont vos.UUID
@@ -45,36 +74,161 @@ type txKey struct {
 	dkey string // "": the whole object
 }
 
-type preparedTx struct {
-	id       [16]byte
-	cont     vos.UUID
-	stamp    uint64 // the clock at prepare: I/O at or after it waits
-	deadline time.Time
-	keys     []txKey
-	writes   []*enginepb.TxWrite
-	bulk     []byte // the writes' values (copied: the request's buffer is reused)
+// lockEntry is who holds a dkey: one writer, or readers.
+type lockEntry struct {
+	writer  *preparedTx
+	readers []*preparedTx
 }
 
-// txTable is a target's prepared transactions, the dkeys they lock, and
-// the writes in progress outside transactions.
+type preparedTx struct {
+	id          [16]byte
+	cont        vos.UUID
+	handle      [16]byte // the container handle that prepared it: only it commits or aborts
+	pool        *vos.Pool
+	stamp       uint64 // the clock at prepare: I/O of its written dkeys at or after it waits
+	deadline    time.Time
+	reads       []txKey
+	writes      []txKey
+	ops         []*enginepb.TxWrite
+	bulk        []byte // the writes' values (copied: the request's buffer is reused)
+	coordinator bool
+	coordAddr   string
+	coordTarget uint32
+	committing  bool      // its writes are being applied
+	resolving   bool      // asking the coordinator
+	firstAsked  time.Time // when it first asked
+}
+
+type txDecision struct {
+	committed bool
+	epoch     uint64
+	at        time.Time
+}
+
+// txTable is a target's prepared transactions, their locks, the decisions
+// it took as a coordinator or learnt as a participant, and the writes in
+// progress outside transactions.
 type txTable struct {
-	active   atomic.Int32 // prepared transactions: with none, reads of the latest skip the table
-	mu       sync.Mutex
-	prepared map[[16]byte]*preparedTx
-	keys     map[txKey]*preparedTx
-	objs     map[txObj]int // locked keys per object
-	// writing holds the epochs of the updates and punches in progress
-	// outside transactions, per dkey ("" for the whole object's): a
-	// transaction may not prepare over one, and a read at an epoch must wait
-	// for one stamped at or below it, whose data it could otherwise miss.
-	writing map[txKey][]uint64
+	active    atomic.Int32 // prepared transactions: with none, reads of the latest skip the table
+	mu        sync.Mutex
+	prepared  map[[16]byte]*preparedTx
+	locks     map[txKey]*lockEntry
+	objLocks  map[txObj]int // locked keys per object
+	decisions map[[16]byte]txDecision
+	bytes     int
+	// writing counts the updates and punches in progress outside
+	// transactions, per dkey ("" for the whole object's): a transaction may
+	// not prepare over one, whose epoch it cannot see yet.
+	writing map[txKey]int
 }
 
 func (tt *txTable) init() {
 	if tt.prepared == nil {
-		tt.prepared, tt.keys, tt.objs = map[[16]byte]*preparedTx{}, map[txKey]*preparedTx{}, map[txObj]int{}
-		tt.writing = map[txKey][]uint64{}
+		tt.prepared, tt.locks, tt.objLocks = map[[16]byte]*preparedTx{}, map[txKey]*lockEntry{}, map[txObj]int{}
+		tt.decisions, tt.writing = map[[16]byte]txDecision{}, map[txKey]int{}
 	}
+}
+
+func inProgress(oid vos.OID, dkey []byte) error {
+	return daoserr.Newf(daoserr.InProgress, "object %s dkey %q: a transaction is committing there", oid, dkey).
+		WithResolution("retry: the client library retries for about 12 s before it reports this")
+}
+
+func txRestart(k txKey, why string) error {
+	if k.dkey == "" {
+		return daoserr.Newf(daoserr.TxRestart, "object %s: %s", k.oid, why).WithResolution("restart the transaction")
+	}
+	return daoserr.Newf(daoserr.TxRestart, "object %s dkey %q: %s", k.oid, k.dkey, why).WithResolution("restart the transaction")
+}
+
+// related are the lock entries that bear on k: k itself and its object's
+// whole-object key, or, for a whole-object key, every locked key of the
+// object (tt.mu held).
+func (tt *txTable) related(k txKey) []*lockEntry {
+	var out []*lockEntry
+	add := func(k txKey) {
+		if e := tt.locks[k]; e != nil {
+			out = append(out, e)
+		}
+	}
+	if k.dkey != "" {
+		add(k)
+		add(txKey{k.txObj, ""})
+		return out
+	}
+	if tt.objLocks[k.txObj] > 0 {
+		for lk, e := range tt.locks {
+			if lk.txObj == k.txObj {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// writerOf is a transaction other than me holding an exclusive lock that
+// bears on k (tt.mu held).
+func (tt *txTable) writerOf(k txKey, me *preparedTx) *preparedTx {
+	for _, e := range tt.related(k) {
+		if e.writer != nil && e.writer != me {
+			return e.writer
+		}
+	}
+	return nil
+}
+
+// lockedAgainstWrite says whether another transaction holds any lock that
+// bears on k (tt.mu held).
+func (tt *txTable) lockedAgainstWrite(k txKey, me *preparedTx) bool {
+	for _, e := range tt.related(k) {
+		if e.writer != nil && e.writer != me {
+			return true
+		}
+		for _, r := range e.readers {
+			if r != me {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeInProgress says whether a write outside transactions is in progress
+// that bears on k (tt.mu held).
+func (tt *txTable) writeInProgress(k txKey) bool {
+	if k.dkey != "" {
+		return tt.writing[k] > 0 || tt.writing[txKey{k.txObj, ""}] > 0
+	}
+	for wk, n := range tt.writing {
+		if wk.txObj == k.txObj && n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (tt *txTable) lock(ptx *preparedTx) {
+	entry := func(k txKey) *lockEntry {
+		e := tt.locks[k]
+		if e == nil {
+			e = &lockEntry{}
+			tt.locks[k] = e
+			tt.objLocks[k.txObj]++
+		}
+		return e
+	}
+	for _, k := range ptx.writes {
+		entry(k).writer = ptx
+	}
+	for _, k := range ptx.reads {
+		if !slices.Contains(ptx.writes, k) {
+			e := entry(k)
+			e.readers = append(e.readers, ptx)
+		}
+	}
+	tt.prepared[ptx.id] = ptx
+	tt.bytes += len(ptx.bulk)
+	tt.active.Add(1)
 }
 
 // release drops a prepared transaction and its locks (tt.mu held).
@@ -83,188 +237,195 @@ func (tt *txTable) release(ptx *preparedTx) {
 		return
 	}
 	delete(tt.prepared, ptx.id)
-	for _, k := range ptx.keys {
-		if tt.keys[k] == ptx {
-			delete(tt.keys, k)
-			if tt.objs[k.txObj]--; tt.objs[k.txObj] <= 0 {
-				delete(tt.objs, k.txObj)
+	unlock := func(k txKey) {
+		e := tt.locks[k]
+		if e == nil {
+			return
+		}
+		if e.writer == ptx {
+			e.writer = nil
+		}
+		e.readers = slices.DeleteFunc(e.readers, func(r *preparedTx) bool { return r == ptx })
+		if e.writer == nil && len(e.readers) == 0 {
+			delete(tt.locks, k)
+			if tt.objLocks[k.txObj]--; tt.objLocks[k.txObj] <= 0 {
+				delete(tt.objLocks, k.txObj)
 			}
 		}
 	}
+	for _, k := range ptx.writes {
+		unlock(k)
+	}
+	for _, k := range ptx.reads {
+		unlock(k)
+	}
+	tt.bytes -= len(ptx.bulk)
 	tt.active.Add(-1)
 }
 
-// holder is the live transaction locking k (tt.mu held); an expired one is
-// aborted on the way.
-func (tt *txTable) holder(k txKey, now time.Time) *preparedTx {
-	ptx := tt.keys[k]
-	if ptx != nil && now.After(ptx.deadline) {
-		tt.release(ptx)
-		return nil
+// decide records a coordinator's or participant's outcome (tt.mu held).
+func (tt *txTable) decide(id [16]byte, committed bool, epoch uint64) {
+	now := time.Now()
+	tt.decisions[id] = txDecision{committed: committed, epoch: epoch, at: now}
+	if len(tt.decisions)%256 == 0 {
+		for k, d := range tt.decisions {
+			if now.Sub(d.at) > txDecisionTTL {
+				delete(tt.decisions, k)
+			}
+		}
 	}
-	return ptx
 }
 
-func inProgress(oid vos.OID) error {
-	return daoserr.Newf(daoserr.InProgress, "object %s: a transaction or write is committing there", oid).
-		WithResolution("retry (the client library does)")
-}
-
-// beginWrite stamps an update or punch of oid's dkeys (none: the whole
-// object) outside transactions with the engine's clock (or the epoch given)
-// and registers it, or says DER_INPROGRESS when a prepared transaction holds
-// one of them. The caller calls end when the write is done.
-func (e *Engine) beginWrite(tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkeys ...[]byte) (stamp uint64, end func(), err error) {
+// beginWrite registers an update or punch of oid's dkeys (none: the whole
+// object) outside transactions, or says DER_INPROGRESS when a prepared
+// transaction holds a lock that bears on one. The caller calls end when the
+// write is done.
+func (e *Engine) beginWrite(tt *txTable, cont vos.UUID, oid vos.OID, dkeys ...[]byte) (end func(), err error) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	tt.init()
 	o := txObj{cont, oid}
-	var keys []txKey
-	for _, d := range dkeys {
-		keys = append(keys, txKey{o, string(d)})
-	}
-	if len(keys) == 0 {
-		keys = []txKey{{o, ""}}
-	}
-	now := time.Now()
-	if tt.holder(txKey{o, ""}, now) != nil || (len(dkeys) == 0 && tt.objs[o] > 0) {
-		return 0, nil, inProgress(oid)
-	}
-	for _, k := range keys {
-		if tt.holder(k, now) != nil {
-			return 0, nil, inProgress(oid)
+	keys := []txKey{{o, ""}}
+	if len(dkeys) > 0 {
+		keys = keys[:0]
+		for _, d := range dkeys {
+			keys = append(keys, txKey{o, string(d)})
 		}
 	}
-	stamp = e.stamp(epoch)
 	for _, k := range keys {
-		tt.writing[k] = append(tt.writing[k], stamp)
+		if tt.lockedAgainstWrite(k, nil) {
+			return nil, inProgress(oid, []byte(k.dkey))
+		}
 	}
-	return stamp, func() {
+	for _, k := range keys {
+		tt.writing[k]++
+	}
+	return func() {
 		tt.mu.Lock()
 		defer tt.mu.Unlock()
 		for _, k := range keys {
-			w := tt.writing[k]
-			if i := slices.Index(w, stamp); i >= 0 {
-				w = slices.Delete(w, i, i+1)
-			}
-			if len(w) == 0 {
+			if tt.writing[k]--; tt.writing[k] <= 0 {
 				delete(tt.writing, k)
-			} else {
-				tt.writing[k] = w
 			}
 		}
 	}, nil
 }
 
-// writeBelow says whether a write outside transactions stamped at or below
-// epoch is in progress on k, or on its object (tt.mu held).
-func (tt *txTable) writeBelow(k txKey, epoch uint64) bool {
-	below := func(w []uint64) bool { return slices.ContainsFunc(w, func(s uint64) bool { return s <= epoch }) }
-	if k.dkey != "" {
-		return below(tt.writing[k]) || below(tt.writing[txKey{k.txObj, ""}])
+// checkEpoch refuses an epoch from elsewhere that is further in this
+// engine's future than clock skew explains: moving the clock there would
+// stamp what follows beyond any real time.
+func (e *Engine) checkEpoch(epoch uint64, what string) error {
+	if ahead := hlc.Time(epoch).Sub(hlc.Time(e.clock.Now())); ahead > maxClockAhead {
+		return daoserr.Newf(daoserr.Inval, "%s at epoch %#x: %s in this engine's future", what, epoch, ahead.Round(time.Millisecond)).
+			WithResolution("epochs come from the servers' clocks: synchronise them (NTP)")
 	}
-	for wk, w := range tt.writing {
-		if wk.txObj == k.txObj && below(w) {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // readAt makes a read at epoch (0: the latest) of oid's dkey (nil: a listing
-// of the object) safe: the clock moves past the epoch, so nothing stamped
-// later lands inside it, and DER_INPROGRESS says to retry when a prepared
-// transaction or a write in progress may still add to what it must see.
-func (e *Engine) readAt(tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkey []byte) error {
-	if epoch == 0 {
-		if tt.active.Load() == 0 {
-			return nil // the latest: what is durable now; only a prepared transaction makes it wait
+// of the object) consistent: the clock moves past the epoch, so nothing
+// stamped later lands inside it; DER_INPROGRESS says to retry when a
+// prepared transaction writing there may commit at or below it; and the read
+// waits for the batch that may still hold epochs at or below it.
+func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkey []byte) error {
+	if epoch != 0 {
+		if err := e.checkEpoch(epoch, "read"); err != nil {
+			return err
 		}
-	} else {
 		e.clock.Update(epoch)
 	}
-	tt.mu.Lock()
-	defer tt.mu.Unlock()
-	tt.init()
-	now := time.Now()
-	o := txObj{cont, oid}
-	keys := []txKey{{o, ""}}
-	if dkey != nil {
-		keys = append(keys, txKey{o, string(dkey)})
-	} else if tt.objs[o] > 0 {
-		for k := range tt.keys {
-			if k.txObj == o {
-				keys = append(keys, k)
-			}
+	if tt.active.Load() != 0 {
+		tt.mu.Lock()
+		k := txKey{txObj{cont, oid}, string(dkey)}
+		if dkey == nil {
+			k.dkey = ""
+		}
+		w := tt.writerOf(k, nil)
+		tt.mu.Unlock()
+		if w != nil && (epoch == 0 || w.stamp <= epoch) {
+			return inProgress(oid, dkey)
 		}
 	}
-	limit := epoch
-	if limit == 0 {
-		limit = vos.EpochMax
-	}
-	for _, k := range keys {
-		if h := tt.holder(k, now); h != nil && h.stamp <= limit {
-			return inProgress(oid)
-		}
-	}
-	if epoch != 0 && tt.writeBelow(txKey{o, string(dkey)}, epoch) {
-		return inProgress(oid)
+	if epoch != 0 {
+		p.WaitDurable(vos.Epoch(epoch))
 	}
 	return nil
 }
 
 // txKeys are the dkeys a transaction part reads and writes, without repeats.
-func txKeys(cont vos.UUID, m *enginepb.TxPrepareReq) []txKey {
-	var keys []txKey
-	add := func(oid *enginepb.OID, dkey []byte) {
-		k := txKey{txObj{cont, vos.OID{Hi: oid.GetHi(), Lo: oid.GetLo()}}, string(dkey)}
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
+func txKeys(cont vos.UUID, m *enginepb.TxPrepareReq) (reads, writes []txKey) {
+	seen := map[txKey]bool{}
+	key := func(oid *enginepb.OID, dkey []byte) txKey {
+		return txKey{txObj{cont, vos.OID{Hi: oid.GetHi(), Lo: oid.GetLo()}}, string(dkey)}
+	}
+	for _, w := range m.Writes {
+		if k := key(w.Oid, w.Dkey); !seen[k] {
+			seen[k] = true
+			writes = append(writes, k)
 		}
 	}
 	for _, r := range m.Reads {
-		add(r.Oid, r.Dkey)
+		if k := key(r.Oid, r.Dkey); !seen[k] {
+			seen[k] = true
+			reads = append(reads, k)
+		}
 	}
-	for _, w := range m.Writes {
-		add(w.Oid, w.Dkey)
-	}
-	return keys
+	return reads, writes
 }
 
 func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.TxPrepareReq
-	need := enginepb.CapRead
-	p, c, release, err := e.contReq(req, &m, need)
+	// a part locks: only a handle that may write takes part
+	p, c, release, err := e.contReq(req, &m, enginepb.CapWrite)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer release()
-	if len(m.Writes) > 0 {
-		if err := e.checkCap(req, &m, enginepb.CapWrite); err != nil {
-			return rpc.Response{}, err
-		}
+	g, err := e.grant(req, &m)
+	if err != nil {
+		return rpc.Response{}, err
 	}
 	if len(m.Txid) != 16 {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.Txid))
 	}
+	if err := e.checkEpoch(m.Epoch, "transaction"); err != nil {
+		return rpc.Response{}, err
+	}
+	if !m.Commit && !m.Coordinator && m.CoordAddr == "" {
+		return rpc.Response{}, daoserr.New(daoserr.Inval, "a transaction part of several names no coordinator")
+	}
 	if _, err := splitTxBulk(m.Writes, req.Bulk); err != nil {
 		return rpc.Response{}, err
 	}
-	keys := txKeys(c, &m)
+	reads, writes := txKeys(c, &m)
+	ptx := &preparedTx{id: [16]byte(m.Txid), cont: c, handle: g.Handle, pool: p, reads: reads, writes: writes, ops: m.Writes,
+		coordinator: m.Coordinator, coordAddr: m.CoordAddr, coordTarget: m.CoordTarget}
 	tt := &e.targets[req.Target].txs
 	tt.mu.Lock()
 	tt.init()
-	now := time.Now()
-	for _, k := range keys {
-		if h := tt.holder(k, now); (h != nil && h.id != [16]byte(m.Txid)) || tt.writeBelow(k, vos.EpochMax) {
+	if err := tt.admit(ptx, len(req.Bulk)); err != nil {
+		tt.mu.Unlock()
+		return rpc.Response{}, err
+	}
+	for _, k := range writes {
+		if tt.lockedAgainstWrite(k, nil) {
 			tt.mu.Unlock()
-			return rpc.Response{}, daoserr.Newf(daoserr.TxRestart, "object %s dkey %q: another write is in progress there", k.oid, k.dkey).
-				WithResolution("restart the transaction")
+			return rpc.Response{}, txRestart(k, "another transaction holds it")
+		}
+	}
+	for _, k := range reads {
+		if tt.writerOf(k, nil) != nil {
+			tt.mu.Unlock()
+			return rpc.Response{}, txRestart(k, "another transaction is writing it")
 		}
 	}
 	// Nothing may have changed what the transaction read, or what it
-	// writes over, since its read epoch (the locks keep it so until commit).
-	for _, k := range keys {
+	// writes over, since its read epoch; the locks keep it so until commit.
+	for _, k := range append(slices.Clone(writes), reads...) {
+		if tt.writeInProgress(k) {
+			tt.mu.Unlock()
+			return rpc.Response{}, txRestart(k, "a write is in progress there")
+		}
 		latest, err := p.LatestEpoch(c, k.oid, []byte(k.dkey))
 		if err != nil && !daoserr.Is(err, daoserr.Nonexist) {
 			tt.mu.Unlock()
@@ -272,73 +433,149 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 		}
 		if latest > m.Epoch {
 			tt.mu.Unlock()
-			return rpc.Response{}, daoserr.Newf(daoserr.TxRestart, "object %s dkey %q changed at epoch %d, after the transaction read at %d", k.oid, k.dkey, latest, m.Epoch).
-				WithResolution("restart the transaction")
+			return rpc.Response{}, txRestart(k, "changed at epoch "+hexEpoch(latest)+", after the transaction read at "+hexEpoch(m.Epoch))
 		}
 	}
-	if m.Commit { // the only participant: commit now, under the check just made
-		epoch := e.clock.Now()
-		err := e.applyTx(p, c, m.Writes, req.Bulk, epoch)
+	ptx.stamp, ptx.deadline = e.clock.Now(), time.Now().Add(txPreparedTTL)
+	if m.Commit { // the only participant: commit now, under the locks just taken
+		ptx.committing = true
+		tt.lock(ptx)
 		tt.mu.Unlock()
+		err := e.applyTx(tt, ptx, ptx.stamp, req.Bulk)
 		if err != nil {
 			return rpc.Response{}, err
 		}
-		hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: epoch})
+		hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
 		return rpc.Response{Header: hdr}, nil
 	}
-	ptx := &preparedTx{id: [16]byte(m.Txid), cont: c, stamp: e.clock.Now(), deadline: now.Add(txPreparedTTL),
-		keys: keys, writes: m.Writes, bulk: slices.Clone(req.Bulk)}
-	if old := tt.prepared[ptx.id]; old != nil { // a retried prepare
-		tt.release(old)
-	}
-	tt.prepared[ptx.id] = ptx
-	for _, k := range keys {
-		tt.keys[k] = ptx
-		tt.objs[k.txObj]++
-	}
-	tt.active.Add(1)
+	ptx.bulk = slices.Clone(req.Bulk)
+	tt.lock(ptx)
 	tt.mu.Unlock()
 	hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
 	return rpc.Response{Header: hdr}, nil
 }
 
+func hexEpoch(e uint64) string { return "0x" + strconv.FormatUint(e, 16) }
+
+// seal wraps a request only servers may make (Options.Seal; unsigned
+// without it, as insecure systems send them).
+func (e *Engine) seal(op uint16, msg []byte) ([]byte, error) {
+	if e.opts.Seal != nil {
+		return e.opts.Seal(op, msg)
+	}
+	return capability.Seal(nil, op, msg)
+}
+
+// grant is what the request's (already checked) capability grants.
+func (e *Engine) grant(req *rpc.Request, m capMsg) (*capability.Grant, error) {
+	t := e.targets[req.Target]
+	t.caps.mu.RLock()
+	g := t.caps.grants[string(m.GetCap())]
+	t.caps.mu.RUnlock()
+	if g != nil {
+		return g, nil
+	}
+	v, err := e.opts.Caps.Verify(m.GetCap())
+	return &v, err
+}
+
+// admit checks that ptx may be prepared here: not prepared twice, within the
+// target's bounds (tt.mu held).
+func (tt *txTable) admit(ptx *preparedTx, bulk int) error {
+	if d, ok := tt.decisions[ptx.id]; ok {
+		return daoserr.Newf(daoserr.TxRestart, "transaction already %s here", map[bool]string{true: "committed", false: "aborted"}[d.committed]).
+			WithResolution("restart the transaction")
+	}
+	if old := tt.prepared[ptx.id]; old != nil {
+		if old.committing || old.handle != ptx.handle {
+			return daoserr.New(daoserr.TxRestart, "transaction already prepared here").WithResolution("restart the transaction")
+		}
+		tt.release(old) // the client's retried prepare
+	}
+	if len(tt.prepared) >= txMaxPrepared || tt.bytes+bulk > txMaxBytes {
+		return daoserr.Newf(daoserr.Busy, "%d transactions (%d bytes) are committing on this target: the most it holds", len(tt.prepared), tt.bytes).
+			WithResolution("retry later, or commit smaller transactions")
+	}
+	return nil
+}
+
 func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.TxCommitReq
-	p, c, release, err := e.contReq(req, &m, enginepb.CapRead)
+	_, c, release, err := e.contReq(req, &m, enginepb.CapWrite)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer release()
+	g, err := e.grant(req, &m)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	if len(m.Txid) != 16 {
+		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.Txid))
+	}
 	tt := &e.targets[req.Target].txs
 	tt.mu.Lock()
-	defer tt.mu.Unlock()
 	tt.init()
-	ptx := tt.prepared[[16]byte(m.Txid)]
-	if ptx == nil || ptx.cont != c {
-		if m.Abort {
+	id := [16]byte(m.Txid)
+	ptx := tt.prepared[id]
+	if ptx != nil && (ptx.cont != c || ptx.handle != g.Handle) {
+		tt.mu.Unlock()
+		return rpc.Response{}, daoserr.New(daoserr.NoPerm, "the transaction was prepared through another container handle")
+	}
+	if ptx == nil || ptx.committing {
+		d, decided := tt.decisions[id]
+		tt.mu.Unlock()
+		switch {
+		case decided && d.committed == !m.Abort:
+			return rpc.Response{}, nil // already done (resolved with the coordinator, or a retry)
+		case m.Abort && !decided:
 			return rpc.Response{}, nil // nothing prepared: nothing to abort
+		case decided:
+			return rpc.Response{}, daoserr.New(daoserr.TxRestart, "the transaction was aborted here: its coordinator decided so after waiting for the commit too long").
+				WithResolution("restart the transaction")
 		}
-		return rpc.Response{}, daoserr.New(daoserr.TxRestart, "transaction not prepared here (aborted after waiting too long for its commit, or the engine restarted)").
+		return rpc.Response{}, daoserr.New(daoserr.TxRestart, "transaction not prepared here (the engine restarted, or it is being committed)").
 			WithResolution("restart the transaction")
 	}
-	defer tt.release(ptx)
 	if m.Abort {
+		if ptx.coordinator {
+			tt.decide(id, false, 0)
+		}
+		tt.release(ptx)
+		tt.mu.Unlock()
 		return rpc.Response{}, nil
 	}
 	if m.Epoch < ptx.stamp {
-		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "commit epoch %d is below the prepared stamp %d", m.Epoch, ptx.stamp)
+		tt.mu.Unlock()
+		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "commit epoch %#x is below the prepared stamp %#x", m.Epoch, ptx.stamp)
 	}
+	if err := e.checkEpoch(m.Epoch, "commit"); err != nil {
+		tt.mu.Unlock()
+		return rpc.Response{}, err
+	}
+	if ptx.coordinator || m.Coordinator {
+		tt.decide(id, true, m.Epoch)
+	}
+	ptx.committing = true
+	tt.mu.Unlock()
 	e.clock.Update(m.Epoch)
-	return rpc.Response{}, e.applyTx(p, c, ptx.writes, ptx.bulk, m.Epoch)
+	return rpc.Response{}, e.applyTx(tt, ptx, m.Epoch, ptx.bulk)
 }
 
-// applyTx writes a transaction's part at its commit epoch.
-func (e *Engine) applyTx(p *vos.Pool, c vos.UUID, writes []*enginepb.TxWrite, bulk []byte, epoch uint64) error {
-	sgls, err := splitTxBulk(writes, bulk)
+// applyTx writes a prepared part at its commit epoch, without the table's
+// mutex (its locks keep the dkeys to it meanwhile), then releases it.
+func (e *Engine) applyTx(tt *txTable, ptx *preparedTx, epoch uint64, bulk []byte) error {
+	defer func() {
+		tt.mu.Lock()
+		tt.release(ptx)
+		tt.mu.Unlock()
+	}()
+	sgls, err := splitTxBulk(ptx.ops, bulk)
 	if err != nil {
 		return err
 	}
-	for i, w := range writes {
+	p, c := ptx.pool, ptx.cont
+	for i, w := range ptx.ops {
 		oid := vos.OID{Hi: w.Oid.GetHi(), Lo: w.Oid.GetLo()}
 		switch {
 		case !w.Punch:
@@ -351,7 +588,8 @@ func (e *Engine) applyTx(p *vos.Pool, c vos.UUID, writes []*enginepb.TxWrite, bu
 			err = p.PunchAkeys(c, oid, vos.Epoch(epoch), 0, w.Dkey, w.Akeys)
 		}
 		if err != nil {
-			return daoserr.Context(err, "transaction write %d (object %s dkey %q)", i, oid, w.Dkey)
+			e.log.Error("transaction part applied partly", "txid", ptx.id, "write", i, "of", len(ptx.ops), "err", err)
+			return daoserr.Context(err, "transaction write %d of %d (object %s dkey %q); the ones before it are applied", i+1, len(ptx.ops), oid, w.Dkey)
 		}
 	}
 	return nil
@@ -388,4 +626,147 @@ func splitTxBulk(writes []*enginepb.TxWrite, bulk []byte) ([][]vos.SGL, error) {
 		return nil, daoserr.Newf(daoserr.IOInval, "%d transaction bulk bytes sent, the writes describe %d", len(bulk), off)
 	}
 	return out, nil
+}
+
+// txStatus answers a participant: what the coordinator (this target)
+// decided, deciding to abort a transaction whose own part has expired.
+func (e *Engine) txStatus(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.TxStatusReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	if len(m.Txid) != 16 {
+		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.Txid))
+	}
+	id := [16]byte(m.Txid)
+	tt := &e.targets[req.Target].txs
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.init()
+	rep := &enginepb.TxStatusRep{}
+	if d, ok := tt.decisions[id]; ok {
+		rep.State, rep.Epoch = 2, d.epoch
+		if d.committed {
+			rep.State = 1
+		}
+	} else if ptx := tt.prepared[id]; ptx != nil && (ptx.committing || time.Now().Before(ptx.deadline)) {
+		rep.State = 0 // still waiting for the client
+	} else {
+		tt.decide(id, false, 0) // presumed abort: a late commit is refused here
+		if ptx != nil {
+			tt.release(ptx)
+		}
+		rep.State = 2
+	}
+	hdr, _ := proto.Marshal(rep)
+	return rpc.Response{Header: hdr}, nil
+}
+
+// resolveExpired runs on every target once a second: a coordinator decides
+// to abort its expired parts; a participant asks the coordinator about its
+// own and does what was decided.
+func (e *Engine) resolveExpired(ctx context.Context) {
+	now := time.Now()
+	for ti, t := range e.targets {
+		tt := &t.txs
+		if tt.active.Load() == 0 {
+			continue
+		}
+		var ask []*preparedTx
+		tt.mu.Lock()
+		for id, ptx := range tt.prepared {
+			if ptx.committing || ptx.resolving || now.Before(ptx.deadline) {
+				continue
+			}
+			if ptx.coordinator {
+				tt.decide(id, false, 0)
+				tt.release(ptx)
+				e.log.Warn("transaction aborted: its commit did not come in time", "txid", id, "target", ti)
+				continue
+			}
+			ptx.resolving = true
+			if ptx.firstAsked.IsZero() {
+				ptx.firstAsked = now
+			}
+			ask = append(ask, ptx)
+		}
+		tt.mu.Unlock()
+		for _, ptx := range ask {
+			go e.askCoordinator(ctx, tt, ptx)
+		}
+	}
+}
+
+func (e *Engine) askCoordinator(ctx context.Context, tt *txTable, ptx *preparedTx) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := e.callCoordinator(ctx, ptx)
+	tt.mu.Lock()
+	ptx.resolving = false
+	if tt.prepared[ptx.id] != ptx || ptx.committing { // the client's commit or abort came meanwhile
+		tt.mu.Unlock()
+		return
+	}
+	switch {
+	case err != nil && time.Since(ptx.firstAsked) > txGiveUp:
+		e.log.Error("transaction part aborted: its coordinator has not answered for a long time; other parts may have committed",
+			"txid", ptx.id, "coordinator", ptx.coordAddr, "err", err)
+		tt.decide(ptx.id, false, 0)
+		tt.release(ptx)
+	case err != nil || rep.State == 0:
+		ptx.deadline = time.Now().Add(time.Second) // ask again
+	case rep.State == 2:
+		tt.decide(ptx.id, false, 0)
+		tt.release(ptx)
+	case rep.State == 1:
+		if err := e.checkEpoch(rep.Epoch, "commit"); err != nil {
+			e.log.Error("transaction part: the coordinator's commit epoch is refused", "txid", ptx.id, "err", err)
+			ptx.deadline = time.Now().Add(time.Second)
+			break
+		}
+		tt.decide(ptx.id, true, rep.Epoch)
+		ptx.committing = true
+		tt.mu.Unlock()
+		e.clock.Update(rep.Epoch)
+		if err := e.applyTx(tt, ptx, rep.Epoch, ptx.bulk); err != nil {
+			e.log.Error("transaction part resolved with its coordinator failed to apply", "txid", ptx.id, "err", err)
+		}
+		return
+	}
+	tt.mu.Unlock()
+}
+
+func (e *Engine) callCoordinator(ctx context.Context, ptx *preparedTx) (*enginepb.TxStatusRep, error) {
+	b, _ := proto.Marshal(&enginepb.TxStatusReq{Txid: ptx.id[:]})
+	hdr, err := e.seal(enginepb.OpTxStatus, b)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := e.peers.Get(ctx, ptx.coordAddr)
+	if err != nil {
+		return nil, err
+	}
+	r, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxStatus, Target: ptx.coordTarget, Header: hdr}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var rep enginepb.TxStatusRep
+	if err := proto.Unmarshal(r.Header, &rep); err != nil {
+		return nil, daoserr.Wrap(daoserr.Proto, err, "transaction status reply")
+	}
+	return &rep, nil
+}
+
+// txSweeper runs resolveExpired until ctx ends.
+func (e *Engine) txSweeper(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.resolveExpired(ctx)
+		}
+	}
 }

@@ -1537,15 +1537,21 @@ func (x *ContEpochReq) GetSnapshots() []uint64 {
 // dkey), its writes, and the epoch it read at. Bulk: the values of the
 // writes' IODs, in order.
 type TxPrepareReq struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
-	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
-	Txid          []byte                 `protobuf:"bytes,3,opt,name=txid,proto3" json:"txid,omitempty"`    // 16 bytes
-	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // the transaction's read epoch
-	Reads         []*TxKey               `protobuf:"bytes,5,rep,name=reads,proto3" json:"reads,omitempty"`
-	Writes        []*TxWrite             `protobuf:"bytes,6,rep,name=writes,proto3" json:"writes,omitempty"`
-	Commit        bool                   `protobuf:"varint,7,opt,name=commit,proto3" json:"commit,omitempty"` // the only participant: commit at once (one phase)
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Pool   []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont   []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Txid   []byte                 `protobuf:"bytes,3,opt,name=txid,proto3" json:"txid,omitempty"`    // 16 bytes
+	Epoch  uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // the transaction's read epoch
+	Reads  []*TxKey               `protobuf:"bytes,5,rep,name=reads,proto3" json:"reads,omitempty"`
+	Writes []*TxWrite             `protobuf:"bytes,6,rep,name=writes,proto3" json:"writes,omitempty"`
+	Commit bool                   `protobuf:"varint,7,opt,name=commit,proto3" json:"commit,omitempty"` // the only participant: commit at once (one phase)
+	// Two phases: the coordinator is the participant that decides (the first
+	// the client prepares); the others ask it (OpTxStatus) when the client's
+	// commit or abort does not come.
+	Coordinator   bool   `protobuf:"varint,8,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                     // this participant is it
+	CoordAddr     string `protobuf:"bytes,9,opt,name=coord_addr,json=coordAddr,proto3" json:"coord_addr,omitempty"`         // its data-plane address
+	CoordTarget   uint32 `protobuf:"varint,10,opt,name=coord_target,json=coordTarget,proto3" json:"coord_target,omitempty"` // and target
+	Cap           []byte `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1627,6 +1633,27 @@ func (x *TxPrepareReq) GetCommit() bool {
 		return x.Commit
 	}
 	return false
+}
+
+func (x *TxPrepareReq) GetCoordinator() bool {
+	if x != nil {
+		return x.Coordinator
+	}
+	return false
+}
+
+func (x *TxPrepareReq) GetCoordAddr() string {
+	if x != nil {
+		return x.CoordAddr
+	}
+	return ""
+}
+
+func (x *TxPrepareReq) GetCoordTarget() uint32 {
+	if x != nil {
+		return x.CoordTarget
+	}
+	return 0
 }
 
 func (x *TxPrepareReq) GetCap() []byte {
@@ -1820,6 +1847,7 @@ type TxCommitReq struct {
 	Txid          []byte                 `protobuf:"bytes,3,opt,name=txid,proto3" json:"txid,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Abort         bool                   `protobuf:"varint,5,opt,name=abort,proto3" json:"abort,omitempty"`
+	Coordinator   bool                   `protobuf:"varint,6,opt,name=coordinator,proto3" json:"coordinator,omitempty"` // sent to the coordinator first: it records the decision
 	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1890,11 +1918,116 @@ func (x *TxCommitReq) GetAbort() bool {
 	return false
 }
 
+func (x *TxCommitReq) GetCoordinator() bool {
+	if x != nil {
+		return x.Coordinator
+	}
+	return false
+}
+
 func (x *TxCommitReq) GetCap() []byte {
 	if x != nil {
 		return x.Cap
 	}
 	return nil
+}
+
+// TxStatusReq asks a transaction's coordinator what was decided; one not
+// decided yet whose prepared part has expired is decided aborted then.
+type TxStatusReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Txid          []byte                 `protobuf:"bytes,1,opt,name=txid,proto3" json:"txid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxStatusReq) Reset() {
+	*x = TxStatusReq{}
+	mi := &file_engine_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxStatusReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxStatusReq) ProtoMessage() {}
+
+func (x *TxStatusReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxStatusReq.ProtoReflect.Descriptor instead.
+func (*TxStatusReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TxStatusReq) GetTxid() []byte {
+	if x != nil {
+		return x.Txid
+	}
+	return nil
+}
+
+type TxStatusRep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         uint32                 `protobuf:"varint,1,opt,name=state,proto3" json:"state,omitempty"` // 0: not decided yet, 1: committed, 2: aborted
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"` // committed: at this epoch
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxStatusRep) Reset() {
+	*x = TxStatusRep{}
+	mi := &file_engine_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxStatusRep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxStatusRep) ProtoMessage() {}
+
+func (x *TxStatusRep) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxStatusRep.ProtoReflect.Descriptor instead.
+func (*TxStatusRep) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TxStatusRep) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *TxStatusRep) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // ServerSigned carries a request only servers may make (target create and
@@ -1916,7 +2049,7 @@ type ServerSigned struct {
 
 func (x *ServerSigned) Reset() {
 	*x = ServerSigned{}
-	mi := &file_engine_proto_msgTypes[28]
+	mi := &file_engine_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2061,7 @@ func (x *ServerSigned) String() string {
 func (*ServerSigned) ProtoMessage() {}
 
 func (x *ServerSigned) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[28]
+	mi := &file_engine_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2074,7 @@ func (x *ServerSigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerSigned.ProtoReflect.Descriptor instead.
 func (*ServerSigned) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{28}
+	return file_engine_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ServerSigned) GetOp() uint32 {
@@ -2099,7 +2232,7 @@ const file_engine_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1c\n" +
-	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\xe6\x01\n" +
+	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\xca\x02\n" +
 	"\fTxPrepareReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
@@ -2107,7 +2240,12 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12*\n" +
 	"\x05reads\x18\x05 \x03(\v2\x14.godaos.engine.TxKeyR\x05reads\x12.\n" +
 	"\x06writes\x18\x06 \x03(\v2\x16.godaos.engine.TxWriteR\x06writes\x12\x16\n" +
-	"\x06commit\x18\a \x01(\bR\x06commit\x12\x10\n" +
+	"\x06commit\x18\a \x01(\bR\x06commit\x12 \n" +
+	"\vcoordinator\x18\b \x01(\bR\vcoordinator\x12\x1d\n" +
+	"\n" +
+	"coord_addr\x18\t \x01(\tR\tcoordAddr\x12!\n" +
+	"\fcoord_target\x18\n" +
+	" \x01(\rR\vcoordTarget\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"A\n" +
 	"\x05TxKey\x12$\n" +
 	"\x03oid\x18\x01 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x12\n" +
@@ -2119,14 +2257,20 @@ const file_engine_proto_rawDesc = "" +
 	"\x05punch\x18\x04 \x01(\bR\x05punch\x12\x14\n" +
 	"\x05akeys\x18\x05 \x03(\fR\x05akeys\"$\n" +
 	"\fTxPrepareRep\x12\x14\n" +
-	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\x87\x01\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\xa9\x01\n" +
 	"\vTxCommitReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
 	"\x04txid\x18\x03 \x01(\fR\x04txid\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
-	"\x05abort\x18\x05 \x01(\bR\x05abort\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03cap\"\x84\x01\n" +
+	"\x05abort\x18\x05 \x01(\bR\x05abort\x12 \n" +
+	"\vcoordinator\x18\x06 \x01(\bR\vcoordinator\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"!\n" +
+	"\vTxStatusReq\x12\x12\n" +
+	"\x04txid\x18\x01 \x01(\fR\x04txid\"9\n" +
+	"\vTxStatusRep\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\rR\x05state\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\x84\x01\n" +
 	"\fServerSigned\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\rR\x02op\x12\x12\n" +
 	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x10\n" +
@@ -2147,7 +2291,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -2177,7 +2321,9 @@ var file_engine_proto_goTypes = []any{
 	(*TxWrite)(nil),          // 25: godaos.engine.TxWrite
 	(*TxPrepareRep)(nil),     // 26: godaos.engine.TxPrepareRep
 	(*TxCommitReq)(nil),      // 27: godaos.engine.TxCommitReq
-	(*ServerSigned)(nil),     // 28: godaos.engine.ServerSigned
+	(*TxStatusReq)(nil),      // 28: godaos.engine.TxStatusReq
+	(*TxStatusRep)(nil),      // 29: godaos.engine.TxStatusRep
+	(*ServerSigned)(nil),     // 30: godaos.engine.ServerSigned
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -2212,7 +2358,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -26,6 +26,7 @@ const (
 	OpTxPrepare     uint16 = 53 // TxPrepareReq -> TxPrepareRep, bulk: the writes' values
 	OpTxCommit      uint16 = 54 // TxCommitReq
 	OpEpochQuery    uint16 = 55 // no header -> ObjUpdateRep: the engine's clock (clients' transactions)
+	OpTxStatus      uint16 = 56 // TxStatusReq -> TxStatusRep (engine to engine: a participant asks the coordinator)
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -48,7 +49,7 @@ const (
 // a ServerSigned around the request's message. OpCollective is one: it makes
 // the engine send to the peers it names.
 var ServerOps = map[uint16]bool{OpTargetCreate: true, OpTargetDestroy: true, OpTargetQuery: true, OpContCreate: true,
-	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true}
+	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true, OpTxStatus: true}
 
 // Rights a Capability grants over its container.
 const (
@@ -64,7 +65,7 @@ var opNames = map[uint16]string{
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
 	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap",
-	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery",
+	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery", OpTxStatus: "TxStatus",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
