@@ -419,6 +419,9 @@ func (c *Cont) AllocOIDs(ctx context.Context, n uint64) (uint64, error) {
 
 // NextOID returns an unused object ID from a range leased OIDLease at a time.
 func (c *Cont) NextOID(ctx context.Context) (uint64, error) {
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
 	c.oidMu.Lock()
 	defer c.oidMu.Unlock()
 	if c.oidNext == c.oidEnd {

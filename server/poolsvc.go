@@ -371,7 +371,8 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 			if err := c.s.ms.RemoveCont(p.UUID, cont.UUID); err != nil {
 				c.s.log.Warn("container create rollback: record left behind", "pool", p.Label, "cont", cont.UUID, "err", err)
 			}
-			return nil, failure(fmt.Sprintf("create container %s in pool %s", cont.Label, p.Label), failed)
+			return nil, failureThen(fmt.Sprintf("create container %s in pool %s", cont.Label, p.Label), failed,
+				"the container was not created; retry once those ranks are up")
 		}
 		c.s.log.Info("container created", "pool", p.Label, "cont", cont.Label, "uuid", cont.UUID, "user", auth.Who(tok))
 		return &ctlpb.ContResp{Cont: contPB(cont)}, nil
@@ -529,7 +530,8 @@ func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlp
 		pu, _ := vos.ParseUUID(p.UUID)
 		cu, _ := vos.ParseUUID(ct.UUID)
 		if _, failed := c.fanOut(ctx, ranks, enginepb.OpContDestroy, &enginepb.ContDestroyReq{Pool: pu[:], Cont: cu[:]}); len(failed) > 0 {
-			return nil, failure(fmt.Sprintf("destroy container %s/%s", p.Label, ct.Label), failed)
+			return nil, failureThen(fmt.Sprintf("destroy container %s/%s", p.Label, ct.Label), failed,
+				"the container remains: destroy it again once those ranks are up")
 		}
 		if err := c.s.ms.RemoveCont(p.UUID, ct.UUID); err != nil {
 			return nil, err
