@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/internal/testsys/inproc"
 )
 
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
 	code := m.Run()
 	stop()
+	testsys.RemoveBinaries() // the binaries cluster.Start built for this package's 3-server tests
 	os.Exit(code)
 }
 

@@ -462,6 +462,14 @@ func (p *Pool) commitRun(run []*request) {
 	}()
 	p.mu.Lock()
 	for _, r := range run {
+		if r.op.kind.writes() && batch == nil {
+			// published before the first stamp: a reader whose clock moved
+			// past an epoch before that stamp was taken finds the batch
+			// (its smallest epoch is 0, "unknown", until an op is applied:
+			// a reader meanwhile waits for the batch)
+			batch = &pendingBatch{done: make(chan struct{})}
+			p.pending.Store(batch)
+		}
 		if r.op.epoch == 0 && p.opts.Stamp != nil && r.op.kind.writes() {
 			r.op.epoch = p.opts.Stamp() // in log order: see Options.Stamp
 		}
@@ -479,12 +487,12 @@ func (p *Pool) commitRun(run []*request) {
 		}
 		p.seq++
 		r.op.seq = p.seq
-		if r.op.epoch != 0 && (batch == nil || r.op.epoch < batch.min) && r.op.kind.writes() {
-			if batch == nil {
-				batch = &pendingBatch{min: r.op.epoch, done: make(chan struct{})}
-				p.pending.Store(batch)
+		if r.op.kind.writes() {
+			if !batch.known {
+				batch.known = true
+				batch.min.Store(r.op.epoch)
 			}
-			batch.min = min(batch.min, r.op.epoch)
+			batch.lower(r.op.epoch)
 		}
 		p.wbuf = appendRecord(p.wbuf, r.op) // before apply, which drops redo data from the op
 		p.apply(r.op)
@@ -724,8 +732,18 @@ func segName(n uint64) string { return fmt.Sprintf("wal-%016x.log", n) }
 // pendingBatch is the smallest epoch of a batch applied in memory and not
 // yet durable, and a channel closed when the batch is done.
 type pendingBatch struct {
-	min  Epoch
-	done chan struct{}
+	min   atomic.Uint64 // 0 until the first op is applied
+	known bool          // the committer's: min holds an op's epoch
+	done  chan struct{}
+}
+
+func (b *pendingBatch) lower(e Epoch) {
+	for {
+		cur := b.min.Load()
+		if e >= cur || b.min.CompareAndSwap(cur, e) {
+			return
+		}
+	}
 }
 
 // WaitDurable returns once no update or punch at or below epoch is applied
@@ -736,7 +754,7 @@ type pendingBatch struct {
 func (p *Pool) WaitDurable(epoch Epoch) {
 	for range 64 { // a new batch may start at or below epoch only while its ops were stamped before the caller's clock moved
 		b := p.pending.Load()
-		if b == nil || b.min > epoch {
+		if b == nil || b.min.Load() > epoch {
 			return
 		}
 		<-b.done
