@@ -144,8 +144,6 @@ type errCase struct {
 // instead of failing, and says so once the defect is mended. Delete an
 // entry when its defect is fixed.
 var knownGaps = map[string]string{
-	"TestAPIErrors3/keys_at_the_limit": "a request carrying a key of vos.MaxKeySize bytes exceeds the transport's 64 KiB " +
-		"header limit; the engine closes the connection (DER_UNREACH), failing every call in flight on it",
 }
 
 func runErrCases(t *testing.T, cases []errCase) {

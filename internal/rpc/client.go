@@ -110,6 +110,12 @@ func (c *Client) Close() error {
 // when the context ends first the call fails with DER_TIMEDOUT or DER_CANCELED
 // and the server is told to cancel it.
 func (c *Client) Call(ctx context.Context, msg Message, recv [][]byte) (Reply, error) {
+	// What servers would refuse as a protocol error, closing the connection
+	// under every call in flight on it, is refused here, for this call only.
+	if len(msg.Header) > defaultMaxHeader {
+		return Reply{}, daoserr.Newf(daoserr.Overflow, "request header of %d bytes: servers take at most %d", len(msg.Header), defaultMaxHeader).
+			WithResolution("use shorter keys, or fewer IODs or extents per call")
+	}
 	cl := &call{recv: recv, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.err != nil {

@@ -65,12 +65,14 @@ func (k Kind) String() string {
 
 // Limits bound what a peer may send; anything larger is a protocol error.
 type Limits struct {
-	MaxHeader uint32 // message header bytes (default 64 KiB)
+	MaxHeader uint32 // message header bytes (default 1 MiB)
 	MaxBulk   uint64 // bulk bytes (default 64 MiB)
 }
 
+// The defaults. A header holds a request's keys and IODs: two keys of the
+// largest size VOS takes (64 KiB) and many extents must fit.
 const (
-	defaultMaxHeader = 64 << 10
+	defaultMaxHeader = 1 << 20
 	defaultMaxBulk   = 64 << 20
 )
 

@@ -125,7 +125,7 @@ func TestFrameCodec(t *testing.T) {
 		{"bad magic", mutate(func(b []byte) { copy(b, "HTTP") }), "bad magic"},
 		{"bad version", mutate(func(b []byte) { b[4] = 9; reseal(b) }), "frame version 9"},
 		{"unknown kind", mutate(func(b []byte) { b[5] = 8; reseal(b) }), "unknown frame kind 8"},
-		{"oversized header", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[20:], 1<<20) }), "message header of 1048576 bytes"},
+		{"oversized header", mutate(func(b []byte) { binary.LittleEndian.PutUint32(b[20:], 1<<21) }), "message header of 2097152 bytes"},
 		{"oversized bulk", mutate(func(b []byte) { binary.LittleEndian.PutUint64(b[24:], 1<<40) }), "bulk of 1099511627776 bytes"},
 		{"header checksum", mutate(func(b []byte) { b[fixedSize] ^= 1 }), "checksum"},
 		{"flipped id", mutate(func(b []byte) { b[9] ^= 1 }), "checksum"},
@@ -471,5 +471,29 @@ func TestClientCache(t *testing.T) {
 	}
 	if _, err := b.Call(context.Background(), Message{Opcode: opEcho}, nil); err != nil {
 		t.Error(err)
+	}
+}
+
+// A request whose header servers would refuse fails alone, before it is
+// sent: the connection and the calls in flight on it stay.
+func TestOversizedHeaderRefusedBeforeSending(t *testing.T) {
+	srv := NewServer(ServerOptions{Targets: 1})
+	srv.Handle(1, func(ctx context.Context, req *Request) (Response, error) { return Response{}, nil })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Shutdown(context.Background())
+	c, err := Dial(context.Background(), l.Addr().String(), ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Call(context.Background(), Message{Opcode: 1, Header: make([]byte, defaultMaxHeader+1)}, nil); !daoserr.Is(err, daoserr.Overflow) {
+		t.Fatalf("oversized header: %v, want DER_OVERFLOW", err)
+	}
+	if _, err := c.Call(context.Background(), Message{Opcode: 1, Header: make([]byte, 200<<10)}, nil); err != nil {
+		t.Fatalf("a 200 KiB header on the same connection: %v", err)
 	}
 }
