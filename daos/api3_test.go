@@ -143,8 +143,7 @@ type errCase struct {
 // defect outside the tests: such a case is skipped with the description
 // instead of failing, and says so once the defect is mended. Delete an
 // entry when its defect is fixed.
-var knownGaps = map[string]string{
-}
+var knownGaps = map[string]string{}
 
 func runErrCases(t *testing.T, cases []errCase) {
 	t.Helper()
