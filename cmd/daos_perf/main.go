@@ -34,7 +34,7 @@ type cmdLine struct {
 	Size        units.ByteSize `short:"s" default:"4K" help:"Bytes per operation, e.g. 64, 4K, 1M."`
 	Count       int            `short:"n" default:"10000" help:"Operations per phase."`
 	Concurrency int            `short:"C" default:"16" help:"Operations in flight."`
-	Phases      []string       `short:"R" default:"update,fetch" help:"Phases, in order: update, fetch."`
+	Phases      []string       `short:"R" default:"update,fetch" help:"Phases, in order: update, fetch, punch (punch: each key's dkey)."`
 	Random      bool           `help:"Visit the keys in a random order."`
 	Verify      bool           `short:"v" help:"Check every byte fetched against what was written."`
 	NoRaw       bool           `name:"no-raw" help:"Do not measure the raw baselines beside."`

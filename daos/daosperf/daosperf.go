@@ -35,7 +35,7 @@ type Config struct {
 	Size        int      // bytes per operation (one value)
 	Count       int      // operations per phase
 	Concurrency int      // operations in flight (one worker each)
-	Phases      []string // "update", "fetch" (in this order)
+	Phases      []string // "update", "fetch", "punch" (run in the order given)
 	Random      bool     // visit the keys in a random order (default: in order)
 	Verify      bool     // check every byte fetched
 	Raw         bool     // measure a raw TCP stream of Size beside
@@ -88,9 +88,20 @@ func (c *Config) check() error {
 	if len(c.Phases) == 0 {
 		c.Phases = []string{"update", "fetch"}
 	}
+	punched := false
 	for _, p := range c.Phases {
-		if p != "update" && p != "fetch" {
-			return daoserr.Newf(daoserr.Inval, "daos_perf: phase %q", p).WithResolution("phases are update and fetch")
+		switch p {
+		case "update":
+			punched = false
+		case "punch":
+			punched = true
+		case "fetch":
+			if punched && c.Verify {
+				return daoserr.New(daoserr.Inval, "daos_perf: --verify of a fetch after a punch: the punched keys read as nothing").
+					WithResolution("update again before the fetch (e.g. -R update,punch,update,fetch), or drop --verify")
+			}
+		default:
+			return daoserr.Newf(daoserr.Inval, "daos_perf: phase %q", p).WithResolution("phases are update, fetch and punch")
 		}
 	}
 	if c.Class == "" {
@@ -275,10 +286,13 @@ func (pr *phaseRun) block(ctx context.Context, obj *daos.Obj, keys []int) error 
 				dkey := []byte(fmt.Sprintf("k%d", i))
 				t0 := time.Now()
 				var err error
-				if pr.phase == "update" {
+				switch pr.phase {
+				case "update":
 					stamp(buf, i)
 					_, err = obj.Update(ctx, dkey, iod, [][]byte{buf})
-				} else {
+				case "punch":
+					err = obj.PunchDkeys(ctx, [][]byte{dkey})
+				default:
 					var res []daos.FetchResult
 					res, err = obj.Fetch(ctx, dkey, iod, [][]byte{buf})
 					if err == nil && cfg.Verify {

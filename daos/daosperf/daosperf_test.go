@@ -53,6 +53,17 @@ func TestRun(t *testing.T) {
 	if !daoserr.Is(err, daoserr.DataLoss) || !strings.Contains(err.Error(), "differs") {
 		t.Fatalf("verify of nothing: %v", err)
 	}
+	// a punch phase between updates, then a verified fetch
+	if _, err := Run(ctx, cl, Config{Pool: "perf", Class: "S1", Size: 64, Count: 20, Concurrency: 4, Phases: []string{"update", "punch", "update", "fetch"}, Verify: true}); err != nil {
+		t.Fatalf("update, punch, update, verified fetch: %v", err)
+	}
+	rows, err := Run(ctx, cl, Config{Pool: "perf", Class: "S1", Size: 64, Count: 20, Concurrency: 4, Phases: []string{"update", "punch"}})
+	if err != nil || len(rows) != 2 || rows[1].Phase != "punch" || rows[1].Ops != 20 {
+		t.Fatalf("punch phase: %+v, %v", rows, err)
+	}
+	if _, err := Run(ctx, cl, Config{Pool: "perf", Size: 64, Count: 1, Concurrency: 1, Phases: []string{"update", "punch", "fetch"}, Verify: true}); !daoserr.Is(err, daoserr.Inval) {
+		t.Fatalf("verified fetch after punch: %v, want DER_INVAL", err)
+	}
 	if _, err := Run(ctx, cl, Config{Pool: "perf", Size: 0, Count: 1, Concurrency: 1}); !daoserr.Is(err, daoserr.Inval) {
 		t.Fatalf("size 0: %v", err)
 	}
