@@ -14,22 +14,9 @@ import (
 // The leader's background aggregation reclaims overwritten values' space
 // and keeps what snapshots read.
 func TestAggregationReclaimsAndKeepsSnapshots(t *testing.T) {
-	s := inproc.StartWith(t, false, server.Options{AggregationInterval: 100 * time.Millisecond, AggregationLag: 50 * time.Millisecond})
-	s.CreatePool(t, "agg", me(t))
-	ctx := context.Background()
-	p, err := client(t, s).PoolConnect(ctx, "agg", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "c", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, _ := h.GenerateOID(ctx, placement.S1, placement.OTMultiHashed)
-	o, _ := h.Obj(oid)
+	h := testContOn(t, inproc.StartWith(t, false, server.Options{AggregationInterval: 100 * time.Millisecond, AggregationLag: 50 * time.Millisecond}))
+	p, ctx := h.Pool, context.Background()
+	o := testObj(t, h, placement.S1, placement.OTMultiHashed)
 	const size = 256 << 10 // on the NVMe tier
 	iod := []IOD{{Akey: []byte("a"), Type: Single, Size: size}}
 	write := func(b byte) {

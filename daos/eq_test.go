@@ -13,7 +13,6 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
-	"github.com/godaos/godaos/internal/testsys/inproc"
 )
 
 func newEvent(t *testing.T, q *EQ, parent *Event) *Event {
@@ -52,28 +51,8 @@ func pollAll(t *testing.T, q *EQ, n int) map[*Event]bool {
 // fetches, in flight on one queue and polls them back; the events are
 // reused from one round to the next.
 func TestEQObjectIO(t *testing.T) {
-	s := inproc.Start(t, false)
-	s.CreatePool(t, "eq", me(t))
 	ctx := context.Background()
-	p, err := client(t, s).PoolConnect(ctx, "eq", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "async"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "async", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := h.GenerateOID(ctx, placement.SX, placement.OTMultiHashed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := h.Obj(oid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := testObj(t, testCont(t), placement.SX, placement.OTMultiHashed)
 
 	const n = 64
 	q := NewEQ()

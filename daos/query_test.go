@@ -18,7 +18,12 @@ import (
 // with two targets, for the tests of queries, listings, arrays and KVs.
 func testCont(t *testing.T) *Cont {
 	t.Helper()
-	s := inproc.Start(t, false)
+	return testContOn(t, inproc.Start(t, false))
+}
+
+// testContOn is testCont on a system already started.
+func testContOn(t *testing.T, s *inproc.System) *Cont {
+	t.Helper()
 	s.CreatePool(t, "p", me(t))
 	ctx := context.Background()
 	p, err := client(t, s).PoolConnect(ctx, "p", RW)

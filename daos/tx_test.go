@@ -10,36 +10,14 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
-	"github.com/godaos/godaos/internal/testsys/inproc"
 )
 
-// txSetup starts a system with a pool and container and opens an SX object
-// (its dkeys spread over both targets).
+// txSetup opens an SX object (its dkeys spread over both targets) in a
+// container of a fresh system.
 func txSetup(t *testing.T) (*Cont, *Obj) {
 	t.Helper()
-	s := inproc.Start(t, false)
-	s.CreatePool(t, "tx", me(t))
-	ctx := context.Background()
-	p, err := client(t, s).PoolConnect(ctx, "tx", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "c", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := h.GenerateOID(ctx, placement.SX, placement.OTMultiHashed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := h.Obj(oid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, o
+	h := testCont(t)
+	return h, testObj(t, h, placement.SX, placement.OTMultiHashed)
 }
 
 var valIOD = []IOD{{Akey: []byte("v"), Type: Single, Size: 8}}

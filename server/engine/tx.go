@@ -373,21 +373,38 @@ func txKeys(cont vos.UUID, m *enginepb.TxPrepareReq) (reads, writes []txKey) {
 	return reads, writes
 }
 
+// txMsg is a transaction request of a client.
+type txMsg interface {
+	capMsg
+	GetTxid() []byte
+}
+
+// txReq decodes a client's transaction request: its pool (with its release,
+// see pool), container and the grant of its handle, which must be allowed to write
+// (a part locks; only a writer takes part).
+func (e *Engine) txReq(req *rpc.Request, m txMsg) (*vos.Pool, vos.UUID, *capability.Grant, func(), error) {
+	p, c, release, err := e.contReq(req, m, enginepb.CapWrite)
+	if err != nil {
+		return nil, c, nil, nil, err
+	}
+	g, err := e.grant(req, m)
+	if err == nil && len(m.GetTxid()) != 16 {
+		err = daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.GetTxid()))
+	}
+	if err != nil {
+		release()
+		return nil, c, nil, nil, err
+	}
+	return p, c, g, release, nil
+}
+
 func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.TxPrepareReq
-	// a part locks: only a handle that may write takes part
-	p, c, release, err := e.contReq(req, &m, enginepb.CapWrite)
+	p, c, g, release, err := e.txReq(req, &m)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer release()
-	g, err := e.grant(req, &m)
-	if err != nil {
-		return rpc.Response{}, err
-	}
-	if len(m.Txid) != 16 {
-		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.Txid))
-	}
 	if err := e.checkEpoch(m.Epoch, "transaction"); err != nil {
 		return rpc.Response{}, err
 	}
@@ -501,18 +518,11 @@ func (tt *txTable) admit(ptx *preparedTx, bulk int) error {
 
 func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.TxCommitReq
-	_, c, release, err := e.contReq(req, &m, enginepb.CapWrite)
+	_, c, g, release, err := e.txReq(req, &m)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	defer release()
-	g, err := e.grant(req, &m)
-	if err != nil {
-		return rpc.Response{}, err
-	}
-	if len(m.Txid) != 16 {
-		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.Txid))
-	}
 	tt := &e.targets[req.Target].txs
 	tt.mu.Lock()
 	tt.init()
