@@ -91,12 +91,19 @@ func (t *tool) snapList(ctx context.Context, c contArgs) error {
 	})
 }
 
-func (t *tool) snapDestroy(ctx context.Context, c snapNameCmd) error {
+// snapTarget opens the container read-write and names the snapshot the
+// flags give.
+func (t *tool) snapTarget(ctx context.Context, c snapNameCmd) (*daos.Cont, uint64, string, error) {
 	e, name, err := c.target()
 	if err != nil {
-		return err
+		return nil, 0, "", err
 	}
 	h, err := t.openContMode(ctx, c.Pool, c.Cont, daos.RW)
+	return h, e, name, err
+}
+
+func (t *tool) snapDestroy(ctx context.Context, c snapNameCmd) error {
+	h, e, name, err := t.snapTarget(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -109,11 +116,7 @@ func (t *tool) snapDestroy(ctx context.Context, c snapNameCmd) error {
 }
 
 func (t *tool) snapRollback(ctx context.Context, c snapNameCmd) error {
-	e, name, err := c.target()
-	if err != nil {
-		return err
-	}
-	h, err := t.openContMode(ctx, c.Pool, c.Cont, daos.RW)
+	h, e, name, err := t.snapTarget(ctx, c)
 	if err != nil {
 		return err
 	}
