@@ -69,6 +69,14 @@ done
 daos object query tank ckpt "$big"
 daos object dump tank ckpt "$small"
 
+step "snapshots: take one, write a new object, roll back (the object is gone)"
+daos cont create-snap tank ckpt --snap before
+daos cont list-snaps tank ckpt
+"$BIN"/daos_perf --pool tank --cont ckpt --class S1 --size 24 --count 4 --concurrency 1 --no-raw >/dev/null 2>&1
+echo "objects after one more daos_perf run: $(daos cont list-objects tank ckpt | wc -l)"
+daos cont rollback tank ckpt --snap before
+echo "objects after the rollback:          $(daos cont list-objects tank ckpt | wc -l)"
+
 step "dmg storage query usage; dmg system stop and start"
 dmg storage query usage
 dmg system stop
