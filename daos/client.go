@@ -436,12 +436,17 @@ func (c *Cont) NextOID(ctx context.Context) (uint64, error) {
 }
 
 func (p *Pool) contCall(ctx context.Context, op uint16, id string, mode ctlpb.AccessFlags) (*ctlpb.ContResp, error) {
+	return p.contCallReq(ctx, op, &ctlpb.ContReq{Pool: p.Info.Uuid, Cont: id, Flags: uint32(mode)})
+}
+
+func (p *Pool) contCallReq(ctx context.Context, op uint16, req *ctlpb.ContReq) (*ctlpb.ContResp, error) {
 	cred, err := p.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
+	req.Cred = cred
 	var r ctlpb.ContResp
-	err = p.c.svcCall(ctx, op, &ctlpb.ContReq{Pool: p.Info.Uuid, Cont: id, Cred: cred, Flags: uint32(mode)}, &r)
+	err = p.c.svcCall(ctx, op, req, &r)
 	return &r, err
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/proto/authpb"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 )
 
@@ -77,7 +78,8 @@ func (c *Cont) refreshCap(ctx context.Context, stale []byte) error {
 	if cur := c.capBytes(); string(cur) != string(stale) {
 		return nil
 	}
-	r, err := c.Pool.contCall(ctx, enginepb.OpSvcContOpen, c.Info.GetUuid(), c.mode)
+	r, err := c.Pool.contCallReq(ctx, enginepb.OpSvcContOpen, &ctlpb.ContReq{Pool: c.Pool.Info.Uuid, Cont: c.Info.GetUuid(),
+		Flags: uint32(c.mode), Handle: c.Handle})
 	if err != nil {
 		return daoserr.Context(err, "reopen container %s/%s (its capability expired)", c.Pool.Info.GetLabel(), c.Info.GetLabel())
 	}

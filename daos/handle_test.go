@@ -114,6 +114,10 @@ func TestHandles(t *testing.T) {
 		if string(h.capBytes()) == string(expired) {
 			t.Fatal("the expired capability was not replaced")
 		}
+		// the renewal keeps the handle: what it prepared, it can still commit
+		if g, err := (capability.Verifier{}).Verify(h.capBytes()); err != nil || string(g.Handle[:]) != string(uuidBytes(h.Handle)) {
+			t.Fatalf("renewed capability names handle %x, want %s (%v)", g.Handle, h.Handle, err)
+		}
 	})
 	t.Run("renewal refused", func(t *testing.T) {
 		// the handle's capability expires after its owner lost the right to

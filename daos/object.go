@@ -342,6 +342,17 @@ func decodeReply(rep rpc.Reply, err error, reply proto.Message) error {
 	return nil
 }
 
+// punch sends one punch and notes its epoch (transactions opened later by
+// this client read at or after it).
+func (o *Obj) punch(ctx context.Context, s placement.Shard, req *enginepb.ObjPunchReq) error {
+	var rep enginepb.ObjUpdateRep
+	if err := o.send(ctx, s, enginepb.OpObjPunch, req, &rep); err != nil {
+		return err
+	}
+	o.cont.Pool.sawEpoch(rep.Epoch)
+	return nil
+}
+
 func (o *Obj) punchReq(flags CondFlags) (*enginepb.ObjPunchReq, error) {
 	if err := checkCond(o.OID, "punch", flags, CondPunch); err != nil {
 		return nil, err
@@ -363,7 +374,7 @@ func (o *Obj) PunchCond(ctx context.Context, flags CondFlags) error {
 	}
 	missing := 0
 	for g := range o.layout.Groups {
-		err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, req, nil)
+		err := o.punch(ctx, o.layout.Group(g)[0], req)
 		if flags&CondPunch != 0 && daoserr.Is(err, daoserr.Nonexist) {
 			missing++
 			continue
@@ -405,7 +416,7 @@ func (o *Obj) PunchDkeysCond(ctx context.Context, flags CondFlags, dkeys [][]byt
 			return err
 		}
 		req.Dkeys = ds
-		if err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjPunch, req, nil); err != nil {
+		if err := o.punch(ctx, o.layout.Group(g)[0], req); err != nil {
 			return err
 		}
 	}
@@ -436,7 +447,7 @@ func (o *Obj) PunchAkeysCond(ctx context.Context, flags CondFlags, dkey []byte, 
 		return err
 	}
 	req.Dkey, req.Akeys = dkey, akeys
-	return o.send(ctx, o.shard(dkey), enginepb.OpObjPunch, req, nil)
+	return o.punch(ctx, o.shard(dkey), req)
 }
 
 // Anchor is where a listing continues; the zero value starts it, and EOF says

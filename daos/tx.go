@@ -52,7 +52,6 @@ type Tx struct {
 	cont     *Cont
 	readOnly bool // a snapshot's
 	mu       sync.Mutex
-	mu2      sync.Mutex // the commit's parallel prepares
 	id       [16]byte
 	epoch    uint64
 	state    txState
@@ -325,13 +324,12 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		tx.state = txCommitted
 		return nil
 	}
-	err := tx.commit(ctx)
-	if err != nil {
-		tx.state = txAborted
-		return daoserr.Context(err, "commit transaction in container %s", tx.cont.Info.GetLabel())
+	committed, err := tx.commit(ctx)
+	tx.state = txAborted
+	if committed {
+		tx.state = txCommitted
 	}
-	tx.state = txCommitted
-	return nil
+	return daoserr.Context(err, "commit transaction in container %s", tx.cont.Info.GetLabel())
 }
 
 func (tx *Tx) prepareReq(s placement.Shard, one bool) *enginepb.TxPrepareReq {
@@ -343,7 +341,9 @@ func (tx *Tx) prepareReq(s placement.Shard, one bool) *enginepb.TxPrepareReq {
 	return m
 }
 
-func (tx *Tx) commit(ctx context.Context) error {
+// commit sends the transaction's parts. committed says the transaction is
+// committed (decided), even if err reports that a part did not confirm it.
+func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 	c := tx.cont
 	// every target the transaction read from and did not write to must
 	// still check its reads: it takes part too
@@ -353,14 +353,19 @@ func (tx *Tx) commit(ctx context.Context) error {
 			tx.order = append(tx.order, s)
 		}
 	}
+	// Once a part is sent, the caller's cancel must not leave the outcome
+	// unknown or locks behind: the protocol runs to its end (bounded).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txCommitTimeout)
+	defer cancel()
 	if len(tx.order) == 1 {
 		s := tx.order[0]
 		var rep enginepb.TxPrepareRep
 		r, err := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, true), tx.writes[s].bulk, nil)
-		if err = decodeReply(r, err, &rep); err == nil {
-			c.Pool.sawEpoch(rep.Epoch)
+		if err = decodeReply(r, err, &rep); err != nil {
+			return false, outcome(err)
 		}
-		return err
+		c.Pool.sawEpoch(rep.Epoch)
+		return true, nil
 	}
 	// Two phases. The first part is the coordinator: prepared first, it
 	// records the decision when committed first; the others, prepared
@@ -368,66 +373,63 @@ func (tx *Tx) commit(ctx context.Context) error {
 	coord := tx.order[0]
 	coordAddr, err := c.target(coord.Rank)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var commitEpoch uint64
+	var mu sync.Mutex
 	prepare := func(s placement.Shard) error {
 		m := tx.prepareReq(s, false)
 		m.Coordinator, m.CoordAddr, m.CoordTarget = s == coord, coordAddr, coord.Target
 		var rep enginepb.TxPrepareRep
 		r, err := c.rpc(ctx, s, enginepb.OpTxPrepare, m, tx.writes[s].bulk, nil)
 		if err = decodeReply(r, err, &rep); err == nil {
-			tx.mu2.Lock()
+			mu.Lock()
 			commitEpoch = max(commitEpoch, rep.Epoch)
-			tx.mu2.Unlock()
+			mu.Unlock()
 		}
 		return err
 	}
-	var prepared []placement.Shard
+	sent := []placement.Shard{coord} // every part a prepare went to: it may hold locks
 	perr := prepare(coord)
 	if perr == nil {
-		prepared = append(prepared, coord)
+		sent = tx.order
 		errs := make([]error, len(tx.order))
 		var wg sync.WaitGroup
 		for i, s := range tx.order[1:] {
 			wg.Go(func() { errs[i+1] = prepare(s) })
 		}
 		wg.Wait()
-		for i, s := range tx.order[1:] {
-			if errs[i+1] == nil {
-				prepared = append(prepared, s)
-			} else if perr == nil {
-				perr = errs[i+1]
-			}
-		}
+		perr = errors.Join(errs...)
 	}
-	ctx = context.WithoutCancel(ctx) // once decided, every part must hear it
 	finish := func(s placement.Shard, abort bool) error {
 		m := &enginepb.TxCommitReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Txid: tx.id[:],
 			Epoch: commitEpoch, Abort: abort, Coordinator: s == coord}
 		return c.send(ctx, s, enginepb.OpTxCommit, m, nil)
 	}
 	abortAll := func() {
-		for _, s := range prepared {
+		for _, s := range sent {
 			finish(s, true) // a part that misses it asks the coordinator, which decided to abort
 		}
 	}
 	if perr != nil {
 		abortAll()
-		return perr
+		return false, perr
 	}
 	if err := finish(coord, false); err != nil {
-		// refused (the coordinator gave up waiting and aborted) or unknown:
-		// the others learn the outcome from the coordinator either way
-		abortAll()
-		return daoserr.Context(err, "commit at the coordinator (rank %d target %d)", coord.Rank, coord.Target)
+		err = daoserr.Context(err, "commit at the coordinator (rank %d target %d)", coord.Rank, coord.Target)
+		if daoserr.Is(err, daoserr.TxRestart) { // it decided to abort: tell the others now
+			abortAll()
+			return false, err
+		}
+		// Unknown (or its apply failed after deciding): the others learn the
+		// outcome from the coordinator; aborting them could split it.
+		return false, outcome(err)
 	}
 	c.Pool.sawEpoch(commitEpoch)
 	// decided: the others commit now, or learn it from the coordinator
 	var ferr error
-	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, s := range prepared[1:] {
+	for _, s := range tx.order[1:] {
 		wg.Go(func() {
 			if err := finish(s, false); err != nil {
 				mu.Lock()
@@ -438,9 +440,25 @@ func (tx *Tx) commit(ctx context.Context) error {
 	}
 	wg.Wait()
 	if ferr != nil {
-		return daoserr.Context(ferr, "the transaction is committed (its coordinator decided), but not every part confirmed it")
+		// not DER_TX_RESTART: running the transaction again would apply it twice
+		return true, daoserr.Wrap(daoserr.Misc, ferr, "the transaction is committed (its coordinator decided), but not every part confirmed it; "+
+			"the others learn it from the coordinator")
 	}
-	return nil
+	return true, nil
+}
+
+// txCommitTimeout bounds a commit once its first part is sent.
+const txCommitTimeout = time.Minute
+
+// outcome turns an error whose cause may be after the servers acted (the
+// connection lost, a time-out) into one that does not say to restart: the
+// transaction may have committed.
+func outcome(err error) error {
+	if daoserr.Is(err, daoserr.TxRestart) || daoserr.Is(err, daoserr.NoPerm) || daoserr.Is(err, daoserr.Inval) ||
+		daoserr.Is(err, daoserr.NoHdl) || daoserr.Is(err, daoserr.Busy) || daoserr.Is(err, daoserr.IOInval) {
+		return err // refused before anything was applied
+	}
+	return daoserr.Wrap(daoserr.Misc, err, "transaction outcome unknown: it may have committed")
 }
 
 // Abort drops the transaction's buffered writes.

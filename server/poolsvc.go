@@ -453,6 +453,13 @@ func (c *ctlService) ContOpen(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.C
 				fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s:%s", p.Label, ct.Label, auth.Principal(tok.User), (have|need).String()))
 		}
 		handle := newUUID()
+		if req.Handle != "" { // a renewal keeps the handle: transactions prepared through it still commit
+			u, err := vos.ParseUUID(req.Handle)
+			if err != nil {
+				return nil, daoserr.Newf(daoserr.Inval, "renew container handle %q: not a UUID", req.Handle)
+			}
+			handle = u.String()
+		}
 		capb, err := c.issueCap(handle, p.UUID, ct.UUID, rule, have)
 		if err != nil {
 			return nil, daoserr.Context(err, "open container %s/%s", p.Label, ct.Label)

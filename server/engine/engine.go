@@ -474,7 +474,8 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	if len(m.Dkey) > 0 {
 		under = m.Dkey
 	}
-	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under); err != nil {
+	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under)
+	if err != nil {
 		return rpc.Response{}, err
 	}
 	if epoch == 0 {
@@ -486,6 +487,9 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 		keys, err = p.ListDkeys(c, oid, epoch, anchor, int(m.Max))
 	} else {
 		keys, err = p.ListAkeys(c, oid, epoch, m.Dkey, anchor, int(m.Max))
+	}
+	if err == nil {
+		err = read()
 	}
 	if err != nil {
 		return rpc.Response{}, err
@@ -657,7 +661,8 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		}
 	}
 	sgls, _ := splitBulk(iods, buf)
-	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey); err != nil {
+	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey)
+	if err != nil {
 		release()
 		return rpc.Response{}, err
 	}
@@ -669,6 +674,11 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	// from the page cache as stored and verified, not copied into buf, and
 	// given back once the reply is on the wire.
 	res, lent, unlend, err := p.FetchBorrowed(c, oid, epoch, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	if err == nil {
+		if err = read(); err != nil {
+			unlend()
+		}
+	}
 	if err != nil {
 		release()
 		return rpc.Response{}, err

@@ -43,10 +43,16 @@ func (e *Engine) objQuery(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if flags&vos.GetDkey == 0 {
 		under = m.Dkey
 	}
-	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under); err != nil {
+	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under)
+	if err != nil {
 		return rpc.Response{}, err
 	}
 	res, err := queryKey(p, c, oid, readEpoch(m.Epoch), flags, m.Dkey, m.Akey)
+	if err == nil || daoserr.Is(err, daoserr.Nonexist) {
+		if rerr := read(); rerr != nil {
+			err = rerr
+		}
+	}
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -174,11 +180,15 @@ func (e *Engine) objListRecx(ctx context.Context, req *rpc.Request) (rpc.Respons
 			return rpc.Response{}, daoserr.Context(err, "list extents of obj %s", oid)
 		}
 	}
-	if err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey); err != nil {
+	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey)
+	if err != nil {
 		return rpc.Response{}, err
 	}
 	anchor := &vos.Anchor{Key: m.Anchor}
 	ents, rsize, err := p.ListRecx(c, oid, readEpoch(m.Epoch), m.Dkey, m.Akey, anchor, clampMax(m.Max))
+	if err == nil {
+		err = read()
+	}
 	if err != nil {
 		return rpc.Response{}, err
 	}

@@ -47,8 +47,9 @@ import (
 // or abort before asking the coordinator.
 var txPreparedTTL = 30 * time.Second
 
-// txGiveUp is how long a participant keeps asking an unreachable
-// coordinator before it aborts its part on its own (logged).
+// txGiveUp is how long a participant asks an unreachable coordinator every
+// second; after it, every 30 s, with an error logged each time (it never
+// decides alone: the coordinator may have committed).
 const txGiveUp = 10 * time.Minute
 
 // txDecisionTTL is how long decisions are remembered for participants.
@@ -109,7 +110,8 @@ type txDecision struct {
 // it took as a coordinator or learnt as a participant, and the writes in
 // progress outside transactions.
 type txTable struct {
-	active    atomic.Int32 // prepared transactions: with none, reads of the latest skip the table
+	active    atomic.Int32  // prepared transactions: with none, reads of the latest skip the table
+	gen       atomic.Uint64 // counts the parts locked: a read of the latest that saw it change retries
 	mu        sync.Mutex
 	prepared  map[[16]byte]*preparedTx
 	locks     map[txKey]*lockEntry
@@ -229,6 +231,7 @@ func (tt *txTable) lock(ptx *preparedTx) {
 	tt.prepared[ptx.id] = ptx
 	tt.bytes += len(ptx.bulk)
 	tt.active.Add(1)
+	tt.gen.Add(1)
 }
 
 // release drops a prepared transaction and its locks (tt.mu held).
@@ -327,10 +330,20 @@ func (e *Engine) checkEpoch(epoch uint64, what string) error {
 // stamped later lands inside it; DER_INPROGRESS says to retry when a
 // prepared transaction writing there may commit at or below it; and the read
 // waits for the batch that may still hold epochs at or below it.
-func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkey []byte) error {
+func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkey []byte) (done func() error, err error) {
+	// A read of the latest that started before a part was locked may meet
+	// the part half applied (its writes are separate VOS ops): done says to
+	// retry when a part was locked on this target while the read ran.
+	gen := tt.gen.Load()
+	done = func() error {
+		if epoch == 0 && tt.gen.Load() != gen {
+			return inProgress(oid, dkey)
+		}
+		return nil
+	}
 	if epoch != 0 {
 		if err := e.checkEpoch(epoch, "read"); err != nil {
-			return err
+			return nil, err
 		}
 		e.clock.Update(epoch)
 	}
@@ -343,13 +356,13 @@ func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, o
 		w := tt.writerOf(k, nil)
 		tt.mu.Unlock()
 		if w != nil && (epoch == 0 || w.stamp <= epoch) {
-			return inProgress(oid, dkey)
+			return nil, inProgress(oid, dkey)
 		}
 	}
 	if epoch != 0 {
 		p.WaitDurable(vos.Epoch(epoch))
 	}
-	return nil
+	return done, nil
 }
 
 // txKeys are the dkeys a transaction part reads and writes, without repeats.
@@ -453,10 +466,17 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 			return rpc.Response{}, txRestart(k, "changed at epoch "+hexEpoch(latest)+", after the transaction read at "+hexEpoch(m.Epoch))
 		}
 	}
-	ptx.stamp, ptx.deadline = e.clock.Now(), time.Now().Add(txPreparedTTL)
+	// Locked first, stamped after: a reader whose clock moved past an epoch
+	// before the stamp was taken either sees the lock or reads below a
+	// commit that can only land above the stamp.
+	ptx.deadline = time.Now().Add(txPreparedTTL)
+	ptx.committing = m.Commit
+	if !m.Commit {
+		ptx.bulk = slices.Clone(req.Bulk)
+	}
+	tt.lock(ptx)
+	ptx.stamp = e.clock.Now()
 	if m.Commit { // the only participant: commit now, under the locks just taken
-		ptx.committing = true
-		tt.lock(ptx)
 		tt.mu.Unlock()
 		err := e.applyTx(tt, ptx, ptx.stamp, req.Bulk)
 		if err != nil {
@@ -465,8 +485,6 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 		hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
 		return rpc.Response{Header: hdr}, nil
 	}
-	ptx.bulk = slices.Clone(req.Bulk)
-	tt.lock(ptx)
 	tt.mu.Unlock()
 	hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
 	return rpc.Response{Header: hdr}, nil
@@ -559,9 +577,11 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		tt.mu.Unlock()
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "commit epoch %#x is below the prepared stamp %#x", m.Epoch, ptx.stamp)
 	}
-	if err := e.checkEpoch(m.Epoch, "commit"); err != nil {
-		tt.mu.Unlock()
-		return rpc.Response{}, err
+	if ptx.coordinator || m.Coordinator { // it decides: bound the epoch; a participant takes what was decided
+		if err := e.checkEpoch(m.Epoch, "commit"); err != nil {
+			tt.mu.Unlock()
+			return rpc.Response{}, err
+		}
 	}
 	if ptx.coordinator || m.Coordinator {
 		tt.decide(id, true, m.Epoch)
@@ -719,21 +739,17 @@ func (e *Engine) askCoordinator(ctx context.Context, tt *txTable, ptx *preparedT
 	}
 	switch {
 	case err != nil && time.Since(ptx.firstAsked) > txGiveUp:
-		e.log.Error("transaction part aborted: its coordinator has not answered for a long time; other parts may have committed",
-			"txid", ptx.id, "coordinator", ptx.coordAddr, "err", err)
-		tt.decide(ptx.id, false, 0)
-		tt.release(ptx)
+		// It may have committed: the part keeps its locks rather than guess,
+		// and asks less often.
+		e.log.Error("transaction part still undecided: its coordinator does not answer", "txid", ptx.id,
+			"coordinator", ptx.coordAddr, "since", ptx.firstAsked, "err", err)
+		ptx.deadline = time.Now().Add(30 * time.Second)
 	case err != nil || rep.State == 0:
 		ptx.deadline = time.Now().Add(time.Second) // ask again
 	case rep.State == 2:
 		tt.decide(ptx.id, false, 0)
 		tt.release(ptx)
 	case rep.State == 1:
-		if err := e.checkEpoch(rep.Epoch, "commit"); err != nil {
-			e.log.Error("transaction part: the coordinator's commit epoch is refused", "txid", ptx.id, "err", err)
-			ptx.deadline = time.Now().Add(time.Second)
-			break
-		}
 		tt.decide(ptx.id, true, rep.Epoch)
 		ptx.committing = true
 		tt.mu.Unlock()

@@ -2343,7 +2343,8 @@ type ContReq struct {
 	Cont          string                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"` // label or UUID
 	Cred          *authpb.Credential     `protobuf:"bytes,3,opt,name=cred,proto3" json:"cred,omitempty"`
 	Flags         uint32                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"`
-	Force         bool                   `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"` // destroy even if open (no open handles are tracked yet)
+	Force         bool                   `protobuf:"varint,5,opt,name=force,proto3" json:"force,omitempty"`  // destroy even if open (no open handles are tracked yet)
+	Handle        string                 `protobuf:"bytes,6,opt,name=handle,proto3" json:"handle,omitempty"` // open: renew this handle (a fresh capability, the same handle UUID)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2411,6 +2412,13 @@ func (x *ContReq) GetForce() bool {
 		return x.Force
 	}
 	return false
+}
+
+func (x *ContReq) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
 }
 
 type ContResp struct {
@@ -3619,13 +3627,14 @@ const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +
 	"\aContReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\tR\x04cont\x12+\n" +
 	"\x04cred\x18\x03 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
 	"\x05flags\x18\x04 \x01(\rR\x05flags\x12\x14\n" +
-	"\x05force\x18\x05 \x01(\bR\x05force\"\xc1\x01\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\x12\x16\n" +
+	"\x06handle\x18\x06 \x01(\tR\x06handle\"\xc1\x01\n" +
 	"\bContResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
 	"\x04cont\x18\x02 \x01(\v2\x10.godaos.ctl.ContR\x04cont\x12\x14\n" +
