@@ -465,13 +465,20 @@ func (p *Pool) commitRun(run []*request) {
 		if r.op.kind.writes() && batch == nil {
 			// published before the first stamp: a reader whose clock moved
 			// past an epoch before that stamp was taken finds the batch
-			// (its smallest epoch is 0, "unknown", until an op is applied:
-			// a reader meanwhile waits for the batch)
+			// (its smallest epoch is 0, "wait", until the first op's epoch
+			// is known, just below)
 			batch = &pendingBatch{done: make(chan struct{})}
 			p.pending.Store(batch)
 		}
 		if r.op.epoch == 0 && p.opts.Stamp != nil && r.op.kind.writes() {
 			r.op.epoch = p.opts.Stamp() // in log order: see Options.Stamp
+		}
+		if r.op.kind.writes() { // a lower bound as soon as the epoch is known, applied or not
+			if !batch.known {
+				batch.known = true
+				batch.min.Store(r.op.epoch)
+			}
+			batch.lower(r.op.epoch)
 		}
 		if err := p.check(r.op); err != nil {
 			r.err = err
@@ -487,13 +494,6 @@ func (p *Pool) commitRun(run []*request) {
 		}
 		p.seq++
 		r.op.seq = p.seq
-		if r.op.kind.writes() {
-			if !batch.known {
-				batch.known = true
-				batch.min.Store(r.op.epoch)
-			}
-			batch.lower(r.op.epoch)
-		}
 		p.wbuf = appendRecord(p.wbuf, r.op) // before apply, which drops redo data from the op
 		p.apply(r.op)
 		applied++
@@ -732,7 +732,7 @@ func segName(n uint64) string { return fmt.Sprintf("wal-%016x.log", n) }
 // pendingBatch is the smallest epoch of a batch applied in memory and not
 // yet durable, and a channel closed when the batch is done.
 type pendingBatch struct {
-	min   atomic.Uint64 // 0 until the first op is applied
+	min   atomic.Uint64 // 0 until the first op's epoch is known
 	known bool          // the committer's: min holds an op's epoch
 	done  chan struct{}
 }
