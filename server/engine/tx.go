@@ -132,7 +132,7 @@ func (tt *txTable) init() {
 }
 
 func inProgress(oid vos.OID, dkey []byte) error {
-	return daoserr.Newf(daoserr.InProgress, "object %s dkey %q: a transaction is committing there", oid, dkey).
+	return daoserr.Newf(daoserr.InProgress, "object %s dkey %q: a transaction holds it (prepared or committing)", oid, dkey).
 		WithResolution("retry: the client library retries for about 12 s before it reports this")
 }
 
