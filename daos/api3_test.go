@@ -139,12 +139,6 @@ type errCase struct {
 	names []string
 }
 
-// knownGaps are cases (by test name) that fail today for a known, reported
-// defect outside the tests: such a case is skipped with the description
-// instead of failing, and says so once the defect is mended. Delete an
-// entry when its defect is fixed.
-var knownGaps = map[string]string{}
-
 func runErrCases(t *testing.T, cases []errCase) {
 	t.Helper()
 	for _, tc := range cases {
@@ -152,15 +146,8 @@ func runErrCases(t *testing.T, cases []errCase) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			err := tc.call(ctx)
-			gap := knownGaps[t.Name()]
 			if !daoserr.Is(err, tc.code) {
-				if gap != "" {
-					t.Skipf("known gap: %s (got %.300v, want %s)", gap, err, tc.code.Name())
-				}
 				t.Fatalf("err %.300v, want %s", err, tc.code.Name())
-			}
-			if gap != "" {
-				t.Logf("the known gap is mended (%s): delete its knownGaps entry", gap)
 			}
 			for _, n := range tc.names {
 				if !strings.Contains(err.Error(), n) {
@@ -348,9 +335,6 @@ func TestAPIErrors3(t *testing.T) {
 		ctx := context.Background()
 		k := bigKey[:vos.MaxKeySize]
 		_, err := a.s1.Update(ctx, k, []IOD{{Akey: k, Type: Single, Size: 2}}, [][]byte{[]byte("hi")})
-		if gap := knownGaps[t.Name()]; gap != "" && daoserr.Is(err, daoserr.Unreach) {
-			t.Skipf("known gap: %s (got %.200v)", gap, err)
-		}
 		if err != nil {
 			t.Fatalf("update with %d-byte keys: %.300v", len(k), err)
 		}
