@@ -24,8 +24,9 @@ type capCache struct {
 	grants map[string]*capability.Grant
 }
 
-// checkCap checks that m's capability grants need on m's pool and container.
-func (e *Engine) checkCap(req *rpc.Request, m capMsg, need uint32) error {
+// checkCap checks that m's capability grants need on m's pool and container,
+// and returns what it grants.
+func (e *Engine) checkCap(req *rpc.Request, m capMsg, need uint32) (*capability.Grant, error) {
 	t := e.targets[req.Target]
 	b := m.GetCap()
 	t.caps.mu.RLock()
@@ -34,12 +35,12 @@ func (e *Engine) checkCap(req *rpc.Request, m capMsg, need uint32) error {
 	if g == nil {
 		v, err := e.opts.Caps.Verify(b)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		g = &v
 		t.caps.remember(string(b), g)
 	}
-	return g.Allows(time.Now(), m.GetPool(), m.GetCont(), need)
+	return g, g.Allows(time.Now(), m.GetPool(), m.GetCont(), need)
 }
 
 // remember adds a verified grant. A full cache first drops the expired

@@ -474,7 +474,8 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	if len(m.Dkey) > 0 {
 		under = m.Dkey
 	}
-	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under)
+	tt := &e.targets[req.Target].txs
+	gen, err := e.readAt(p, tt, m.Epoch, c, oid, under)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -489,7 +490,7 @@ func (e *Engine) objList(ctx context.Context, req *rpc.Request) (rpc.Response, e
 		keys, err = p.ListAkeys(c, oid, epoch, m.Dkey, anchor, int(m.Max))
 	}
 	if err == nil {
-		err = read()
+		err = readDone(tt, gen, m.Epoch, oid, under)
 	}
 	if err != nil {
 		return rpc.Response{}, err
@@ -525,7 +526,7 @@ func (e *Engine) contReq(req *rpc.Request, m contMsg, need uint32) (*vos.Pool, v
 		if !ok {
 			return nil, vos.UUID{}, nil, daoserr.Newf(daoserr.Misc, "opcode %d: its message carries no capability", req.Opcode)
 		}
-		if err := e.checkCap(req, cm, need); err != nil {
+		if _, err := e.checkCap(req, cm, need); err != nil {
 			return nil, vos.UUID{}, nil, err
 		}
 	}
@@ -661,7 +662,8 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		}
 	}
 	sgls, _ := splitBulk(iods, buf)
-	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey)
+	tt := &e.targets[req.Target].txs
+	gen, err := e.readAt(p, tt, m.Epoch, c, oid, m.Dkey)
 	if err != nil {
 		release()
 		return rpc.Response{}, err
@@ -675,7 +677,7 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	// given back once the reply is on the wire.
 	res, lent, unlend, err := p.FetchBorrowed(c, oid, epoch, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
 	if err == nil {
-		if err = read(); err != nil {
+		if err = readDone(tt, gen, m.Epoch, oid, m.Dkey); err != nil {
 			unlend()
 		}
 	}

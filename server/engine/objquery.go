@@ -43,13 +43,14 @@ func (e *Engine) objQuery(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if flags&vos.GetDkey == 0 {
 		under = m.Dkey
 	}
-	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, under)
+	tt := &e.targets[req.Target].txs
+	gen, err := e.readAt(p, tt, m.Epoch, c, oid, under)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	res, err := queryKey(p, c, oid, readEpoch(m.Epoch), flags, m.Dkey, m.Akey)
 	if err == nil || daoserr.Is(err, daoserr.Nonexist) {
-		if rerr := read(); rerr != nil {
+		if rerr := readDone(tt, gen, m.Epoch, oid, under); rerr != nil {
 			err = rerr
 		}
 	}
@@ -180,14 +181,15 @@ func (e *Engine) objListRecx(ctx context.Context, req *rpc.Request) (rpc.Respons
 			return rpc.Response{}, daoserr.Context(err, "list extents of obj %s", oid)
 		}
 	}
-	read, err := e.readAt(p, &e.targets[req.Target].txs, m.Epoch, c, oid, m.Dkey)
+	tt := &e.targets[req.Target].txs
+	gen, err := e.readAt(p, tt, m.Epoch, c, oid, m.Dkey)
 	if err != nil {
 		return rpc.Response{}, err
 	}
 	anchor := &vos.Anchor{Key: m.Anchor}
 	ents, rsize, err := p.ListRecx(c, oid, readEpoch(m.Epoch), m.Dkey, m.Akey, anchor, clampMax(m.Max))
 	if err == nil {
-		err = read()
+		err = readDone(tt, gen, m.Epoch, oid, m.Dkey)
 	}
 	if err != nil {
 		return rpc.Response{}, err

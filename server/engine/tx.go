@@ -330,20 +330,13 @@ func (e *Engine) checkEpoch(epoch uint64, what string) error {
 // stamped later lands inside it; DER_INPROGRESS says to retry when a
 // prepared transaction writing there may commit at or below it; and the read
 // waits for the batch that may still hold epochs at or below it.
-func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkey []byte) (done func() error, err error) {
-	// A read of the latest that started before a part was locked may meet
-	// the part half applied (its writes are separate VOS ops): done says to
-	// retry when a part was locked on this target while the read ran.
-	gen := tt.gen.Load()
-	done = func() error {
-		if epoch == 0 && tt.gen.Load() != gen {
-			return inProgress(oid, dkey)
-		}
-		return nil
-	}
+//
+// It returns the target's lock generation for readDone, once the read is made.
+func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, oid vos.OID, dkey []byte) (gen uint64, err error) {
+	gen = tt.gen.Load()
 	if epoch != 0 {
 		if err := e.checkEpoch(epoch, "read"); err != nil {
-			return nil, err
+			return 0, err
 		}
 		e.clock.Update(epoch)
 	}
@@ -356,13 +349,24 @@ func (e *Engine) readAt(p *vos.Pool, tt *txTable, epoch uint64, cont vos.UUID, o
 		w := tt.writerOf(k, nil)
 		tt.mu.Unlock()
 		if w != nil && (epoch == 0 || w.stamp <= epoch) {
-			return nil, inProgress(oid, dkey)
+			return 0, inProgress(oid, dkey)
 		}
 	}
 	if epoch != 0 {
 		p.WaitDurable(vos.Epoch(epoch))
 	}
-	return done, nil
+	return gen, nil
+}
+
+// readDone follows a read readAt allowed: a read of the latest that started
+// before a part was locked may have met the part half applied (its writes
+// are separate VOS ops), so it retries when a part was locked on this target
+// while it ran.
+func readDone(tt *txTable, gen, epoch uint64, oid vos.OID, dkey []byte) error {
+	if epoch == 0 && tt.gen.Load() != gen {
+		return inProgress(oid, dkey)
+	}
+	return nil
 }
 
 // txKeys are the dkeys a transaction part reads and writes, without repeats.
@@ -396,19 +400,18 @@ type txMsg interface {
 // see pool), container and the grant of its handle, which must be allowed to write
 // (a part locks; only a writer takes part).
 func (e *Engine) txReq(req *rpc.Request, m txMsg) (*vos.Pool, vos.UUID, *capability.Grant, func(), error) {
-	p, c, release, err := e.contReq(req, m, enginepb.CapWrite)
+	if err := decode(req, m); err != nil {
+		return nil, vos.UUID{}, nil, nil, err
+	}
+	g, err := e.checkCap(req, m, enginepb.CapWrite)
 	if err != nil {
-		return nil, c, nil, nil, err
+		return nil, vos.UUID{}, nil, nil, err
 	}
-	g, err := e.grant(req, m)
-	if err == nil && len(m.GetTxid()) != 16 {
-		err = daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.GetTxid()))
+	if len(m.GetTxid()) != 16 {
+		return nil, vos.UUID{}, nil, nil, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.GetTxid()))
 	}
-	if err != nil {
-		release()
-		return nil, c, nil, nil, err
-	}
-	return p, c, g, release, nil
+	p, c, release, err := e.poolCont(req, m.GetPool(), m.GetCont())
+	return p, c, g, release, err
 }
 
 func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
@@ -499,19 +502,6 @@ func (e *Engine) seal(op uint16, msg []byte) ([]byte, error) {
 		return e.opts.Seal(op, msg)
 	}
 	return capability.Seal(nil, op, msg)
-}
-
-// grant is what the request's (already checked) capability grants.
-func (e *Engine) grant(req *rpc.Request, m capMsg) (*capability.Grant, error) {
-	t := e.targets[req.Target]
-	t.caps.mu.RLock()
-	g := t.caps.grants[string(m.GetCap())]
-	t.caps.mu.RUnlock()
-	if g != nil {
-		return g, nil
-	}
-	v, err := e.opts.Caps.Verify(m.GetCap())
-	return &v, err
 }
 
 // admit checks that ptx may be prepared here: not prepared twice, within the
