@@ -144,7 +144,7 @@ func rawPwrite(ctx context.Context, dir string, size, writers, count, blocks int
 					return
 				}
 				binary.LittleEndian.PutUint64(buf, uint64(i))
-				if err := pwriteFull(fd, buf, int64(i%slots)*int64(size)); err == nil {
+				if _, err := rf.f.WriteAt(buf, int64(i%slots)*int64(size)); err == nil {
 					if err = unix.Fdatasync(fd); err != nil {
 						firstErr.Store(&err)
 					}
@@ -185,7 +185,7 @@ func rawBatched(ctx context.Context, dir string, size, batch, count, blocks int)
 	for done < count && ctx.Err() == nil && (done == 0 || time.Now().Before(deadline)) {
 		for range min(batch, count-done) {
 			binary.LittleEndian.PutUint64(buf, uint64(done))
-			if err := pwriteFull(rf.fd, buf, int64(done%rf.slots)*int64(size)); err != nil {
+			if _, err := rf.f.WriteAt(buf, int64(done%rf.slots)*int64(size)); err != nil {
 				return 0, 0, fmt.Errorf("raw batched pwrite in %s: %w", rf.f.Name(), err)
 			}
 			done++
@@ -198,18 +198,4 @@ func rawBatched(ctx context.Context, dir string, size, batch, count, blocks int)
 		return 0, 0, err
 	}
 	return float64(done) * float64(size), time.Since(start), nil
-}
-
-func pwriteFull(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		b, off = b[n:], off+int64(n)
-	}
-	return nil
 }
