@@ -263,6 +263,7 @@ type Pool struct {
 	MapVersion uint32
 
 	poolMapState
+	connectMap   *enginepb.PoolMap // the map the connect returned (see poolmap.go)
 	disconnected atomic.Bool
 	seen         atomic.Uint64 // the newest epoch this client's writes got (transactions read at or after it)
 }
@@ -277,7 +278,7 @@ func (c *Client) PoolConnect(ctx context.Context, id string, mode ctlpb.AccessFl
 	if err := c.svcCall(ctx, enginepb.OpSvcPoolConnect, &ctlpb.PoolConnectReq{Id: id, Cred: cred, Flags: uint32(mode)}, &r); err != nil {
 		return nil, err
 	}
-	return &Pool{c: c, Info: r.Pool, Handle: r.Handle, Perms: r.Perms, Members: r.Members, MapVersion: r.MapVersion}, nil
+	return &Pool{c: c, Info: r.Pool, Handle: r.Handle, Perms: r.Perms, Members: r.Members, MapVersion: r.MapVersion, connectMap: r.PoolMap}, nil
 }
 
 // ACLChange says how ContACL changes a container's ACL; the zero value reads it.

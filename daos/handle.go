@@ -91,19 +91,30 @@ func (c *Cont) refreshCap(ctx context.Context, stale []byte) error {
 // (enginepb: bytes cap = 15).
 const capField = 15
 
-// withCap encodes m with b as its cap field, without touching m (requests
-// are shared by the goroutines that send them to several shards): the field
-// is appended to the encoding, and a later occurrence of a field wins when
-// decoding, which also overrides a cap m may carry.
-func withCap(m proto.Message, b []byte) ([]byte, error) {
+// mapVersionField is the field number of the "map_version" field of object
+// requests (enginepb: uint32 map_version = 14).
+const mapVersionField = 14
+
+// withCap encodes m with b as its cap field and ver as its map_version,
+// without touching m (requests are shared by the goroutines that send them
+// to several shards): the fields are appended to the encoding, and a later
+// occurrence of a field wins when decoding, which also overrides any m may
+// carry.
+func withCap(m proto.Message, b []byte, ver uint32) ([]byte, error) {
 	hdr, err := proto.Marshal(m)
 	if err != nil {
 		return nil, daoserr.Wrap(daoserr.Misc, err, "encode request")
 	}
-	fd := m.ProtoReflect().Descriptor().Fields().ByNumber(capField)
+	fields := m.ProtoReflect().Descriptor().Fields()
+	fd := fields.ByNumber(capField)
 	if fd == nil || fd.Name() != "cap" || fd.Kind() != protoreflect.BytesKind {
 		return hdr, nil // not an object request: nothing to attach
 	}
 	hdr = protowire.AppendTag(hdr, capField, protowire.BytesType)
-	return protowire.AppendBytes(hdr, b), nil
+	hdr = protowire.AppendBytes(hdr, b)
+	if fv := fields.ByNumber(mapVersionField); ver != 0 && fv != nil && fv.Name() == "map_version" && fv.Kind() == protoreflect.Uint32Kind {
+		hdr = protowire.AppendTag(hdr, mapVersionField, protowire.VarintType)
+		hdr = protowire.AppendVarint(hdr, uint64(ver))
+	}
+	return hdr, nil
 }

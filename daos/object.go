@@ -46,23 +46,6 @@ type FetchResult struct {
 	Extents []Recx
 }
 
-// poolMap is the pool's map as the client sees it, built from the connect's
-// reply (ranks, their fault domains and targets).
-func (p *Pool) poolMap() (*placement.PoolMap, error) {
-	p.mapOnce.Do(func() {
-		var specs []placement.RankSpec
-		for _, m := range p.Members {
-			st := placement.TargetUp
-			if m.State != "joined" {
-				st = placement.TargetDown
-			}
-			specs = append(specs, placement.RankSpec{Rank: m.Rank, FaultDomain: m.FaultDomain, Targets: int(m.Targets), State: st})
-		}
-		p.pmap, p.pmapErr = placement.NewPoolMap(p.MapVersion, specs)
-	})
-	return p.pmap, p.pmapErr
-}
-
 // GenerateOID makes the ID of a new object of class (0: the container's
 // default, as DAOS chooses it from rd_fac) and type, with a low part from the
 // container's allocator.
@@ -97,36 +80,82 @@ func (c *Cont) Layout(oid placement.OID) (placement.Layout, error) {
 
 // Obj is an object of an open container: its ID and where its shards are.
 type Obj struct {
-	cont   *Cont
-	OID    placement.OID
-	layout placement.Layout
+	cont *Cont
+	OID  placement.OID
 	// what every request names, encoded once at open
 	pool, contID []byte
 	oid          *enginepb.OID
+
+	mu     sync.Mutex
+	layout placement.Layout // under the map version it names (see currentLayout)
 }
 
 // Obj opens an object: its layout is computed here, from the pool map, as the
-// servers compute it.
+// servers compute it, and again whenever the map changes.
 func (c *Cont) Obj(oid placement.OID) (*Obj, error) {
-	pm, err := c.Pool.poolMap()
-	if err != nil {
-		return nil, err
-	}
-	l, err := pm.Layout(oid)
-	if err != nil {
+	o := &Obj{cont: c, OID: oid, pool: uuidBytes(c.Pool.Info.Uuid), contID: uuidBytes(c.Info.Uuid),
+		oid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo}}
+	if _, err := o.currentLayout(); err != nil {
 		return nil, daoserr.Context(err, "open object %s", oid)
 	}
-	if l.GroupSize != 1 {
-		return nil, daoserr.Newf(daoserr.NoSys, "object %s is of class %s: replicated and erasure-coded I/O is not available yet", oid, oid.Class()).
-			WithResolution("use an S class (S1, S2, ..., SX) for now")
+	if oid.Redun().IsEC() {
+		return nil, daoserr.Newf(daoserr.NoSys, "object %s is of class %s: erasure-coded I/O is not available yet", oid, oid.Class()).
+			WithResolution("use an S or RP class (S1, SX, RP_2G1, RP_3GX, ...) for now")
 	}
-	return &Obj{cont: c, OID: oid, layout: l, pool: uuidBytes(c.Pool.Info.Uuid), contID: uuidBytes(c.Info.Uuid),
-		oid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo}}, nil
+	return o, nil
 }
 
-// shard is the shard that holds dkey.
-func (o *Obj) shard(dkey []byte) placement.Shard {
-	return o.layout.Group(placement.DkeyGroupOf(o.OID, dkey))[0]
+// dest is where a request goes: a shard of a layout, and the map version
+// the layout was computed with (engines refuse another with DER_STALE).
+type dest struct {
+	placement.Shard
+	ver uint32
+}
+
+// writeShard is where updates and punches of dkey go: the leader of its
+// group (see groupLeader).
+func (o *Obj) writeShard(l placement.Layout, dkey []byte) dest {
+	return o.groupLeader(l, placement.DkeyGroupOf(o.OID, dkey))
+}
+
+// groupLeader is the shard of group g that takes its writes: the first
+// that holds all its data (not rebuilding), as every client and engine
+// computes it from the same map. It applies a write and forwards it to the
+// group's other shards (the engine's replication).
+func (o *Obj) groupLeader(l placement.Layout, g int) dest {
+	grp := l.Group(g)
+	for _, s := range grp {
+		if !s.Rebuilding {
+			return dest{s, l.Version}
+		}
+	}
+	return dest{grp[0], l.Version}
+}
+
+// readShard is where a read of dkey goes: a shard of its group that holds
+// all its data, chosen by the dkey's hash so that reads spread over the
+// replicas. With none (every replica lost, beyond the class's redundancy),
+// it says so instead of reading what a rebuilding shard does not hold.
+func (o *Obj) readShard(l placement.Layout, dkey []byte) (dest, error) {
+	h := placement.DkeyHash(o.OID.Type(), dkey)
+	return o.groupReader(l, placement.DkeyGroup(h, l.Groups), h)
+}
+
+// groupReader is a readable shard of group g, the pick-th (mod their
+// number) of those not rebuilding.
+func (o *Obj) groupReader(l placement.Layout, g int, pick uint64) (dest, error) {
+	grp := l.Group(g)
+	var ok []placement.Shard
+	for _, s := range grp {
+		if !s.Rebuilding {
+			ok = append(ok, s)
+		}
+	}
+	if len(ok) == 0 {
+		return dest{}, daoserr.Newf(daoserr.DataLoss, "object %s group %d: no shard holding its data is in service (pool map version %d)", o.OID, g, l.Version).
+			WithResolution("bring the failed ranks back (dmg system start, dmg pool reintegrate); class %s survives %d failures", o.OID.Class(), o.OID.Redun().FaultTolerance())
+	}
+	return dest{ok[pick%uint64(len(ok))], l.Version}, nil
 }
 
 func (o *Obj) ioReq(dkey []byte, iods []IOD, epoch uint64) (*enginepb.ObjIOReq, error) {
@@ -177,7 +206,11 @@ func (o *Obj) update(ctx context.Context, flags CondFlags, dkey []byte, iods []I
 		return 0, err
 	}
 	m.Flags = uint32(flags)
-	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjUpdate, m, bulk, nil)
+	var rep rpc.Reply
+	err = o.placed(ctx, func(ctx context.Context, l placement.Layout) (err error) {
+		rep, err = o.rpc(ctx, o.writeShard(l, dkey), enginepb.OpObjUpdate, m, bulk, nil)
+		return err
+	})
 	if err != nil {
 		return 0, daoserr.Context(err, "dkey %q", dkey)
 	}
@@ -220,7 +253,15 @@ func (o *Obj) fetchAt(ctx context.Context, epoch uint64, flags CondFlags, dkey [
 		return nil, err
 	}
 	m.Flags = uint32(flags)
-	rep, err := o.rpc(ctx, o.shard(dkey), enginepb.OpObjFetch, m, nil, recv)
+	var rep rpc.Reply
+	err = o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
+		d, err := o.readShard(l, dkey)
+		if err != nil {
+			return err
+		}
+		rep, err = o.rpc(ctx, d, enginepb.OpObjFetch, m, nil, recv)
+		return err
+	})
 	if err != nil {
 		return nil, daoserr.Context(err, "dkey %q", dkey)
 	}
@@ -238,13 +279,6 @@ func (o *Obj) fetchAt(ctx context.Context, epoch uint64, flags CondFlags, dkey [
 	return out, nil
 }
 
-// pool map state kept on the Pool.
-type poolMapState struct {
-	mapOnce sync.Once
-	pmap    *placement.PoolMap
-	pmapErr error
-}
-
 // uuidBytes is a UUID string's 16 bytes (the records' UUIDs are canonical).
 func uuidBytes(s string) []byte {
 	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
@@ -256,17 +290,19 @@ func uuidBytes(s string) []byte {
 
 // target is where the engine of rank is served.
 func (c *Cont) target(rank uint32) (string, error) {
-	for _, m := range c.Pool.Members {
-		if m.Rank == rank {
-			return m.FabricAddr, nil
-		}
+	cm, err := c.Pool.currentMap()
+	if err != nil {
+		return "", err
 	}
-	return "", daoserr.Newf(daoserr.Unreach, "rank %d is not in the pool map", rank)
+	if a := cm.addr[rank]; a != "" {
+		return a, nil
+	}
+	return "", daoserr.Newf(daoserr.Unreach, "rank %d is not in the pool map (version %d)", rank, cm.pm.Version())
 }
 
 // rpc sends one request, with its bulk, to the target of shard s, reading the
 // reply's bulk into recv.
-func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
+func (o *Obj) rpc(ctx context.Context, s dest, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
 	rep, err := o.cont.rpc(ctx, s, op, m, send, recv)
 	if err != nil {
 		return rep, daoserr.Context(err, "object %s", o.OID)
@@ -276,7 +312,7 @@ func (o *Obj) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Mes
 
 // rpc sends one request of the container handle to the target of shard s
 // with the handle's capability, renewing it once if it has expired.
-func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
+func (c *Cont) rpc(ctx context.Context, s dest, op uint16, m proto.Message, send, recv [][]byte) (rpc.Reply, error) {
 	if err := c.usable(); err != nil {
 		return rpc.Reply{}, err
 	}
@@ -290,7 +326,7 @@ func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 	}
 	for attempt := 0; ; attempt++ {
 		capb := c.capBytes()
-		hdr, err := withCap(m, capb)
+		hdr, err := withCap(m, capb, s.ver)
 		if err != nil {
 			return rpc.Reply{}, err
 		}
@@ -321,13 +357,13 @@ func (c *Cont) rpc(ctx context.Context, s placement.Shard, op uint16, m proto.Me
 
 // send sends a request without bulk to the target of shard s and decodes
 // the reply's header into reply (if not nil).
-func (o *Obj) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
+func (o *Obj) send(ctx context.Context, s dest, op uint16, m proto.Message, reply proto.Message) error {
 	rep, err := o.rpc(ctx, s, op, m, nil, nil)
 	return decodeReply(rep, err, reply)
 }
 
 // send is Obj.send for the container handle's own requests.
-func (c *Cont) send(ctx context.Context, s placement.Shard, op uint16, m proto.Message, reply proto.Message) error {
+func (c *Cont) send(ctx context.Context, s dest, op uint16, m proto.Message, reply proto.Message) error {
 	rep, err := c.rpc(ctx, s, op, m, nil, nil)
 	return decodeReply(rep, err, reply)
 }
@@ -344,14 +380,24 @@ func decodeReply(rep rpc.Reply, err error, reply proto.Message) error {
 
 // punch sends one punch and notes its epoch (transactions opened later by
 // this client read at or after it).
-func (o *Obj) punch(ctx context.Context, s placement.Shard, req *enginepb.ObjPunchReq) error {
+// to: the leader of group g.
+func (o *Obj) punch(ctx context.Context, g int, req *enginepb.ObjPunchReq) error {
 	var rep enginepb.ObjUpdateRep
-	if err := o.send(ctx, s, enginepb.OpObjPunch, req, &rep); err != nil {
+	err := o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
+		return o.send(ctx, o.groupLeader(l, g), enginepb.OpObjPunch, req, &rep)
+	})
+	if err != nil {
 		return err
 	}
 	o.cont.Pool.sawEpoch(rep.Epoch)
 	return nil
 }
+
+// groups is how many redundancy groups the object has.
+func (o *Obj) groups() int { return o.OID.Groups() }
+
+// dkeyGroup is the group holding dkey.
+func (o *Obj) dkeyGroup(dkey []byte) int { return placement.DkeyGroupOf(o.OID, dkey) }
 
 func (o *Obj) punchReq(flags CondFlags) (*enginepb.ObjPunchReq, error) {
 	if err := checkCond(o.OID, "punch", flags, CondPunch); err != nil {
@@ -373,8 +419,8 @@ func (o *Obj) PunchCond(ctx context.Context, flags CondFlags) error {
 		return err
 	}
 	missing := 0
-	for g := range o.layout.Groups {
-		err := o.punch(ctx, o.layout.Group(g)[0], req)
+	for g := range o.groups() {
+		err := o.punch(ctx, g, req)
 		if flags&CondPunch != 0 && daoserr.Is(err, daoserr.Nonexist) {
 			missing++
 			continue
@@ -383,7 +429,7 @@ func (o *Obj) PunchCond(ctx context.Context, flags CondFlags) error {
 			return err
 		}
 	}
-	if missing == o.layout.Groups {
+	if missing == o.groups() {
 		return daoserr.Newf(daoserr.Nonexist, "conditional punch of object %s: it does not exist", o.OID)
 	}
 	return nil
@@ -416,7 +462,7 @@ func (o *Obj) PunchDkeysCond(ctx context.Context, flags CondFlags, dkeys [][]byt
 			return err
 		}
 		req.Dkeys = ds
-		if err := o.punch(ctx, o.layout.Group(g)[0], req); err != nil {
+		if err := o.punch(ctx, g, req); err != nil {
 			return err
 		}
 	}
@@ -447,7 +493,7 @@ func (o *Obj) PunchAkeysCond(ctx context.Context, flags CondFlags, dkey []byte, 
 		return err
 	}
 	req.Dkey, req.Akeys = dkey, akeys
-	return o.punch(ctx, o.shard(dkey), req)
+	return o.punch(ctx, o.dkeyGroup(dkey), req)
 }
 
 // Anchor is where a listing continues; the zero value starts it, and EOF says
@@ -470,7 +516,7 @@ func (o *Obj) listDkeysAt(ctx context.Context, epoch uint64, anchor *Anchor, max
 	for !anchor.EOF && len(out) < max {
 		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
-		if err := o.send(ctx, o.layout.Group(anchor.group)[0], enginepb.OpObjList, req, &rep); err != nil {
+		if err := o.readGroup(ctx, anchor.group, 0, enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
 		}
 		out = append(out, rep.Keys...)
@@ -479,7 +525,7 @@ func (o *Obj) listDkeysAt(ctx context.Context, epoch uint64, anchor *Anchor, max
 		}
 		if rep.Eof {
 			anchor.group, anchor.key = anchor.group+1, nil
-			anchor.EOF = anchor.group == o.layout.Groups
+			anchor.EOF = anchor.group == o.groups()
 		}
 	}
 	return out, nil
@@ -499,7 +545,7 @@ func (o *Obj) listAkeysAt(ctx context.Context, epoch uint64, dkey []byte, anchor
 	for !anchor.EOF && len(out) < max {
 		req := &enginepb.ObjListReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: epoch, Dkey: dkey, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRep
-		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjList, req, &rep); err != nil {
+		if err := o.readDkey(ctx, dkey, enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
 		}
 		out = append(out, rep.Keys...)
@@ -509,4 +555,27 @@ func (o *Obj) listAkeysAt(ctx context.Context, epoch uint64, dkey []byte, anchor
 		anchor.EOF = rep.Eof
 	}
 	return out, nil
+}
+
+// readGroup sends a read without bulk to a readable shard of group g (the
+// pick-th), placing it again while the map changes (see placed).
+func (o *Obj) readGroup(ctx context.Context, g int, pick uint64, op uint16, m, reply proto.Message) error {
+	return o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
+		d, err := o.groupReader(l, g, pick)
+		if err != nil {
+			return err
+		}
+		return o.send(ctx, d, op, m, reply)
+	})
+}
+
+// readDkey is readGroup for the group and replica that serve dkey.
+func (o *Obj) readDkey(ctx context.Context, dkey []byte, op uint16, m, reply proto.Message) error {
+	return o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
+		d, err := o.readShard(l, dkey)
+		if err != nil {
+			return err
+		}
+		return o.send(ctx, d, op, m, reply)
+	})
 }

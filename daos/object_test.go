@@ -9,7 +9,9 @@ import (
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/testsys/inproc"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestObjectIO: S-class objects through placement to the engines' targets:
@@ -151,10 +153,65 @@ func TestObjectIO(t *testing.T) {
 			t.Fatalf("after punching the object: %d dkeys", len(got))
 		}
 	})
-	t.Run("replicated classes are not served yet", func(t *testing.T) {
+	t.Run("RP_2G1 writes reach every replica", func(t *testing.T) {
 		oid := placement.MakeOID(7, 0, placement.RP2G1, placement.OTMultiHashed)
-		if _, err := h.Obj(oid); !daoserr.Is(err, daoserr.NoSys) || !strings.Contains(err.Error(), "S class") {
-			t.Fatalf("RP_2G1: %v", err)
+		o, err := h.Obj(oid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := o.currentLayout()
+		if err != nil || len(l.Shards) != 2 || l.Shards[0] == l.Shards[1] {
+			t.Fatalf("layout %+v: %v", l, err)
+		}
+		iods := []IOD{{Akey: []byte("a"), Type: Single, Size: 5}}
+		for i := range 10 {
+			dkey := []byte(fmt.Sprintf("d%d", i))
+			if _, err := o.Update(ctx, dkey, iods, [][]byte{[]byte(fmt.Sprintf("val-%d", i))}); err != nil {
+				t.Fatal(err)
+			}
+			// each replica holds it: read it from each shard in turn
+			for _, s := range l.Shards {
+				m, _ := o.ioReq(dkey, iods, 0)
+				got := make([]byte, 5)
+				if _, err := o.rpc(ctx, dest{s, l.Version}, enginepb.OpObjFetch, m, nil, [][]byte{got}); err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != fmt.Sprintf("val-%d", i) {
+					t.Fatalf("dkey %s on rank %d target %d: %q", dkey, s.Rank, s.Target, got)
+				}
+			}
+		}
+		// a conditional insert of an existing dkey fails and writes nothing
+		if _, err := o.UpdateCond(ctx, CondDkeyInsert, []byte("d1"), iods, [][]byte{[]byte("xxxxx")}); !daoserr.Is(err, daoserr.Exist) {
+			t.Fatalf("insert over an existing dkey: %v", err)
+		}
+		for _, s := range l.Shards {
+			m, _ := o.ioReq([]byte("d1"), iods, 0)
+			got := make([]byte, 5)
+			if _, err := o.rpc(ctx, dest{s, l.Version}, enginepb.OpObjFetch, m, nil, [][]byte{got}); err != nil || string(got) != "val-1" {
+				t.Fatalf("after a failed insert, rank %d target %d holds %q (%v)", s.Rank, s.Target, got, err)
+			}
+		}
+		if err := o.PunchDkeys(ctx, [][]byte{[]byte("d2")}); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range l.Shards {
+			m, _ := o.ioReq([]byte("d2"), iods, 0)
+			got := make([]byte, 5)
+			rep, err := o.rpc(ctx, dest{s, l.Version}, enginepb.OpObjFetch, m, nil, [][]byte{got})
+			var r enginepb.ObjFetchRep
+			if err == nil {
+				proto.Unmarshal(rep.Header, &r)
+			}
+			if err != nil || r.Results[0].Size != 0 {
+				t.Fatalf("punched dkey on rank %d target %d: size %d (%v)", s.Rank, s.Target, r.Results[0].Size, err)
+			}
+		}
+	})
+	t.Run("erasure-coded classes are not served yet", func(t *testing.T) {
+		oid := placement.MakeOID(8, 0, placement.EC2P1G1, placement.OTMultiHashed)
+		if _, err := h.Obj(oid); !daoserr.Is(err, daoserr.NoSys) {
+			t.Fatalf("EC_2P1G1: %v", err)
 		}
 	})
 }

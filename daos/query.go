@@ -99,15 +99,15 @@ func (o *Obj) QueryKey(ctx context.Context, flags QueryFlags, dkey, akey []byte)
 	req := &enginepb.ObjQueryReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Flags: uint32(flags), Dkey: dkey, Akey: akey}
 	if flags&GetDkey == 0 {
 		var rep enginepb.ObjQueryRep
-		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjQuery, req, &rep); err != nil {
+		if err := o.readDkey(ctx, dkey, enginepb.OpObjQuery, req, &rep); err != nil {
 			return QueryResult{}, err
 		}
 		return queryResult(&rep), nil
 	}
-	reps := make([]*enginepb.ObjQueryRep, o.layout.Groups)
-	err := forEach(ctx, o.layout.Groups, func(ctx context.Context, g int) error {
+	reps := make([]*enginepb.ObjQueryRep, o.groups())
+	err := forEach(ctx, o.groups(), func(ctx context.Context, g int) error {
 		var rep enginepb.ObjQueryRep
-		err := o.send(ctx, o.layout.Group(g)[0], enginepb.OpObjQuery, req, &rep)
+		err := o.readGroup(ctx, g, 0, enginepb.OpObjQuery, req, &rep)
 		if daoserr.Is(err, daoserr.Nonexist) {
 			return nil // nothing on this shard
 		}
@@ -131,7 +131,7 @@ func (o *Obj) QueryKey(ctx context.Context, flags QueryFlags, dkey, akey []byte)
 		}
 	}
 	if best == nil {
-		return QueryResult{}, daoserr.Newf(daoserr.Nonexist, "query object %s: none of its %d shards holds what was asked", o.OID, o.layout.Groups)
+		return QueryResult{}, daoserr.Newf(daoserr.Nonexist, "query object %s: none of its %d shards holds what was asked", o.OID, o.groups())
 	}
 	return queryResult(best), nil
 }
@@ -214,7 +214,7 @@ func (o *Obj) ListRecx(ctx context.Context, dkey, akey []byte, anchor *Anchor, m
 	for !anchor.EOF && len(out) < max {
 		req := &enginepb.ObjListRecxReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Dkey: dkey, Akey: akey, Anchor: anchor.key, Max: uint32(max - len(out))}
 		var rep enginepb.ObjListRecxRep
-		if err := o.send(ctx, o.shard(dkey), enginepb.OpObjListRecx, req, &rep); err != nil {
+		if err := o.readDkey(ctx, dkey, enginepb.OpObjListRecx, req, &rep); err != nil {
 			return out, rsize, err
 		}
 		for _, x := range rep.Recxs {
@@ -263,7 +263,7 @@ func (c *Cont) ListObjects(ctx context.Context, anchor *Anchor, max int) ([]OID,
 	}
 	var tgts []placement.Target
 	for _, t := range pm.Targets() {
-		if t.State == placement.TargetUp {
+		if t.State.Placed() {
 			tgts = append(tgts, t)
 		}
 	}
@@ -273,7 +273,7 @@ func (c *Cont) ListObjects(ctx context.Context, anchor *Anchor, max int) ([]OID,
 	err = forEach(ctx, len(tgts), func(ctx context.Context, i int) error {
 		req := &enginepb.ObjListObjsReq{Pool: pool, Cont: cont, Anchor: anchor.key, Max: uint32(page)}
 		var rep enginepb.ObjListObjsRep
-		if err := c.send(ctx, placement.Shard{Rank: tgts[i].Rank, Target: tgts[i].Index}, enginepb.OpObjListObjs, req, &rep); err != nil {
+		if err := c.send(ctx, dest{placement.Shard{Rank: tgts[i].Rank, Target: tgts[i].Index}, pm.Version()}, enginepb.OpObjListObjs, req, &rep); err != nil {
 			return daoserr.Context(err, "list objects of container %s", c.Info.GetLabel())
 		}
 		if !rep.Eof && len(rep.Oids) == 0 {

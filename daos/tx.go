@@ -58,6 +58,11 @@ type Tx struct {
 	reads    map[placement.Shard][]*enginepb.TxKey
 	writes   map[placement.Shard]*txPart
 	order    []placement.Shard // shards in the order first written, for stable commits
+	// ver is the pool map version the transaction's shards were placed
+	// with; mapChanged says a later operation met another: the transaction
+	// must restart, placed again with one map.
+	ver        uint32
+	mapChanged bool
 }
 
 type txState int
@@ -112,6 +117,7 @@ func (tx *Tx) begin(ctx context.Context) error {
 	}
 	tx.epoch, tx.state = epoch, txOpen
 	tx.reads, tx.writes, tx.order = map[placement.Shard][]*enginepb.TxKey{}, map[placement.Shard]*txPart{}, nil
+	tx.ver, tx.mapChanged = 0, false
 	return nil
 }
 
@@ -123,7 +129,7 @@ func (p *Pool) clockNow(ctx context.Context, c *Cont) (uint64, error) {
 	var last error
 	for _, m := range p.Members {
 		var rep enginepb.ObjUpdateRep
-		err := c.send(ctx, placement.Shard{Rank: m.Rank}, enginepb.OpEpochQuery, &enginepb.EpochSyncReq{}, &rep)
+		err := c.send(ctx, dest{Shard: placement.Shard{Rank: m.Rank}}, enginepb.OpEpochQuery, &enginepb.EpochSyncReq{}, &rep)
 		if err == nil {
 			return max(rep.Epoch, p.seen.Load()), nil
 		}
@@ -162,12 +168,34 @@ func (tx *Tx) usable(writing bool) error {
 	return tx.cont.usable()
 }
 
-// noteRead remembers a dkey read (nil: the object's dkeys were listed).
-func (tx *Tx) noteRead(o *Obj, s placement.Shard, dkey []byte) {
-	if tx.readOnly {
-		return
+// layout is o's current layout, noting its map version: a transaction's
+// parts are placed with one map.
+func (tx *Tx) layout(o *Obj) (placement.Layout, error) {
+	l, err := o.currentLayout()
+	if err != nil {
+		return l, err
 	}
+	if tx.ver == 0 {
+		tx.ver = l.Version
+	} else if tx.ver != l.Version {
+		tx.mapChanged = true
+	}
+	return l, nil
+}
+
+// noteRead remembers a dkey read in group g (dkey nil: the object's dkeys
+// were listed), for the group's leader to check at commit.
+func (tx *Tx) noteRead(o *Obj, g int, dkey []byte) error {
+	if tx.readOnly {
+		return nil
+	}
+	l, err := tx.layout(o)
+	if err != nil {
+		return err
+	}
+	s := o.groupLeader(l, g).Shard
 	tx.reads[s] = append(tx.reads[s], &enginepb.TxKey{Oid: o.oid, Dkey: dkey})
+	return nil
 }
 
 // Fetch reads iods under dkey at the transaction's epoch.
@@ -182,7 +210,7 @@ func (tx *Tx) Fetch(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls [
 	}
 	res, err := o.fetchAt(ctx, tx.epoch, 0, dkey, iods, sgls)
 	if err == nil {
-		tx.noteRead(o, o.shard(dkey), dkey)
+		err = tx.noteRead(o, o.dkeyGroup(dkey), dkey)
 	}
 	return res, err
 }
@@ -195,9 +223,9 @@ func (tx *Tx) ListDkeys(ctx context.Context, o *Obj, anchor *Anchor, max int) ([
 		return nil, err
 	}
 	keys, err := o.listDkeysAt(ctx, tx.epoch, anchor, max)
-	if err == nil {
-		for g := range o.layout.Groups {
-			tx.noteRead(o, o.layout.Group(g)[0], nil)
+	for g := range o.groups() {
+		if err == nil {
+			err = tx.noteRead(o, g, nil)
 		}
 	}
 	return keys, err
@@ -212,21 +240,29 @@ func (tx *Tx) ListAkeys(ctx context.Context, o *Obj, dkey []byte, anchor *Anchor
 	}
 	keys, err := o.listAkeysAt(ctx, tx.epoch, dkey, anchor, max)
 	if err == nil {
-		tx.noteRead(o, o.shard(dkey), dkey)
+		err = tx.noteRead(o, o.dkeyGroup(dkey), dkey)
 	}
 	return keys, err
 }
 
-// add buffers a write for the shard that holds it.
-func (tx *Tx) add(s placement.Shard, w *enginepb.TxWrite, bufs [][]byte) {
-	part := tx.writes[s]
-	if part == nil {
-		part = &txPart{}
-		tx.writes[s] = part
-		tx.order = append(tx.order, s)
+// add buffers a write for every shard of group g of o (each replica takes
+// part in the commit).
+func (tx *Tx) add(o *Obj, g int, w *enginepb.TxWrite, bufs [][]byte) error {
+	l, err := tx.layout(o)
+	if err != nil {
+		return err
 	}
-	part.writes = append(part.writes, w)
-	part.bulk = append(part.bulk, bufs...)
+	for _, s := range l.Group(g) {
+		part := tx.writes[s]
+		if part == nil {
+			part = &txPart{}
+			tx.writes[s] = part
+			tx.order = append(tx.order, s)
+		}
+		part.writes = append(part.writes, w)
+		part.bulk = append(part.bulk, bufs...)
+	}
+	return nil
 }
 
 // Update buffers an update of iods under dkey; the caller's buffers must
@@ -249,8 +285,7 @@ func (tx *Tx) Update(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls 
 			return daoserr.Newf(daoserr.IOInval, "update object %s dkey %q akey %q: buffer of %d bytes, the IOD describes %d", o.OID, dkey, d.Akey, len(sgls[i]), want)
 		}
 	}
-	tx.add(o.shard(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Iods: m.Iods}, sgls)
-	return nil
+	return tx.add(o, o.dkeyGroup(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Iods: m.Iods}, sgls)
 }
 
 // iodSize is how many bytes an IOD's values take.
@@ -272,8 +307,10 @@ func (tx *Tx) Punch(ctx context.Context, o *Obj) error {
 	if err := tx.usable(true); err != nil {
 		return err
 	}
-	for g := range o.layout.Groups {
-		tx.add(o.layout.Group(g)[0], &enginepb.TxWrite{Oid: o.oid, Punch: true}, nil)
+	for g := range o.groups() {
+		if err := tx.add(o, g, &enginepb.TxWrite{Oid: o.oid, Punch: true}, nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -291,7 +328,9 @@ func (tx *Tx) PunchDkeys(ctx context.Context, o *Obj, dkeys [][]byte) error {
 		}
 	}
 	for _, d := range dkeys {
-		tx.add(o.shard(d), &enginepb.TxWrite{Oid: o.oid, Dkey: d, Punch: true}, nil)
+		if err := tx.add(o, o.dkeyGroup(d), &enginepb.TxWrite{Oid: o.oid, Dkey: d, Punch: true}, nil); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -306,8 +345,7 @@ func (tx *Tx) PunchAkeys(ctx context.Context, o *Obj, dkey []byte, akeys [][]byt
 	if len(dkey) == 0 || len(akeys) == 0 {
 		return daoserr.Newf(daoserr.Inval, "punch object %s: give a dkey and akeys", o.OID)
 	}
-	tx.add(o.shard(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Akeys: akeys, Punch: true}, nil)
-	return nil
+	return tx.add(o, o.dkeyGroup(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Akeys: akeys, Punch: true}, nil)
 }
 
 // Commit makes the transaction's writes visible, all at one epoch, or
@@ -324,7 +362,17 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		tx.state = txCommitted
 		return nil
 	}
+	if tx.mapChanged {
+		tx.state = txAborted
+		return daoserr.Newf(daoserr.TxRestart, "commit transaction in container %s: the pool map changed while it ran", tx.cont.Info.GetLabel()).
+			WithResolution("restart it (Restart): its operations are placed again with the new map")
+	}
 	committed, err := tx.commit(ctx)
+	if daoserr.Is(err, daoserr.Stale) && !committed {
+		// refused at prepare, before anything was applied: placed again on restart
+		tx.cont.Pool.refreshMap(ctx, tx.ver)
+		err = daoserr.Wrap(daoserr.TxRestart, err, "the pool map changed")
+	}
 	tx.state = txAborted
 	if committed {
 		tx.state = txCommitted
@@ -360,7 +408,7 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 	if len(tx.order) == 1 {
 		s := tx.order[0]
 		var rep enginepb.TxPrepareRep
-		r, err := c.rpc(ctx, s, enginepb.OpTxPrepare, tx.prepareReq(s, true), tx.writes[s].bulk, nil)
+		r, err := c.rpc(ctx, dest{s, tx.ver}, enginepb.OpTxPrepare, tx.prepareReq(s, true), tx.writes[s].bulk, nil)
 		if err = decodeReply(r, err, &rep); err != nil {
 			return false, outcome(err)
 		}
@@ -381,7 +429,7 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 		m := tx.prepareReq(s, false)
 		m.Coordinator, m.CoordAddr, m.CoordTarget = s == coord, coordAddr, coord.Target
 		var rep enginepb.TxPrepareRep
-		r, err := c.rpc(ctx, s, enginepb.OpTxPrepare, m, tx.writes[s].bulk, nil)
+		r, err := c.rpc(ctx, dest{s, tx.ver}, enginepb.OpTxPrepare, m, tx.writes[s].bulk, nil)
 		if err = decodeReply(r, err, &rep); err == nil {
 			mu.Lock()
 			commitEpoch = max(commitEpoch, rep.Epoch)
@@ -404,7 +452,9 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 	finish := func(s placement.Shard, abort bool) error {
 		m := &enginepb.TxCommitReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Txid: tx.id[:],
 			Epoch: commitEpoch, Abort: abort, Coordinator: s == coord}
-		return c.send(ctx, s, enginepb.OpTxCommit, m, nil)
+		// no map version: a part prepared is committed or aborted whatever
+		// the map has become meanwhile
+		return c.send(ctx, dest{Shard: s}, enginepb.OpTxCommit, m, nil)
 	}
 	abortAll := func() {
 		for _, s := range sent {
@@ -454,7 +504,7 @@ const txCommitTimeout = time.Minute
 // connection lost, a time-out) into one that does not say to restart: the
 // transaction may have committed.
 func outcome(err error) error {
-	if daoserr.Is(err, daoserr.TxRestart) || daoserr.Is(err, daoserr.NoPerm) || daoserr.Is(err, daoserr.Inval) ||
+	if daoserr.Is(err, daoserr.TxRestart) || daoserr.Is(err, daoserr.Stale) || daoserr.Is(err, daoserr.NoPerm) || daoserr.Is(err, daoserr.Inval) ||
 		daoserr.Is(err, daoserr.NoHdl) || daoserr.Is(err, daoserr.Busy) || daoserr.Is(err, daoserr.IOInval) {
 		return err // refused before anything was applied
 	}

@@ -164,3 +164,59 @@ func (c *Client) ContSetOwner(ctx context.Context, pool, cont, user, group strin
 		fmt.Fprintf(w, "Successfully set owner of container %s to %s, group %s\n", ct.Label, ct.Owner, ct.Group)
 	})
 }
+
+// PoolTargets excludes, drains or reintegrates targets of a rank in a pool
+// (dmg pool exclude|drain|reintegrate): op names which. No targets: all of
+// the rank's.
+func (c *Client) PoolTargets(ctx context.Context, op, pool string, rank uint32, targets []uint32) error {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+		return c.ctl.PoolTargets(ctx, &ctlpb.PoolTargetsReq{Id: pool, Op: op, Rank: rank, Targets: targets})
+	})
+	what := fmt.Sprintf("pool %s %s rank %d", op, pool, rank)
+	if err = ctlclient.Err(err, resp.GetError(), what); err != nil {
+		return c.print(nil, err, nil)
+	}
+	return c.printPoolMap(op, resp.Pool)
+}
+
+// PoolExtend adds ranks to a pool (dmg pool extend).
+func (c *Client) PoolExtend(ctx context.Context, pool string, ranks []uint32) error {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+		return c.ctl.PoolExtend(ctx, &ctlpb.PoolExtendReq{Id: pool, Ranks: ranks})
+	})
+	if err = ctlclient.Err(err, resp.GetError(), "pool extend "+pool); err != nil {
+		return c.print(nil, err, nil)
+	}
+	return c.printPoolMap("extend", resp.Pool)
+}
+
+func (c *Client) printPoolMap(op string, p *ctlpb.Pool) error {
+	out := map[string]any{"uuid": p.Uuid, "label": p.Label, "map_version": p.MapVersion, "disabled_targets": p.DisabledTargets}
+	return c.print(out, nil, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: pool %s is at map version %d\n", op, p.Label, p.MapVersion)
+		printDisabled(w, p)
+	})
+}
+
+// printDisabled lists a pool's targets that are not UPIN.
+func printDisabled(w io.Writer, p *ctlpb.Pool) {
+	if len(p.DisabledTargets) == 0 {
+		fmt.Fprintln(w, "All targets are UPIN.")
+		return
+	}
+	fmt.Fprintf(w, "Targets not UPIN (rank:target state): %s\n", strings.Join(p.DisabledTargets, ", "))
+}
+
+// SystemExclude marks ranks excluded, taking their targets out of every
+// pool, or with clear lets excluded ranks join again (dmg system
+// exclude|clear-exclude).
+func (c *Client) SystemExclude(ctx context.Context, ranks []uint32, clear bool) error {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.SystemRanksResp, error) {
+		return c.ctl.SystemExclude(ctx, &ctlpb.SystemExcludeReq{Ranks: ranks, Clear: clear})
+	})
+	what := "system exclude"
+	if clear {
+		what = "system clear-exclude"
+	}
+	return c.printRanks(what, resp, err)
+}

@@ -216,7 +216,8 @@ func (c *Client) PoolCreate(ctx context.Context, o PoolCreateOptions) error {
 func poolJSON(p *ctlpb.Pool) map[string]any {
 	n := uint64(p.Targets)
 	return map[string]any{"uuid": p.Uuid, "label": p.Label, "state": p.State, "svc_reps": p.Ranks, "tgt_ranks": p.Ranks,
-		"tier_bytes": []uint64{p.TgtScm * n, p.TgtNvme * n}, "total_targets": p.Targets}
+		"tier_bytes": []uint64{p.TgtScm * n, p.TgtNvme * n}, "total_targets": p.Targets,
+		"disabled_targets": len(p.DisabledTargets), "map_version": p.MapVersion}
 }
 
 // PoolList prints every pool.
@@ -261,7 +262,10 @@ func (c *Client) PoolQuery(ctx context.Context, id string) error {
 		{"media_type": "nvme", "total": nvmeTotal, "free": nvmeTotal - min(nvmeTotal, resp.NvmeUsed)},
 	}
 	return c.print(out, nil, func(w io.Writer) {
-		fmt.Fprintf(w, "Pool %s, ntarget=%d, disabled=0, state=%s\n", p.Uuid, p.Targets, titleCase(p.State))
+		fmt.Fprintf(w, "Pool %s, ntarget=%d, disabled=%d, state=%s, map version=%d\n", p.Uuid, p.Targets, len(p.DisabledTargets), titleCase(p.State), p.MapVersion)
+		if len(p.DisabledTargets) > 0 {
+			printDisabled(w, p)
+		}
 		fmt.Fprintln(w, "Pool space info:")
 		fmt.Fprintf(w, "- Target count:%d\n", p.Targets)
 		for i, t := range []struct {

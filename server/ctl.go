@@ -209,9 +209,15 @@ var labelRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,127}$`)
 // DefaultTierRatio is the SCM share of a pool created with a total size (DAOS: 6%).
 const DefaultTierRatio = 6
 
+// poolPB is p on the wire; targets 0 counts the targets of its map.
 func poolPB(p mgmt.Pool, targets uint32) *ctlpb.Pool {
+	if targets == 0 {
+		for _, r := range p.Map {
+			targets += uint32(len(r.States))
+		}
+	}
 	return &ctlpb.Pool{Uuid: p.UUID, Label: p.Label, State: p.State, Ranks: p.Ranks, TgtScm: p.TgtScm, TgtNvme: p.TgtNvme,
-		Targets: targets, Owner: p.Owner, Group: p.Group, Props: p.Props}
+		Targets: targets, Owner: p.Owner, Group: p.Group, Props: p.Props, MapVersion: p.MapVersion, DisabledTargets: disabledTargets(p)}
 }
 
 func (c *ctlService) PoolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (*ctlpb.PoolCreateResp, error) {
@@ -221,6 +227,9 @@ func (c *ctlService) PoolCreate(ctx context.Context, req *ctlpb.PoolCreateReq) (
 	p, targets, err := c.poolCreate(ctx, req)
 	if err != nil {
 		return &ctlpb.PoolCreateResp{Error: ctlclient.FromError(err)}, nil
+	}
+	if q, err := c.s.ms.FindPool(p.UUID); err == nil {
+		c.pushPoolMap(ctx, q) // the engines need it for the first I/O; without it they ask
 	}
 	return &ctlpb.PoolCreateResp{Pool: poolPB(p, targets)}, nil
 }
@@ -529,7 +538,7 @@ func (c *ctlService) PoolDestroy(ctx context.Context, req *ctlpb.PoolReq) (*ctlp
 	if err := c.s.ms.SetPoolState(p.UUID, mgmt.PoolDestroying); err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
-	ranks, err := c.poolRanks(p.Ranks)
+	ranks, err := c.livePoolRanks(p)
 	if err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
@@ -574,7 +583,7 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 		}
 	}
-	ranks, err := c.poolRanks(p.Ranks)
+	ranks, err := c.livePoolRanks(p)
 	if err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}

@@ -199,7 +199,7 @@ func (s *Server) runEngine(re *runningEngine) error {
 	log := s.log.With("engine", re.idx)
 	eng, err := engine.Open(engine.Options{Rank: uint32(re.idx), Targets: ec.Targets, ScmDir: re.scm, BdevDir: re.bdev,
 		WorkersPerTarget: max(2, ec.NrXsHelpers), Logger: log, ClientOps: s.ctl.clientOps(), Caps: s.transport.capVerifier(),
-		Seal: s.transport.seal})
+		Seal: s.transport.seal, PoolMap: s.ctl.poolMapFor})
 	if err != nil {
 		l.Close()
 		return daoserr.Context(err, "start engine %d", re.idx)

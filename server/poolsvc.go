@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -230,25 +231,20 @@ func (c *ctlService) PoolConnect(ctx context.Context, req *ctlpb.PoolConnectReq)
 		if err != nil {
 			return nil, err
 		}
-		ranks, err := c.poolRanks(p.Ranks)
-		if err != nil {
+		if _, err := c.livePoolRanks(p); err != nil {
 			return nil, daoserr.Context(err, "connect to pool %s", p.Label)
 		}
 		members, _, err := c.s.ms.Members()
 		if err != nil {
 			return nil, err
 		}
-		resp := &ctlpb.PoolConnectResp{Handle: newUUID(), Perms: have.String(), MapVersion: p.MapVersion}
-		var ntgt uint32
-		for _, r := range ranks {
-			ntgt += r.targets
-			for _, m := range members {
-				if m.Rank == r.rank {
-					resp.Members = append(resp.Members, memberPB(m))
-				}
+		resp := &ctlpb.PoolConnectResp{Handle: newUUID(), Perms: have.String(), MapVersion: p.MapVersion, PoolMap: poolMapPB(p, members)}
+		for _, m := range members {
+			if slices.Contains(p.Ranks, m.Rank) {
+				resp.Members = append(resp.Members, memberPB(m))
 			}
 		}
-		resp.Pool = poolPB(p, ntgt)
+		resp.Pool = poolPB(p, 0)
 		c.s.log.Info("pool connect", "pool", p.Label, "user", auth.Who(tok), "mode", rule.mode, "perms", have.String())
 		return resp, nil
 	})
@@ -356,7 +352,7 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 		if err != nil {
 			return nil, daoserr.Context(err, "container %s", cont.Label)
 		}
-		ranks, err := c.poolRanks(p.Ranks)
+		ranks, err := c.livePoolRanks(p)
 		if err != nil {
 			return nil, daoserr.Context(err, "create container %s in pool %s", cont.Label, p.Label)
 		}
@@ -530,7 +526,7 @@ func (c *ctlService) ContDestroy(ctx context.Context, req *ctlpb.ContReq) (*ctlp
 			return nil, denied(tok, fmt.Sprintf("destroy container %s/%s", p.Label, ct.Label), contHave, security.PermDelete,
 				fmt.Sprintf("the container's owner can grant it: daos cont update-acl %s %s --entry A::%s@:d", p.Label, ct.Label, tok.User))
 		}
-		ranks, err := c.poolRanks(p.Ranks)
+		ranks, err := c.livePoolRanks(p)
 		if err != nil {
 			return nil, daoserr.Context(err, "destroy container %s/%s", p.Label, ct.Label)
 		}
@@ -784,6 +780,7 @@ func (c *ctlService) GetAttachInfo(ctx context.Context, req *ctlpb.AttachInfoReq
 func (c *ctlService) clientOps() map[uint16]rpc.Handler {
 	return map[uint16]rpc.Handler{
 		enginepb.OpSvcPoolConnect: svcOp(c, func() *ctlpb.PoolConnectReq { return &ctlpb.PoolConnectReq{} }, c.PoolConnect),
+		enginepb.OpSvcPoolMap:     svcOp(c, func() *ctlpb.PoolReq { return &ctlpb.PoolReq{} }, c.PoolMapQuery),
 		enginepb.OpSvcContCreate:  svcOp(c, func() *ctlpb.ContCreateReq { return &ctlpb.ContCreateReq{} }, c.ContCreate),
 		enginepb.OpSvcContOpen:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContOpen),
 		enginepb.OpSvcContList:    svcOp(c, func() *ctlpb.ContReq { return &ctlpb.ContReq{} }, c.ContList),

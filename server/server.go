@@ -278,8 +278,12 @@ func (s *Server) join(ctx context.Context, re *runningEngine) {
 		if err == nil {
 			re.mu.Lock()
 			re.rank = int64(resp.Member.Rank)
+			if re.eng != nil {
+				re.eng.SetRank(resp.Member.Rank)
+			}
 			re.mu.Unlock()
 			s.log.Info("engine joined the system", "engine", re.idx, "rank", resp.Member.Rank, "incarnation", resp.Member.Incarnation)
+			s.swimStart(re, resp.Member)
 			return
 		}
 		s.log.Debug("join: retrying", "engine", re.idx, "err", err)

@@ -92,7 +92,7 @@ func findSnapshot(ct mgmt.Cont, req *ctlpb.ContSnapReq) (mgmt.Snapshot, error) {
 // every clock past it, so no update stamped after the snapshot returns gets
 // an epoch inside it, whatever the clocks' skew.
 func (c *ctlService) snapshotEpoch(ctx context.Context, p mgmt.Pool) (uint64, error) {
-	ranks, err := c.poolRanks(p.Ranks)
+	ranks, err := c.livePoolRanks(p)
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +109,7 @@ func (c *ctlService) snapshotEpoch(ctx context.Context, p mgmt.Pool) (uint64, er
 // rollback discards what the container holds newer than epoch on every
 // target, then forgets the snapshots newer than it (their data is gone).
 func (c *ctlService) rollback(ctx context.Context, p mgmt.Pool, ct mgmt.Cont, epoch uint64) error {
-	ranks, err := c.poolRanks(p.Ranks)
+	ranks, err := c.livePoolRanks(p)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (c *ctlService) aggregateAll(ctx context.Context, lag time.Duration) {
 		if p.State != mgmt.PoolReady || p.Props["reclaim"] == "disabled" || len(p.Conts) == 0 {
 			continue
 		}
-		ranks, err := c.poolRanks(p.Ranks)
+		ranks, err := c.livePoolRanks(p)
 		if err != nil {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/godaos/godaos/dmg"
@@ -64,6 +65,21 @@ type ranksCmd struct {
 	Ranks cli.Ranks `short:"r" placeholder:"RANKS" help:"Ranks to act on, e.g. 0,1 or 0-3 (default: all)."`
 }
 
+type poolTargetsCmd struct {
+	Pool    string    `arg:"" help:"Pool label or UUID."`
+	Rank    uint32    `required:"" placeholder:"RANK" help:"The rank whose targets change."`
+	Targets cli.Ranks `name:"target-idx" placeholder:"IDX" help:"Target indexes, e.g. 0,1 (default: all of the rank's)."`
+}
+
+type poolExtendCmd struct {
+	Pool  string    `arg:"" help:"Pool label or UUID."`
+	Ranks cli.Ranks `required:"" placeholder:"RANKS" help:"Joined ranks to add, e.g. 4,5 or 4-5."`
+}
+
+type excludeCmd struct {
+	Ranks cli.Ranks `required:"" placeholder:"RANKS" help:"Ranks, e.g. 2 or 2-3."`
+}
+
 type contSetOwnerCmd struct {
 	Pool  string `short:"p" required:"" placeholder:"POOL" help:"Pool label or UUID."`
 	Cont  string `short:"c" required:"" placeholder:"CONT" help:"Container label or UUID."`
@@ -90,10 +106,12 @@ type cmdLine struct {
 	JSON       bool     `short:"j" help:"Print JSON: {response, error, status}."`
 
 	System struct {
-		Query       struct{} `cmd:"" help:"Show the ranks of the system."`
-		LeaderQuery struct{} `cmd:"" name:"leader-query" help:"Show the management service leader and replicas."`
-		Stop        ranksCmd `cmd:"" help:"Stop the engines of ranks (all by default); the servers keep answering dmg."`
-		Start       ranksCmd `cmd:"" help:"Start stopped ranks again (all stopped ones by default)."`
+		Query        struct{}   `cmd:"" help:"Show the ranks of the system."`
+		LeaderQuery  struct{}   `cmd:"" name:"leader-query" help:"Show the management service leader and replicas."`
+		Stop         ranksCmd   `cmd:"" help:"Stop the engines of ranks (all by default); the servers keep answering dmg."`
+		Start        ranksCmd   `cmd:"" help:"Start stopped ranks again (all stopped ones by default)."`
+		Exclude      excludeCmd `cmd:"" help:"Mark ranks excluded: their targets leave every pool map (DOWN), and rebuild starts."`
+		ClearExclude excludeCmd `cmd:"" name:"clear-exclude" help:"Let excluded ranks take part again; reintegrate their pool targets with 'dmg pool reintegrate'."`
 	} `cmd:"" help:"Query and control the system."`
 	Storage struct {
 		Scan   struct{} `cmd:"" help:"Show each server's storage: SCM and bdev tiers, sizes, free space, pools."`
@@ -128,6 +146,11 @@ type cmdLine struct {
 		OverwriteACL aclFileCmd   `cmd:"" name:"overwrite-acl" help:"Replace a pool's ACL with an ACL file."`
 		UpdateACL    aclFileCmd   `cmd:"" name:"update-acl" help:"Add or replace ACL entries (--acl-file or --entry)."`
 		DeleteACL    deleteACLCmd `cmd:"" name:"delete-acl" help:"Remove a principal's ACL entry."`
+
+		Exclude     poolTargetsCmd `cmd:"" help:"Exclude a rank's targets from the pool (DOWN): their shards are served by the others."`
+		Drain       poolTargetsCmd `cmd:"" help:"Drain a rank's targets: their data moves to the others, then they are out (DRAIN)."`
+		Reintegrate poolTargetsCmd `cmd:"" help:"Bring excluded targets back into the pool (UP, then UPIN once resynced)."`
+		Extend      poolExtendCmd  `cmd:"" help:"Add joined ranks to the pool; only the data placement moves to them moves."`
 	} `cmd:"" help:"Manage pools."`
 }
 
@@ -251,6 +274,16 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = cl.PoolList(ctx)
 	case "pool query <pool>":
 		err = cl.PoolQuery(ctx, c.Pool.Query.Pool)
+	case "pool exclude <pool>", "pool drain <pool>", "pool reintegrate <pool>":
+		op := strings.Fields(kctx.Command())[1]
+		t := map[string]poolTargetsCmd{"exclude": c.Pool.Exclude, "drain": c.Pool.Drain, "reintegrate": c.Pool.Reintegrate}[op]
+		err = cl.PoolTargets(ctx, op, t.Pool, t.Rank, t.Targets)
+	case "pool extend <pool>":
+		err = cl.PoolExtend(ctx, c.Pool.Extend.Pool, c.Pool.Extend.Ranks)
+	case "system exclude":
+		err = cl.SystemExclude(ctx, c.System.Exclude.Ranks, false)
+	case "system clear-exclude":
+		err = cl.SystemExclude(ctx, c.System.ClearExclude.Ranks, true)
 	case "pool destroy <pool>":
 		err = cl.PoolDestroy(ctx, c.Pool.Destroy.Pool, c.Pool.Destroy.Recursive)
 	default:

@@ -12,9 +12,13 @@ type Shard struct {
 	Rank   uint32
 	Target uint32 // target index within the rank
 	ID     uint32 // pool-wide target id
-	// Remapped is set when the shard's own target is down or excluded and this is the
-	// replacement placement chose for it (where rebuild puts, or has put, its data).
+	// Remapped is set when the shard's own target is down, draining or excluded and this
+	// is the replacement placement chose for it (where rebuild puts, or has put, its data).
 	Remapped bool
+	// Rebuilding is set while the shard's target does not hold all of the shard's data
+	// yet: it replaces a DOWN or DRAIN target (rebuild pending), or it is UP
+	// (integrating). Writes go to it; reads go to a replica that is not rebuilding.
+	Rebuilding bool
 }
 
 // Layout is an object's placement: Groups × GroupSize shards, group by group.
@@ -283,7 +287,7 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 	w := t.walker()
 	defer t.release(w)
 
-	ok := func(tn int32) bool { return m.targets[t.nodes[tn].target].State == TargetUp }
+	ok := func(tn int32) bool { return m.targets[t.nodes[tn].target].State.Placed() }
 	obj := oidKey(oid)
 	tns := make([]int32, len(l.Shards))
 	failed := false
@@ -308,7 +312,8 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 	}
 	for s, tn := range tns {
 		tg := m.targets[t.nodes[tn].target]
-		l.Shards[s] = Shard{Rank: tg.Rank, Target: tg.Index, ID: tg.ID, Remapped: l.Shards[s].Remapped}
+		l.Shards[s] = Shard{Rank: tg.Rank, Target: tg.Index, ID: tg.ID, Remapped: l.Shards[s].Remapped,
+			Rebuilding: l.Shards[s].Rebuilding || tg.State == TargetIntegrating}
 	}
 	return l, nil
 }
@@ -320,7 +325,7 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 	gs := oid.GroupSize()
 	// Failed targets can never take a shard: count them as used.
 	for id, tg := range m.targets {
-		if tg.State != TargetUp && w.free[t.tnode[id]] > 0 {
+		if !tg.State.Placed() && w.free[t.tnode[id]] > 0 {
 			w.use(t.tnode[id], true, false)
 		}
 	}
@@ -328,6 +333,9 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 	for s, tn := range tns {
 		if ok(tn) {
 			continue
+		}
+		if st := m.targets[t.nodes[tn].target].State; st == TargetDown || st == TargetDrain {
+			out[s].Rebuilding = true
 		}
 		w.newGroup()
 		g := s / gs
@@ -342,7 +350,7 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 			// keeping only the group's own targets and the failed ones excluded.
 			copy(w.free, t.ntargets)
 			for id, tg := range m.targets {
-				if tg.State != TargetUp {
+				if !tg.State.Placed() {
 					w.use(t.tnode[id], true, false)
 				}
 			}

@@ -10,28 +10,41 @@ import (
 	"github.com/godaos/godaos/internal/daoserr"
 )
 
-// TargetState is a target's state in the pool map. DAOS has more (NEW, UP, UPIN, DOWN,
-// DOWNOUT, DRAIN); for placement only three matter: serving, failed but still in the
-// layout (rebuild pending), and excluded.
+// TargetState is a target's state in the pool map, as DAOS's (pool_map.h) less NEW:
+// a rank added by extension is UP at once, since ranks added later come last in the
+// map and move only the objects that must move.
 type TargetState uint8
 
 const (
-	TargetUp   TargetState = iota // UP/UPIN: serves its shards
-	TargetDown                    // DOWN: failed; its shards are remapped, rebuild pending
-	TargetOut                     // DOWNOUT: excluded; its shards are remapped for good
+	TargetUp          TargetState = iota // UPIN: serves its shards
+	TargetDown                           // DOWN: failed; its shards are remapped, rebuild pending
+	TargetOut                            // DOWNOUT: excluded; its shards are remapped for good
+	TargetDrain                          // DRAIN: healthy but being emptied: remapped, still readable until DOWNOUT
+	TargetIntegrating                    // UP: (re)integrating: placed, its shards being rebuilt until UPIN
 )
+
+// States lists the target states by value, for parsing and tests.
+var States = []TargetState{TargetUp, TargetDown, TargetOut, TargetDrain, TargetIntegrating}
 
 func (s TargetState) String() string {
 	switch s {
 	case TargetUp:
-		return "UP"
+		return "UPIN"
 	case TargetDown:
 		return "DOWN"
 	case TargetOut:
 		return "DOWNOUT"
+	case TargetDrain:
+		return "DRAIN"
+	case TargetIntegrating:
+		return "UP"
 	}
 	return fmt.Sprintf("STATE(%d)", uint8(s))
 }
+
+// Placed reports whether placement puts shards on a target in this state: UPIN, and
+// UP (integrating). DOWN, DOWNOUT and DRAIN targets' shards are remapped.
+func (s TargetState) Placed() bool { return s == TargetUp || s == TargetIntegrating }
 
 // RankSpec describes one engine (rank) of the pool.
 type RankSpec struct {
@@ -44,6 +57,8 @@ type RankSpec struct {
 	FaultDomain string
 	Targets     int         // targets (VOS instances) of the rank
 	State       TargetState // state of all its targets at build time
+	// TargetStates, when not empty, gives each target's state instead (one per target).
+	TargetStates []TargetState
 	// Added is the map version in which the rank joined the pool (0 for the original
 	// ranks). Ranks added later are placed after the existing ones in every list, which
 	// is what lets consistent hashing move only the objects that must move when a pool is
@@ -123,8 +138,16 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 		if s.Targets < 1 || s.Targets > 1<<16 {
 			return nil, daoserr.Newf(daoserr.Inval, "rank %d has %d targets", s.Rank, s.Targets).WithResolution("a rank has 1 to 65536 targets")
 		}
-		if s.State > TargetOut {
+		if s.State > TargetIntegrating {
 			return nil, daoserr.Newf(daoserr.Inval, "rank %d has unknown state %d", s.Rank, s.State)
+		}
+		if len(s.TargetStates) != 0 && len(s.TargetStates) != s.Targets {
+			return nil, daoserr.Newf(daoserr.Inval, "rank %d has %d targets and %d target states", s.Rank, s.Targets, len(s.TargetStates))
+		}
+		for i, st := range s.TargetStates {
+			if st > TargetIntegrating {
+				return nil, daoserr.Newf(daoserr.Inval, "rank %d target %d has unknown state %d", s.Rank, i, st)
+			}
 		}
 		if s.FaultDomain == "" {
 			s.FaultDomain = fmt.Sprintf("/rank%d", s.Rank)
@@ -176,7 +199,11 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 			id := t.first[s.Rank] + i
 			tn := t.add(r, node{kind: kindTarget, target: int32(id), ntargets: 1})
 			t.tnode[id] = tn
-			m.targets[id] = Target{ID: uint32(id), Rank: s.Rank, Index: uint32(i), State: s.State, Domain: s.FaultDomain}
+			st := s.State
+			if len(s.TargetStates) > 0 {
+				st = s.TargetStates[i]
+			}
+			m.targets[id] = Target{ID: uint32(id), Rank: s.Rank, Index: uint32(i), State: st, Domain: s.FaultDomain}
 			for p := r; p >= 0; p = t.nodes[p].parent {
 				t.nodes[p].ntargets++
 			}
@@ -239,13 +266,28 @@ func (m *PoolMap) FindTarget(rank uint32, index int) (Target, bool) {
 }
 
 // Ranks lists the ranks as given, in map order (Added, fault domain, rank), with the
-// state of their target 0.
+// state of their target 0 and of each target.
 func (m *PoolMap) Ranks() []RankSpec {
 	out := slices.Clone(m.topo.specs)
 	for i := range out {
-		out[i].State = m.targets[m.topo.first[out[i].Rank]].State
+		f := m.topo.first[out[i].Rank]
+		out[i].State = m.targets[f].State
+		out[i].TargetStates = make([]TargetState, out[i].Targets)
+		for j := range out[i].TargetStates {
+			out[i].TargetStates[j] = m.targets[f+j].State
+		}
 	}
 	return out
+}
+
+// ParseTargetState parses a state's DAOS name (UPIN, UP, DOWN, DOWNOUT, DRAIN).
+func ParseTargetState(s string) (TargetState, error) {
+	for _, st := range States {
+		if strings.EqualFold(s, st.String()) {
+			return st, nil
+		}
+	}
+	return 0, daoserr.Newf(daoserr.Inval, "unknown target state %q", s).WithResolution("use UPIN, UP, DOWN, DOWNOUT or DRAIN")
 }
 
 // Domains lists the fault domains (the last level of the fault paths) in map order.

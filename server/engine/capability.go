@@ -40,7 +40,10 @@ func (e *Engine) checkCap(req *rpc.Request, m capMsg, need uint32) (*capability.
 		g = &v
 		t.caps.remember(string(b), g)
 	}
-	return g, g.Allows(time.Now(), m.GetPool(), m.GetCont(), need)
+	if err := g.Allows(time.Now(), m.GetPool(), m.GetCont(), need); err != nil {
+		return g, err
+	}
+	return g, e.checkMapVersion(m.GetPool(), m.GetMapVersion())
 }
 
 // remember adds a verified grant. A full cache first drops the expired

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -47,6 +48,10 @@ type Options struct {
 	// ClientOps are more opcodes to serve: the pool service daos_server runs
 	// for clients (see server/poolsvc.go).
 	ClientOps map[uint16]rpc.Handler
+	// PoolMap gets a pool's current map from the management service, for
+	// requests placed with a newer map than the engine holds (nil: the
+	// engine knows only the maps it is sent).
+	PoolMap func(ctx context.Context, pool string) (*enginepb.PoolMap, error)
 	// Seal seals the server-only requests the engine sends: the collectives
 	// it forwards (capability.Seal with the server key; nil: unsigned, as
 	// insecure systems do).
@@ -67,6 +72,8 @@ type Engine struct {
 
 	peers *rpc.ClientCache // other engines, for collectives
 	clock hlc.Clock        // stamps updates that come without an epoch
+	maps  poolMaps         // the pools' maps (see poolmap.go)
+	rank  atomic.Int64     // this engine's rank (-1 until SetRank)
 
 	stopSweep context.CancelFunc // stops the transaction sweeper
 }
@@ -91,6 +98,7 @@ func Open(opts Options) (*Engine, error) {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{opts: opts, log: opts.Logger.With("rank", opts.Rank)}
+	e.rank.Store(-1)
 	e.peers = rpc.NewClientCache(rpc.ClientOptions{Logger: e.log})
 	for _, d := range []string{opts.ScmDir, opts.BdevDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -127,6 +135,7 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpTxCommit:      e.txCommit,
 		enginepb.OpEpochQuery:    e.epochQuery,
 		enginepb.OpTxStatus:      e.txStatus,
+		enginepb.OpPoolMapUpdate: e.poolMapUpdate,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {
@@ -441,6 +450,29 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if err := noEpoch(m.Epoch, oid); err != nil {
 		return rpc.Response{}, err
 	}
+	if replicated(oid) && m.MapVersion != 0 {
+		var writes []*enginepb.TxWrite
+		switch {
+		case len(m.Dkey) > 0:
+			writes = append(writes, &enginepb.TxWrite{Oid: m.Oid, Dkey: m.Dkey, Akeys: m.Akeys, Punch: true, Flags: m.Flags})
+		case len(m.Dkeys) > 0:
+			for _, d := range m.Dkeys {
+				writes = append(writes, &enginepb.TxWrite{Oid: m.Oid, Dkey: d, Punch: true, Flags: m.Flags})
+			}
+		default:
+			writes = append(writes, &enginepb.TxWrite{Oid: m.Oid, Punch: true, Flags: m.Flags})
+		}
+		var dkey []byte
+		if len(dkeys) > 0 {
+			dkey = dkeys[0]
+		}
+		epoch, err := e.replicate(ctx, req, &m, p, c, oid, dkey, writes)
+		if err != nil {
+			return rpc.Response{}, err
+		}
+		hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: epoch})
+		return rpc.Response{Header: hdr}, nil
+	}
 	end, err := e.beginWrite(&e.targets[req.Target].txs, c, oid, dkeys...)
 	if err != nil {
 		return rpc.Response{}, err
@@ -511,6 +543,7 @@ type contMsg interface {
 type capMsg interface {
 	contMsg
 	GetCap() []byte
+	GetMapVersion() uint32
 }
 
 // contReq decodes a request into m and resolves its pool (with its release,
@@ -614,6 +647,15 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
 	if err := noEpoch(m.Epoch, oid); err != nil {
 		return rpc.Response{}, err
+	}
+	if replicated(oid) && m.MapVersion != 0 {
+		w := &enginepb.TxWrite{Oid: m.Oid, Dkey: m.Dkey, Iods: m.Iods, Flags: m.Flags}
+		epoch, err := e.replicate(ctx, req, m, p, c, oid, m.Dkey, []*enginepb.TxWrite{w})
+		if err != nil {
+			return rpc.Response{}, err
+		}
+		hdr, _ := proto.Marshal(&enginepb.ObjUpdateRep{Epoch: epoch})
+		return rpc.Response{Header: hdr}, nil
 	}
 	end, err := e.beginWrite(&e.targets[req.Target].txs, c, oid, m.Dkey)
 	if err != nil {

@@ -434,63 +434,79 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 	ptx := &preparedTx{id: [16]byte(m.Txid), cont: c, handle: g.Handle, pool: p, reads: reads, writes: writes, ops: m.Writes,
 		coordinator: m.Coordinator, coordAddr: m.CoordAddr, coordTarget: m.CoordTarget}
 	tt := &e.targets[req.Target].txs
-	tt.mu.Lock()
-	tt.init()
-	if err := tt.admit(ptx, len(req.Bulk)); err != nil {
-		tt.mu.Unlock()
+	bulk := req.Bulk
+	if !m.Commit {
+		bulk = slices.Clone(req.Bulk) // kept until the commit: the request's buffer is reused
+	}
+	if err := e.lockPart(tt, ptx, m.Epoch, m.Replica, m.Commit, bulk); err != nil {
 		return rpc.Response{}, err
 	}
-	for _, k := range writes {
-		if tt.lockedAgainstWrite(k, nil) {
-			tt.mu.Unlock()
-			return rpc.Response{}, txRestart(k, "another transaction holds it")
+	if m.Commit { // the only participant: commit now, under the locks just taken
+		if err := e.applyTx(tt, ptx, ptx.stamp, req.Bulk); err != nil {
+			return rpc.Response{}, err
 		}
 	}
-	for _, k := range reads {
+	hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
+	return rpc.Response{Header: hdr}, nil
+}
+
+// lockPart prepares ptx on tt: it checks that nothing holds or changed what
+// the part reads and writes since readEpoch (a replica's part has no read
+// epoch: only locks are checked, and a held one says DER_INPROGRESS), then
+// locks its dkeys and stamps it. committing says it is applied at once (one
+// phase); otherwise bulk is kept for the commit.
+func (e *Engine) lockPart(tt *txTable, ptx *preparedTx, readEpoch uint64, replica, committing bool, bulk []byte) error {
+	p, c := ptx.pool, ptx.cont
+	held := func(k txKey, why string) error {
+		if replica {
+			return inProgress(k.oid, []byte(k.dkey))
+		}
+		return txRestart(k, why)
+	}
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.init()
+	if err := tt.admit(ptx, len(bulk)); err != nil {
+		return err
+	}
+	for _, k := range ptx.writes {
+		if tt.lockedAgainstWrite(k, nil) {
+			return held(k, "another transaction holds it")
+		}
+	}
+	for _, k := range ptx.reads {
 		if tt.writerOf(k, nil) != nil {
-			tt.mu.Unlock()
-			return rpc.Response{}, txRestart(k, "another transaction is writing it")
+			return held(k, "another transaction is writing it")
 		}
 	}
 	// Nothing may have changed what the transaction read, or what it
 	// writes over, since its read epoch; the locks keep it so until commit.
-	for _, k := range append(slices.Clone(writes), reads...) {
+	for _, k := range append(slices.Clone(ptx.writes), ptx.reads...) {
 		if tt.writeInProgress(k) {
-			tt.mu.Unlock()
-			return rpc.Response{}, txRestart(k, "a write is in progress there")
+			return held(k, "a write is in progress there")
+		}
+		if replica {
+			continue
 		}
 		latest, err := p.LatestEpoch(c, k.oid, []byte(k.dkey))
 		if err != nil && !daoserr.Is(err, daoserr.Nonexist) {
-			tt.mu.Unlock()
-			return rpc.Response{}, err
+			return err
 		}
-		if latest > m.Epoch {
-			tt.mu.Unlock()
-			return rpc.Response{}, txRestart(k, "changed at epoch "+hexEpoch(latest)+", after the transaction read at "+hexEpoch(m.Epoch))
+		if latest > readEpoch {
+			return txRestart(k, "changed at epoch "+hexEpoch(latest)+", after the transaction read at "+hexEpoch(readEpoch))
 		}
 	}
 	// Locked first, stamped after: a reader whose clock moved past an epoch
 	// before the stamp was taken either sees the lock or reads below a
 	// commit that can only land above the stamp.
 	ptx.deadline = time.Now().Add(txPreparedTTL)
-	ptx.committing = m.Commit
-	if !m.Commit {
-		ptx.bulk = slices.Clone(req.Bulk)
+	ptx.committing = committing
+	if !committing {
+		ptx.bulk = bulk
 	}
 	tt.lock(ptx)
 	ptx.stamp = e.clock.Now()
-	if m.Commit { // the only participant: commit now, under the locks just taken
-		tt.mu.Unlock()
-		err := e.applyTx(tt, ptx, ptx.stamp, req.Bulk)
-		if err != nil {
-			return rpc.Response{}, err
-		}
-		hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
-		return rpc.Response{Header: hdr}, nil
-	}
-	tt.mu.Unlock()
-	hdr, _ := proto.Marshal(&enginepb.TxPrepareRep{Epoch: ptx.stamp})
-	return rpc.Response{Header: hdr}, nil
+	return nil
 }
 
 func hexEpoch(e uint64) string { return "0x" + strconv.FormatUint(e, 16) }
@@ -599,13 +615,16 @@ func (e *Engine) applyTx(tt *txTable, ptx *preparedTx, epoch uint64, bulk []byte
 		oid := vos.OID{Hi: w.Oid.GetHi(), Lo: w.Oid.GetLo()}
 		switch {
 		case !w.Punch:
-			err = p.Update(c, oid, vos.Epoch(epoch), 0, w.Dkey, vosIODs(w.Iods), sgls[i])
+			err = p.Update(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags), w.Dkey, vosIODs(w.Iods), sgls[i])
 		case len(w.Dkey) == 0:
-			err = p.PunchObject(c, oid, vos.Epoch(epoch), 0)
+			err = p.PunchObject(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags))
 		case len(w.Akeys) == 0:
-			err = p.PunchDkeys(c, oid, vos.Epoch(epoch), 0, [][]byte{w.Dkey})
+			err = p.PunchDkeys(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags), [][]byte{w.Dkey})
 		default:
-			err = p.PunchAkeys(c, oid, vos.Epoch(epoch), 0, w.Dkey, w.Akeys)
+			err = p.PunchAkeys(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags), w.Dkey, w.Akeys)
+		}
+		if err != nil && i == 0 && w.Flags != 0 {
+			return err // a condition failed before anything was applied: the caller aborts
 		}
 		if err != nil {
 			e.log.Error("transaction part applied partly", "txid", ptx.id, "write", i, "of", len(ptx.ops), "err", err)

@@ -51,18 +51,20 @@ const (
 
 // Pool is the management service's record of a pool.
 type Pool struct {
-	UUID       string            `json:"uuid"`
-	Label      string            `json:"label"`
-	State      string            `json:"state"`
-	Ranks      []uint32          `json:"ranks"`
-	TgtScm     uint64            `json:"tgt_scm"`  // SCM bytes on each target
-	TgtNvme    uint64            `json:"tgt_nvme"` // NVMe bytes on each target
-	MapVersion uint32            `json:"map_version"`
-	Props      map[string]string `json:"props,omitempty"`
-	ACL        []string          `json:"acl,omitempty"`
-	Owner      string            `json:"owner"`
-	Group      string            `json:"group"`
-	Conts      map[string]*Cont  `json:"conts,omitempty"` // by UUID
+	UUID       string   `json:"uuid"`
+	Label      string   `json:"label"`
+	State      string   `json:"state"`
+	Ranks      []uint32 `json:"ranks"`
+	TgtScm     uint64   `json:"tgt_scm"`  // SCM bytes on each target
+	TgtNvme    uint64   `json:"tgt_nvme"` // NVMe bytes on each target
+	MapVersion uint32   `json:"map_version"`
+	// Map is the pool map: its ranks and their targets' states, at MapVersion.
+	Map   []PoolRank        `json:"map,omitempty"`
+	Props map[string]string `json:"props,omitempty"`
+	ACL   []string          `json:"acl,omitempty"`
+	Owner string            `json:"owner"`
+	Group string            `json:"group"`
+	Conts map[string]*Cont  `json:"conts,omitempty"` // by UUID
 }
 
 // Cont is the management service's record of a container.
@@ -125,6 +127,7 @@ func (c *Cont) clone() *Cont {
 func (p *Pool) clone() Pool {
 	q := *p
 	q.Ranks, q.ACL, q.Props = slices.Clone(p.Ranks), slices.Clone(p.ACL), maps.Clone(p.Props)
+	q.Map = p.cloneMap()
 	if p.Conts != nil {
 		q.Conts = make(map[string]*Cont, len(p.Conts))
 		for id, c := range p.Conts {
@@ -171,17 +174,18 @@ func newDB() *db { return &db{members: map[uint32]*Member{}, pools: map[string]*
 
 // command is one Raft log entry.
 type command struct {
-	Op     string            `json:"op"`
-	Member *Member           `json:"member,omitempty"`
-	Pool   *Pool             `json:"pool,omitempty"`
-	Rank   uint32            `json:"rank,omitempty"`
-	UUID   string            `json:"uuid,omitempty"`
-	State  string            `json:"state,omitempty"`
-	ACL    []string          `json:"acl,omitempty"`
-	Props  map[string]string `json:"props,omitempty"`
-	Cont   *Cont             `json:"cont,omitempty"`
-	Count  uint64            `json:"count,omitempty"`
-	Names  []string          `json:"names,omitempty"`
+	Op      string            `json:"op"`
+	Member  *Member           `json:"member,omitempty"`
+	Pool    *Pool             `json:"pool,omitempty"`
+	Rank    uint32            `json:"rank,omitempty"`
+	UUID    string            `json:"uuid,omitempty"`
+	State   string            `json:"state,omitempty"`
+	ACL     []string          `json:"acl,omitempty"`
+	Props   map[string]string `json:"props,omitempty"`
+	Cont    *Cont             `json:"cont,omitempty"`
+	Count   uint64            `json:"count,omitempty"`
+	Names   []string          `json:"names,omitempty"`
+	PoolMap []PoolRank        `json:"pool_map,omitempty"`
 }
 
 const (
@@ -201,6 +205,7 @@ const (
 	opContAttrs   = "cont-attrs"
 	opSnapAdd     = "snap-add"
 	opSnapRemove  = "snap-remove"
+	opPoolMap     = "pool-map"
 )
 
 // result is what applying a command returns to the proposer. Errors are data:
@@ -238,8 +243,12 @@ func (d *db) apply(c *command) result {
 			}
 		}
 		p.Ranks = slices.Clone(p.Ranks)
+		p.Map = p.cloneMap()
+		d.fillMap(&p)
 		d.pools[p.UUID] = &p
 		return result{}
+	case opPoolMap:
+		return d.setPoolMap(c.UUID, uint32(c.Count), c.PoolMap)
 	case opPoolState:
 		p := d.pools[c.UUID]
 		if p == nil {
@@ -500,6 +509,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	for i := range s.Pools {
 		p := s.Pools[i]
+		d.fillMap(&p)
 		d.pools[p.UUID] = &p
 	}
 	d.nextRank, d.mapVer = s.NextRank, s.MapVer

@@ -12,6 +12,7 @@ package ctlpb
 
 import (
 	authpb "github.com/godaos/godaos/internal/proto/authpb"
+	enginepb "github.com/godaos/godaos/internal/proto/enginepb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -844,19 +845,22 @@ func (x *EngineStorage) GetNvmeReserved() uint64 {
 }
 
 type Pool struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	Label         string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Ranks         []uint32               `protobuf:"varint,4,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
-	TgtScm        uint64                 `protobuf:"varint,5,opt,name=tgt_scm,json=tgtScm,proto3" json:"tgt_scm,omitempty"`
-	TgtNvme       uint64                 `protobuf:"varint,6,opt,name=tgt_nvme,json=tgtNvme,proto3" json:"tgt_nvme,omitempty"`
-	Targets       uint32                 `protobuf:"varint,7,opt,name=targets,proto3" json:"targets,omitempty"` // total targets
-	Owner         string                 `protobuf:"bytes,8,opt,name=owner,proto3" json:"owner,omitempty"`
-	Group         string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
-	Props         map[string]string      `protobuf:"bytes,10,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Uuid       string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Label      string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	State      string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Ranks      []uint32               `protobuf:"varint,4,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
+	TgtScm     uint64                 `protobuf:"varint,5,opt,name=tgt_scm,json=tgtScm,proto3" json:"tgt_scm,omitempty"`
+	TgtNvme    uint64                 `protobuf:"varint,6,opt,name=tgt_nvme,json=tgtNvme,proto3" json:"tgt_nvme,omitempty"`
+	Targets    uint32                 `protobuf:"varint,7,opt,name=targets,proto3" json:"targets,omitempty"` // total targets
+	Owner      string                 `protobuf:"bytes,8,opt,name=owner,proto3" json:"owner,omitempty"`
+	Group      string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
+	Props      map[string]string      `protobuf:"bytes,10,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	MapVersion uint32                 `protobuf:"varint,11,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
+	// Targets not UPIN, as "rank:index STATE" (DOWN, DOWNOUT, DRAIN, UP).
+	DisabledTargets []string `protobuf:"bytes,12,rep,name=disabled_targets,json=disabledTargets,proto3" json:"disabled_targets,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Pool) Reset() {
@@ -955,6 +959,20 @@ func (x *Pool) GetGroup() string {
 func (x *Pool) GetProps() map[string]string {
 	if x != nil {
 		return x.Props
+	}
+	return nil
+}
+
+func (x *Pool) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
+func (x *Pool) GetDisabledTargets() []string {
+	if x != nil {
+		return x.DisabledTargets
 	}
 	return nil
 }
@@ -2076,6 +2094,7 @@ type PoolConnectResp struct {
 	Perms         string                 `protobuf:"bytes,4,opt,name=perms,proto3" json:"perms,omitempty"`     // permission letters granted (e.g. "rw")
 	Members       []*Member              `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"` // the pool's ranks and their fabric addresses
 	MapVersion    uint32                 `protobuf:"varint,6,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
+	PoolMap       *enginepb.PoolMap      `protobuf:"bytes,7,opt,name=pool_map,json=poolMap,proto3" json:"pool_map,omitempty"` // the pool map: ranks, target states, addresses
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2152,6 +2171,245 @@ func (x *PoolConnectResp) GetMapVersion() uint32 {
 	return 0
 }
 
+func (x *PoolConnectResp) GetPoolMap() *enginepb.PoolMap {
+	if x != nil {
+		return x.PoolMap
+	}
+	return nil
+}
+
+// PoolMapResp is a pool's current map (PoolMapQuery: clients and engines
+// refreshing a stale one).
+type PoolMapResp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	PoolMap       *enginepb.PoolMap      `protobuf:"bytes,2,opt,name=pool_map,json=poolMap,proto3" json:"pool_map,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolMapResp) Reset() {
+	*x = PoolMapResp{}
+	mi := &file_ctl_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolMapResp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolMapResp) ProtoMessage() {}
+
+func (x *PoolMapResp) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolMapResp.ProtoReflect.Descriptor instead.
+func (*PoolMapResp) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PoolMapResp) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PoolMapResp) GetPoolMap() *enginepb.PoolMap {
+	if x != nil {
+		return x.PoolMap
+	}
+	return nil
+}
+
+// PoolTargetsReq changes the state of a rank's targets in a pool's map:
+// exclude (-> DOWN), drain (-> DRAIN), reintegrate (-> UP), as dmg pool
+// exclude|drain|reintegrate.
+type PoolTargetsReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Op            string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"` // "exclude", "drain" or "reintegrate"
+	Rank          uint32                 `protobuf:"varint,3,opt,name=rank,proto3" json:"rank,omitempty"`
+	Targets       []uint32               `protobuf:"varint,4,rep,packed,name=targets,proto3" json:"targets,omitempty"` // target indexes (none: all of the rank's)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolTargetsReq) Reset() {
+	*x = PoolTargetsReq{}
+	mi := &file_ctl_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolTargetsReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolTargetsReq) ProtoMessage() {}
+
+func (x *PoolTargetsReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolTargetsReq.ProtoReflect.Descriptor instead.
+func (*PoolTargetsReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PoolTargetsReq) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PoolTargetsReq) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *PoolTargetsReq) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *PoolTargetsReq) GetTargets() []uint32 {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+// PoolExtendReq adds joined ranks to a pool (dmg pool extend).
+type PoolExtendReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ranks         []uint32               `protobuf:"varint,2,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolExtendReq) Reset() {
+	*x = PoolExtendReq{}
+	mi := &file_ctl_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolExtendReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolExtendReq) ProtoMessage() {}
+
+func (x *PoolExtendReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolExtendReq.ProtoReflect.Descriptor instead.
+func (*PoolExtendReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PoolExtendReq) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PoolExtendReq) GetRanks() []uint32 {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+// SystemExcludeReq marks ranks excluded (their pool targets DOWN), or
+// clears the mark (clear), as dmg system exclude|clear-exclude.
+type SystemExcludeReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranks         []uint32               `protobuf:"varint,1,rep,packed,name=ranks,proto3" json:"ranks,omitempty"`
+	Clear         bool                   `protobuf:"varint,2,opt,name=clear,proto3" json:"clear,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SystemExcludeReq) Reset() {
+	*x = SystemExcludeReq{}
+	mi := &file_ctl_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SystemExcludeReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SystemExcludeReq) ProtoMessage() {}
+
+func (x *SystemExcludeReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SystemExcludeReq.ProtoReflect.Descriptor instead.
+func (*SystemExcludeReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SystemExcludeReq) GetRanks() []uint32 {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+func (x *SystemExcludeReq) GetClear() bool {
+	if x != nil {
+		return x.Clear
+	}
+	return false
+}
+
 type Cont struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
@@ -2167,7 +2425,7 @@ type Cont struct {
 
 func (x *Cont) Reset() {
 	*x = Cont{}
-	mi := &file_ctl_proto_msgTypes[32]
+	mi := &file_ctl_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2437,7 @@ func (x *Cont) String() string {
 func (*Cont) ProtoMessage() {}
 
 func (x *Cont) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[32]
+	mi := &file_ctl_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2450,7 @@ func (x *Cont) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cont.ProtoReflect.Descriptor instead.
 func (*Cont) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{32}
+	return file_ctl_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Cont) GetUuid() string {
@@ -2259,7 +2517,7 @@ type ContCreateReq struct {
 
 func (x *ContCreateReq) Reset() {
 	*x = ContCreateReq{}
-	mi := &file_ctl_proto_msgTypes[33]
+	mi := &file_ctl_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2529,7 @@ func (x *ContCreateReq) String() string {
 func (*ContCreateReq) ProtoMessage() {}
 
 func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[33]
+	mi := &file_ctl_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2542,7 @@ func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContCreateReq.ProtoReflect.Descriptor instead.
 func (*ContCreateReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{33}
+	return file_ctl_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ContCreateReq) GetPool() string {
@@ -2351,7 +2609,7 @@ type ContReq struct {
 
 func (x *ContReq) Reset() {
 	*x = ContReq{}
-	mi := &file_ctl_proto_msgTypes[34]
+	mi := &file_ctl_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2621,7 @@ func (x *ContReq) String() string {
 func (*ContReq) ProtoMessage() {}
 
 func (x *ContReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[34]
+	mi := &file_ctl_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2634,7 @@ func (x *ContReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContReq.ProtoReflect.Descriptor instead.
 func (*ContReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{34}
+	return file_ctl_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ContReq) GetPool() string {
@@ -2435,7 +2693,7 @@ type ContResp struct {
 
 func (x *ContResp) Reset() {
 	*x = ContResp{}
-	mi := &file_ctl_proto_msgTypes[35]
+	mi := &file_ctl_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2705,7 @@ func (x *ContResp) String() string {
 func (*ContResp) ProtoMessage() {}
 
 func (x *ContResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[35]
+	mi := &file_ctl_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2718,7 @@ func (x *ContResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContResp.ProtoReflect.Descriptor instead.
 func (*ContResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{35}
+	return file_ctl_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ContResp) GetError() *Error {
@@ -2519,7 +2777,7 @@ type ContOIDsReq struct {
 
 func (x *ContOIDsReq) Reset() {
 	*x = ContOIDsReq{}
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2789,7 @@ func (x *ContOIDsReq) String() string {
 func (*ContOIDsReq) ProtoMessage() {}
 
 func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2802,7 @@ func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContOIDsReq.ProtoReflect.Descriptor instead.
 func (*ContOIDsReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{36}
+	return file_ctl_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ContOIDsReq) GetPool() string {
@@ -2586,7 +2844,7 @@ type ContOIDsResp struct {
 
 func (x *ContOIDsResp) Reset() {
 	*x = ContOIDsResp{}
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2856,7 @@ func (x *ContOIDsResp) String() string {
 func (*ContOIDsResp) ProtoMessage() {}
 
 func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2869,7 @@ func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContOIDsResp.ProtoReflect.Descriptor instead.
 func (*ContOIDsResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{37}
+	return file_ctl_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ContOIDsResp) GetError() *Error {
@@ -2649,7 +2907,7 @@ type ContACLReq struct {
 
 func (x *ContACLReq) Reset() {
 	*x = ContACLReq{}
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2919,7 @@ func (x *ContACLReq) String() string {
 func (*ContACLReq) ProtoMessage() {}
 
 func (x *ContACLReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2932,7 @@ func (x *ContACLReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContACLReq.ProtoReflect.Descriptor instead.
 func (*ContACLReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{38}
+	return file_ctl_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ContACLReq) GetPool() string {
@@ -2719,7 +2977,7 @@ type ContPropReq struct {
 
 func (x *ContPropReq) Reset() {
 	*x = ContPropReq{}
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +2989,7 @@ func (x *ContPropReq) String() string {
 func (*ContPropReq) ProtoMessage() {}
 
 func (x *ContPropReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +3002,7 @@ func (x *ContPropReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContPropReq.ProtoReflect.Descriptor instead.
 func (*ContPropReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{39}
+	return file_ctl_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ContPropReq) GetPool() string {
@@ -2793,7 +3051,7 @@ type ContAttrReq struct {
 
 func (x *ContAttrReq) Reset() {
 	*x = ContAttrReq{}
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +3063,7 @@ func (x *ContAttrReq) String() string {
 func (*ContAttrReq) ProtoMessage() {}
 
 func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3076,7 @@ func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContAttrReq.ProtoReflect.Descriptor instead.
 func (*ContAttrReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{40}
+	return file_ctl_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ContAttrReq) GetPool() string {
@@ -2881,7 +3139,7 @@ type ContAttrResp struct {
 
 func (x *ContAttrResp) Reset() {
 	*x = ContAttrResp{}
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2893,7 +3151,7 @@ func (x *ContAttrResp) String() string {
 func (*ContAttrResp) ProtoMessage() {}
 
 func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2906,7 +3164,7 @@ func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContAttrResp.ProtoReflect.Descriptor instead.
 func (*ContAttrResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{41}
+	return file_ctl_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ContAttrResp) GetError() *Error {
@@ -2943,7 +3201,7 @@ type ContSetOwnerReq struct {
 
 func (x *ContSetOwnerReq) Reset() {
 	*x = ContSetOwnerReq{}
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3213,7 @@ func (x *ContSetOwnerReq) String() string {
 func (*ContSetOwnerReq) ProtoMessage() {}
 
 func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3226,7 @@ func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSetOwnerReq.ProtoReflect.Descriptor instead.
 func (*ContSetOwnerReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{42}
+	return file_ctl_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ContSetOwnerReq) GetPool() string {
@@ -3010,7 +3268,7 @@ type AttachInfoReq struct {
 
 func (x *AttachInfoReq) Reset() {
 	*x = AttachInfoReq{}
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3280,7 @@ func (x *AttachInfoReq) String() string {
 func (*AttachInfoReq) ProtoMessage() {}
 
 func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3293,7 @@ func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoReq.ProtoReflect.Descriptor instead.
 func (*AttachInfoReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{43}
+	return file_ctl_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AttachInfoReq) GetPools() []string {
@@ -3060,7 +3318,7 @@ type PoolMap struct {
 
 func (x *PoolMap) Reset() {
 	*x = PoolMap{}
-	mi := &file_ctl_proto_msgTypes[44]
+	mi := &file_ctl_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +3330,7 @@ func (x *PoolMap) String() string {
 func (*PoolMap) ProtoMessage() {}
 
 func (x *PoolMap) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[44]
+	mi := &file_ctl_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +3343,7 @@ func (x *PoolMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
 func (*PoolMap) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{44}
+	return file_ctl_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PoolMap) GetUuid() string {
@@ -3138,7 +3396,7 @@ type AttachInfoResp struct {
 
 func (x *AttachInfoResp) Reset() {
 	*x = AttachInfoResp{}
-	mi := &file_ctl_proto_msgTypes[45]
+	mi := &file_ctl_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3408,7 @@ func (x *AttachInfoResp) String() string {
 func (*AttachInfoResp) ProtoMessage() {}
 
 func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[45]
+	mi := &file_ctl_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3421,7 @@ func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
 func (*AttachInfoResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{45}
+	return file_ctl_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AttachInfoResp) GetError() *Error {
@@ -3232,7 +3490,7 @@ type ContSnapReq struct {
 
 func (x *ContSnapReq) Reset() {
 	*x = ContSnapReq{}
-	mi := &file_ctl_proto_msgTypes[46]
+	mi := &file_ctl_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3502,7 @@ func (x *ContSnapReq) String() string {
 func (*ContSnapReq) ProtoMessage() {}
 
 func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[46]
+	mi := &file_ctl_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3515,7 @@ func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSnapReq.ProtoReflect.Descriptor instead.
 func (*ContSnapReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{46}
+	return file_ctl_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ContSnapReq) GetPool() string {
@@ -3313,7 +3571,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_ctl_proto_msgTypes[47]
+	mi := &file_ctl_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3583,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[47]
+	mi := &file_ctl_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3596,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{47}
+	return file_ctl_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Snapshot) GetEpoch() uint64 {
@@ -3373,7 +3631,7 @@ type ContSnapResp struct {
 
 func (x *ContSnapResp) Reset() {
 	*x = ContSnapResp{}
-	mi := &file_ctl_proto_msgTypes[48]
+	mi := &file_ctl_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3385,7 +3643,7 @@ func (x *ContSnapResp) String() string {
 func (*ContSnapResp) ProtoMessage() {}
 
 func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[48]
+	mi := &file_ctl_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3398,7 +3656,7 @@ func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSnapResp.ProtoReflect.Descriptor instead.
 func (*ContSnapResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{48}
+	return file_ctl_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ContSnapResp) GetError() *Error {
@@ -3428,7 +3686,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"\tctl.proto\x12\n" +
 	"godaos.ctl\x1a\n" +
-	"auth.proto\"M\n" +
+	"auth.proto\x1a\fengine.proto\"M\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\tR\x03msg\x12\x1e\n" +
@@ -3486,7 +3744,7 @@ const file_ctl_proto_rawDesc = "" +
 	" \x01(\rR\x05pools\x12\x14\n" +
 	"\x05state\x18\v \x01(\tR\x05state\x12!\n" +
 	"\fscm_reserved\x18\f \x01(\x04R\vscmReserved\x12#\n" +
-	"\rnvme_reserved\x18\r \x01(\x04R\fnvmeReserved\"\xc3\x02\n" +
+	"\rnvme_reserved\x18\r \x01(\x04R\fnvmeReserved\"\x8f\x03\n" +
 	"\x04Pool\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
@@ -3498,7 +3756,10 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05owner\x18\b \x01(\tR\x05owner\x12\x14\n" +
 	"\x05group\x18\t \x01(\tR\x05group\x121\n" +
 	"\x05props\x18\n" +
-	" \x03(\v2\x1b.godaos.ctl.Pool.PropsEntryR\x05props\x1a8\n" +
+	" \x03(\v2\x1b.godaos.ctl.Pool.PropsEntryR\x05props\x12\x1f\n" +
+	"\vmap_version\x18\v \x01(\rR\n" +
+	"mapVersion\x12)\n" +
+	"\x10disabled_targets\x18\f \x03(\tR\x0fdisabledTargets\x1a8\n" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -3595,7 +3856,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\x0ePoolConnectReq\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x04cred\x18\x02 \x01(\v2\x17.godaos.auth.CredentialR\x04cred\x12\x14\n" +
-	"\x05flags\x18\x03 \x01(\rR\x05flags\"\xdd\x01\n" +
+	"\x05flags\x18\x03 \x01(\rR\x05flags\"\x90\x02\n" +
 	"\x0fPoolConnectResp\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x12$\n" +
 	"\x04pool\x18\x02 \x01(\v2\x10.godaos.ctl.PoolR\x04pool\x12\x16\n" +
@@ -3603,7 +3864,22 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05perms\x18\x04 \x01(\tR\x05perms\x12,\n" +
 	"\amembers\x18\x05 \x03(\v2\x12.godaos.ctl.MemberR\amembers\x12\x1f\n" +
 	"\vmap_version\x18\x06 \x01(\rR\n" +
-	"mapVersion\"\xef\x01\n" +
+	"mapVersion\x121\n" +
+	"\bpool_map\x18\a \x01(\v2\x16.godaos.engine.PoolMapR\apoolMap\"i\n" +
+	"\vPoolMapResp\x12'\n" +
+	"\x05error\x18\x01 \x01(\v2\x11.godaos.ctl.ErrorR\x05error\x121\n" +
+	"\bpool_map\x18\x02 \x01(\v2\x16.godaos.engine.PoolMapR\apoolMap\"^\n" +
+	"\x0ePoolTargetsReq\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x12\n" +
+	"\x04rank\x18\x03 \x01(\rR\x04rank\x12\x18\n" +
+	"\atargets\x18\x04 \x03(\rR\atargets\"5\n" +
+	"\rPoolExtendReq\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05ranks\x18\x02 \x03(\rR\x05ranks\">\n" +
+	"\x10SystemExcludeReq\x12\x14\n" +
+	"\x05ranks\x18\x01 \x03(\rR\x05ranks\x12\x14\n" +
+	"\x05clear\x18\x02 \x01(\bR\x05clear\"\xef\x01\n" +
 	"\x04Cont\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x12\n" +
@@ -3725,7 +4001,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\vACCESS_NONE\x10\x00\x12\x06\n" +
 	"\x02RO\x10\x01\x12\x06\n" +
 	"\x02RW\x10\x02\x12\x06\n" +
-	"\x02EX\x10\x042\xcf\r\n" +
+	"\x02EX\x10\x042\xd9\x0f\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -3757,7 +4033,12 @@ const file_ctl_proto_rawDesc = "" +
 	"\bContProp\x12\x17.godaos.ctl.ContPropReq\x1a\x18.godaos.ctl.PoolPropResp\x12=\n" +
 	"\bContAttr\x12\x17.godaos.ctl.ContAttrReq\x1a\x18.godaos.ctl.ContAttrResp\x12=\n" +
 	"\bContSnap\x12\x17.godaos.ctl.ContSnapReq\x1a\x18.godaos.ctl.ContSnapResp\x12F\n" +
-	"\rGetAttachInfo\x12\x19.godaos.ctl.AttachInfoReq\x1a\x1a.godaos.ctl.AttachInfoRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
+	"\rGetAttachInfo\x12\x19.godaos.ctl.AttachInfoReq\x1a\x1a.godaos.ctl.AttachInfoResp\x12<\n" +
+	"\fPoolMapQuery\x12\x13.godaos.ctl.PoolReq\x1a\x17.godaos.ctl.PoolMapResp\x12?\n" +
+	"\vPoolTargets\x12\x1a.godaos.ctl.PoolTargetsReq\x1a\x14.godaos.ctl.PoolResp\x12=\n" +
+	"\n" +
+	"PoolExtend\x12\x19.godaos.ctl.PoolExtendReq\x1a\x14.godaos.ctl.PoolResp\x12J\n" +
+	"\rSystemExclude\x12\x1c.godaos.ctl.SystemExcludeReq\x1a\x1b.godaos.ctl.SystemRanksRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
 	file_ctl_proto_rawDescOnce sync.Once
@@ -3772,7 +4053,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -3808,33 +4089,38 @@ var file_ctl_proto_goTypes = []any{
 	(*StorageFormatResp)(nil), // 31: godaos.ctl.StorageFormatResp
 	(*PoolConnectReq)(nil),    // 32: godaos.ctl.PoolConnectReq
 	(*PoolConnectResp)(nil),   // 33: godaos.ctl.PoolConnectResp
-	(*Cont)(nil),              // 34: godaos.ctl.Cont
-	(*ContCreateReq)(nil),     // 35: godaos.ctl.ContCreateReq
-	(*ContReq)(nil),           // 36: godaos.ctl.ContReq
-	(*ContResp)(nil),          // 37: godaos.ctl.ContResp
-	(*ContOIDsReq)(nil),       // 38: godaos.ctl.ContOIDsReq
-	(*ContOIDsResp)(nil),      // 39: godaos.ctl.ContOIDsResp
-	(*ContACLReq)(nil),        // 40: godaos.ctl.ContACLReq
-	(*ContPropReq)(nil),       // 41: godaos.ctl.ContPropReq
-	(*ContAttrReq)(nil),       // 42: godaos.ctl.ContAttrReq
-	(*ContAttrResp)(nil),      // 43: godaos.ctl.ContAttrResp
-	(*ContSetOwnerReq)(nil),   // 44: godaos.ctl.ContSetOwnerReq
-	(*AttachInfoReq)(nil),     // 45: godaos.ctl.AttachInfoReq
-	(*PoolMap)(nil),           // 46: godaos.ctl.PoolMap
-	(*AttachInfoResp)(nil),    // 47: godaos.ctl.AttachInfoResp
-	(*ContSnapReq)(nil),       // 48: godaos.ctl.ContSnapReq
-	(*Snapshot)(nil),          // 49: godaos.ctl.Snapshot
-	(*ContSnapResp)(nil),      // 50: godaos.ctl.ContSnapResp
-	nil,                       // 51: godaos.ctl.Pool.PropsEntry
-	nil,                       // 52: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 53: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 54: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 55: godaos.ctl.Cont.PropsEntry
-	nil,                       // 56: godaos.ctl.ContCreateReq.PropsEntry
-	nil,                       // 57: godaos.ctl.ContPropReq.SetEntry
-	nil,                       // 58: godaos.ctl.ContAttrReq.SetEntry
-	nil,                       // 59: godaos.ctl.ContAttrResp.ValuesEntry
-	(*authpb.Credential)(nil), // 60: godaos.auth.Credential
+	(*PoolMapResp)(nil),       // 34: godaos.ctl.PoolMapResp
+	(*PoolTargetsReq)(nil),    // 35: godaos.ctl.PoolTargetsReq
+	(*PoolExtendReq)(nil),     // 36: godaos.ctl.PoolExtendReq
+	(*SystemExcludeReq)(nil),  // 37: godaos.ctl.SystemExcludeReq
+	(*Cont)(nil),              // 38: godaos.ctl.Cont
+	(*ContCreateReq)(nil),     // 39: godaos.ctl.ContCreateReq
+	(*ContReq)(nil),           // 40: godaos.ctl.ContReq
+	(*ContResp)(nil),          // 41: godaos.ctl.ContResp
+	(*ContOIDsReq)(nil),       // 42: godaos.ctl.ContOIDsReq
+	(*ContOIDsResp)(nil),      // 43: godaos.ctl.ContOIDsResp
+	(*ContACLReq)(nil),        // 44: godaos.ctl.ContACLReq
+	(*ContPropReq)(nil),       // 45: godaos.ctl.ContPropReq
+	(*ContAttrReq)(nil),       // 46: godaos.ctl.ContAttrReq
+	(*ContAttrResp)(nil),      // 47: godaos.ctl.ContAttrResp
+	(*ContSetOwnerReq)(nil),   // 48: godaos.ctl.ContSetOwnerReq
+	(*AttachInfoReq)(nil),     // 49: godaos.ctl.AttachInfoReq
+	(*PoolMap)(nil),           // 50: godaos.ctl.PoolMap
+	(*AttachInfoResp)(nil),    // 51: godaos.ctl.AttachInfoResp
+	(*ContSnapReq)(nil),       // 52: godaos.ctl.ContSnapReq
+	(*Snapshot)(nil),          // 53: godaos.ctl.Snapshot
+	(*ContSnapResp)(nil),      // 54: godaos.ctl.ContSnapResp
+	nil,                       // 55: godaos.ctl.Pool.PropsEntry
+	nil,                       // 56: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 57: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 58: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 59: godaos.ctl.Cont.PropsEntry
+	nil,                       // 60: godaos.ctl.ContCreateReq.PropsEntry
+	nil,                       // 61: godaos.ctl.ContPropReq.SetEntry
+	nil,                       // 62: godaos.ctl.ContAttrReq.SetEntry
+	nil,                       // 63: godaos.ctl.ContAttrResp.ValuesEntry
+	(*authpb.Credential)(nil), // 64: godaos.auth.Credential
+	(*enginepb.PoolMap)(nil),  // 65: godaos.engine.PoolMap
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -3845,18 +4131,18 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	51, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	52, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	55, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	56, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	60, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
+	64, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
 	2,  // 13: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	13, // 14: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 15: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	2,  // 16: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	53, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	57, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
 	2,  // 18: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	54, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	58, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
 	2,  // 20: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
 	13, // 21: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
 	2,  // 22: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
@@ -3865,92 +4151,103 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 25: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
 	2,  // 26: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
 	12, // 27: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	60, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	64, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
 	2,  // 29: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
 	13, // 30: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
 	3,  // 31: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	55, // 32: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	60, // 33: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	56, // 34: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	60, // 35: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
-	2,  // 36: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
-	34, // 37: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
-	34, // 38: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	60, // 39: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
-	2,  // 40: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
-	60, // 41: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
-	18, // 42: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
-	60, // 43: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
-	57, // 44: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
-	60, // 45: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
-	58, // 46: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
-	2,  // 47: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
-	59, // 48: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
-	2,  // 49: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
-	3,  // 50: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	46, // 51: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	60, // 52: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
-	2,  // 53: godaos.ctl.ContSnapResp.error:type_name -> godaos.ctl.Error
-	49, // 54: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
-	4,  // 55: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 56: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 57: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 58: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 59: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 60: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 61: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 62: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 63: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 64: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 65: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 66: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 67: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 68: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 69: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 70: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	35, // 71: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	36, // 72: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	36, // 73: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	36, // 74: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	44, // 75: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	38, // 76: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
-	40, // 77: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
-	41, // 78: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
-	42, // 79: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
-	48, // 80: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
-	45, // 81: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	5,  // 82: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 83: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 84: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 85: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 86: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 87: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 88: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 89: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 90: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 91: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 92: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 93: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 94: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 95: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 96: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 97: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	37, // 98: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	37, // 99: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	37, // 100: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	37, // 101: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	37, // 102: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	39, // 103: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
-	19, // 104: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 105: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
-	43, // 106: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
-	50, // 107: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
-	47, // 108: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	82, // [82:109] is the sub-list for method output_type
-	55, // [55:82] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	65, // 32: godaos.ctl.PoolConnectResp.pool_map:type_name -> godaos.engine.PoolMap
+	2,  // 33: godaos.ctl.PoolMapResp.error:type_name -> godaos.ctl.Error
+	65, // 34: godaos.ctl.PoolMapResp.pool_map:type_name -> godaos.engine.PoolMap
+	59, // 35: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	64, // 36: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	60, // 37: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	64, // 38: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	2,  // 39: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
+	38, // 40: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
+	38, // 41: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
+	64, // 42: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	2,  // 43: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
+	64, // 44: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
+	18, // 45: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
+	64, // 46: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
+	61, // 47: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
+	64, // 48: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
+	62, // 49: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
+	2,  // 50: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
+	63, // 51: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
+	2,  // 52: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
+	3,  // 53: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
+	50, // 54: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	64, // 55: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
+	2,  // 56: godaos.ctl.ContSnapResp.error:type_name -> godaos.ctl.Error
+	53, // 57: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
+	4,  // 58: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 59: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 60: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 61: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	14, // 62: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	16, // 63: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	16, // 64: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	22, // 65: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	18, // 66: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	20, // 67: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	24, // 68: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	25, // 69: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	28, // 70: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	28, // 71: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	30, // 72: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	32, // 73: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	39, // 74: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	40, // 75: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	40, // 76: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	40, // 77: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	48, // 78: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	42, // 79: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	44, // 80: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
+	45, // 81: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
+	46, // 82: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
+	52, // 83: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
+	49, // 84: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	16, // 85: godaos.ctl.Ctl.PoolMapQuery:input_type -> godaos.ctl.PoolReq
+	35, // 86: godaos.ctl.Ctl.PoolTargets:input_type -> godaos.ctl.PoolTargetsReq
+	36, // 87: godaos.ctl.Ctl.PoolExtend:input_type -> godaos.ctl.PoolExtendReq
+	37, // 88: godaos.ctl.Ctl.SystemExclude:input_type -> godaos.ctl.SystemExcludeReq
+	5,  // 89: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 90: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 91: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 92: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	15, // 93: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	17, // 94: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	17, // 95: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	23, // 96: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	19, // 97: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 98: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	27, // 99: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	27, // 100: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	29, // 101: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	29, // 102: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	31, // 103: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	33, // 104: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	41, // 105: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	41, // 106: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	41, // 107: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	41, // 108: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	41, // 109: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	43, // 110: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	19, // 111: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
+	21, // 112: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
+	47, // 113: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
+	54, // 114: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
+	51, // 115: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	34, // 116: godaos.ctl.Ctl.PoolMapQuery:output_type -> godaos.ctl.PoolMapResp
+	17, // 117: godaos.ctl.Ctl.PoolTargets:output_type -> godaos.ctl.PoolResp
+	17, // 118: godaos.ctl.Ctl.PoolExtend:output_type -> godaos.ctl.PoolResp
+	27, // 119: godaos.ctl.Ctl.SystemExclude:output_type -> godaos.ctl.SystemRanksResp
+	89, // [89:120] is the sub-list for method output_type
+	58, // [58:89] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -3964,7 +4261,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   58,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

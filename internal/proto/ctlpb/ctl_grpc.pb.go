@@ -50,6 +50,10 @@ const (
 	Ctl_ContAttr_FullMethodName      = "/godaos.ctl.Ctl/ContAttr"
 	Ctl_ContSnap_FullMethodName      = "/godaos.ctl.Ctl/ContSnap"
 	Ctl_GetAttachInfo_FullMethodName = "/godaos.ctl.Ctl/GetAttachInfo"
+	Ctl_PoolMapQuery_FullMethodName  = "/godaos.ctl.Ctl/PoolMapQuery"
+	Ctl_PoolTargets_FullMethodName   = "/godaos.ctl.Ctl/PoolTargets"
+	Ctl_PoolExtend_FullMethodName    = "/godaos.ctl.Ctl/PoolExtend"
+	Ctl_SystemExclude_FullMethodName = "/godaos.ctl.Ctl/SystemExclude"
 )
 
 // CtlClient is the client API for Ctl service.
@@ -83,6 +87,10 @@ type CtlClient interface {
 	ContAttr(ctx context.Context, in *ContAttrReq, opts ...grpc.CallOption) (*ContAttrResp, error)
 	ContSnap(ctx context.Context, in *ContSnapReq, opts ...grpc.CallOption) (*ContSnapResp, error)
 	GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts ...grpc.CallOption) (*AttachInfoResp, error)
+	PoolMapQuery(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolMapResp, error)
+	PoolTargets(ctx context.Context, in *PoolTargetsReq, opts ...grpc.CallOption) (*PoolResp, error)
+	PoolExtend(ctx context.Context, in *PoolExtendReq, opts ...grpc.CallOption) (*PoolResp, error)
+	SystemExclude(ctx context.Context, in *SystemExcludeReq, opts ...grpc.CallOption) (*SystemRanksResp, error)
 }
 
 type ctlClient struct {
@@ -363,6 +371,46 @@ func (c *ctlClient) GetAttachInfo(ctx context.Context, in *AttachInfoReq, opts .
 	return out, nil
 }
 
+func (c *ctlClient) PoolMapQuery(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolMapResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolMapResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolMapQuery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) PoolTargets(ctx context.Context, in *PoolTargetsReq, opts ...grpc.CallOption) (*PoolResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolTargets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) PoolExtend(ctx context.Context, in *PoolExtendReq, opts ...grpc.CallOption) (*PoolResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolExtend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ctlClient) SystemExclude(ctx context.Context, in *SystemExcludeReq, opts ...grpc.CallOption) (*SystemRanksResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SystemRanksResp)
+	err := c.cc.Invoke(ctx, Ctl_SystemExclude_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CtlServer is the server API for Ctl service.
 // All implementations must embed UnimplementedCtlServer
 // for forward compatibility.
@@ -394,6 +442,10 @@ type CtlServer interface {
 	ContAttr(context.Context, *ContAttrReq) (*ContAttrResp, error)
 	ContSnap(context.Context, *ContSnapReq) (*ContSnapResp, error)
 	GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error)
+	PoolMapQuery(context.Context, *PoolReq) (*PoolMapResp, error)
+	PoolTargets(context.Context, *PoolTargetsReq) (*PoolResp, error)
+	PoolExtend(context.Context, *PoolExtendReq) (*PoolResp, error)
+	SystemExclude(context.Context, *SystemExcludeReq) (*SystemRanksResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
 
@@ -484,6 +536,18 @@ func (UnimplementedCtlServer) ContSnap(context.Context, *ContSnapReq) (*ContSnap
 }
 func (UnimplementedCtlServer) GetAttachInfo(context.Context, *AttachInfoReq) (*AttachInfoResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAttachInfo not implemented")
+}
+func (UnimplementedCtlServer) PoolMapQuery(context.Context, *PoolReq) (*PoolMapResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolMapQuery not implemented")
+}
+func (UnimplementedCtlServer) PoolTargets(context.Context, *PoolTargetsReq) (*PoolResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolTargets not implemented")
+}
+func (UnimplementedCtlServer) PoolExtend(context.Context, *PoolExtendReq) (*PoolResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolExtend not implemented")
+}
+func (UnimplementedCtlServer) SystemExclude(context.Context, *SystemExcludeReq) (*SystemRanksResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method SystemExclude not implemented")
 }
 func (UnimplementedCtlServer) mustEmbedUnimplementedCtlServer() {}
 func (UnimplementedCtlServer) testEmbeddedByValue()             {}
@@ -992,6 +1056,78 @@ func _Ctl_GetAttachInfo_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_PoolMapQuery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolMapQuery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolMapQuery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolMapQuery(ctx, req.(*PoolReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_PoolTargets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolTargetsReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolTargets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolTargets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolTargets(ctx, req.(*PoolTargetsReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_PoolExtend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolExtendReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolExtend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolExtend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolExtend(ctx, req.(*PoolExtendReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ctl_SystemExclude_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SystemExcludeReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).SystemExclude(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_SystemExclude_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).SystemExclude(ctx, req.(*SystemExcludeReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ctl_ServiceDesc is the grpc.ServiceDesc for Ctl service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1106,6 +1242,22 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAttachInfo",
 			Handler:    _Ctl_GetAttachInfo_Handler,
+		},
+		{
+			MethodName: "PoolMapQuery",
+			Handler:    _Ctl_PoolMapQuery_Handler,
+		},
+		{
+			MethodName: "PoolTargets",
+			Handler:    _Ctl_PoolTargets_Handler,
+		},
+		{
+			MethodName: "PoolExtend",
+			Handler:    _Ctl_PoolExtend_Handler,
+		},
+		{
+			MethodName: "SystemExclude",
+			Handler:    _Ctl_SystemExclude_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

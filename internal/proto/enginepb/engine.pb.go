@@ -451,7 +451,8 @@ type ObjIOReq struct {
 	Flags         uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"`
 	Dkey          []byte                 `protobuf:"bytes,6,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Iods          []*IOD                 `protobuf:"bytes,7,rep,name=iods,proto3" json:"iods,omitempty"`
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +536,13 @@ func (x *ObjIOReq) GetIods() []*IOD {
 	return nil
 }
 
+func (x *ObjIOReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
 func (x *ObjIOReq) GetCap() []byte {
 	if x != nil {
 		return x.Cap
@@ -554,7 +562,8 @@ type ObjPunchReq struct {
 	Dkeys         [][]byte               `protobuf:"bytes,6,rep,name=dkeys,proto3" json:"dkeys,omitempty"`
 	Dkey          []byte                 `protobuf:"bytes,7,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Akeys         [][]byte               `protobuf:"bytes,8,rep,name=akeys,proto3" json:"akeys,omitempty"`
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -645,6 +654,13 @@ func (x *ObjPunchReq) GetAkeys() [][]byte {
 	return nil
 }
 
+func (x *ObjPunchReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
 func (x *ObjPunchReq) GetCap() []byte {
 	if x != nil {
 		return x.Cap
@@ -663,7 +679,8 @@ type ObjListReq struct {
 	Dkey          []byte                 `protobuf:"bytes,5,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Anchor        []byte                 `protobuf:"bytes,6,opt,name=anchor,proto3" json:"anchor,omitempty"`
 	Max           uint32                 `protobuf:"varint,7,opt,name=max,proto3" json:"max,omitempty"`
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -743,6 +760,13 @@ func (x *ObjListReq) GetAnchor() []byte {
 func (x *ObjListReq) GetMax() uint32 {
 	if x != nil {
 		return x.Max
+	}
+	return 0
+}
+
+func (x *ObjListReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
 	}
 	return 0
 }
@@ -1548,9 +1572,14 @@ type TxPrepareReq struct {
 	// Two phases: the coordinator is the participant that decides (the first
 	// the client prepares); the others ask it (OpTxStatus) when the client's
 	// commit or abort does not come.
-	Coordinator   bool   `protobuf:"varint,8,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                     // this participant is it
-	CoordAddr     string `protobuf:"bytes,9,opt,name=coord_addr,json=coordAddr,proto3" json:"coord_addr,omitempty"`         // its data-plane address
-	CoordTarget   uint32 `protobuf:"varint,10,opt,name=coord_target,json=coordTarget,proto3" json:"coord_target,omitempty"` // and target
+	Coordinator bool   `protobuf:"varint,8,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                     // this participant is it
+	CoordAddr   string `protobuf:"bytes,9,opt,name=coord_addr,json=coordAddr,proto3" json:"coord_addr,omitempty"`         // its data-plane address
+	CoordTarget uint32 `protobuf:"varint,10,opt,name=coord_target,json=coordTarget,proto3" json:"coord_target,omitempty"` // and target
+	// A replicated update or punch the group's leader forwards (not a client's
+	// transaction): no read epoch to check, and a dkey another write holds
+	// answers DER_INPROGRESS (the client retries) rather than DER_TX_RESTART.
+	Replica       bool   `protobuf:"varint,11,opt,name=replica,proto3" json:"replica,omitempty"`
+	MapVersion    uint32 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
 	Cap           []byte `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1656,6 +1685,20 @@ func (x *TxPrepareReq) GetCoordTarget() uint32 {
 	return 0
 }
 
+func (x *TxPrepareReq) GetReplica() bool {
+	if x != nil {
+		return x.Replica
+	}
+	return false
+}
+
+func (x *TxPrepareReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
 func (x *TxPrepareReq) GetCap() []byte {
 	if x != nil {
 		return x.Cap
@@ -1724,6 +1767,7 @@ type TxWrite struct {
 	Iods          []*IOD                 `protobuf:"bytes,3,rep,name=iods,proto3" json:"iods,omitempty"`
 	Punch         bool                   `protobuf:"varint,4,opt,name=punch,proto3" json:"punch,omitempty"`
 	Akeys         [][]byte               `protobuf:"bytes,5,rep,name=akeys,proto3" json:"akeys,omitempty"`
+	Flags         uint32                 `protobuf:"varint,6,opt,name=flags,proto3" json:"flags,omitempty"` // conditions (the leader's own part of a replicated write only)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1793,6 +1837,13 @@ func (x *TxWrite) GetAkeys() [][]byte {
 	return nil
 }
 
+func (x *TxWrite) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
 // TxPrepareRep: prepared (the target's clock, which the commit epoch must
 // exceed), or committed at epoch (one phase).
 type TxPrepareRep struct {
@@ -1847,7 +1898,8 @@ type TxCommitReq struct {
 	Txid          []byte                 `protobuf:"bytes,3,opt,name=txid,proto3" json:"txid,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Abort         bool                   `protobuf:"varint,5,opt,name=abort,proto3" json:"abort,omitempty"`
-	Coordinator   bool                   `protobuf:"varint,6,opt,name=coordinator,proto3" json:"coordinator,omitempty"` // sent to the coordinator first: it records the decision
+	Coordinator   bool                   `protobuf:"varint,6,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                  // sent to the coordinator first: it records the decision
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
 	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1923,6 +1975,13 @@ func (x *TxCommitReq) GetCoordinator() bool {
 		return x.Coordinator
 	}
 	return false
+}
+
+func (x *TxCommitReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
 }
 
 func (x *TxCommitReq) GetCap() []byte {
@@ -2119,6 +2178,147 @@ func (x *ServerSigned) GetNonce() []byte {
 	return nil
 }
 
+// PoolMap is a pool's map (internal/placement): its ranks, each with its fault
+// domain, the map version it joined the pool in, its targets' states and its
+// engine's address. The management service leader sends it to the pool's
+// engines on every change (OpPoolMapUpdate); clients get it at connect and
+// again when an engine says their map is stale (DER_STALE).
+type PoolMap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"` // 16 bytes
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Ranks         []*PoolMapRank         `protobuf:"bytes,3,rep,name=ranks,proto3" json:"ranks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolMap) Reset() {
+	*x = PoolMap{}
+	mi := &file_engine_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolMap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolMap) ProtoMessage() {}
+
+func (x *PoolMap) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
+func (*PoolMap) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PoolMap) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *PoolMap) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PoolMap) GetRanks() []*PoolMapRank {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+type PoolMapRank struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          uint32                 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	FaultDomain   string                 `protobuf:"bytes,2,opt,name=fault_domain,json=faultDomain,proto3" json:"fault_domain,omitempty"`
+	Added         uint32                 `protobuf:"varint,3,opt,name=added,proto3" json:"added,omitempty"`                            // the map version it joined the pool in (0: at create)
+	States        []byte                 `protobuf:"bytes,4,opt,name=states,proto3" json:"states,omitempty"`                           // one byte per target: its placement.TargetState
+	FabricAddr    string                 `protobuf:"bytes,5,opt,name=fabric_addr,json=fabricAddr,proto3" json:"fabric_addr,omitempty"` // its engine's data-plane address
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolMapRank) Reset() {
+	*x = PoolMapRank{}
+	mi := &file_engine_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolMapRank) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolMapRank) ProtoMessage() {}
+
+func (x *PoolMapRank) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolMapRank.ProtoReflect.Descriptor instead.
+func (*PoolMapRank) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PoolMapRank) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *PoolMapRank) GetFaultDomain() string {
+	if x != nil {
+		return x.FaultDomain
+	}
+	return ""
+}
+
+func (x *PoolMapRank) GetAdded() uint32 {
+	if x != nil {
+		return x.Added
+	}
+	return 0
+}
+
+func (x *PoolMapRank) GetStates() []byte {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *PoolMapRank) GetFabricAddr() string {
+	if x != nil {
+		return x.FabricAddr
+	}
+	return ""
+}
+
 var File_engine_proto protoreflect.FileDescriptor
 
 const file_engine_proto_rawDesc = "" +
@@ -2150,7 +2350,7 @@ const file_engine_proto_rawDesc = "" +
 	"\ano_csum\x18\x05 \x01(\bR\x06noCsum\"8\n" +
 	"\x0eContDestroyReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
-	"\x04cont\x18\x02 \x01(\fR\x04cont\"\xd2\x01\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\"\xf3\x01\n" +
 	"\bObjIOReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
@@ -2158,8 +2358,10 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x12\n" +
 	"\x04dkey\x18\x06 \x01(\fR\x04dkey\x12&\n" +
-	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03cap\"\xd9\x01\n" +
+	"\x04iods\x18\a \x03(\v2\x12.godaos.engine.IODR\x04iods\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"\xfa\x01\n" +
 	"\vObjPunchReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
@@ -2168,8 +2370,10 @@ const file_engine_proto_rawDesc = "" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x14\n" +
 	"\x05dkeys\x18\x06 \x03(\fR\x05dkeys\x12\x12\n" +
 	"\x04dkey\x18\a \x01(\fR\x04dkey\x12\x14\n" +
-	"\x05akeys\x18\b \x03(\fR\x05akeys\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03cap\"\xc0\x01\n" +
+	"\x05akeys\x18\b \x03(\fR\x05akeys\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"\xe1\x01\n" +
 	"\n" +
 	"ObjListReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
@@ -2178,7 +2382,9 @@ const file_engine_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04dkey\x18\x05 \x01(\fR\x04dkey\x12\x16\n" +
 	"\x06anchor\x18\x06 \x01(\fR\x06anchor\x12\x10\n" +
-	"\x03max\x18\a \x01(\rR\x03max\x12\x10\n" +
+	"\x03max\x18\a \x01(\rR\x03max\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"J\n" +
 	"\n" +
 	"ObjListRep\x12\x12\n" +
@@ -2232,7 +2438,7 @@ const file_engine_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1c\n" +
-	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\xca\x02\n" +
+	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\x85\x03\n" +
 	"\fTxPrepareReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
@@ -2245,26 +2451,32 @@ const file_engine_proto_rawDesc = "" +
 	"\n" +
 	"coord_addr\x18\t \x01(\tR\tcoordAddr\x12!\n" +
 	"\fcoord_target\x18\n" +
-	" \x01(\rR\vcoordTarget\x12\x10\n" +
+	" \x01(\rR\vcoordTarget\x12\x18\n" +
+	"\areplica\x18\v \x01(\bR\areplica\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"A\n" +
 	"\x05TxKey\x12$\n" +
 	"\x03oid\x18\x01 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x12\n" +
-	"\x04dkey\x18\x02 \x01(\fR\x04dkey\"\x97\x01\n" +
+	"\x04dkey\x18\x02 \x01(\fR\x04dkey\"\xad\x01\n" +
 	"\aTxWrite\x12$\n" +
 	"\x03oid\x18\x01 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x12\n" +
 	"\x04dkey\x18\x02 \x01(\fR\x04dkey\x12&\n" +
 	"\x04iods\x18\x03 \x03(\v2\x12.godaos.engine.IODR\x04iods\x12\x14\n" +
 	"\x05punch\x18\x04 \x01(\bR\x05punch\x12\x14\n" +
-	"\x05akeys\x18\x05 \x03(\fR\x05akeys\"$\n" +
+	"\x05akeys\x18\x05 \x03(\fR\x05akeys\x12\x14\n" +
+	"\x05flags\x18\x06 \x01(\rR\x05flags\"$\n" +
 	"\fTxPrepareRep\x12\x14\n" +
-	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\xa9\x01\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\xca\x01\n" +
 	"\vTxCommitReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
 	"\x04txid\x18\x03 \x01(\fR\x04txid\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05abort\x18\x05 \x01(\bR\x05abort\x12 \n" +
-	"\vcoordinator\x18\x06 \x01(\bR\vcoordinator\x12\x10\n" +
+	"\vcoordinator\x18\x06 \x01(\bR\vcoordinator\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"!\n" +
 	"\vTxStatusReq\x12\x12\n" +
 	"\x04txid\x18\x01 \x01(\fR\x04txid\"9\n" +
@@ -2277,7 +2489,18 @@ const file_engine_proto_rawDesc = "" +
 	"\x03msg\x18\x03 \x01(\fR\x03msg\x12\x10\n" +
 	"\x03sig\x18\x04 \x01(\fR\x03sig\x12\x16\n" +
 	"\x06signer\x18\x05 \x01(\tR\x06signer\x12\x14\n" +
-	"\x05nonce\x18\x06 \x01(\fR\x05nonceB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"\x05nonce\x18\x06 \x01(\fR\x05nonce\"i\n" +
+	"\aPoolMap\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x120\n" +
+	"\x05ranks\x18\x03 \x03(\v2\x1a.godaos.engine.PoolMapRankR\x05ranks\"\x93\x01\n" +
+	"\vPoolMapRank\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\rR\x04rank\x12!\n" +
+	"\ffault_domain\x18\x02 \x01(\tR\vfaultDomain\x12\x14\n" +
+	"\x05added\x18\x03 \x01(\rR\x05added\x12\x16\n" +
+	"\x06states\x18\x04 \x01(\fR\x06states\x12\x1f\n" +
+	"\vfabric_addr\x18\x05 \x01(\tR\n" +
+	"fabricAddrB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once
@@ -2291,7 +2514,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -2324,6 +2547,8 @@ var file_engine_proto_goTypes = []any{
 	(*TxStatusReq)(nil),      // 28: godaos.engine.TxStatusReq
 	(*TxStatusRep)(nil),      // 29: godaos.engine.TxStatusRep
 	(*ServerSigned)(nil),     // 30: godaos.engine.ServerSigned
+	(*PoolMap)(nil),          // 31: godaos.engine.PoolMap
+	(*PoolMapRank)(nil),      // 32: godaos.engine.PoolMapRank
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -2340,11 +2565,12 @@ var file_engine_proto_depIdxs = []int32{
 	0,  // 11: godaos.engine.TxKey.oid:type_name -> godaos.engine.OID
 	0,  // 12: godaos.engine.TxWrite.oid:type_name -> godaos.engine.OID
 	2,  // 13: godaos.engine.TxWrite.iods:type_name -> godaos.engine.IOD
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	32, // 14: godaos.engine.PoolMap.ranks:type_name -> godaos.engine.PoolMapRank
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -2358,7 +2584,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

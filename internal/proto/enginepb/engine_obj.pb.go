@@ -41,7 +41,8 @@ type ObjQueryReq struct {
 	Flags         uint32                 `protobuf:"varint,5,opt,name=flags,proto3" json:"flags,omitempty"` // DAOS_GET_*: DKEY 1, AKEY 2, RECX 4, MAX 8, MIN 16
 	Dkey          []byte                 `protobuf:"bytes,6,opt,name=dkey,proto3" json:"dkey,omitempty"`
 	Akey          []byte                 `protobuf:"bytes,7,opt,name=akey,proto3" json:"akey,omitempty"`
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,6 +126,13 @@ func (x *ObjQueryReq) GetAkey() []byte {
 	return nil
 }
 
+func (x *ObjQueryReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
+}
+
 func (x *ObjQueryReq) GetCap() []byte {
 	if x != nil {
 		return x.Cap
@@ -204,7 +212,8 @@ type ObjListRecxReq struct {
 	Akey          []byte                 `protobuf:"bytes,6,opt,name=akey,proto3" json:"akey,omitempty"`
 	Anchor        []byte                 `protobuf:"bytes,7,opt,name=anchor,proto3" json:"anchor,omitempty"`
 	Max           uint32                 `protobuf:"varint,8,opt,name=max,proto3" json:"max,omitempty"`
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +300,13 @@ func (x *ObjListRecxReq) GetAnchor() []byte {
 func (x *ObjListRecxReq) GetMax() uint32 {
 	if x != nil {
 		return x.Max
+	}
+	return 0
+}
+
+func (x *ObjListRecxReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
 	}
 	return 0
 }
@@ -439,7 +455,8 @@ type ObjListObjsReq struct {
 	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"` // 0: the latest
 	Anchor        []byte                 `protobuf:"bytes,4,opt,name=anchor,proto3" json:"anchor,omitempty"`
 	Max           uint32                 `protobuf:"varint,5,opt,name=max,proto3" json:"max,omitempty"`
-	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"` // the container handle's capability (a Capability)
+	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -505,6 +522,13 @@ func (x *ObjListObjsReq) GetAnchor() []byte {
 func (x *ObjListObjsReq) GetMax() uint32 {
 	if x != nil {
 		return x.Max
+	}
+	return 0
+}
+
+func (x *ObjListObjsReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
 	}
 	return 0
 }
@@ -580,7 +604,7 @@ var File_engine_obj_proto protoreflect.FileDescriptor
 
 const file_engine_obj_proto_rawDesc = "" +
 	"\n" +
-	"\x10engine_obj.proto\x12\rgodaos.engine\x1a\fengine.proto\"\xc1\x01\n" +
+	"\x10engine_obj.proto\x12\rgodaos.engine\x1a\fengine.proto\"\xe2\x01\n" +
 	"\vObjQueryReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
@@ -588,12 +612,14 @@ const file_engine_obj_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05flags\x18\x05 \x01(\rR\x05flags\x12\x12\n" +
 	"\x04dkey\x18\x06 \x01(\fR\x04dkey\x12\x12\n" +
-	"\x04akey\x18\a \x01(\fR\x04akey\x12\x10\n" +
+	"\x04akey\x18\a \x01(\fR\x04akey\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"^\n" +
 	"\vObjQueryRep\x12\x12\n" +
 	"\x04dkey\x18\x01 \x01(\fR\x04dkey\x12\x12\n" +
 	"\x04akey\x18\x02 \x01(\fR\x04akey\x12'\n" +
-	"\x04recx\x18\x03 \x01(\v2\x13.godaos.engine.RecxR\x04recx\"\xd8\x01\n" +
+	"\x04recx\x18\x03 \x01(\v2\x13.godaos.engine.RecxR\x04recx\"\xf9\x01\n" +
 	"\x0eObjListRecxReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
@@ -602,7 +628,9 @@ const file_engine_obj_proto_rawDesc = "" +
 	"\x04dkey\x18\x05 \x01(\fR\x04dkey\x12\x12\n" +
 	"\x04akey\x18\x06 \x01(\fR\x04akey\x12\x16\n" +
 	"\x06anchor\x18\a \x01(\fR\x06anchor\x12\x10\n" +
-	"\x03max\x18\b \x01(\rR\x03max\x12\x10\n" +
+	"\x03max\x18\b \x01(\rR\x03max\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"C\n" +
 	"\tRecxEpoch\x12\x10\n" +
 	"\x03idx\x18\x01 \x01(\x04R\x03idx\x12\x0e\n" +
@@ -612,13 +640,15 @@ const file_engine_obj_proto_rawDesc = "" +
 	"\x05recxs\x18\x01 \x03(\v2\x18.godaos.engine.RecxEpochR\x05recxs\x12\x19\n" +
 	"\brec_size\x18\x02 \x01(\x04R\arecSize\x12\x16\n" +
 	"\x06anchor\x18\x03 \x01(\fR\x06anchor\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof\"\x8a\x01\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\"\xab\x01\n" +
 	"\x0eObjListObjsReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06anchor\x18\x04 \x01(\fR\x06anchor\x12\x10\n" +
-	"\x03max\x18\x05 \x01(\rR\x03max\x12\x10\n" +
+	"\x03max\x18\x05 \x01(\rR\x03max\x12\x1f\n" +
+	"\vmap_version\x18\x0e \x01(\rR\n" +
+	"mapVersion\x12\x10\n" +
 	"\x03cap\x18\x0f \x01(\fR\x03cap\"b\n" +
 	"\x0eObjListObjsRep\x12&\n" +
 	"\x04oids\x18\x01 \x03(\v2\x12.godaos.engine.OIDR\x04oids\x12\x16\n" +

@@ -27,6 +27,7 @@ const (
 	OpTxCommit      uint16 = 54 // TxCommitReq
 	OpEpochQuery    uint16 = 55 // no header -> ObjUpdateRep: the engine's clock (clients' transactions)
 	OpTxStatus      uint16 = 56 // TxStatusReq -> TxStatusRep (engine to engine: a participant asks the coordinator)
+	OpPoolMapUpdate uint16 = 57 // PoolMap: the management service leader's new map of a pool (over a collective)
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -43,13 +44,14 @@ const (
 	OpSvcContProp    uint16 = 48 // ctlpb.ContPropReq -> ctlpb.PoolPropResp
 	OpSvcContAttr    uint16 = 49 // ctlpb.ContAttrReq -> ctlpb.ContAttrResp
 	OpSvcContSnap    uint16 = 60 // ctlpb.ContSnapReq -> ctlpb.ContSnapResp
+	OpSvcPoolMap     uint16 = 61 // ctlpb.PoolReq -> ctlpb.PoolMapResp (a client's pool map is stale)
 )
 
 // ServerOps are the opcodes only servers may send: their message header is
 // a ServerSigned around the request's message. OpCollective is one: it makes
 // the engine send to the peers it names.
 var ServerOps = map[uint16]bool{OpTargetCreate: true, OpTargetDestroy: true, OpTargetQuery: true, OpContCreate: true,
-	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true, OpTxStatus: true}
+	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true, OpTxStatus: true, OpPoolMapUpdate: true}
 
 // Rights a Capability grants over its container.
 const (
@@ -64,8 +66,9 @@ var opNames = map[uint16]string{
 	OpCollective: "Collective", OpSvcPoolConnect: "SvcPoolConnect", OpSvcContCreate: "SvcContCreate",
 	OpSvcContOpen: "SvcContOpen", OpSvcContList: "SvcContList", OpSvcContDestroy: "SvcContDestroy", OpSvcContOIDs: "SvcContOIDs",
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
-	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap",
+	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap", OpSvcPoolMap: "SvcPoolMap",
 	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery", OpTxStatus: "TxStatus",
+	OpPoolMapUpdate: "PoolMapUpdate",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
