@@ -56,7 +56,9 @@ func disabledTargets(p mgmt.Pool) []string {
 
 // serves reports whether a target in state s holds data to serve: UPIN, UP
 // and DRAIN targets do; DOWN and DOWNOUT ones are out of the pool's I/O.
-func serves(s placement.TargetState) bool { return s != placement.TargetDown && s != placement.TargetOut }
+func serves(s placement.TargetState) bool {
+	return s != placement.TargetDown && s != placement.TargetOut
+}
 
 // livePoolRanks are the ranks of p's map with a target that serves: the
 // ones pool-wide operations (container create, snapshots, queries) reach.

@@ -13,7 +13,7 @@ import (
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
-		"github.com/godaos/godaos/server/vos"
+	"github.com/godaos/godaos/server/vos"
 )
 
 // Replication (RP_n classes). A client sends an update or punch of a
