@@ -15,6 +15,7 @@ import (
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/server/config"
 	"github.com/godaos/godaos/server/engine"
+	"github.com/godaos/godaos/server/swim"
 )
 
 // An engine slot goes through these states: its storage is unformatted until
@@ -52,6 +53,7 @@ type runningEngine struct {
 	addr   string        // the address it serves on (listenAddr with the port resolved)
 	served chan struct{} // closed when Serve returns
 	rank   int64         // from the management service; -1 until joined
+	sw     *swim.Member  // its SWIM member once joined (swim.go); nil when not running
 }
 
 func (re *runningEngine) engine() *engine.Engine {
@@ -225,9 +227,10 @@ func (s *Server) stopEngine(ctx context.Context, re *runningEngine) error {
 		re.mu.Unlock()
 		return nil
 	}
-	eng, served := re.eng, re.served
-	re.eng, re.l, re.state = nil, nil, engineStopping
+	eng, served, sw := re.eng, re.served, re.sw
+	re.eng, re.l, re.state, re.sw = nil, nil, engineStopping, nil
 	re.mu.Unlock()
+	s.swimStop(re, sw) // a clean leave first: the other ranks must not take it for dead
 
 	err := eng.Shutdown(ctx)
 	select {

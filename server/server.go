@@ -28,6 +28,7 @@ import (
 	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/internal/telemetry"
 	"github.com/godaos/godaos/server/mgmt"
+	"github.com/godaos/godaos/server/swim"
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/server/config"
@@ -50,6 +51,7 @@ type Server struct {
 	transport *transport
 	verifier  *auth.Verifier
 	telemetry *telemetry.Server
+	swim      swimState // failure detection (swim.go)
 }
 
 // Options shape a server's start.
@@ -61,6 +63,9 @@ type Options struct {
 	// AggregationInterval and AggregationLag pace the background aggregation
 	// the management service leader runs (0: the defaults; tests shorten them).
 	AggregationInterval, AggregationLag time.Duration
+	// SwimTimeouts pace SWIM failure detection between engines (nil: the
+	// defaults, or swim.FastTimeouts with GODAOS_SWIM_FAST=1; tests).
+	SwimTimeouts *swim.Timeouts
 }
 
 // Start validates cfg and starts the control service and the engines whose
@@ -81,6 +86,7 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, transport: tr, verifier: tr.verifier}
 	s.ctl = &ctlService{s: s, conns: map[string]*grpc.ClientConn{}, engines: rpc.NewClientCache(rpc.ClientOptions{Logger: log})}
 	s.joinCtx, s.stopJoin = context.WithCancel(context.Background())
+	s.initSwim(opts)
 	for i := range cfg.Engines {
 		re, err := s.engineSlot(i)
 		if err != nil {
@@ -115,6 +121,7 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 		s.Shutdown(context.Background())
 		return nil, err
 	}
+	s.startSwimLoops()
 	for _, re := range s.engines {
 		if re.engine() != nil {
 			s.joinAsync(re)
