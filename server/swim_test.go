@@ -285,7 +285,8 @@ func (s *swimSystem) healthy(t *testing.T, i int) {
 // and joins again when restarted (not excluded again by its old death); a
 // rank stopped with dmg system stop is stopped, not excluded; a paused
 // (SIGSTOP) rank is excluded and stays excluded when it resumes, its server
-// healthy; a paused MS leader is excluded by the leader elected after it.
+// healthy; a paused MS leader is excluded by the leader elected after it,
+// whose own engine is stopped.
 func TestSwimExcludesDeadRanks(t *testing.T) {
 	t.Setenv(SwimFastEnv, "1") // the servers inherit it
 	bins := testsys.Binaries(t, testsys.Cmd("daos_server"))
@@ -330,9 +331,15 @@ func TestSwimExcludesDeadRanks(t *testing.T) {
 	if leader > 2 {
 		t.Fatalf("leader is server %d, not one of the three replicas", leader)
 	}
-	// servers 3 and 4 are not replicas; the replica that does not lead has
-	// its engine stopped
-	stopped := slices.IndexFunc([]int{0, 1, 2}, func(i int) bool { return i != leader })
+	// servers 3 and 4 are not replicas; the replicas that do not lead have
+	// their engines stopped, so that the leader elected after this one
+	// watches through an observer
+	var stopped []int
+	for i := range 3 {
+		if i != leader {
+			stopped = append(stopped, i)
+		}
+	}
 
 	t.Run("kill -9 then restart", func(t *testing.T) {
 		r := s.rankOf[4]
@@ -357,17 +364,19 @@ func TestSwimExcludesDeadRanks(t *testing.T) {
 	})
 
 	t.Run("system stop is not a death", func(t *testing.T) {
-		r := s.rankOf[stopped]
+		ranks := []uint32{s.rankOf[stopped[0]], s.rankOf[stopped[1]]}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		resp, err := admin.SystemStop(ctx, &ctlpb.SystemStopReq{Ranks: []uint32{r}})
+		resp, err := admin.SystemStop(ctx, &ctlpb.SystemStopReq{Ranks: ranks})
 		if err := ctlclient.Err(err, resp.GetError(), "system stop"); err != nil {
 			t.Fatal(err)
 		}
-		// the leader's member records a clean leave, not a death
-		s.waitLog(t, s.leader(t), "swim: rank is left", fmt.Sprintf("peer_rank=%d ", r))
-		if st := s.state(t, r); st != "stopped" {
-			t.Fatalf("rank %d is %s after dmg system stop, want stopped", r, st)
+		for _, r := range ranks {
+			// the leader's member records a clean leave, not a death
+			s.waitLog(t, s.leader(t), "swim: rank is left", fmt.Sprintf("peer_rank=%d ", r))
+			if st := s.state(t, r); st != "stopped" {
+				t.Fatalf("rank %d is %s after dmg system stop, want stopped", r, st)
+			}
 		}
 	})
 
@@ -383,9 +392,11 @@ func TestSwimExcludesDeadRanks(t *testing.T) {
 			t.Fatalf("rank %d is %s once it answers again, want excluded", r, st)
 		}
 		s.healthy(t, 3)
-		// the stop of the earlier subtest was never taken for a death
-		if st := s.state(t, s.rankOf[stopped]); st != "stopped" {
-			t.Errorf("stopped rank %d is now %s", s.rankOf[stopped], st)
+		// the stops of the earlier subtest were never taken for deaths
+		for _, i := range stopped {
+			if st := s.state(t, s.rankOf[i]); st != "stopped" {
+				t.Errorf("stopped rank %d is now %s", s.rankOf[i], st)
+			}
 		}
 	})
 
@@ -393,10 +404,11 @@ func TestSwimExcludesDeadRanks(t *testing.T) {
 		old := s.leader(t)
 		r := s.rankOf[old]
 		s.pause(t, old, true)
-		d := s.waitState(t, r, "excluded") // by the next leader: two replicas remain
-		now := s.leader(t)
-		t.Logf("SIGSTOP of the MS leader (server %d): rank %d excluded after %v by the new leader, server %d (engine stopped, an observer watching: %v)",
-			old, r, d.Round(100*time.Millisecond), now, now == stopped)
+		// by the next leader (two replicas remain), whose engine is stopped:
+		// it sees the death through its observer
+		d := s.waitState(t, r, "excluded")
+		t.Logf("SIGSTOP of the MS leader (server %d): rank %d excluded after %v by the new leader, server %d",
+			old, r, d.Round(100*time.Millisecond), s.leader(t))
 		s.pause(t, old, false)
 		s.healthy(t, old)
 	})
