@@ -213,6 +213,11 @@ func (c *Client) svcCall(ctx context.Context, op uint16, req, resp proto.Message
 	}
 }
 
+// svcTryTimeout bounds how long one engine may take to answer some
+// pool-service requests before the next is tried: a pool map refresh must
+// not wait for a stopped (SIGSTOP) engine, which is what it is working around.
+var svcTryTimeout = map[uint16]time.Duration{enginepb.OpSvcPoolMap: 3 * time.Second}
+
 // svcSend sends a pool-service request to an engine, trying the ranks in turn
 // while they are unreachable.
 func (c *Client) svcSend(ctx context.Context, op uint16, req, resp proto.Message) error {
@@ -235,8 +240,13 @@ func (c *Client) svcSend(ctx context.Context, op uint16, req, resp proto.Message
 				last = err
 				continue
 			}
-			rep, err := cl.Call(ctx, rpc.Message{Opcode: op, Target: 0, Header: hdr}, nil)
-			if daoserr.Is(err, daoserr.Unreach) || daoserr.Is(err, daoserr.Shutdown) {
+			tctx, cancel := ctx, context.CancelFunc(func() {})
+			if d := svcTryTimeout[op]; d > 0 {
+				tctx, cancel = context.WithTimeout(ctx, d)
+			}
+			rep, err := cl.Call(tctx, rpc.Message{Opcode: op, Target: 0, Header: hdr}, nil)
+			cancel()
+			if daoserr.Is(err, daoserr.Unreach) || daoserr.Is(err, daoserr.Shutdown) || (err != nil && tctx.Err() != nil && ctx.Err() == nil) {
 				last = err
 				continue
 			}

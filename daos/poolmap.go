@@ -125,7 +125,7 @@ func (p *Pool) refreshMap(ctx context.Context, stale uint32) error {
 	return nil
 }
 
-// MapVersion is the version of the pool map this client uses now.
+// CurrentMapVersion is the version of the pool map this client uses now.
 func (p *Pool) CurrentMapVersion() uint32 {
 	cm, err := p.currentMap()
 	if err != nil {
@@ -153,7 +153,9 @@ func retryable(err error, redundant bool) bool {
 	switch daoserr.CodeOf(err) {
 	case daoserr.Stale:
 		return true
-	case daoserr.Unreach, daoserr.TimedOut, daoserr.Shutdown, daoserr.Evicted:
+	case daoserr.Unreach, daoserr.TimedOut, daoserr.Shutdown, daoserr.Evicted, daoserr.InProgress:
+		// InProgress: a write whose leader died holds the dkey until the
+		// survivors resolve it, once the map excludes that leader
 		return redundant
 	}
 	return false

@@ -44,6 +44,15 @@ import (
 // the map has excluded it.
 var replicaTimeout = 10 * time.Second
 
+// replicaPreparedTTL is how long a replica's prepared part waits for its
+// leader's commit or abort before asking (normally they come within
+// milliseconds).
+var replicaPreparedTTL = 2 * time.Second
+
+// replicaDecisionTTL is how long a replica remembers what it did with a
+// part, for peers resolving a write whose leader died.
+const replicaDecisionTTL = time.Minute
+
 // SetRank tells the engine its rank (once the system has given it one): a
 // replicated write's leader finds its own shard in the layout by it.
 func (e *Engine) SetRank(rank uint32) { e.rank.Store(int64(rank)) }
@@ -150,8 +159,12 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 	for i, w := range writes {
 		peerWrites[i] = &enginepb.TxWrite{Oid: w.Oid, Dkey: w.Dkey, Iods: w.Iods, Punch: w.Punch, Akeys: w.Akeys}
 	}
+	var tpeers []*enginepb.TxPeer
+	for _, s := range peers {
+		tpeers = append(tpeers, &enginepb.TxPeer{Rank: s.Rank, Addr: pm.Addr[s.Rank], Target: s.Target})
+	}
 	pm2 := &enginepb.TxPrepareReq{Pool: pool[:], Cont: c[:], Txid: txid[:], Writes: peerWrites, Replica: true,
-		CoordAddr: myAddr, CoordTarget: req.Target, Cap: capb, MapVersion: ver}
+		CoordAddr: myAddr, CoordTarget: req.Target, CoordRank: me, Peers: tpeers, Cap: capb, MapVersion: ver}
 	stamps := make([]uint64, len(peers))
 	perrs := e.toPeers(ctx, pm, peers, func(ctx context.Context, cl *rpc.Client, i int, s placement.Shard) error {
 		hdr, _ := proto.Marshal(pm2)
@@ -167,7 +180,10 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		return nil
 	})
 	finish := func(abort bool, to []placement.Shard) []error {
-		cm := &enginepb.TxCommitReq{Pool: pool[:], Cont: c[:], Txid: txid[:], Epoch: epoch, Abort: abort, Cap: capb}
+		// The map version: a replica whose map has moved on refuses the
+		// commit of a leader that may have been excluded meanwhile (it
+		// resolves the part itself, see askPeers).
+		cm := &enginepb.TxCommitReq{Pool: pool[:], Cont: c[:], Txid: txid[:], Epoch: epoch, Abort: abort, Cap: capb, MapVersion: ver}
 		return e.toPeers(context.WithoutCancel(ctx), pm, to, func(ctx context.Context, cl *rpc.Client, _ int, s placement.Shard) error {
 			hdr, _ := proto.Marshal(cm)
 			_, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxCommit, Target: s.Target, Header: hdr}, nil)
@@ -186,6 +202,12 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 	}
 	e.clock.Update(epoch)
 	tt.mu.Lock()
+	if _, decided := tt.decisions[txid]; decided || tt.prepared[txid] != ptx {
+		// expired while the peers took their time: aborted here already
+		tt.mu.Unlock()
+		finish(true, peers)
+		return 0, daoserr.New(daoserr.InProgress, "replicated write timed out while its replicas prepared").WithResolution("retry")
+	}
 	tt.decide(txid, true, epoch)
 	ptx.committing = true
 	tt.mu.Unlock()
@@ -204,7 +226,56 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 	if err := errors.Join(finish(false, peers)...); err != nil {
 		return 0, daoserr.Wrap(daoserr.Unreach, err, "replicated write applied at epoch %#x here but not confirmed by every replica (they learn it from this leader)", epoch)
 	}
+	tt.mu.Lock()
+	delete(tt.decisions, txid) // every peer has applied it: none will ask
+	tt.mu.Unlock()
 	return epoch, nil
+}
+
+// leaderExcluded reports whether the leader of replicated part ptx is out
+// of the pool's current map: its word no longer counts (it may be a server
+// that was paused, excluded, and resumed).
+func (e *Engine) leaderExcluded(ptx *preparedTx) bool {
+	pm := e.PoolMapOf(ptx.poolID)
+	if pm == nil {
+		return false
+	}
+	t, ok := pm.FindTarget(ptx.coordRank, int(ptx.coordTarget))
+	return !ok || t.State == placement.TargetDown || t.State == placement.TargetOut
+}
+
+// askPeers resolves a replicated part whose leader is excluded: committed
+// if any peer committed it (at that epoch), aborted otherwise. A peer that
+// holds the part prepared aborts it when asked (see txStatus), so no peer
+// commits it after this answer. Peers that do not answer are dead or
+// excluded themselves: their data is rebuilt from the others.
+func (e *Engine) askPeers(ctx context.Context, ptx *preparedTx) (*enginepb.TxStatusRep, error) {
+	b, _ := proto.Marshal(&enginepb.TxStatusReq{Txid: ptx.id[:]})
+	out := &enginepb.TxStatusRep{State: 2}
+	for _, p := range ptx.peers {
+		if int64(p.Rank) == e.rank.Load() && p.Target == ptx.target {
+			continue // this part itself
+		}
+		hdr, err := e.seal(enginepb.OpTxStatus, b)
+		if err != nil {
+			return nil, err
+		}
+		cl, err := e.peers.Get(ctx, p.Addr)
+		if err != nil {
+			continue
+		}
+		r, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxStatus, Target: p.Target, Header: hdr}, nil)
+		if err != nil {
+			continue
+		}
+		var rep enginepb.TxStatusRep
+		if proto.Unmarshal(r.Header, &rep) == nil && rep.State == 1 {
+			return &rep, nil
+		}
+	}
+	e.log.Warn("replicated write resolved with its peers: its leader is excluded and no peer committed it: aborted",
+		"txid", ptx.id, "leader_rank", ptx.coordRank)
+	return out, nil
 }
 
 // peerError keeps a peer's DER code (DER_INPROGRESS, DER_STALE: the client

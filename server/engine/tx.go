@@ -95,15 +95,22 @@ type preparedTx struct {
 	coordinator bool
 	coordAddr   string
 	coordTarget uint32
-	committing  bool      // its writes are being applied
-	resolving   bool      // asking the coordinator
-	firstAsked  time.Time // when it first asked
+	// A replicated write's part (see replicate.go): its peers and leader,
+	// asked instead of the leader once the leader is excluded.
+	replica    bool
+	poolID     vos.UUID
+	peers      []*enginepb.TxPeer
+	coordRank  uint32
+	target     uint32    // the target it is prepared on
+	committing bool      // its writes are being applied
+	resolving  bool      // asking the coordinator
+	firstAsked time.Time // when it first asked
 }
 
 type txDecision struct {
 	committed bool
 	epoch     uint64
-	at        time.Time
+	expires   time.Time
 }
 
 // txTable is a target's prepared transactions, their locks, the decisions
@@ -117,6 +124,7 @@ type txTable struct {
 	locks     map[txKey]*lockEntry
 	objLocks  map[txObj]int // locked keys per object
 	decisions map[[16]byte]txDecision
+	nextGC    int // decisions are swept of expired ones when they reach it
 	bytes     int
 	// writing counts the updates and punches in progress outside
 	// transactions, per dkey ("" for the whole object's): a transaction may
@@ -266,16 +274,24 @@ func (tt *txTable) release(ptx *preparedTx) {
 	tt.active.Add(-1)
 }
 
-// decide records a coordinator's or participant's outcome (tt.mu held).
+// decide records a coordinator's or participant's outcome (tt.mu held),
+// for txDecisionTTL.
 func (tt *txTable) decide(id [16]byte, committed bool, epoch uint64) {
+	tt.decideFor(id, committed, epoch, txDecisionTTL)
+}
+
+// decideFor records an outcome for ttl. Expired ones are swept when the
+// table has doubled since the last sweep: amortised O(1) per decision.
+func (tt *txTable) decideFor(id [16]byte, committed bool, epoch uint64, ttl time.Duration) {
 	now := time.Now()
-	tt.decisions[id] = txDecision{committed: committed, epoch: epoch, at: now}
-	if len(tt.decisions)%256 == 0 {
+	tt.decisions[id] = txDecision{committed: committed, epoch: epoch, expires: now.Add(ttl)}
+	if len(tt.decisions) >= tt.nextGC {
 		for k, d := range tt.decisions {
-			if now.Sub(d.at) > txDecisionTTL {
+			if now.After(d.expires) {
 				delete(tt.decisions, k)
 			}
 		}
+		tt.nextGC = max(2*len(tt.decisions), 1024)
 	}
 }
 
@@ -432,7 +448,8 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 	}
 	reads, writes := txKeys(c, &m)
 	ptx := &preparedTx{id: [16]byte(m.Txid), cont: c, handle: g.Handle, pool: p, reads: reads, writes: writes, ops: m.Writes,
-		coordinator: m.Coordinator, coordAddr: m.CoordAddr, coordTarget: m.CoordTarget}
+		coordinator: m.Coordinator, coordAddr: m.CoordAddr, coordTarget: m.CoordTarget,
+		replica: m.Replica, poolID: vos.UUID(m.Pool), peers: m.Peers, coordRank: m.CoordRank, target: uint32(req.Target)}
 	tt := &e.targets[req.Target].txs
 	bulk := req.Bulk
 	if !m.Commit {
@@ -500,6 +517,12 @@ func (e *Engine) lockPart(tt *txTable, ptx *preparedTx, readEpoch uint64, replic
 	// before the stamp was taken either sees the lock or reads below a
 	// commit that can only land above the stamp.
 	ptx.deadline = time.Now().Add(txPreparedTTL)
+	if replica {
+		ptx.deadline = time.Now().Add(replicaPreparedTTL)
+		if ptx.coordinator {
+			ptx.deadline = time.Now().Add(2 * replicaTimeout) // it waits for its peers that long
+		}
+	}
 	ptx.committing = committing
 	if !committing {
 		ptx.bulk = bulk
@@ -574,6 +597,8 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if m.Abort {
 		if ptx.coordinator {
 			tt.decide(id, false, 0)
+		} else if ptx.replica {
+			tt.decideFor(id, false, 0, replicaDecisionTTL)
 		}
 		tt.release(ptx)
 		tt.mu.Unlock()
@@ -591,6 +616,8 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	}
 	if ptx.coordinator || m.Coordinator {
 		tt.decide(id, true, m.Epoch)
+	} else if ptx.replica {
+		tt.decideFor(id, true, m.Epoch, replicaDecisionTTL) // its peers may ask, if the leader dies
 	}
 	ptx.committing = true
 	tt.mu.Unlock()
@@ -688,6 +715,13 @@ func (e *Engine) txStatus(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		if d.committed {
 			rep.State = 1
 		}
+	} else if ptx := tt.prepared[id]; ptx != nil && ptx.replica && !ptx.coordinator && !ptx.committing {
+		// A peer resolving a write whose leader is excluded: this part has
+		// not committed, so the write is aborted here too, and a late
+		// commit from the old leader is refused.
+		tt.decideFor(id, false, 0, replicaDecisionTTL)
+		tt.release(ptx)
+		rep.State = 2
 	} else if ptx := tt.prepared[id]; ptx != nil && (ptx.committing || time.Now().Before(ptx.deadline)) {
 		rep.State = 0 // still waiting for the client
 	} else {
@@ -739,7 +773,13 @@ func (e *Engine) resolveExpired(ctx context.Context) {
 func (e *Engine) askCoordinator(ctx context.Context, tt *txTable, ptx *preparedTx) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rep, err := e.callCoordinator(ctx, ptx)
+	var rep *enginepb.TxStatusRep
+	var err error
+	if ptx.replica && e.leaderExcluded(ptx) {
+		rep, err = e.askPeers(ctx, ptx)
+	} else {
+		rep, err = e.callCoordinator(ctx, ptx)
+	}
 	tt.mu.Lock()
 	ptx.resolving = false
 	if tt.prepared[ptx.id] != ptx || ptx.committing { // the client's commit or abort came meanwhile

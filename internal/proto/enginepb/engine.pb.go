@@ -1578,9 +1578,14 @@ type TxPrepareReq struct {
 	// A replicated update or punch the group's leader forwards (not a client's
 	// transaction): no read epoch to check, and a dkey another write holds
 	// answers DER_INPROGRESS (the client retries) rather than DER_TX_RESTART.
-	Replica       bool   `protobuf:"varint,11,opt,name=replica,proto3" json:"replica,omitempty"`
-	MapVersion    uint32 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
-	Cap           []byte `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
+	Replica bool `protobuf:"varint,11,opt,name=replica,proto3" json:"replica,omitempty"`
+	// A replicated write's other participants and its leader's rank: when the
+	// leader is excluded before a part learns the outcome, the part asks the
+	// others (any committed: commit; else abort).
+	Peers         []*TxPeer `protobuf:"bytes,12,rep,name=peers,proto3" json:"peers,omitempty"`
+	CoordRank     uint32    `protobuf:"varint,13,opt,name=coord_rank,json=coordRank,proto3" json:"coord_rank,omitempty"`
+	MapVersion    uint32    `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
+	Cap           []byte    `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1692,6 +1697,20 @@ func (x *TxPrepareReq) GetReplica() bool {
 	return false
 }
 
+func (x *TxPrepareReq) GetPeers() []*TxPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *TxPrepareReq) GetCoordRank() uint32 {
+	if x != nil {
+		return x.CoordRank
+	}
+	return 0
+}
+
 func (x *TxPrepareReq) GetMapVersion() uint32 {
 	if x != nil {
 		return x.MapVersion
@@ -1706,6 +1725,66 @@ func (x *TxPrepareReq) GetCap() []byte {
 	return nil
 }
 
+type TxPeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          uint32                 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Target        uint32                 `protobuf:"varint,3,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxPeer) Reset() {
+	*x = TxPeer{}
+	mi := &file_engine_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxPeer) ProtoMessage() {}
+
+func (x *TxPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxPeer.ProtoReflect.Descriptor instead.
+func (*TxPeer) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TxPeer) GetRank() uint32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *TxPeer) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *TxPeer) GetTarget() uint32 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
 type TxKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Oid           *OID                   `protobuf:"bytes,1,opt,name=oid,proto3" json:"oid,omitempty"`
@@ -1716,7 +1795,7 @@ type TxKey struct {
 
 func (x *TxKey) Reset() {
 	*x = TxKey{}
-	mi := &file_engine_proto_msgTypes[24]
+	mi := &file_engine_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1807,7 @@ func (x *TxKey) String() string {
 func (*TxKey) ProtoMessage() {}
 
 func (x *TxKey) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[24]
+	mi := &file_engine_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1820,7 @@ func (x *TxKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxKey.ProtoReflect.Descriptor instead.
 func (*TxKey) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{24}
+	return file_engine_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TxKey) GetOid() *OID {
@@ -1774,7 +1853,7 @@ type TxWrite struct {
 
 func (x *TxWrite) Reset() {
 	*x = TxWrite{}
-	mi := &file_engine_proto_msgTypes[25]
+	mi := &file_engine_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1865,7 @@ func (x *TxWrite) String() string {
 func (*TxWrite) ProtoMessage() {}
 
 func (x *TxWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[25]
+	mi := &file_engine_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1878,7 @@ func (x *TxWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxWrite.ProtoReflect.Descriptor instead.
 func (*TxWrite) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{25}
+	return file_engine_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TxWrite) GetOid() *OID {
@@ -1855,7 +1934,7 @@ type TxPrepareRep struct {
 
 func (x *TxPrepareRep) Reset() {
 	*x = TxPrepareRep{}
-	mi := &file_engine_proto_msgTypes[26]
+	mi := &file_engine_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +1946,7 @@ func (x *TxPrepareRep) String() string {
 func (*TxPrepareRep) ProtoMessage() {}
 
 func (x *TxPrepareRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[26]
+	mi := &file_engine_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +1959,7 @@ func (x *TxPrepareRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxPrepareRep.ProtoReflect.Descriptor instead.
 func (*TxPrepareRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{26}
+	return file_engine_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TxPrepareRep) GetEpoch() uint64 {
@@ -1907,7 +1986,7 @@ type TxCommitReq struct {
 
 func (x *TxCommitReq) Reset() {
 	*x = TxCommitReq{}
-	mi := &file_engine_proto_msgTypes[27]
+	mi := &file_engine_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +1998,7 @@ func (x *TxCommitReq) String() string {
 func (*TxCommitReq) ProtoMessage() {}
 
 func (x *TxCommitReq) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[27]
+	mi := &file_engine_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2011,7 @@ func (x *TxCommitReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxCommitReq.ProtoReflect.Descriptor instead.
 func (*TxCommitReq) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{27}
+	return file_engine_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TxCommitReq) GetPool() []byte {
@@ -2002,7 +2081,7 @@ type TxStatusReq struct {
 
 func (x *TxStatusReq) Reset() {
 	*x = TxStatusReq{}
-	mi := &file_engine_proto_msgTypes[28]
+	mi := &file_engine_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2093,7 @@ func (x *TxStatusReq) String() string {
 func (*TxStatusReq) ProtoMessage() {}
 
 func (x *TxStatusReq) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[28]
+	mi := &file_engine_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2106,7 @@ func (x *TxStatusReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxStatusReq.ProtoReflect.Descriptor instead.
 func (*TxStatusReq) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{28}
+	return file_engine_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TxStatusReq) GetTxid() []byte {
@@ -2047,7 +2126,7 @@ type TxStatusRep struct {
 
 func (x *TxStatusRep) Reset() {
 	*x = TxStatusRep{}
-	mi := &file_engine_proto_msgTypes[29]
+	mi := &file_engine_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2138,7 @@ func (x *TxStatusRep) String() string {
 func (*TxStatusRep) ProtoMessage() {}
 
 func (x *TxStatusRep) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[29]
+	mi := &file_engine_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2151,7 @@ func (x *TxStatusRep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxStatusRep.ProtoReflect.Descriptor instead.
 func (*TxStatusRep) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{29}
+	return file_engine_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TxStatusRep) GetState() uint32 {
@@ -2108,7 +2187,7 @@ type ServerSigned struct {
 
 func (x *ServerSigned) Reset() {
 	*x = ServerSigned{}
-	mi := &file_engine_proto_msgTypes[30]
+	mi := &file_engine_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2199,7 @@ func (x *ServerSigned) String() string {
 func (*ServerSigned) ProtoMessage() {}
 
 func (x *ServerSigned) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[30]
+	mi := &file_engine_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2212,7 @@ func (x *ServerSigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerSigned.ProtoReflect.Descriptor instead.
 func (*ServerSigned) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{30}
+	return file_engine_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ServerSigned) GetOp() uint32 {
@@ -2194,7 +2273,7 @@ type PoolMap struct {
 
 func (x *PoolMap) Reset() {
 	*x = PoolMap{}
-	mi := &file_engine_proto_msgTypes[31]
+	mi := &file_engine_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2285,7 @@ func (x *PoolMap) String() string {
 func (*PoolMap) ProtoMessage() {}
 
 func (x *PoolMap) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[31]
+	mi := &file_engine_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2298,7 @@ func (x *PoolMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
 func (*PoolMap) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{31}
+	return file_engine_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PoolMap) GetPool() []byte {
@@ -2256,7 +2335,7 @@ type PoolMapRank struct {
 
 func (x *PoolMapRank) Reset() {
 	*x = PoolMapRank{}
-	mi := &file_engine_proto_msgTypes[32]
+	mi := &file_engine_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2347,7 @@ func (x *PoolMapRank) String() string {
 func (*PoolMapRank) ProtoMessage() {}
 
 func (x *PoolMapRank) ProtoReflect() protoreflect.Message {
-	mi := &file_engine_proto_msgTypes[32]
+	mi := &file_engine_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2360,7 @@ func (x *PoolMapRank) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMapRank.ProtoReflect.Descriptor instead.
 func (*PoolMapRank) Descriptor() ([]byte, []int) {
-	return file_engine_proto_rawDescGZIP(), []int{32}
+	return file_engine_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PoolMapRank) GetRank() uint32 {
@@ -2438,7 +2517,7 @@ const file_engine_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1c\n" +
-	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\x85\x03\n" +
+	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\xd1\x03\n" +
 	"\fTxPrepareReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
@@ -2452,10 +2531,17 @@ const file_engine_proto_rawDesc = "" +
 	"coord_addr\x18\t \x01(\tR\tcoordAddr\x12!\n" +
 	"\fcoord_target\x18\n" +
 	" \x01(\rR\vcoordTarget\x12\x18\n" +
-	"\areplica\x18\v \x01(\bR\areplica\x12\x1f\n" +
+	"\areplica\x18\v \x01(\bR\areplica\x12+\n" +
+	"\x05peers\x18\f \x03(\v2\x15.godaos.engine.TxPeerR\x05peers\x12\x1d\n" +
+	"\n" +
+	"coord_rank\x18\r \x01(\rR\tcoordRank\x12\x1f\n" +
 	"\vmap_version\x18\x0e \x01(\rR\n" +
 	"mapVersion\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03cap\"A\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"H\n" +
+	"\x06TxPeer\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\rR\x04rank\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\rR\x06target\"A\n" +
 	"\x05TxKey\x12$\n" +
 	"\x03oid\x18\x01 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x12\n" +
 	"\x04dkey\x18\x02 \x01(\fR\x04dkey\"\xad\x01\n" +
@@ -2514,7 +2600,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -2540,15 +2626,16 @@ var file_engine_proto_goTypes = []any{
 	(*EpochSyncReq)(nil),     // 21: godaos.engine.EpochSyncReq
 	(*ContEpochReq)(nil),     // 22: godaos.engine.ContEpochReq
 	(*TxPrepareReq)(nil),     // 23: godaos.engine.TxPrepareReq
-	(*TxKey)(nil),            // 24: godaos.engine.TxKey
-	(*TxWrite)(nil),          // 25: godaos.engine.TxWrite
-	(*TxPrepareRep)(nil),     // 26: godaos.engine.TxPrepareRep
-	(*TxCommitReq)(nil),      // 27: godaos.engine.TxCommitReq
-	(*TxStatusReq)(nil),      // 28: godaos.engine.TxStatusReq
-	(*TxStatusRep)(nil),      // 29: godaos.engine.TxStatusRep
-	(*ServerSigned)(nil),     // 30: godaos.engine.ServerSigned
-	(*PoolMap)(nil),          // 31: godaos.engine.PoolMap
-	(*PoolMapRank)(nil),      // 32: godaos.engine.PoolMapRank
+	(*TxPeer)(nil),           // 24: godaos.engine.TxPeer
+	(*TxKey)(nil),            // 25: godaos.engine.TxKey
+	(*TxWrite)(nil),          // 26: godaos.engine.TxWrite
+	(*TxPrepareRep)(nil),     // 27: godaos.engine.TxPrepareRep
+	(*TxCommitReq)(nil),      // 28: godaos.engine.TxCommitReq
+	(*TxStatusReq)(nil),      // 29: godaos.engine.TxStatusReq
+	(*TxStatusRep)(nil),      // 30: godaos.engine.TxStatusRep
+	(*ServerSigned)(nil),     // 31: godaos.engine.ServerSigned
+	(*PoolMap)(nil),          // 32: godaos.engine.PoolMap
+	(*PoolMapRank)(nil),      // 33: godaos.engine.PoolMapRank
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -2560,17 +2647,18 @@ var file_engine_proto_depIdxs = []int32{
 	12, // 6: godaos.engine.ObjFetchRep.results:type_name -> godaos.engine.FetchResult
 	15, // 7: godaos.engine.CollectiveReq.peers:type_name -> godaos.engine.Peer
 	17, // 8: godaos.engine.CollectiveRep.failed:type_name -> godaos.engine.RankError
-	24, // 9: godaos.engine.TxPrepareReq.reads:type_name -> godaos.engine.TxKey
-	25, // 10: godaos.engine.TxPrepareReq.writes:type_name -> godaos.engine.TxWrite
-	0,  // 11: godaos.engine.TxKey.oid:type_name -> godaos.engine.OID
-	0,  // 12: godaos.engine.TxWrite.oid:type_name -> godaos.engine.OID
-	2,  // 13: godaos.engine.TxWrite.iods:type_name -> godaos.engine.IOD
-	32, // 14: godaos.engine.PoolMap.ranks:type_name -> godaos.engine.PoolMapRank
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	25, // 9: godaos.engine.TxPrepareReq.reads:type_name -> godaos.engine.TxKey
+	26, // 10: godaos.engine.TxPrepareReq.writes:type_name -> godaos.engine.TxWrite
+	24, // 11: godaos.engine.TxPrepareReq.peers:type_name -> godaos.engine.TxPeer
+	0,  // 12: godaos.engine.TxKey.oid:type_name -> godaos.engine.OID
+	0,  // 13: godaos.engine.TxWrite.oid:type_name -> godaos.engine.OID
+	2,  // 14: godaos.engine.TxWrite.iods:type_name -> godaos.engine.IOD
+	33, // 15: godaos.engine.PoolMap.ranks:type_name -> godaos.engine.PoolMapRank
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -2584,7 +2672,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

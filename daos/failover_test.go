@@ -1,0 +1,221 @@
+package daos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/testsys/cluster"
+)
+
+// Fault tests: real multi-process systems whose servers are killed while a
+// workload runs. They take a minute or more each, so the -short (race) pass
+// leaves them to the full pass.
+
+// workload writes and reads back dkeys of one object from several
+// goroutines: each writer owns its dkeys, so a read must return exactly
+// the last value acknowledged. Any error an operation returns is recorded:
+// failover must be invisible to the application.
+type workload struct {
+	o       *Obj
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+	acked   atomic.Int64
+	mu      sync.Mutex
+	errs    []error
+	latest  []map[string][]byte // per writer: dkey -> value last acknowledged
+	writers int
+}
+
+// wlValue is writer w's value number n of dkey: 4 KiB whose bytes name it.
+func wlValue(w, n int, dkey string) []byte {
+	tag := []byte(fmt.Sprintf("%s/%d/%d;", dkey, w, n))
+	return bytes.Repeat(tag, 4096/len(tag)+1)[:4096]
+}
+
+func startWorkload(ctx context.Context, o *Obj, writers int) *workload {
+	wl := &workload{o: o, writers: writers}
+	for w := range writers {
+		wl.latest = append(wl.latest, map[string][]byte{})
+		wl.wg.Go(func() {
+			iod := []IOD{{Akey: []byte("v"), Type: Single, Size: 4096}}
+			got := make([]byte, 4096)
+			for n := 0; !wl.stop.Load(); n++ {
+				dkey := fmt.Sprintf("w%d-k%d", w, n%64)
+				val := wlValue(w, n, dkey)
+				if _, err := o.Update(ctx, []byte(dkey), iod, [][]byte{val}); err != nil {
+					wl.fail(fmt.Errorf("writer %d update %s #%d: %w", w, dkey, n, err))
+					return
+				}
+				wl.mu.Lock()
+				wl.latest[w][dkey] = val
+				wl.mu.Unlock()
+				wl.acked.Add(1)
+				// read back one written earlier (or this one)
+				old := fmt.Sprintf("w%d-k%d", w, (n*7)%64)
+				wl.mu.Lock()
+				want := wl.latest[w][old]
+				wl.mu.Unlock()
+				if want == nil {
+					continue
+				}
+				if _, err := o.Fetch(ctx, []byte(old), iod, [][]byte{got}); err != nil {
+					wl.fail(fmt.Errorf("writer %d fetch %s: %w", w, old, err))
+					return
+				}
+				if !bytes.Equal(got, want) {
+					wl.fail(fmt.Errorf("writer %d fetch %s: got %.40q, want %.40q", w, old, got, want))
+					return
+				}
+			}
+		})
+	}
+	return wl
+}
+
+func (wl *workload) fail(err error) {
+	wl.mu.Lock()
+	wl.errs = append(wl.errs, err)
+	wl.mu.Unlock()
+}
+
+// waitAcked waits (bounded) until n more writes are acknowledged.
+func (wl *workload) waitAcked(t *testing.T, n int64) {
+	t.Helper()
+	target := wl.acked.Load() + n
+	deadline := time.Now().Add(3 * time.Minute)
+	for wl.acked.Load() < target {
+		wl.mu.Lock()
+		errs := wl.errs
+		wl.mu.Unlock()
+		if len(errs) > 0 {
+			t.Fatalf("workload failed: %v", errs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workload stalled: %d acknowledged writes, waiting for %d", wl.acked.Load(), target)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// finish stops the workload and checks that it saw no error, then that
+// every dkey holds its last acknowledged value.
+func (wl *workload) finish(t *testing.T, ctx context.Context) {
+	t.Helper()
+	wl.stop.Store(true)
+	wl.wg.Wait()
+	if len(wl.errs) > 0 {
+		t.Fatalf("the application saw errors: %v", wl.errs)
+	}
+	iod := []IOD{{Akey: []byte("v"), Type: Single, Size: 4096}}
+	got := make([]byte, 4096)
+	n := 0
+	for w := range wl.writers {
+		for dkey, want := range wl.latest[w] {
+			if _, err := wl.o.Fetch(ctx, []byte(dkey), iod, [][]byte{got}); err != nil {
+				t.Fatalf("verify %s: %v", dkey, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("verify %s: got %.40q, want %.40q", dkey, got, want)
+			}
+			n++
+		}
+	}
+	t.Logf("%d acknowledged writes; %d dkeys verified", wl.acked.Load(), n)
+}
+
+// waitExcluded waits (bounded) until pool's map has rank's targets out.
+func waitExcluded(t *testing.T, sys *cluster.System, rank uint32) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := sys.Admin.PoolQuery(context.Background(), &ctlpb.PoolReq{Id: sys.Pool})
+		if err == nil && resp.Pool != nil {
+			for _, d := range resp.Pool.DisabledTargets {
+				if bytes.HasPrefix([]byte(d), fmt.Appendf(nil, "%d:", rank)) {
+					t.Logf("rank %d excluded: pool map version %d, disabled %v", rank, resp.Pool.MapVersion, resp.Pool.DisabledTargets)
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rank %d not excluded from the pool map in time (last: %v %v)", rank, resp.GetPool().GetDisabledTargets(), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// rankOf is the rank of server i (its engine's), from the system map.
+func rankOf(t *testing.T, sys *cluster.System, i int) uint32 {
+	t.Helper()
+	resp, err := sys.Admin.SystemQuery(context.Background(), &ctlpb.SystemQueryReq{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sys.AccessPoints[i]
+	for _, m := range resp.Members {
+		if m.ControlAddr == want {
+			return m.Rank
+		}
+	}
+	t.Fatalf("server %d (%s) has no rank in %v", i, want, resp.Members)
+	return 0
+}
+
+// TestFailoverRP3: kill -9 one server, then a second, during a sustained
+// write+read workload on an RP_3GX object: the workload sees no error (the
+// client places its requests again once SWIM has excluded the dead rank),
+// and every acknowledged write reads back.
+func TestFailoverRP3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process fault test (minutes): run in the full pass")
+	}
+	t.Setenv("GODAOS_SWIM_FAST", "1") // the servers' SWIM detects deaths in seconds
+	sys := cluster.Start(t, cluster.Options{Servers: 5, Targets: 2})
+	ctx := context.Background()
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, sys.Pool, RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "rp3"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "rp3", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, err := h.GenerateOID(ctx, placement.RP3GX, placement.OTMultiHashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := h.Obj(oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := startWorkload(ctx, o, 4)
+	defer wl.stop.Store(true)
+	wl.waitAcked(t, 200)
+
+	// Servers 0-2 run the management service; 3 and 4 only engines.
+	for _, i := range []int{4, 3} {
+		rank := rankOf(t, sys, i)
+		t.Logf("kill -9 server %d (rank %d) after %d writes", i, rank, wl.acked.Load())
+		if err := sys.KillServer(i); err != nil {
+			t.Fatal(err)
+		}
+		waitExcluded(t, sys, rank)
+		wl.waitAcked(t, 300)
+	}
+	wl.finish(t, ctx)
+}
