@@ -14,7 +14,8 @@ FUZZTIME ?=
 FUZZ_TARGETS := server/vos:FuzzDecodeOp:150000x server/vos:FuzzReadRecord:200000x server/vos:FuzzCheckpoint:50000x \
 	server/vos:FuzzReplay:100x internal/rpc:FuzzDecodeFrame:300000x internal/rpc:FuzzServerConn:150000x \
 	server/config:FuzzParse:70000x internal/security:FuzzParseACE:200000x \
-	internal/security/auth:FuzzVerify:50000x internal/security/capability:FuzzVerify:20000x
+	internal/security/auth:FuzzVerify:50000x internal/security/capability:FuzzVerify:20000x \
+	server/swim:FuzzDecodeMeta:100000x internal/ec:FuzzSplit:50000x
 
 .PHONY: all build deps test unit race fuzz lint demo perf daos-perf proto clean
 

@@ -96,7 +96,7 @@ func TestFormatStopStartRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := scrape(t, cfg.TelemetryPort)
-	for _, want := range []string{`godaos_engine_rpc_requests_total{engine="0",opcode="Collective",rank="0",target="0"} 1`,
+	for _, want := range []string{`godaos_engine_rpc_requests_total{engine="0",opcode="Collective",rank="0",target="0"} 2`, // target create, then the pool map
 		`godaos_engine_running{engine="0",rank="0",state="running"} 1`, "godaos_ms_leader 1", `godaos_engine_pools{engine="0",rank="0"} 1`,
 		"go_goroutines", "process_open_fds"} {
 		if !strings.Contains(metrics, want) {

@@ -67,14 +67,15 @@ func FreePortPair(tb testing.TB) int {
 }
 
 // FreeBase returns a base port b such that b+10*i+k is free for every server i
-// < n and k < 4 (launcher local's layout).
+// < n and k < 5 (launcher local's layout: control, -, telemetry, fabric, and
+// the fabric port + 1 that SWIM takes).
 func FreeBase(tb testing.TB, n int) int {
 	tb.Helper()
 	for range 1000 {
 		base := portLow + 10*rand.IntN((portHigh-portLow)/10)
 		var ports []int
 		for i := range n {
-			for k := range 4 {
+			for k := range 5 {
 				ports = append(ports, base+10*i+k)
 			}
 		}
