@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/testsys/cluster"
 )
 
@@ -218,4 +220,87 @@ func TestFailoverRP3(t *testing.T) {
 		wl.waitAcked(t, 300)
 	}
 	wl.finish(t, ctx)
+
+	// Rebuild: the DOWN targets become DOWNOUT once the surviving servers
+	// have copied every shard they held to its new target; then every
+	// replica, rebuilt ones included, holds every dkey's last value.
+	waitRebuilt(t, sys, "DOWNOUT")
+	wl.verifyReplicas(t, ctx)
+
+	// The killed servers come back and are reintegrated: their targets are
+	// emptied, rebuilt, and UPIN again, with the same data.
+	for _, i := range []int{4, 3} {
+		if err := sys.RestartServer(i); err != nil {
+			log := sys.ServerLog(i)
+			t.Fatalf("%v\n%s", err, log[max(0, len(log)-3000):])
+		}
+		rank := rankOf(t, sys, i)
+		resp, err := sys.Admin.PoolTargets(ctx, &ctlpb.PoolTargetsReq{Id: sys.Pool, Op: "reintegrate", Rank: rank})
+		if err == nil && resp.Error != nil {
+			err = fmt.Errorf("%s", resp.Error.Msg)
+		}
+		if err != nil {
+			t.Fatalf("reintegrate rank %d: %v", rank, err)
+		}
+	}
+	waitRebuilt(t, sys, "")
+	wl.verifyReplicas(t, ctx)
+}
+
+// waitRebuilt waits (bounded) until the pool's rebuild is done and every
+// target not UPIN is in state want ("" : every target UPIN).
+func waitRebuilt(t *testing.T, sys *cluster.System, want string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		resp, err := sys.Admin.PoolQuery(context.Background(), &ctlpb.PoolReq{Id: sys.Pool})
+		p := resp.GetPool()
+		ok := err == nil && p != nil && p.Rebuild.GetState() != "busy"
+		for _, d := range p.GetDisabledTargets() {
+			if want == "" || !strings.HasSuffix(d, " "+want) {
+				ok = false
+			}
+		}
+		if ok {
+			t.Logf("rebuilt: map version %d, disabled %v, rebuild %v", p.MapVersion, p.DisabledTargets, p.Rebuild)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool not rebuilt in time: %v (%v)", p, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// verifyReplicas reads every dkey the workload wrote from every shard of
+// its group under the current map, each directly.
+func (wl *workload) verifyReplicas(t *testing.T, ctx context.Context) {
+	t.Helper()
+	o := wl.o
+	if err := o.cont.Pool.refreshMap(ctx, o.cont.Pool.CurrentMapVersion()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := o.currentLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	iod := []IOD{{Akey: []byte("v"), Type: Single, Size: 4096}}
+	got := make([]byte, 4096)
+	n := 0
+	for w := range wl.writers {
+		for dkey, want := range wl.latest[w] {
+			for _, s := range l.Group(o.dkeyGroup([]byte(dkey))) {
+				m, _ := o.ioReq([]byte(dkey), iod, 0)
+				clear(got)
+				if _, err := o.rpc(ctx, dest{s, l.Version}, enginepb.OpObjFetch, m, nil, [][]byte{got}); err != nil {
+					t.Fatalf("dkey %s on rank %d target %d: %v", dkey, s.Rank, s.Target, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("dkey %s on rank %d target %d (rebuilding %v): got %.40q, want %.40q", dkey, s.Rank, s.Target, s.Rebuilding, got, want)
+				}
+				n++
+			}
+		}
+	}
+	t.Logf("map version %d: %d replicas of %d dkeys verified", l.Version, n, len(wl.latest)*64)
 }

@@ -41,7 +41,7 @@ func decodeClientMap(m *enginepb.PoolMap, version uint32, members []*ctlpb.Membe
 			for i, b := range r.States {
 				st[i] = placement.TargetState(b)
 			}
-			specs = append(specs, placement.RankSpec{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, Targets: len(st), TargetStates: st})
+			specs = append(specs, placement.RankSpec{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, Targets: len(st), TargetStates: st, TargetFseq: r.Fseq})
 			cm.addr[r.Rank] = r.FabricAddr
 		}
 	} else {

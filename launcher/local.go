@@ -234,7 +234,34 @@ func (s *LocalSystem) Restart(ctx context.Context, i int, timeout time.Duration)
 	if err := os.WriteFile(filepath.Join(s.Dir, stateFile), b, 0o644); err != nil {
 		return daoserr.Wrap(daoserr.IO, err, "launcher: state file")
 	}
-	return s.waitJoined(ctx, len(s.procs), timeout)
+	return s.waitServerJoined(ctx, i, timeout)
+}
+
+// waitServerJoined waits until server i's engines have joined again: the
+// others may be down (a fault test restarts the servers it killed one by
+// one).
+func (s *LocalSystem) waitServerJoined(ctx context.Context, i int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done[i]:
+			log, _ := os.ReadFile(filepath.Join(s.Dirs[i], "server.log"))
+			return daoserr.Newf(daoserr.Unreach, "launcher: server %d exited while starting: %s", i, lastLine(string(log))).
+				WithResolution("see %s", filepath.Join(s.Dirs[i], "server.log"))
+		default:
+		}
+		if last = allServersJoined(ctx, s.HostList[i:i+1], s.tls); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return daoserr.Newf(daoserr.TimedOut, "launcher: server %d did not join within %v (%v)", i, timeout, last).
+		WithResolution("see %s", filepath.Join(s.Dirs[i], "server.log"))
 }
 
 // marshalConfig writes a configuration as YAML through the generator's

@@ -616,7 +616,10 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 			resp.NvmeUsed += q.NvmeUsed
 		}
 	}
-	resp.Pool = poolPB(p, ntgt)
+	resp.Pool = poolPB(p, 0)
+	if c.s.rebuild != nil {
+		resp.Pool.Rebuild = rebuildPB(c.s.rebuild.Status(p.UUID))
+	}
 	return resp, nil
 }
 

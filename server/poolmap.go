@@ -12,9 +12,11 @@ import (
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security"
 	"github.com/godaos/godaos/server/mgmt"
 	"github.com/godaos/godaos/server/vos"
+	"google.golang.org/protobuf/proto"
 )
 
 // Pool maps (see internal/placement): the management service keeps each
@@ -36,7 +38,8 @@ func poolMapPB(p mgmt.Pool, members []mgmt.Member) *enginepb.PoolMap {
 		for i, s := range r.States {
 			st[i] = byte(s)
 		}
-		out.Ranks = append(out.Ranks, &enginepb.PoolMapRank{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, States: st, FabricAddr: addr[r.Rank]})
+		out.Ranks = append(out.Ranks, &enginepb.PoolMapRank{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, States: st,
+			FabricAddr: addr[r.Rank], Fseq: r.Fseq})
 	}
 	return out
 }
@@ -250,6 +253,9 @@ func (c *ctlService) PoolTargets(ctx context.Context, req *ctlpb.PoolTargetsReq)
 			if err := c.rankJoined(req.Rank); err != nil {
 				return nil, daoserr.Context(err, "reintegrate")
 			}
+			if err := c.wipeForReintegration(ctx, req.Id, req.Rank, req.Targets); err != nil {
+				return nil, daoserr.Context(err, "reintegrate rank %d", req.Rank)
+			}
 		}
 		p, err := c.changePoolMap(ctx, req.Id, what, func(pm *placement.PoolMap) (*placement.PoolMap, error) {
 			return setTargets(pm, req.Op, req.Rank, req.Targets)
@@ -443,4 +449,65 @@ func (c *ctlService) poolMapFor(ctx context.Context, pool string) (*enginepb.Poo
 		return nil, err
 	}
 	return resp.PoolMap, nil
+}
+
+// wipeForReintegration empties the pool's storage on the rank's targets that
+// are out (DOWN, DOWNOUT) before they are reintegrated (DAOS's default
+// reintegration, DATA_SYNC: discard, then rebuild everything): what they
+// held is stale, and a key punched while they were out would otherwise come
+// back. Their containers are created again, empty.
+func (c *ctlService) wipeForReintegration(ctx context.Context, pool string, rank uint32, idx []uint32) error {
+	p, err := c.s.ms.FindPool(pool)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(p.Map, func(r mgmt.PoolRank) bool { return r.Rank == rank })
+	if i < 0 {
+		return daoserr.Newf(daoserr.Nonexist, "rank %d is not in pool %s", rank, p.Label)
+	}
+	states := p.Map[i].States
+	if len(idx) == 0 {
+		for t := range states {
+			idx = append(idx, uint32(t))
+		}
+	}
+	rts, err := c.poolRanks([]uint32{rank})
+	if err != nil {
+		return err
+	}
+	cl, err := c.engines.Get(ctx, rts[0].fabric)
+	if err != nil {
+		return err
+	}
+	u, _ := vos.ParseUUID(p.UUID)
+	call := func(t uint32, op uint16, m proto.Message) error {
+		hdr, err := c.seal(op, m)
+		if err != nil {
+			return err
+		}
+		_, err = cl.Call(ctx, rpc.Message{Opcode: op, Target: t, Header: hdr}, nil)
+		return daoserr.Context(err, "%s on target %d", enginepb.OpName(op), t)
+	}
+	for _, t := range idx {
+		if int(t) >= len(states) || serves(states[t]) {
+			continue // in service (or no such target: the map change says so)
+		}
+		if err := call(t, enginepb.OpTargetDestroy, &enginepb.TargetDestroyReq{Pool: u[:]}); err != nil {
+			return err
+		}
+		if err := call(t, enginepb.OpTargetCreate, &enginepb.TargetCreateReq{Pool: u[:], ScmSize: p.TgtScm, NvmeSize: p.TgtNvme}); err != nil {
+			return err
+		}
+		for _, ct := range p.ContList() {
+			m, err := targetContCreate(p, ct)
+			if err != nil {
+				return err
+			}
+			if err := call(t, enginepb.OpContCreate, m); err != nil {
+				return err
+			}
+		}
+		c.s.log.Info("reintegration: target emptied", "pool", p.Label, "rank", rank, "target", t)
+	}
+	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/godaos/godaos/internal/security/auth"
 	"github.com/godaos/godaos/internal/telemetry"
 	"github.com/godaos/godaos/server/mgmt"
+	"github.com/godaos/godaos/server/rebuild"
 	"github.com/godaos/godaos/server/swim"
 
 	"github.com/godaos/godaos/internal/daoserr"
@@ -51,7 +52,8 @@ type Server struct {
 	transport *transport
 	verifier  *auth.Verifier
 	telemetry *telemetry.Server
-	swim      swimState // failure detection (swim.go)
+	swim      swimState        // failure detection (swim.go)
+	rebuild   *rebuild.Manager // on MS replicas: the pools' rebuilds, run while leading
 }
 
 // Options shape a server's start.
@@ -133,6 +135,12 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 		go func() {
 			defer s.wg.Done()
 			s.aggregateLoop(s.joinCtx, interval, lag)
+		}()
+		s.rebuild = rebuild.New(rebuildSystem{s.ctl}, log.With("component", "rebuild"))
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.rebuild.Run(s.joinCtx, rebuildInterval)
 		}()
 	}
 	return s, nil

@@ -19,6 +19,9 @@ type Shard struct {
 	// yet: it replaces a DOWN or DRAIN target (rebuild pending), or it is UP
 	// (integrating). Writes go to it; reads go to a replica that is not rebuilding.
 	Rebuilding bool
+	// Orig is the pool-wide id of the target the shard was placed on before it was
+	// remapped (Remapped only): a draining target, the source of its own data.
+	Orig uint32
 }
 
 // Layout is an object's placement: Groups × GroupSize shards, group by group.
@@ -306,26 +309,40 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 	}
 
 	if failed {
-		if err := m.remap(w, oid, tns, ok, l.Shards); err != nil {
-			return Layout{}, err
+		// Failures are remapped in the order they happened (DAOS's fseq): the
+		// shards of the targets that failed first are re-placed as if no
+		// other target had failed since, so a later failure moves only the
+		// shards it hits (a replacement rebuilt earlier stays where it is).
+		for _, f := range m.fseqLevels() {
+			okAt := func(tn int32) bool {
+				tg := m.targets[t.nodes[tn].target]
+				return tg.State.Placed() || tg.Fseq > f
+			}
+			if err := m.remap(w, oid, tns, okAt, l.Shards); err != nil {
+				return Layout{}, err
+			}
 		}
 	}
 	for s, tn := range tns {
 		tg := m.targets[t.nodes[tn].target]
-		l.Shards[s] = Shard{Rank: tg.Rank, Target: tg.Index, ID: tg.ID, Remapped: l.Shards[s].Remapped,
-			Rebuilding: l.Shards[s].Rebuilding || tg.State == TargetIntegrating}
+		sh := &l.Shards[s]
+		*sh = Shard{Rank: tg.Rank, Target: tg.Index, ID: tg.ID, Remapped: sh.Remapped,
+			Rebuilding: sh.Rebuilding || tg.State == TargetIntegrating, Orig: sh.Orig}
+		if !sh.Remapped {
+			sh.Orig = 0
+		}
 	}
 	return l, nil
 }
 
-// remap replaces the shards of tns that are on failed targets, in shard order, and
-// flags them in out.
+// remap replaces the shards of tns that are on targets failed by the level ok
+// describes, in shard order, and flags them in out.
 func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, out []Shard) error {
 	t := m.topo
 	gs := oid.GroupSize()
 	// Failed targets can never take a shard: count them as used.
-	for id, tg := range m.targets {
-		if !tg.State.Placed() && w.free[t.tnode[id]] > 0 {
+	for id := range m.targets {
+		if !ok(t.tnode[id]) && w.free[t.tnode[id]] > 0 {
 			w.use(t.tnode[id], true, false)
 		}
 	}
@@ -334,9 +351,9 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 		if ok(tn) {
 			continue
 		}
-		if st := m.targets[t.nodes[tn].target].State; st == TargetDown || st == TargetDrain {
-			out[s].Rebuilding = true
-		}
+		from := m.targets[t.nodes[tn].target]
+		out[s].Rebuilding = from.State == TargetDown || from.State == TargetDrain
+		out[s].Orig = from.ID
 		w.newGroup()
 		g := s / gs
 		for i := g * gs; i < (g+1)*gs; i++ {
@@ -350,7 +367,7 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 			// keeping only the group's own targets and the failed ones excluded.
 			copy(w.free, t.ntargets)
 			for id, tg := range m.targets {
-				if !tg.State.Placed() {
+				if !ok(t.tnode[tg.ID]) {
 					w.use(t.tnode[id], true, false)
 				}
 			}

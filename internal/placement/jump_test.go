@@ -547,3 +547,67 @@ func BenchmarkLayout(b *testing.B) {
 		}
 	}
 }
+
+// TestRemapFollowsFailureOrder: once the shards of a failed target are
+// remapped (and rebuilt there), a later failure moves only the shards it
+// hits: the earlier replacements stay, whatever the shard order. Without
+// failure sequences the later failure could take an earlier replacement's
+// target and push it elsewhere, onto a target that holds nothing.
+func TestRemapFollowsFailureOrder(t *testing.T) {
+	var specs []RankSpec
+	for r := range 8 {
+		specs = append(specs, RankSpec{Rank: uint32(r), Targets: 4})
+	}
+	m, err := NewPoolMap(1, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(m *PoolMap, rank uint32, s TargetState) *PoolMap {
+		t.Helper()
+		n, err := m.WithTargetState(rank, -1, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	first := step(step(m, 2, TargetDown), 2, TargetOut) // failed, rebuilt
+	for _, tg := range first.Targets() {
+		if tg.Rank == 2 && tg.Fseq != 2 {
+			t.Fatalf("rank 2 target %d: fseq %d, want 2 (the version it failed in, kept as DOWNOUT)", tg.Index, tg.Fseq)
+		}
+	}
+	for _, later := range []uint32{0, 5, 7} {
+		second := step(first, later, TargetDown)
+		moved := 0
+		for i := range uint64(3000) {
+			oid := MakeOID(i, 0, MakeClass(RP3, 4), OTMultiHashed)
+			a, err := first.Layout(oid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := second.Layout(oid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s := range a.Shards {
+				if a.Shards[s].Rank == later {
+					if !b.Shards[s].Rebuilding {
+						t.Fatalf("oid %d shard %d moved off failed rank %d but is not rebuilding", i, s, later)
+					}
+					moved++
+					continue
+				}
+				if a.Shards[s].ID != b.Shards[s].ID {
+					t.Fatalf("rank %d failing moved oid %d shard %d from target %d to %d (it was on rank %d)",
+						later, i, s, a.Shards[s].ID, b.Shards[s].ID, a.Shards[s].Rank)
+				}
+				if a.Shards[s].Remapped && b.Shards[s].Rebuilding {
+					t.Fatalf("oid %d shard %d: rebuilt replacement is rebuilding again", i, s)
+				}
+			}
+		}
+		if moved == 0 {
+			t.Fatalf("no shard was on rank %d", later)
+		}
+	}
+}

@@ -59,6 +59,8 @@ type RankSpec struct {
 	State       TargetState // state of all its targets at build time
 	// TargetStates, when not empty, gives each target's state instead (one per target).
 	TargetStates []TargetState
+	// TargetFseq, when not empty, gives each target's failure sequence (see Target.Fseq).
+	TargetFseq []uint32
 	// Added is the map version in which the rank joined the pool (0 for the original
 	// ranks). Ranks added later are placed after the existing ones in every list, which
 	// is what lets consistent hashing move only the objects that must move when a pool is
@@ -73,6 +75,10 @@ type Target struct {
 	Index  uint32 // index within the rank (the engine's VOS target / xstream)
 	State  TargetState
 	Domain string // fault domain path of its rank
+	// Fseq is the map version in which the target failed (went DOWN or DRAIN; kept
+	// when it becomes DOWNOUT), 0 while it serves: failures are remapped in this
+	// order, so a later failure does not move shards remapped for an earlier one.
+	Fseq uint32
 }
 
 type nodeKind uint8
@@ -118,6 +124,7 @@ type PoolMap struct {
 	version uint32
 	topo    *topology
 	targets []Target // by id
+	levels  []uint32 // the distinct Fseq of the targets not placed, ascending
 }
 
 // NewPoolMap builds a pool map of the given version. Ranks are ordered by (Added,
@@ -140,6 +147,9 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 		}
 		if s.State > TargetIntegrating {
 			return nil, daoserr.Newf(daoserr.Inval, "rank %d has unknown state %d", s.Rank, s.State)
+		}
+		if len(s.TargetFseq) != 0 && len(s.TargetFseq) != s.Targets {
+			return nil, daoserr.Newf(daoserr.Inval, "rank %d has %d targets and %d failure sequences", s.Rank, s.Targets, len(s.TargetFseq))
 		}
 		if len(s.TargetStates) != 0 && len(s.TargetStates) != s.Targets {
 			return nil, daoserr.Newf(daoserr.Inval, "rank %d has %d targets and %d target states", s.Rank, s.Targets, len(s.TargetStates))
@@ -204,14 +214,31 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 				st = s.TargetStates[i]
 			}
 			m.targets[id] = Target{ID: uint32(id), Rank: s.Rank, Index: uint32(i), State: st, Domain: s.FaultDomain}
+			if len(s.TargetFseq) > 0 && !st.Placed() {
+				m.targets[id].Fseq = s.TargetFseq[i]
+			}
 			for p := r; p >= 0; p = t.nodes[p].parent {
 				t.nodes[p].ntargets++
 			}
 		}
 	}
 	t.flatten()
+	m.computeLevels()
 	return m, nil
 }
+
+// computeLevels notes the failure sequences to remap by, in order.
+func (m *PoolMap) computeLevels() {
+	m.levels = m.levels[:0]
+	for _, t := range m.targets {
+		if !t.State.Placed() && !slices.Contains(m.levels, t.Fseq) {
+			m.levels = append(m.levels, t.Fseq)
+		}
+	}
+	slices.Sort(m.levels)
+}
+
+func (m *PoolMap) fseqLevels() []uint32 { return m.levels }
 
 func (t *topology) flatten() {
 	for _, n := range t.nodes {
@@ -273,8 +300,10 @@ func (m *PoolMap) Ranks() []RankSpec {
 		f := m.topo.first[out[i].Rank]
 		out[i].State = m.targets[f].State
 		out[i].TargetStates = make([]TargetState, out[i].Targets)
+		out[i].TargetFseq = make([]uint32, out[i].Targets)
 		for j := range out[i].TargetStates {
 			out[i].TargetStates[j] = m.targets[f+j].State
+			out[i].TargetFseq[j] = m.targets[f+j].Fseq
 		}
 	}
 	return out
@@ -322,9 +351,17 @@ func (m *PoolMap) WithTargetState(rank uint32, index int, s TargetState) (*PoolM
 	c := &PoolMap{version: m.version + 1, topo: m.topo, targets: slices.Clone(m.targets)}
 	for i := range n.children {
 		if index < 0 || i == index {
-			c.targets[f+i].State = s
+			tg := &c.targets[f+i]
+			switch {
+			case s.Placed():
+				tg.Fseq = 0
+			case tg.State.Placed():
+				tg.Fseq = c.version // it fails now; DOWN -> DOWNOUT keeps when it failed
+			}
+			tg.State = s
 		}
 	}
+	c.computeLevels()
 	return c, nil
 }
 
@@ -345,8 +382,9 @@ func (m *PoolMap) Extend(ranks ...RankSpec) (*PoolMap, error) {
 	// Keep the per-target states of the existing ranks.
 	for _, t := range m.targets {
 		if x, ok := nm.FindTarget(t.Rank, int(t.Index)); ok {
-			nm.targets[x.ID].State = t.State
+			nm.targets[x.ID].State, nm.targets[x.ID].Fseq = t.State, t.Fseq
 		}
 	}
+	nm.computeLevels()
 	return nm, nil
 }

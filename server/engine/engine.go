@@ -74,6 +74,7 @@ type Engine struct {
 	clock hlc.Clock        // stamps updates that come without an epoch
 	maps  poolMaps         // the pools' maps (see poolmap.go)
 	rank  atomic.Int64     // this engine's rank (-1 until SetRank)
+	rb    rebuilds         // the pools' rebuilds (see rebuild.go)
 
 	stopSweep context.CancelFunc // stops the transaction sweeper
 }
@@ -136,6 +137,9 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpEpochQuery:    e.epochQuery,
 		enginepb.OpTxStatus:      e.txStatus,
 		enginepb.OpPoolMapUpdate: e.poolMapUpdate,
+		enginepb.OpRebuildStart:  e.rebuildStart,
+		enginepb.OpRebuildQuery:  e.rebuildQuery,
+		enginepb.OpMigrate:       e.migrate,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {

@@ -36,7 +36,7 @@ func DecodePoolMap(m *enginepb.PoolMap) (*PoolMap, error) {
 		for i, b := range r.States {
 			st[i] = placement.TargetState(b)
 		}
-		specs = append(specs, placement.RankSpec{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, Targets: len(st), TargetStates: st})
+		specs = append(specs, placement.RankSpec{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, Targets: len(st), TargetStates: st, TargetFseq: r.Fseq})
 		addr[r.Rank] = r.FabricAddr
 	}
 	pm, err := placement.NewPoolMap(m.Version, specs)

@@ -15,6 +15,7 @@ type PoolRank struct {
 	FaultDomain string                  `json:"fault_domain"`
 	Added       uint32                  `json:"added,omitempty"` // map version it joined the pool in (extend)
 	States      []placement.TargetState `json:"states"`          // one per target
+	Fseq        []uint32                `json:"fseq,omitempty"`  // per target: the map version it failed in
 }
 
 // PlacementMap builds the placement map of p's map.
@@ -22,7 +23,7 @@ func (p *Pool) PlacementMap() (*placement.PoolMap, error) {
 	specs := make([]placement.RankSpec, 0, len(p.Map))
 	for _, r := range p.Map {
 		specs = append(specs, placement.RankSpec{Rank: r.Rank, FaultDomain: r.FaultDomain, Targets: len(r.States),
-			TargetStates: r.States, Added: r.Added})
+			TargetStates: r.States, TargetFseq: r.Fseq, Added: r.Added})
 	}
 	return placement.NewPoolMap(p.MapVersion, specs)
 }
@@ -31,7 +32,7 @@ func (p *Pool) PlacementMap() (*placement.PoolMap, error) {
 func MapFrom(pm *placement.PoolMap) []PoolRank {
 	var out []PoolRank
 	for _, r := range pm.Ranks() {
-		out = append(out, PoolRank{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, States: r.TargetStates})
+		out = append(out, PoolRank{Rank: r.Rank, FaultDomain: r.FaultDomain, Added: r.Added, States: r.TargetStates, Fseq: r.TargetFseq})
 	}
 	slices.SortFunc(out, func(a, b PoolRank) int { return int(a.Rank) - int(b.Rank) })
 	return out
@@ -40,7 +41,7 @@ func MapFrom(pm *placement.PoolMap) []PoolRank {
 func (p *Pool) cloneMap() []PoolRank {
 	out := slices.Clone(p.Map)
 	for i := range out {
-		out[i].States = slices.Clone(out[i].States)
+		out[i].States, out[i].Fseq = slices.Clone(out[i].States), slices.Clone(out[i].Fseq)
 	}
 	return out
 }

@@ -129,7 +129,7 @@ func (x PoolACLReq_Mode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PoolACLReq_Mode.Descriptor instead.
 func (PoolACLReq_Mode) EnumDescriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{16, 0}
+	return file_ctl_proto_rawDescGZIP(), []int{17, 0}
 }
 
 // Error is a failed call's DER code, message and resolution (gRPC errors are
@@ -858,7 +858,8 @@ type Pool struct {
 	Props      map[string]string      `protobuf:"bytes,10,rep,name=props,proto3" json:"props,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	MapVersion uint32                 `protobuf:"varint,11,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	// Targets not UPIN, as "rank:index STATE" (DOWN, DOWNOUT, DRAIN, UP).
-	DisabledTargets []string `protobuf:"bytes,12,rep,name=disabled_targets,json=disabledTargets,proto3" json:"disabled_targets,omitempty"`
+	DisabledTargets []string       `protobuf:"bytes,12,rep,name=disabled_targets,json=disabledTargets,proto3" json:"disabled_targets,omitempty"`
+	Rebuild         *RebuildStatus `protobuf:"bytes,13,opt,name=rebuild,proto3" json:"rebuild,omitempty"` // as the management service leader follows it
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -977,6 +978,131 @@ func (x *Pool) GetDisabledTargets() []string {
 	return nil
 }
 
+func (x *Pool) GetRebuild() *RebuildStatus {
+	if x != nil {
+		return x.Rebuild
+	}
+	return nil
+}
+
+// RebuildStatus is a pool's rebuild: idle, busy, done, or waiting (self_heal
+// does not start it), to which map version, and how far.
+type RebuildStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Objects       uint64                 `protobuf:"varint,3,opt,name=objects,proto3" json:"objects,omitempty"` // scanned
+	Records       uint64                 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"` // akeys copied
+	Bytes         uint64                 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`     // copied
+	Ranks         uint32                 `protobuf:"varint,6,opt,name=ranks,proto3" json:"ranks,omitempty"`
+	RanksDone     uint32                 `protobuf:"varint,7,opt,name=ranks_done,json=ranksDone,proto3" json:"ranks_done,omitempty"`
+	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	Started       int64                  `protobuf:"varint,9,opt,name=started,proto3" json:"started,omitempty"` // Unix seconds
+	Finished      int64                  `protobuf:"varint,10,opt,name=finished,proto3" json:"finished,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildStatus) Reset() {
+	*x = RebuildStatus{}
+	mi := &file_ctl_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildStatus) ProtoMessage() {}
+
+func (x *RebuildStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildStatus.ProtoReflect.Descriptor instead.
+func (*RebuildStatus) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RebuildStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RebuildStatus) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetObjects() uint64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetRanks() uint32 {
+	if x != nil {
+		return x.Ranks
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetRanksDone() uint32 {
+	if x != nil {
+		return x.RanksDone
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RebuildStatus) GetStarted() int64 {
+	if x != nil {
+		return x.Started
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetFinished() int64 {
+	if x != nil {
+		return x.Finished
+	}
+	return 0
+}
+
 type PoolCreateReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Label         string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
@@ -994,7 +1120,7 @@ type PoolCreateReq struct {
 
 func (x *PoolCreateReq) Reset() {
 	*x = PoolCreateReq{}
-	mi := &file_ctl_proto_msgTypes[12]
+	mi := &file_ctl_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1132,7 @@ func (x *PoolCreateReq) String() string {
 func (*PoolCreateReq) ProtoMessage() {}
 
 func (x *PoolCreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[12]
+	mi := &file_ctl_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1145,7 @@ func (x *PoolCreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolCreateReq.ProtoReflect.Descriptor instead.
 func (*PoolCreateReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{12}
+	return file_ctl_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PoolCreateReq) GetLabel() string {
@@ -1095,7 +1221,7 @@ type PoolCreateResp struct {
 
 func (x *PoolCreateResp) Reset() {
 	*x = PoolCreateResp{}
-	mi := &file_ctl_proto_msgTypes[13]
+	mi := &file_ctl_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1233,7 @@ func (x *PoolCreateResp) String() string {
 func (*PoolCreateResp) ProtoMessage() {}
 
 func (x *PoolCreateResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[13]
+	mi := &file_ctl_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1246,7 @@ func (x *PoolCreateResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolCreateResp.ProtoReflect.Descriptor instead.
 func (*PoolCreateResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{13}
+	return file_ctl_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PoolCreateResp) GetError() *Error {
@@ -1148,7 +1274,7 @@ type PoolReq struct {
 
 func (x *PoolReq) Reset() {
 	*x = PoolReq{}
-	mi := &file_ctl_proto_msgTypes[14]
+	mi := &file_ctl_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1286,7 @@ func (x *PoolReq) String() string {
 func (*PoolReq) ProtoMessage() {}
 
 func (x *PoolReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[14]
+	mi := &file_ctl_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1299,7 @@ func (x *PoolReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolReq.ProtoReflect.Descriptor instead.
 func (*PoolReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{14}
+	return file_ctl_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PoolReq) GetId() string {
@@ -1209,7 +1335,7 @@ type PoolResp struct {
 
 func (x *PoolResp) Reset() {
 	*x = PoolResp{}
-	mi := &file_ctl_proto_msgTypes[15]
+	mi := &file_ctl_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1347,7 @@ func (x *PoolResp) String() string {
 func (*PoolResp) ProtoMessage() {}
 
 func (x *PoolResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[15]
+	mi := &file_ctl_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1360,7 @@ func (x *PoolResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolResp.ProtoReflect.Descriptor instead.
 func (*PoolResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{15}
+	return file_ctl_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PoolResp) GetError() *Error {
@@ -1278,7 +1404,7 @@ type PoolACLReq struct {
 
 func (x *PoolACLReq) Reset() {
 	*x = PoolACLReq{}
-	mi := &file_ctl_proto_msgTypes[16]
+	mi := &file_ctl_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1416,7 @@ func (x *PoolACLReq) String() string {
 func (*PoolACLReq) ProtoMessage() {}
 
 func (x *PoolACLReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[16]
+	mi := &file_ctl_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1429,7 @@ func (x *PoolACLReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolACLReq.ProtoReflect.Descriptor instead.
 func (*PoolACLReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{16}
+	return file_ctl_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PoolACLReq) GetId() string {
@@ -1346,7 +1472,7 @@ type PoolACLResp struct {
 
 func (x *PoolACLResp) Reset() {
 	*x = PoolACLResp{}
-	mi := &file_ctl_proto_msgTypes[17]
+	mi := &file_ctl_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1484,7 @@ func (x *PoolACLResp) String() string {
 func (*PoolACLResp) ProtoMessage() {}
 
 func (x *PoolACLResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[17]
+	mi := &file_ctl_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1497,7 @@ func (x *PoolACLResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolACLResp.ProtoReflect.Descriptor instead.
 func (*PoolACLResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{17}
+	return file_ctl_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PoolACLResp) GetError() *Error {
@@ -1413,7 +1539,7 @@ type PoolPropReq struct {
 
 func (x *PoolPropReq) Reset() {
 	*x = PoolPropReq{}
-	mi := &file_ctl_proto_msgTypes[18]
+	mi := &file_ctl_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1551,7 @@ func (x *PoolPropReq) String() string {
 func (*PoolPropReq) ProtoMessage() {}
 
 func (x *PoolPropReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[18]
+	mi := &file_ctl_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1564,7 @@ func (x *PoolPropReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolPropReq.ProtoReflect.Descriptor instead.
 func (*PoolPropReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{18}
+	return file_ctl_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PoolPropReq) GetId() string {
@@ -1466,7 +1592,7 @@ type PoolPropResp struct {
 
 func (x *PoolPropResp) Reset() {
 	*x = PoolPropResp{}
-	mi := &file_ctl_proto_msgTypes[19]
+	mi := &file_ctl_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1604,7 @@ func (x *PoolPropResp) String() string {
 func (*PoolPropResp) ProtoMessage() {}
 
 func (x *PoolPropResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[19]
+	mi := &file_ctl_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1617,7 @@ func (x *PoolPropResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolPropResp.ProtoReflect.Descriptor instead.
 func (*PoolPropResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{19}
+	return file_ctl_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PoolPropResp) GetError() *Error {
@@ -1523,7 +1649,7 @@ type PoolListReq struct {
 
 func (x *PoolListReq) Reset() {
 	*x = PoolListReq{}
-	mi := &file_ctl_proto_msgTypes[20]
+	mi := &file_ctl_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1661,7 @@ func (x *PoolListReq) String() string {
 func (*PoolListReq) ProtoMessage() {}
 
 func (x *PoolListReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[20]
+	mi := &file_ctl_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1674,7 @@ func (x *PoolListReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListReq.ProtoReflect.Descriptor instead.
 func (*PoolListReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{20}
+	return file_ctl_proto_rawDescGZIP(), []int{21}
 }
 
 type PoolListResp struct {
@@ -1561,7 +1687,7 @@ type PoolListResp struct {
 
 func (x *PoolListResp) Reset() {
 	*x = PoolListResp{}
-	mi := &file_ctl_proto_msgTypes[21]
+	mi := &file_ctl_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1699,7 @@ func (x *PoolListResp) String() string {
 func (*PoolListResp) ProtoMessage() {}
 
 func (x *PoolListResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[21]
+	mi := &file_ctl_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1712,7 @@ func (x *PoolListResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolListResp.ProtoReflect.Descriptor instead.
 func (*PoolListResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{21}
+	return file_ctl_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PoolListResp) GetError() *Error {
@@ -1615,7 +1741,7 @@ type SystemStopReq struct {
 
 func (x *SystemStopReq) Reset() {
 	*x = SystemStopReq{}
-	mi := &file_ctl_proto_msgTypes[22]
+	mi := &file_ctl_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +1753,7 @@ func (x *SystemStopReq) String() string {
 func (*SystemStopReq) ProtoMessage() {}
 
 func (x *SystemStopReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[22]
+	mi := &file_ctl_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +1766,7 @@ func (x *SystemStopReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemStopReq.ProtoReflect.Descriptor instead.
 func (*SystemStopReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{22}
+	return file_ctl_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SystemStopReq) GetRanks() []uint32 {
@@ -1659,7 +1785,7 @@ type SystemStartReq struct {
 
 func (x *SystemStartReq) Reset() {
 	*x = SystemStartReq{}
-	mi := &file_ctl_proto_msgTypes[23]
+	mi := &file_ctl_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1797,7 @@ func (x *SystemStartReq) String() string {
 func (*SystemStartReq) ProtoMessage() {}
 
 func (x *SystemStartReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[23]
+	mi := &file_ctl_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1810,7 @@ func (x *SystemStartReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemStartReq.ProtoReflect.Descriptor instead.
 func (*SystemStartReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{23}
+	return file_ctl_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SystemStartReq) GetRanks() []uint32 {
@@ -1706,7 +1832,7 @@ type RankResult struct {
 
 func (x *RankResult) Reset() {
 	*x = RankResult{}
-	mi := &file_ctl_proto_msgTypes[24]
+	mi := &file_ctl_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1844,7 @@ func (x *RankResult) String() string {
 func (*RankResult) ProtoMessage() {}
 
 func (x *RankResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[24]
+	mi := &file_ctl_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1857,7 @@ func (x *RankResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RankResult.ProtoReflect.Descriptor instead.
 func (*RankResult) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{24}
+	return file_ctl_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RankResult) GetRank() uint32 {
@@ -1772,7 +1898,7 @@ type SystemRanksResp struct {
 
 func (x *SystemRanksResp) Reset() {
 	*x = SystemRanksResp{}
-	mi := &file_ctl_proto_msgTypes[25]
+	mi := &file_ctl_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1910,7 @@ func (x *SystemRanksResp) String() string {
 func (*SystemRanksResp) ProtoMessage() {}
 
 func (x *SystemRanksResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[25]
+	mi := &file_ctl_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1923,7 @@ func (x *SystemRanksResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemRanksResp.ProtoReflect.Descriptor instead.
 func (*SystemRanksResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{25}
+	return file_ctl_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SystemRanksResp) GetError() *Error {
@@ -1824,7 +1950,7 @@ type EngineReq struct {
 
 func (x *EngineReq) Reset() {
 	*x = EngineReq{}
-	mi := &file_ctl_proto_msgTypes[26]
+	mi := &file_ctl_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +1962,7 @@ func (x *EngineReq) String() string {
 func (*EngineReq) ProtoMessage() {}
 
 func (x *EngineReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[26]
+	mi := &file_ctl_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +1975,7 @@ func (x *EngineReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineReq.ProtoReflect.Descriptor instead.
 func (*EngineReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{26}
+	return file_ctl_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EngineReq) GetRank() uint32 {
@@ -1869,7 +1995,7 @@ type EngineResp struct {
 
 func (x *EngineResp) Reset() {
 	*x = EngineResp{}
-	mi := &file_ctl_proto_msgTypes[27]
+	mi := &file_ctl_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2007,7 @@ func (x *EngineResp) String() string {
 func (*EngineResp) ProtoMessage() {}
 
 func (x *EngineResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[27]
+	mi := &file_ctl_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2020,7 @@ func (x *EngineResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineResp.ProtoReflect.Descriptor instead.
 func (*EngineResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{27}
+	return file_ctl_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EngineResp) GetError() *Error {
@@ -1923,7 +2049,7 @@ type StorageFormatReq struct {
 
 func (x *StorageFormatReq) Reset() {
 	*x = StorageFormatReq{}
-	mi := &file_ctl_proto_msgTypes[28]
+	mi := &file_ctl_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2061,7 @@ func (x *StorageFormatReq) String() string {
 func (*StorageFormatReq) ProtoMessage() {}
 
 func (x *StorageFormatReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[28]
+	mi := &file_ctl_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2074,7 @@ func (x *StorageFormatReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageFormatReq.ProtoReflect.Descriptor instead.
 func (*StorageFormatReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{28}
+	return file_ctl_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StorageFormatReq) GetReformat() bool {
@@ -1970,7 +2096,7 @@ type StorageFormatResp struct {
 
 func (x *StorageFormatResp) Reset() {
 	*x = StorageFormatResp{}
-	mi := &file_ctl_proto_msgTypes[29]
+	mi := &file_ctl_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2108,7 @@ func (x *StorageFormatResp) String() string {
 func (*StorageFormatResp) ProtoMessage() {}
 
 func (x *StorageFormatResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[29]
+	mi := &file_ctl_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2121,7 @@ func (x *StorageFormatResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageFormatResp.ProtoReflect.Descriptor instead.
 func (*StorageFormatResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{29}
+	return file_ctl_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StorageFormatResp) GetError() *Error {
@@ -2037,7 +2163,7 @@ type PoolConnectReq struct {
 
 func (x *PoolConnectReq) Reset() {
 	*x = PoolConnectReq{}
-	mi := &file_ctl_proto_msgTypes[30]
+	mi := &file_ctl_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2175,7 @@ func (x *PoolConnectReq) String() string {
 func (*PoolConnectReq) ProtoMessage() {}
 
 func (x *PoolConnectReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[30]
+	mi := &file_ctl_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2188,7 @@ func (x *PoolConnectReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolConnectReq.ProtoReflect.Descriptor instead.
 func (*PoolConnectReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{30}
+	return file_ctl_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PoolConnectReq) GetId() string {
@@ -2101,7 +2227,7 @@ type PoolConnectResp struct {
 
 func (x *PoolConnectResp) Reset() {
 	*x = PoolConnectResp{}
-	mi := &file_ctl_proto_msgTypes[31]
+	mi := &file_ctl_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2239,7 @@ func (x *PoolConnectResp) String() string {
 func (*PoolConnectResp) ProtoMessage() {}
 
 func (x *PoolConnectResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[31]
+	mi := &file_ctl_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2252,7 @@ func (x *PoolConnectResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolConnectResp.ProtoReflect.Descriptor instead.
 func (*PoolConnectResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{31}
+	return file_ctl_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PoolConnectResp) GetError() *Error {
@@ -2190,7 +2316,7 @@ type PoolMapResp struct {
 
 func (x *PoolMapResp) Reset() {
 	*x = PoolMapResp{}
-	mi := &file_ctl_proto_msgTypes[32]
+	mi := &file_ctl_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2328,7 @@ func (x *PoolMapResp) String() string {
 func (*PoolMapResp) ProtoMessage() {}
 
 func (x *PoolMapResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[32]
+	mi := &file_ctl_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2341,7 @@ func (x *PoolMapResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMapResp.ProtoReflect.Descriptor instead.
 func (*PoolMapResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{32}
+	return file_ctl_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PoolMapResp) GetError() *Error {
@@ -2247,7 +2373,7 @@ type PoolTargetsReq struct {
 
 func (x *PoolTargetsReq) Reset() {
 	*x = PoolTargetsReq{}
-	mi := &file_ctl_proto_msgTypes[33]
+	mi := &file_ctl_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2385,7 @@ func (x *PoolTargetsReq) String() string {
 func (*PoolTargetsReq) ProtoMessage() {}
 
 func (x *PoolTargetsReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[33]
+	mi := &file_ctl_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2398,7 @@ func (x *PoolTargetsReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolTargetsReq.ProtoReflect.Descriptor instead.
 func (*PoolTargetsReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{33}
+	return file_ctl_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PoolTargetsReq) GetId() string {
@@ -2314,7 +2440,7 @@ type PoolExtendReq struct {
 
 func (x *PoolExtendReq) Reset() {
 	*x = PoolExtendReq{}
-	mi := &file_ctl_proto_msgTypes[34]
+	mi := &file_ctl_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2452,7 @@ func (x *PoolExtendReq) String() string {
 func (*PoolExtendReq) ProtoMessage() {}
 
 func (x *PoolExtendReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[34]
+	mi := &file_ctl_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2465,7 @@ func (x *PoolExtendReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolExtendReq.ProtoReflect.Descriptor instead.
 func (*PoolExtendReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{34}
+	return file_ctl_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PoolExtendReq) GetId() string {
@@ -2368,7 +2494,7 @@ type SystemExcludeReq struct {
 
 func (x *SystemExcludeReq) Reset() {
 	*x = SystemExcludeReq{}
-	mi := &file_ctl_proto_msgTypes[35]
+	mi := &file_ctl_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2506,7 @@ func (x *SystemExcludeReq) String() string {
 func (*SystemExcludeReq) ProtoMessage() {}
 
 func (x *SystemExcludeReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[35]
+	mi := &file_ctl_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2519,7 @@ func (x *SystemExcludeReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemExcludeReq.ProtoReflect.Descriptor instead.
 func (*SystemExcludeReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{35}
+	return file_ctl_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SystemExcludeReq) GetRanks() []uint32 {
@@ -2425,7 +2551,7 @@ type Cont struct {
 
 func (x *Cont) Reset() {
 	*x = Cont{}
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2563,7 @@ func (x *Cont) String() string {
 func (*Cont) ProtoMessage() {}
 
 func (x *Cont) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2576,7 @@ func (x *Cont) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cont.ProtoReflect.Descriptor instead.
 func (*Cont) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{36}
+	return file_ctl_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Cont) GetUuid() string {
@@ -2517,7 +2643,7 @@ type ContCreateReq struct {
 
 func (x *ContCreateReq) Reset() {
 	*x = ContCreateReq{}
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +2655,7 @@ func (x *ContCreateReq) String() string {
 func (*ContCreateReq) ProtoMessage() {}
 
 func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +2668,7 @@ func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContCreateReq.ProtoReflect.Descriptor instead.
 func (*ContCreateReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{37}
+	return file_ctl_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ContCreateReq) GetPool() string {
@@ -2609,7 +2735,7 @@ type ContReq struct {
 
 func (x *ContReq) Reset() {
 	*x = ContReq{}
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2747,7 @@ func (x *ContReq) String() string {
 func (*ContReq) ProtoMessage() {}
 
 func (x *ContReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2760,7 @@ func (x *ContReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContReq.ProtoReflect.Descriptor instead.
 func (*ContReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{38}
+	return file_ctl_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ContReq) GetPool() string {
@@ -2693,7 +2819,7 @@ type ContResp struct {
 
 func (x *ContResp) Reset() {
 	*x = ContResp{}
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2831,7 @@ func (x *ContResp) String() string {
 func (*ContResp) ProtoMessage() {}
 
 func (x *ContResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2844,7 @@ func (x *ContResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContResp.ProtoReflect.Descriptor instead.
 func (*ContResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{39}
+	return file_ctl_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ContResp) GetError() *Error {
@@ -2777,7 +2903,7 @@ type ContOIDsReq struct {
 
 func (x *ContOIDsReq) Reset() {
 	*x = ContOIDsReq{}
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +2915,7 @@ func (x *ContOIDsReq) String() string {
 func (*ContOIDsReq) ProtoMessage() {}
 
 func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +2928,7 @@ func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContOIDsReq.ProtoReflect.Descriptor instead.
 func (*ContOIDsReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{40}
+	return file_ctl_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ContOIDsReq) GetPool() string {
@@ -2844,7 +2970,7 @@ type ContOIDsResp struct {
 
 func (x *ContOIDsResp) Reset() {
 	*x = ContOIDsResp{}
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2982,7 @@ func (x *ContOIDsResp) String() string {
 func (*ContOIDsResp) ProtoMessage() {}
 
 func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2995,7 @@ func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContOIDsResp.ProtoReflect.Descriptor instead.
 func (*ContOIDsResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{41}
+	return file_ctl_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ContOIDsResp) GetError() *Error {
@@ -2907,7 +3033,7 @@ type ContACLReq struct {
 
 func (x *ContACLReq) Reset() {
 	*x = ContACLReq{}
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3045,7 @@ func (x *ContACLReq) String() string {
 func (*ContACLReq) ProtoMessage() {}
 
 func (x *ContACLReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3058,7 @@ func (x *ContACLReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContACLReq.ProtoReflect.Descriptor instead.
 func (*ContACLReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{42}
+	return file_ctl_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ContACLReq) GetPool() string {
@@ -2977,7 +3103,7 @@ type ContPropReq struct {
 
 func (x *ContPropReq) Reset() {
 	*x = ContPropReq{}
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3115,7 @@ func (x *ContPropReq) String() string {
 func (*ContPropReq) ProtoMessage() {}
 
 func (x *ContPropReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3128,7 @@ func (x *ContPropReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContPropReq.ProtoReflect.Descriptor instead.
 func (*ContPropReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{43}
+	return file_ctl_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ContPropReq) GetPool() string {
@@ -3051,7 +3177,7 @@ type ContAttrReq struct {
 
 func (x *ContAttrReq) Reset() {
 	*x = ContAttrReq{}
-	mi := &file_ctl_proto_msgTypes[44]
+	mi := &file_ctl_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3189,7 @@ func (x *ContAttrReq) String() string {
 func (*ContAttrReq) ProtoMessage() {}
 
 func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[44]
+	mi := &file_ctl_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3202,7 @@ func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContAttrReq.ProtoReflect.Descriptor instead.
 func (*ContAttrReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{44}
+	return file_ctl_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ContAttrReq) GetPool() string {
@@ -3139,7 +3265,7 @@ type ContAttrResp struct {
 
 func (x *ContAttrResp) Reset() {
 	*x = ContAttrResp{}
-	mi := &file_ctl_proto_msgTypes[45]
+	mi := &file_ctl_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3277,7 @@ func (x *ContAttrResp) String() string {
 func (*ContAttrResp) ProtoMessage() {}
 
 func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[45]
+	mi := &file_ctl_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3290,7 @@ func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContAttrResp.ProtoReflect.Descriptor instead.
 func (*ContAttrResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{45}
+	return file_ctl_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ContAttrResp) GetError() *Error {
@@ -3201,7 +3327,7 @@ type ContSetOwnerReq struct {
 
 func (x *ContSetOwnerReq) Reset() {
 	*x = ContSetOwnerReq{}
-	mi := &file_ctl_proto_msgTypes[46]
+	mi := &file_ctl_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3339,7 @@ func (x *ContSetOwnerReq) String() string {
 func (*ContSetOwnerReq) ProtoMessage() {}
 
 func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[46]
+	mi := &file_ctl_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3352,7 @@ func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSetOwnerReq.ProtoReflect.Descriptor instead.
 func (*ContSetOwnerReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{46}
+	return file_ctl_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ContSetOwnerReq) GetPool() string {
@@ -3268,7 +3394,7 @@ type AttachInfoReq struct {
 
 func (x *AttachInfoReq) Reset() {
 	*x = AttachInfoReq{}
-	mi := &file_ctl_proto_msgTypes[47]
+	mi := &file_ctl_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3406,7 @@ func (x *AttachInfoReq) String() string {
 func (*AttachInfoReq) ProtoMessage() {}
 
 func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[47]
+	mi := &file_ctl_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3419,7 @@ func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoReq.ProtoReflect.Descriptor instead.
 func (*AttachInfoReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{47}
+	return file_ctl_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AttachInfoReq) GetPools() []string {
@@ -3318,7 +3444,7 @@ type PoolMap struct {
 
 func (x *PoolMap) Reset() {
 	*x = PoolMap{}
-	mi := &file_ctl_proto_msgTypes[48]
+	mi := &file_ctl_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3330,7 +3456,7 @@ func (x *PoolMap) String() string {
 func (*PoolMap) ProtoMessage() {}
 
 func (x *PoolMap) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[48]
+	mi := &file_ctl_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3343,7 +3469,7 @@ func (x *PoolMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
 func (*PoolMap) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{48}
+	return file_ctl_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PoolMap) GetUuid() string {
@@ -3396,7 +3522,7 @@ type AttachInfoResp struct {
 
 func (x *AttachInfoResp) Reset() {
 	*x = AttachInfoResp{}
-	mi := &file_ctl_proto_msgTypes[49]
+	mi := &file_ctl_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +3534,7 @@ func (x *AttachInfoResp) String() string {
 func (*AttachInfoResp) ProtoMessage() {}
 
 func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[49]
+	mi := &file_ctl_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +3547,7 @@ func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
 func (*AttachInfoResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{49}
+	return file_ctl_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AttachInfoResp) GetError() *Error {
@@ -3490,7 +3616,7 @@ type ContSnapReq struct {
 
 func (x *ContSnapReq) Reset() {
 	*x = ContSnapReq{}
-	mi := &file_ctl_proto_msgTypes[50]
+	mi := &file_ctl_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3502,7 +3628,7 @@ func (x *ContSnapReq) String() string {
 func (*ContSnapReq) ProtoMessage() {}
 
 func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[50]
+	mi := &file_ctl_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3515,7 +3641,7 @@ func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSnapReq.ProtoReflect.Descriptor instead.
 func (*ContSnapReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{50}
+	return file_ctl_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ContSnapReq) GetPool() string {
@@ -3571,7 +3697,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_ctl_proto_msgTypes[51]
+	mi := &file_ctl_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +3709,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[51]
+	mi := &file_ctl_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +3722,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{51}
+	return file_ctl_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Snapshot) GetEpoch() uint64 {
@@ -3631,7 +3757,7 @@ type ContSnapResp struct {
 
 func (x *ContSnapResp) Reset() {
 	*x = ContSnapResp{}
-	mi := &file_ctl_proto_msgTypes[52]
+	mi := &file_ctl_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3643,7 +3769,7 @@ func (x *ContSnapResp) String() string {
 func (*ContSnapResp) ProtoMessage() {}
 
 func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[52]
+	mi := &file_ctl_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3656,7 +3782,7 @@ func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSnapResp.ProtoReflect.Descriptor instead.
 func (*ContSnapResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{52}
+	return file_ctl_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ContSnapResp) GetError() *Error {
@@ -3744,7 +3870,7 @@ const file_ctl_proto_rawDesc = "" +
 	" \x01(\rR\x05pools\x12\x14\n" +
 	"\x05state\x18\v \x01(\tR\x05state\x12!\n" +
 	"\fscm_reserved\x18\f \x01(\x04R\vscmReserved\x12#\n" +
-	"\rnvme_reserved\x18\r \x01(\x04R\fnvmeReserved\"\x8f\x03\n" +
+	"\rnvme_reserved\x18\r \x01(\x04R\fnvmeReserved\"\xc4\x03\n" +
 	"\x04Pool\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
@@ -3759,11 +3885,25 @@ const file_ctl_proto_rawDesc = "" +
 	" \x03(\v2\x1b.godaos.ctl.Pool.PropsEntryR\x05props\x12\x1f\n" +
 	"\vmap_version\x18\v \x01(\rR\n" +
 	"mapVersion\x12)\n" +
-	"\x10disabled_targets\x18\f \x03(\tR\x0fdisabledTargets\x1a8\n" +
+	"\x10disabled_targets\x18\f \x03(\tR\x0fdisabledTargets\x123\n" +
+	"\arebuild\x18\r \x01(\v2\x19.godaos.ctl.RebuildStatusR\arebuild\x1a8\n" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\rRebuildStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x18\n" +
+	"\aobjects\x18\x03 \x01(\x04R\aobjects\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x14\n" +
+	"\x05ranks\x18\x06 \x01(\rR\x05ranks\x12\x1d\n" +
+	"\n" +
+	"ranks_done\x18\a \x01(\rR\tranksDone\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x18\n" +
+	"\astarted\x18\t \x01(\x03R\astarted\x12\x1a\n" +
+	"\bfinished\x18\n" +
+	" \x01(\x03R\bfinished\"\xc4\x02\n" +
 	"\rPoolCreateReq\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x1d\n" +
 	"\n" +
@@ -4053,7 +4193,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -4069,58 +4209,59 @@ var file_ctl_proto_goTypes = []any{
 	(*ServerQueryResp)(nil),   // 11: godaos.ctl.ServerQueryResp
 	(*EngineStorage)(nil),     // 12: godaos.ctl.EngineStorage
 	(*Pool)(nil),              // 13: godaos.ctl.Pool
-	(*PoolCreateReq)(nil),     // 14: godaos.ctl.PoolCreateReq
-	(*PoolCreateResp)(nil),    // 15: godaos.ctl.PoolCreateResp
-	(*PoolReq)(nil),           // 16: godaos.ctl.PoolReq
-	(*PoolResp)(nil),          // 17: godaos.ctl.PoolResp
-	(*PoolACLReq)(nil),        // 18: godaos.ctl.PoolACLReq
-	(*PoolACLResp)(nil),       // 19: godaos.ctl.PoolACLResp
-	(*PoolPropReq)(nil),       // 20: godaos.ctl.PoolPropReq
-	(*PoolPropResp)(nil),      // 21: godaos.ctl.PoolPropResp
-	(*PoolListReq)(nil),       // 22: godaos.ctl.PoolListReq
-	(*PoolListResp)(nil),      // 23: godaos.ctl.PoolListResp
-	(*SystemStopReq)(nil),     // 24: godaos.ctl.SystemStopReq
-	(*SystemStartReq)(nil),    // 25: godaos.ctl.SystemStartReq
-	(*RankResult)(nil),        // 26: godaos.ctl.RankResult
-	(*SystemRanksResp)(nil),   // 27: godaos.ctl.SystemRanksResp
-	(*EngineReq)(nil),         // 28: godaos.ctl.EngineReq
-	(*EngineResp)(nil),        // 29: godaos.ctl.EngineResp
-	(*StorageFormatReq)(nil),  // 30: godaos.ctl.StorageFormatReq
-	(*StorageFormatResp)(nil), // 31: godaos.ctl.StorageFormatResp
-	(*PoolConnectReq)(nil),    // 32: godaos.ctl.PoolConnectReq
-	(*PoolConnectResp)(nil),   // 33: godaos.ctl.PoolConnectResp
-	(*PoolMapResp)(nil),       // 34: godaos.ctl.PoolMapResp
-	(*PoolTargetsReq)(nil),    // 35: godaos.ctl.PoolTargetsReq
-	(*PoolExtendReq)(nil),     // 36: godaos.ctl.PoolExtendReq
-	(*SystemExcludeReq)(nil),  // 37: godaos.ctl.SystemExcludeReq
-	(*Cont)(nil),              // 38: godaos.ctl.Cont
-	(*ContCreateReq)(nil),     // 39: godaos.ctl.ContCreateReq
-	(*ContReq)(nil),           // 40: godaos.ctl.ContReq
-	(*ContResp)(nil),          // 41: godaos.ctl.ContResp
-	(*ContOIDsReq)(nil),       // 42: godaos.ctl.ContOIDsReq
-	(*ContOIDsResp)(nil),      // 43: godaos.ctl.ContOIDsResp
-	(*ContACLReq)(nil),        // 44: godaos.ctl.ContACLReq
-	(*ContPropReq)(nil),       // 45: godaos.ctl.ContPropReq
-	(*ContAttrReq)(nil),       // 46: godaos.ctl.ContAttrReq
-	(*ContAttrResp)(nil),      // 47: godaos.ctl.ContAttrResp
-	(*ContSetOwnerReq)(nil),   // 48: godaos.ctl.ContSetOwnerReq
-	(*AttachInfoReq)(nil),     // 49: godaos.ctl.AttachInfoReq
-	(*PoolMap)(nil),           // 50: godaos.ctl.PoolMap
-	(*AttachInfoResp)(nil),    // 51: godaos.ctl.AttachInfoResp
-	(*ContSnapReq)(nil),       // 52: godaos.ctl.ContSnapReq
-	(*Snapshot)(nil),          // 53: godaos.ctl.Snapshot
-	(*ContSnapResp)(nil),      // 54: godaos.ctl.ContSnapResp
-	nil,                       // 55: godaos.ctl.Pool.PropsEntry
-	nil,                       // 56: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 57: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 58: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 59: godaos.ctl.Cont.PropsEntry
-	nil,                       // 60: godaos.ctl.ContCreateReq.PropsEntry
-	nil,                       // 61: godaos.ctl.ContPropReq.SetEntry
-	nil,                       // 62: godaos.ctl.ContAttrReq.SetEntry
-	nil,                       // 63: godaos.ctl.ContAttrResp.ValuesEntry
-	(*authpb.Credential)(nil), // 64: godaos.auth.Credential
-	(*enginepb.PoolMap)(nil),  // 65: godaos.engine.PoolMap
+	(*RebuildStatus)(nil),     // 14: godaos.ctl.RebuildStatus
+	(*PoolCreateReq)(nil),     // 15: godaos.ctl.PoolCreateReq
+	(*PoolCreateResp)(nil),    // 16: godaos.ctl.PoolCreateResp
+	(*PoolReq)(nil),           // 17: godaos.ctl.PoolReq
+	(*PoolResp)(nil),          // 18: godaos.ctl.PoolResp
+	(*PoolACLReq)(nil),        // 19: godaos.ctl.PoolACLReq
+	(*PoolACLResp)(nil),       // 20: godaos.ctl.PoolACLResp
+	(*PoolPropReq)(nil),       // 21: godaos.ctl.PoolPropReq
+	(*PoolPropResp)(nil),      // 22: godaos.ctl.PoolPropResp
+	(*PoolListReq)(nil),       // 23: godaos.ctl.PoolListReq
+	(*PoolListResp)(nil),      // 24: godaos.ctl.PoolListResp
+	(*SystemStopReq)(nil),     // 25: godaos.ctl.SystemStopReq
+	(*SystemStartReq)(nil),    // 26: godaos.ctl.SystemStartReq
+	(*RankResult)(nil),        // 27: godaos.ctl.RankResult
+	(*SystemRanksResp)(nil),   // 28: godaos.ctl.SystemRanksResp
+	(*EngineReq)(nil),         // 29: godaos.ctl.EngineReq
+	(*EngineResp)(nil),        // 30: godaos.ctl.EngineResp
+	(*StorageFormatReq)(nil),  // 31: godaos.ctl.StorageFormatReq
+	(*StorageFormatResp)(nil), // 32: godaos.ctl.StorageFormatResp
+	(*PoolConnectReq)(nil),    // 33: godaos.ctl.PoolConnectReq
+	(*PoolConnectResp)(nil),   // 34: godaos.ctl.PoolConnectResp
+	(*PoolMapResp)(nil),       // 35: godaos.ctl.PoolMapResp
+	(*PoolTargetsReq)(nil),    // 36: godaos.ctl.PoolTargetsReq
+	(*PoolExtendReq)(nil),     // 37: godaos.ctl.PoolExtendReq
+	(*SystemExcludeReq)(nil),  // 38: godaos.ctl.SystemExcludeReq
+	(*Cont)(nil),              // 39: godaos.ctl.Cont
+	(*ContCreateReq)(nil),     // 40: godaos.ctl.ContCreateReq
+	(*ContReq)(nil),           // 41: godaos.ctl.ContReq
+	(*ContResp)(nil),          // 42: godaos.ctl.ContResp
+	(*ContOIDsReq)(nil),       // 43: godaos.ctl.ContOIDsReq
+	(*ContOIDsResp)(nil),      // 44: godaos.ctl.ContOIDsResp
+	(*ContACLReq)(nil),        // 45: godaos.ctl.ContACLReq
+	(*ContPropReq)(nil),       // 46: godaos.ctl.ContPropReq
+	(*ContAttrReq)(nil),       // 47: godaos.ctl.ContAttrReq
+	(*ContAttrResp)(nil),      // 48: godaos.ctl.ContAttrResp
+	(*ContSetOwnerReq)(nil),   // 49: godaos.ctl.ContSetOwnerReq
+	(*AttachInfoReq)(nil),     // 50: godaos.ctl.AttachInfoReq
+	(*PoolMap)(nil),           // 51: godaos.ctl.PoolMap
+	(*AttachInfoResp)(nil),    // 52: godaos.ctl.AttachInfoResp
+	(*ContSnapReq)(nil),       // 53: godaos.ctl.ContSnapReq
+	(*Snapshot)(nil),          // 54: godaos.ctl.Snapshot
+	(*ContSnapResp)(nil),      // 55: godaos.ctl.ContSnapResp
+	nil,                       // 56: godaos.ctl.Pool.PropsEntry
+	nil,                       // 57: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 58: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 59: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 60: godaos.ctl.Cont.PropsEntry
+	nil,                       // 61: godaos.ctl.ContCreateReq.PropsEntry
+	nil,                       // 62: godaos.ctl.ContPropReq.SetEntry
+	nil,                       // 63: godaos.ctl.ContAttrReq.SetEntry
+	nil,                       // 64: godaos.ctl.ContAttrResp.ValuesEntry
+	(*authpb.Credential)(nil), // 65: godaos.auth.Credential
+	(*enginepb.PoolMap)(nil),  // 66: godaos.engine.PoolMap
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -4131,123 +4272,124 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	55, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
-	56, // 9: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
-	2,  // 10: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
-	13, // 11: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	64, // 12: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
-	2,  // 13: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
-	13, // 14: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
-	1,  // 15: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
-	2,  // 16: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	57, // 17: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
-	2,  // 18: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	58, // 19: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
-	2,  // 20: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
-	13, // 21: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
-	2,  // 22: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
-	2,  // 23: godaos.ctl.SystemRanksResp.error:type_name -> godaos.ctl.Error
-	26, // 24: godaos.ctl.SystemRanksResp.results:type_name -> godaos.ctl.RankResult
-	2,  // 25: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
-	2,  // 26: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
-	12, // 27: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	64, // 28: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
-	2,  // 29: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
-	13, // 30: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
-	3,  // 31: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	65, // 32: godaos.ctl.PoolConnectResp.pool_map:type_name -> godaos.engine.PoolMap
-	2,  // 33: godaos.ctl.PoolMapResp.error:type_name -> godaos.ctl.Error
-	65, // 34: godaos.ctl.PoolMapResp.pool_map:type_name -> godaos.engine.PoolMap
-	59, // 35: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	64, // 36: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	60, // 37: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	64, // 38: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
-	2,  // 39: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
-	38, // 40: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
-	38, // 41: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	64, // 42: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
-	2,  // 43: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
-	64, // 44: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
-	18, // 45: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
-	64, // 46: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
-	61, // 47: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
-	64, // 48: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
-	62, // 49: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
-	2,  // 50: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
-	63, // 51: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
-	2,  // 52: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
-	3,  // 53: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	50, // 54: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	64, // 55: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
-	2,  // 56: godaos.ctl.ContSnapResp.error:type_name -> godaos.ctl.Error
-	53, // 57: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
-	4,  // 58: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
-	6,  // 59: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
-	8,  // 60: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
-	10, // 61: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
-	14, // 62: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
-	16, // 63: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
-	16, // 64: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
-	22, // 65: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
-	18, // 66: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
-	20, // 67: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
-	24, // 68: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
-	25, // 69: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
-	28, // 70: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
-	28, // 71: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
-	30, // 72: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
-	32, // 73: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	39, // 74: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	40, // 75: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	40, // 76: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	40, // 77: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	48, // 78: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	42, // 79: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
-	44, // 80: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
-	45, // 81: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
-	46, // 82: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
-	52, // 83: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
-	49, // 84: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
-	16, // 85: godaos.ctl.Ctl.PoolMapQuery:input_type -> godaos.ctl.PoolReq
-	35, // 86: godaos.ctl.Ctl.PoolTargets:input_type -> godaos.ctl.PoolTargetsReq
-	36, // 87: godaos.ctl.Ctl.PoolExtend:input_type -> godaos.ctl.PoolExtendReq
-	37, // 88: godaos.ctl.Ctl.SystemExclude:input_type -> godaos.ctl.SystemExcludeReq
-	5,  // 89: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 90: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 91: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 92: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	15, // 93: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	17, // 94: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	17, // 95: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	23, // 96: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	19, // 97: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 98: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	27, // 99: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	27, // 100: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	29, // 101: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	29, // 102: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	31, // 103: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	33, // 104: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	41, // 105: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	41, // 106: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	41, // 107: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	41, // 108: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	41, // 109: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	43, // 110: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
-	19, // 111: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
-	21, // 112: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
-	47, // 113: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
-	54, // 114: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
-	51, // 115: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	34, // 116: godaos.ctl.Ctl.PoolMapQuery:output_type -> godaos.ctl.PoolMapResp
-	17, // 117: godaos.ctl.Ctl.PoolTargets:output_type -> godaos.ctl.PoolResp
-	17, // 118: godaos.ctl.Ctl.PoolExtend:output_type -> godaos.ctl.PoolResp
-	27, // 119: godaos.ctl.Ctl.SystemExclude:output_type -> godaos.ctl.SystemRanksResp
-	89, // [89:120] is the sub-list for method output_type
-	58, // [58:89] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	56, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	14, // 9: godaos.ctl.Pool.rebuild:type_name -> godaos.ctl.RebuildStatus
+	57, // 10: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	2,  // 11: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
+	13, // 12: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
+	65, // 13: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
+	2,  // 14: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
+	13, // 15: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
+	1,  // 16: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
+	2,  // 17: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
+	58, // 18: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	2,  // 19: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
+	59, // 20: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	2,  // 21: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
+	13, // 22: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
+	2,  // 23: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
+	2,  // 24: godaos.ctl.SystemRanksResp.error:type_name -> godaos.ctl.Error
+	27, // 25: godaos.ctl.SystemRanksResp.results:type_name -> godaos.ctl.RankResult
+	2,  // 26: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
+	2,  // 27: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
+	12, // 28: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
+	65, // 29: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	2,  // 30: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
+	13, // 31: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
+	3,  // 32: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
+	66, // 33: godaos.ctl.PoolConnectResp.pool_map:type_name -> godaos.engine.PoolMap
+	2,  // 34: godaos.ctl.PoolMapResp.error:type_name -> godaos.ctl.Error
+	66, // 35: godaos.ctl.PoolMapResp.pool_map:type_name -> godaos.engine.PoolMap
+	60, // 36: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	65, // 37: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	61, // 38: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	65, // 39: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	2,  // 40: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
+	39, // 41: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
+	39, // 42: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
+	65, // 43: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	2,  // 44: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
+	65, // 45: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
+	19, // 46: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
+	65, // 47: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
+	62, // 48: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
+	65, // 49: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
+	63, // 50: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
+	2,  // 51: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
+	64, // 52: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
+	2,  // 53: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
+	3,  // 54: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
+	51, // 55: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	65, // 56: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
+	2,  // 57: godaos.ctl.ContSnapResp.error:type_name -> godaos.ctl.Error
+	54, // 58: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
+	4,  // 59: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
+	6,  // 60: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
+	8,  // 61: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
+	10, // 62: godaos.ctl.Ctl.ServerQuery:input_type -> godaos.ctl.ServerQueryReq
+	15, // 63: godaos.ctl.Ctl.PoolCreate:input_type -> godaos.ctl.PoolCreateReq
+	17, // 64: godaos.ctl.Ctl.PoolDestroy:input_type -> godaos.ctl.PoolReq
+	17, // 65: godaos.ctl.Ctl.PoolQuery:input_type -> godaos.ctl.PoolReq
+	23, // 66: godaos.ctl.Ctl.PoolList:input_type -> godaos.ctl.PoolListReq
+	19, // 67: godaos.ctl.Ctl.PoolACL:input_type -> godaos.ctl.PoolACLReq
+	21, // 68: godaos.ctl.Ctl.PoolProp:input_type -> godaos.ctl.PoolPropReq
+	25, // 69: godaos.ctl.Ctl.SystemStop:input_type -> godaos.ctl.SystemStopReq
+	26, // 70: godaos.ctl.Ctl.SystemStart:input_type -> godaos.ctl.SystemStartReq
+	29, // 71: godaos.ctl.Ctl.EngineStop:input_type -> godaos.ctl.EngineReq
+	29, // 72: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
+	31, // 73: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
+	33, // 74: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
+	40, // 75: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	41, // 76: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	41, // 77: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	41, // 78: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	49, // 79: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	43, // 80: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	45, // 81: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
+	46, // 82: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
+	47, // 83: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
+	53, // 84: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
+	50, // 85: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	17, // 86: godaos.ctl.Ctl.PoolMapQuery:input_type -> godaos.ctl.PoolReq
+	36, // 87: godaos.ctl.Ctl.PoolTargets:input_type -> godaos.ctl.PoolTargetsReq
+	37, // 88: godaos.ctl.Ctl.PoolExtend:input_type -> godaos.ctl.PoolExtendReq
+	38, // 89: godaos.ctl.Ctl.SystemExclude:input_type -> godaos.ctl.SystemExcludeReq
+	5,  // 90: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 91: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 92: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 93: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	16, // 94: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	18, // 95: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	18, // 96: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	24, // 97: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	20, // 98: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	22, // 99: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	28, // 100: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	28, // 101: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	30, // 102: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	30, // 103: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	32, // 104: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	34, // 105: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	42, // 106: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	42, // 107: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	42, // 108: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	42, // 109: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	42, // 110: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	44, // 111: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	20, // 112: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
+	22, // 113: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
+	48, // 114: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
+	55, // 115: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
+	52, // 116: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	35, // 117: godaos.ctl.Ctl.PoolMapQuery:output_type -> godaos.ctl.PoolMapResp
+	18, // 118: godaos.ctl.Ctl.PoolTargets:output_type -> godaos.ctl.PoolResp
+	18, // 119: godaos.ctl.Ctl.PoolExtend:output_type -> godaos.ctl.PoolResp
+	28, // 120: godaos.ctl.Ctl.SystemExclude:output_type -> godaos.ctl.SystemRanksResp
+	90, // [90:121] is the sub-list for method output_type
+	59, // [59:90] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_ctl_proto_init() }
@@ -4261,7 +4403,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2329,6 +2329,7 @@ type PoolMapRank struct {
 	Added         uint32                 `protobuf:"varint,3,opt,name=added,proto3" json:"added,omitempty"`                            // the map version it joined the pool in (0: at create)
 	States        []byte                 `protobuf:"bytes,4,opt,name=states,proto3" json:"states,omitempty"`                           // one byte per target: its placement.TargetState
 	FabricAddr    string                 `protobuf:"bytes,5,opt,name=fabric_addr,json=fabricAddr,proto3" json:"fabric_addr,omitempty"` // its engine's data-plane address
+	Fseq          []uint32               `protobuf:"varint,6,rep,packed,name=fseq,proto3" json:"fseq,omitempty"`                       // per target: the map version it failed in (placement.Target.Fseq)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2396,6 +2397,248 @@ func (x *PoolMapRank) GetFabricAddr() string {
 		return x.FabricAddr
 	}
 	return ""
+}
+
+func (x *PoolMapRank) GetFseq() []uint32 {
+	if x != nil {
+		return x.Fseq
+	}
+	return nil
+}
+
+// RebuildReq starts (OpRebuildStart) or asks about (OpRebuildQuery) the
+// rebuild of a pool to map version: each target finds the shards it is the
+// source of whose group has shards rebuilding in that map, and copies their
+// data there (OpMigrate).
+type RebuildReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildReq) Reset() {
+	*x = RebuildReq{}
+	mi := &file_engine_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildReq) ProtoMessage() {}
+
+func (x *RebuildReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildReq.ProtoReflect.Descriptor instead.
+func (*RebuildReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RebuildReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *RebuildReq) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type RebuildRep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // the version the rank's rebuild works towards (0: none)
+	Done          bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`       // every target of the rank has finished it
+	Objects       uint64                 `protobuf:"varint,3,opt,name=objects,proto3" json:"objects,omitempty"` // objects scanned
+	Records       uint64                 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"` // akeys copied
+	Bytes         uint64                 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`     // bytes copied
+	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`      // the first error met (the rebuild goes on)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildRep) Reset() {
+	*x = RebuildRep{}
+	mi := &file_engine_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildRep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildRep) ProtoMessage() {}
+
+func (x *RebuildRep) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildRep.ProtoReflect.Descriptor instead.
+func (*RebuildRep) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RebuildRep) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RebuildRep) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *RebuildRep) GetObjects() uint64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *RebuildRep) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *RebuildRep) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RebuildRep) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// MigrateReq writes what rebuild copies of one dkey to a rebuilding
+// target, at the lowest epoch (writes made since reached the target
+// directly and stay on top). Bulk: the IODs' values in order.
+type MigrateReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Oid           *OID                   `protobuf:"bytes,3,opt,name=oid,proto3" json:"oid,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Dkey          []byte                 `protobuf:"bytes,5,opt,name=dkey,proto3" json:"dkey,omitempty"`
+	Iods          []*IOD                 `protobuf:"bytes,6,rep,name=iods,proto3" json:"iods,omitempty"`
+	Version       uint32                 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"` // the rebuild's map version
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateReq) Reset() {
+	*x = MigrateReq{}
+	mi := &file_engine_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateReq) ProtoMessage() {}
+
+func (x *MigrateReq) ProtoReflect() protoreflect.Message {
+	mi := &file_engine_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateReq.ProtoReflect.Descriptor instead.
+func (*MigrateReq) Descriptor() ([]byte, []int) {
+	return file_engine_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MigrateReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *MigrateReq) GetCont() []byte {
+	if x != nil {
+		return x.Cont
+	}
+	return nil
+}
+
+func (x *MigrateReq) GetOid() *OID {
+	if x != nil {
+		return x.Oid
+	}
+	return nil
+}
+
+func (x *MigrateReq) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *MigrateReq) GetDkey() []byte {
+	if x != nil {
+		return x.Dkey
+	}
+	return nil
+}
+
+func (x *MigrateReq) GetIods() []*IOD {
+	if x != nil {
+		return x.Iods
+	}
+	return nil
+}
+
+func (x *MigrateReq) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 var File_engine_proto protoreflect.FileDescriptor
@@ -2579,14 +2822,36 @@ const file_engine_proto_rawDesc = "" +
 	"\aPoolMap\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x120\n" +
-	"\x05ranks\x18\x03 \x03(\v2\x1a.godaos.engine.PoolMapRankR\x05ranks\"\x93\x01\n" +
+	"\x05ranks\x18\x03 \x03(\v2\x1a.godaos.engine.PoolMapRankR\x05ranks\"\xa7\x01\n" +
 	"\vPoolMapRank\x12\x12\n" +
 	"\x04rank\x18\x01 \x01(\rR\x04rank\x12!\n" +
 	"\ffault_domain\x18\x02 \x01(\tR\vfaultDomain\x12\x14\n" +
 	"\x05added\x18\x03 \x01(\rR\x05added\x12\x16\n" +
 	"\x06states\x18\x04 \x01(\fR\x06states\x12\x1f\n" +
 	"\vfabric_addr\x18\x05 \x01(\tR\n" +
-	"fabricAddrB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
+	"fabricAddr\x12\x12\n" +
+	"\x04fseq\x18\x06 \x03(\rR\x04fseq\":\n" +
+	"\n" +
+	"RebuildReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"\x9a\x01\n" +
+	"\n" +
+	"RebuildRep\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x18\n" +
+	"\aobjects\x18\x03 \x01(\x04R\aobjects\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xc6\x01\n" +
+	"\n" +
+	"MigrateReq\x12\x12\n" +
+	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
+	"\x04cont\x18\x02 \x01(\fR\x04cont\x12$\n" +
+	"\x03oid\x18\x03 \x01(\v2\x12.godaos.engine.OIDR\x03oid\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04dkey\x18\x05 \x01(\fR\x04dkey\x12&\n" +
+	"\x04iods\x18\x06 \x03(\v2\x12.godaos.engine.IODR\x04iods\x12\x18\n" +
+	"\aversion\x18\a \x01(\rR\aversionB2Z0github.com/godaos/godaos/internal/proto/enginepbb\x06proto3"
 
 var (
 	file_engine_proto_rawDescOnce sync.Once
@@ -2600,7 +2865,7 @@ func file_engine_proto_rawDescGZIP() []byte {
 	return file_engine_proto_rawDescData
 }
 
-var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_engine_proto_goTypes = []any{
 	(*OID)(nil),              // 0: godaos.engine.OID
 	(*Recx)(nil),             // 1: godaos.engine.Recx
@@ -2636,6 +2901,9 @@ var file_engine_proto_goTypes = []any{
 	(*ServerSigned)(nil),     // 31: godaos.engine.ServerSigned
 	(*PoolMap)(nil),          // 32: godaos.engine.PoolMap
 	(*PoolMapRank)(nil),      // 33: godaos.engine.PoolMapRank
+	(*RebuildReq)(nil),       // 34: godaos.engine.RebuildReq
+	(*RebuildRep)(nil),       // 35: godaos.engine.RebuildRep
+	(*MigrateReq)(nil),       // 36: godaos.engine.MigrateReq
 }
 var file_engine_proto_depIdxs = []int32{
 	1,  // 0: godaos.engine.IOD.recxs:type_name -> godaos.engine.Recx
@@ -2654,11 +2922,13 @@ var file_engine_proto_depIdxs = []int32{
 	0,  // 13: godaos.engine.TxWrite.oid:type_name -> godaos.engine.OID
 	2,  // 14: godaos.engine.TxWrite.iods:type_name -> godaos.engine.IOD
 	33, // 15: godaos.engine.PoolMap.ranks:type_name -> godaos.engine.PoolMapRank
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	0,  // 16: godaos.engine.MigrateReq.oid:type_name -> godaos.engine.OID
+	2,  // 17: godaos.engine.MigrateReq.iods:type_name -> godaos.engine.IOD
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_engine_proto_init() }
@@ -2672,7 +2942,7 @@ func file_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_engine_proto_rawDesc), len(file_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -28,6 +28,9 @@ const (
 	OpEpochQuery    uint16 = 55 // no header -> ObjUpdateRep: the engine's clock (clients' transactions)
 	OpTxStatus      uint16 = 56 // TxStatusReq -> TxStatusRep (engine to engine: a participant asks the coordinator)
 	OpPoolMapUpdate uint16 = 57 // PoolMap: the management service leader's new map of a pool (over a collective)
+	OpRebuildStart  uint16 = 62 // RebuildReq: start rebuilding a pool to a map version (over a collective)
+	OpRebuildQuery  uint16 = 63 // RebuildReq -> RebuildRep: this rank's rebuild progress
+	OpMigrate       uint16 = 64 // MigrateReq, bulk: the values (engine to engine: rebuild copies a dkey)
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -51,7 +54,8 @@ const (
 // a ServerSigned around the request's message. OpCollective is one: it makes
 // the engine send to the peers it names.
 var ServerOps = map[uint16]bool{OpTargetCreate: true, OpTargetDestroy: true, OpTargetQuery: true, OpContCreate: true,
-	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true, OpTxStatus: true, OpPoolMapUpdate: true}
+	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true, OpTxStatus: true, OpPoolMapUpdate: true,
+	OpRebuildStart: true, OpRebuildQuery: true, OpMigrate: true}
 
 // Rights a Capability grants over its container.
 const (
@@ -68,7 +72,7 @@ var opNames = map[uint16]string{
 	OpSvcPoolQuery: "SvcPoolQuery", OpSvcContACL: "SvcContACL", OpSvcContProp: "SvcContProp",
 	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap", OpSvcPoolMap: "SvcPoolMap",
 	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery", OpTxStatus: "TxStatus",
-	OpPoolMapUpdate: "PoolMapUpdate",
+	OpPoolMapUpdate: "PoolMapUpdate", OpRebuildStart: "RebuildStart", OpRebuildQuery: "RebuildQuery", OpMigrate: "Migrate",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).

@@ -219,7 +219,8 @@ func (s *System) KillServer(i int) error {
 }
 
 // RestartServer starts server i again (after KillServer) on its storage and
-// waits (bounded) until every rank has joined.
+// waits (bounded) until its engines have joined again (other servers may be
+// down).
 func (s *System) RestartServer(i int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()

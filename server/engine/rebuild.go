@@ -1,0 +1,429 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/proto/enginepb"
+	"github.com/godaos/godaos/internal/rpc"
+	"github.com/godaos/godaos/server/vos"
+)
+
+// Rebuild on an engine (DAOS's rebuild scan and migrate, in one pass). The
+// management service leader starts it for a pool map version in which
+// shards are rebuilding: shards remapped from DOWN or DRAIN targets, and
+// shards on UP (integrating) targets. Each target of each rank walks its
+// objects; for every redundancy group whose source it is (the first shard
+// of the group that is not rebuilding, or for a lone shard leaving a
+// draining target, that target) and that has rebuilding shards, it copies
+// the group's dkeys there (OpMigrate).
+//
+// What is copied is each dkey as it reads at one epoch E, taken when the
+// target's scan starts (a read at E waits for the writes that may still land
+// at or below it, see readAt), and it is written at rebuildEpoch, below every
+// epoch a client's write gets. The rebuilding shard holds nothing older than
+// the map change but these copies; every write made since reached it
+// directly (clients write every shard of a group in the current map), so it
+// stays on top of the copy whatever the servers' clocks say. History is not
+// copied: a rebuilt shard answers reads at the latest epoch, not at older
+// snapshots' epochs.
+//
+// The scan is throttled: it sleeps as long as it worked (rebuildDuty), so
+// foreground I/O keeps most of the target.
+
+// rebuildEpoch is the epoch rebuild writes its copies at: below any other.
+const rebuildEpoch = 1
+
+// rebuildDuty is the share of time a target's scan may work; it sleeps the
+// rest.
+var rebuildDuty = 0.5
+
+// poolRebuild is one rank's rebuild of one pool to a map version.
+type poolRebuild struct {
+	version                 uint32
+	cancel                  context.CancelFunc
+	running                 atomic.Int32 // targets still scanning
+	objects, records, bytes atomic.Uint64
+	mu                      sync.Mutex
+	err                     error // the first error met
+}
+
+func (r *poolRebuild) fail(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.mu.Unlock()
+}
+
+type rebuilds struct {
+	mu    sync.Mutex
+	pools map[vos.UUID]*poolRebuild
+}
+
+func (e *Engine) rebuildReq(req *rpc.Request) (vos.UUID, uint32, error) {
+	var m enginepb.RebuildReq
+	if err := decode(req, &m); err != nil {
+		return vos.UUID{}, 0, err
+	}
+	u, err := uuidOf(m.Pool, "pool")
+	return u, m.Version, err
+}
+
+// rebuildStart starts this rank's rebuild of a pool to a map version, once:
+// a start for a version already running or done is answered at once (one
+// that finished with errors scans again), and a newer version replaces an
+// older one (its scan stops).
+func (e *Engine) rebuildStart(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	pool, version, err := e.rebuildReq(req)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	pm := e.PoolMapOf(pool)
+	if pm == nil || pm.Version() < version {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		e.pullPoolMap(pctx, pool)
+		cancel()
+		pm = e.PoolMapOf(pool)
+	}
+	if pm == nil || pm.Version() != version {
+		have := uint32(0)
+		if pm != nil {
+			have = pm.Version()
+		}
+		return rpc.Response{}, daoserr.Newf(daoserr.Stale, "rebuild of pool %s to map version %d: this engine's map is at version %d", pool, version, have)
+	}
+	if e.rank.Load() < 0 {
+		return rpc.Response{}, daoserr.New(daoserr.Again, "rebuild: this engine has no rank yet").WithResolution("retry once it has joined")
+	}
+	e.rb.mu.Lock()
+	defer e.rb.mu.Unlock()
+	if e.rb.pools == nil {
+		e.rb.pools = map[vos.UUID]*poolRebuild{}
+	}
+	if old := e.rb.pools[pool]; old != nil {
+		old.mu.Lock()
+		failed := old.err != nil
+		old.mu.Unlock()
+		retry := old.version == version && old.running.Load() == 0 && failed
+		if old.version >= version && !retry {
+			return rpc.Response{}, nil
+		}
+		old.cancel()
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &poolRebuild{version: version, cancel: cancel}
+	e.rb.pools[pool] = r
+	for ti := range e.targets {
+		r.running.Add(1)
+		go func() {
+			defer r.running.Add(-1)
+			if err := e.rebuildTarget(rctx, r, pm, pool, ti); err != nil && rctx.Err() == nil {
+				r.fail(err)
+				e.log.Warn("rebuild: target scan failed", "pool", pool, "target", ti, "version", version, "err", err)
+			}
+		}()
+	}
+	e.log.Info("rebuild started", "pool", pool, "version", version)
+	return rpc.Response{}, nil
+}
+
+// rebuildQuery answers this rank's progress.
+func (e *Engine) rebuildQuery(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	pool, _, err := e.rebuildReq(req)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	rep := &enginepb.RebuildRep{}
+	e.rb.mu.Lock()
+	r := e.rb.pools[pool]
+	e.rb.mu.Unlock()
+	if r != nil {
+		rep.Version, rep.Done = r.version, r.running.Load() == 0
+		rep.Objects, rep.Records, rep.Bytes = r.objects.Load(), r.records.Load(), r.bytes.Load()
+		r.mu.Lock()
+		if r.err != nil {
+			rep.Error = r.err.Error()
+		}
+		r.mu.Unlock()
+	}
+	hdr, _ := proto.Marshal(rep)
+	return rpc.Response{Header: hdr}, nil
+}
+
+// withPool runs fn on target ti's VOS instance of pool, holding the target's
+// pool table only meanwhile (a scan is long; pools come and go around it).
+func (e *Engine) withPool(ti int, pool vos.UUID, fn func(p *vos.Pool) error) error {
+	t := e.targets[ti]
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p := t.pools[pool]
+	if p == nil {
+		return daoserr.Newf(daoserr.Nonexist, "pool %s has no storage on target %d", pool, ti)
+	}
+	return fn(p)
+}
+
+// rebuildSource is the shard of grp that copies the group's data to its
+// rebuilding shards: the first that is not rebuilding; for a group with
+// none, a shard leaving a draining target (still readable) copies from
+// there. ok is false when no shard holds the data (more failures than the
+// class survives).
+func rebuildSource(pm *PoolMap, grp []placement.Shard) (src placement.Shard, ok bool) {
+	for _, s := range grp {
+		if !s.Rebuilding {
+			return s, true
+		}
+	}
+	for _, s := range grp {
+		if s.Remapped {
+			if t, found := pm.Target(s.Orig); found && t.State == placement.TargetDrain {
+				return placement.Shard{Rank: t.Rank, Target: t.Index, ID: t.ID}, true
+			}
+		}
+	}
+	return placement.Shard{}, false
+}
+
+// rebuildTarget is one target's scan (see the package comment above).
+func (e *Engine) rebuildTarget(ctx context.Context, r *poolRebuild, pm *PoolMap, pool vos.UUID, ti int) error {
+	me := uint32(e.rank.Load())
+	epoch := e.clock.Now()
+	var conts []vos.UUID
+	if err := e.withPool(ti, pool, func(p *vos.Pool) error { conts = p.ListContainers(); return nil }); err != nil {
+		return nil // no storage of the pool here: nothing to scan
+	}
+	for _, c := range conts {
+		var anchor vos.Anchor
+		for !anchor.EOF {
+			var oids []vos.OID
+			err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+				oids, err = p.ListObjects(c, vos.Epoch(epoch), &anchor, 256)
+				return err
+			})
+			if err != nil {
+				return daoserr.Context(err, "rebuild: list objects of container %s", c)
+			}
+			for _, oid := range oids {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.objects.Add(1)
+				if err := e.rebuildObject(ctx, r, pm, pool, ti, me, c, oid, epoch); err != nil {
+					r.fail(err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// rebuildObject copies the dkeys of oid's groups this target is the source
+// of to their rebuilding shards.
+func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap, pool vos.UUID, ti int, me uint32, c vos.UUID, oid vos.OID, epoch uint64) error {
+	po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
+	if !po.Redun().Valid() || po.Groups() == 0 || po.Redun().IsEC() {
+		return nil // not a placed object (or erasure-coded: not rebuilt yet)
+	}
+	l, err := pm.Layout(po)
+	if err != nil {
+		return daoserr.Context(err, "rebuild object %s", oid)
+	}
+	dests := map[int][]placement.Shard{}
+	for g := range l.Groups {
+		grp := l.Group(g)
+		src, ok := rebuildSource(pm, grp)
+		if !ok || src.Rank != me || int(src.Target) != ti {
+			continue
+		}
+		for _, s := range grp {
+			if s.Rebuilding && !(s.Rank == me && int(s.Target) == ti) {
+				dests[g] = append(dests[g], s)
+			}
+		}
+	}
+	if len(dests) == 0 {
+		return nil
+	}
+	var anchor vos.Anchor
+	for !anchor.EOF {
+		var dkeys [][]byte
+		err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+			dkeys, err = p.ListDkeys(c, oid, vos.Epoch(epoch), &anchor, 256)
+			return err
+		})
+		if daoserr.Is(err, daoserr.Nonexist) {
+			return nil
+		}
+		if err != nil {
+			return daoserr.Context(err, "rebuild: list dkeys of object %s", oid)
+		}
+		for _, dkey := range dkeys {
+			to := dests[placement.DkeyGroupOf(po, dkey)]
+			if len(to) == 0 {
+				continue
+			}
+			began := time.Now()
+			if err := e.migrateDkey(ctx, r, pm, pool, ti, c, oid, dkey, epoch, to); err != nil {
+				r.fail(err)
+			}
+			if err := sleepCtx(ctx, time.Duration(float64(time.Since(began))*(1-rebuildDuty)/rebuildDuty)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// readDkeyAt reads every akey of dkey as it is at epoch: the IODs and their
+// values back to back.
+func (e *Engine) readDkeyAt(ti int, pool vos.UUID, c vos.UUID, oid vos.OID, dkey []byte, epoch uint64) ([]vos.IOD, []byte, error) {
+	var iods []vos.IOD
+	var bulk []byte
+	err := e.withPool(ti, pool, func(p *vos.Pool) error {
+		tt := &e.targets[ti].txs
+		if _, err := e.readAt(p, tt, epoch, c, oid, dkey); err != nil {
+			return err
+		}
+		var anchor vos.Anchor
+		for !anchor.EOF {
+			akeys, err := p.ListAkeys(c, oid, vos.Epoch(epoch), dkey, &anchor, 256)
+			if err != nil {
+				return err
+			}
+			for _, akey := range akeys {
+				var xa vos.Anchor
+				var recxs []vos.Recx
+				var rsize uint64
+				for !xa.EOF {
+					xs, rs, err := p.ListRecx(c, oid, vos.Epoch(epoch), dkey, akey, &xa, 1024)
+					if err != nil {
+						return err
+					}
+					rsize = max(rsize, rs)
+					for _, x := range xs {
+						recxs = append(recxs, x.Recx)
+					}
+				}
+				iod := vos.IOD{Akey: akey, Type: vos.IODArray, Size: rsize, Recxs: recxs}
+				if rsize == 0 { // a single value: its size first
+					probe := []vos.IOD{{Akey: akey, Type: vos.IODSingle}}
+					res, err := p.Fetch(c, oid, vos.Epoch(epoch), 0, dkey, probe, nil)
+					if err != nil {
+						return err
+					}
+					iod = vos.IOD{Akey: akey, Type: vos.IODSingle, Size: res[0].Size}
+				}
+				if iod.Size == 0 || (iod.Type == vos.IODArray && len(recxs) == 0) {
+					continue // nothing visible
+				}
+				n, err := iodBytes(&iod)
+				if err != nil {
+					return err
+				}
+				off := len(bulk)
+				bulk = append(bulk, make([]byte, n)...)
+				if _, err := p.Fetch(c, oid, vos.Epoch(epoch), 0, dkey, []vos.IOD{iod}, []vos.SGL{{bulk[off:]}}); err != nil {
+					return err
+				}
+				iods = append(iods, iod)
+			}
+		}
+		return nil
+	})
+	return iods, bulk, err
+}
+
+// migrateDkey copies dkey, as read at epoch, to the rebuilding shards to.
+func (e *Engine) migrateDkey(ctx context.Context, r *poolRebuild, pm *PoolMap, pool vos.UUID, ti int, c vos.UUID, oid vos.OID, dkey []byte, epoch uint64, to []placement.Shard) error {
+	var iods []vos.IOD
+	var bulk []byte
+	var err error
+	for attempt := 0; ; attempt++ { // a write in progress there: wait for it
+		iods, bulk, err = e.readDkeyAt(ti, pool, c, oid, dkey, epoch)
+		if !daoserr.Is(err, daoserr.InProgress) || attempt >= 100 {
+			break
+		}
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return daoserr.Context(err, "rebuild: read object %s dkey %q", oid, dkey)
+	}
+	if len(iods) == 0 {
+		return nil
+	}
+	m := &enginepb.MigrateReq{Pool: pool[:], Cont: c[:], Oid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo}, Epoch: rebuildEpoch, Dkey: dkey, Version: pm.Version()}
+	for _, d := range iods {
+		pd := &enginepb.IOD{Akey: d.Akey, Type: uint32(d.Type), Size: d.Size}
+		for _, x := range d.Recxs {
+			pd.Recxs = append(pd.Recxs, &enginepb.Recx{Idx: x.Idx, Nr: x.Nr})
+		}
+		m.Iods = append(m.Iods, pd)
+	}
+	b, _ := proto.Marshal(m)
+	var errs []error
+	for _, s := range to {
+		hdr, err := e.seal(enginepb.OpMigrate, b)
+		if err == nil {
+			var cl *rpc.Client
+			cctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+			if cl, err = e.peers.Get(cctx, pm.Addr[s.Rank]); err == nil {
+				_, err = cl.Call(cctx, rpc.Message{Opcode: enginepb.OpMigrate, Target: s.Target, Header: hdr, Bulk: [][]byte{bulk}}, nil)
+			}
+			cancel()
+		}
+		if err != nil {
+			errs = append(errs, daoserr.Context(err, "rebuild: copy object %s dkey %q to rank %d target %d", oid, dkey, s.Rank, s.Target))
+			continue
+		}
+		r.records.Add(uint64(len(iods)))
+		r.bytes.Add(uint64(len(bulk)))
+	}
+	return errors.Join(errs...)
+}
+
+// migrate writes what a rebuild source copied, at rebuildEpoch.
+func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
+	var m enginepb.MigrateReq
+	p, c, release, err := e.contReq(req, &m, 0)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	defer release()
+	iods := vosIODs(m.Iods)
+	sgls, err := splitBulk(iods, req.Bulk)
+	if err != nil {
+		return rpc.Response{}, err
+	}
+	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
+	if m.Epoch != rebuildEpoch {
+		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "rebuild copy of object %s at epoch %#x: copies are written at epoch %d", oid, m.Epoch, rebuildEpoch)
+	}
+	if err := p.Update(c, oid, vos.Epoch(m.Epoch), 0, m.Dkey, iods, sgls); err != nil {
+		return rpc.Response{}, daoserr.Context(err, "rebuild: write object %s dkey %q", oid, m.Dkey)
+	}
+	return rpc.Response{}, nil
+}
