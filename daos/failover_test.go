@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
@@ -303,4 +304,108 @@ func (wl *workload) verifyReplicas(t *testing.T, ctx context.Context) {
 		}
 	}
 	t.Logf("map version %d: %d replicas of %d dkeys verified", l.Version, n, len(wl.latest)*64)
+}
+
+// TestRdFacExceeded: a container with rd_fac 1 holding RP_2 objects loses
+// two fault domains. Its I/O and new opens then fail cleanly with DER_RF
+// (UNCLEAN) instead of returning what a lost shard no longer holds, until
+// its owner accepts the loss (status:healthy); a class weaker than rd_fac
+// is refused.
+func TestRdFacExceeded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process fault test (minutes): run in the full pass")
+	}
+	t.Setenv("GODAOS_SWIM_FAST", "1")
+	sys := cluster.Start(t, cluster.Options{Servers: 5, Targets: 2})
+	ctx := context.Background()
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, sys.Pool, RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "rf1", Props: map[string]string{"rd_fac": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "rf1", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Obj(placement.MakeOID(9, 0, placement.S1, placement.OTMultiHashed)); !daoserr.Is(err, daoserr.Inval) {
+		t.Fatalf("S1 object in an rd_fac 1 container: %v", err)
+	}
+	oid, err := h.GenerateOID(ctx, placement.RP2GX, placement.OTMultiHashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := h.Obj(oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iod := []IOD{{Akey: []byte("v"), Type: Single, Size: 8}}
+	for i := range 64 {
+		if _, err := o.Update(ctx, fmt.Appendf(nil, "k%d", i), iod, [][]byte{fmt.Appendf(nil, "val-%04d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One domain lost: within rd_fac, everything reads.
+	r3 := rankOf(t, sys, 3)
+	if err := sys.KillServer(3); err != nil {
+		t.Fatal(err)
+	}
+	waitExcluded(t, sys, r3)
+	got := make([]byte, 8)
+	for i := range 64 {
+		if _, err := o.Fetch(ctx, fmt.Appendf(nil, "k%d", i), iod, [][]byte{got}); err != nil || string(got) != fmt.Sprintf("val-%04d", i) {
+			t.Fatalf("after one failure: k%d = %q, %v", i, got, err)
+		}
+	}
+	// A second: more than rd_fac 1.
+	r4 := rankOf(t, sys, 4)
+	if err := sys.KillServer(4); err != nil {
+		t.Fatal(err)
+	}
+	waitExcluded(t, sys, r4)
+	_, err = o.Fetch(ctx, []byte("k1"), iod, [][]byte{got})
+	if !daoserr.Is(err, daoserr.RF) || !strings.Contains(err.Error(), "UNCLEAN") {
+		t.Fatalf("I/O on an UNCLEAN container: %v", err)
+	}
+	if _, err := o.Update(ctx, []byte("k1"), iod, [][]byte{[]byte("xxxxxxxx")}); !daoserr.Is(err, daoserr.RF) {
+		t.Fatalf("update on an UNCLEAN container: %v", err)
+	}
+	if _, err := p.ContOpen(ctx, "rf1", RW); !daoserr.Is(err, daoserr.RF) {
+		t.Fatalf("open of an UNCLEAN container: %v", err)
+	}
+	props, err := p.ContProps(ctx, "rf1", nil)
+	if err != nil || props["status"] != "UNCLEAN" {
+		t.Fatalf("status %q (%v)", props["status"], err)
+	}
+	// The owner accepts the loss: the container opens and what survived reads.
+	if _, err := p.ContProps(ctx, "rf1", map[string]string{"status": "healthy"}); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := p.ContOpen(ctx, "rf1", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2, err := h2.Obj(oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for i := range 64 {
+		_, err := o2.Fetch(ctx, fmt.Appendf(nil, "k%d", i), iod, [][]byte{got})
+		switch {
+		case daoserr.Is(err, daoserr.DataLoss):
+			lost++ // both replicas were on the lost servers, and no rebuild copied them
+		case err != nil:
+			t.Fatalf("k%d after status:healthy: %v", i, err)
+		case string(got) != fmt.Sprintf("val-%04d", i) && string(got) != "\x00\x00\x00\x00\x00\x00\x00\x00":
+			t.Fatalf("k%d after status:healthy: %q", i, got)
+		}
+	}
+	t.Logf("after accepting the loss: %d of 64 dkeys report DER_DATA_LOSS", lost)
 }

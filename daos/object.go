@@ -98,6 +98,10 @@ func (c *Cont) Obj(oid placement.OID) (*Obj, error) {
 	if _, err := o.currentLayout(); err != nil {
 		return nil, daoserr.Context(err, "open object %s", oid)
 	}
+	rdFac, _ := strconv.Atoi(c.Info.GetProps()["rd_fac"])
+	if err := placement.CheckRdFac(oid.Class(), rdFac); err != nil {
+		return nil, daoserr.Context(err, "open object %s in container %s", oid, c.Info.GetLabel())
+	}
 	if oid.Redun().IsEC() {
 		return nil, daoserr.Newf(daoserr.NoSys, "object %s is of class %s: erasure-coded I/O is not available yet", oid, oid.Class()).
 			WithResolution("use an S or RP class (S1, SX, RP_2G1, RP_3GX, ...) for now")

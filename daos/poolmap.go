@@ -2,6 +2,7 @@ package daos
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -172,6 +173,9 @@ func (o *Obj) placed(ctx context.Context, op func(ctx context.Context, l placeme
 		if err != nil {
 			return err
 		}
+		if err := o.cont.checkHealth(); err != nil {
+			return err
+		}
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if redundant {
 			actx, cancel = context.WithTimeout(ctx, attemptTimeout)
@@ -228,4 +232,27 @@ func (o *Obj) shard(dkey []byte) placement.Shard {
 		return placement.Shard{}
 	}
 	return o.writeShard(l, dkey).Shard
+}
+
+// checkHealth fails with DER_RF once more fault domains have failed in the
+// pool map than the container's rd_fac survives (DAOS's client does the
+// same RF check on each map it receives): its data may be lost, and reads
+// must not return what a lost shard no longer holds. The failures the
+// container's owner accepted (status:healthy, health_ver) do not count;
+// reopen the container after accepting them.
+func (c *Cont) checkHealth() error {
+	pm, err := c.Pool.poolMap()
+	if err != nil {
+		return err
+	}
+	props := c.Info.GetProps()
+	rdFac, _ := strconv.Atoi(props["rd_fac"])
+	since, _ := strconv.ParseUint(props["health_ver"], 10, 32)
+	if failed := pm.FailedDomains(uint32(since)); failed > rdFac {
+		return daoserr.Newf(daoserr.RF, "container %s is UNCLEAN: %d fault domains have failed (pool map version %d), more than its rd_fac %d: data may be lost",
+			c.Info.GetLabel(), failed, pm.Version(), rdFac).
+			WithResolution("bring the failed servers back (dmg system start, dmg pool reintegrate), or accept the loss: daos cont set-prop %s %s status:healthy, then reopen",
+				c.Pool.Info.GetLabel(), c.Info.GetLabel())
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -337,10 +339,22 @@ func (c *ctlService) ContCreate(ctx context.Context, req *ctlpb.ContCreateReq) (
 			return nil, daoserr.Newf(daoserr.Inval, "container type %q", cont.Type).WithResolution("use one of POSIX, HDF5, PYTHON, SPARK, DATABASE, ROOT, SEISMIC, METEO, unknown")
 		}
 		for k := range req.Props {
-			if !contProps[k] {
+			if !contProps[k] || k == "status" {
 				return nil, daoserr.Newf(daoserr.Inval, "unknown container property %q", k).WithResolution("see 'daos cont create --help' for the properties")
 			}
 		}
+		if cont.Props == nil {
+			cont.Props = map[string]string{}
+		}
+		// rd_fac: the pool's unless given (DAOS); failures older than the
+		// container do not count against it (see health.go)
+		if _, ok := cont.Props["rd_fac"]; !ok {
+			cont.Props["rd_fac"] = cmp.Or(p.Props["rd_fac"], "0")
+		}
+		if f, err := strconv.Atoi(cont.Props["rd_fac"]); err != nil || f < 0 || f > 4 {
+			return nil, daoserr.Newf(daoserr.Inval, "container rd_fac %q", cont.Props["rd_fac"]).WithResolution("rd_fac is 0 to 4: the fault domains whose loss the container survives")
+		}
+		cont.Props["health_ver"] = strconv.FormatUint(uint64(p.MapVersion), 10)
 		acl := security.DefaultContACL()
 		if len(req.Acl) > 0 {
 			if acl, err = security.ParseACL(strings.Join(req.Acl, "\n")); err != nil {
@@ -448,6 +462,10 @@ func (c *ctlService) ContOpen(ctx context.Context, req *ctlpb.ContReq) (*ctlpb.C
 			return nil, denied(tok, fmt.Sprintf("open container %s/%s %s", p.Label, ct.Label, rule.mode), have, need,
 				fmt.Sprintf("ask the container's owner: daos cont update-acl %s %s --entry A::%s:%s", p.Label, ct.Label, auth.Principal(tok.User), (have|need).String()))
 		}
+		if err := uncleanError(p, ct); err != nil {
+			return nil, err
+		}
+		ct = withStatus(p, ct)
 		handle := newUUID()
 		if req.Handle != "" { // a renewal keeps the handle: transactions prepared through it still commit
 			u, err := vos.ParseUUID(req.Handle)
@@ -638,6 +656,9 @@ func (c *ctlService) ContProp(ctx context.Context, req *ctlpb.ContPropReq) (*ctl
 						WithResolution("create a new container with --properties %s:%s and copy the data (daos fs copy)", k, v)
 				}
 			}
+			if err := setHealthy(p, req.Set); err != nil {
+				return nil, err
+			}
 			if err := c.s.ms.SetContProps(p.UUID, ct.UUID, req.Set); err != nil {
 				return nil, daoserr.Context(err, "container %s/%s", p.Label, ct.Label)
 			}
@@ -652,7 +673,7 @@ func (c *ctlService) ContProp(ctx context.Context, req *ctlpb.ContPropReq) (*ctl
 			return &ctlpb.PoolPropResp{Label: ct.Label}, nil // set without t: nothing to read back
 		}
 		all := map[string]string{"label": ct.Label, "layout_type": ct.Type, "owner": ct.Owner, "group": ct.Group}
-		for k, v := range ct.Props {
+		for k, v := range withStatus(p, ct).Props {
 			all[k] = v
 		}
 		return &ctlpb.PoolPropResp{Props: all, Label: ct.Label}, nil

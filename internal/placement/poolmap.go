@@ -388,3 +388,17 @@ func (m *PoolMap) Extend(ranks ...RankSpec) (*PoolMap, error) {
 	nm.computeLevels()
 	return nm, nil
 }
+
+// FailedDomains counts the fault domains (the last level of the fault paths) with a
+// target DOWN or DOWNOUT that failed after map version since: the failures a
+// container whose health an administrator last accepted at version since has
+// suffered. More than its rd_fac, and its data may be lost (DAOS: UNCLEAN).
+func (m *PoolMap) FailedDomains(since uint32) int {
+	doms := map[string]bool{}
+	for _, t := range m.targets {
+		if (t.State == TargetDown || t.State == TargetOut) && t.Fseq > since {
+			doms[t.Domain] = true
+		}
+	}
+	return len(doms)
+}
