@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/ec"
 	"github.com/godaos/godaos/internal/units"
 )
 
@@ -55,6 +56,20 @@ func sizeRange(lo, hi uint64, pow2 bool) func(string) (string, error) {
 	}
 }
 
+// cellSize checks an EC cell size as DAOS's daos_ec_cs_valid does (4 KiB to
+// 1 MiB, a multiple of 32, not necessarily a power of two); the default is
+// DAOS_EC_CELL_DEF, 128 KiB.
+func cellSize(v string) (string, error) {
+	n, err := units.ParseByteSize(v)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a size", v)
+	}
+	if err := ec.ValidateCellSize(uint64(n)); err != nil {
+		return "", fmt.Errorf("%q is not a size from 4KiB to 1MiB and a multiple of 32 bytes", v)
+	}
+	return units.ByteSize(n).String(), nil
+}
+
 // Pool lists the pool properties GoDAOS knows, with DAOS's names and defaults.
 var Pool = []Def{
 	{"reclaim", "lazy", "Reclaim strategy", enum("disabled", "lazy", "time")},
@@ -62,7 +77,7 @@ var Pool = []Def{
 	{"space_rb", "0", "Rebuild space ratio (%)", intRange(0, 100)},
 	{"rd_fac", "0", "Pool redundancy factor", intRange(0, 4)},
 	{"svc_rf", "2", "Pool service redundancy factor", intRange(0, 4)},
-	{"ec_cell_sz", "64KiB", "EC cell size", sizeRange(4<<10, 1<<30, true)},
+	{"ec_cell_sz", "128KiB", "EC cell size", cellSize},
 	{"ec_pda", "1", "Performance domain affinity level of EC", intRange(1, 255)},
 	{"rp_pda", "3", "Performance domain affinity level of RP", intRange(1, 255)},
 	{"data_thresh", "4KiB", "Data bdev threshold size", sizeRange(0, 1<<20, false)},

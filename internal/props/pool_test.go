@@ -15,7 +15,9 @@ func TestParse(t *testing.T) {
 	for in, want := range map[string]string{
 		"reclaim:sometimes":  `"sometimes" is not one of disabled, lazy, time`,
 		"space_rb:101":       "from 0 to 100",
-		"ec_cell_sz:100K":    "power of 2",
+		"ec_cell_sz:2K":      "from 4KiB to 1MiB",
+		"ec_cell_sz:2M":      "from 4KiB to 1MiB",
+		"ec_cell_sz:4100":    "multiple of 32",
 		"colour:blue":        `unknown pool property "colour"`,
 		"reclaim":            "want name:value",
 		"checkpoint_freq:-1": "from 1 to 1000000",
@@ -24,6 +26,15 @@ func TestParse(t *testing.T) {
 		if !daoserr.Is(err, daoserr.Inval) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want DER_INVAL containing %q", in, err, want)
 		}
+	}
+	// DAOS's cell sizes need not be powers of two: 100 KiB and 96 KiB are valid
+	for _, v := range []string{"100K", "96K", "4K", "1M"} {
+		if _, err := Parse("ec_cell_sz:" + v); err != nil {
+			t.Errorf("ec_cell_sz:%s refused: %v", v, err)
+		}
+	}
+	if d, _ := Find("ec_cell_sz"); d.Default != "128KiB" {
+		t.Errorf("ec_cell_sz default %q, want 128KiB (DAOS_EC_CELL_DEF)", d.Default)
 	}
 	for _, d := range Pool {
 		if v, err := d.Check(d.Default); err != nil || v != d.Default {
