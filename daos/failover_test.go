@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os/user"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
@@ -250,11 +252,17 @@ func TestFailoverRP3(t *testing.T) {
 
 // waitRebuilt waits (bounded) until the pool's rebuild is done and every
 // target not UPIN is in state want ("" : every target UPIN).
-func waitRebuilt(t *testing.T, sys *cluster.System, want string) {
+func waitRebuilt(t *testing.T, sys *cluster.System, want string) *ctlpb.Pool {
+	t.Helper()
+	return waitPoolRebuilt(t, sys, sys.Pool, want)
+}
+
+// waitPoolRebuilt is waitRebuilt for pool, returning its query.
+func waitPoolRebuilt(t *testing.T, sys *cluster.System, pool, want string) *ctlpb.Pool {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		resp, err := sys.Admin.PoolQuery(context.Background(), &ctlpb.PoolReq{Id: sys.Pool})
+		resp, err := sys.Admin.PoolQuery(context.Background(), &ctlpb.PoolReq{Id: pool})
 		p := resp.GetPool()
 		ok := err == nil && p != nil && p.Rebuild.GetState() != "busy"
 		for _, d := range p.GetDisabledTargets() {
@@ -264,7 +272,7 @@ func waitRebuilt(t *testing.T, sys *cluster.System, want string) {
 		}
 		if ok {
 			t.Logf("rebuilt: map version %d, disabled %v, rebuild %v", p.MapVersion, p.DisabledTargets, p.Rebuild)
-			return
+			return p
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("pool not rebuilt in time: %v (%v)", p, err)
@@ -408,4 +416,163 @@ func TestRdFacExceeded(t *testing.T) {
 		}
 	}
 	t.Logf("after accepting the loss: %d of 64 dkeys report DER_DATA_LOSS", lost)
+}
+
+// TestDrainExtend: a rank is drained, then the pool is extended by a new
+// rank, while a workload runs on an RP_3GX object and an SX object holds
+// data: the workload sees no error, everything verifies on every replica,
+// and the extension copies exactly the shards placement moved to the new
+// rank, no more.
+func TestDrainExtend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process fault test (minutes): run in the full pass")
+	}
+	t.Setenv("GODAOS_SWIM_FAST", "1")
+	sys := cluster.Start(t, cluster.Options{Servers: 5, Targets: 2, NoPool: true})
+	ctx := context.Background()
+	spare := rankOf(t, sys, 4)
+	var ranks []uint32
+	for i := range 4 {
+		ranks = append(ranks, rankOf(t, sys, i))
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
+		return sys.Admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "ext", ScmSize: 256 << 20, NvmeSize: 1 << 30, Ranks: ranks,
+			User: me.Username, Group: me.Username})
+	})
+	if err := ctlclient.Err(err, cr.GetError(), "pool create"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, "ext", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "c", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpOID, err := h.GenerateOID(ctx, placement.RP3GX, placement.OTMultiHashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sxOID, err := h.GenerateOID(ctx, placement.SX, placement.OTMultiHashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := h.Obj(rpOID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sx, err := h.Obj(sxOID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sxIOD := []IOD{{Akey: []byte("a"), Type: Single, Size: 16}}
+	sxVal := func(i int) []byte { return fmt.Appendf(nil, "sx-value-%07d", i) }
+	for i := range 200 {
+		if _, err := sx.Update(ctx, fmt.Appendf(nil, "d%d", i), sxIOD, [][]byte{sxVal(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSX := func(when string) {
+		t.Helper()
+		got := make([]byte, 16)
+		for i := range 200 {
+			if _, err := sx.Fetch(ctx, fmt.Appendf(nil, "d%d", i), sxIOD, [][]byte{got}); err != nil || !bytes.Equal(got, sxVal(i)) {
+				l, _ := sx.currentLayout()
+				d, derr := sx.readShard(l, fmt.Appendf(nil, "d%d", i))
+				t.Fatalf("%s: SX dkey d%d = %q, %v (map version %d, group %+v, read from %+v %v)", when, i, got, err, l.Version,
+					l.Group(sx.dkeyGroup(fmt.Appendf(nil, "d%d", i))), d, derr)
+			}
+		}
+	}
+	wl := startWorkload(ctx, rp, 4)
+	defer wl.stop.Store(true)
+	wl.waitAcked(t, 100)
+
+	// Drain: the rank's targets are emptied onto the others while the
+	// workload runs; SX shards leaving it are read from it until then.
+	drained := ranks[1]
+	resp, err := sys.Admin.PoolTargets(ctx, &ctlpb.PoolTargetsReq{Id: "ext", Op: "drain", Rank: drained})
+	if err = ctlclient.Err(err, resp.GetError(), "drain"); err != nil {
+		t.Fatal(err)
+	}
+	checkSX("during the drain")
+	waitPoolRebuilt(t, sys, "ext", "DOWNOUT")
+	wl.waitAcked(t, 100)
+	checkSX("after the drain")
+
+	// Extend by the spare rank: placement moves some shards there.
+	before, err := p.poolMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, err := sys.Admin.PoolExtend(ctx, &ctlpb.PoolExtendReq{Id: "ext", Ranks: []uint32{spare}})
+	if err = ctlclient.Err(err, er.GetError(), "extend"); err != nil {
+		t.Fatal(err)
+	}
+	checkSX("during the extension")
+	wl.waitAcked(t, 100)
+	wl.stop.Store(true) // the copies counted below are of a fixed set of dkeys
+	wl.wg.Wait()
+	final := waitPoolRebuilt(t, sys, "ext", "DOWNOUT")
+	checkSX("after the extension")
+	if err := p.refreshMap(ctx, p.CurrentMapVersion()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := p.poolMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every (dkey, shard) placement moved to the new rank is one akey copied
+	// by the extension's rebuild; nothing else is.
+	moved, total := 0, 0
+	count := func(oid placement.OID, dkeys []string) {
+		a, err := before.Layout(oid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := after.Layout(oid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dkeys {
+			g := placement.DkeyGroupOf(oid, []byte(d))
+			for i, s := range b.Group(g) {
+				total++
+				if s.ID != a.Group(g)[i].ID {
+					moved++ // mostly to the new rank (see placement's TestExtend for the fraction)
+				}
+			}
+		}
+	}
+	var sxKeys, rpKeys []string
+	for i := range 200 {
+		sxKeys = append(sxKeys, fmt.Sprintf("d%d", i))
+	}
+	for w := range wl.writers {
+		for d := range wl.latest[w] {
+			rpKeys = append(rpKeys, d)
+		}
+	}
+	count(sxOID, sxKeys)
+	count(rpOID, rpKeys)
+	t.Logf("extension moved %d of %d (dkey, shard) placements (%.1f%%; one new rank of %d: %.1f%%); rebuild copied %d records",
+		moved, total, 100*float64(moved)/float64(total), len(ranks)+1, 100/float64(len(ranks)+1), final.Rebuild.GetRecords())
+	if moved == 0 || 2*moved > total || final.Rebuild.GetRecords() != uint64(moved) {
+		t.Fatalf("the extension's rebuild copied %d records; placement moved %d", final.Rebuild.GetRecords(), moved)
+	}
+	wl.finish(t, ctx)
+	wl.verifyReplicas(t, ctx)
 }

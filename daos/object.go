@@ -102,9 +102,11 @@ func (c *Cont) Obj(oid placement.OID) (*Obj, error) {
 	if err := placement.CheckRdFac(oid.Class(), rdFac); err != nil {
 		return nil, daoserr.Context(err, "open object %s in container %s", oid, c.Info.GetLabel())
 	}
-	if oid.Redun().IsEC() {
-		return nil, daoserr.Newf(daoserr.NoSys, "object %s is of class %s: erasure-coded I/O is not available yet", oid, oid.Class()).
-			WithResolution("use an S or RP class (S1, SX, RP_2G1, RP_3GX, ...) for now")
+	if o.isEC() {
+		l, _ := o.currentLayout()
+		if err := o.ecCheckOpen(l); err != nil {
+			return nil, daoserr.Context(err, "open object %s", oid)
+		}
 	}
 	return o, nil
 }
@@ -148,11 +150,24 @@ func (o *Obj) readShard(l placement.Layout, dkey []byte) (dest, error) {
 // groupReader is a readable shard of group g, the pick-th (mod their
 // number) of those not rebuilding.
 func (o *Obj) groupReader(l placement.Layout, g int, pick uint64) (dest, error) {
+	if o.isEC() {
+		return o.ecReader(l, g)
+	}
 	grp := l.Group(g)
 	var ok []placement.Shard
 	for _, s := range grp {
 		if !s.Rebuilding {
 			ok = append(ok, s)
+		}
+	}
+	if len(ok) == 0 {
+		// a moving shard's data is still where it was (drain, extend)
+		if pm, err := o.cont.Pool.poolMap(); err == nil {
+			for _, s := range grp {
+				if t, found := pm.Target(s.Prev); s.HasPrev && found {
+					ok = append(ok, placement.Shard{Rank: t.Rank, Target: t.Index, ID: t.ID})
+				}
+			}
 		}
 	}
 	if len(ok) == 0 {
@@ -202,6 +217,9 @@ func (o *Obj) UpdateCond(ctx context.Context, flags CondFlags, dkey []byte, iods
 // update sends an update whose values are bulk: the IODs' values back to
 // back, in as many of the caller's buffers as they happen to be in.
 func (o *Obj) update(ctx context.Context, flags CondFlags, dkey []byte, iods []IOD, bulk [][]byte) (uint64, error) {
+	if o.isEC() {
+		return o.ecUpdate(ctx, flags, dkey, iods, bulk)
+	}
 	if err := checkCond(o.OID, "update", flags, condUpdate); err != nil {
 		return 0, err
 	}
@@ -249,6 +267,9 @@ func (o *Obj) fetch(ctx context.Context, flags CondFlags, dkey []byte, iods []IO
 
 // fetchAt is fetch at an epoch (0: the latest).
 func (o *Obj) fetchAt(ctx context.Context, epoch uint64, flags CondFlags, dkey []byte, iods []IOD, recv [][]byte) ([]FetchResult, error) {
+	if o.isEC() {
+		return o.ecFetch(ctx, epoch, flags, dkey, iods, recv)
+	}
 	if err := checkCond(o.OID, "fetch", flags, condFetch); err != nil {
 		return nil, err
 	}
@@ -386,6 +407,9 @@ func decodeReply(rep rpc.Reply, err error, reply proto.Message) error {
 // this client read at or after it).
 // to: the leader of group g.
 func (o *Obj) punch(ctx context.Context, g int, req *enginepb.ObjPunchReq) error {
+	if o.isEC() {
+		return o.ecPunch(ctx, g, req)
+	}
 	var rep enginepb.ObjUpdateRep
 	err := o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
 		return o.send(ctx, o.groupLeader(l, g), enginepb.OpObjPunch, req, &rep)

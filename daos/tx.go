@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -252,7 +253,18 @@ func (tx *Tx) add(o *Obj, g int, w *enginepb.TxWrite, bufs [][]byte) error {
 	if err != nil {
 		return err
 	}
+	pm, err := tx.cont.Pool.poolMap()
+	if err != nil {
+		return err
+	}
+	shards := slices.Clone(l.Group(g)) // l is the cached layout: not appended to
 	for _, s := range l.Group(g) {
+		// a moving shard's old place still serves reads: it takes the write too
+		if t, found := pm.Target(s.Prev); s.HasPrev && found {
+			shards = append(shards, placement.Shard{Rank: t.Rank, Target: t.Index, ID: t.ID})
+		}
+	}
+	for _, s := range shards {
 		part := tx.writes[s]
 		if part == nil {
 			part = &txPart{}
@@ -284,6 +296,9 @@ func (tx *Tx) Update(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls 
 		if want := iodSize(d); uint64(len(sgls[i])) != want {
 			return daoserr.Newf(daoserr.IOInval, "update object %s dkey %q akey %q: buffer of %d bytes, the IOD describes %d", o.OID, dkey, d.Akey, len(sgls[i]), want)
 		}
+	}
+	if o.isEC() {
+		return tx.addEC(o, dkey, iods, sgls)
 	}
 	return tx.add(o, o.dkeyGroup(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Iods: m.Iods}, sgls)
 }
@@ -465,6 +480,9 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 		abortAll()
 		return false, perr
 	}
+	if txAfterPrepare != nil {
+		txAfterPrepare(coord)
+	}
 	if err := finish(coord, false); err != nil {
 		err = daoserr.Context(err, "commit at the coordinator (rank %d target %d)", coord.Rank, coord.Target)
 		if daoserr.Is(err, daoserr.TxRestart) { // it decided to abort: tell the others now
@@ -476,6 +494,9 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 		return false, outcome(err)
 	}
 	c.Pool.sawEpoch(commitEpoch)
+	if txAfterDecide != nil {
+		txAfterDecide(coord)
+	}
 	// decided: the others commit now, or learn it from the coordinator
 	var ferr error
 	var wg sync.WaitGroup
@@ -496,6 +517,12 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 	}
 	return true, nil
 }
+
+// Fault-test hooks (nil outside tests): txAfterPrepare runs once every part
+// of a transaction of several parts is prepared, before the coordinator's
+// commit is sent; txAfterDecide once the coordinator's commit returned,
+// before the other parts' are sent. coord is the coordinator's shard.
+var txAfterPrepare, txAfterDecide func(coord placement.Shard)
 
 // txCommitTimeout bounds a commit once its first part is sent.
 const txCommitTimeout = time.Minute

@@ -22,6 +22,12 @@ type Shard struct {
 	// Orig is the pool-wide id of the target the shard was placed on before it was
 	// remapped (Remapped only): a draining target, the source of its own data.
 	Orig uint32
+	// Prev, when HasPrev, is the pool-wide id of a target that holds the shard's data
+	// while it is Rebuilding: the draining target it leaves, or where it was before
+	// the integrating target it goes to came in (see PoolMap.Previous). Writes go
+	// there too, and reads that find no other replica go there, until rebuild is done.
+	Prev    uint32
+	HasPrev bool
 }
 
 // Layout is an object's placement: Groups × GroupSize shards, group by group.
@@ -316,7 +322,7 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 		for _, f := range m.fseqLevels() {
 			okAt := func(tn int32) bool {
 				tg := m.targets[t.nodes[tn].target]
-				return tg.State.Placed() || tg.Fseq > f
+				return tg.State.Placed() || tg.failSeq() > f
 			}
 			if err := m.remap(w, oid, tns, okAt, l.Shards); err != nil {
 				return Layout{}, err
@@ -331,6 +337,12 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 		if !sh.Remapped {
 			sh.Orig = 0
 		}
+		if sh.Remapped && sh.Rebuilding && m.targets[sh.Orig].State == TargetDrain {
+			sh.Prev, sh.HasPrev = sh.Orig, true
+		}
+	}
+	if err := m.previousShards(oid, l); err != nil {
+		return Layout{}, err
 	}
 	return l, nil
 }
@@ -384,6 +396,39 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 		tns[s] = w.place(mix64(shardKey(obj, s) ^ remapSalt))
 		w.use(tns[s], true, true)
 		out[s].Remapped = true
+	}
+	return nil
+}
+
+// previousShards marks the shards that placement moves because targets are
+// integrating (UP): the shards on those targets, and remapped shards that their
+// arrival sends elsewhere (the remap walk sees more targets). Each such shard is
+// Rebuilding until the integration is done, and Prev says where its data is: where
+// the previous map places it, if it holds the data there.
+func (m *PoolMap) previousShards(oid OID, l Layout) error {
+	integrating := false
+	for _, t := range m.targets {
+		if t.State == TargetIntegrating {
+			integrating = true
+			break
+		}
+	}
+	if !integrating {
+		return nil
+	}
+	prev, err := m.Previous()
+	if err != nil || prev == m {
+		return err
+	}
+	pl, err := prev.Layout(oid)
+	if err != nil {
+		return err
+	}
+	for i := range l.Shards {
+		sh, ps := &l.Shards[i], pl.Shards[i]
+		if ps.ID != sh.ID && !ps.Rebuilding {
+			sh.Rebuilding, sh.Prev, sh.HasPrev = true, ps.ID, true
+		}
 	}
 	return nil
 }

@@ -78,8 +78,16 @@ type Target struct {
 	// Fseq is the map version in which the target failed (went DOWN or DRAIN; kept
 	// when it becomes DOWNOUT), 0 while it serves: failures are remapped in this
 	// order, so a later failure does not move shards remapped for an earlier one.
+	// FseqDrained is set in it once a drained target is DOWNOUT: its data was moved,
+	// not lost.
 	Fseq uint32
 }
+
+// FseqDrained marks the Fseq of a target that left by a drain (see Target.Fseq).
+const FseqDrained = 1 << 31
+
+// failSeq is the failure sequence that orders remapping.
+func (t Target) failSeq() uint32 { return t.Fseq &^ FseqDrained }
 
 type nodeKind uint8
 
@@ -125,6 +133,10 @@ type PoolMap struct {
 	topo    *topology
 	targets []Target // by id
 	levels  []uint32 // the distinct Fseq of the targets not placed, ascending
+
+	prevOnce sync.Once
+	prev     *PoolMap // see Previous
+	prevErr  error
 }
 
 // NewPoolMap builds a pool map of the given version. Ranks are ordered by (Added,
@@ -214,7 +226,7 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 				st = s.TargetStates[i]
 			}
 			m.targets[id] = Target{ID: uint32(id), Rank: s.Rank, Index: uint32(i), State: st, Domain: s.FaultDomain}
-			if len(s.TargetFseq) > 0 && !st.Placed() {
+			if len(s.TargetFseq) > 0 && st != TargetUp {
 				m.targets[id].Fseq = s.TargetFseq[i]
 			}
 			for p := r; p >= 0; p = t.nodes[p].parent {
@@ -231,8 +243,8 @@ func NewPoolMap(version uint32, ranks []RankSpec) (*PoolMap, error) {
 func (m *PoolMap) computeLevels() {
 	m.levels = m.levels[:0]
 	for _, t := range m.targets {
-		if !t.State.Placed() && !slices.Contains(m.levels, t.Fseq) {
-			m.levels = append(m.levels, t.Fseq)
+		if !t.State.Placed() && !slices.Contains(m.levels, t.failSeq()) {
+			m.levels = append(m.levels, t.failSeq())
 		}
 	}
 	slices.Sort(m.levels)
@@ -353,10 +365,15 @@ func (m *PoolMap) WithTargetState(rank uint32, index int, s TargetState) (*PoolM
 		if index < 0 || i == index {
 			tg := &c.targets[f+i]
 			switch {
-			case s.Placed():
+			case s == TargetUp:
 				tg.Fseq = 0
+			case s == TargetIntegrating:
+				// kept: while it integrates, its shards' data is where that
+				// failure remapped them (see Previous)
 			case tg.State.Placed():
 				tg.Fseq = c.version // it fails now; DOWN -> DOWNOUT keeps when it failed
+			case tg.State == TargetDrain && s == TargetOut:
+				tg.Fseq |= FseqDrained // drained: nothing was lost
 			}
 			tg.State = s
 		}
@@ -396,9 +413,47 @@ func (m *PoolMap) Extend(ranks ...RankSpec) (*PoolMap, error) {
 func (m *PoolMap) FailedDomains(since uint32) int {
 	doms := map[string]bool{}
 	for _, t := range m.targets {
-		if (t.State == TargetDown || t.State == TargetOut) && t.Fseq > since {
+		if (t.State == TargetDown || t.State == TargetOut) && t.Fseq&FseqDrained == 0 && t.Fseq > since {
 			doms[t.Domain] = true
 		}
 	}
 	return len(doms)
+}
+
+// Previous is the map as it was before the targets now integrating (UP) came in:
+// reintegrating ones are DOWNOUT again (from the failure their Fseq records), and
+// ranks added by extension (every target UP, no Fseq) are not there. Layouts in it
+// say where a shard's data is until the integrating target has it (Shard.Prev).
+// A map with no target integrating is its own previous map.
+func (m *PoolMap) Previous() (*PoolMap, error) {
+	m.prevOnce.Do(func() {
+		any := false
+		for _, t := range m.targets {
+			any = any || t.State == TargetIntegrating
+		}
+		if !any {
+			m.prev = m
+			return
+		}
+		var specs []RankSpec
+		for _, r := range m.Ranks() {
+			added := true
+			for i, st := range r.TargetStates {
+				if st != TargetIntegrating || r.TargetFseq[i] != 0 {
+					added = false
+				}
+				if st == TargetIntegrating {
+					r.TargetStates[i] = TargetOut
+					if r.TargetFseq[i] == 0 {
+						r.TargetFseq[i] = m.version
+					}
+				}
+			}
+			if !added {
+				specs = append(specs, r)
+			}
+		}
+		m.prev, m.prevErr = NewPoolMap(m.version, specs)
+	})
+	return m.prev, m.prevErr
 }

@@ -454,7 +454,11 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if err := noEpoch(m.Epoch, oid); err != nil {
 		return rpc.Response{}, err
 	}
-	if replicated(oid) && m.MapVersion != 0 {
+	var firstDkey []byte
+	if len(dkeys) > 0 {
+		firstDkey = dkeys[0]
+	}
+	if m.MapVersion != 0 && e.forwarded(m.Pool, oid, firstDkey) {
 		var writes []*enginepb.TxWrite
 		switch {
 		case len(m.Dkey) > 0:
@@ -466,11 +470,7 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		default:
 			writes = append(writes, &enginepb.TxWrite{Oid: m.Oid, Punch: true, Flags: m.Flags})
 		}
-		var dkey []byte
-		if len(dkeys) > 0 {
-			dkey = dkeys[0]
-		}
-		epoch, err := e.replicate(ctx, req, &m, p, c, oid, dkey, writes)
+		epoch, err := e.replicate(ctx, req, &m, p, c, oid, firstDkey, writes)
 		if err != nil {
 			return rpc.Response{}, err
 		}
@@ -652,7 +652,7 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	if err := noEpoch(m.Epoch, oid); err != nil {
 		return rpc.Response{}, err
 	}
-	if replicated(oid) && m.MapVersion != 0 {
+	if m.MapVersion != 0 && e.forwarded(m.Pool, oid, m.Dkey) {
 		w := &enginepb.TxWrite{Oid: m.Oid, Dkey: m.Dkey, Iods: m.Iods, Flags: m.Flags}
 		epoch, err := e.replicate(ctx, req, m, p, c, oid, m.Dkey, []*enginepb.TxWrite{w})
 		if err != nil {

@@ -25,6 +25,9 @@ import (
 type PoolMap struct {
 	*placement.PoolMap
 	Addr map[uint32]string // rank -> data-plane address
+	// moving: a target drains or integrates, so some shards' data is still
+	// served by a target other than the one placement now names
+	moving bool
 }
 
 // DecodePoolMap builds a PoolMap from its wire form.
@@ -43,7 +46,11 @@ func DecodePoolMap(m *enginepb.PoolMap) (*PoolMap, error) {
 	if err != nil {
 		return nil, daoserr.Context(err, "pool map version %d", m.Version)
 	}
-	return &PoolMap{PoolMap: pm, Addr: addr}, nil
+	out := &PoolMap{PoolMap: pm, Addr: addr}
+	for _, t := range pm.Targets() {
+		out.moving = out.moving || t.State == placement.TargetDrain || t.State == placement.TargetIntegrating
+	}
+	return out, nil
 }
 
 type poolMaps struct {

@@ -173,9 +173,9 @@ func (e *Engine) withPool(ti int, pool vos.UUID, fn func(p *vos.Pool) error) err
 
 // rebuildSource is the shard of grp that copies the group's data to its
 // rebuilding shards: the first that is not rebuilding; for a group with
-// none, a shard leaving a draining target (still readable) copies from
-// there. ok is false when no shard holds the data (more failures than the
-// class survives).
+// none, the target that still holds a moving shard's data (Shard.Prev: a
+// draining target, or the shard's place before an extension). ok is false
+// when no shard holds the data (more failures than the class survives).
 func rebuildSource(pm *PoolMap, grp []placement.Shard) (src placement.Shard, ok bool) {
 	for _, s := range grp {
 		if !s.Rebuilding {
@@ -183,8 +183,8 @@ func rebuildSource(pm *PoolMap, grp []placement.Shard) (src placement.Shard, ok 
 		}
 	}
 	for _, s := range grp {
-		if s.Remapped {
-			if t, found := pm.Target(s.Orig); found && t.State == placement.TargetDrain {
+		if s.HasPrev {
+			if t, found := pm.Target(s.Prev); found {
 				return placement.Shard{Rank: t.Rank, Target: t.Index, ID: t.ID}, true
 			}
 		}

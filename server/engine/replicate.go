@@ -63,6 +63,48 @@ func replicated(oid vos.OID) bool {
 	return o.Redun().Valid() && o.GroupSize() > 1 && !o.Redun().IsEC()
 }
 
+// forwarded reports whether a client's write to oid under dkey (nil: the
+// whole object) must reach more than this target: a replicated class, or,
+// while the pool has shards moving (drain, extend, reintegration), a group
+// with a shard whose data is still served elsewhere (Shard.Prev).
+func (e *Engine) forwarded(pool []byte, oid vos.OID, dkey []byte) bool {
+	if replicated(oid) {
+		return true
+	}
+	if len(pool) != 16 {
+		return false
+	}
+	pm := e.PoolMapOf(vos.UUID(pool))
+	if pm == nil || !pm.moving {
+		return false
+	}
+	po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
+	if !po.Redun().Valid() || po.Redun().IsEC() {
+		return false
+	}
+	l, err := pm.Layout(po)
+	if err != nil {
+		return false
+	}
+	groups := []int{0}
+	if len(dkey) > 0 {
+		groups[0] = placement.DkeyGroupOf(po, dkey)
+	} else {
+		groups = groups[:0]
+		for g := range l.Groups {
+			groups = append(groups, g)
+		}
+	}
+	for _, g := range groups {
+		for _, s := range l.Group(g) {
+			if s.HasPrev {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // groupLeader is the shard of grp that leads its writes: the first not
 // rebuilding (the client computes it the same way).
 func groupLeader(grp []placement.Shard) placement.Shard {
@@ -111,6 +153,17 @@ func (e *Engine) replicaPeers(pool vos.UUID, target uint32, oid vos.OID, dkey []
 			if !isMe(s) && !seen[s] {
 				seen[s] = true
 				peers = append(peers, s)
+			}
+			// a shard moving (drain, extend, reintegration): the target that
+			// still serves its reads takes the write too
+			if s.HasPrev {
+				if t, ok := pm.Target(s.Prev); ok {
+					ps := placement.Shard{Rank: t.Rank, Target: t.Index, ID: t.ID}
+					if !isMe(ps) && !seen[ps] {
+						seen[ps] = true
+						peers = append(peers, ps)
+					}
+				}
 			}
 		}
 	}
