@@ -1,0 +1,378 @@
+package daos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/testsys/cluster"
+)
+
+// ecCell is the tests' ec_cell_sz: the smallest DAOS allows, so that a few
+// KiB span many cells and stripes.
+const ecCell = 4096
+
+// ecSystem starts servers × targets, with a container of cell size ecCell.
+func ecSystem(t *testing.T, servers, targets int, props ...string) (*cluster.System, *Cont) {
+	t.Helper()
+	sys := cluster.Start(t, cluster.Options{Servers: servers, Targets: targets})
+	ctx := context.Background()
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, sys.Pool, RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := map[string]string{"ec_cell_sz": "4KiB"}
+	for i := 0; i+1 < len(props); i += 2 {
+		cp[props[i]] = props[i+1]
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "ec", Props: cp}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "ec", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys, h
+}
+
+// ecObj opens a new object of class: its OID is made here, without
+// GenerateOID's fault-domain check, so that a class wider than the servers
+// runs on their targets (this tests the I/O, not the fault domains).
+func ecObj(t *testing.T, h *Cont, class placement.ClassID) *Obj {
+	t.Helper()
+	lo, err := h.NextOID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := h.Obj(placement.MakeOID(lo, 0, class, placement.OTMultiHashed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// ecModel is what an EC object should hold: per dkey and akey, the bytes of
+// an array (and which records were written) or a single value.
+type ecModel struct {
+	o      *Obj
+	arrays map[[2]string]*modelArray
+	single map[[2]string][]byte
+}
+
+type modelArray struct {
+	rs      uint64
+	data    []byte
+	written []bool
+}
+
+var ecAkeys = []struct {
+	name string
+	rs   uint64
+}{{"a1", 1}, {"a3", 3}, {"a8", 8}}
+
+func newECModel(o *Obj) *ecModel {
+	return &ecModel{o: o, arrays: map[[2]string]*modelArray{}, single: map[[2]string][]byte{}}
+}
+
+// randomWrite makes one random update: a single value, or extents of an
+// array that are full stripes, partial ones, or both.
+func (m *ecModel) randomWrite(t *testing.T, rng *rand.Rand, dkey string) {
+	t.Helper()
+	ctx := context.Background()
+	k := uint64(m.o.OID.Class().DataCells())
+	stripe := k * ecCell
+	if rng.IntN(5) == 0 {
+		val := make([]byte, 1+rng.IntN(6000))
+		fillRandom(rng, val)
+		if _, err := m.o.Update(ctx, []byte(dkey), []IOD{{Akey: []byte("sv"), Type: Single, Size: uint64(len(val))}}, [][]byte{val}); err != nil {
+			t.Fatal(err)
+		}
+		m.single[[2]string{dkey, "sv"}] = val
+		return
+	}
+	ak := ecAkeys[rng.IntN(len(ecAkeys))]
+	var recxs []Recx
+	switch rng.IntN(4) {
+	case 0: // whole stripes
+		s := uint64(rng.IntN(3))
+		recxs = []Recx{{Idx: s * stripe, Nr: uint64(1+rng.IntN(2)) * stripe}}
+	case 1: // a few records
+		recxs = []Recx{{Idx: uint64(rng.IntN(int(3 * stripe))), Nr: uint64(1 + rng.IntN(100))}}
+	case 2: // anything up to two stripes, unaligned
+		recxs = []Recx{{Idx: uint64(rng.IntN(int(2 * stripe))), Nr: uint64(1 + rng.IntN(int(2*stripe)))}}
+	default: // two extents, one after the other, out of order
+		a := uint64(rng.IntN(int(stripe)))
+		b := a + uint64(1+rng.IntN(int(stripe)))
+		c := b + uint64(1+rng.IntN(int(stripe)))
+		recxs = []Recx{{Idx: b, Nr: c - b}, {Idx: a, Nr: b - a}}
+	}
+	var n uint64
+	for _, r := range recxs {
+		n += r.Nr
+	}
+	buf := make([]byte, n*ak.rs)
+	fillRandom(rng, buf)
+	if _, err := m.o.Update(ctx, []byte(dkey), []IOD{{Akey: []byte(ak.name), Type: Array, Size: ak.rs, Recxs: recxs}}, [][]byte{buf}); err != nil {
+		t.Fatalf("update %v of %d-byte records: %v", recxs, ak.rs, err)
+	}
+	key := [2]string{dkey, ak.name}
+	ma := m.arrays[key]
+	if ma == nil {
+		ma = &modelArray{rs: ak.rs}
+		m.arrays[key] = ma
+	}
+	off := uint64(0)
+	for _, r := range recxs {
+		if end := (r.Idx + r.Nr); uint64(len(ma.written)) < end {
+			ma.written = append(ma.written, make([]bool, end-uint64(len(ma.written)))...)
+			ma.data = append(ma.data, make([]byte, end*ak.rs-uint64(len(ma.data)))...)
+		}
+		copy(ma.data[r.Idx*ak.rs:], buf[off:off+r.Nr*ak.rs])
+		for i := r.Idx; i < r.Idx+r.Nr; i++ {
+			ma.written[i] = true
+		}
+		off += r.Nr * ak.rs
+	}
+}
+
+func fillRandom(rng *rand.Rand, b []byte) {
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+}
+
+// punchAkey punches one akey of dkey.
+func (m *ecModel) punchAkey(t *testing.T, dkey, akey string) {
+	t.Helper()
+	if err := m.o.PunchAkeys(context.Background(), []byte(dkey), [][]byte{[]byte(akey)}); err != nil {
+		t.Fatal(err)
+	}
+	delete(m.arrays, [2]string{dkey, akey})
+	delete(m.single, [2]string{dkey, akey})
+}
+
+// fetcher reads like Obj.Fetch; tests pass one that forces a degraded path.
+type fetcher func(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte) ([]FetchResult, error)
+
+// verify reads back everything the model holds, byte for byte, and the
+// extents that hold data.
+func (m *ecModel) verify(t *testing.T, fetch fetcher, what string) {
+	t.Helper()
+	ctx := context.Background()
+	for key, ma := range m.arrays {
+		n := uint64(len(ma.written))
+		got := make([]byte, n*ma.rs)
+		for i := range got {
+			got[i] = 0xee // a hole must be zeroed
+		}
+		res, err := fetch(ctx, []byte(key[0]), []IOD{{Akey: []byte(key[1]), Type: Array, Size: ma.rs, Recxs: []Recx{{Idx: 0, Nr: n}}}}, [][]byte{got})
+		if err != nil {
+			t.Fatalf("%s: fetch %v: %v", what, key, err)
+		}
+		if !bytes.Equal(got, ma.data) {
+			i := 0
+			for i < len(got) && got[i] == ma.data[i] {
+				i++
+			}
+			t.Fatalf("%s: %v (%d-byte records): differs from byte %d (record %d): got %x want %x", what, key, ma.rs, i, uint64(i)/ma.rs,
+				got[i:min(i+16, len(got))], ma.data[i:min(i+16, len(got))])
+		}
+		var want []Recx
+		for i := uint64(0); i < n; i++ {
+			if !ma.written[i] {
+				continue
+			}
+			if l := len(want); l > 0 && want[l-1].Idx+want[l-1].Nr == i {
+				want[l-1].Nr++
+			} else {
+				want = append(want, Recx{Idx: i, Nr: 1})
+			}
+		}
+		if !slices.Equal(res[0].Extents, want) {
+			t.Fatalf("%s: %v: extents %v, want %v", what, key, res[0].Extents, want)
+		}
+	}
+	for key, val := range m.single {
+		got := make([]byte, len(val))
+		res, err := fetch(ctx, []byte(key[0]), []IOD{{Akey: []byte(key[1]), Type: Single, Size: uint64(len(val))}}, [][]byte{got})
+		if err != nil {
+			t.Fatalf("%s: fetch %v: %v", what, key, err)
+		}
+		if !bytes.Equal(got, val) || res[0].Size != uint64(len(val)) {
+			t.Fatalf("%s: single value %v: size %d, differs", what, key, res[0].Size)
+		}
+	}
+}
+
+// degraded is a fetch that does without the cell positions missing (read
+// with no other fallback).
+func degraded(o *Obj, missing ...int) fetcher {
+	return func(ctx context.Context, dkey []byte, iods []IOD, sgls [][]byte) ([]FetchResult, error) {
+		l, err := o.currentLayout()
+		if err != nil {
+			return nil, err
+		}
+		grp := l.Group(o.dkeyGroup(dkey))
+		epoch := max(ecClock.Now(), o.cont.Pool.seen.Load())
+		res, _, err := o.ecFetchOnce(ctx, l.Version, grp, missing, epoch, 0, dkey, iods, sgls)
+		return res, err
+	}
+}
+
+// exercise writes random updates to o and checks them, healthy and with
+// every set of up to p data or parity positions missing that it tries.
+func exercise(t *testing.T, o *Obj, seed uint64, n int) *ecModel {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	m := newECModel(o)
+	dkeys := []string{"d0", "d1", "d2"}
+	for i := range n {
+		m.randomWrite(t, rng, dkeys[rng.IntN(len(dkeys))])
+		if i == n/2 {
+			m.punchAkey(t, "d1", "a3")
+		}
+	}
+	m.verify(t, o.Fetch, "healthy")
+	k, p := o.OID.Class().DataCells(), o.OID.Class().ParityCells()
+	sets := [][]int{{0}, {k - 1}, {k}}
+	if p >= 2 {
+		sets = append(sets, []int{0, 1}, []int{0, k}, []int{k, k + 1}, []int{1, k + 1})
+	}
+	for _, miss := range sets {
+		m.verify(t, degraded(o, miss...), fmt.Sprintf("without positions %v", miss))
+	}
+	return m
+}
+
+// TestECObjectIO: every EC class the system holds, written with random full
+// and partial stripes of odd record sizes, overwritten, punched, and read
+// back byte for byte healthy and with up to p shards missing (each data
+// record then comes from a replica or is reconstructed).
+func TestECObjectIO(t *testing.T) {
+	_, h := ecSystem(t, 3, 4)
+	ctx := context.Background()
+	for i, class := range []placement.ClassID{
+		placement.MakeClass(placement.RS2P1, 1), placement.MakeClass(placement.RS2P2, 1), placement.MakeClass(placement.RS4P1, 1),
+		placement.MakeClass(placement.RS4P2, 1), placement.MakeClass(placement.RS8P2, 1), placement.MakeClass(placement.RS2P1, 3),
+	} {
+		t.Run(class.String(), func(t *testing.T) {
+			o := ecObj(t, h, class)
+			m := exercise(t, o, uint64(i), 40)
+			// listings: every dkey and akey, from a parity shard
+			var a Anchor
+			dk, err := o.ListDkeys(ctx, &a, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{}
+			for k := range m.arrays {
+				want[k[0]] = true
+			}
+			for k := range m.single {
+				want[k[0]] = true
+			}
+			for _, d := range dk {
+				delete(want, string(d))
+			}
+			if len(want) > 0 {
+				t.Fatalf("dkeys %v not listed (listed %q)", want, dk)
+			}
+			// a dkey punch empties it on every shard
+			if err := o.PunchDkeys(ctx, [][]byte{[]byte("d0")}); err != nil {
+				t.Fatal(err)
+			}
+			for k := range m.arrays {
+				if k[0] == "d0" {
+					delete(m.arrays, k)
+				}
+			}
+			delete(m.single, [2]string{"d0", "sv"})
+			got := make([]byte, 64)
+			res, err := o.Fetch(ctx, []byte("d0"), []IOD{{Akey: []byte("a1"), Type: Array, Size: 1, Recxs: []Recx{{0, 64}}}}, [][]byte{got})
+			if err != nil || len(res[0].Extents) != 0 || res[0].Size != 0 {
+				t.Fatalf("punched dkey: %+v %v", res, err)
+			}
+			m.verify(t, o.Fetch, "after punch")
+		})
+	}
+	// A class with more shards than the pool has targets is refused.
+	lo, err := h.NextOID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Obj(placement.MakeOID(lo, 0, placement.MakeClass(placement.RS16P2, 1), placement.OTMultiHashed)); err == nil {
+		t.Fatal("EC_16P2 opened on 12 targets")
+	}
+}
+
+// TestECDegradedExclude: targets holding data shards are excluded (and not
+// rebuilt: self_heal holds it); reads see every byte, through the map's
+// rebuilding shards, for one and two failures.
+func TestECDegradedExclude(t *testing.T) {
+	sys, h := ecSystem(t, 3, 4, "rd_fac", "2")
+	ctx := context.Background()
+	if _, err := sys.Admin.PoolProp(ctx, &ctlpb.PoolPropReq{Id: sys.Pool, Set: map[string]string{"self_heal": "exclude"}}); err != nil {
+		t.Fatal(err)
+	}
+	var objs []*Obj
+	var models []*ecModel
+	for i, class := range []placement.ClassID{placement.MakeClass(placement.RS2P2, 1), placement.MakeClass(placement.RS4P2, 1), placement.MakeClass(placement.RS8P2, 1)} {
+		o := ecObj(t, h, class)
+		rng := rand.New(rand.NewPCG(uint64(i), 11))
+		m := newECModel(o)
+		for range 30 {
+			m.randomWrite(t, rng, []string{"x", "y"}[rng.IntN(2)])
+		}
+		objs, models = append(objs, o), append(models, m)
+	}
+	// exclude the target of data shard 0, then of data shard 1, of the
+	// EC_4P2 object
+	l, err := objs[1].currentLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, s := range []placement.Shard{l.Shards[0], l.Shards[1]} {
+		resp, err := sys.Admin.PoolTargets(ctx, &ctlpb.PoolTargetsReq{Id: sys.Pool, Op: "exclude", Rank: s.Rank, Targets: []uint32{s.Target}})
+		if err == nil && resp.Error != nil {
+			err = fmt.Errorf("%s", resp.Error.Msg)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Pool.refreshMap(ctx, h.Pool.CurrentMapVersion())
+		for i, o := range objs {
+			ol, err := o.currentLayout()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lost := 0
+			for _, sh := range ol.Shards {
+				if sh.Rebuilding {
+					lost++
+				}
+			}
+			if lost > o.OID.Class().ParityCells() {
+				continue // beyond this class
+			}
+			if o == objs[1] && lost != step+1 {
+				t.Fatalf("EC_4P2 object: %d shards rebuilding after %d exclusions", lost, step+1)
+			}
+			models[i].verify(t, o.Fetch, fmt.Sprintf("%s after %d exclusions (%d shards lost)", o.OID.Class(), step+1, lost))
+			// and writes keep working, degraded
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(step)))
+			for range 10 {
+				models[i].randomWrite(t, rng, "z")
+			}
+			models[i].verify(t, o.Fetch, "after degraded writes")
+		}
+	}
+}
