@@ -17,6 +17,7 @@ import (
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/testsys/cluster"
+	"google.golang.org/protobuf/proto"
 )
 
 // Fault tests: real multi-process systems whose servers are killed while a
@@ -492,6 +493,13 @@ func TestDrainExtend(t *testing.T) {
 			if _, err := sx.Fetch(ctx, fmt.Appendf(nil, "d%d", i), sxIOD, [][]byte{got}); err != nil || !bytes.Equal(got, sxVal(i)) {
 				l, _ := sx.currentLayout()
 				d, derr := sx.readShard(l, fmt.Appendf(nil, "d%d", i))
+				for j := range 5 {
+					for _, line := range strings.Split(sys.ServerLog(j), "\n") {
+						if strings.Contains(line, "reclaim") || strings.Contains(line, "rebuild") {
+							t.Logf("server %d: %s", j, line)
+						}
+					}
+				}
 				t.Fatalf("%s: SX dkey d%d = %q, %v (map version %d, group %+v, read from %+v %v)", when, i, got, err, l.Version,
 					l.Group(sx.dkeyGroup(fmt.Appendf(nil, "d%d", i))), d, derr)
 			}
@@ -551,7 +559,7 @@ func TestDrainExtend(t *testing.T) {
 			g := placement.DkeyGroupOf(oid, []byte(d))
 			for i, s := range b.Group(g) {
 				total++
-				if s.ID != a.Group(g)[i].ID {
+				if was := a.Group(g)[i]; s.Rank != was.Rank || s.Target != was.Target { // ids shift as ranks join
 					moved++ // mostly to the new rank (see placement's TestExtend for the fraction)
 				}
 			}
@@ -575,4 +583,40 @@ func TestDrainExtend(t *testing.T) {
 	}
 	wl.finish(t, ctx)
 	wl.verifyReplicas(t, ctx)
+
+	// Reclaim: the targets SX shards moved away from delete their copies.
+	bl, err := before.Layout(sxOID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, err := after.Layout(sxOID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := func() (n int) {
+		for i := range 200 {
+			dkey := fmt.Appendf(nil, "d%d", i)
+			g := placement.DkeyGroupOf(sxOID, dkey)
+			old, now := bl.Group(g)[0], al.Group(g)[0]
+			if old.Rank == now.Rank && old.Target == now.Target {
+				continue
+			}
+			m, _ := sx.ioReq(dkey, sxIOD, 0)
+			rep, err := sx.rpc(ctx, dest{old, al.Version}, enginepb.OpObjFetch, m, nil, [][]byte{make([]byte, 16)})
+			var r enginepb.ObjFetchRep
+			if err == nil && proto.Unmarshal(rep.Header, &r) == nil && r.Results[0].Size != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		n := stale()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d SX dkeys still held where they moved away from", n)
+		}
+	}
 }

@@ -63,14 +63,12 @@ func (r rebuildSystem) Pools(ctx context.Context) ([]rebuild.Pool, error) {
 			continue
 		}
 		rp := rebuild.Pool{UUID: p.UUID, Label: p.Label, Version: p.MapVersion, Pending: pending(p), Auto: selfHealRebuilds(p)}
-		if rp.Pending {
-			ranks, err := r.c.livePoolRanks(p)
-			if err != nil {
-				continue // a rank to rebuild with is not joined: wait for it (or for its exclusion)
-			}
-			for _, rk := range ranks {
-				rp.Ranks = append(rp.Ranks, rk.rank)
-			}
+		ranks, err := r.c.livePoolRanks(p)
+		if err != nil {
+			continue // a rank to rebuild with is not joined: wait for it (or for its exclusion)
+		}
+		for _, rk := range ranks {
+			rp.Ranks = append(rp.Ranks, rk.rank)
 		}
 		out = append(out, rp)
 	}
@@ -148,6 +146,22 @@ func (r rebuildSystem) Complete(ctx context.Context, pool string, version uint32
 		return out, nil
 	})
 	return err
+}
+
+func (r rebuildSystem) Reclaim(ctx context.Context, pool string, version uint32, ranks []uint32) error {
+	p, err := r.c.s.ms.FindPool(pool)
+	if err != nil {
+		return err
+	}
+	rts, err := r.c.poolRanks(ranks)
+	if err != nil {
+		return err
+	}
+	u, _ := vos.ParseUUID(p.UUID)
+	if _, failed := r.c.fanOut(ctx, rts, enginepb.OpRebuildStart, &enginepb.RebuildReq{Pool: u[:], Version: version, Reclaim: true}); len(failed) > 0 {
+		return failureThen("start reclaim in pool "+p.Label, failed, "what moved away stays on those ranks until the next rebuild's reclaim")
+	}
+	return nil
 }
 
 // sweepExcluded excludes from their pools the targets of ranks the system

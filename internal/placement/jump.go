@@ -426,8 +426,11 @@ func (m *PoolMap) previousShards(oid OID, l Layout) error {
 	}
 	for i := range l.Shards {
 		sh, ps := &l.Shards[i], pl.Shards[i]
-		if ps.ID != sh.ID && !ps.Rebuilding {
-			sh.Rebuilding, sh.Prev, sh.HasPrev = true, ps.ID, true
+		// by rank and index: target ids shift when a rank joins below others
+		if (ps.Rank != sh.Rank || ps.Target != sh.Target) && !ps.Rebuilding {
+			if t, ok := m.FindTarget(ps.Rank, int(ps.Target)); ok {
+				sh.Rebuilding, sh.Prev, sh.HasPrev = true, t.ID, true
+			}
 		}
 	}
 	return nil

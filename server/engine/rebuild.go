@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,11 @@ func (r *poolRebuild) fail(err error) {
 type rebuilds struct {
 	mu    sync.Mutex
 	pools map[vos.UUID]*poolRebuild
+	// reclaimMu orders reclaim's deletions and rebuild's copies on this
+	// engine: a deletion happens only while the engine's map is still the
+	// one the reclaim runs for, and a copy for a newer map moves the map on
+	// before it writes.
+	reclaimMu sync.Mutex
 }
 
 func (e *Engine) rebuildReq(req *rpc.Request) (vos.UUID, uint32, error) {
@@ -77,15 +83,106 @@ func (e *Engine) rebuildReq(req *rpc.Request) (vos.UUID, uint32, error) {
 	return u, m.Version, err
 }
 
+// reclaimStart starts deleting, on every target, the dkeys that map
+// version no longer places here (see RebuildReq.reclaim). It runs in the
+// background and stops at the first sign of a newer map.
+func (e *Engine) reclaimStart(pool vos.UUID, version uint32) error {
+	pm := e.PoolMapOf(pool)
+	if pm == nil || pm.Version() != version {
+		return daoserr.Newf(daoserr.Stale, "reclaim of pool %s at map version %d: this engine's map is at another version", pool, version)
+	}
+	if pm.moving {
+		return daoserr.Newf(daoserr.Busy, "reclaim of pool %s at map version %d: shards are still moving", pool, version)
+	}
+	for ti := range e.targets {
+		go func() {
+			n, err := e.reclaimTarget(pm, pool, ti)
+			if err != nil {
+				e.log.Warn("reclaim stopped", "pool", pool, "target", ti, "version", version, "err", err)
+			} else if n > 0 {
+				e.log.Info("reclaim: dkeys moved elsewhere deleted", "pool", pool, "target", ti, "version", version, "dkeys", n)
+			}
+		}()
+	}
+	return nil
+}
+
+// reclaimTarget is one target's reclaim; it returns the dkeys deleted.
+func (e *Engine) reclaimTarget(pm *PoolMap, pool vos.UUID, ti int) (int, error) {
+	me := uint32(e.rank.Load())
+	var conts []vos.UUID
+	if err := e.withPool(ti, pool, func(p *vos.Pool) error { conts = p.ListContainers(); return nil }); err != nil {
+		return 0, nil
+	}
+	deleted := 0
+	mine := func(s placement.Shard) bool { return s.Rank == me && int(s.Target) == ti }
+	for _, c := range conts {
+		var anchor vos.Anchor
+		for !anchor.EOF {
+			var oids []vos.OID
+			err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+				oids, err = p.ListObjects(c, vos.EpochMax, &anchor, 256)
+				return err
+			})
+			if err != nil {
+				return deleted, err
+			}
+			for _, oid := range oids {
+				po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
+				if !po.Redun().Valid() || po.Groups() == 0 || po.Redun().IsEC() {
+					continue // EC shards are not reclaimed yet
+				}
+				l, err := pm.Layout(po)
+				if err != nil {
+					continue
+				}
+				var da vos.Anchor
+				for !da.EOF {
+					var dkeys [][]byte
+					err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+						dkeys, err = p.ListDkeys(c, oid, vos.EpochMax, &da, 256)
+						return err
+					})
+					if err != nil {
+						break
+					}
+					for _, dkey := range dkeys {
+						if slices.ContainsFunc(l.Group(placement.DkeyGroupOf(po, dkey)), mine) {
+							continue
+						}
+						e.rb.reclaimMu.Lock()
+						if cur := e.PoolMapOf(pool); cur == nil || cur.Version() != pm.Version() {
+							e.rb.reclaimMu.Unlock()
+							return deleted, daoserr.New(daoserr.Stale, "the pool map changed")
+						}
+						err := e.withPool(ti, pool, func(p *vos.Pool) error { return p.DestroyKey(c, oid, dkey, nil) })
+						e.rb.reclaimMu.Unlock()
+						if err != nil {
+							return deleted, err
+						}
+						deleted++
+					}
+				}
+			}
+		}
+	}
+	return deleted, nil
+}
+
 // rebuildStart starts this rank's rebuild of a pool to a map version, once:
 // a start for a version already running or done is answered at once (one
 // that finished with errors scans again), and a newer version replaces an
 // older one (its scan stops).
 func (e *Engine) rebuildStart(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
-	pool, version, err := e.rebuildReq(req)
+	var m enginepb.RebuildReq
+	if err := decode(req, &m); err != nil {
+		return rpc.Response{}, err
+	}
+	pool, err := uuidOf(m.Pool, "pool")
 	if err != nil {
 		return rpc.Response{}, err
 	}
+	version := m.Version
 	pm := e.PoolMapOf(pool)
 	if pm == nil || pm.Version() < version {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -102,6 +199,9 @@ func (e *Engine) rebuildStart(ctx context.Context, req *rpc.Request) (rpc.Respon
 	}
 	if e.rank.Load() < 0 {
 		return rpc.Response{}, daoserr.New(daoserr.Again, "rebuild: this engine has no rank yet").WithResolution("retry once it has joined")
+	}
+	if m.Reclaim {
+		return rpc.Response{}, e.reclaimStart(pool, version)
 	}
 	e.rb.mu.Lock()
 	defer e.rb.mu.Unlock()
@@ -419,6 +519,19 @@ func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, e
 		return rpc.Response{}, err
 	}
 	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
+	// the copy's map first: a reclaim running for an older one stops
+	// before it deletes what is copied here (see rebuilds.reclaimMu)
+	if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.Version {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		e.pullPoolMap(pctx, vos.UUID(m.Pool))
+		cancel()
+	}
+	if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.Version {
+		return rpc.Response{}, daoserr.Newf(daoserr.Stale, "rebuild copy for pool map version %d: this engine cannot get that map yet", m.Version).
+			WithResolution("the rebuild retries")
+	}
+	e.rb.reclaimMu.Lock()
+	defer e.rb.reclaimMu.Unlock()
 	if m.Epoch != rebuildEpoch {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "rebuild copy of object %s at epoch %#x: copies are written at epoch %d", oid, m.Epoch, rebuildEpoch)
 	}

@@ -33,6 +33,9 @@ type Status struct {
 	Ranks, RanksDone        int
 	Err                     string // the first error a rank reported
 	Started, Finished       time.Time
+	// Reclaimed is the map version whose reclaim was started: after a
+	// rebuild, the targets shards moved away from delete what they held.
+	Reclaimed uint32
 }
 
 // Pool is what the manager needs of one pool.
@@ -66,6 +69,9 @@ type System interface {
 	// DRAIN targets become DOWNOUT, UP ones UPIN. It does nothing if the map
 	// has moved past version meanwhile.
 	Complete(ctx context.Context, pool string, version uint32) error
+	// Reclaim starts the ranks' reclaim of what map version (with nothing
+	// rebuilding) no longer places on them.
+	Reclaim(ctx context.Context, pool string, version uint32, ranks []uint32) error
 }
 
 // Manager follows the pools' rebuilds.
@@ -146,6 +152,17 @@ func (m *Manager) step(ctx context.Context, p Pool) {
 	if !p.Pending {
 		if st.State == Busy || st.State == Waiting {
 			set(func(s *Status) { s.State = Idle })
+		}
+		m.mu.Lock()
+		reclaim := st.State == Done && st.Reclaimed != p.Version
+		m.mu.Unlock()
+		if reclaim {
+			if err := m.sys.Reclaim(ctx, p.UUID, p.Version, p.Ranks); err != nil {
+				// not again for this version: what moved away stays where it
+				// was, invisible, until a later reclaim
+				m.log.Warn("rebuild: cannot start reclaim", "pool", p.Label, "version", p.Version, "err", err)
+			}
+			set(func(s *Status) { s.Reclaimed = p.Version })
 		}
 		return
 	}

@@ -2411,9 +2411,14 @@ func (x *PoolMapRank) GetFseq() []uint32 {
 // source of whose group has shards rebuilding in that map, and copies their
 // data there (OpMigrate).
 type RebuildReq struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
-	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Pool    []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Version uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Reclaim instead: with no shard rebuilding in map version, each target
+	// deletes the dkeys it holds that the map no longer places on it (what
+	// moved away in a drain, extension or reintegration): left there, a later
+	// remap back onto the target would find them stale.
+	Reclaim       bool `protobuf:"varint,3,opt,name=reclaim,proto3" json:"reclaim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2460,6 +2465,13 @@ func (x *RebuildReq) GetVersion() uint32 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *RebuildReq) GetReclaim() bool {
+	if x != nil {
+		return x.Reclaim
+	}
+	return false
 }
 
 type RebuildRep struct {
@@ -2830,11 +2842,12 @@ const file_engine_proto_rawDesc = "" +
 	"\x06states\x18\x04 \x01(\fR\x06states\x12\x1f\n" +
 	"\vfabric_addr\x18\x05 \x01(\tR\n" +
 	"fabricAddr\x12\x12\n" +
-	"\x04fseq\x18\x06 \x03(\rR\x04fseq\":\n" +
+	"\x04fseq\x18\x06 \x03(\rR\x04fseq\"T\n" +
 	"\n" +
 	"RebuildReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\rR\aversion\"\x9a\x01\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x18\n" +
+	"\areclaim\x18\x03 \x01(\bR\areclaim\"\x9a\x01\n" +
 	"\n" +
 	"RebuildRep\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
