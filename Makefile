@@ -17,7 +17,7 @@ FUZZ_TARGETS := server/vos:FuzzDecodeOp:150000x server/vos:FuzzReadRecord:200000
 	internal/security/auth:FuzzVerify:50000x internal/security/capability:FuzzVerify:20000x \
 	server/swim:FuzzDecodeMeta:100000x internal/ec:FuzzSplit:50000x
 
-.PHONY: all build deps test unit race fuzz lint demo perf daos-perf proto clean
+.PHONY: all build deps test unit race fuzz lint demo demo-failover perf daos-perf proto clean
 
 all: build
 
@@ -56,6 +56,11 @@ fuzz:
 # object; then a VOS target up close. It stops everything it started.
 demo: deps build
 	scripts/demo.sh
+
+# The failover demo: kill -9 a server under an RP_3GX workload, watch the
+# rebuild, restart and reintegrate it (scripts/demo-failover.sh).
+demo-failover: deps build
+	scripts/demo-failover.sh
 
 # The benchmark table of docs/performance.md.
 perf: build

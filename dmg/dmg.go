@@ -217,7 +217,7 @@ func poolJSON(p *ctlpb.Pool) map[string]any {
 	n := uint64(p.Targets)
 	return map[string]any{"uuid": p.Uuid, "label": p.Label, "state": p.State, "svc_reps": p.Ranks, "tgt_ranks": p.Ranks,
 		"tier_bytes": []uint64{p.TgtScm * n, p.TgtNvme * n}, "total_targets": p.Targets,
-		"disabled_targets": len(p.DisabledTargets), "map_version": p.MapVersion}
+		"disabled_targets": len(p.DisabledTargets), "map_version": p.MapVersion, "rebuild": p.Rebuild}
 }
 
 // PoolList prints every pool.
@@ -274,7 +274,79 @@ func (c *Client) PoolQuery(ctx context.Context, id string) error {
 		}{{"SCM", scmTotal, resp.ScmUsed}, {"NVMe", nvmeTotal, resp.NvmeUsed}} {
 			fmt.Fprintf(w, "- Storage tier %d (%s):\n  Total size: %s\n  Free: %s, used %s\n", i, t.name, units.Human(t.total), units.Human(t.total-min(t.total, t.used)), units.Human(t.used))
 		}
+		fmt.Fprintln(w, rebuildLine(p.Rebuild))
 	})
+}
+
+// rebuildLine is DAOS's "Rebuild <state>, N objs, M recs", with more when
+// there is more to say.
+func rebuildLine(r *ctlpb.RebuildStatus) string {
+	if r == nil {
+		return "Rebuild idle, 0 objs, 0 recs"
+	}
+	line := fmt.Sprintf("Rebuild %s, %d objs, %d recs", r.State, r.Objects, r.Records)
+	switch r.State {
+	case "busy":
+		line += fmt.Sprintf(" %s %d/%d ranks done, %s copied (map version %d)", progressBar(int(r.RanksDone), int(r.Ranks), 20), r.RanksDone, r.Ranks, units.Human(r.Bytes), r.Version)
+	case "done":
+		line += fmt.Sprintf(", %s copied (map version %d)", units.Human(r.Bytes), r.Version)
+	case "waiting":
+		line += " (self_heal does not start it: dmg pool set-prop <pool> self_heal:exclude;rebuild)"
+	}
+	if r.Error != "" {
+		line += "; error: " + r.Error
+	}
+	return line
+}
+
+// pendingTargets reports whether p has targets whose rebuild is still to
+// come or running (DOWN, DRAIN, UP): a watch goes on until they are settled.
+func pendingTargets(p *ctlpb.Pool) bool {
+	for _, d := range p.GetDisabledTargets() {
+		if strings.HasSuffix(d, " DOWN") || strings.HasSuffix(d, " DRAIN") || strings.HasSuffix(d, " UP") {
+			return true
+		}
+	}
+	return false
+}
+
+// progressBar draws done of total as [####......].
+func progressBar(done, total, width int) string {
+	if total <= 0 {
+		return "[" + strings.Repeat(".", width) + "]"
+	}
+	n := min(width, done*width/total)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+// PoolQueryWatch prints the pool's rebuild line every interval while a
+// rebuild is busy (and once when there is none), like watching dmg pool
+// query; it returns when the rebuild is not busy.
+func (c *Client) PoolQueryWatch(ctx context.Context, id string, interval time.Duration) error {
+	for {
+		resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+			return c.ctl.PoolQuery(ctx, &ctlpb.PoolReq{Id: id})
+		})
+		if err = ctlclient.Err(err, resp.GetError(), "pool query "+id); err != nil {
+			return c.print(nil, err, nil)
+		}
+		r := resp.Pool.GetRebuild()
+		if c.JSON {
+			if err := c.print(map[string]any{"rebuild": r, "map_version": resp.Pool.MapVersion, "disabled_targets": resp.Pool.DisabledTargets}, nil, nil); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(c.Out, "%s  %s\n", time.Now().Format("15:04:05"), rebuildLine(r))
+		}
+		if r.GetState() == "waiting" || r.GetState() != "busy" && !pendingTargets(resp.Pool) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
 }
 
 // PoolDestroy destroys a pool.

@@ -217,8 +217,8 @@ func (s *LocalSystem) startServer(dir string) (*exec.Cmd, chan struct{}, error) 
 }
 
 // Restart starts server i again (after Kill and Wait) with its configuration
-// and storage, and waits until every rank has joined again. Not safe to call
-// concurrently with other methods of s.
+// and storage, and waits until its engines have joined again (other servers
+// may be down). Not safe to call concurrently with other methods of s.
 func (s *LocalSystem) Restart(ctx context.Context, i int, timeout time.Duration) error {
 	select {
 	case <-s.done[i]:

@@ -30,7 +30,7 @@ import (
 type cmdLine struct {
 	Pool        string         `short:"P" help:"Pool label or UUID (required to run)."`
 	Cont        string         `help:"Container (default: one made for the run and destroyed after)."`
-	Class       string         `short:"c" default:"SX" help:"Object class: S1, S2, ..., SX."`
+	Class       string         `short:"c" default:"SX" help:"Object class: S1, S2, ..., SX, RP_2G1, RP_3GX, ... (replicated)."`
 	Size        units.ByteSize `short:"s" default:"4K" help:"Bytes per operation, e.g. 64, 4K, 1M."`
 	Count       int            `short:"n" default:"10000" help:"Operations per phase."`
 	Concurrency int            `short:"C" default:"16" help:"Operations in flight."`

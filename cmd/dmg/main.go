@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/godaos/godaos/dmg"
 	"github.com/godaos/godaos/internal/cli"
@@ -132,9 +133,12 @@ type cmdLine struct {
 		Generate certGenerateCmd `cmd:"" help:"Create a CA and the server, agent and admin certificates (clients/agent.crt for client_cert_dir)."`
 	} `cmd:"" help:"Certificates for the control plane."`
 	Pool struct {
-		Create  poolCreateCmd `cmd:"" help:"Create a pool."`
-		List    struct{}      `cmd:"" help:"List pools."`
-		Query   poolIDCmd     `cmd:"" help:"Show a pool's state and space."`
+		Create poolCreateCmd `cmd:"" help:"Create a pool."`
+		List   struct{}      `cmd:"" help:"List pools."`
+		Query  struct {
+			poolIDCmd
+			Watch bool `short:"w" help:"Show the rebuild's progress every second until it is done."`
+		} `cmd:"" help:"Show a pool's state, space and rebuild."`
 		Destroy struct {
 			poolIDCmd
 			Recursive bool `help:"Destroy the pool's containers with it (without, a pool holding containers is refused)."`
@@ -273,7 +277,11 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	case "pool list":
 		err = cl.PoolList(ctx)
 	case "pool query <pool>":
-		err = cl.PoolQuery(ctx, c.Pool.Query.Pool)
+		if c.Pool.Query.Watch {
+			err = cl.PoolQueryWatch(ctx, c.Pool.Query.Pool, time.Second)
+		} else {
+			err = cl.PoolQuery(ctx, c.Pool.Query.Pool)
+		}
 	case "pool exclude <pool>", "pool drain <pool>", "pool reintegrate <pool>":
 		op := strings.Fields(kctx.Command())[1]
 		t := map[string]poolTargetsCmd{"exclude": c.Pool.Exclude, "drain": c.Pool.Drain, "reintegrate": c.Pool.Reintegrate}[op]

@@ -82,13 +82,27 @@ type stopCmd struct {
 	Dir string `default:"${default_dir}" help:"Directory the system was started in."`
 }
 
+type killCmd struct {
+	Dir    string `default:"${default_dir}" help:"Directory the local system was started in."`
+	Server int    `required:"" help:"Server index (0 is the first)."`
+	Signal string `default:"KILL" enum:"KILL,STOP,CONT,TERM" help:"KILL (a crash), STOP and CONT (a pause), TERM (a clean stop)."`
+}
+
+type restartCmd struct {
+	Dir    string `default:"${default_dir}" help:"Directory the local system was started in."`
+	Server int    `required:"" help:"Server index (0 is the first)."`
+	Bin    string `placeholder:"PATH" help:"daos_server binary (default: next to launcher, else in PATH)."`
+}
+
 type cli struct {
-	Local    localCmd `cmd:"" help:"Start a system of daos_server processes on this host and wait until every rank has joined."`
-	Pdsh     pdshCmd  `cmd:"" help:"Start one daos_server per host with pdsh and wait until every rank has joined."`
-	Srun     srunCmd  `cmd:"" help:"Start one daos_server per node in a Slurm job step and wait until every rank has joined."`
-	Template struct{} `cmd:"" help:"Print the built-in per-node daos_server template."`
-	Node     nodeCmd  `cmd:"" hidden:"" help:"Run this node's server (srun and pdsh run it on every node)."`
-	Stop     stopCmd  `cmd:"" help:"Stop a system started with 'launcher local', 'pdsh' or 'srun'."`
+	Local    localCmd   `cmd:"" help:"Start a system of daos_server processes on this host and wait until every rank has joined."`
+	Pdsh     pdshCmd    `cmd:"" help:"Start one daos_server per host with pdsh and wait until every rank has joined."`
+	Srun     srunCmd    `cmd:"" help:"Start one daos_server per node in a Slurm job step and wait until every rank has joined."`
+	Template struct{}   `cmd:"" help:"Print the built-in per-node daos_server template."`
+	Node     nodeCmd    `cmd:"" hidden:"" help:"Run this node's server (srun and pdsh run it on every node)."`
+	Stop     stopCmd    `cmd:"" help:"Stop a system started with 'launcher local', 'pdsh' or 'srun'."`
+	Kill     killCmd    `cmd:"" help:"Signal one server of a local system: kill -9 it (a crash), pause or resume it."`
+	Restart  restartCmd `cmd:"" help:"Start a killed server of a local system again and wait until it has joined."`
 }
 
 func main() {
@@ -142,6 +156,17 @@ func main() {
 			fail(err)
 		}
 		fmt.Println("stopped")
+	case "kill":
+		sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT, "TERM": syscall.SIGTERM}[c.Kill.Signal]
+		if err := launcher.KillServerDir(c.Kill.Dir, c.Kill.Server, sig); err != nil {
+			fail(err)
+		}
+		fmt.Printf("server %d: SIG%s sent\n", c.Kill.Server, c.Kill.Signal)
+	case "restart":
+		if err := launcher.RestartServerDir(ctx, c.Restart.Dir, c.Restart.Server, c.Restart.Bin, 90*time.Second); err != nil {
+			fail(err)
+		}
+		fmt.Printf("server %d restarted; its engines have joined\n", c.Restart.Server)
 	}
 }
 
