@@ -196,10 +196,10 @@ func rebuildPB(st rebuild.Status) *ctlpb.RebuildStatus {
 	out := &ctlpb.RebuildStatus{State: st.State, Version: st.Version, Objects: st.Objects, Records: st.Records, Bytes: st.Bytes,
 		Ranks: uint32(st.Ranks), RanksDone: uint32(st.RanksDone), Error: st.Err}
 	if !st.Started.IsZero() {
-		out.Started = st.Started.Unix()
+		out.Started = st.Started.UnixMilli()
 	}
 	if !st.Finished.IsZero() {
-		out.Finished = st.Finished.Unix()
+		out.Finished = st.Finished.UnixMilli()
 	}
 	return out
 }

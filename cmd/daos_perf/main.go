@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
@@ -37,6 +38,7 @@ type cmdLine struct {
 	Phases      []string       `short:"R" default:"update,fetch" help:"Phases, in order: update, fetch, punch (punch: each key's dkey)."`
 	Random      bool           `help:"Visit the keys in a random order."`
 	Verify      bool           `short:"v" help:"Check every byte fetched against what was written."`
+	Between     string         `placeholder:"CMD" help:"Shell command run between phases (e.g. kill a server, so that the next phase runs degraded); its failure ends the run."`
 	NoRaw       bool           `name:"no-raw" help:"Do not measure the raw baselines beside."`
 	RawDir      string         `name:"raw-dir" placeholder:"DIR" help:"Directory on the servers' storage for the raw pwrite+fdatasync baseline of updates (default: the first server's directory of the local system in --system-dir)."`
 	SystemDir   string         `name:"system-dir" placeholder:"DIR" help:"Directory of a system started by 'launcher local' on this host: its servers' CPU time is reported (default: the launcher's default directory, if a system runs there)."`
@@ -69,6 +71,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cl.Fini()
 	cfg := daosperf.Config{Pool: c.Pool, Cont: c.Cont, Class: c.Class, Size: int(c.Size), Count: c.Count, Concurrency: c.Concurrency,
 		Phases: c.Phases, Random: c.Random, Verify: c.Verify, Raw: !c.NoRaw}
+	if c.Between != "" {
+		cfg.Between = func(after string) error {
+			cmd := exec.CommandContext(ctx, "sh", "-c", c.Between)
+			cmd.Stdout, cmd.Stderr = stderr, stderr // the table stays on stdout
+			cmd.Env = append(os.Environ(), "DAOS_PERF_AFTER="+after)
+			return cmd.Run()
+		}
+	}
 	if !c.JSON {
 		cfg.Progress = stderr
 	}

@@ -46,6 +46,10 @@ type Config struct {
 	// each phase reports beside the client's.
 	ServerPIDs []int
 	Progress   io.Writer
+	// Between, if set, runs after each phase but the last, before the next
+	// one starts (daos_perf --between: e.g. kill a server so that the next
+	// phase runs degraded). Its error ends the run.
+	Between func(after string) error
 }
 
 // Row is one phase's result.
@@ -148,7 +152,12 @@ func Run(ctx context.Context, cl *daos.Client, cfg Config) ([]Row, error) {
 	pattern := make([]byte, cfg.Size)
 	rand.Read(pattern)
 	var rows []Row
-	for _, phase := range cfg.Phases {
+	for i, phase := range cfg.Phases {
+		if i > 0 && cfg.Between != nil {
+			if err := cfg.Between(cfg.Phases[i-1]); err != nil {
+				return rows, daoserr.Context(err, "daos_perf: between the %s and %s phases", cfg.Phases[i-1], phase)
+			}
+		}
 		r, err := runPhase(ctx, obj, cfg, phase, pattern)
 		if err != nil {
 			return rows, err

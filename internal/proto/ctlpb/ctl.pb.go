@@ -997,7 +997,7 @@ type RebuildStatus struct {
 	Ranks         uint32                 `protobuf:"varint,6,opt,name=ranks,proto3" json:"ranks,omitempty"`
 	RanksDone     uint32                 `protobuf:"varint,7,opt,name=ranks_done,json=ranksDone,proto3" json:"ranks_done,omitempty"`
 	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	Started       int64                  `protobuf:"varint,9,opt,name=started,proto3" json:"started,omitempty"` // Unix seconds
+	Started       int64                  `protobuf:"varint,9,opt,name=started,proto3" json:"started,omitempty"` // Unix milliseconds
 	Finished      int64                  `protobuf:"varint,10,opt,name=finished,proto3" json:"finished,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
