@@ -446,7 +446,7 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		return rpc.Response{}, err
 	}
 	defer release()
-	oid, flags := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, vos.CondFlags(m.Flags)
+	oid, flags := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}, clientCond(m.Flags)
 	dkeys := m.Dkeys
 	if len(m.Dkey) > 0 {
 		dkeys = [][]byte{m.Dkey}
@@ -585,7 +585,7 @@ func (e *Engine) ioReq(req *rpc.Request, need uint32) (*vos.Pool, func(), *engin
 func vosIODs(pb []*enginepb.IOD) []vos.IOD {
 	iods := make([]vos.IOD, len(pb))
 	for i, d := range pb {
-		iods[i] = vos.IOD{Akey: d.Akey, Type: vos.IODType(d.Type), Size: d.Size, Flags: vos.CondFlags(d.Flags)}
+		iods[i] = vos.IOD{Akey: d.Akey, Type: vos.IODType(d.Type), Size: d.Size, Flags: clientCond(d.Flags)}
 		for _, r := range d.Recxs {
 			iods[i].Recxs = append(iods[i].Recxs, vos.Recx{Idx: r.Idx, Nr: r.Nr})
 		}
@@ -666,7 +666,7 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 		return rpc.Response{}, err
 	}
 	defer end()
-	epoch, err := p.UpdateNow(c, oid, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	epoch, err := p.UpdateNow(c, oid, clientCond(m.Flags), m.Dkey, iods, sgls)
 	if err != nil {
 		return rpc.Response{}, err
 	}
@@ -721,7 +721,7 @@ func (e *Engine) objFetch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	// Large single values are lent by VOS (see vos.FetchBorrowed): sent
 	// from the page cache as stored and verified, not copied into buf, and
 	// given back once the reply is on the wire.
-	res, lent, unlend, err := p.FetchBorrowed(c, oid, epoch, vos.CondFlags(m.Flags), m.Dkey, iods, sgls)
+	res, lent, unlend, err := p.FetchBorrowed(c, oid, epoch, clientCond(m.Flags), m.Dkey, iods, sgls)
 	if err == nil {
 		if err = readDone(tt, gen, m.Epoch, oid, m.Dkey); err != nil {
 			unlend()
@@ -787,3 +787,7 @@ func fetchBulk(iods []vos.IOD, sgls []vos.SGL, res []vos.FetchResult, lent [][]b
 
 // zeros pads lent values shorter than their IOD's room (never written).
 var zeros = make([]byte, 64<<10)
+
+// clientCond is the conditions a request may ask VOS for: the bits of
+// vos.CondMask (the others are the engine's own, e.g. rebuild's).
+func clientCond(f uint32) vos.CondFlags { return vos.CondFlags(f) & vos.CondMask }

@@ -642,13 +642,13 @@ func (e *Engine) applyTx(tt *txTable, ptx *preparedTx, epoch uint64, bulk []byte
 		oid := vos.OID{Hi: w.Oid.GetHi(), Lo: w.Oid.GetLo()}
 		switch {
 		case !w.Punch:
-			err = p.Update(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags), w.Dkey, vosIODs(w.Iods), sgls[i])
+			err = p.Update(c, oid, vos.Epoch(epoch), clientCond(w.Flags), w.Dkey, vosIODs(w.Iods), sgls[i])
 		case len(w.Dkey) == 0:
-			err = p.PunchObject(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags))
+			err = p.PunchObject(c, oid, vos.Epoch(epoch), clientCond(w.Flags))
 		case len(w.Akeys) == 0:
-			err = p.PunchDkeys(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags), [][]byte{w.Dkey})
+			err = p.PunchDkeys(c, oid, vos.Epoch(epoch), clientCond(w.Flags), [][]byte{w.Dkey})
 		default:
-			err = p.PunchAkeys(c, oid, vos.Epoch(epoch), vos.CondFlags(w.Flags), w.Dkey, w.Akeys)
+			err = p.PunchAkeys(c, oid, vos.Epoch(epoch), clientCond(w.Flags), w.Dkey, w.Akeys)
 		}
 		if err != nil && i == 0 && w.Flags != 0 {
 			return err // a condition failed before anything was applied: the caller aborts

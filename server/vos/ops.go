@@ -371,7 +371,7 @@ func (p *Pool) check(o *op) error {
 		return daoserr.Newf(daoserr.Nonexist, "update obj %s: container %s was destroyed (and created again) while the update was in flight", o.oid, o.cont).
 			WithResolution("reopen the container and retry")
 	}
-	if o.epoch <= c.aggHi {
+	if o.epoch <= c.aggHi && o.cond&WriteBelowAggregated == 0 {
 		return daoserr.Newf(daoserr.TxRestart,
 			"%s obj %s at epoch %d: container %s is aggregated up to epoch %d", o.kind, o.oid, o.epoch, o.cont, c.aggHi).
 			WithResolution("retry with a newer epoch")

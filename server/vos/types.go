@@ -176,6 +176,14 @@ const (
 	CondAkeyUpdate CondFlags = 1 << 5 // per akey: update only if present, else DER_NONEXIST
 	CondAkeyFetch  CondFlags = 1 << 6 // per akey: fetch fails with DER_NONEXIST if absent
 	CondPerAkey    CondFlags = 1 << 7 // take akey conditions from each IOD's Flags
+
+	// CondMask is the conditions a client may ask for; engines drop other bits.
+	CondMask CondFlags = 1<<8 - 1
+	// WriteBelowAggregated lets an update at an epoch the container has
+	// aggregated past be applied anyway: rebuild's copies, written at the
+	// lowest epoch under everything newer (not a client's write: engines
+	// never take it from a request).
+	WriteBelowAggregated CondFlags = 1 << 16
 )
 
 // QueryFlags select what QueryKey returns (DAOS_GET_*).

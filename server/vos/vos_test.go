@@ -846,3 +846,33 @@ func TestUpdateOfRecreatedContainer(t *testing.T) {
 		t.Errorf("read %q, want %q", got, "new")
 	}
 }
+
+// Rebuild writes its copies at the lowest epoch, under whatever the target
+// got since: below an aggregated epoch only with WriteBelowAggregated, and
+// then under the newer versions, which stay visible.
+func TestWriteBelowAggregated(t *testing.T) {
+	p := newTestPool(t)
+	putSV(t, p, 50, "d", "a", "newer")
+	if err := p.Aggregate(tCont, 0, 100, nil); err != nil {
+		t.Fatal(err)
+	}
+	iod := []IOD{{Akey: []byte("a"), Type: IODSingle, Size: 4}}
+	copyOf := func(flags CondFlags, dkey string) error {
+		return p.Update(tCont, tOID, 1, flags, []byte(dkey), iod, []SGL{{[]byte("copy")}})
+	}
+	if err := copyOf(0, "d"); !daoserr.Is(err, daoserr.TxRestart) {
+		t.Fatalf("a write below the aggregated epoch: %v, want DER_TX_RESTART", err)
+	}
+	if err := copyOf(WriteBelowAggregated, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyOf(WriteBelowAggregated, "e"); err != nil {
+		t.Fatal(err)
+	}
+	if got := getSV(t, p, EpochMax, "d", "a"); got != "newer" {
+		t.Fatalf("latest of d: %q, want the newer version over the copy", got)
+	}
+	if got := getSV(t, p, EpochMax, "e", "a"); got != "copy" {
+		t.Fatalf("latest of e: %q, want the copy", got)
+	}
+}
