@@ -438,11 +438,22 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	// Every part knows the others: if the coordinator is excluded before a
+	// part learns the outcome, the parts settle it among themselves (any
+	// committed: commit; else abort), see server/engine/replicate.go.
+	var peers []*enginepb.TxPeer
+	for _, s := range tx.order[1:] {
+		addr, err := c.target(s.Rank)
+		if err != nil {
+			return false, err
+		}
+		peers = append(peers, &enginepb.TxPeer{Rank: s.Rank, Addr: addr, Target: s.Target})
+	}
 	var commitEpoch uint64
 	var mu sync.Mutex
 	prepare := func(s placement.Shard) error {
 		m := tx.prepareReq(s, false)
-		m.Coordinator, m.CoordAddr, m.CoordTarget = s == coord, coordAddr, coord.Target
+		m.Coordinator, m.CoordAddr, m.CoordTarget, m.CoordRank, m.Peers = s == coord, coordAddr, coord.Target, coord.Rank, peers
 		var rep enginepb.TxPrepareRep
 		r, err := c.rpc(ctx, dest{s, tx.ver}, enginepb.OpTxPrepare, m, tx.writes[s].bulk, nil)
 		if err = decodeReply(r, err, &rep); err == nil {

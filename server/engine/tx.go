@@ -597,7 +597,7 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if m.Abort {
 		if ptx.coordinator {
 			tt.decide(id, false, 0)
-		} else if ptx.replica {
+		} else if len(ptx.peers) > 0 {
 			tt.decideFor(id, false, 0, replicaDecisionTTL)
 		}
 		tt.release(ptx)
@@ -616,8 +616,8 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	}
 	if ptx.coordinator || m.Coordinator {
 		tt.decide(id, true, m.Epoch)
-	} else if ptx.replica {
-		tt.decideFor(id, true, m.Epoch, replicaDecisionTTL) // its peers may ask, if the leader dies
+	} else if len(ptx.peers) > 0 {
+		tt.decideFor(id, true, m.Epoch, replicaDecisionTTL) // its peers may ask, if the coordinator dies
 	}
 	ptx.committing = true
 	tt.mu.Unlock()
@@ -715,10 +715,10 @@ func (e *Engine) txStatus(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		if d.committed {
 			rep.State = 1
 		}
-	} else if ptx := tt.prepared[id]; ptx != nil && ptx.replica && !ptx.coordinator && !ptx.committing {
-		// A peer resolving a write whose leader is excluded: this part has
-		// not committed, so the write is aborted here too, and a late
-		// commit from the old leader is refused.
+	} else if ptx := tt.prepared[id]; ptx != nil && len(ptx.peers) > 0 && !ptx.coordinator && !ptx.committing {
+		// A peer resolving a transaction whose coordinator is excluded (only
+		// coordinators are asked otherwise): this part has not committed, so
+		// the transaction is aborted here too, and a late commit is refused.
 		tt.decideFor(id, false, 0, replicaDecisionTTL)
 		tt.release(ptx)
 		rep.State = 2
@@ -775,7 +775,7 @@ func (e *Engine) askCoordinator(ctx context.Context, tt *txTable, ptx *preparedT
 	defer cancel()
 	var rep *enginepb.TxStatusRep
 	var err error
-	if ptx.replica && e.leaderExcluded(ptx) {
+	if len(ptx.peers) > 0 && e.leaderExcluded(ptx) {
 		rep, err = e.askPeers(ctx, ptx)
 	} else {
 		rep, err = e.callCoordinator(ctx, ptx)
