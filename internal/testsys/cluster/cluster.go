@@ -218,6 +218,16 @@ func (s *System) KillServer(i int) error {
 	}
 }
 
+// Signal sends sig to server i (SIGSTOP and SIGCONT pause and resume it,
+// as a hung node would be). Like KillServer it returns errors rather than
+// failing the test.
+func (s *System) Signal(i int, sig syscall.Signal) error {
+	if err := s.local.Kill(i, sig); err != nil {
+		return fmt.Errorf("signal %v to server %d: %w", sig, i, err)
+	}
+	return nil
+}
+
 // RestartServer starts server i again (after KillServer) on its storage and
 // waits (bounded) until its engines have joined again (other servers may be
 // down).
