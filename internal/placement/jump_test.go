@@ -611,3 +611,64 @@ func TestRemapFollowsFailureOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestMovingShardsKeepTheirPlace: while a rank drains, or joins by
+// extension, every shard placement moves says where its data still is
+// (Prev): the draining target, or its place in the map before the
+// extension (named by rank and index: a rank joining below others shifts
+// target ids).
+func TestMovingShardsKeepTheirPlace(t *testing.T) {
+	var specs []RankSpec
+	for _, r := range []uint32{0, 1, 2, 4, 5} { // rank 3 joins later, below 4 and 5
+		specs = append(specs, RankSpec{Rank: r, Targets: 2})
+	}
+	base, err := NewPoolMap(1, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draining, err := base.WithTargetState(1, -1, TargetDrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extended, err := base.Extend(RankSpec{Rank: 3, Targets: 2, State: TargetIntegrating})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		m    *PoolMap
+	}{{"drain", draining}, {"extend", extended}} {
+		t.Run(tc.name, func(t *testing.T) {
+			moved := 0
+			for i := range uint64(500) {
+				oid := MakeOID(i, 0, MakeClass(RP2, 3), OTMultiHashed)
+				a, err := base.Layout(oid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := tc.m.Layout(oid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for s := range b.Shards {
+					was, now := a.Shards[s], b.Shards[s]
+					if was.Rank == now.Rank && was.Target == now.Target {
+						if now.HasPrev {
+							t.Fatalf("oid %d shard %d did not move but names a previous place", i, s)
+						}
+						continue
+					}
+					moved++
+					prev, ok := tc.m.Target(now.Prev)
+					if !now.Rebuilding || !now.HasPrev || !ok || prev.Rank != was.Rank || prev.Index != was.Target {
+						t.Fatalf("oid %d shard %d moved from rank %d target %d to rank %d target %d: rebuilding %v, prev %+v (%v)",
+							i, s, was.Rank, was.Target, now.Rank, now.Target, now.Rebuilding, prev, now.HasPrev)
+					}
+				}
+			}
+			if moved == 0 {
+				t.Fatal("nothing moved")
+			}
+		})
+	}
+}
