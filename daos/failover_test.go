@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/user"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -627,4 +628,100 @@ func TestDrainExtend(t *testing.T) {
 			t.Fatalf("%d SX dkeys still held where they moved away from", n)
 		}
 	}
+}
+
+// TestRebuildDelayStopStart: a pool whose self_heal is
+// "exclude;delay_rebuild" excludes a dead server's targets but waits for
+// the administrator: dmg pool rebuild stop holds it, start runs it, and the
+// targets end DOWNOUT with every replica whole.
+func TestRebuildDelayStopStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process fault test (minutes): run in the full pass")
+	}
+	t.Setenv("GODAOS_SWIM_FAST", "1")
+	sys := cluster.Start(t, cluster.Options{Servers: 4, Targets: 2, NoPool: true})
+	ctx := context.Background()
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
+		return sys.Admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "delay", ScmSize: 256 << 20, NvmeSize: 1 << 30,
+			User: me.Username, Group: me.Username, Props: map[string]string{"self_heal": "exclude;delay_rebuild"}})
+	})
+	if err := ctlclient.Err(err, cr.GetError(), "pool create"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, "delay", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c", Props: map[string]string{"rd_fac": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "c", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oid, err := h.GenerateOID(ctx, placement.RP2GX, placement.OTMultiHashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := h.Obj(oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := startWorkload(ctx, o, 2)
+	defer wl.stop.Store(true)
+	wl.waitAcked(t, 100)
+	rank := rankOf(t, sys, 3)
+	if err := sys.KillServer(3); err != nil {
+		t.Fatal(err)
+	}
+	query := func() *ctlpb.Pool {
+		t.Helper()
+		resp, err := sys.Admin.PoolQuery(ctx, &ctlpb.PoolReq{Id: "delay"})
+		if err = ctlclient.Err(err, resp.GetError(), "pool query"); err != nil {
+			t.Fatal(err)
+		}
+		return resp.Pool
+	}
+	waitState := func(want string) *ctlpb.Pool {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			if q := query(); q.Rebuild.GetState() == want {
+				return q
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rebuild state %q, want %q", query().Rebuild.GetState(), want)
+			}
+		}
+	}
+	q := waitState("waiting")
+	if !slices.Contains(q.DisabledTargets, fmt.Sprintf("%d:0 DOWN", rank)) {
+		t.Fatalf("held back, the dead rank's targets should stay DOWN: %v", q.DisabledTargets)
+	}
+	wl.waitAcked(t, 100) // degraded, not rebuilt, and still no error
+	rebuildCmd := func(stop bool) {
+		t.Helper()
+		resp, err := sys.Admin.PoolRebuild(ctx, &ctlpb.PoolRebuildReq{Id: "delay", Stop: stop})
+		if err = ctlclient.Err(err, resp.GetError(), "pool rebuild"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rebuildCmd(true)
+	waitState("stopped")
+	time.Sleep(2 * time.Second) // a few of the leader's steps: nothing starts while stopped
+	if q := query(); q.Rebuild.GetState() != "stopped" || !slices.Contains(q.DisabledTargets, fmt.Sprintf("%d:0 DOWN", rank)) {
+		t.Fatalf("after stop: %v %v", q.Rebuild, q.DisabledTargets)
+	}
+	rebuildCmd(false)
+	waitPoolRebuilt(t, sys, "delay", "DOWNOUT")
+	wl.finish(t, ctx)
+	wl.verifyReplicas(t, ctx)
 }

@@ -220,3 +220,21 @@ func (c *Client) SystemExclude(ctx context.Context, ranks []uint32, clear bool) 
 	}
 	return c.printRanks(what, resp, err)
 }
+
+// PoolRebuild stops or starts a pool's rebuild (dmg pool rebuild stop|start).
+func (c *Client) PoolRebuild(ctx context.Context, pool string, stop bool) error {
+	resp, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolResp, error) {
+		return c.ctl.PoolRebuild(ctx, &ctlpb.PoolRebuildReq{Id: pool, Stop: stop})
+	})
+	what := "pool rebuild start " + pool
+	if stop {
+		what = "pool rebuild stop " + pool
+	}
+	if err = ctlclient.Err(err, resp.GetError(), what); err != nil {
+		return c.print(nil, err, nil)
+	}
+	p := resp.Pool
+	return c.print(map[string]any{"uuid": p.Uuid, "label": p.Label, "rebuild": p.Rebuild}, nil, func(w io.Writer) {
+		fmt.Fprintf(w, "%s: %s\n", what, rebuildLine(p.Rebuild))
+	})
+}

@@ -583,38 +583,37 @@ func (c *ctlService) PoolQuery(ctx context.Context, req *ctlpb.PoolReq) (*ctlpb.
 			return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 		}
 	}
-	ranks, err := c.livePoolRanks(p)
+	// Space is summed over the ranks that answer: a rank that died and is
+	// not excluded yet (or is paused) must not make the query fail or hang;
+	// its targets' space is missing until then, and the log says so.
+	resp := &ctlpb.PoolResp{}
+	u, _ := vos.ParseUUID(p.UUID)
+	members, _, err := c.s.ms.Members()
 	if err != nil {
 		return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
 	}
-	resp := &ctlpb.PoolResp{}
-	var ntgt uint32
-	u, _ := vos.ParseUUID(p.UUID)
-	for _, r := range ranks {
-		ntgt += r.targets
-		cl, err := c.engines.Get(ctx, r.fabric)
-		if err != nil {
-			resp.Error = ctlclient.FromError(daoserr.Context(err, "query rank %d", r.rank))
+	for _, r := range p.Map {
+		if !slices.ContainsFunc(r.States, serves) {
 			continue
 		}
-		for t := range r.targets {
-			// sealed for each target: engines refuse a sealed request seen before
-			hdr, err := c.seal(enginepb.OpTargetQuery, &enginepb.TargetDestroyReq{Pool: u[:]})
-			if err != nil {
-				return &ctlpb.PoolResp{Error: ctlclient.FromError(err)}, nil
+		var m *mgmt.Member
+		for i := range members {
+			if members[i].Rank == r.Rank && members[i].State == mgmt.MemberJoined {
+				m = &members[i]
 			}
-			rep, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTargetQuery, Target: t, Header: hdr}, nil)
-			var q enginepb.TargetQueryRep
-			if err == nil {
-				err = proto.Unmarshal(rep.Header, &q)
-			}
-			if err != nil {
-				resp.Error = ctlclient.FromError(daoserr.Context(err, "query rank %d target %d", r.rank, t))
-				continue
-			}
-			resp.ScmUsed += q.ScmUsed
-			resp.NvmeUsed += q.NvmeUsed
 		}
+		if m == nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		scm, nvme, err := c.queryRankSpace(rctx, m.FabricAddr, u, len(r.States))
+		cancel()
+		if err != nil {
+			c.s.log.Info("pool query: a rank does not answer; its space is left out", "pool", p.Label, "rank", r.Rank, "err", err)
+			continue
+		}
+		resp.ScmUsed += scm
+		resp.NvmeUsed += nvme
 	}
 	resp.Pool = poolPB(p, 0)
 	if c.s.rebuild != nil {
@@ -645,4 +644,30 @@ func engineUUID(scmDir string) (string, error) {
 		return "", err
 	}
 	return u.String(), nil
+}
+
+// queryRankSpace sums the space used by pool u on a rank's targets.
+func (c *ctlService) queryRankSpace(ctx context.Context, addr string, u vos.UUID, targets int) (scm, nvme uint64, err error) {
+	cl, err := c.engines.Get(ctx, addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	for t := range targets {
+		// sealed for each target: engines refuse a sealed request seen before
+		hdr, err := c.seal(enginepb.OpTargetQuery, &enginepb.TargetDestroyReq{Pool: u[:]})
+		if err != nil {
+			return 0, 0, err
+		}
+		rep, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTargetQuery, Target: uint32(t), Header: hdr}, nil)
+		var q enginepb.TargetQueryRep
+		if err == nil {
+			err = proto.Unmarshal(rep.Header, &q)
+		}
+		if err != nil {
+			return 0, 0, daoserr.Context(err, "target %d", t)
+		}
+		scm += q.ScmUsed
+		nvme += q.NvmeUsed
+	}
+	return scm, nvme, nil
 }

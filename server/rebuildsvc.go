@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
@@ -148,6 +149,22 @@ func (r rebuildSystem) Complete(ctx context.Context, pool string, version uint32
 	return err
 }
 
+func (r rebuildSystem) Stop(ctx context.Context, pool string, ranks []uint32) error {
+	p, err := r.c.s.ms.FindPool(pool)
+	if err != nil {
+		return err
+	}
+	rts, err := r.c.poolRanks(ranks)
+	if err != nil {
+		return err
+	}
+	u, _ := vos.ParseUUID(p.UUID)
+	if _, failed := r.c.fanOut(ctx, rts, enginepb.OpRebuildStart, &enginepb.RebuildReq{Pool: u[:], Stop: true}); len(failed) > 0 {
+		return failureThen("stop rebuild of pool "+p.Label, failed, "those ranks go on scanning until they finish")
+	}
+	return nil
+}
+
 func (r rebuildSystem) Reclaim(ctx context.Context, pool string, version uint32, ranks []uint32) error {
 	p, err := r.c.s.ms.FindPool(pool)
 	if err != nil {
@@ -202,4 +219,38 @@ func rebuildPB(st rebuild.Status) *ctlpb.RebuildStatus {
 		out.Finished = st.Finished.UnixMilli()
 	}
 	return out
+}
+
+// PoolRebuild stops or starts a pool's rebuild (dmg pool rebuild stop|start).
+func (c *ctlService) PoolRebuild(ctx context.Context, req *ctlpb.PoolRebuildReq) (*ctlpb.PoolResp, error) {
+	errResp := func(err error) *ctlpb.PoolResp { return &ctlpb.PoolResp{Error: ctlclient.FromError(err)} }
+	return onLeader(c, ctx, req, ctlpb.CtlClient.PoolRebuild, errResp, func() (*ctlpb.PoolResp, error) {
+		p, err := c.s.ms.FindPool(req.Id)
+		if err != nil {
+			return nil, err
+		}
+		if c.s.rebuild == nil {
+			return nil, daoserr.New(daoserr.NotLeader, "this replica runs no rebuild manager").WithResolution("retry")
+		}
+		if req.Stop {
+			ranks, err := c.livePoolRanks(p)
+			if err != nil {
+				return nil, err
+			}
+			var rs []uint32
+			for _, r := range ranks {
+				rs = append(rs, r.rank)
+			}
+			if err := c.s.rebuild.Stop(ctx, p.UUID, rs); err != nil {
+				return nil, err
+			}
+			c.s.log.Warn("rebuild stopped by an administrator: shards stay rebuilding until 'dmg pool rebuild start'", "pool", p.Label)
+		} else {
+			c.s.rebuild.Start(p.UUID, p.MapVersion)
+			c.s.log.Info("rebuild started by an administrator", "pool", p.Label, "version", p.MapVersion)
+		}
+		out := poolPB(p, 0)
+		out.Rebuild = rebuildPB(c.s.rebuild.Status(p.UUID))
+		return &ctlpb.PoolResp{Pool: out}, nil
+	})
 }

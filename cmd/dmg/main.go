@@ -155,6 +155,10 @@ type cmdLine struct {
 		Drain       poolTargetsCmd `cmd:"" help:"Drain a rank's targets: their data moves to the others, then they are out (DRAIN)."`
 		Reintegrate poolTargetsCmd `cmd:"" help:"Bring excluded targets back into the pool (UP, then UPIN once resynced)."`
 		Extend      poolExtendCmd  `cmd:"" help:"Add joined ranks to the pool; only the data placement moves to them moves."`
+		Rebuild     struct {
+			Start poolIDCmd `cmd:"" help:"Start the pool's rebuild: again after stop, or one self_heal:delay_rebuild holds back."`
+			Stop  poolIDCmd `cmd:"" help:"Stop the pool's rebuild: shards stay rebuilding (served by their replicas) until start."`
+		} `cmd:"" help:"Stop and start a pool's rebuild."`
 	} `cmd:"" help:"Manage pools."`
 }
 
@@ -286,6 +290,10 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		op := strings.Fields(kctx.Command())[1]
 		t := map[string]poolTargetsCmd{"exclude": c.Pool.Exclude, "drain": c.Pool.Drain, "reintegrate": c.Pool.Reintegrate}[op]
 		err = cl.PoolTargets(ctx, op, t.Pool, t.Rank, t.Targets)
+	case "pool rebuild start <pool>":
+		err = cl.PoolRebuild(ctx, c.Pool.Rebuild.Start.Pool, false)
+	case "pool rebuild stop <pool>":
+		err = cl.PoolRebuild(ctx, c.Pool.Rebuild.Stop.Pool, true)
 	case "pool extend <pool>":
 		err = cl.PoolExtend(ctx, c.Pool.Extend.Pool, c.Pool.Extend.Ranks)
 	case "system exclude":

@@ -183,6 +183,16 @@ func (e *Engine) rebuildStart(ctx context.Context, req *rpc.Request) (rpc.Respon
 		return rpc.Response{}, err
 	}
 	version := m.Version
+	if m.Stop {
+		e.rb.mu.Lock()
+		if r := e.rb.pools[pool]; r != nil {
+			r.cancel()
+			delete(e.rb.pools, pool) // a later start begins anew
+		}
+		e.rb.mu.Unlock()
+		e.log.Info("rebuild stopped", "pool", pool)
+		return rpc.Response{}, nil
+	}
 	pm := e.PoolMapOf(pool)
 	if pm == nil || pm.Version() < version {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -23,6 +23,8 @@ const (
 	// Waiting: there is something to rebuild, but the pool's self_heal
 	// property does not start it (no "rebuild", or "delay_rebuild").
 	Waiting = "waiting"
+	// Stopped: an administrator stopped it (dmg pool rebuild stop).
+	Stopped = "stopped"
 )
 
 // Status is a pool's rebuild as the leader follows it.
@@ -65,6 +67,8 @@ type System interface {
 	// Start starts the ranks' rebuild of pool to version (idempotent).
 	Start(ctx context.Context, pool string, version uint32, ranks []uint32) error
 	Query(ctx context.Context, pool string, rank uint32) (Progress, error)
+	// Stop stops the ranks' rebuild of pool (a later Start begins anew).
+	Stop(ctx context.Context, pool string, ranks []uint32) error
 	// Complete moves pool's map on from version once rebuilt to it: DOWN and
 	// DRAIN targets become DOWNOUT, UP ones UPIN. It does nothing if the map
 	// has moved past version meanwhile.
@@ -83,11 +87,13 @@ type Manager struct {
 	// manual holds the pools whose rebuild an administrator started while
 	// self_heal would not (dmg pool rebuild start), by map version.
 	manual map[string]uint32
+	// stopped holds the pools whose rebuild an administrator stopped.
+	stopped map[string]bool
 }
 
 // New returns a manager over sys.
 func New(sys System, log *slog.Logger) *Manager {
-	return &Manager{sys: sys, log: log, status: map[string]*Status{}, manual: map[string]uint32{}}
+	return &Manager{sys: sys, log: log, status: map[string]*Status{}, manual: map[string]uint32{}, stopped: map[string]bool{}}
 }
 
 // Status is pool's rebuild status (Idle when none was seen).
@@ -100,11 +106,31 @@ func (m *Manager) Status(pool string) Status {
 	return Status{State: Idle}
 }
 
-// StartManual lets pool's pending rebuild run although self_heal holds it.
-func (m *Manager) StartManual(pool string, version uint32) {
+// Start lets pool's rebuild run again after Stop, and its pending one at
+// map version although self_heal holds it (dmg pool rebuild start).
+func (m *Manager) Start(pool string, version uint32) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.manual[pool] = version
+	delete(m.stopped, pool)
+	if s := m.status[pool]; s != nil && s.State == Stopped {
+		s.State = Idle
+	}
+}
+
+// Stop stops pool's rebuild until Start (dmg pool rebuild stop): the ranks
+// stop scanning; the map stays as it is, shards still rebuilding.
+func (m *Manager) Stop(ctx context.Context, pool string, ranks []uint32) error {
+	m.mu.Lock()
+	m.stopped[pool] = true
+	s := m.status[pool]
+	if s == nil {
+		s = &Status{}
+		m.status[pool] = s
+	}
+	s.State = Stopped
 	m.mu.Unlock()
+	return m.sys.Stop(ctx, pool, ranks)
 }
 
 // Run follows the rebuilds every interval until ctx ends.
@@ -143,7 +169,11 @@ func (m *Manager) step(ctx context.Context, p Pool) {
 		m.status[p.UUID] = st
 	}
 	manual := m.manual[p.UUID] == p.Version
+	stopped := m.stopped[p.UUID]
 	m.mu.Unlock()
+	if stopped {
+		return
+	}
 	set := func(f func(s *Status)) {
 		m.mu.Lock()
 		f(st)

@@ -2429,6 +2429,61 @@ func (x *PoolTargetsReq) GetTargets() []uint32 {
 	return nil
 }
 
+// PoolRebuildReq stops a pool's rebuild (its ranks stop scanning; the map
+// stays as it is) or starts it again, also one self_heal holds back
+// (delay_rebuild): dmg pool rebuild stop|start.
+type PoolRebuildReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stop          bool                   `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolRebuildReq) Reset() {
+	*x = PoolRebuildReq{}
+	mi := &file_ctl_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolRebuildReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolRebuildReq) ProtoMessage() {}
+
+func (x *PoolRebuildReq) ProtoReflect() protoreflect.Message {
+	mi := &file_ctl_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolRebuildReq.ProtoReflect.Descriptor instead.
+func (*PoolRebuildReq) Descriptor() ([]byte, []int) {
+	return file_ctl_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PoolRebuildReq) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PoolRebuildReq) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
 // PoolExtendReq adds joined ranks to a pool (dmg pool extend).
 type PoolExtendReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2440,7 +2495,7 @@ type PoolExtendReq struct {
 
 func (x *PoolExtendReq) Reset() {
 	*x = PoolExtendReq{}
-	mi := &file_ctl_proto_msgTypes[35]
+	mi := &file_ctl_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2507,7 @@ func (x *PoolExtendReq) String() string {
 func (*PoolExtendReq) ProtoMessage() {}
 
 func (x *PoolExtendReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[35]
+	mi := &file_ctl_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2520,7 @@ func (x *PoolExtendReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolExtendReq.ProtoReflect.Descriptor instead.
 func (*PoolExtendReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{35}
+	return file_ctl_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PoolExtendReq) GetId() string {
@@ -2494,7 +2549,7 @@ type SystemExcludeReq struct {
 
 func (x *SystemExcludeReq) Reset() {
 	*x = SystemExcludeReq{}
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2561,7 @@ func (x *SystemExcludeReq) String() string {
 func (*SystemExcludeReq) ProtoMessage() {}
 
 func (x *SystemExcludeReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[36]
+	mi := &file_ctl_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2574,7 @@ func (x *SystemExcludeReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SystemExcludeReq.ProtoReflect.Descriptor instead.
 func (*SystemExcludeReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{36}
+	return file_ctl_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SystemExcludeReq) GetRanks() []uint32 {
@@ -2551,7 +2606,7 @@ type Cont struct {
 
 func (x *Cont) Reset() {
 	*x = Cont{}
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2618,7 @@ func (x *Cont) String() string {
 func (*Cont) ProtoMessage() {}
 
 func (x *Cont) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[37]
+	mi := &file_ctl_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2631,7 @@ func (x *Cont) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cont.ProtoReflect.Descriptor instead.
 func (*Cont) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{37}
+	return file_ctl_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Cont) GetUuid() string {
@@ -2643,7 +2698,7 @@ type ContCreateReq struct {
 
 func (x *ContCreateReq) Reset() {
 	*x = ContCreateReq{}
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2710,7 @@ func (x *ContCreateReq) String() string {
 func (*ContCreateReq) ProtoMessage() {}
 
 func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[38]
+	mi := &file_ctl_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2723,7 @@ func (x *ContCreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContCreateReq.ProtoReflect.Descriptor instead.
 func (*ContCreateReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{38}
+	return file_ctl_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ContCreateReq) GetPool() string {
@@ -2735,7 +2790,7 @@ type ContReq struct {
 
 func (x *ContReq) Reset() {
 	*x = ContReq{}
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2802,7 @@ func (x *ContReq) String() string {
 func (*ContReq) ProtoMessage() {}
 
 func (x *ContReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[39]
+	mi := &file_ctl_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2815,7 @@ func (x *ContReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContReq.ProtoReflect.Descriptor instead.
 func (*ContReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{39}
+	return file_ctl_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ContReq) GetPool() string {
@@ -2819,7 +2874,7 @@ type ContResp struct {
 
 func (x *ContResp) Reset() {
 	*x = ContResp{}
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2886,7 @@ func (x *ContResp) String() string {
 func (*ContResp) ProtoMessage() {}
 
 func (x *ContResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[40]
+	mi := &file_ctl_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2899,7 @@ func (x *ContResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContResp.ProtoReflect.Descriptor instead.
 func (*ContResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{40}
+	return file_ctl_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ContResp) GetError() *Error {
@@ -2903,7 +2958,7 @@ type ContOIDsReq struct {
 
 func (x *ContOIDsReq) Reset() {
 	*x = ContOIDsReq{}
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +2970,7 @@ func (x *ContOIDsReq) String() string {
 func (*ContOIDsReq) ProtoMessage() {}
 
 func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[41]
+	mi := &file_ctl_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +2983,7 @@ func (x *ContOIDsReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContOIDsReq.ProtoReflect.Descriptor instead.
 func (*ContOIDsReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{41}
+	return file_ctl_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ContOIDsReq) GetPool() string {
@@ -2970,7 +3025,7 @@ type ContOIDsResp struct {
 
 func (x *ContOIDsResp) Reset() {
 	*x = ContOIDsResp{}
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3037,7 @@ func (x *ContOIDsResp) String() string {
 func (*ContOIDsResp) ProtoMessage() {}
 
 func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[42]
+	mi := &file_ctl_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3050,7 @@ func (x *ContOIDsResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContOIDsResp.ProtoReflect.Descriptor instead.
 func (*ContOIDsResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{42}
+	return file_ctl_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ContOIDsResp) GetError() *Error {
@@ -3033,7 +3088,7 @@ type ContACLReq struct {
 
 func (x *ContACLReq) Reset() {
 	*x = ContACLReq{}
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3045,7 +3100,7 @@ func (x *ContACLReq) String() string {
 func (*ContACLReq) ProtoMessage() {}
 
 func (x *ContACLReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[43]
+	mi := &file_ctl_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3058,7 +3113,7 @@ func (x *ContACLReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContACLReq.ProtoReflect.Descriptor instead.
 func (*ContACLReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{43}
+	return file_ctl_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ContACLReq) GetPool() string {
@@ -3103,7 +3158,7 @@ type ContPropReq struct {
 
 func (x *ContPropReq) Reset() {
 	*x = ContPropReq{}
-	mi := &file_ctl_proto_msgTypes[44]
+	mi := &file_ctl_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3170,7 @@ func (x *ContPropReq) String() string {
 func (*ContPropReq) ProtoMessage() {}
 
 func (x *ContPropReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[44]
+	mi := &file_ctl_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3183,7 @@ func (x *ContPropReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContPropReq.ProtoReflect.Descriptor instead.
 func (*ContPropReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{44}
+	return file_ctl_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ContPropReq) GetPool() string {
@@ -3177,7 +3232,7 @@ type ContAttrReq struct {
 
 func (x *ContAttrReq) Reset() {
 	*x = ContAttrReq{}
-	mi := &file_ctl_proto_msgTypes[45]
+	mi := &file_ctl_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3244,7 @@ func (x *ContAttrReq) String() string {
 func (*ContAttrReq) ProtoMessage() {}
 
 func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[45]
+	mi := &file_ctl_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3257,7 @@ func (x *ContAttrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContAttrReq.ProtoReflect.Descriptor instead.
 func (*ContAttrReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{45}
+	return file_ctl_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ContAttrReq) GetPool() string {
@@ -3265,7 +3320,7 @@ type ContAttrResp struct {
 
 func (x *ContAttrResp) Reset() {
 	*x = ContAttrResp{}
-	mi := &file_ctl_proto_msgTypes[46]
+	mi := &file_ctl_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3332,7 @@ func (x *ContAttrResp) String() string {
 func (*ContAttrResp) ProtoMessage() {}
 
 func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[46]
+	mi := &file_ctl_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3345,7 @@ func (x *ContAttrResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContAttrResp.ProtoReflect.Descriptor instead.
 func (*ContAttrResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{46}
+	return file_ctl_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ContAttrResp) GetError() *Error {
@@ -3327,7 +3382,7 @@ type ContSetOwnerReq struct {
 
 func (x *ContSetOwnerReq) Reset() {
 	*x = ContSetOwnerReq{}
-	mi := &file_ctl_proto_msgTypes[47]
+	mi := &file_ctl_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3339,7 +3394,7 @@ func (x *ContSetOwnerReq) String() string {
 func (*ContSetOwnerReq) ProtoMessage() {}
 
 func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[47]
+	mi := &file_ctl_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3352,7 +3407,7 @@ func (x *ContSetOwnerReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSetOwnerReq.ProtoReflect.Descriptor instead.
 func (*ContSetOwnerReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{47}
+	return file_ctl_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ContSetOwnerReq) GetPool() string {
@@ -3394,7 +3449,7 @@ type AttachInfoReq struct {
 
 func (x *AttachInfoReq) Reset() {
 	*x = AttachInfoReq{}
-	mi := &file_ctl_proto_msgTypes[48]
+	mi := &file_ctl_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3406,7 +3461,7 @@ func (x *AttachInfoReq) String() string {
 func (*AttachInfoReq) ProtoMessage() {}
 
 func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[48]
+	mi := &file_ctl_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3419,7 +3474,7 @@ func (x *AttachInfoReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoReq.ProtoReflect.Descriptor instead.
 func (*AttachInfoReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{48}
+	return file_ctl_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AttachInfoReq) GetPools() []string {
@@ -3444,7 +3499,7 @@ type PoolMap struct {
 
 func (x *PoolMap) Reset() {
 	*x = PoolMap{}
-	mi := &file_ctl_proto_msgTypes[49]
+	mi := &file_ctl_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3511,7 @@ func (x *PoolMap) String() string {
 func (*PoolMap) ProtoMessage() {}
 
 func (x *PoolMap) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[49]
+	mi := &file_ctl_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3524,7 @@ func (x *PoolMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolMap.ProtoReflect.Descriptor instead.
 func (*PoolMap) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{49}
+	return file_ctl_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PoolMap) GetUuid() string {
@@ -3522,7 +3577,7 @@ type AttachInfoResp struct {
 
 func (x *AttachInfoResp) Reset() {
 	*x = AttachInfoResp{}
-	mi := &file_ctl_proto_msgTypes[50]
+	mi := &file_ctl_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +3589,7 @@ func (x *AttachInfoResp) String() string {
 func (*AttachInfoResp) ProtoMessage() {}
 
 func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[50]
+	mi := &file_ctl_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +3602,7 @@ func (x *AttachInfoResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInfoResp.ProtoReflect.Descriptor instead.
 func (*AttachInfoResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{50}
+	return file_ctl_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AttachInfoResp) GetError() *Error {
@@ -3616,7 +3671,7 @@ type ContSnapReq struct {
 
 func (x *ContSnapReq) Reset() {
 	*x = ContSnapReq{}
-	mi := &file_ctl_proto_msgTypes[51]
+	mi := &file_ctl_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +3683,7 @@ func (x *ContSnapReq) String() string {
 func (*ContSnapReq) ProtoMessage() {}
 
 func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[51]
+	mi := &file_ctl_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +3696,7 @@ func (x *ContSnapReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSnapReq.ProtoReflect.Descriptor instead.
 func (*ContSnapReq) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{51}
+	return file_ctl_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ContSnapReq) GetPool() string {
@@ -3697,7 +3752,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_ctl_proto_msgTypes[52]
+	mi := &file_ctl_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3709,7 +3764,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[52]
+	mi := &file_ctl_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3722,7 +3777,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{52}
+	return file_ctl_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Snapshot) GetEpoch() uint64 {
@@ -3757,7 +3812,7 @@ type ContSnapResp struct {
 
 func (x *ContSnapResp) Reset() {
 	*x = ContSnapResp{}
-	mi := &file_ctl_proto_msgTypes[53]
+	mi := &file_ctl_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +3824,7 @@ func (x *ContSnapResp) String() string {
 func (*ContSnapResp) ProtoMessage() {}
 
 func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
-	mi := &file_ctl_proto_msgTypes[53]
+	mi := &file_ctl_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +3837,7 @@ func (x *ContSnapResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContSnapResp.ProtoReflect.Descriptor instead.
 func (*ContSnapResp) Descriptor() ([]byte, []int) {
-	return file_ctl_proto_rawDescGZIP(), []int{53}
+	return file_ctl_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ContSnapResp) GetError() *Error {
@@ -4013,7 +4068,10 @@ const file_ctl_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x12\n" +
 	"\x04rank\x18\x03 \x01(\rR\x04rank\x12\x18\n" +
-	"\atargets\x18\x04 \x03(\rR\atargets\"5\n" +
+	"\atargets\x18\x04 \x03(\rR\atargets\"4\n" +
+	"\x0ePoolRebuildReq\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\"5\n" +
 	"\rPoolExtendReq\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05ranks\x18\x02 \x03(\rR\x05ranks\">\n" +
@@ -4141,7 +4199,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\vACCESS_NONE\x10\x00\x12\x06\n" +
 	"\x02RO\x10\x01\x12\x06\n" +
 	"\x02RW\x10\x02\x12\x06\n" +
-	"\x02EX\x10\x042\xd9\x0f\n" +
+	"\x02EX\x10\x042\x9a\x10\n" +
 	"\x03Ctl\x121\n" +
 	"\x04Join\x12\x13.godaos.ctl.JoinReq\x1a\x14.godaos.ctl.JoinResp\x12F\n" +
 	"\vSystemQuery\x12\x1a.godaos.ctl.SystemQueryReq\x1a\x1b.godaos.ctl.SystemQueryResp\x12F\n" +
@@ -4177,7 +4235,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\fPoolMapQuery\x12\x13.godaos.ctl.PoolReq\x1a\x17.godaos.ctl.PoolMapResp\x12?\n" +
 	"\vPoolTargets\x12\x1a.godaos.ctl.PoolTargetsReq\x1a\x14.godaos.ctl.PoolResp\x12=\n" +
 	"\n" +
-	"PoolExtend\x12\x19.godaos.ctl.PoolExtendReq\x1a\x14.godaos.ctl.PoolResp\x12J\n" +
+	"PoolExtend\x12\x19.godaos.ctl.PoolExtendReq\x1a\x14.godaos.ctl.PoolResp\x12?\n" +
+	"\vPoolRebuild\x12\x1a.godaos.ctl.PoolRebuildReq\x1a\x14.godaos.ctl.PoolResp\x12J\n" +
 	"\rSystemExclude\x12\x1c.godaos.ctl.SystemExcludeReq\x1a\x1b.godaos.ctl.SystemRanksRespB/Z-github.com/godaos/godaos/internal/proto/ctlpbb\x06proto3"
 
 var (
@@ -4193,7 +4252,7 @@ func file_ctl_proto_rawDescGZIP() []byte {
 }
 
 var file_ctl_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_ctl_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_ctl_proto_goTypes = []any{
 	(AccessFlags)(0),          // 0: godaos.ctl.AccessFlags
 	(PoolACLReq_Mode)(0),      // 1: godaos.ctl.PoolACLReq.Mode
@@ -4232,36 +4291,37 @@ var file_ctl_proto_goTypes = []any{
 	(*PoolConnectResp)(nil),   // 34: godaos.ctl.PoolConnectResp
 	(*PoolMapResp)(nil),       // 35: godaos.ctl.PoolMapResp
 	(*PoolTargetsReq)(nil),    // 36: godaos.ctl.PoolTargetsReq
-	(*PoolExtendReq)(nil),     // 37: godaos.ctl.PoolExtendReq
-	(*SystemExcludeReq)(nil),  // 38: godaos.ctl.SystemExcludeReq
-	(*Cont)(nil),              // 39: godaos.ctl.Cont
-	(*ContCreateReq)(nil),     // 40: godaos.ctl.ContCreateReq
-	(*ContReq)(nil),           // 41: godaos.ctl.ContReq
-	(*ContResp)(nil),          // 42: godaos.ctl.ContResp
-	(*ContOIDsReq)(nil),       // 43: godaos.ctl.ContOIDsReq
-	(*ContOIDsResp)(nil),      // 44: godaos.ctl.ContOIDsResp
-	(*ContACLReq)(nil),        // 45: godaos.ctl.ContACLReq
-	(*ContPropReq)(nil),       // 46: godaos.ctl.ContPropReq
-	(*ContAttrReq)(nil),       // 47: godaos.ctl.ContAttrReq
-	(*ContAttrResp)(nil),      // 48: godaos.ctl.ContAttrResp
-	(*ContSetOwnerReq)(nil),   // 49: godaos.ctl.ContSetOwnerReq
-	(*AttachInfoReq)(nil),     // 50: godaos.ctl.AttachInfoReq
-	(*PoolMap)(nil),           // 51: godaos.ctl.PoolMap
-	(*AttachInfoResp)(nil),    // 52: godaos.ctl.AttachInfoResp
-	(*ContSnapReq)(nil),       // 53: godaos.ctl.ContSnapReq
-	(*Snapshot)(nil),          // 54: godaos.ctl.Snapshot
-	(*ContSnapResp)(nil),      // 55: godaos.ctl.ContSnapResp
-	nil,                       // 56: godaos.ctl.Pool.PropsEntry
-	nil,                       // 57: godaos.ctl.PoolCreateReq.PropsEntry
-	nil,                       // 58: godaos.ctl.PoolPropReq.SetEntry
-	nil,                       // 59: godaos.ctl.PoolPropResp.PropsEntry
-	nil,                       // 60: godaos.ctl.Cont.PropsEntry
-	nil,                       // 61: godaos.ctl.ContCreateReq.PropsEntry
-	nil,                       // 62: godaos.ctl.ContPropReq.SetEntry
-	nil,                       // 63: godaos.ctl.ContAttrReq.SetEntry
-	nil,                       // 64: godaos.ctl.ContAttrResp.ValuesEntry
-	(*authpb.Credential)(nil), // 65: godaos.auth.Credential
-	(*enginepb.PoolMap)(nil),  // 66: godaos.engine.PoolMap
+	(*PoolRebuildReq)(nil),    // 37: godaos.ctl.PoolRebuildReq
+	(*PoolExtendReq)(nil),     // 38: godaos.ctl.PoolExtendReq
+	(*SystemExcludeReq)(nil),  // 39: godaos.ctl.SystemExcludeReq
+	(*Cont)(nil),              // 40: godaos.ctl.Cont
+	(*ContCreateReq)(nil),     // 41: godaos.ctl.ContCreateReq
+	(*ContReq)(nil),           // 42: godaos.ctl.ContReq
+	(*ContResp)(nil),          // 43: godaos.ctl.ContResp
+	(*ContOIDsReq)(nil),       // 44: godaos.ctl.ContOIDsReq
+	(*ContOIDsResp)(nil),      // 45: godaos.ctl.ContOIDsResp
+	(*ContACLReq)(nil),        // 46: godaos.ctl.ContACLReq
+	(*ContPropReq)(nil),       // 47: godaos.ctl.ContPropReq
+	(*ContAttrReq)(nil),       // 48: godaos.ctl.ContAttrReq
+	(*ContAttrResp)(nil),      // 49: godaos.ctl.ContAttrResp
+	(*ContSetOwnerReq)(nil),   // 50: godaos.ctl.ContSetOwnerReq
+	(*AttachInfoReq)(nil),     // 51: godaos.ctl.AttachInfoReq
+	(*PoolMap)(nil),           // 52: godaos.ctl.PoolMap
+	(*AttachInfoResp)(nil),    // 53: godaos.ctl.AttachInfoResp
+	(*ContSnapReq)(nil),       // 54: godaos.ctl.ContSnapReq
+	(*Snapshot)(nil),          // 55: godaos.ctl.Snapshot
+	(*ContSnapResp)(nil),      // 56: godaos.ctl.ContSnapResp
+	nil,                       // 57: godaos.ctl.Pool.PropsEntry
+	nil,                       // 58: godaos.ctl.PoolCreateReq.PropsEntry
+	nil,                       // 59: godaos.ctl.PoolPropReq.SetEntry
+	nil,                       // 60: godaos.ctl.PoolPropResp.PropsEntry
+	nil,                       // 61: godaos.ctl.Cont.PropsEntry
+	nil,                       // 62: godaos.ctl.ContCreateReq.PropsEntry
+	nil,                       // 63: godaos.ctl.ContPropReq.SetEntry
+	nil,                       // 64: godaos.ctl.ContAttrReq.SetEntry
+	nil,                       // 65: godaos.ctl.ContAttrResp.ValuesEntry
+	(*authpb.Credential)(nil), // 66: godaos.auth.Credential
+	(*enginepb.PoolMap)(nil),  // 67: godaos.engine.PoolMap
 }
 var file_ctl_proto_depIdxs = []int32{
 	3,  // 0: godaos.ctl.JoinReq.member:type_name -> godaos.ctl.Member
@@ -4272,19 +4332,19 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 5: godaos.ctl.LeaderQueryResp.error:type_name -> godaos.ctl.Error
 	2,  // 6: godaos.ctl.ServerQueryResp.error:type_name -> godaos.ctl.Error
 	12, // 7: godaos.ctl.ServerQueryResp.storage:type_name -> godaos.ctl.EngineStorage
-	56, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
+	57, // 8: godaos.ctl.Pool.props:type_name -> godaos.ctl.Pool.PropsEntry
 	14, // 9: godaos.ctl.Pool.rebuild:type_name -> godaos.ctl.RebuildStatus
-	57, // 10: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
+	58, // 10: godaos.ctl.PoolCreateReq.props:type_name -> godaos.ctl.PoolCreateReq.PropsEntry
 	2,  // 11: godaos.ctl.PoolCreateResp.error:type_name -> godaos.ctl.Error
 	13, // 12: godaos.ctl.PoolCreateResp.pool:type_name -> godaos.ctl.Pool
-	65, // 13: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
+	66, // 13: godaos.ctl.PoolReq.cred:type_name -> godaos.auth.Credential
 	2,  // 14: godaos.ctl.PoolResp.error:type_name -> godaos.ctl.Error
 	13, // 15: godaos.ctl.PoolResp.pool:type_name -> godaos.ctl.Pool
 	1,  // 16: godaos.ctl.PoolACLReq.mode:type_name -> godaos.ctl.PoolACLReq.Mode
 	2,  // 17: godaos.ctl.PoolACLResp.error:type_name -> godaos.ctl.Error
-	58, // 18: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
+	59, // 18: godaos.ctl.PoolPropReq.set:type_name -> godaos.ctl.PoolPropReq.SetEntry
 	2,  // 19: godaos.ctl.PoolPropResp.error:type_name -> godaos.ctl.Error
-	59, // 20: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
+	60, // 20: godaos.ctl.PoolPropResp.props:type_name -> godaos.ctl.PoolPropResp.PropsEntry
 	2,  // 21: godaos.ctl.PoolListResp.error:type_name -> godaos.ctl.Error
 	13, // 22: godaos.ctl.PoolListResp.pools:type_name -> godaos.ctl.Pool
 	2,  // 23: godaos.ctl.RankResult.error:type_name -> godaos.ctl.Error
@@ -4293,36 +4353,36 @@ var file_ctl_proto_depIdxs = []int32{
 	2,  // 26: godaos.ctl.EngineResp.error:type_name -> godaos.ctl.Error
 	2,  // 27: godaos.ctl.StorageFormatResp.error:type_name -> godaos.ctl.Error
 	12, // 28: godaos.ctl.StorageFormatResp.storage:type_name -> godaos.ctl.EngineStorage
-	65, // 29: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
+	66, // 29: godaos.ctl.PoolConnectReq.cred:type_name -> godaos.auth.Credential
 	2,  // 30: godaos.ctl.PoolConnectResp.error:type_name -> godaos.ctl.Error
 	13, // 31: godaos.ctl.PoolConnectResp.pool:type_name -> godaos.ctl.Pool
 	3,  // 32: godaos.ctl.PoolConnectResp.members:type_name -> godaos.ctl.Member
-	66, // 33: godaos.ctl.PoolConnectResp.pool_map:type_name -> godaos.engine.PoolMap
+	67, // 33: godaos.ctl.PoolConnectResp.pool_map:type_name -> godaos.engine.PoolMap
 	2,  // 34: godaos.ctl.PoolMapResp.error:type_name -> godaos.ctl.Error
-	66, // 35: godaos.ctl.PoolMapResp.pool_map:type_name -> godaos.engine.PoolMap
-	60, // 36: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
-	65, // 37: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
-	61, // 38: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
-	65, // 39: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
+	67, // 35: godaos.ctl.PoolMapResp.pool_map:type_name -> godaos.engine.PoolMap
+	61, // 36: godaos.ctl.Cont.props:type_name -> godaos.ctl.Cont.PropsEntry
+	66, // 37: godaos.ctl.ContCreateReq.cred:type_name -> godaos.auth.Credential
+	62, // 38: godaos.ctl.ContCreateReq.props:type_name -> godaos.ctl.ContCreateReq.PropsEntry
+	66, // 39: godaos.ctl.ContReq.cred:type_name -> godaos.auth.Credential
 	2,  // 40: godaos.ctl.ContResp.error:type_name -> godaos.ctl.Error
-	39, // 41: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
-	39, // 42: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
-	65, // 43: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
+	40, // 41: godaos.ctl.ContResp.cont:type_name -> godaos.ctl.Cont
+	40, // 42: godaos.ctl.ContResp.conts:type_name -> godaos.ctl.Cont
+	66, // 43: godaos.ctl.ContOIDsReq.cred:type_name -> godaos.auth.Credential
 	2,  // 44: godaos.ctl.ContOIDsResp.error:type_name -> godaos.ctl.Error
-	65, // 45: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
+	66, // 45: godaos.ctl.ContACLReq.cred:type_name -> godaos.auth.Credential
 	19, // 46: godaos.ctl.ContACLReq.acl:type_name -> godaos.ctl.PoolACLReq
-	65, // 47: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
-	62, // 48: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
-	65, // 49: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
-	63, // 50: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
+	66, // 47: godaos.ctl.ContPropReq.cred:type_name -> godaos.auth.Credential
+	63, // 48: godaos.ctl.ContPropReq.set:type_name -> godaos.ctl.ContPropReq.SetEntry
+	66, // 49: godaos.ctl.ContAttrReq.cred:type_name -> godaos.auth.Credential
+	64, // 50: godaos.ctl.ContAttrReq.set:type_name -> godaos.ctl.ContAttrReq.SetEntry
 	2,  // 51: godaos.ctl.ContAttrResp.error:type_name -> godaos.ctl.Error
-	64, // 52: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
+	65, // 52: godaos.ctl.ContAttrResp.values:type_name -> godaos.ctl.ContAttrResp.ValuesEntry
 	2,  // 53: godaos.ctl.AttachInfoResp.error:type_name -> godaos.ctl.Error
 	3,  // 54: godaos.ctl.AttachInfoResp.members:type_name -> godaos.ctl.Member
-	51, // 55: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
-	65, // 56: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
+	52, // 55: godaos.ctl.AttachInfoResp.pools:type_name -> godaos.ctl.PoolMap
+	66, // 56: godaos.ctl.ContSnapReq.cred:type_name -> godaos.auth.Credential
 	2,  // 57: godaos.ctl.ContSnapResp.error:type_name -> godaos.ctl.Error
-	54, // 58: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
+	55, // 58: godaos.ctl.ContSnapResp.snaps:type_name -> godaos.ctl.Snapshot
 	4,  // 59: godaos.ctl.Ctl.Join:input_type -> godaos.ctl.JoinReq
 	6,  // 60: godaos.ctl.Ctl.SystemQuery:input_type -> godaos.ctl.SystemQueryReq
 	8,  // 61: godaos.ctl.Ctl.LeaderQuery:input_type -> godaos.ctl.LeaderQueryReq
@@ -4339,54 +4399,56 @@ var file_ctl_proto_depIdxs = []int32{
 	29, // 72: godaos.ctl.Ctl.EngineStart:input_type -> godaos.ctl.EngineReq
 	31, // 73: godaos.ctl.Ctl.StorageFormat:input_type -> godaos.ctl.StorageFormatReq
 	33, // 74: godaos.ctl.Ctl.PoolConnect:input_type -> godaos.ctl.PoolConnectReq
-	40, // 75: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
-	41, // 76: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
-	41, // 77: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
-	41, // 78: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
-	49, // 79: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
-	43, // 80: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
-	45, // 81: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
-	46, // 82: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
-	47, // 83: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
-	53, // 84: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
-	50, // 85: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
+	41, // 75: godaos.ctl.Ctl.ContCreate:input_type -> godaos.ctl.ContCreateReq
+	42, // 76: godaos.ctl.Ctl.ContOpen:input_type -> godaos.ctl.ContReq
+	42, // 77: godaos.ctl.Ctl.ContDestroy:input_type -> godaos.ctl.ContReq
+	42, // 78: godaos.ctl.Ctl.ContList:input_type -> godaos.ctl.ContReq
+	50, // 79: godaos.ctl.Ctl.ContSetOwner:input_type -> godaos.ctl.ContSetOwnerReq
+	44, // 80: godaos.ctl.Ctl.ContAllocOIDs:input_type -> godaos.ctl.ContOIDsReq
+	46, // 81: godaos.ctl.Ctl.ContACL:input_type -> godaos.ctl.ContACLReq
+	47, // 82: godaos.ctl.Ctl.ContProp:input_type -> godaos.ctl.ContPropReq
+	48, // 83: godaos.ctl.Ctl.ContAttr:input_type -> godaos.ctl.ContAttrReq
+	54, // 84: godaos.ctl.Ctl.ContSnap:input_type -> godaos.ctl.ContSnapReq
+	51, // 85: godaos.ctl.Ctl.GetAttachInfo:input_type -> godaos.ctl.AttachInfoReq
 	17, // 86: godaos.ctl.Ctl.PoolMapQuery:input_type -> godaos.ctl.PoolReq
 	36, // 87: godaos.ctl.Ctl.PoolTargets:input_type -> godaos.ctl.PoolTargetsReq
-	37, // 88: godaos.ctl.Ctl.PoolExtend:input_type -> godaos.ctl.PoolExtendReq
-	38, // 89: godaos.ctl.Ctl.SystemExclude:input_type -> godaos.ctl.SystemExcludeReq
-	5,  // 90: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
-	7,  // 91: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
-	9,  // 92: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
-	11, // 93: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
-	16, // 94: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
-	18, // 95: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
-	18, // 96: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
-	24, // 97: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
-	20, // 98: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
-	22, // 99: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
-	28, // 100: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
-	28, // 101: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
-	30, // 102: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
-	30, // 103: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
-	32, // 104: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
-	34, // 105: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
-	42, // 106: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
-	42, // 107: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
-	42, // 108: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
-	42, // 109: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
-	42, // 110: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
-	44, // 111: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
-	20, // 112: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
-	22, // 113: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
-	48, // 114: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
-	55, // 115: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
-	52, // 116: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
-	35, // 117: godaos.ctl.Ctl.PoolMapQuery:output_type -> godaos.ctl.PoolMapResp
-	18, // 118: godaos.ctl.Ctl.PoolTargets:output_type -> godaos.ctl.PoolResp
-	18, // 119: godaos.ctl.Ctl.PoolExtend:output_type -> godaos.ctl.PoolResp
-	28, // 120: godaos.ctl.Ctl.SystemExclude:output_type -> godaos.ctl.SystemRanksResp
-	90, // [90:121] is the sub-list for method output_type
-	59, // [59:90] is the sub-list for method input_type
+	38, // 88: godaos.ctl.Ctl.PoolExtend:input_type -> godaos.ctl.PoolExtendReq
+	37, // 89: godaos.ctl.Ctl.PoolRebuild:input_type -> godaos.ctl.PoolRebuildReq
+	39, // 90: godaos.ctl.Ctl.SystemExclude:input_type -> godaos.ctl.SystemExcludeReq
+	5,  // 91: godaos.ctl.Ctl.Join:output_type -> godaos.ctl.JoinResp
+	7,  // 92: godaos.ctl.Ctl.SystemQuery:output_type -> godaos.ctl.SystemQueryResp
+	9,  // 93: godaos.ctl.Ctl.LeaderQuery:output_type -> godaos.ctl.LeaderQueryResp
+	11, // 94: godaos.ctl.Ctl.ServerQuery:output_type -> godaos.ctl.ServerQueryResp
+	16, // 95: godaos.ctl.Ctl.PoolCreate:output_type -> godaos.ctl.PoolCreateResp
+	18, // 96: godaos.ctl.Ctl.PoolDestroy:output_type -> godaos.ctl.PoolResp
+	18, // 97: godaos.ctl.Ctl.PoolQuery:output_type -> godaos.ctl.PoolResp
+	24, // 98: godaos.ctl.Ctl.PoolList:output_type -> godaos.ctl.PoolListResp
+	20, // 99: godaos.ctl.Ctl.PoolACL:output_type -> godaos.ctl.PoolACLResp
+	22, // 100: godaos.ctl.Ctl.PoolProp:output_type -> godaos.ctl.PoolPropResp
+	28, // 101: godaos.ctl.Ctl.SystemStop:output_type -> godaos.ctl.SystemRanksResp
+	28, // 102: godaos.ctl.Ctl.SystemStart:output_type -> godaos.ctl.SystemRanksResp
+	30, // 103: godaos.ctl.Ctl.EngineStop:output_type -> godaos.ctl.EngineResp
+	30, // 104: godaos.ctl.Ctl.EngineStart:output_type -> godaos.ctl.EngineResp
+	32, // 105: godaos.ctl.Ctl.StorageFormat:output_type -> godaos.ctl.StorageFormatResp
+	34, // 106: godaos.ctl.Ctl.PoolConnect:output_type -> godaos.ctl.PoolConnectResp
+	43, // 107: godaos.ctl.Ctl.ContCreate:output_type -> godaos.ctl.ContResp
+	43, // 108: godaos.ctl.Ctl.ContOpen:output_type -> godaos.ctl.ContResp
+	43, // 109: godaos.ctl.Ctl.ContDestroy:output_type -> godaos.ctl.ContResp
+	43, // 110: godaos.ctl.Ctl.ContList:output_type -> godaos.ctl.ContResp
+	43, // 111: godaos.ctl.Ctl.ContSetOwner:output_type -> godaos.ctl.ContResp
+	45, // 112: godaos.ctl.Ctl.ContAllocOIDs:output_type -> godaos.ctl.ContOIDsResp
+	20, // 113: godaos.ctl.Ctl.ContACL:output_type -> godaos.ctl.PoolACLResp
+	22, // 114: godaos.ctl.Ctl.ContProp:output_type -> godaos.ctl.PoolPropResp
+	49, // 115: godaos.ctl.Ctl.ContAttr:output_type -> godaos.ctl.ContAttrResp
+	56, // 116: godaos.ctl.Ctl.ContSnap:output_type -> godaos.ctl.ContSnapResp
+	53, // 117: godaos.ctl.Ctl.GetAttachInfo:output_type -> godaos.ctl.AttachInfoResp
+	35, // 118: godaos.ctl.Ctl.PoolMapQuery:output_type -> godaos.ctl.PoolMapResp
+	18, // 119: godaos.ctl.Ctl.PoolTargets:output_type -> godaos.ctl.PoolResp
+	18, // 120: godaos.ctl.Ctl.PoolExtend:output_type -> godaos.ctl.PoolResp
+	18, // 121: godaos.ctl.Ctl.PoolRebuild:output_type -> godaos.ctl.PoolResp
+	28, // 122: godaos.ctl.Ctl.SystemExclude:output_type -> godaos.ctl.SystemRanksResp
+	91, // [91:123] is the sub-list for method output_type
+	59, // [59:91] is the sub-list for method input_type
 	59, // [59:59] is the sub-list for extension type_name
 	59, // [59:59] is the sub-list for extension extendee
 	0,  // [0:59] is the sub-list for field type_name
@@ -4403,7 +4465,7 @@ func file_ctl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ctl_proto_rawDesc), len(file_ctl_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   63,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -53,6 +53,7 @@ const (
 	Ctl_PoolMapQuery_FullMethodName  = "/godaos.ctl.Ctl/PoolMapQuery"
 	Ctl_PoolTargets_FullMethodName   = "/godaos.ctl.Ctl/PoolTargets"
 	Ctl_PoolExtend_FullMethodName    = "/godaos.ctl.Ctl/PoolExtend"
+	Ctl_PoolRebuild_FullMethodName   = "/godaos.ctl.Ctl/PoolRebuild"
 	Ctl_SystemExclude_FullMethodName = "/godaos.ctl.Ctl/SystemExclude"
 )
 
@@ -90,6 +91,7 @@ type CtlClient interface {
 	PoolMapQuery(ctx context.Context, in *PoolReq, opts ...grpc.CallOption) (*PoolMapResp, error)
 	PoolTargets(ctx context.Context, in *PoolTargetsReq, opts ...grpc.CallOption) (*PoolResp, error)
 	PoolExtend(ctx context.Context, in *PoolExtendReq, opts ...grpc.CallOption) (*PoolResp, error)
+	PoolRebuild(ctx context.Context, in *PoolRebuildReq, opts ...grpc.CallOption) (*PoolResp, error)
 	SystemExclude(ctx context.Context, in *SystemExcludeReq, opts ...grpc.CallOption) (*SystemRanksResp, error)
 }
 
@@ -401,6 +403,16 @@ func (c *ctlClient) PoolExtend(ctx context.Context, in *PoolExtendReq, opts ...g
 	return out, nil
 }
 
+func (c *ctlClient) PoolRebuild(ctx context.Context, in *PoolRebuildReq, opts ...grpc.CallOption) (*PoolResp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolResp)
+	err := c.cc.Invoke(ctx, Ctl_PoolRebuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ctlClient) SystemExclude(ctx context.Context, in *SystemExcludeReq, opts ...grpc.CallOption) (*SystemRanksResp, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SystemRanksResp)
@@ -445,6 +457,7 @@ type CtlServer interface {
 	PoolMapQuery(context.Context, *PoolReq) (*PoolMapResp, error)
 	PoolTargets(context.Context, *PoolTargetsReq) (*PoolResp, error)
 	PoolExtend(context.Context, *PoolExtendReq) (*PoolResp, error)
+	PoolRebuild(context.Context, *PoolRebuildReq) (*PoolResp, error)
 	SystemExclude(context.Context, *SystemExcludeReq) (*SystemRanksResp, error)
 	mustEmbedUnimplementedCtlServer()
 }
@@ -545,6 +558,9 @@ func (UnimplementedCtlServer) PoolTargets(context.Context, *PoolTargetsReq) (*Po
 }
 func (UnimplementedCtlServer) PoolExtend(context.Context, *PoolExtendReq) (*PoolResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method PoolExtend not implemented")
+}
+func (UnimplementedCtlServer) PoolRebuild(context.Context, *PoolRebuildReq) (*PoolResp, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolRebuild not implemented")
 }
 func (UnimplementedCtlServer) SystemExclude(context.Context, *SystemExcludeReq) (*SystemRanksResp, error) {
 	return nil, status.Error(codes.Unimplemented, "method SystemExclude not implemented")
@@ -1110,6 +1126,24 @@ func _Ctl_PoolExtend_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ctl_PoolRebuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolRebuildReq)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CtlServer).PoolRebuild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ctl_PoolRebuild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CtlServer).PoolRebuild(ctx, req.(*PoolRebuildReq))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Ctl_SystemExclude_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SystemExcludeReq)
 	if err := dec(in); err != nil {
@@ -1254,6 +1288,10 @@ var Ctl_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PoolExtend",
 			Handler:    _Ctl_PoolExtend_Handler,
+		},
+		{
+			MethodName: "PoolRebuild",
+			Handler:    _Ctl_PoolRebuild_Handler,
 		},
 		{
 			MethodName: "SystemExclude",

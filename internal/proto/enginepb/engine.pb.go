@@ -2419,6 +2419,7 @@ type RebuildReq struct {
 	// moved away in a drain, extension or reintegration): left there, a later
 	// remap back onto the target would find them stale.
 	Reclaim       bool `protobuf:"varint,3,opt,name=reclaim,proto3" json:"reclaim,omitempty"`
+	Stop          bool `protobuf:"varint,4,opt,name=stop,proto3" json:"stop,omitempty"` // stop this rank's rebuild of the pool (dmg pool rebuild stop)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2470,6 +2471,13 @@ func (x *RebuildReq) GetVersion() uint32 {
 func (x *RebuildReq) GetReclaim() bool {
 	if x != nil {
 		return x.Reclaim
+	}
+	return false
+}
+
+func (x *RebuildReq) GetStop() bool {
+	if x != nil {
+		return x.Stop
 	}
 	return false
 }
@@ -2842,12 +2850,13 @@ const file_engine_proto_rawDesc = "" +
 	"\x06states\x18\x04 \x01(\fR\x06states\x12\x1f\n" +
 	"\vfabric_addr\x18\x05 \x01(\tR\n" +
 	"fabricAddr\x12\x12\n" +
-	"\x04fseq\x18\x06 \x03(\rR\x04fseq\"T\n" +
+	"\x04fseq\x18\x06 \x03(\rR\x04fseq\"h\n" +
 	"\n" +
 	"RebuildReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x18\n" +
-	"\areclaim\x18\x03 \x01(\bR\areclaim\"\x9a\x01\n" +
+	"\areclaim\x18\x03 \x01(\bR\areclaim\x12\x12\n" +
+	"\x04stop\x18\x04 \x01(\bR\x04stop\"\x9a\x01\n" +
 	"\n" +
 	"RebuildRep\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
