@@ -251,6 +251,10 @@ func (p *Pool) replaySegment(s uint64, last bool) error {
 			err = fmt.Errorf("sequence %d after %d", o.seq, p.seq)
 		}
 		if err == nil {
+			// A logged write passed its checks when made; one below the
+			// aggregated epoch was a rebuild copy (WriteBelowAggregated,
+			// which the log does not record): replay takes it as it was.
+			o.cond |= WriteBelowAggregated
 			err = p.check(o)
 		}
 		if err != nil {
