@@ -90,6 +90,55 @@ func (o *Obj) ecCheckOpen(l placement.Layout) error {
 	return nil
 }
 
+// ecAbsent marks the shards of a group that must not be used: a shard the
+// map placed on a target that holds another shard of the group (placement
+// remaps a failed shard onto a target of its own group when the object uses
+// every target); the remapped one of the two gives way. Two cell positions in one VOS object would mix
+// their index spaces, so the group does without that one (degraded) until
+// the map gives it a target of its own.
+func ecAbsent(grp []placement.Shard, pm *placement.PoolMap) []bool {
+	out := make([]bool, len(grp))
+	for i, s := range grp {
+		// a shard the map left on a target out of service (placement found
+		// no target for it)
+		if pm != nil {
+			if t, ok := pm.FindTarget(s.Rank, int(s.Target)); !ok || !t.State.Placed() {
+				out[i] = true
+				continue
+			}
+		}
+		for j, t := range grp[:i] {
+			if s.Rank != t.Rank || s.Target != t.Target || out[j] {
+				continue
+			}
+			// the remapped one of the two gives way (else the later)
+			if t.Remapped && !s.Remapped {
+				out[j] = true
+			} else {
+				out[i] = true
+			}
+		}
+	}
+	return out
+}
+
+// ecAbsent is ecAbsent with the client's current map.
+func (o *Obj) ecAbsent(grp []placement.Shard) []bool {
+	pm, _ := o.cont.Pool.poolMap()
+	return ecAbsent(grp, pm)
+}
+
+// ecCoord is the cell position that coordinates the group's writes: the
+// first parity shard in use (every write reaches it).
+func ecCoord(grp []placement.Shard, absent []bool, k int) int {
+	for pos := k; pos < len(grp); pos++ {
+		if !absent[pos] {
+			return pos
+		}
+	}
+	return k
+}
+
 // ecLost reports whether a request to a shard failed in a way that says the
 // shard is gone (so a read may do without it), not that the request was bad.
 func ecLost(err error) bool {
@@ -239,11 +288,14 @@ func (o *Obj) ecParts(dkey []byte, iods []IOD, bufs [][]byte) ([]*txPart, error)
 			return nil, daoserr.Newf(daoserr.Inval, "akey %q: IOD type %d", d.Akey, d.Type)
 		}
 	}
+	// every shard the update reaches records the cell size (ec.CellAkey)
+	cellVal := binary.LittleEndian.AppendUint64(nil, cell)
 	parts := make([]*txPart, k+p)
 	for pos, pcs := range per {
 		if len(pcs) == 0 {
 			continue
 		}
+		pcs = append(pcs, piece{&enginepb.IOD{Akey: []byte(ec.CellAkey), Type: uint32(Single), Size: 8}, [][]byte{cellVal}})
 		w := &enginepb.TxWrite{Oid: o.oid, Dkey: dkey}
 		pt := &txPart{writes: []*enginepb.TxWrite{w}}
 		for _, pc := range pcs {
@@ -334,7 +386,14 @@ func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*
 	c := o.cont
 	grp := l.Group(g)
 	k := o.OID.Class().DataCells()
-	coord := k // the first parity shard: every write of the group reaches it
+	absent := o.ecAbsent(grp)
+	parts = slices.Clone(parts)
+	for pos := range parts {
+		if absent[pos] {
+			parts[pos] = nil
+		}
+	}
+	coord := ecCoord(grp, absent, k) // the first parity shard: every write of the group reaches it
 	if parts[coord] == nil {
 		return 0, daoserr.Newf(daoserr.Misc, "EC write of object %s without a part for its first parity shard", o.OID)
 	}
@@ -443,8 +502,9 @@ func ecRetryable(err error) error {
 func (o *Obj) ecReader(l placement.Layout, g int) (dest, error) {
 	grp := l.Group(g)
 	k := o.OID.Class().DataCells()
+	absent := o.ecAbsent(grp)
 	for _, pos := range append(seq(k, len(grp)), seq(0, k)...) {
-		if !grp[pos].Rebuilding {
+		if !grp[pos].Rebuilding && !absent[pos] {
 			return dest{grp[pos], l.Version}, nil
 		}
 	}
@@ -490,8 +550,9 @@ func (o *Obj) ecFetch(ctx context.Context, epoch uint64, flags CondFlags, dkey [
 	err = o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
 		grp := l.Group(o.dkeyGroup(dkey))
 		var missing []int
+		absent := o.ecAbsent(grp)
 		for pos, s := range grp {
-			if s.Rebuilding {
+			if s.Rebuilding || absent[pos] {
 				missing = append(missing, pos)
 			}
 		}
@@ -908,8 +969,9 @@ func (tx *Tx) addEC(o *Obj, dkey []byte, iods []IOD, sgls [][]byte) error {
 		return err
 	}
 	grp := l.Group(o.dkeyGroup(dkey))
+	absent := o.ecAbsent(grp)
 	for pos, pt := range parts {
-		if pt == nil {
+		if pt == nil || absent[pos] {
 			continue
 		}
 		s := grp[pos]
@@ -923,4 +985,9 @@ func (tx *Tx) addEC(o *Obj, dkey []byte, iods []IOD, sgls [][]byte) error {
 		part.bulk = append(part.bulk, pt.bulk...)
 	}
 	return nil
+}
+
+// ecHideKeys drops the cell-size akey (ec.CellAkey) from an akey listing.
+func ecHideKeys(keys [][]byte) [][]byte {
+	return slices.DeleteFunc(keys, func(k []byte) bool { return string(k) == ec.CellAkey })
 }

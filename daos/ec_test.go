@@ -223,8 +223,17 @@ func degraded(o *Obj, missing ...int) fetcher {
 			return nil, err
 		}
 		grp := l.Group(o.dkeyGroup(dkey))
+		miss := slices.Clone(missing)
+		for pos, a := range o.ecAbsent(grp) {
+			if a && !slices.Contains(miss, pos) {
+				miss = append(miss, pos)
+			}
+		}
+		if len(miss) > o.OID.Class().ParityCells() {
+			return o.Fetch(ctx, dkey, iods, sgls) // more than the code survives: as the client reads it
+		}
 		epoch := max(ecClock.Now(), o.cont.Pool.seen.Load())
-		res, _, err := o.ecFetchOnce(ctx, l.Version, grp, missing, epoch, 0, dkey, iods, sgls)
+		res, _, err := o.ecFetchOnce(ctx, l.Version, grp, miss, epoch, 0, dkey, iods, sgls)
 		return res, err
 	}
 }
@@ -373,6 +382,19 @@ func TestECDegradedExclude(t *testing.T) {
 				models[i].randomWrite(t, rng, "z")
 			}
 			models[i].verify(t, o.Fetch, "after degraded writes")
+		}
+	}
+	// Rebuild: the lost shards are rebuilt; reads with nothing missing use
+	// them, and reads with positions forced missing use the rebuilt parity.
+	if _, err := sys.Admin.PoolProp(ctx, &ctlpb.PoolPropReq{Id: sys.Pool, Set: map[string]string{"self_heal": "exclude;rebuild"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRebuilt(t, sys, "DOWNOUT")
+	h.Pool.refreshMap(ctx, h.Pool.CurrentMapVersion())
+	for i, o := range objs {
+		k := o.OID.Class().DataCells()
+		for _, miss := range [][]int{nil, {0}, {1}, {k}, {0, 1}, {k, k + 1}, {0, k + 1}} {
+			models[i].verify(t, degraded(o, miss...), fmt.Sprintf("%s rebuilt, without positions %v", o.OID.Class(), miss))
 		}
 	}
 }

@@ -576,6 +576,9 @@ func (o *Obj) listAkeysAt(ctx context.Context, epoch uint64, dkey []byte, anchor
 		if err := o.readDkey(ctx, dkey, enginepb.OpObjList, req, &rep); err != nil {
 			return out, err
 		}
+		if o.isEC() {
+			rep.Keys = ecHideKeys(rep.Keys)
+		}
 		out = append(out, rep.Keys...)
 		if len(rep.Anchor) > 0 {
 			anchor.key = rep.Anchor

@@ -245,3 +245,9 @@ func (g Geometry) CheckRecxs(recxs []Recx) (total uint64, err error) {
 	}
 	return total, nil
 }
+
+// CellAkey is the akey under which every shard of an EC object's dkey keeps
+// the container's ec_cell_sz (a single value, 8 bytes little-endian), written
+// with each update: the servers rebuild a lost shard's cells without knowing
+// the container's properties. Clients leave it out of akey listings.
+const CellAkey = "\x00ec_cell_sz"

@@ -140,6 +140,9 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpRebuildStart:  e.rebuildStart,
 		enginepb.OpRebuildQuery:  e.rebuildQuery,
 		enginepb.OpMigrate:       e.migrate,
+		enginepb.OpECFetch:       e.ecFetch,
+		enginepb.OpECList:        e.ecList,
+		enginepb.OpECListRecx:    e.ecListRecx,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {

@@ -339,8 +339,11 @@ func (e *Engine) rebuildTarget(ctx context.Context, r *poolRebuild, pm *PoolMap,
 // of to their rebuilding shards.
 func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap, pool vos.UUID, ti int, me uint32, c vos.UUID, oid vos.OID, epoch uint64) error {
 	po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
-	if !po.Redun().Valid() || po.Groups() == 0 || po.Redun().IsEC() {
-		return nil // not a placed object (or erasure-coded: not rebuilt yet)
+	if !po.Redun().Valid() || po.Groups() == 0 {
+		return nil // not a placed object
+	}
+	if po.Redun().IsEC() {
+		return e.rebuildECObject(ctx, r, pm, pool, ti, me, c, oid, epoch) // rebuild_ec.go
 	}
 	l, err := pm.Layout(po)
 	if err != nil {
@@ -542,7 +545,8 @@ func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	}
 	e.rb.reclaimMu.Lock()
 	defer e.rb.reclaimMu.Unlock()
-	if m.Epoch != rebuildEpoch {
+	// EC copies keep their epochs (see rebuild_ec.go): below the scan's
+	if m.Epoch != rebuildEpoch && !(placement.OID{Hi: oid.Hi, Lo: oid.Lo}.Redun().IsEC() && m.Epoch <= e.clock.Now()) {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "rebuild copy of object %s at epoch %#x: copies are written at epoch %d", oid, m.Epoch, rebuildEpoch)
 	}
 	if err := p.Update(c, oid, vos.Epoch(m.Epoch), 0, m.Dkey, iods, sgls); err != nil {

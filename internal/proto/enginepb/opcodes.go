@@ -31,6 +31,11 @@ const (
 	OpRebuildStart  uint16 = 62 // RebuildReq: start rebuilding a pool to a map version (over a collective)
 	OpRebuildQuery  uint16 = 63 // RebuildReq -> RebuildRep: this rank's rebuild progress
 	OpMigrate       uint16 = 64 // MigrateReq, bulk: the values (engine to engine: rebuild copies a dkey)
+	// Engine to engine, EC rebuild: reads of another shard of a group, at an
+	// epoch, without a container handle.
+	OpECFetch    uint16 = 65 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
+	OpECList     uint16 = 66 // ObjListReq -> ObjListRep
+	OpECListRecx uint16 = 67 // ObjListRecxReq -> ObjListRecxRep
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -55,7 +60,7 @@ const (
 // the engine send to the peers it names.
 var ServerOps = map[uint16]bool{OpTargetCreate: true, OpTargetDestroy: true, OpTargetQuery: true, OpContCreate: true,
 	OpContDestroy: true, OpCollective: true, OpEpochSync: true, OpContRollback: true, OpContAggregate: true, OpTxStatus: true, OpPoolMapUpdate: true,
-	OpRebuildStart: true, OpRebuildQuery: true, OpMigrate: true}
+	OpRebuildStart: true, OpRebuildQuery: true, OpMigrate: true, OpECFetch: true, OpECList: true, OpECListRecx: true}
 
 // Rights a Capability grants over its container.
 const (
@@ -73,6 +78,7 @@ var opNames = map[uint16]string{
 	OpSvcContAttr: "SvcContAttr", OpSvcContSnap: "SvcContSnap", OpSvcPoolMap: "SvcPoolMap",
 	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery", OpTxStatus: "TxStatus",
 	OpPoolMapUpdate: "PoolMapUpdate", OpRebuildStart: "RebuildStart", OpRebuildQuery: "RebuildQuery", OpMigrate: "Migrate",
+	OpECFetch: "ECFetch", OpECList: "ECList", OpECListRecx: "ECListRecx",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
