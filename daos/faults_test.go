@@ -459,13 +459,6 @@ func TestTxLeaderKilled(t *testing.T) {
 		{"coordinator paused past the participants' patience", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.pause && os.Getenv("GODAOS_FAULT_TX_PAUSE") == "" {
-				// Known to fail (reported): the participants settle the
-				// transaction as aborted while the coordinator is out;
-				// resumed, the coordinator still decides to commit it, and
-				// the client reports it committed.
-				t.Skip("paused coordinator: known to split (GODAOS_FAULT_TX_PAUSE=1 runs it)")
-			}
 			// The first dkey written decides the coordinator: the first
 			// shard of its group; it must be on an engine-only server.
 			// Objects are made until one has such a group.

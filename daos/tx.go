@@ -511,16 +511,31 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 	// decided: the others commit now, or learn it from the coordinator
 	var ferr error
 	var wg sync.WaitGroup
+	accepted, fenced := 0, 0
 	for _, s := range tx.order[1:] {
 		wg.Go(func() {
-			if err := finish(s, false); err != nil {
-				mu.Lock()
+			err := finish(s, false)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				accepted++
+			case daoserr.Is(err, daoserr.TxRestart):
+				fenced++ // aborted there: its coordinator was excluded and the parts settled without it
+				fallthrough
+			default:
 				ferr = errors.Join(ferr, daoserr.Context(err, "rank %d target %d", s.Rank, s.Target))
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	if accepted == 0 && fenced == len(tx.order)-1 && c.Pool.refreshMap(ctx, c.Pool.CurrentMapVersion()) == nil && coordExcluded(c.Pool, coord) {
+		// Every other part refused, and the coordinator is out of the map:
+		// it decided after it was excluded (a paused server), and the parts,
+		// settling without it, aborted. Its own part is on a target no
+		// reader reaches, emptied when it is reintegrated.
+		return false, daoserr.Wrap(daoserr.TxRestart, ferr, "the transaction was aborted: its coordinator was excluded from the pool map before its decision reached the other parts")
+	}
 	if ferr != nil {
 		// not DER_TX_RESTART: running the transaction again would apply it twice
 		return true, daoserr.Wrap(daoserr.Misc, ferr, "the transaction is committed (its coordinator decided), but not every part confirmed it; "+
@@ -580,4 +595,15 @@ func (tx *Tx) Close() {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	tx.state, tx.reads, tx.writes = txClosed, nil, nil
+}
+
+// coordExcluded reports whether the target of shard s is out of the pool's
+// current map (DOWN or DOWNOUT).
+func coordExcluded(p *Pool, s placement.Shard) bool {
+	pm, err := p.poolMap()
+	if err != nil {
+		return false
+	}
+	t, ok := pm.FindTarget(s.Rank, int(s.Target))
+	return ok && (t.State == placement.TargetDown || t.State == placement.TargetOut)
 }

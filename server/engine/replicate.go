@@ -297,13 +297,30 @@ func (e *Engine) leaderExcluded(ptx *preparedTx) bool {
 	return !ok || t.State == placement.TargetDown || t.State == placement.TargetOut
 }
 
-// askPeers resolves a replicated part whose leader is excluded: committed
-// if any peer committed it (at that epoch), aborted otherwise. A peer that
-// holds the part prepared aborts it when asked (see txStatus), so no peer
-// commits it after this answer. Peers that do not answer are dead or
-// excluded themselves: their data is rebuilt from the others.
+// peerExcluded reports whether peer's target is out of pool's map.
+func (e *Engine) peerExcluded(pool vos.UUID, p *enginepb.TxPeer) bool {
+	pm := e.PoolMapOf(pool)
+	if pm == nil {
+		return false
+	}
+	t, ok := pm.FindTarget(p.Rank, int(p.Target))
+	return !ok || t.State == placement.TargetDown || t.State == placement.TargetOut
+}
+
+// askPeers resolves a part whose leader (coordinator) is excluded:
+// committed if any peer committed it (at that epoch), aborted otherwise.
+// Each peer asked first gets the map that excludes the leader, and from
+// then on refuses a commit the leader decides late (txCommit's fence), so
+// the set of committed parts cannot grow once a resolution has seen it,
+// and every part resolving reaches the same outcome. Peers that do not
+// answer are dead or excluded themselves: their data is rebuilt from the
+// others.
 func (e *Engine) askPeers(ctx context.Context, ptx *preparedTx) (*enginepb.TxStatusRep, error) {
-	b, _ := proto.Marshal(&enginepb.TxStatusReq{Txid: ptx.id[:]})
+	var ver uint32
+	if pm := e.PoolMapOf(ptx.poolID); pm != nil {
+		ver = pm.Version()
+	}
+	b, _ := proto.Marshal(&enginepb.TxStatusReq{Txid: ptx.id[:], Pool: ptx.poolID[:], MapVersion: ver})
 	out := &enginepb.TxStatusRep{State: 2}
 	for _, p := range ptx.peers {
 		if int64(p.Rank) == e.rank.Load() && p.Target == ptx.target {
@@ -314,12 +331,18 @@ func (e *Engine) askPeers(ctx context.Context, ptx *preparedTx) (*enginepb.TxSta
 			return nil, err
 		}
 		cl, err := e.peers.Get(ctx, p.Addr)
-		if err != nil {
-			continue
+		var r rpc.Reply
+		if err == nil {
+			r, err = cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxStatus, Target: p.Target, Header: hdr}, nil)
 		}
-		r, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxStatus, Target: p.Target, Header: hdr}, nil)
 		if err != nil {
-			continue
+			// Only a peer the map has excluded too may be passed over (its
+			// data is rebuilt from the others); one that is merely slow or
+			// paused may hold a commit: ask again later.
+			if e.peerExcluded(ptx.poolID, p) {
+				continue
+			}
+			return nil, daoserr.Context(err, "ask peer rank %d target %d", p.Rank, p.Target)
 		}
 		var rep enginepb.TxStatusRep
 		if proto.Unmarshal(r.Header, &rep) == nil && rep.State == 1 {

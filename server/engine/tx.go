@@ -614,6 +614,14 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 			return rpc.Response{}, err
 		}
 	}
+	if !ptx.coordinator && !m.Coordinator && len(ptx.peers) > 0 && e.leaderExcluded(ptx) {
+		// Fenced: the coordinator is out of the pool map, so the parts
+		// settle the transaction among themselves (askPeers); a commit it
+		// decided late (a paused server resumed) must not split them.
+		tt.mu.Unlock()
+		return rpc.Response{}, daoserr.Newf(daoserr.TxRestart, "the transaction's coordinator (rank %d) is excluded from the pool map: its parts settle it without it", ptx.coordRank).
+			WithResolution("restart the transaction if none of its parts committed")
+	}
 	if ptx.coordinator || m.Coordinator {
 		tt.decide(id, true, m.Epoch)
 	} else if len(ptx.peers) > 0 {
@@ -705,25 +713,34 @@ func (e *Engine) txStatus(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "transaction id of %d bytes, want 16", len(m.Txid))
 	}
 	id := [16]byte(m.Txid)
+	if len(m.Pool) == 16 && m.MapVersion != 0 {
+		// a peer resolving: know the coordinator's exclusion before answering
+		// (see txCommit's fence)
+		if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.MapVersion {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			e.pullPoolMap(pctx, vos.UUID(m.Pool))
+			cancel()
+		}
+		if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.MapVersion {
+			return rpc.Response{}, daoserr.Newf(daoserr.Stale, "transaction status: this engine cannot get pool map version %d yet", m.MapVersion).WithResolution("the asking engine retries")
+		}
+	}
 	tt := &e.targets[req.Target].txs
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	tt.init()
 	rep := &enginepb.TxStatusRep{}
+	ptx := tt.prepared[id]
 	if d, ok := tt.decisions[id]; ok {
 		rep.State, rep.Epoch = 2, d.epoch
 		if d.committed {
 			rep.State = 1
 		}
-	} else if ptx := tt.prepared[id]; ptx != nil && len(ptx.peers) > 0 && !ptx.coordinator && !ptx.committing {
-		// A peer resolving a transaction whose coordinator is excluded (only
-		// coordinators are asked otherwise): this part has not committed, so
-		// the transaction is aborted here too, and a late commit is refused.
-		tt.decideFor(id, false, 0, replicaDecisionTTL)
-		tt.release(ptx)
-		rep.State = 2
-	} else if ptx := tt.prepared[id]; ptx != nil && (ptx.committing || time.Now().Before(ptx.deadline)) {
-		rep.State = 0 // still waiting for the client
+	} else if ptx != nil && (ptx.committing || !ptx.coordinator || time.Now().Before(ptx.deadline)) {
+		// undecided: waiting for the client (or, a participant asked by a
+		// resolving peer, for the outcome: it is fenced against a late
+		// commit now, see txCommit)
+		rep.State = 0
 	} else {
 		tt.decide(id, false, 0) // presumed abort: a late commit is refused here
 		if ptx != nil {

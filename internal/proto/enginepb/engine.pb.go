@@ -2073,8 +2073,14 @@ func (x *TxCommitReq) GetCap() []byte {
 // TxStatusReq asks a transaction's coordinator what was decided; one not
 // decided yet whose prepared part has expired is decided aborted then.
 type TxStatusReq struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Txid          []byte                 `protobuf:"bytes,1,opt,name=txid,proto3" json:"txid,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Txid  []byte                 `protobuf:"bytes,1,opt,name=txid,proto3" json:"txid,omitempty"`
+	// A peer resolving a transaction whose coordinator is excluded sends its
+	// pool map version: the engine asked gets that map first, so that, once it
+	// has answered, it refuses a late commit decided by the excluded
+	// coordinator.
+	Pool          []byte `protobuf:"bytes,2,opt,name=pool,proto3" json:"pool,omitempty"`
+	MapVersion    uint32 `protobuf:"varint,3,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2114,6 +2120,20 @@ func (x *TxStatusReq) GetTxid() []byte {
 		return x.Txid
 	}
 	return nil
+}
+
+func (x *TxStatusReq) GetPool() []byte {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *TxStatusReq) GetMapVersion() uint32 {
+	if x != nil {
+		return x.MapVersion
+	}
+	return 0
 }
 
 type TxStatusRep struct {
@@ -2826,9 +2846,12 @@ const file_engine_proto_rawDesc = "" +
 	"\vcoordinator\x18\x06 \x01(\bR\vcoordinator\x12\x1f\n" +
 	"\vmap_version\x18\x0e \x01(\rR\n" +
 	"mapVersion\x12\x10\n" +
-	"\x03cap\x18\x0f \x01(\fR\x03cap\"!\n" +
+	"\x03cap\x18\x0f \x01(\fR\x03cap\"V\n" +
 	"\vTxStatusReq\x12\x12\n" +
-	"\x04txid\x18\x01 \x01(\fR\x04txid\"9\n" +
+	"\x04txid\x18\x01 \x01(\fR\x04txid\x12\x12\n" +
+	"\x04pool\x18\x02 \x01(\fR\x04pool\x12\x1f\n" +
+	"\vmap_version\x18\x03 \x01(\rR\n" +
+	"mapVersion\"9\n" +
 	"\vTxStatusRep\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\rR\x05state\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\x84\x01\n" +
