@@ -352,13 +352,24 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, out []Shard) error {
 	t := m.topo
 	gs := oid.GroupSize()
-	// Failed targets can never take a shard: count them as used.
-	for id := range m.targets {
-		if !ok(t.tnode[id]) && w.free[t.tnode[id]] > 0 {
-			w.use(t.tnode[id], true, false)
-		}
-	}
 	obj := oidKey(oid)
+	// used marks the targets a replacement for shard s may not take: the
+	// failed ones, and the other shards' of its group (a group never shares a
+	// target) or, with all, of the whole object (what placement prefers).
+	used := func(s int, all bool) {
+		copy(w.free, t.ntargets)
+		for id := range m.targets {
+			if !ok(t.tnode[id]) {
+				w.use(t.tnode[id], true, false)
+			}
+		}
+		for i, tn := range tns {
+			if i != s && ok(tn) && (all || i/gs == s/gs) {
+				w.use(tn, true, false)
+			}
+		}
+		w.recomputeMin(0)
+	}
 	for s, tn := range tns {
 		if ok(tn) {
 			continue
@@ -373,22 +384,11 @@ func (m *PoolMap) remap(w *walker, oid OID, tns []int32, ok func(int32) bool, ou
 				w.use(tns[i], false, true)
 			}
 		}
-		w.recomputeMin(0)
+		used(s, true)
 		if w.full(0) {
-			// Every working target holds a shard of the object already: share one,
-			// keeping only the group's own targets and the failed ones excluded.
-			copy(w.free, t.ntargets)
-			for id, tg := range m.targets {
-				if !ok(t.tnode[tg.ID]) {
-					w.use(t.tnode[id], true, false)
-				}
-			}
-			for i := g * gs; i < (g+1)*gs; i++ {
-				if i != s && ok(tns[i]) {
-					w.use(tns[i], true, false)
-				}
-			}
-			w.recomputeMin(0)
+			// Every working target holds a shard of the object already: share
+			// one, but never one of the group's own.
+			used(s, false)
 			if w.full(0) {
 				return daoserr.Newf(daoserr.Unreach, "object %s: no working target left for shard %d in pool map version %d", oid, s, m.version)
 			}

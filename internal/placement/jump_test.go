@@ -672,3 +672,52 @@ func TestMovingShardsKeepTheirPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestRemapKeepsGroupsApart: objects that use every target (GX classes)
+// leave no unused target when one fails; the replacement may then share a
+// target with another group's shard, never with its own group's (two cells
+// of a stripe, or two replicas, on one target would be lost together), and
+// never a failed target.
+func TestRemapKeepsGroupsApart(t *testing.T) {
+	var specs []RankSpec
+	for r := range 6 {
+		specs = append(specs, RankSpec{Rank: uint32(r), Targets: 2})
+	}
+	m, err := NewPoolMap(1, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := m.WithTargetState(5, -1, TargetDown)
+	two, _ := one.WithTargetState(2, -1, TargetDown)
+	for _, tc := range []struct {
+		name  string
+		m     *PoolMap
+		class ClassID
+	}{
+		{"EC_4P2 x2, one rank down", one, MakeClass(RS4P2, 2)},
+		{"EC_4P2 x2, two ranks down", two, MakeClass(RS4P2, 2)},
+		{"RP_3 x4, one rank down", one, MakeClass(RP3, 4)},
+		{"EC_2P1 x4, two ranks down", two, MakeClass(RS2P1, 4)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range uint64(300) {
+				l, err := tc.m.Layout(MakeOID(i, 0, tc.class, OTMultiHashed))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for g := range l.Groups {
+					seen := map[uint32]bool{}
+					for _, s := range l.Group(g) {
+						if seen[s.ID] {
+							t.Fatalf("oid %d group %d puts two shards on target %d: %+v", i, g, s.ID, l.Group(g))
+						}
+						seen[s.ID] = true
+						if tg, _ := tc.m.Target(s.ID); !tg.State.Placed() {
+							t.Fatalf("oid %d group %d has a shard on %s target %d", i, g, tg.State, s.ID)
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -26,10 +26,9 @@ import (
 // draining target, that target) and that has rebuilding shards, it copies
 // the group's dkeys there (OpMigrate).
 //
-// What is copied is each dkey as it reads at one epoch E, taken when the
-// target's scan starts (a read at E waits for the writes that may still land
-// at or below it, see readAt), and it is written at rebuildEpoch, below every
-// epoch a client's write gets. The rebuilding shard holds nothing older than
+// What is copied is each dkey as it reads when the scan reaches it (the
+// latest; the read waits for a write that holds the dkey, see readAt), and it
+// is written at rebuildEpoch, below every epoch a client's write gets. The rebuilding shard holds nothing older than
 // the map change but these copies; every write made since reached it
 // directly (clients write every shard of a group in the current map), so it
 // stays on top of the copy whatever the servers' clocks say. History is not
@@ -315,7 +314,7 @@ func (e *Engine) rebuildTarget(ctx context.Context, r *poolRebuild, pm *PoolMap,
 		for !anchor.EOF {
 			var oids []vos.OID
 			err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
-				oids, err = p.ListObjects(c, vos.Epoch(epoch), &anchor, 256)
+				oids, err = p.ListObjects(c, vos.EpochMax, &anchor, 256)
 				return err
 			})
 			if err != nil {
@@ -369,7 +368,7 @@ func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap,
 	for !anchor.EOF {
 		var dkeys [][]byte
 		err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
-			dkeys, err = p.ListDkeys(c, oid, vos.Epoch(epoch), &anchor, 256)
+			dkeys, err = p.ListDkeys(c, oid, vos.EpochMax, &anchor, 256)
 			return err
 		})
 		if daoserr.Is(err, daoserr.Nonexist) {
@@ -409,19 +408,30 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// readDkeyAt reads every akey of dkey as it is at epoch: the IODs and their
-// values back to back.
-func (e *Engine) readDkeyAt(ti int, pool vos.UUID, c vos.UUID, oid vos.OID, dkey []byte, epoch uint64) ([]vos.IOD, []byte, error) {
+// readDkeyLatest reads every akey of dkey as it is now: the IODs and their
+// values back to back. The latest, not the scan's epoch: a write prepared
+// before the map changed, whose replicas did not include the rebuilding
+// shard, may commit at an epoch above the scan's (the servers' clocks
+// differ); read after it, it is in the copy. DER_INPROGRESS while a write
+// holds the dkey; the caller retries.
+func (e *Engine) readDkeyLatest(ti int, pool vos.UUID, c vos.UUID, oid vos.OID, dkey []byte) ([]vos.IOD, []byte, error) {
+	const epoch = vos.EpochMax
 	var iods []vos.IOD
 	var bulk []byte
-	err := e.withPool(ti, pool, func(p *vos.Pool) error {
+	err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
 		tt := &e.targets[ti].txs
-		if _, err := e.readAt(p, tt, epoch, c, oid, dkey); err != nil {
+		gen, err := e.readAt(p, tt, 0, c, oid, dkey)
+		if err != nil {
 			return err
 		}
+		defer func() {
+			if err == nil {
+				err = readDone(tt, gen, 0, oid, dkey) // a write began meanwhile: read again
+			}
+		}()
 		var anchor vos.Anchor
 		for !anchor.EOF {
-			akeys, err := p.ListAkeys(c, oid, vos.Epoch(epoch), dkey, &anchor, 256)
+			akeys, err := p.ListAkeys(c, oid, epoch, dkey, &anchor, 256)
 			if err != nil {
 				return err
 			}
@@ -430,7 +440,7 @@ func (e *Engine) readDkeyAt(ti int, pool vos.UUID, c vos.UUID, oid vos.OID, dkey
 				var recxs []vos.Recx
 				var rsize uint64
 				for !xa.EOF {
-					xs, rs, err := p.ListRecx(c, oid, vos.Epoch(epoch), dkey, akey, &xa, 1024)
+					xs, rs, err := p.ListRecx(c, oid, epoch, dkey, akey, &xa, 1024)
 					if err != nil {
 						return err
 					}
@@ -442,7 +452,7 @@ func (e *Engine) readDkeyAt(ti int, pool vos.UUID, c vos.UUID, oid vos.OID, dkey
 				iod := vos.IOD{Akey: akey, Type: vos.IODArray, Size: rsize, Recxs: recxs}
 				if rsize == 0 { // a single value: its size first
 					probe := []vos.IOD{{Akey: akey, Type: vos.IODSingle}}
-					res, err := p.Fetch(c, oid, vos.Epoch(epoch), 0, dkey, probe, nil)
+					res, err := p.Fetch(c, oid, epoch, 0, dkey, probe, nil)
 					if err != nil {
 						return err
 					}
@@ -457,7 +467,7 @@ func (e *Engine) readDkeyAt(ti int, pool vos.UUID, c vos.UUID, oid vos.OID, dkey
 				}
 				off := len(bulk)
 				bulk = append(bulk, make([]byte, n)...)
-				if _, err := p.Fetch(c, oid, vos.Epoch(epoch), 0, dkey, []vos.IOD{iod}, []vos.SGL{{bulk[off:]}}); err != nil {
+				if _, err := p.Fetch(c, oid, epoch, 0, dkey, []vos.IOD{iod}, []vos.SGL{{bulk[off:]}}); err != nil {
 					return err
 				}
 				iods = append(iods, iod)
@@ -474,7 +484,7 @@ func (e *Engine) migrateDkey(ctx context.Context, r *poolRebuild, pm *PoolMap, p
 	var bulk []byte
 	var err error
 	for attempt := 0; ; attempt++ { // a write in progress there: wait for it
-		iods, bulk, err = e.readDkeyAt(ti, pool, c, oid, dkey, epoch)
+		iods, bulk, err = e.readDkeyLatest(ti, pool, c, oid, dkey)
 		if !daoserr.Is(err, daoserr.InProgress) || attempt >= 100 {
 			break
 		}
@@ -549,7 +559,8 @@ func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	if m.Epoch != rebuildEpoch && !(placement.OID{Hi: oid.Hi, Lo: oid.Lo}.Redun().IsEC() && m.Epoch <= e.clock.Now()) {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "rebuild copy of object %s at epoch %#x: copies are written at epoch %d", oid, m.Epoch, rebuildEpoch)
 	}
-	if err := p.Update(c, oid, vos.Epoch(m.Epoch), 0, m.Dkey, iods, sgls); err != nil {
+	// below everything, aggregated history included
+	if err := p.Update(c, oid, vos.Epoch(m.Epoch), vos.WriteBelowAggregated, m.Dkey, iods, sgls); err != nil {
 		return rpc.Response{}, daoserr.Context(err, "rebuild: write object %s dkey %q", oid, m.Dkey)
 	}
 	return rpc.Response{}, nil
