@@ -90,42 +90,10 @@ func (o *Obj) ecCheckOpen(l placement.Layout) error {
 	return nil
 }
 
-// ecAbsent marks the shards of a group that must not be used: a shard the
-// map placed on a target that holds another shard of the group (placement
-// remaps a failed shard onto a target of its own group when the object uses
-// every target); the remapped one of the two gives way. Two cell positions in one VOS object would mix
-// their index spaces, so the group does without that one (degraded) until
-// the map gives it a target of its own.
-func ecAbsent(grp []placement.Shard, pm *placement.PoolMap) []bool {
-	out := make([]bool, len(grp))
-	for i, s := range grp {
-		// a shard the map left on a target out of service (placement found
-		// no target for it)
-		if pm != nil {
-			if t, ok := pm.FindTarget(s.Rank, int(s.Target)); !ok || !t.State.Placed() {
-				out[i] = true
-				continue
-			}
-		}
-		for j, t := range grp[:i] {
-			if s.Rank != t.Rank || s.Target != t.Target || out[j] {
-				continue
-			}
-			// the remapped one of the two gives way (else the later)
-			if t.Remapped && !s.Remapped {
-				out[j] = true
-			} else {
-				out[i] = true
-			}
-		}
-	}
-	return out
-}
-
-// ecAbsent is ecAbsent with the client's current map.
+// ecAbsent is placement.UnusableShards with the client's current map.
 func (o *Obj) ecAbsent(grp []placement.Shard) []bool {
 	pm, _ := o.cont.Pool.poolMap()
-	return ecAbsent(grp, pm)
+	return placement.UnusableShards(grp, pm)
 }
 
 // ecCoord is the cell position that coordinates the group's writes: the

@@ -293,6 +293,9 @@ func rebuildLine(r *ctlpb.RebuildStatus) string {
 	case "waiting":
 		line += " (self_heal does not start it: dmg pool set-prop <pool> self_heal:exclude;rebuild)"
 	}
+	if r.Lost > 0 {
+		line += fmt.Sprintf("; %d groups beyond their redundancy were not rebuilt (DER_DATA_LOSS)", r.Lost)
+	}
 	if r.Error != "" {
 		line += "; error: " + r.Error
 	}

@@ -76,7 +76,9 @@ func (r rebuildSystem) Pools(ctx context.Context) ([]rebuild.Pool, error) {
 	return out, nil
 }
 
-func (r rebuildSystem) Start(ctx context.Context, pool string, version uint32, ranks []uint32) error {
+// toRanks sends req (its pool filled in) to ranks of pool over the collective
+// tree; then says what a failure leaves.
+func (r rebuildSystem) toRanks(ctx context.Context, pool string, ranks []uint32, req *enginepb.RebuildReq, what, then string) error {
 	p, err := r.c.s.ms.FindPool(pool)
 	if err != nil {
 		return err
@@ -86,10 +88,15 @@ func (r rebuildSystem) Start(ctx context.Context, pool string, version uint32, r
 		return err
 	}
 	u, _ := vos.ParseUUID(p.UUID)
-	if _, failed := r.c.fanOut(ctx, rts, enginepb.OpRebuildStart, &enginepb.RebuildReq{Pool: u[:], Version: version}); len(failed) > 0 {
-		return failureThen("start rebuild of pool "+p.Label, failed, "the leader tries again")
+	req.Pool = u[:]
+	if _, failed := r.c.fanOut(ctx, rts, enginepb.OpRebuildStart, req); len(failed) > 0 {
+		return failureThen(what+" in pool "+p.Label, failed, then)
 	}
 	return nil
+}
+
+func (r rebuildSystem) Start(ctx context.Context, pool string, version uint32, ranks []uint32) error {
+	return r.toRanks(ctx, pool, ranks, &enginepb.RebuildReq{Version: version}, "start rebuild", "the leader tries again")
 }
 
 func (r rebuildSystem) Query(ctx context.Context, pool string, rank uint32) (rebuild.Progress, error) {
@@ -116,7 +123,7 @@ func (r rebuildSystem) Query(ctx context.Context, pool string, rank uint32) (reb
 	if err := proto.Unmarshal(rep.Header, &m); err != nil {
 		return rebuild.Progress{}, daoserr.Wrap(daoserr.Proto, err, "rebuild query reply")
 	}
-	return rebuild.Progress{Version: m.Version, Done: m.Done, Objects: m.Objects, Records: m.Records, Bytes: m.Bytes, Err: m.Error}, nil
+	return rebuild.Progress{Version: m.Version, Done: m.Done, Objects: m.Objects, Records: m.Records, Bytes: m.Bytes, Lost: m.Lost, Err: m.Error}, nil
 }
 
 func (r rebuildSystem) Complete(ctx context.Context, pool string, version uint32) error {
@@ -150,35 +157,12 @@ func (r rebuildSystem) Complete(ctx context.Context, pool string, version uint32
 }
 
 func (r rebuildSystem) Stop(ctx context.Context, pool string, ranks []uint32) error {
-	p, err := r.c.s.ms.FindPool(pool)
-	if err != nil {
-		return err
-	}
-	rts, err := r.c.poolRanks(ranks)
-	if err != nil {
-		return err
-	}
-	u, _ := vos.ParseUUID(p.UUID)
-	if _, failed := r.c.fanOut(ctx, rts, enginepb.OpRebuildStart, &enginepb.RebuildReq{Pool: u[:], Stop: true}); len(failed) > 0 {
-		return failureThen("stop rebuild of pool "+p.Label, failed, "those ranks go on scanning until they finish")
-	}
-	return nil
+	return r.toRanks(ctx, pool, ranks, &enginepb.RebuildReq{Stop: true}, "stop rebuild", "those ranks go on scanning until they finish")
 }
 
 func (r rebuildSystem) Reclaim(ctx context.Context, pool string, version uint32, ranks []uint32) error {
-	p, err := r.c.s.ms.FindPool(pool)
-	if err != nil {
-		return err
-	}
-	rts, err := r.c.poolRanks(ranks)
-	if err != nil {
-		return err
-	}
-	u, _ := vos.ParseUUID(p.UUID)
-	if _, failed := r.c.fanOut(ctx, rts, enginepb.OpRebuildStart, &enginepb.RebuildReq{Pool: u[:], Version: version, Reclaim: true}); len(failed) > 0 {
-		return failureThen("start reclaim in pool "+p.Label, failed, "what moved away stays on those ranks until the next rebuild's reclaim")
-	}
-	return nil
+	return r.toRanks(ctx, pool, ranks, &enginepb.RebuildReq{Version: version, Reclaim: true}, "start reclaim",
+		"what moved away stays on those ranks until the next rebuild's reclaim")
 }
 
 // sweepExcluded excludes from their pools the targets of ranks the system
@@ -211,7 +195,7 @@ func (c *ctlService) sweepExcluded(ctx context.Context) {
 // rebuildPB is a pool's rebuild status on the wire.
 func rebuildPB(st rebuild.Status) *ctlpb.RebuildStatus {
 	out := &ctlpb.RebuildStatus{State: st.State, Version: st.Version, Objects: st.Objects, Records: st.Records, Bytes: st.Bytes,
-		Ranks: uint32(st.Ranks), RanksDone: uint32(st.RanksDone), Error: st.Err}
+		Ranks: uint32(st.Ranks), RanksDone: uint32(st.RanksDone), Error: st.Err, Lost: st.Lost}
 	if !st.Started.IsZero() {
 		out.Started = st.Started.UnixMilli()
 	}

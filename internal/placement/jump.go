@@ -435,3 +435,31 @@ func (m *PoolMap) previousShards(oid OID, l Layout) error {
 	}
 	return nil
 }
+
+// UnusableShards marks the shards of group grp that must not be used for I/O: one
+// on a target out of service, or sharing a target with another shard of its group
+// (the remapped one of the two gives way). Placement keeps a group's shards apart
+// (see remap), so this is a guard: an erasure-coded group's cell positions in one
+// VOS object would mix their index spaces. Clients and engines mark the same.
+func UnusableShards(grp []Shard, pm *PoolMap) []bool {
+	out := make([]bool, len(grp))
+	for i, s := range grp {
+		if pm != nil {
+			if t, ok := pm.FindTarget(s.Rank, int(s.Target)); !ok || !t.State.Placed() {
+				out[i] = true
+				continue
+			}
+		}
+		for j, t := range grp[:i] {
+			if s.Rank != t.Rank || s.Target != t.Target || out[j] {
+				continue
+			}
+			if t.Remapped && !s.Remapped {
+				out[j] = true
+			} else {
+				out[i] = true
+			}
+		}
+	}
+	return out
+}

@@ -131,6 +131,19 @@ func (e *Engine) pullPoolMap(ctx context.Context, pool vos.UUID) {
 	}
 }
 
+// mapAtLeast is pool's map, asked for first (bounded) when the engine's is
+// older than version; it may still be older (nil: none) if the management
+// service does not answer.
+func (e *Engine) mapAtLeast(ctx context.Context, pool vos.UUID, version uint32) *PoolMap {
+	if cur := e.PoolMapOf(pool); cur != nil && cur.Version() >= version {
+		return cur
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	e.pullPoolMap(ctx, pool)
+	return e.PoolMapOf(pool)
+}
+
 // checkMapVersion refuses a request placed with another map version than
 // the engine's (0: not checked; the servers' own requests and old tools).
 func (e *Engine) checkMapVersion(pool []byte, v uint32) error {
@@ -138,13 +151,7 @@ func (e *Engine) checkMapVersion(pool []byte, v uint32) error {
 		return nil
 	}
 	id := vos.UUID(pool)
-	cur := e.PoolMapOf(id)
-	if cur == nil || cur.Version() < v {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		e.pullPoolMap(ctx, id)
-		cancel()
-		cur = e.PoolMapOf(id)
-	}
+	cur := e.mapAtLeast(context.Background(), id, v)
 	switch {
 	case cur == nil:
 		return daoserr.Newf(daoserr.Stale, "engine has no map of pool %s yet (the request's is version %d)", id, v).

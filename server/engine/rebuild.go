@@ -51,11 +51,19 @@ type poolRebuild struct {
 	cancel                  context.CancelFunc
 	running                 atomic.Int32 // targets still scanning
 	objects, records, bytes atomic.Uint64
+	lost                    atomic.Uint64 // groups (or dkeys) no shard holds any more: not rebuilt, not retried
 	mu                      sync.Mutex
 	err                     error // the first error met
 }
 
 func (r *poolRebuild) fail(err error) {
+	if daoserr.Is(err, daoserr.DataLoss) {
+		// more failures than the class survives: nothing to copy from, and
+		// scanning again would not change that; the rebuild completes
+		// without it (the container is UNCLEAN, see server/health.go)
+		r.lost.Add(1)
+		return
+	}
 	r.mu.Lock()
 	if r.err == nil {
 		r.err = err
@@ -192,13 +200,7 @@ func (e *Engine) rebuildStart(ctx context.Context, req *rpc.Request) (rpc.Respon
 		e.log.Info("rebuild stopped", "pool", pool)
 		return rpc.Response{}, nil
 	}
-	pm := e.PoolMapOf(pool)
-	if pm == nil || pm.Version() < version {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		e.pullPoolMap(pctx, pool)
-		cancel()
-		pm = e.PoolMapOf(pool)
-	}
+	pm := e.mapAtLeast(ctx, pool, version)
 	if pm == nil || pm.Version() != version {
 		have := uint32(0)
 		if pm != nil {
@@ -256,7 +258,7 @@ func (e *Engine) rebuildQuery(ctx context.Context, req *rpc.Request) (rpc.Respon
 	e.rb.mu.Unlock()
 	if r != nil {
 		rep.Version, rep.Done = r.version, r.running.Load() == 0
-		rep.Objects, rep.Records, rep.Bytes = r.objects.Load(), r.records.Load(), r.bytes.Load()
+		rep.Objects, rep.Records, rep.Bytes, rep.Lost = r.objects.Load(), r.records.Load(), r.bytes.Load(), r.lost.Load()
 		r.mu.Lock()
 		if r.err != nil {
 			rep.Error = r.err.Error()
@@ -352,7 +354,16 @@ func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap,
 	for g := range l.Groups {
 		grp := l.Group(g)
 		src, ok := rebuildSource(pm, grp)
-		if !ok || src.Rank != me || int(src.Target) != ti {
+		if !ok {
+			// nothing holds the group any more: counted once, by the target of
+			// its first shard if that one holds the object (best effort: a
+			// count for the status, the container is UNCLEAN anyway)
+			if grp[0].Rank == me && int(grp[0].Target) == ti {
+				r.lost.Add(1)
+			}
+			continue
+		}
+		if src.Rank != me || int(src.Target) != ti {
 			continue
 		}
 		for _, s := range grp {
@@ -544,12 +555,7 @@ func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
 	// the copy's map first: a reclaim running for an older one stops
 	// before it deletes what is copied here (see rebuilds.reclaimMu)
-	if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.Version {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		e.pullPoolMap(pctx, vos.UUID(m.Pool))
-		cancel()
-	}
-	if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.Version {
+	if cur := e.mapAtLeast(ctx, vos.UUID(m.Pool), m.Version); cur == nil || cur.Version() < m.Version {
 		return rpc.Response{}, daoserr.Newf(daoserr.Stale, "rebuild copy for pool map version %d: this engine cannot get that map yet", m.Version).
 			WithResolution("the rebuild retries")
 	}

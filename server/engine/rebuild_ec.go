@@ -208,7 +208,7 @@ func (e *Engine) rebuildECObject(ctx context.Context, r *poolRebuild, pm *PoolMa
 	for gi := range l.Groups {
 		grp := l.Group(gi)
 		g := &ecGroupRebuild{e: e, r: r, pm: pm, pool: pool, c: c, oid: oid, poid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo}, grp: grp, k: k, p: p, epoch: epoch}
-		absent := ecAbsent(grp, pm.PoolMap)
+		absent := placement.UnusableShards(grp, pm.PoolMap)
 		for pos, s := range grp {
 			switch {
 			case absent[pos]:
@@ -651,35 +651,4 @@ func (g *ecGroupRebuild) regenerateParity(ctx context.Context, dkey, akey []byte
 		}
 	}
 	return nil
-}
-
-// ecAbsent marks the shards of an EC group that must not be used: a shard
-// placed on a target that holds another shard of the group (the remapped
-// one gives way)
-// (two cell positions in one VOS object would mix their index spaces). The
-// client computes the same (daos/ec.go).
-func ecAbsent(grp []placement.Shard, pm *placement.PoolMap) []bool {
-	out := make([]bool, len(grp))
-	for i, s := range grp {
-		// a shard the map left on a target out of service (placement found
-		// no target for it)
-		if pm != nil {
-			if t, ok := pm.FindTarget(s.Rank, int(s.Target)); !ok || !t.State.Placed() {
-				out[i] = true
-				continue
-			}
-		}
-		for j, t := range grp[:i] {
-			if s.Rank != t.Rank || s.Target != t.Target || out[j] {
-				continue
-			}
-			// the remapped one of the two gives way (else the later)
-			if t.Remapped && !s.Remapped {
-				out[j] = true
-			} else {
-				out[i] = true
-			}
-		}
-	}
-	return out
 }

@@ -716,12 +716,7 @@ func (e *Engine) txStatus(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if len(m.Pool) == 16 && m.MapVersion != 0 {
 		// a peer resolving: know the coordinator's exclusion before answering
 		// (see txCommit's fence)
-		if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.MapVersion {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			e.pullPoolMap(pctx, vos.UUID(m.Pool))
-			cancel()
-		}
-		if cur := e.PoolMapOf(vos.UUID(m.Pool)); cur == nil || cur.Version() < m.MapVersion {
+		if cur := e.mapAtLeast(ctx, vos.UUID(m.Pool), m.MapVersion); cur == nil || cur.Version() < m.MapVersion {
 			return rpc.Response{}, daoserr.Newf(daoserr.Stale, "transaction status: this engine cannot get pool map version %d yet", m.MapVersion).WithResolution("the asking engine retries")
 		}
 	}

@@ -32,6 +32,7 @@ type Status struct {
 	State                   string
 	Version                 uint32 // the map version rebuilt to
 	Objects, Records, Bytes uint64 // objects scanned, akeys and bytes copied, over all ranks
+	Lost                    uint64 // groups or dkeys beyond their class's redundancy
 	Ranks, RanksDone        int
 	Err                     string // the first error a rank reported
 	Started, Finished       time.Time
@@ -56,6 +57,7 @@ type Progress struct {
 	Version                 uint32
 	Done                    bool
 	Objects, Records, Bytes uint64
+	Lost                    uint64
 	Err                     string
 }
 
@@ -225,7 +227,7 @@ func (m *Manager) step(ctx context.Context, p Pool) {
 			m.sys.Start(ctx, p.UUID, p.Version, []uint32{r})
 			continue
 		}
-		sum.Objects, sum.Records, sum.Bytes = sum.Objects+pr.Objects, sum.Records+pr.Records, sum.Bytes+pr.Bytes
+		sum.Objects, sum.Records, sum.Bytes, sum.Lost = sum.Objects+pr.Objects, sum.Records+pr.Records, sum.Bytes+pr.Bytes, sum.Lost+pr.Lost
 		if pr.Done {
 			done++
 		}
@@ -234,7 +236,7 @@ func (m *Manager) step(ctx context.Context, p Pool) {
 		}
 	}
 	set(func(s *Status) {
-		s.Objects, s.Records, s.Bytes, s.RanksDone, s.Err = sum.Objects, sum.Records, sum.Bytes, done, firstErr
+		s.Objects, s.Records, s.Bytes, s.Lost, s.RanksDone, s.Err = sum.Objects, sum.Records, sum.Bytes, sum.Lost, done, firstErr
 	})
 	if done < len(p.Ranks) {
 		return
@@ -250,6 +252,6 @@ func (m *Manager) step(ctx context.Context, p Pool) {
 		m.log.Warn("rebuild: cannot complete", "pool", p.Label, "version", p.Version, "err", err)
 		return
 	}
-	m.log.Info("rebuild done", "pool", p.Label, "version", p.Version, "objects", sum.Objects, "records", sum.Records, "bytes", sum.Bytes)
+	m.log.Info("rebuild done", "pool", p.Label, "version", p.Version, "objects", sum.Objects, "records", sum.Records, "bytes", sum.Bytes, "lost", sum.Lost)
 	set(func(s *Status) { s.State, s.Finished = Done, time.Now() })
 }

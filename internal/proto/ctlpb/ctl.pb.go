@@ -999,6 +999,7 @@ type RebuildStatus struct {
 	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	Started       int64                  `protobuf:"varint,9,opt,name=started,proto3" json:"started,omitempty"` // Unix milliseconds
 	Finished      int64                  `protobuf:"varint,10,opt,name=finished,proto3" json:"finished,omitempty"`
+	Lost          uint64                 `protobuf:"varint,11,opt,name=lost,proto3" json:"lost,omitempty"` // groups or dkeys beyond their class's redundancy: not rebuilt
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1099,6 +1100,13 @@ func (x *RebuildStatus) GetStarted() int64 {
 func (x *RebuildStatus) GetFinished() int64 {
 	if x != nil {
 		return x.Finished
+	}
+	return 0
+}
+
+func (x *RebuildStatus) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
 	}
 	return 0
 }
@@ -3945,7 +3953,7 @@ const file_ctl_proto_rawDesc = "" +
 	"\n" +
 	"PropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9e\x02\n" +
 	"\rRebuildStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x18\n" +
@@ -3958,7 +3966,8 @@ const file_ctl_proto_rawDesc = "" +
 	"\x05error\x18\b \x01(\tR\x05error\x12\x18\n" +
 	"\astarted\x18\t \x01(\x03R\astarted\x12\x1a\n" +
 	"\bfinished\x18\n" +
-	" \x01(\x03R\bfinished\"\xc4\x02\n" +
+	" \x01(\x03R\bfinished\x12\x12\n" +
+	"\x04lost\x18\v \x01(\x04R\x04lost\"\xc4\x02\n" +
 	"\rPoolCreateReq\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x1d\n" +
 	"\n" +

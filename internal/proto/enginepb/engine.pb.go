@@ -2510,6 +2510,7 @@ type RebuildRep struct {
 	Records       uint64                 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"` // akeys copied
 	Bytes         uint64                 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`     // bytes copied
 	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`      // the first error met (the rebuild goes on)
+	Lost          uint64                 `protobuf:"varint,7,opt,name=lost,proto3" json:"lost,omitempty"`       // groups or dkeys no shard holds any more (beyond the class's redundancy)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2584,6 +2585,13 @@ func (x *RebuildRep) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *RebuildRep) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
 }
 
 // MigrateReq writes what rebuild copies of one dkey to a rebuilding
@@ -2879,7 +2887,7 @@ const file_engine_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x18\n" +
 	"\areclaim\x18\x03 \x01(\bR\areclaim\x12\x12\n" +
-	"\x04stop\x18\x04 \x01(\bR\x04stop\"\x9a\x01\n" +
+	"\x04stop\x18\x04 \x01(\bR\x04stop\"\xae\x01\n" +
 	"\n" +
 	"RebuildRep\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
@@ -2887,7 +2895,8 @@ const file_engine_proto_rawDesc = "" +
 	"\aobjects\x18\x03 \x01(\x04R\aobjects\x12\x18\n" +
 	"\arecords\x18\x04 \x01(\x04R\arecords\x12\x14\n" +
 	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\xc6\x01\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x12\n" +
+	"\x04lost\x18\a \x01(\x04R\x04lost\"\xc6\x01\n" +
 	"\n" +
 	"MigrateReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
