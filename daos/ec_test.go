@@ -21,27 +21,11 @@ const ecCell = 4096
 func ecSystem(t *testing.T, servers, targets int, props ...string) (*cluster.System, *Cont) {
 	t.Helper()
 	sys := cluster.Start(t, cluster.Options{Servers: servers, Targets: targets})
-	ctx := context.Background()
-	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Fini() })
-	p, err := c.PoolConnect(ctx, sys.Pool, RW)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cp := map[string]string{"ec_cell_sz": "4KiB"}
 	for i := 0; i+1 < len(props); i += 2 {
 		cp[props[i]] = props[i+1]
 	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "ec", Props: cp}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "ec", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := sysCont(t, sys, sys.Pool, "ec", cp)
 	return sys, h
 }
 

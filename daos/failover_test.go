@@ -175,6 +175,61 @@ func rankOf(t *testing.T, sys *cluster.System, i int) uint32 {
 	return 0
 }
 
+// sysCont connects a client to pool through sys's agent, and creates and
+// opens a container label with props in it.
+func sysCont(t *testing.T, sys *cluster.System, pool, label string, props map[string]string) *Cont {
+	t.Helper()
+	ctx := context.Background()
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, pool, RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: label, Props: props}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, label, RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// testPool creates pool label on ranks (all joined: none) with props,
+// owned by the user running the test.
+func testPool(t *testing.T, sys *cluster.System, label string, ranks []uint32, props map[string]string) {
+	t.Helper()
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := ctlclient.Retry(context.Background(), func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
+		return sys.Admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: label, ScmSize: 256 << 20, NvmeSize: 1 << 30, Ranks: ranks,
+			User: me.Username, Group: me.Username, Props: props})
+	})
+	if err := ctlclient.Err(err, cr.GetError(), "pool create "+label); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newObj opens a new object of class in h.
+func newObj(t *testing.T, h *Cont, class placement.ClassID) *Obj {
+	t.Helper()
+	oid, err := h.GenerateOID(context.Background(), class, placement.OTMultiHashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := h.Obj(oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // TestFailoverRP3: kill -9 one server, then a second, during a sustained
 // write+read workload on an RP_3GX object: the workload sees no error (the
 // client places its requests again once SWIM has excluded the dead rank),
@@ -186,32 +241,9 @@ func TestFailoverRP3(t *testing.T) {
 	t.Setenv("GODAOS_SWIM_FAST", "1") // the servers' SWIM detects deaths in seconds
 	sys := cluster.Start(t, cluster.Options{Servers: 5, Targets: 2})
 	ctx := context.Background()
-	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Fini() })
-	p, err := c.PoolConnect(ctx, sys.Pool, RW)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// rd_fac 2: the container survives two failed servers (rd_fac 0 would
 	// be UNCLEAN after the first)
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "rp3", Props: map[string]string{"rd_fac": "2"}}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "rp3", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := h.GenerateOID(ctx, placement.RP3GX, placement.OTMultiHashed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := h.Obj(oid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := newObj(t, sysCont(t, sys, sys.Pool, "rp3", map[string]string{"rd_fac": "2"}), placement.RP3GX)
 	wl := startWorkload(ctx, o, 4)
 	defer wl.stop.Store(true)
 	wl.waitAcked(t, 200)
@@ -330,22 +362,8 @@ func TestRdFacExceeded(t *testing.T) {
 	t.Setenv("GODAOS_SWIM_FAST", "1")
 	sys := cluster.Start(t, cluster.Options{Servers: 5, Targets: 2})
 	ctx := context.Background()
-	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Fini() })
-	p, err := c.PoolConnect(ctx, sys.Pool, RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "rf1", Props: map[string]string{"rd_fac": "1"}}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "rf1", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := sysCont(t, sys, sys.Pool, "rf1", map[string]string{"rd_fac": "1"})
+	p := h.Pool
 	if _, err := h.Obj(placement.MakeOID(9, 0, placement.S1, placement.OTMultiHashed)); !daoserr.Is(err, daoserr.Inval) {
 		t.Fatalf("S1 object in an rd_fac 1 container: %v", err)
 	}
@@ -439,33 +457,9 @@ func TestDrainExtend(t *testing.T) {
 	for i := range 4 {
 		ranks = append(ranks, rankOf(t, sys, i))
 	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cr, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
-		return sys.Admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "ext", ScmSize: 256 << 20, NvmeSize: 1 << 30, Ranks: ranks,
-			User: me.Username, Group: me.Username})
-	})
-	if err := ctlclient.Err(err, cr.GetError(), "pool create"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Fini() })
-	p, err := c.PoolConnect(ctx, "ext", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c", Props: map[string]string{"rd_fac": "0"}}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "c", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
+	testPool(t, sys, "ext", ranks, nil)
+	h := sysCont(t, sys, "ext", "c", map[string]string{"rd_fac": "0"})
+	p := h.Pool
 	rpOID, err := h.GenerateOID(ctx, placement.RP3GX, placement.OTMultiHashed)
 	if err != nil {
 		t.Fatal(err)
@@ -641,41 +635,8 @@ func TestRebuildDelayStopStart(t *testing.T) {
 	t.Setenv("GODAOS_SWIM_FAST", "1")
 	sys := cluster.Start(t, cluster.Options{Servers: 4, Targets: 2, NoPool: true})
 	ctx := context.Background()
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cr, err := ctlclient.Retry(ctx, func(ctx context.Context) (*ctlpb.PoolCreateResp, error) {
-		return sys.Admin.PoolCreate(ctx, &ctlpb.PoolCreateReq{Label: "delay", ScmSize: 256 << 20, NvmeSize: 1 << 30,
-			User: me.Username, Group: me.Username, Props: map[string]string{"self_heal": "exclude;delay_rebuild"}})
-	})
-	if err := ctlclient.Err(err, cr.GetError(), "pool create"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Fini() })
-	p, err := c.PoolConnect(ctx, "delay", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c", Props: map[string]string{"rd_fac": "1"}}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "c", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oid, err := h.GenerateOID(ctx, placement.RP2GX, placement.OTMultiHashed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := h.Obj(oid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	testPool(t, sys, "delay", nil, map[string]string{"self_heal": "exclude;delay_rebuild"})
+	o := newObj(t, sysCont(t, sys, "delay", "c", map[string]string{"rd_fac": "1"}), placement.RP2GX)
 	wl := startWorkload(ctx, o, 2)
 	defer wl.stop.Store(true)
 	wl.waitAcked(t, 100)

@@ -273,39 +273,12 @@ func faultCont(t *testing.T, n int) (*cluster.System, *faultAdmin, *Cont) {
 	t.Setenv("GODAOS_SWIM_FAST", "1")
 	sys := cluster.Start(t, cluster.Options{Servers: n, Targets: 2})
 	a := newFaultAdmin(t, sys)
-	ctx := context.Background()
-	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Fini() })
-	p, err := c.PoolConnect(ctx, sys.Pool, RW)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// rd_fac 2: the container stays healthy with two fault domains out
-	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "faults", Props: map[string]string{"rd_fac": "2"}}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, "faults", RW)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := sysCont(t, sys, sys.Pool, "faults", map[string]string{"rd_fac": "2"})
 	return sys, a, h
 }
 
-func rp3Obj(t *testing.T, h *Cont) *Obj {
-	t.Helper()
-	oid, err := h.GenerateOID(context.Background(), placement.RP3GX, placement.OTMultiHashed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := h.Obj(oid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
+func rp3Obj(t *testing.T, h *Cont) *Obj { t.Helper(); return newObj(t, h, placement.RP3GX) }
 
 // resumeOnCleanup makes sure server i runs again when the test ends (a
 // stopped process would hold up the system's SIGTERM).
