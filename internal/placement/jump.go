@@ -304,8 +304,11 @@ func (m *PoolMap) Layout(oid OID) (Layout, error) {
 		if s%gs == 0 {
 			w.newGroup()
 		}
-		if w.full(0) {
-			// More shards than targets: start over on the object's target set.
+		if w.full(0) || w.grpMin[0] > 0 && len(t.domains) > s%gs {
+			// More shards than targets, or the targets the object has not used
+			// are all in fault domains its current group already uses (a group
+			// must not lose two shards to one domain's failure, while two
+			// groups may share a target): start over on the object's targets.
 			copy(w.free, t.ntargets)
 			w.recomputeMin(0)
 		}

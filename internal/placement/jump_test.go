@@ -721,3 +721,38 @@ func TestRemapKeepsGroupsApart(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupsSpanDomainsWhenObjectsFillThePool: an object with as many shards
+// as targets (GX classes with rd_fac 0) still puts each group's shards in
+// distinct fault domains, even when the targets it has not used yet are all
+// in domains its current group already uses: one domain's failure must cost a
+// group one shard, not two.
+func TestGroupsSpanDomainsWhenObjectsFillThePool(t *testing.T) {
+	var specs []RankSpec
+	for r := range 6 {
+		specs = append(specs, RankSpec{Rank: uint32(r), Targets: 2})
+	}
+	m, err := NewPoolMap(1, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []ClassID{MakeClass(RS2P1, 4), MakeClass(RP3, 4), MakeClass(RS4P2, 2), MakeClass(RP2, 6)} {
+		t.Run(class.String(), func(t *testing.T) {
+			for i := range uint64(2000) {
+				l, err := m.Layout(MakeOID(i, 0, class, OTMultiHashed))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for g := range l.Groups {
+					ranks := map[uint32]bool{}
+					for _, s := range l.Group(g) {
+						if ranks[s.Rank] {
+							t.Fatalf("oid %d group %d has two shards on rank %d: %+v", i, g, s.Rank, l.Group(g))
+						}
+						ranks[s.Rank] = true
+					}
+				}
+			}
+		})
+	}
+}
