@@ -485,13 +485,21 @@ func (o *Obj) PunchDkeysCond(ctx context.Context, flags CondFlags, dkeys [][]byt
 		byGroup[g] = append(byGroup[g], d)
 	}
 	for g, ds := range byGroup {
-		req, err := o.punchReq(flags)
-		if err != nil {
-			return err
+		// one dkey a request when conditional on a redundant object: the
+		// engine checks the condition of one write before replicating it
+		n := len(ds)
+		if flags != 0 && o.OID.GroupSize() > 1 {
+			n = 1
 		}
-		req.Dkeys = ds
-		if err := o.punch(ctx, g, req); err != nil {
-			return err
+		for ; len(ds) > 0; ds = ds[min(n, len(ds)):] {
+			req, err := o.punchReq(flags)
+			if err != nil {
+				return err
+			}
+			req.Dkeys = ds[:min(n, len(ds))]
+			if err := o.punch(ctx, g, req); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

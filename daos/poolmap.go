@@ -144,7 +144,7 @@ var failoverFor = 2 * time.Minute
 // object: a server that stopped answering (SIGSTOP, a network partition)
 // does not hold the operation beyond it, and the next attempt goes where
 // the map says then.
-var attemptTimeout = 15 * time.Second
+var attemptTimeout = 30 * time.Second // more than a leader's worst case: a prepare and a commit, each bounded by 10 s
 
 // retryable reports whether an operation that failed with err may succeed
 // when placed again with a newer map: a stale map always; an unreachable

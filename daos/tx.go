@@ -529,7 +529,12 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 		})
 	}
 	wg.Wait()
-	if accepted == 0 && fenced == len(tx.order)-1 && c.Pool.refreshMap(ctx, c.Pool.CurrentMapVersion()) == nil && coordExcluded(c.Pool, coord) {
+	if accepted == 0 && c.Pool.refreshMap(ctx, c.Pool.CurrentMapVersion()) == nil && coordExcluded(c.Pool, coord) {
+		if fenced != len(tx.order)-1 {
+			// some parts did not answer: they settle it without the
+			// coordinator, and may find that another part committed
+			return false, daoserr.Wrap(daoserr.Misc, ferr, "transaction outcome unknown: its coordinator is excluded and some parts did not answer; they settle it among themselves")
+		}
 		// Every other part refused, and the coordinator is out of the map:
 		// it decided after it was excluded (a paused server), and the parts,
 		// settling without it, aborted. Its own part is on a target no

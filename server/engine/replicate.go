@@ -183,6 +183,12 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 	}
 	capb, ver := m.GetCap(), m.GetMapVersion()
 	pool := vos.UUID(m.GetPool())
+	if len(writes) > 1 && writes[0].Flags != 0 {
+		// checked here write by write, a later condition failing would leave
+		// the earlier writes applied here and not on the replicas
+		return 0, daoserr.Newf(daoserr.Inval, "object %s: a conditional punch of %d dkeys of a redundant object: one dkey a request", oid, len(writes)).
+			WithResolution("the client library sends them one by one (DAOS punches one dkey a call)")
+	}
 	pm, peers, err := e.replicaPeers(pool, req.Target, oid, dkey)
 	if err != nil {
 		return 0, err
@@ -233,10 +239,10 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		return nil
 	})
 	finish := func(abort bool, to []placement.Shard) []error {
-		// The map version: a replica whose map has moved on refuses the
-		// commit of a leader that may have been excluded meanwhile (it
-		// resolves the part itself, see askPeers).
-		cm := &enginepb.TxCommitReq{Pool: pool[:], Cont: c[:], Txid: txid[:], Epoch: epoch, Abort: abort, Cap: capb, MapVersion: ver}
+		// No map version: a map change since the prepare (a rebuild done)
+		// must not refuse a live leader's commit; a replica that knows this
+		// leader excluded refuses it anyway (txCommit's fence).
+		cm := &enginepb.TxCommitReq{Pool: pool[:], Cont: c[:], Txid: txid[:], Epoch: epoch, Abort: abort, Cap: capb}
 		return e.toPeers(context.WithoutCancel(ctx), pm, to, func(ctx context.Context, cl *rpc.Client, _ int, s placement.Shard) error {
 			hdr, _ := proto.Marshal(cm)
 			_, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxCommit, Target: s.Target, Header: hdr}, nil)
@@ -249,7 +255,11 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		return 0, peerError(err)
 	}
 
-	// 2. Decide and apply here first: a condition that fails aborts all.
+	// 2. Apply here first, keeping the dkey locked: a condition that fails
+	// aborts all, and no reader here sees the write before every replica
+	// has it. Until the decision is recorded, a replica asking hears
+	// "undecided" (committing, no decision), never a commit that a failed
+	// condition would then turn into an abort.
 	for _, st := range stamps {
 		epoch = max(epoch, st)
 	}
@@ -261,22 +271,38 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		finish(true, peers)
 		return 0, daoserr.New(daoserr.InProgress, "replicated write timed out while its replicas prepared").WithResolution("retry")
 	}
-	tt.decide(txid, true, epoch)
 	ptx.committing = true
 	tt.mu.Unlock()
-	if err := e.applyTx(tt, ptx, epoch, req.Bulk); err != nil {
+	releaseHere := func() {
+		tt.mu.Lock()
+		tt.release(ptx)
+		tt.mu.Unlock()
+	}
+	if err := e.applyWrites(ptx, epoch, req.Bulk); err != nil {
 		if writes[0].Flags != 0 && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
 			tt.mu.Lock()
-			tt.decide(txid, false, 0) // nothing applied anywhere: the decision becomes an abort
+			tt.decide(txid, false, 0) // nothing applied anywhere (one conditional write a request)
+			tt.release(ptx)
 			tt.mu.Unlock()
 			finish(true, peers)
 			return 0, err
 		}
+		// applied here in part: the replicas commit, so that they at least
+		// agree (this one is repaired by the next rebuild of its target)
+		tt.mu.Lock()
+		tt.decide(txid, true, epoch)
+		tt.release(ptx)
+		tt.mu.Unlock()
 		finish(false, peers)
 		return 0, err
 	}
-	// 3. The peers apply.
-	if err := errors.Join(finish(false, peers)...); err != nil {
+	tt.mu.Lock()
+	tt.decide(txid, true, epoch)
+	tt.mu.Unlock()
+	// 3. The peers apply; then the dkey is released here.
+	ferrs := finish(false, peers)
+	releaseHere()
+	if err := errors.Join(ferrs...); err != nil {
 		return 0, daoserr.Wrap(daoserr.Unreach, err, "replicated write applied at epoch %#x here but not confirmed by every replica (they learn it from this leader)", epoch)
 	}
 	tt.mu.Lock()

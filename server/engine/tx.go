@@ -641,6 +641,12 @@ func (e *Engine) applyTx(tt *txTable, ptx *preparedTx, epoch uint64, bulk []byte
 		tt.release(ptx)
 		tt.mu.Unlock()
 	}()
+	return e.applyWrites(ptx, epoch, bulk)
+}
+
+// applyWrites writes a prepared part at its commit epoch, keeping its locks
+// (the caller releases them).
+func (e *Engine) applyWrites(ptx *preparedTx, epoch uint64, bulk []byte) error {
 	sgls, err := splitTxBulk(ptx.ops, bulk)
 	if err != nil {
 		return err
