@@ -28,6 +28,9 @@ type PoolMap struct {
 	// moving: a target drains or integrates, so some shards' data is still
 	// served by a target other than the one placement now names
 	moving bool
+	// installed is this engine's clock when it took this map: every write
+	// placed with it lands here at a later epoch (see rebuildFence)
+	installed uint64
 }
 
 // DecodePoolMap builds a PoolMap from its wire form.
@@ -82,6 +85,7 @@ func (e *Engine) SetPoolMap(m *enginepb.PoolMap) error {
 		e.maps.maps = map[vos.UUID]*PoolMap{}
 	}
 	if old := e.maps.maps[pool]; old == nil || old.Version() < pm.Version() {
+		pm.installed = e.clock.Now()
 		e.maps.maps[pool] = pm
 		e.log.Debug("pool map", "pool", pool, "version", pm.Version())
 	}

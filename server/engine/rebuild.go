@@ -27,8 +27,14 @@ import (
 // the group's dkeys there (OpMigrate).
 //
 // What is copied is each dkey as it reads when the scan reaches it (the
-// latest; the read waits for a write that holds the dkey, see readAt), and it
-// is written at rebuildEpoch, below every epoch a client's write gets. The rebuilding shard holds nothing older than
+// latest; the read waits for a write that holds the dkey, see readAt). The
+// destination writes it at its rebuild fence (rebuildFence): just below the
+// epoch it took the map at, less the servers' clock skew, so under every write
+// placed with that map; and each destination first punches, just below the
+// fence, every dkey it holds of the groups it rebuilds, so that versions left
+// from an earlier time it held the shard (a remap back onto it) cannot show
+// above the copy. Together: the shard reads as the source's copy, then the
+// writes made since. The rebuilding shard holds nothing older than
 // the map change but these copies; every write made since reached it
 // directly (clients write every shard of a group in the current map), so it
 // stays on top of the copy whatever the servers' clocks say. History is not
@@ -38,8 +44,21 @@ import (
 // The scan is throttled: it sleeps as long as it worked (rebuildDuty), so
 // foreground I/O keeps most of the target.
 
-// rebuildEpoch is the epoch rebuild writes its copies at: below any other.
+// rebuildEpoch marks a replicated copy in OpMigrate: the destination writes
+// it at its own rebuild fence (EC copies carry their own epochs).
 const rebuildEpoch = 1
+
+// rebuildFence is the epoch a destination writes rebuild copies at under map
+// pm (and punches what it held just below): under every write placed with pm
+// (they are stamped here after pm was taken, and their epoch is at least
+// this engine's stamp), allowing for the servers' clock skew.
+func rebuildFence(pm *PoolMap) uint64 {
+	skew := uint64(maxClockAhead)
+	if pm.installed <= skew+2 {
+		return 2
+	}
+	return pm.installed - skew
+}
 
 // rebuildDuty is the share of time a target's scan may work; it sleeps the
 // rest.
@@ -351,8 +370,14 @@ func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap,
 		return daoserr.Context(err, "rebuild object %s", oid)
 	}
 	dests := map[int][]placement.Shard{}
+	clean := map[int]bool{} // groups this target rebuilds: what it holds of them is stale
 	for g := range l.Groups {
 		grp := l.Group(g)
+		for _, s := range grp {
+			if s.Rebuilding && s.Rank == me && int(s.Target) == ti {
+				clean[g] = true
+			}
+		}
 		src, ok := rebuildSource(pm, grp)
 		if !ok {
 			// nothing holds the group any more: counted once, by the target of
@@ -372,9 +397,10 @@ func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap,
 			}
 		}
 	}
-	if len(dests) == 0 {
+	if len(dests) == 0 && len(clean) == 0 {
 		return nil
 	}
+	fence := rebuildFence(pm)
 	var anchor vos.Anchor
 	for !anchor.EOF {
 		var dkeys [][]byte
@@ -389,7 +415,16 @@ func (e *Engine) rebuildObject(ctx context.Context, r *poolRebuild, pm *PoolMap,
 			return daoserr.Context(err, "rebuild: list dkeys of object %s", oid)
 		}
 		for _, dkey := range dkeys {
-			to := dests[placement.DkeyGroupOf(po, dkey)]
+			g := placement.DkeyGroupOf(po, dkey)
+			if clean[g] {
+				err := e.withPool(ti, pool, func(p *vos.Pool) error {
+					return p.PunchDkeys(c, oid, vos.Epoch(fence-1), vos.WriteBelowAggregated, [][]byte{dkey})
+				})
+				if err != nil {
+					r.fail(daoserr.Context(err, "rebuild: clear object %s dkey %q below the fence", oid, dkey))
+				}
+			}
+			to := dests[g]
 			if len(to) == 0 {
 				continue
 			}
@@ -555,7 +590,8 @@ func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	oid := vos.OID{Hi: m.Oid.GetHi(), Lo: m.Oid.GetLo()}
 	// the copy's map first: a reclaim running for an older one stops
 	// before it deletes what is copied here (see rebuilds.reclaimMu)
-	if cur := e.mapAtLeast(ctx, vos.UUID(m.Pool), m.Version); cur == nil || cur.Version() < m.Version {
+	cur := e.mapAtLeast(ctx, vos.UUID(m.Pool), m.Version)
+	if cur == nil || cur.Version() < m.Version {
 		return rpc.Response{}, daoserr.Newf(daoserr.Stale, "rebuild copy for pool map version %d: this engine cannot get that map yet", m.Version).
 			WithResolution("the rebuild retries")
 	}
@@ -565,8 +601,18 @@ func (e *Engine) migrate(ctx context.Context, req *rpc.Request) (rpc.Response, e
 	if m.Epoch != rebuildEpoch && !(placement.OID{Hi: oid.Hi, Lo: oid.Lo}.Redun().IsEC() && m.Epoch <= e.clock.Now()) {
 		return rpc.Response{}, daoserr.Newf(daoserr.Inval, "rebuild copy of object %s at epoch %#x: copies are written at epoch %d", oid, m.Epoch, rebuildEpoch)
 	}
-	// below everything, aggregated history included
-	if err := p.Update(c, oid, vos.Epoch(m.Epoch), vos.WriteBelowAggregated, m.Dkey, iods, sgls); err != nil {
+	epoch := m.Epoch
+	if m.Epoch == rebuildEpoch {
+		// a replicated copy: at this destination's fence for its map, which
+		// must be the one the copy was made for (a newer one rebuilds anew)
+		if cur.Version() != m.Version {
+			return rpc.Response{}, daoserr.Newf(daoserr.Stale, "rebuild copy for pool map version %d: this engine is at version %d", m.Version, cur.Version()).
+				WithResolution("the rebuild of the newer version copies it again")
+		}
+		epoch = rebuildFence(cur)
+	}
+	// below later writes, aggregated history included
+	if err := p.Update(c, oid, vos.Epoch(epoch), vos.WriteBelowAggregated, m.Dkey, iods, sgls); err != nil {
 		return rpc.Response{}, daoserr.Context(err, "rebuild: write object %s dkey %q", oid, m.Dkey)
 	}
 	return rpc.Response{}, nil

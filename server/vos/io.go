@@ -148,7 +148,7 @@ func buildPunchObj(u UUID, oid OID, epoch Epoch, flags CondFlags) (*op, error) {
 	if err := checkWriteEpoch(epoch); err != nil {
 		return nil, err
 	}
-	return &op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch}, nil
+	return &op{kind: opPunchObj, cont: u, oid: oid, epoch: epoch, cond: flags & (CondPunch | WriteBelowAggregated)}, nil
 }
 
 func buildPunchDkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkeys [][]byte) (*op, error) {
@@ -163,7 +163,7 @@ func buildPunchDkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkeys [][]by
 			return nil, daoserr.Context(err, "punch obj %s", oid)
 		}
 	}
-	return &op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, keys: dkeys}, nil
+	return &op{kind: opPunchDkeys, cont: u, oid: oid, epoch: epoch, cond: flags & (CondPunch | WriteBelowAggregated), keys: dkeys}, nil
 }
 
 func buildPunchAkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte, akeys [][]byte) (*op, error) {
@@ -181,7 +181,7 @@ func buildPunchAkeys(u UUID, oid OID, epoch Epoch, flags CondFlags, dkey []byte,
 			return nil, daoserr.Context(err, "punch obj %s dkey %q", oid, dkey)
 		}
 	}
-	return &op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & CondPunch, dkey: dkey, keys: akeys}, nil
+	return &op{kind: opPunchAkeys, cont: u, oid: oid, epoch: epoch, cond: flags & (CondPunch | WriteBelowAggregated), dkey: dkey, keys: akeys}, nil
 }
 
 // Update writes values under one dkey at epoch, atomically: all IODs or none.
