@@ -155,23 +155,36 @@ func (c *ctlService) pushPoolMap(ctx context.Context, p mgmt.Pool) {
 	if err != nil {
 		return
 	}
-	joined := map[uint32]mgmt.Member{}
+	byRank := map[uint32]mgmt.Member{}
 	for _, m := range members {
-		if m.State == mgmt.MemberJoined {
-			joined[m.Rank] = m
-		}
+		byRank[m.Rank] = m
 	}
-	var ranks []rankTargets
+	// Joined ranks now; excluded ones too, in the background: one that was
+	// paused and resumed must learn that it is out, and refuse the I/O of
+	// clients whose map still places shards on it.
+	var ranks, excluded []rankTargets
 	for _, r := range p.Map {
-		if m, ok := joined[r.Rank]; ok {
+		m, ok := byRank[r.Rank]
+		switch {
+		case !ok:
+		case m.State == mgmt.MemberJoined:
 			ranks = append(ranks, rankTargets{rank: r.Rank, fabric: m.FabricAddr, targets: m.Targets})
+		case m.State == mgmt.MemberExcluded:
+			excluded = append(excluded, rankTargets{rank: r.Rank, fabric: m.FabricAddr, targets: m.Targets})
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, failed := c.fanOut(ctx, ranks, enginepb.OpPoolMapUpdate, poolMapPB(p, members)); len(failed) > 0 {
-		c.s.log.Debug("pool map: some engines did not take it; they will ask", "pool", p.Label, "version", p.MapVersion, "failed", len(failed))
+	msg := poolMapPB(p, members)
+	push := func(ranks []rankTargets) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, failed := c.fanOut(ctx, ranks, enginepb.OpPoolMapUpdate, msg); len(failed) > 0 {
+			c.s.log.Debug("pool map: some engines did not take it; they will ask", "pool", p.Label, "version", p.MapVersion, "failed", len(failed))
+		}
 	}
+	if len(excluded) > 0 {
+		go push(excluded)
+	}
+	push(ranks)
 }
 
 // targetChange is what dmg pool exclude|drain|reintegrate do to one target.

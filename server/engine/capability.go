@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/enginepb"
 	"github.com/godaos/godaos/internal/rpc"
 	"github.com/godaos/godaos/internal/security/capability"
+	"github.com/godaos/godaos/server/vos"
 )
 
 // capCacheMax bounds each target's cache of verified capabilities: one entry
@@ -43,7 +45,29 @@ func (e *Engine) checkCap(req *rpc.Request, m capMsg, need uint32) (*capability.
 	if err := g.Allows(time.Now(), m.GetPool(), m.GetCont(), need); err != nil {
 		return g, err
 	}
-	return g, e.checkMapVersion(m.GetPool(), m.GetMapVersion())
+	if err := e.checkMapVersion(m.GetPool(), m.GetMapVersion()); err != nil {
+		return g, err
+	}
+	return g, e.checkTargetIn(m.GetPool(), m.GetMapVersion(), req.Target)
+}
+
+// checkTargetIn refuses a client's request to a target that its own map has
+// out of the pool (DOWN or DOWNOUT): an engine excluded while it was paused
+// must not serve a client whose map is as old as its own.
+func (e *Engine) checkTargetIn(pool []byte, v uint32, target uint32) error {
+	rank := e.rank.Load()
+	if v == 0 || len(pool) != 16 || rank < 0 {
+		return nil
+	}
+	cur := e.PoolMapOf(vos.UUID(pool))
+	if cur == nil {
+		return nil
+	}
+	if t, ok := cur.FindTarget(uint32(rank), int(target)); ok && (t.State == placement.TargetDown || t.State == placement.TargetOut) {
+		return daoserr.Newf(daoserr.Stale, "rank %d target %d is %s in pool map version %d", rank, target, t.State, cur.Version()).
+			WithResolution("the client library refreshes its pool map and places the request elsewhere")
+	}
+	return nil
 }
 
 // remember adds a verified grant. A full cache first drops the expired
