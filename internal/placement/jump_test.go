@@ -679,14 +679,7 @@ func TestMovingShardsKeepTheirPlace(t *testing.T) {
 // of a stripe, or two replicas, on one target would be lost together), and
 // never a failed target.
 func TestRemapKeepsGroupsApart(t *testing.T) {
-	var specs []RankSpec
-	for r := range 6 {
-		specs = append(specs, RankSpec{Rank: uint32(r), Targets: 2})
-	}
-	m, err := NewPoolMap(1, specs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := ranksMap(t, 6, 2)
 	one, _ := m.WithTargetState(5, -1, TargetDown)
 	two, _ := one.WithTargetState(2, -1, TargetDown)
 	for _, tc := range []struct {
@@ -728,14 +721,7 @@ func TestRemapKeepsGroupsApart(t *testing.T) {
 // in domains its current group already uses: one domain's failure must cost a
 // group one shard, not two.
 func TestGroupsSpanDomainsWhenObjectsFillThePool(t *testing.T) {
-	var specs []RankSpec
-	for r := range 6 {
-		specs = append(specs, RankSpec{Rank: uint32(r), Targets: 2})
-	}
-	m, err := NewPoolMap(1, specs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := ranksMap(t, 6, 2)
 	for _, class := range []ClassID{MakeClass(RS2P1, 4), MakeClass(RP3, 4), MakeClass(RS4P2, 2), MakeClass(RP2, 6)} {
 		t.Run(class.String(), func(t *testing.T) {
 			for i := range uint64(2000) {
@@ -755,4 +741,18 @@ func TestGroupsSpanDomainsWhenObjectsFillThePool(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ranksMap is a map of n ranks of targets targets each, one fault domain each.
+func ranksMap(t *testing.T, n, targets int) *PoolMap {
+	t.Helper()
+	var specs []RankSpec
+	for r := range n {
+		specs = append(specs, RankSpec{Rank: uint32(r), Targets: targets})
+	}
+	m, err := NewPoolMap(1, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

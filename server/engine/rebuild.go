@@ -133,15 +133,14 @@ func (e *Engine) reclaimStart(pool vos.UUID, version uint32) error {
 	return nil
 }
 
-// reclaimTarget is one target's reclaim; it returns the dkeys deleted.
-func (e *Engine) reclaimTarget(pm *PoolMap, pool vos.UUID, ti int) (int, error) {
-	me := uint32(e.rank.Load())
+// eachObject calls fn for every object of pool on target ti, container by
+// container, holding the target's pool table only while it lists (a scan is
+// long). It stops at fn's first error.
+func (e *Engine) eachObject(ti int, pool vos.UUID, fn func(c vos.UUID, oid vos.OID) error) error {
 	var conts []vos.UUID
 	if err := e.withPool(ti, pool, func(p *vos.Pool) error { conts = p.ListContainers(); return nil }); err != nil {
-		return 0, nil
+		return nil // no storage of the pool here: nothing to scan
 	}
-	deleted := 0
-	mine := func(s placement.Shard) bool { return s.Rank == me && int(s.Target) == ti }
 	for _, c := range conts {
 		var anchor vos.Anchor
 		for !anchor.EOF {
@@ -151,48 +150,62 @@ func (e *Engine) reclaimTarget(pm *PoolMap, pool vos.UUID, ti int) (int, error) 
 				return err
 			})
 			if err != nil {
-				return deleted, err
+				return daoserr.Context(err, "list objects of container %s", c)
 			}
 			for _, oid := range oids {
-				po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
-				if !po.Redun().Valid() || po.Groups() == 0 || po.Redun().IsEC() {
-					continue // EC shards are not reclaimed yet
-				}
-				l, err := pm.Layout(po)
-				if err != nil {
-					continue
-				}
-				var da vos.Anchor
-				for !da.EOF {
-					var dkeys [][]byte
-					err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
-						dkeys, err = p.ListDkeys(c, oid, vos.EpochMax, &da, 256)
-						return err
-					})
-					if err != nil {
-						break
-					}
-					for _, dkey := range dkeys {
-						if slices.ContainsFunc(l.Group(placement.DkeyGroupOf(po, dkey)), mine) {
-							continue
-						}
-						e.rb.reclaimMu.Lock()
-						if cur := e.PoolMapOf(pool); cur == nil || cur.Version() != pm.Version() {
-							e.rb.reclaimMu.Unlock()
-							return deleted, daoserr.New(daoserr.Stale, "the pool map changed")
-						}
-						err := e.withPool(ti, pool, func(p *vos.Pool) error { return p.DestroyKey(c, oid, dkey, nil) })
-						e.rb.reclaimMu.Unlock()
-						if err != nil {
-							return deleted, err
-						}
-						deleted++
-					}
+				if err := fn(c, oid); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	return deleted, nil
+	return nil
+}
+
+// reclaimTarget is one target's reclaim; it returns the dkeys deleted.
+func (e *Engine) reclaimTarget(pm *PoolMap, pool vos.UUID, ti int) (int, error) {
+	me := uint32(e.rank.Load())
+	deleted := 0
+	mine := func(s placement.Shard) bool { return s.Rank == me && int(s.Target) == ti }
+	err := e.eachObject(ti, pool, func(c vos.UUID, oid vos.OID) error {
+		po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
+		if !po.Redun().Valid() || po.Groups() == 0 || po.Redun().IsEC() {
+			return nil // EC shards are not reclaimed yet
+		}
+		l, err := pm.Layout(po)
+		if err != nil {
+			return nil
+		}
+		var da vos.Anchor
+		for !da.EOF {
+			var dkeys [][]byte
+			err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+				dkeys, err = p.ListDkeys(c, oid, vos.EpochMax, &da, 256)
+				return err
+			})
+			if err != nil {
+				return nil // this object only
+			}
+			for _, dkey := range dkeys {
+				if slices.ContainsFunc(l.Group(placement.DkeyGroupOf(po, dkey)), mine) {
+					continue
+				}
+				e.rb.reclaimMu.Lock()
+				if cur := e.PoolMapOf(pool); cur == nil || cur.Version() != pm.Version() {
+					e.rb.reclaimMu.Unlock()
+					return daoserr.New(daoserr.Stale, "the pool map changed")
+				}
+				err := e.withPool(ti, pool, func(p *vos.Pool) error { return p.DestroyKey(c, oid, dkey, nil) })
+				e.rb.reclaimMu.Unlock()
+				if err != nil {
+					return err
+				}
+				deleted++
+			}
+		}
+		return nil
+	})
+	return deleted, err
 }
 
 // rebuildStart starts this rank's rebuild of a pool to a map version, once:
@@ -326,33 +339,17 @@ func rebuildSource(pm *PoolMap, grp []placement.Shard) (src placement.Shard, ok 
 func (e *Engine) rebuildTarget(ctx context.Context, r *poolRebuild, pm *PoolMap, pool vos.UUID, ti int) error {
 	me := uint32(e.rank.Load())
 	epoch := e.clock.Now()
-	var conts []vos.UUID
-	if err := e.withPool(ti, pool, func(p *vos.Pool) error { conts = p.ListContainers(); return nil }); err != nil {
-		return nil // no storage of the pool here: nothing to scan
-	}
-	for _, c := range conts {
-		var anchor vos.Anchor
-		for !anchor.EOF {
-			var oids []vos.OID
-			err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
-				oids, err = p.ListObjects(c, vos.EpochMax, &anchor, 256)
-				return err
-			})
-			if err != nil {
-				return daoserr.Context(err, "rebuild: list objects of container %s", c)
-			}
-			for _, oid := range oids {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				r.objects.Add(1)
-				if err := e.rebuildObject(ctx, r, pm, pool, ti, me, c, oid, epoch); err != nil {
-					r.fail(err)
-				}
-			}
+	err := e.eachObject(ti, pool, func(c vos.UUID, oid vos.OID) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-	}
-	return nil
+		r.objects.Add(1)
+		if err := e.rebuildObject(ctx, r, pm, pool, ti, me, c, oid, epoch); err != nil {
+			r.fail(err)
+		}
+		return nil
+	})
+	return daoserr.Context(err, "rebuild")
 }
 
 // rebuildObject copies the dkeys of oid's groups this target is the source
