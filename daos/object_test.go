@@ -181,6 +181,13 @@ func TestObjectIO(t *testing.T) {
 				}
 			}
 		}
+		// a write without a map version would reach one replica: refused
+		{
+			m, _ := o.ioReq([]byte("d0"), iods, 0)
+			if _, err := o.rpc(ctx, dest{Shard: l.Shards[0]}, enginepb.OpObjUpdate, m, [][]byte{[]byte("xxxxx")}, nil); !daoserr.Is(err, daoserr.Inval) {
+				t.Fatalf("an unplaced write of a replicated object: %v", err)
+			}
+		}
 		// a conditional insert of an existing dkey fails and writes nothing
 		if _, err := o.UpdateCond(ctx, CondDkeyInsert, []byte("d1"), iods, [][]byte{[]byte("xxxxx")}); !daoserr.Is(err, daoserr.Exist) {
 			t.Fatalf("insert over an existing dkey: %v", err)

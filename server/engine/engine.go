@@ -461,6 +461,9 @@ func (e *Engine) objPunch(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	if len(dkeys) > 0 {
 		firstDkey = dkeys[0]
 	}
+	if err := placedWrite(m.MapVersion, oid); err != nil {
+		return rpc.Response{}, err
+	}
 	if m.MapVersion != 0 && e.forwarded(m.Pool, oid, firstDkey) {
 		var writes []*enginepb.TxWrite
 		switch {
@@ -655,6 +658,9 @@ func (e *Engine) objUpdate(ctx context.Context, req *rpc.Request) (rpc.Response,
 	if err := noEpoch(m.Epoch, oid); err != nil {
 		return rpc.Response{}, err
 	}
+	if err := placedWrite(m.MapVersion, oid); err != nil {
+		return rpc.Response{}, err
+	}
 	if m.MapVersion != 0 && e.forwarded(m.Pool, oid, m.Dkey) {
 		w := &enginepb.TxWrite{Oid: m.Oid, Dkey: m.Dkey, Iods: m.Iods, Flags: m.Flags}
 		epoch, err := e.replicate(ctx, req, m, p, c, oid, m.Dkey, []*enginepb.TxWrite{w})
@@ -794,3 +800,14 @@ var zeros = make([]byte, 64<<10)
 // clientCond is the conditions a request may ask VOS for: the bits of
 // vos.CondMask (the others are the engine's own, e.g. rebuild's).
 func clientCond(f uint32) vos.CondFlags { return vos.CondFlags(f) & vos.CondMask }
+
+// placedWrite refuses a write of a replicated object that names no pool map
+// version: without one the engine cannot know the object's replicas, and
+// applying it here alone would leave them different.
+func placedWrite(version uint32, oid vos.OID) error {
+	if version == 0 && replicated(oid) {
+		return daoserr.Newf(daoserr.Inval, "write of replicated object %s without a pool map version", oid).
+			WithResolution("use the client library, which places writes with the pool map (an old tool does not)")
+	}
+	return nil
+}
