@@ -5,10 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/godaos/godaos/internal/placement"
 )
@@ -18,12 +15,8 @@ import (
 // an earlier dkey after each write. Any error is recorded: failover must be
 // invisible.
 type ecWorkload struct {
+	wlProgress
 	o      *Obj
-	stop   atomic.Bool
-	wg     sync.WaitGroup
-	acked  atomic.Int64
-	mu     sync.Mutex
-	errs   []error
 	models []map[string][]byte // per writer: dkey -> the array's bytes
 	hist   map[string][][]byte // dkey -> every version (diagnostics)
 }
@@ -118,30 +111,6 @@ func (wl *ecWorkload) check(ctx context.Context, dkey string, want []byte, fetch
 		return fmt.Errorf("fetch %s: differs from byte %d (map version %d, rebuilding positions %v):%s", dkey, i, l.Version, lost, diag)
 	}
 	return nil
-}
-
-func (wl *ecWorkload) fail(err error) {
-	wl.mu.Lock()
-	wl.errs = append(wl.errs, err)
-	wl.mu.Unlock()
-}
-
-func (wl *ecWorkload) waitAcked(t *testing.T, n int64) {
-	t.Helper()
-	target := wl.acked.Load() + n
-	deadline := time.Now().Add(3 * time.Minute)
-	for wl.acked.Load() < target {
-		wl.mu.Lock()
-		errs := wl.errs
-		wl.mu.Unlock()
-		if len(errs) > 0 {
-			t.Fatalf("workload failed: %v", errs)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workload stalled: %d acknowledged writes, waiting for %d", wl.acked.Load(), target)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // verify checks every dkey with fetch.

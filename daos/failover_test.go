@@ -30,14 +30,20 @@ import (
 // the last value acknowledged. Any error an operation returns is recorded:
 // failover must be invisible to the application.
 type workload struct {
+	wlProgress
 	o       *Obj
-	stop    atomic.Bool
-	wg      sync.WaitGroup
-	acked   atomic.Int64
-	mu      sync.Mutex
-	errs    []error
 	latest  []map[string][]byte // per writer: dkey -> value last acknowledged
 	writers int
+}
+
+// wlProgress is a fault-test workload's bookkeeping: its writers, the
+// writes acknowledged, and the errors the application saw.
+type wlProgress struct {
+	stop  atomic.Bool
+	wg    sync.WaitGroup
+	acked atomic.Int64
+	mu    sync.Mutex // errs, and the workload's models
+	errs  []error
 }
 
 // wlValue is writer w's value number n of dkey: 4 KiB whose bytes name it.
@@ -86,14 +92,14 @@ func startWorkload(ctx context.Context, o *Obj, writers int) *workload {
 	return wl
 }
 
-func (wl *workload) fail(err error) {
+func (wl *wlProgress) fail(err error) {
 	wl.mu.Lock()
 	wl.errs = append(wl.errs, err)
 	wl.mu.Unlock()
 }
 
 // waitAcked waits (bounded) until n more writes are acknowledged.
-func (wl *workload) waitAcked(t *testing.T, n int64) {
+func (wl *wlProgress) waitAcked(t *testing.T, n int64) {
 	t.Helper()
 	target := wl.acked.Load() + n
 	deadline := time.Now().Add(3 * time.Minute)

@@ -225,15 +225,6 @@ func (o *Obj) currentLayout() (placement.Layout, error) {
 	return l, nil
 }
 
-// shard is the leader shard of dkey's group under the current map (tests).
-func (o *Obj) shard(dkey []byte) placement.Shard {
-	l, err := o.currentLayout()
-	if err != nil {
-		return placement.Shard{}
-	}
-	return o.writeShard(l, dkey).Shard
-}
-
 // checkHealth fails with DER_RF once more fault domains have failed in the
 // pool map than the container's rd_fac survives (DAOS's client does the
 // same RF check on each map it receives): its data may be lost, and reads

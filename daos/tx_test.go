@@ -297,3 +297,12 @@ func TestPublicErrorCodes(t *testing.T) {
 		t.Fatalf("codes: %v %v", err, ErrorCode(err))
 	}
 }
+
+// shard is the leader shard of dkey's group under the current map .
+func (o *Obj) shard(dkey []byte) placement.Shard {
+	l, err := o.currentLayout()
+	if err != nil {
+		return placement.Shard{}
+	}
+	return o.writeShard(l, dkey).Shard
+}
