@@ -399,7 +399,9 @@ func replicaValues(t *testing.T, ctx context.Context, o *Obj, dkey []byte, size 
 // is all or nothing, on every replica: killed before the coordinator's
 // commit, either outcome is allowed (the client reports it unknown);
 // killed after the coordinator decided, it is committed everywhere (the
-// client's commits reach the other parts).
+// client's commits reach the other parts); paused (SIGSTOP) past the
+// participants' wait with the client's commit queued, it must refuse that
+// commit when it resumes (the parts settle without it, as aborted).
 //
 // Killed before the coordinator's commit, the server is restarted before
 // the pool is expected to rebuild: a participant of a client transaction
@@ -432,14 +434,6 @@ func TestTxLeaderKilled(t *testing.T) {
 		{"coordinator paused past the participants' patience", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.pause && os.Getenv("GODAOS_FAULT_TX_PAUSE") == "" {
-				// Open bug: in some runs the parts settle the transaction as
-				// aborted while one part accepts the resumed coordinator's
-				// commit (CI run of 2026-12-06 13:23: rank 1 new, rank 2 old).
-				// Passing runs and the failing one are in the note;
-				// GODAOS_FAULT_TX_PAUSE=1 runs it.
-				t.Skip("paused coordinator: a known split in some timings, open (GODAOS_FAULT_TX_PAUSE=1 runs it)")
-			}
 			// The first dkey written decides the coordinator: the first
 			// shard of its group; it must be on an engine-only server.
 			// Objects are made until one has such a group.
@@ -537,6 +531,9 @@ func TestTxLeaderKilled(t *testing.T) {
 			t.Logf("commit: committed %v, %v", committed, cerr)
 			if !tc.decided && !tc.pause && committed {
 				t.Fatal("commit succeeded although its coordinator was dead before its commit")
+			}
+			if tc.pause && (committed || !daoserr.Is(cerr, daoserr.TxRestart)) {
+				t.Fatalf("the paused coordinator's late commit: want DER_TX_RESTART (refused, restart it), got committed %v, %v", committed, cerr)
 			}
 			if tc.decided && !committed {
 				t.Fatalf("the coordinator decided, yet the commit reports it not committed: %v", cerr)

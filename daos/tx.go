@@ -509,37 +509,51 @@ func (tx *Tx) commit(ctx context.Context) (committed bool, err error) {
 		txAfterDecide(coord)
 	}
 	// decided: the others commit now, or learn it from the coordinator
-	var ferr error
+	errs := make([]error, len(tx.order))
 	var wg sync.WaitGroup
-	accepted, fenced := 0, 0
-	for _, s := range tx.order[1:] {
-		wg.Go(func() {
-			err := finish(s, false)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
+	for i, s := range tx.order[1:] {
+		wg.Go(func() { errs[i+1] = finish(s, false) })
+	}
+	wg.Wait()
+	var ferr error
+	for i, err := range errs[1:] {
+		if err != nil {
+			s := tx.order[i+1]
+			ferr = errors.Join(ferr, daoserr.Context(err, "rank %d target %d", s.Rank, s.Target))
+		}
+	}
+	if ferr != nil && c.Pool.refreshMap(ctx, c.Pool.CurrentMapVersion()) == nil && shardExcluded(c.Pool, coord) {
+		// The coordinator is out of the map: the parts still in it settle
+		// the transaction among themselves (committed if any of them
+		// committed). Parts out of the map too do not count: one on the
+		// coordinator's server may have taken a commit it decided late.
+		accepted, fenced, live := 0, 0, 0
+		for i, s := range tx.order[1:] {
+			if shardExcluded(c.Pool, s) {
+				continue
+			}
+			live++
+			switch err := errs[i+1]; {
 			case err == nil:
 				accepted++
 			case daoserr.Is(err, daoserr.TxRestart):
-				fenced++ // aborted there: its coordinator was excluded and the parts settled without it
-				fallthrough
-			default:
-				ferr = errors.Join(ferr, daoserr.Context(err, "rank %d target %d", s.Rank, s.Target))
+				fenced++ // aborted there: the parts settled without the coordinator
 			}
-		})
-	}
-	wg.Wait()
-	if accepted == 0 && c.Pool.refreshMap(ctx, c.Pool.CurrentMapVersion()) == nil && coordExcluded(c.Pool, coord) {
-		if fenced != len(tx.order)-1 {
+		}
+		switch {
+		case accepted > 0:
+			// committed: the others learn it from the parts that have it
+		case fenced == live:
+			// Every part in the map refused: the coordinator decided after
+			// it was excluded (a paused server), and the parts, settling
+			// without it, aborted. Its own part is on a target no reader
+			// reaches, emptied when it is reintegrated.
+			return false, daoserr.Wrap(daoserr.TxRestart, ferr, "the transaction was aborted: its coordinator was excluded from the pool map before its decision reached the other parts")
+		default:
 			// some parts did not answer: they settle it without the
 			// coordinator, and may find that another part committed
 			return false, daoserr.Wrap(daoserr.Misc, ferr, "transaction outcome unknown: its coordinator is excluded and some parts did not answer; they settle it among themselves")
 		}
-		// Every other part refused, and the coordinator is out of the map:
-		// it decided after it was excluded (a paused server), and the parts,
-		// settling without it, aborted. Its own part is on a target no
-		// reader reaches, emptied when it is reintegrated.
-		return false, daoserr.Wrap(daoserr.TxRestart, ferr, "the transaction was aborted: its coordinator was excluded from the pool map before its decision reached the other parts")
 	}
 	if ferr != nil {
 		// not DER_TX_RESTART: running the transaction again would apply it twice
@@ -602,9 +616,9 @@ func (tx *Tx) Close() {
 	tx.state, tx.reads, tx.writes = txClosed, nil, nil
 }
 
-// coordExcluded reports whether the target of shard s is out of the pool's
+// shardExcluded reports whether the target of shard s is out of the pool's
 // current map (DOWN or DOWNOUT).
-func coordExcluded(p *Pool, s placement.Shard) bool {
+func shardExcluded(p *Pool, s placement.Shard) bool {
 	pm, err := p.poolMap()
 	if err != nil {
 		return false

@@ -338,9 +338,9 @@ func (e *Engine) peerExcluded(pool vos.UUID, p *enginepb.TxPeer) bool {
 // Each peer asked first gets the map that excludes the leader, and from
 // then on refuses a commit the leader decides late (txCommit's fence), so
 // the set of committed parts cannot grow once a resolution has seen it,
-// and every part resolving reaches the same outcome. Peers that do not
-// answer are dead or excluded themselves: their data is rebuilt from the
-// others.
+// and every part resolving reaches the same outcome. Peers the map
+// excludes too are not asked: their data is rebuilt from the others, and
+// one on the coordinator's server may have taken its late commit.
 func (e *Engine) askPeers(ctx context.Context, ptx *preparedTx) (*enginepb.TxStatusRep, error) {
 	var ver uint32
 	if pm := e.PoolMapOf(ptx.poolID); pm != nil {
@@ -352,6 +352,14 @@ func (e *Engine) askPeers(ctx context.Context, ptx *preparedTx) (*enginepb.TxSta
 		if int64(p.Rank) == e.rank.Load() && p.Target == ptx.target {
 			continue // this part itself
 		}
+		if e.peerExcluded(ptx.poolID, p) {
+			// Out of the map too: its word does not count. It may have
+			// taken a commit the excluded coordinator decided late (it is
+			// on the coordinator's server, paused with it, and learnt of
+			// neither exclusion); its data is not read, and is emptied when
+			// it is reintegrated.
+			continue
+		}
 		hdr, err := e.seal(enginepb.OpTxStatus, b)
 		if err != nil {
 			return nil, err
@@ -362,9 +370,8 @@ func (e *Engine) askPeers(ctx context.Context, ptx *preparedTx) (*enginepb.TxSta
 			r, err = cl.Call(ctx, rpc.Message{Opcode: enginepb.OpTxStatus, Target: p.Target, Header: hdr}, nil)
 		}
 		if err != nil {
-			// Only a peer the map has excluded too may be passed over (its
-			// data is rebuilt from the others); one that is merely slow or
-			// paused may hold a commit: ask again later.
+			// A peer in the map that is merely slow or paused may hold a
+			// commit: ask again later (unless it has been excluded meanwhile).
 			if e.peerExcluded(ptx.poolID, p) {
 				continue
 			}

@@ -613,6 +613,18 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 			tt.mu.Unlock()
 			return rpc.Response{}, err
 		}
+		if ptx.coordinator && !time.Now().Before(ptx.deadline) {
+			// Presumed abort, as the sweeper (resolveExpired) and txStatus
+			// decide it: the participants may be settling it already. A
+			// commit that waited out a pause of this server (SIGSTOP) and
+			// reached it before the sweeper ran must not be the one that
+			// commits.
+			tt.decide(id, false, 0)
+			tt.release(ptx)
+			tt.mu.Unlock()
+			return rpc.Response{}, daoserr.New(daoserr.TxRestart, "the transaction was aborted: its commit reached the coordinator after the participants' wait (they may be settling it without it)").
+				WithResolution("restart the transaction")
+		}
 	}
 	if !ptx.coordinator && !m.Coordinator && len(ptx.peers) > 0 && e.leaderExcluded(ptx) {
 		// Fenced: the coordinator is out of the pool map, so the parts
@@ -850,9 +862,12 @@ func (e *Engine) callCoordinator(ctx context.Context, ptx *preparedTx) (*enginep
 	return &rep, nil
 }
 
+// txSweepEvery is how often the sweeper runs (tests stop it).
+var txSweepEvery = time.Second
+
 // txSweeper runs resolveExpired until ctx ends.
 func (e *Engine) txSweeper(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(txSweepEvery)
 	defer t.Stop()
 	for {
 		select {

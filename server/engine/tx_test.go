@@ -258,3 +258,42 @@ func TestTxCoordinatorDecides(t *testing.T) {
 		t.Fatalf("an aborted transaction wrote: %q", v)
 	}
 }
+
+// A commit that reaches the coordinator after its part's wait is refused
+// there even when the sweeper has not run (a paused server resumed with
+// the client's commit queued): the participants may be settling the
+// transaction as aborted without it.
+func TestTxLateCommitAtCoordinator(t *testing.T) {
+	oldTTL, oldSweep := txPreparedTTL, txSweepEvery
+	txPreparedTTL, txSweepEvery = 200*time.Millisecond, time.Hour
+	defer func() { txPreparedTTL, txSweepEvery = oldTTL, oldSweep }()
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	a := capOf(1, rw)
+	coord := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget, r.Coordinator = te.addr, 0, true }
+	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
+
+	id := txid()
+	e := te.now(t)
+	if err := te.prepare(t, 0, id, e, a, nil, []string{"c"}, coord); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.prepare(t, 1, id, e, a, nil, []string{"p"}, part); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * txPreparedTTL)
+	wantCode(t, te.finish(t, 0, id, te.now(t), a, false, true), daoserr.TxRestart, "after the participants' wait")
+	// the client aborts the others (without the sweeper they would ask the
+	// coordinator, which decided to abort)
+	if err := te.finish(t, 1, id, te.now(t), a, true, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tgt  uint32
+		dkey string
+	}{{0, "c"}, {1, "p"}} {
+		if v, _ := te.get(t, tc.tgt, tc.dkey, 0); v != 0 {
+			t.Fatalf("target %d dkey %s: the refused transaction wrote %q", tc.tgt, tc.dkey, v)
+		}
+	}
+}
