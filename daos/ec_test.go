@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/godaos/godaos/internal/placement"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys/cluster"
+	"github.com/godaos/godaos/server"
 )
 
 // ecCell is the tests' ec_cell_sz: the smallest DAOS allows, so that a few
@@ -100,13 +102,23 @@ func (m *ecModel) randomWrite(t *testing.T, rng *rand.Rand, dkey string) {
 		c := b + uint64(1+rng.IntN(int(stripe)))
 		recxs = []Recx{{Idx: b, Nr: c - b}, {Idx: a, Nr: b - a}}
 	}
+	m.writeArray(t, rng, dkey, ak.name, ak.rs, recxs)
+}
+
+// writeArray writes random bytes to recxs of an array akey of rs-byte records.
+func (m *ecModel) writeArray(t *testing.T, rng *rand.Rand, dkey, akey string, rs uint64, recxs []Recx) {
+	t.Helper()
+	ak := struct {
+		name string
+		rs   uint64
+	}{akey, rs}
 	var n uint64
 	for _, r := range recxs {
 		n += r.Nr
 	}
 	buf := make([]byte, n*ak.rs)
 	fillRandom(rng, buf)
-	if _, err := m.o.Update(ctx, []byte(dkey), []IOD{{Akey: []byte(ak.name), Type: Array, Size: ak.rs, Recxs: recxs}}, [][]byte{buf}); err != nil {
+	if _, err := m.o.Update(context.Background(), []byte(dkey), []IOD{{Akey: []byte(ak.name), Type: Array, Size: ak.rs, Recxs: recxs}}, [][]byte{buf}); err != nil {
 		t.Fatalf("update %v of %d-byte records: %v", recxs, ak.rs, err)
 	}
 	key := [2]string{dkey, ak.name}
@@ -244,6 +256,74 @@ func exercise(t *testing.T, o *Obj, seed uint64, n int) *ecModel {
 		m.verify(t, degraded(o, miss...), fmt.Sprintf("without positions %v", miss))
 	}
 	return m
+}
+
+// TestECAggregation: partial-stripe writes leave their records replicated
+// on the parity shards; aggregation (every 300 ms here, a second behind)
+// folds those of whole stripes into parity while writes go on, and removes
+// them; a stripe with a hole keeps its replicas. Degraded reads are then
+// byte-exact, reconstructed from the new parity.
+func TestECAggregation(t *testing.T) {
+	t.Setenv(server.AggregationEnv, "300ms/1s") // the servers inherit it
+	_, h := ecSystem(t, 3, 4)
+	ctx := context.Background()
+	for i, class := range []placement.ClassID{placement.MakeClass(placement.RS2P1, 1), placement.MakeClass(placement.RS4P2, 1)} {
+		t.Run(class.String(), func(t *testing.T) {
+			o := ecObj(t, h, class)
+			m := newECModel(o)
+			rng := rand.New(rand.NewPCG(uint64(i), 13))
+			k := uint64(class.DataCells())
+			stripe := k * uint64(ecCell)
+			// three whole stripes written in thirds of a cell (no write is
+			// a full stripe), then half of the next one
+			piece := uint64(ecCell / 3)
+			for idx := uint64(0); idx < 3*stripe; idx += piece {
+				m.writeArray(t, rng, "seq", "a1", 1, []Recx{{Idx: idx, Nr: min(piece, 3*stripe-idx)}})
+			}
+			m.writeArray(t, rng, "seq", "a1", 1, []Recx{{Idx: 3 * stripe, Nr: stripe / 2}})
+			for range 40 { // meanwhile, passes run
+				m.randomWrite(t, rng, []string{"d1", "d2"}[rng.IntN(2)])
+			}
+			l, err := o.currentLayout()
+			if err != nil {
+				t.Fatal(err)
+			}
+			grp := l.Group(o.dkeyGroup([]byte("seq")))
+			replicas := func(from, to uint64) int {
+				n := 0
+				for pos := int(k); pos < len(grp); pos++ {
+					xs, err := o.ecListRecx(ctx, dest{grp[pos], l.Version}, ecClock.Now(), []byte("seq"), []byte("a1"), from, to)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n += len(xs)
+				}
+				return n
+			}
+			folded := false
+			for range 150 { // bounded: 30 s
+				if replicas(0, 3*stripe) == 0 {
+					folded = true
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if !folded {
+				t.Fatalf("the whole stripes' replicas were not folded: %d extents left on the parity shards", replicas(0, 3*stripe))
+			}
+			if n := replicas(3*stripe, 4*stripe); n != len(grp)-int(k) {
+				t.Fatalf("the half-written stripe: %d replica extents on %d parity shards, want one each (a stripe with a hole is not folded)", n, len(grp)-int(k))
+			}
+			m.verify(t, o.Fetch, "healthy")
+			sets := [][]int{{0}, {int(k) - 1}, {int(k)}}
+			if class.ParityCells() >= 2 {
+				sets = append(sets, []int{0, 1}, []int{0, int(k)})
+			}
+			for _, miss := range sets {
+				m.verify(t, degraded(o, miss...), fmt.Sprintf("without positions %v", miss))
+			}
+		})
+	}
 }
 
 // TestECObjectIO: every EC class the system holds, written with random full

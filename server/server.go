@@ -8,7 +8,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +129,11 @@ func Start(cfg *config.Server, opts Options) (*Server, error) {
 		}
 	}
 	if s.ms != nil {
-		interval, lag := cmp.Or(opts.AggregationInterval, DefaultAggregationInterval), cmp.Or(opts.AggregationLag, DefaultAggregationLag)
+		interval, lag, err := aggregationPace(opts)
+		if err != nil {
+			log.Error("aggregation pace: the defaults are used", "err", err)
+			interval, lag = DefaultAggregationInterval, DefaultAggregationLag
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/godaos/godaos/internal/ctlclient"
@@ -130,6 +133,28 @@ const (
 	DefaultAggregationInterval = 30 * time.Second
 	DefaultAggregationLag      = time.Minute
 )
+
+// AggregationEnv, set in daos_server's environment to "INTERVAL/LAG" (Go
+// durations, e.g. "500ms/1s"), paces aggregation when Options leave it at
+// the defaults: multi-process tests see it (and EC aggregation) in seconds.
+const AggregationEnv = "GODAOS_AGGREGATION"
+
+// aggregationPace is the interval and lag: opts', else AggregationEnv's,
+// else the defaults.
+func aggregationPace(opts Options) (interval, lag time.Duration, err error) {
+	interval, lag = opts.AggregationInterval, opts.AggregationLag
+	if env := os.Getenv(AggregationEnv); env != "" && interval == 0 && lag == 0 {
+		i, l, ok := strings.Cut(env, "/")
+		var err1, err2 error
+		interval, err1 = time.ParseDuration(i)
+		lag, err2 = time.ParseDuration(l)
+		if !ok || err1 != nil || err2 != nil || interval <= 0 || lag <= 0 {
+			return 0, 0, daoserr.Newf(daoserr.Inval, "%s=%q: want INTERVAL/LAG, two positive durations", AggregationEnv, env).
+				WithResolution("e.g. %s=30s/1m, or unset it for the defaults", AggregationEnv)
+		}
+	}
+	return cmp.Or(interval, DefaultAggregationInterval), cmp.Or(lag, DefaultAggregationLag), nil
+}
 
 // aggregateLoop runs aggregation while this server leads the management
 // service, until ctx ends.

@@ -76,7 +76,10 @@ type Engine struct {
 	rank  atomic.Int64     // this engine's rank (-1 until SetRank)
 	rb    rebuilds         // the pools' rebuilds (see rebuild.go)
 
-	stopSweep context.CancelFunc // stops the transaction sweeper
+	ecAgg ecAggregations // EC aggregation passes (see aggregate_ec.go)
+
+	bgCtx     context.Context    // background work (the transaction sweeper, EC aggregation)
+	stopSweep context.CancelFunc // ends bgCtx
 }
 
 type target struct {
@@ -158,9 +161,8 @@ func Open(opts Options) (*Engine, error) {
 		}
 		e.srv.Handle(op, h)
 	}
-	sweepCtx, stop := context.WithCancel(context.Background())
-	e.stopSweep = stop
-	go e.txSweeper(sweepCtx)
+	e.bgCtx, e.stopSweep = context.WithCancel(context.Background())
+	go e.txSweeper(e.bgCtx)
 	return e, nil
 }
 
@@ -210,6 +212,7 @@ func (e *Engine) Serve(l net.Listener) error { return e.srv.Serve(l) }
 // targets (everything acknowledged is already durable).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.stopSweep()
+	e.ecAgg.wg.Wait()
 	err := e.srv.Shutdown(ctx)
 	e.peers.Close()
 	return errors.Join(err, e.closePools())

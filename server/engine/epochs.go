@@ -57,6 +57,11 @@ func (e *Engine) contAggregate(ctx context.Context, req *rpc.Request) (rpc.Respo
 		return rpc.Response{}, err
 	}
 	defer release()
+	if m.Epoch != 0 && m.Epoch != vos.EpochMax {
+		// EC replicas fold into parity at the same epoch (below what VOS
+		// aggregation merges: its writes may land after it)
+		e.startECAggregation(vos.UUID(m.Pool), c, int(req.Target), m.Epoch)
+	}
 	err = p.Aggregate(c, 0, vos.Epoch(m.Epoch), m.Snapshots)
 	if daoserr.Is(err, daoserr.Nonexist) {
 		err = nil // never written on this target

@@ -142,20 +142,31 @@ func (e *Engine) eachObject(ti int, pool vos.UUID, fn func(c vos.UUID, oid vos.O
 		return nil // no storage of the pool here: nothing to scan
 	}
 	for _, c := range conts {
-		var anchor vos.Anchor
-		for !anchor.EOF {
-			var oids []vos.OID
-			err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
-				oids, err = p.ListObjects(c, vos.EpochMax, &anchor, 256)
+		if err := e.eachContObject(ti, pool, c, func(oid vos.OID) error { return fn(c, oid) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachContObject calls fn for each object of container c on target ti.
+func (e *Engine) eachContObject(ti int, pool, c vos.UUID, fn func(oid vos.OID) error) error {
+	var anchor vos.Anchor
+	for !anchor.EOF {
+		var oids []vos.OID
+		err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+			oids, err = p.ListObjects(c, vos.EpochMax, &anchor, 256)
+			return err
+		})
+		if daoserr.Is(err, daoserr.Nonexist) {
+			return nil // never written on this target
+		}
+		if err != nil {
+			return daoserr.Context(err, "list objects of container %s", c)
+		}
+		for _, oid := range oids {
+			if err := fn(oid); err != nil {
 				return err
-			})
-			if err != nil {
-				return daoserr.Context(err, "list objects of container %s", c)
-			}
-			for _, oid := range oids {
-				if err := fn(c, oid); err != nil {
-					return err
-				}
 			}
 		}
 	}

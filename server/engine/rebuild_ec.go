@@ -352,12 +352,14 @@ func (g *ecGroupRebuild) write(ctx context.Context, pos int, epoch uint64, dkey 
 	if _, err := cl.Call(ctx, rpc.Message{Opcode: enginepb.OpMigrate, Target: g.grp[pos].Target, Header: hdr, Bulk: bulk}, nil); err != nil {
 		return daoserr.Context(err, "rebuild: write to rank %d target %d", g.grp[pos].Rank, g.grp[pos].Target)
 	}
-	var n uint64
-	for _, b := range bulk {
-		n += uint64(len(b))
+	if g.r != nil { // a rebuild's (not an aggregation's): counted
+		var n uint64
+		for _, b := range bulk {
+			n += uint64(len(b))
+		}
+		g.r.records.Add(uint64(len(iods)))
+		g.r.bytes.Add(n)
 	}
-	g.r.records.Add(uint64(len(iods)))
-	g.r.bytes.Add(n)
 	return nil
 }
 
@@ -384,15 +386,15 @@ func (g *ecGroupRebuild) dkey(ctx context.Context, dkey []byte) error {
 	// the cell size, from the first shard that has it
 	var cell uint64
 	for _, pos := range append(slices.Clone(g.liveQ), g.liveData...) {
-		buf := make([]byte, 8)
-		res, err := g.fetch(ctx, pos, g.epoch, dkey, []*enginepb.IOD{{Akey: []byte(ec.CellAkey), Type: uint32(vos.IODSingle), Size: 8}}, [][]byte{buf})
+		c, err := g.cellSize(ctx, pos, dkey)
+		if daoserr.Is(err, daoserr.Nonexist) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if len(res) == 1 && res[0].Size == 8 {
-			cell = binary.LittleEndian.Uint64(buf)
-			break
-		}
+		cell = c
+		break
 	}
 	var errs []error
 	for _, akey := range order {
