@@ -294,14 +294,15 @@ func TestArray(t *testing.T) {
 // chunks, holes and both shards come into play.
 func TestArrayModel(t *testing.T) {
 	h := testCont(t)
+	checkArrayModel(t, h, func() (OID, error) { return h.GenerateOID(context.Background(), SX, OTArray) }, 2, 5, 64)
+}
+
+// checkArrayModel runs the model of TestArrayModel on arrays of cells of
+// cell bytes in chunks of chunk cells, over cells cells, made with newOID.
+func checkArrayModel(t *testing.T, h *Cont, newOID func() (OID, error), cell, chunk, cells uint64) {
 	ctx := context.Background()
-	const (
-		cell  = 2
-		chunk = 5
-		cells = 64
-	)
 	rapid.Check(t, func(rt *rapid.T) {
-		oid, err := h.GenerateOID(ctx, SX, OTArray)
+		oid, err := newOID()
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -312,7 +313,7 @@ func TestArrayModel(t *testing.T) {
 		data := make([]byte, cells*cell) // the model: cell contents...
 		has := make([]bool, cells)       // ...and which cells hold data
 		size := func() uint64 {
-			for i := cells - 1; i >= 0; i-- {
+			for i := int(cells) - 1; i >= 0; i-- {
 				if has[i] {
 					return uint64(i + 1)
 				}

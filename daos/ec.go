@@ -192,7 +192,13 @@ func pbRecxs(rs []ec.Recx) []*enginepb.Recx {
 // ecParts splits an update into the parts of the group's shards, indexed by
 // cell position (nil: the shard gets nothing). Full stripes are encoded from
 // the caller's buffers; the data segments of the parts are those buffers.
-func (o *Obj) ecParts(dkey []byte, iods []IOD, bufs [][]byte) ([]*txPart, error) {
+//
+// Conditions (flags, and the IODs' with CondPerAkey) are put in the per-akey
+// form on every part; ecCommit leaves them on the coordinator's alone (the
+// first parity shard, which holds every key of the group). A punch of array
+// records (an IOD of record size 0) needs the akey's record size: it is
+// asked of the group's first parity shard.
+func (o *Obj) ecParts(ctx context.Context, dkey []byte, flags CondFlags, iods []IOD, bufs [][]byte) ([]*txPart, error) {
 	k, p, cell, err := o.ecShape()
 	if err != nil {
 		return nil, err
@@ -206,25 +212,45 @@ func (o *Obj) ecParts(dkey []byte, iods []IOD, bufs [][]byte) ([]*txPart, error)
 		bulk [][]byte
 	}
 	per := make([][]piece, k+p)
+	// zeros: the replicas of punched records of partial stripes, written
+	// as a second write of the part (an akey appears once in a write)
+	zeros := make([][]piece, k+p)
+	var akeyConds CondFlags
 	for i, d := range iods {
 		if err := checkKey(o.OID, "akey", d.Akey); err != nil {
 			return nil, err
 		}
-		if d.Flags != 0 {
-			return nil, daoserr.Newf(daoserr.NoSys, "update of EC object %s: conditional akeys are not supported", o.OID).
-				WithResolution("update without conditions, or use a replicated class for conditional updates")
+		cond := flags & (CondAkeyInsert | CondAkeyUpdate)
+		if flags&CondPerAkey != 0 {
+			cond = d.Flags & (CondAkeyInsert | CondAkeyUpdate)
 		}
+		akeyConds |= cond
 		switch d.Type {
 		case Single:
 			// one data shard (position 0) and every parity shard: p+1 copies
 			// survive p failures
 			for _, pos := range append([]int{0}, seq(k, k+p)...) {
-				per[pos] = append(per[pos], piece{&enginepb.IOD{Akey: d.Akey, Type: uint32(Single), Size: d.Size}, [][]byte{bufs[i]}})
+				per[pos] = append(per[pos], piece{&enginepb.IOD{Akey: d.Akey, Type: uint32(Single), Size: d.Size, Flags: uint32(cond)}, [][]byte{bufs[i]}})
 			}
 		case Array:
 			if d.Size == 0 {
-				return nil, daoserr.Newf(daoserr.NoSys, "EC object %s: punching array records (an update of record size 0) is not supported", o.OID).
-					WithResolution("punch the akey or dkey instead, or use a replicated class")
+				if flags != 0 {
+					return nil, daoserr.Newf(daoserr.NoSys, "EC object %s: conditional punch of array records", o.OID).
+						WithResolution("punch the records without conditions")
+				}
+				pieces, err := o.ecRecordPunch(ctx, dkey, d, k, p, cell)
+				if err != nil {
+					return nil, daoserr.Context(err, "punch records of akey %q", d.Akey)
+				}
+				for pos, pc := range pieces {
+					if pc.punch != nil {
+						per[pos] = append(per[pos], piece{iod: pc.punch})
+					}
+					if pc.zeros != nil {
+						zeros[pos] = append(zeros[pos], piece{pc.zeros, [][]byte{pc.zeroBuf}})
+					}
+				}
+				continue
 			}
 			g, err := ec.NewGeometry(k, p, cell, d.Size)
 			if err != nil {
@@ -242,7 +268,7 @@ func (o *Obj) ecParts(dkey []byte, iods []IOD, bufs [][]byte) ([]*txPart, error)
 				if len(sio.Recxs) == 0 {
 					continue
 				}
-				pc := piece{iod: &enginepb.IOD{Akey: d.Akey, Type: uint32(Array), Size: d.Size, Recxs: pbRecxs(sio.Recxs)}}
+				pc := piece{iod: &enginepb.IOD{Akey: d.Akey, Type: uint32(Array), Size: d.Size, Recxs: pbRecxs(sio.Recxs), Flags: uint32(cond)}}
 				for _, sg := range sio.Segs {
 					src := bufs[i]
 					if sg.Src == ec.FromParity {
@@ -258,21 +284,137 @@ func (o *Obj) ecParts(dkey []byte, iods []IOD, bufs [][]byte) ([]*txPart, error)
 	}
 	// every shard the update reaches records the cell size (ec.CellAkey)
 	cellVal := binary.LittleEndian.AppendUint64(nil, cell)
+	wflags := uint32(flags & (CondDkeyInsert | CondDkeyUpdate))
+	if akeyConds != 0 {
+		wflags |= uint32(CondPerAkey)
+	}
 	parts := make([]*txPart, k+p)
 	for pos, pcs := range per {
-		if len(pcs) == 0 {
+		if len(pcs) == 0 && len(zeros[pos]) == 0 {
 			continue
 		}
 		pcs = append(pcs, piece{&enginepb.IOD{Akey: []byte(ec.CellAkey), Type: uint32(Single), Size: 8}, [][]byte{cellVal}})
-		w := &enginepb.TxWrite{Oid: o.oid, Dkey: dkey}
-		pt := &txPart{writes: []*enginepb.TxWrite{w}}
-		for _, pc := range pcs {
-			w.Iods = append(w.Iods, pc.iod)
-			pt.bulk = append(pt.bulk, pc.bulk...)
+		pt := &txPart{}
+		for wi, list := range [][]piece{pcs, zeros[pos]} {
+			if len(list) == 0 {
+				continue
+			}
+			w := &enginepb.TxWrite{Oid: o.oid, Dkey: dkey}
+			if wi == 0 {
+				w.Flags = wflags
+			}
+			for _, pc := range list {
+				w.Iods = append(w.Iods, pc.iod)
+				pt.bulk = append(pt.bulk, pc.bulk...)
+			}
+			pt.writes = append(pt.writes, w)
 		}
 		parts[pos] = pt
 	}
 	return parts, nil
+}
+
+// recordPunch is one shard's share of a punch of array records: a punch
+// (data shards: their records; parity shards: the parity and the replicas of
+// the whole stripes punched) and, on parity shards, zeros written over the
+// replicas of the partial stripes' punched records (a degraded read then
+// finds them newer than the stripe's parity).
+type recordPunch struct {
+	punch, zeros *enginepb.IOD
+	zeroBuf      []byte
+}
+
+// ecRecordPunch plans the punch of IOD d's records over the group's shards.
+// A punch of an akey that holds no array is nothing to do.
+func (o *Obj) ecRecordPunch(ctx context.Context, dkey []byte, d IOD, k, p int, cell uint64) ([]recordPunch, error) {
+	rsize, err := o.ecRecSize(ctx, dkey, d.Akey)
+	if err != nil || rsize == 0 {
+		return nil, err
+	}
+	g, err := ec.NewGeometry(k, p, cell, rsize)
+	if err != nil {
+		return nil, err
+	}
+	// Records past the akey's last one hold nothing to punch: no zeros
+	// there (they would make the array look longer to a degraded query).
+	last, err := o.ecQueryRecx(ctx, GetRecx|GetMax, QueryResult{}, dkey, d.Akey)
+	if daoserr.Is(err, daoserr.Nonexist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recxs []ec.Recx
+	for _, r := range toECRecxs(d.Recxs) {
+		if end := last.Recx.Idx + last.Recx.Nr; r.Idx < end {
+			recxs = append(recxs, ec.Recx{Idx: r.Idx, Nr: min(r.Nr, end-r.Idx)})
+		}
+	}
+	if len(recxs) == 0 {
+		return nil, nil
+	}
+	plan, err := g.SplitWrite(recxs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]recordPunch, k+p)
+	iod := func(size uint64, rs []ec.Recx) *enginepb.IOD {
+		return &enginepb.IOD{Akey: d.Akey, Type: uint32(Array), Size: size, Recxs: pbRecxs(rs)}
+	}
+	for pos := range k {
+		if rs := plan.Shards[pos].Recxs; len(rs) > 0 {
+			out[pos].punch = iod(0, rs)
+		}
+	}
+	var full []ec.Recx // the whole stripes' logical extents
+	for _, r := range plan.Full {
+		first, last := g.StripeRecx(r.First), g.StripeRecx(r.First+r.N-1)
+		full = append(full, ec.Recx{Idx: first.Idx, Nr: last.End() - first.Idx})
+	}
+	for pos := k; pos < k+p; pos++ {
+		var punched, replicas []ec.Recx
+		var n uint64
+		for _, r := range plan.Shards[pos].Recxs {
+			if r.IsParity() {
+				punched = append(punched, r)
+			} else {
+				replicas = append(replicas, r)
+				n += r.Nr
+			}
+		}
+		punched = append(slices.Clone(full), punched...) // logical first: ascending
+		if len(punched) > 0 {
+			out[pos].punch = iod(0, punched)
+		}
+		if len(replicas) > 0 {
+			out[pos].zeros, out[pos].zeroBuf = iod(rsize, replicas), make([]byte, n*rsize)
+		}
+	}
+	return out, nil
+}
+
+// ecRecSize is the record size of array akey under dkey (0: no array
+// there), asked of the group's first parity shard.
+func (o *Obj) ecRecSize(ctx context.Context, dkey, akey []byte) (uint64, error) {
+	var rsize uint64
+	err := o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
+		s, err := o.ecReader(l, o.dkeyGroup(dkey))
+		if err != nil {
+			return err
+		}
+		req := &enginepb.ObjListRecxReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Epoch: max(ecClock.Now(), o.cont.Pool.seen.Load()),
+			Dkey: dkey, Akey: akey, Max: 1}
+		var rep enginepb.ObjListRecxRep
+		if err := o.send(ctx, s, enginepb.OpObjListRecx, req, &rep); err != nil {
+			if daoserr.Is(err, daoserr.Nonexist) {
+				return nil
+			}
+			return err
+		}
+		rsize = rep.RecSize
+		return nil
+	})
+	return rsize, err
 }
 
 func seq(from, to int) []int {
@@ -288,10 +430,6 @@ func (o *Obj) ecUpdate(ctx context.Context, flags CondFlags, dkey []byte, iods [
 	if err := checkCond(o.OID, "update", flags, condUpdate); err != nil {
 		return 0, err
 	}
-	if flags != 0 {
-		return 0, daoserr.Newf(daoserr.NoSys, "update of EC object %s: conditional updates are not supported", o.OID).
-			WithResolution("update without conditions, or use a replicated class for conditional updates")
-	}
 	if err := checkKey(o.OID, "dkey", dkey); err != nil {
 		return 0, err
 	}
@@ -302,13 +440,16 @@ func (o *Obj) ecUpdate(ctx context.Context, flags CondFlags, dkey []byte, iods [
 	if err != nil {
 		return 0, err
 	}
-	parts, err := o.ecParts(dkey, iods, bufs)
+	parts, err := o.ecParts(ctx, dkey, flags, iods, bufs)
 	if err != nil {
 		return 0, daoserr.Context(err, "update object %s dkey %q", o.OID, dkey)
 	}
+	if !slices.ContainsFunc(parts, func(pt *txPart) bool { return pt != nil }) {
+		return 0, nil // punches of records of akeys that hold none: nothing to write
+	}
 	var epoch uint64
 	err = o.placed(ctx, func(ctx context.Context, l placement.Layout) (err error) {
-		epoch, err = o.ecCommit(ctx, l, o.dkeyGroup(dkey), parts)
+		epoch, err = o.ecCommit(ctx, l, o.dkeyGroup(dkey), parts, flags != 0)
 		return err
 	})
 	if err != nil {
@@ -318,28 +459,26 @@ func (o *Obj) ecUpdate(ctx context.Context, flags CondFlags, dkey []byte, iods [
 }
 
 // ecPunch sends a punch to every shard of group g, as one transaction.
+// A condition (CondPunch) is checked by the coordinator (see ecCommit);
+// PunchDkeysCond sends conditional punches one dkey at a time.
 func (o *Obj) ecPunch(ctx context.Context, g int, req *enginepb.ObjPunchReq) error {
-	if req.Flags != 0 {
-		return daoserr.Newf(daoserr.NoSys, "punch of EC object %s: conditional punches are not supported", o.OID).
-			WithResolution("punch without conditions, or use a replicated class")
-	}
 	var writes []*enginepb.TxWrite
 	switch {
 	case len(req.Dkeys) > 0:
 		for _, d := range req.Dkeys {
-			writes = append(writes, &enginepb.TxWrite{Oid: o.oid, Dkey: d, Punch: true})
+			writes = append(writes, &enginepb.TxWrite{Oid: o.oid, Dkey: d, Punch: true, Flags: req.Flags})
 		}
 	case len(req.Dkey) > 0:
-		writes = []*enginepb.TxWrite{{Oid: o.oid, Dkey: req.Dkey, Akeys: req.Akeys, Punch: true}}
+		writes = []*enginepb.TxWrite{{Oid: o.oid, Dkey: req.Dkey, Akeys: req.Akeys, Punch: true, Flags: req.Flags}}
 	default:
-		writes = []*enginepb.TxWrite{{Oid: o.oid, Punch: true}}
+		writes = []*enginepb.TxWrite{{Oid: o.oid, Punch: true, Flags: req.Flags}}
 	}
 	return o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
 		parts := make([]*txPart, l.GroupSize)
 		for i := range parts {
 			parts[i] = &txPart{writes: writes}
 		}
-		_, err := o.ecCommit(ctx, l, g, parts)
+		_, err := o.ecCommit(ctx, l, g, parts, req.Flags != 0)
 		return err
 	})
 }
@@ -349,8 +488,12 @@ func (o *Obj) ecPunch(ctx context.Context, g int, req *enginepb.ObjPunchReq) err
 // replicated-write parts (Replica set): a conflict with another write says
 // DER_INPROGRESS, and a part whose coordinator is excluded is resolved with
 // its peers. An error that leaves the outcome unknown is retried by placed
-// (an update or punch written twice is the same update or punch).
-func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*txPart) (uint64, error) {
+// (an update or punch written twice is the same update or punch), unless
+// the write is conditional: its conditions stay on the coordinator's part
+// alone, which applies it before deciding (server/engine/tx.go), so a
+// failed condition (DER_EXIST, DER_NONEXIST) aborts it everywhere; written
+// twice, it could fail the second time, so an unknown outcome is reported.
+func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*txPart, conditional bool) (uint64, error) {
 	c := o.cont
 	grp := l.Group(g)
 	k := o.OID.Class().DataCells()
@@ -364,6 +507,13 @@ func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*
 	coord := ecCoord(grp, absent, k) // the first parity shard: every write of the group reaches it
 	if parts[coord] == nil {
 		return 0, daoserr.Newf(daoserr.Misc, "EC write of object %s without a part for its first parity shard", o.OID)
+	}
+	if conditional {
+		for pos, pt := range parts {
+			if pt != nil && pos != coord {
+				parts[pos] = withoutConditions(pt)
+			}
+		}
 	}
 	var id [16]byte
 	rand.Read(id[:])
@@ -430,8 +580,14 @@ func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*
 	}
 	// 2. decide at the coordinator, 3. commit the others
 	if err := finish(coord, false); err != nil {
-		if daoserr.Is(err, daoserr.TxRestart) {
+		if daoserr.Is(err, daoserr.TxRestart) || conditional && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
 			all(order[1:], func(pos int) error { return finish(pos, true) })
+			if !daoserr.Is(err, daoserr.TxRestart) {
+				return 0, err // the condition failed: nothing is written
+			}
+		}
+		if conditional {
+			return 0, daoserr.Wrap(daoserr.Misc, err, "conditional EC write of object %s: outcome unknown (its coordinator did not answer)", o.OID)
 		}
 		// unknown: the others learn the outcome from the coordinator (or
 		// its peers); the write is sent again, as a new one
@@ -450,6 +606,21 @@ func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*
 		return 0, daoserr.Wrap(daoserr.InProgress, refused, "EC write of object %s: a part was aborted after its coordinator decided", o.OID)
 	}
 	return epoch, nil
+}
+
+// withoutConditions is a copy of part pt with its writes' conditions
+// removed.
+func withoutConditions(pt *txPart) *txPart {
+	out := &txPart{bulk: pt.bulk}
+	for _, w := range pt.writes {
+		c := proto.Clone(w).(*enginepb.TxWrite)
+		c.Flags = 0
+		for _, d := range c.Iods {
+			d.Flags = 0
+		}
+		out.writes = append(out.writes, c)
+	}
+	return out
 }
 
 // ecRetryable makes an error of a write's protocol one that placed retries
@@ -927,8 +1098,8 @@ func (o *Obj) ecDegraded(ctx context.Context, ver uint32, grp []placement.Shard,
 // addEC buffers a transaction's update of an EC object: each shard of the
 // dkey's group gets its own part (data cells, parity, replicas), encoded now
 // from the caller's buffers.
-func (tx *Tx) addEC(o *Obj, dkey []byte, iods []IOD, sgls [][]byte) error {
-	parts, err := o.ecParts(dkey, iods, sgls)
+func (tx *Tx) addEC(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls [][]byte) error {
+	parts, err := o.ecParts(ctx, dkey, 0, iods, sgls)
 	if err != nil {
 		return daoserr.Context(err, "update object %s dkey %q", o.OID, dkey)
 	}
@@ -958,4 +1129,158 @@ func (tx *Tx) addEC(o *Obj, dkey []byte, iods []IOD, sgls [][]byte) error {
 // ecHideKeys drops the cell-size akey (ec.CellAkey) from an akey listing.
 func ecHideKeys(keys [][]byte) [][]byte {
 	return slices.DeleteFunc(keys, func(k []byte) bool { return string(k) == ec.CellAkey })
+}
+
+// ecQueryRecx answers QueryKey with GetRecx for an EC object (res is the
+// answer of the first parity shard, which holds every key, in its own index
+// space). The extent, and the dkey with GetDkey, come from the data shards:
+// their extents are their cells' (packed, see ec.Geometry.ShardIndex),
+// mapped here to logical indexes, and their punches are real, where a
+// parity shard holds the zeros of punched records of partial stripes (see
+// ecRecordPunch). A data shard out of service is stood in for by the first
+// parity shard (its replicas and the stripes with parity), which may
+// overstate the end of a partly punched stripe.
+func (o *Obj) ecQueryRecx(ctx context.Context, flags QueryFlags, res QueryResult, dkey, akey []byte) (QueryResult, error) {
+	if flags&GetAkey == 0 {
+		res.Akey = akey
+	}
+	k, p, cell, err := o.ecShape()
+	if err != nil {
+		return QueryResult{}, err
+	}
+	geo, err := ec.NewGeometry(k, p, cell, 1) // indexes only: records, whatever their size
+	if err != nil {
+		return QueryResult{}, err
+	}
+	wantMax := flags&GetMax != 0
+	var best QueryResult
+	found := false
+	// take keeps the answer that goes furthest in the direction asked: the
+	// dkey first (with GetDkey), then the extent
+	take := func(d []byte, r Recx) {
+		if found {
+			c := 0
+			if flags&GetDkey != 0 {
+				c = compareDkeys(o.OID.Type(), d, best.Dkey)
+			}
+			if !wantMax {
+				c = -c
+			}
+			switch {
+			case c < 0:
+				return
+			case c == 0 && wantMax && r.Idx+r.Nr <= best.Recx.Idx+best.Recx.Nr:
+				return
+			case c == 0 && !wantMax && r.Idx >= best.Recx.Idx:
+				return
+			}
+		}
+		best, found = QueryResult{Dkey: slices.Clone(d), Akey: res.Akey, Recx: r}, true
+	}
+	q := &enginepb.ObjQueryReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Flags: uint32(flags &^ GetAkey), Akey: res.Akey}
+	if flags&GetDkey == 0 {
+		q.Dkey = dkey
+	}
+	err = o.placed(ctx, func(ctx context.Context, l placement.Layout) error {
+		found = false
+		groups := []int{o.dkeyGroup(dkey)}
+		if flags&GetDkey != 0 {
+			groups = seq(0, l.Groups)
+		}
+		for _, g := range groups {
+			grp := l.Group(g)
+			absent := o.ecAbsent(grp)
+			standIn := false
+			for pos := range k {
+				if absent[pos] || grp[pos].Rebuilding {
+					standIn = true
+					continue
+				}
+				var rep enginepb.ObjQueryRep
+				err := o.send(ctx, dest{grp[pos], l.Version}, enginepb.OpObjQuery, q, &rep)
+				if daoserr.Is(err, daoserr.Nonexist) {
+					continue // nothing of the akey in this cell position
+				}
+				if err != nil {
+					return err
+				}
+				if r, ok := ecLogicalEnd(geo, pos, wantMax, rep.Recx.GetIdx(), rep.Recx.GetNr()); ok {
+					take(orKey(rep.Dkey, dkey), r)
+				}
+			}
+			if standIn {
+				if err := o.ecQueryStandIn(ctx, l, g, geo, q, dkey, take); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return QueryResult{}, err
+	}
+	if !found {
+		return QueryResult{}, daoserr.Newf(daoserr.Nonexist, "query object %s akey %q: no extent", o.OID, res.Akey)
+	}
+	return best, nil
+}
+
+// ecLogicalEnd maps the extent [idx, idx+nr) a data shard at pos answered
+// a query with to logical indexes: its part in its last cell (wantMax) or
+// first, which is contiguous there.
+func ecLogicalEnd(geo ec.Geometry, pos int, wantMax bool, idx, nr uint64) (Recx, bool) {
+	if nr == 0 {
+		return Recx{}, false
+	}
+	lo, hi := idx, idx+nr
+	if wantMax {
+		lo = max(hi-1-(hi-1)%geo.CellRecs, idx)
+	} else {
+		hi = min(hi, lo-lo%geo.CellRecs+geo.CellRecs)
+	}
+	li, ok := geo.LogicalIndex(pos, lo)
+	return Recx{Idx: li, Nr: hi - lo}, ok
+}
+
+// ecQueryStandIn answers query q of group g from its first parity shard in
+// place of a data shard out of service: the dkey it finds, and the extents
+// of its replicas and its stripes with parity.
+func (o *Obj) ecQueryStandIn(ctx context.Context, l placement.Layout, g int, geo ec.Geometry, q *enginepb.ObjQueryReq,
+	dkey []byte, take func([]byte, Recx)) error {
+	qd, err := o.ecReader(l, g)
+	if err != nil {
+		return err
+	}
+	var rep enginepb.ObjQueryRep
+	if err := o.send(ctx, qd, enginepb.OpObjQuery, q, &rep); err != nil {
+		if daoserr.Is(err, daoserr.Nonexist) {
+			return nil
+		}
+		return err
+	}
+	d := orKey(rep.Dkey, dkey)
+	xs, err := o.ecListRecx(ctx, qd, max(ecClock.Now(), o.cont.Pool.seen.Load()), d, q.Akey, 0, ^uint64(0))
+	if err != nil && !daoserr.Is(err, daoserr.Nonexist) {
+		return err
+	}
+	for _, x := range xs {
+		if s, ok := geo.ParityStripe(x.Idx); ok { // stripes with parity: written whole
+			for _, st := range []uint64{s, s + x.Nr/geo.CellRecs - 1} {
+				sr := geo.StripeRecx(st)
+				take(d, Recx{Idx: sr.Idx, Nr: sr.Nr})
+			}
+			continue
+		}
+		take(d, x.Recx)
+	}
+	return nil
+}
+
+// orKey is a, or b when a is empty (a query's reply names no dkey when it
+// was given one).
+func orKey(a, b []byte) []byte {
+	if len(a) > 0 {
+		return a
+	}
+	return b
 }

@@ -96,6 +96,16 @@ func (o *Obj) QueryKey(ctx context.Context, flags QueryFlags, dkey, akey []byte)
 	if err := o.checkQuery(flags, dkey, akey); err != nil {
 		return QueryResult{}, err
 	}
+	res, err := o.queryKey(ctx, flags, dkey, akey)
+	if err == nil && o.isEC() && flags&GetRecx != 0 && res.Recx.Nr > 0 {
+		// found on the first parity shard, in its index space: the extent
+		// comes from the data shards
+		return o.ecQueryRecx(ctx, flags, res, dkey, akey)
+	}
+	return res, err
+}
+
+func (o *Obj) queryKey(ctx context.Context, flags QueryFlags, dkey, akey []byte) (QueryResult, error) {
 	req := &enginepb.ObjQueryReq{Pool: o.pool, Cont: o.contID, Oid: o.oid, Flags: uint32(flags), Dkey: dkey, Akey: akey}
 	if flags&GetDkey == 0 {
 		var rep enginepb.ObjQueryRep

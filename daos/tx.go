@@ -298,7 +298,7 @@ func (tx *Tx) Update(ctx context.Context, o *Obj, dkey []byte, iods []IOD, sgls 
 		}
 	}
 	if o.isEC() {
-		return tx.addEC(o, dkey, iods, sgls)
+		return tx.addEC(ctx, o, dkey, iods, sgls)
 	}
 	return tx.add(o, o.dkeyGroup(dkey), &enginepb.TxWrite{Oid: o.oid, Dkey: dkey, Iods: m.Iods}, sgls)
 }

@@ -634,6 +634,28 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		return rpc.Response{}, daoserr.Newf(daoserr.TxRestart, "the transaction's coordinator (rank %d) is excluded from the pool map: its parts settle it without it", ptx.coordRank).
 			WithResolution("restart the transaction if none of its parts committed")
 	}
+	if ptx.coordinator && conditional(ptx) {
+		// An EC write's coordinator (its first parity shard, which holds
+		// every key of the group) checks the write's conditions, which its
+		// part alone carries: it applies first and decides after, so a
+		// failed condition aborts the write everywhere (see replicate.go's
+		// leader for replicated objects). Its locks keep readers out until
+		// then.
+		ptx.committing = true
+		tt.mu.Unlock()
+		e.clock.Update(m.Epoch)
+		err := e.applyWrites(ptx, m.Epoch, ptx.bulk)
+		tt.mu.Lock()
+		defer tt.mu.Unlock()
+		if err != nil && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
+			tt.decide(id, false, 0)
+			tt.release(ptx)
+			return rpc.Response{}, err
+		}
+		tt.decide(id, true, m.Epoch)
+		tt.release(ptx)
+		return rpc.Response{}, err
+	}
 	if ptx.coordinator || m.Coordinator {
 		tt.decide(id, true, m.Epoch)
 	} else if len(ptx.peers) > 0 {
@@ -643,6 +665,21 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	tt.mu.Unlock()
 	e.clock.Update(m.Epoch)
 	return rpc.Response{}, e.applyTx(tt, ptx, m.Epoch, ptx.bulk)
+}
+
+// conditional reports whether a part's writes carry conditions.
+func conditional(ptx *preparedTx) bool {
+	for _, w := range ptx.ops {
+		if w.Flags != 0 {
+			return true
+		}
+		for _, d := range w.Iods {
+			if d.Flags != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // applyTx writes a prepared part at its commit epoch, without the table's
