@@ -110,7 +110,7 @@ func (e *Engine) aggregateEC(ctx context.Context, pool, c vos.UUID, ti int, hi u
 			}
 			g := &ecGroupRebuild{e: e, pm: pm, pool: pool, c: c, oid: oid, poid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo},
 				grp: grp, k: k, p: p, epoch: hi, liveData: seqInts(0, k), liveQ: seqInts(k, k+p)}
-			dkeys, err := g.listKeys(ctx, k, nil)
+			dkeys, err := e.localKeys(ti, pool, c, oid, hi, nil)
 			if err != nil {
 				e.log.Debug("EC aggregation: list dkeys", "oid", oid, "err", err)
 				continue
@@ -119,7 +119,7 @@ func (e *Engine) aggregateEC(ctx context.Context, pool, c vos.UUID, ti int, hi u
 				if placement.DkeyGroupOf(po, d) != gi {
 					continue
 				}
-				n, err := g.aggregateDkey(ctx, d)
+				n, err := g.aggregateDkey(ctx, ti, d)
 				folded += n
 				if err != nil {
 					e.log.Debug("EC aggregation: dkey left for the next pass", "oid", oid, "dkey", d, "err", err)
@@ -142,10 +142,12 @@ func groupInService(grp []placement.Shard, pm *PoolMap) bool {
 	return true
 }
 
-// aggregateDkey folds the replicas of dkey's array akeys.
-func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, dkey []byte) (int, error) {
-	q := g.k // the aggregator: this target
-	akeys, err := g.listKeys(ctx, q, dkey)
+// aggregateDkey folds the replicas of dkey's array akeys; the aggregator
+// is target ti (the group's first parity shard), whose keys and replicas
+// are listed in place.
+func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, ti int, dkey []byte) (int, error) {
+	q := g.k
+	akeys, err := g.e.localKeys(ti, g.pool, g.c, g.oid, g.epoch, dkey)
 	if err != nil {
 		return 0, err
 	}
@@ -155,7 +157,7 @@ func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, dkey []byte) (int, e
 		if string(akey) == ec.CellAkey {
 			continue
 		}
-		reps, rsize, err := g.listRecx(ctx, q, dkey, akey, 0, ec.ParityIndicator)
+		reps, rsize, err := g.e.localReplicas(ti, g.pool, g.c, g.oid, g.epoch, dkey, akey)
 		if err != nil {
 			return folded, err
 		}
@@ -253,4 +255,61 @@ func (g *ecGroupRebuild) foldStripe(ctx context.Context, dkey, akey []byte, geo 
 		}
 	}
 	return true, nil
+}
+
+// localKeys lists on target ti the dkeys (dkey nil) or the akeys of dkey of
+// object oid, at epoch.
+func (e *Engine) localKeys(ti int, pool, c vos.UUID, oid vos.OID, epoch uint64, dkey []byte) ([][]byte, error) {
+	var out [][]byte
+	var anchor vos.Anchor
+	for !anchor.EOF {
+		var keys [][]byte
+		err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+			if dkey == nil {
+				keys, err = p.ListDkeys(c, oid, vos.Epoch(epoch), &anchor, 1024)
+			} else {
+				keys, err = p.ListAkeys(c, oid, vos.Epoch(epoch), dkey, &anchor, 1024)
+			}
+			return err
+		})
+		if daoserr.Is(err, daoserr.Nonexist) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
+
+// localReplicas lists on target ti the extents of akey below the parity
+// index space (a parity shard's replicas), at epoch, with the record size.
+func (e *Engine) localReplicas(ti int, pool, c vos.UUID, oid vos.OID, epoch uint64, dkey, akey []byte) ([]vos.RecxEntry, uint64, error) {
+	var out []vos.RecxEntry
+	var rsize uint64
+	var anchor vos.Anchor
+	for !anchor.EOF {
+		var xs []vos.RecxEntry
+		err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
+			xs, rsize, err = p.ListRecx(c, oid, vos.Epoch(epoch), dkey, akey, &anchor, 1024)
+			return err
+		})
+		if daoserr.Is(err, daoserr.Nonexist) {
+			return out, rsize, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, x := range xs {
+			if x.Recx.Idx >= ec.ParityIndicator {
+				return out, rsize, nil
+			}
+			out = append(out, x)
+		}
+		if len(xs) == 0 {
+			break
+		}
+	}
+	return out, rsize, nil
 }
