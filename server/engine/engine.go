@@ -116,6 +116,7 @@ func Open(opts Options) (*Engine, error) {
 		e.closePools()
 		return nil, err
 	}
+	e.reinstateTxs()
 	e.srv = rpc.NewServer(rpc.ServerOptions{Targets: opts.Targets, WorkersPerTarget: opts.WorkersPerTarget, Logger: e.log})
 	e.handlers = map[uint16]rpc.Handler{
 		enginepb.OpTargetCreate:  e.targetCreate,

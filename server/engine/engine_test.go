@@ -72,6 +72,27 @@ func startEngine(t *testing.T, opts Options) *testEngine {
 	return te
 }
 
+// restart stops the engine and opens it again on the same storage and
+// address, as a restarted server does (what it kept is what it logged).
+func (te *testEngine) restart(t *testing.T) {
+	t.Helper()
+	te.stop()
+	e, err := Open(te.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", te.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.Serve(l)
+	cl, err := rpc.Dial(context.Background(), te.addr, rpc.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.e, te.cl = e, cl
+}
+
 func (te *testEngine) stop() {
 	if te.e == nil {
 		return

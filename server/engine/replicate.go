@@ -299,6 +299,11 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 	tt.mu.Lock()
 	tt.decide(txid, true, epoch)
 	tt.mu.Unlock()
+	// durable before a replica hears of it (dtx.go): asked after a restart,
+	// this leader must still say committed
+	if err := tt.durableDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
+		e.log.Error("replicated write's decision not logged: a restart would forget it", "txid", txid, "err", err)
+	}
 	// 3. The peers apply; then the dkey is released here.
 	ferrs := finish(false, peers)
 	releaseHere()
@@ -306,7 +311,7 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		return 0, daoserr.Wrap(daoserr.Unreach, err, "replicated write applied at epoch %#x here but not confirmed by every replica (they learn it from this leader)", epoch)
 	}
 	tt.mu.Lock()
-	delete(tt.decisions, txid) // every peer has applied it: none will ask
+	tt.forget(txid) // every peer has applied it: none will ask
 	tt.mu.Unlock()
 	return epoch, nil
 }

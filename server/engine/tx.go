@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -102,6 +103,7 @@ type preparedTx struct {
 	peers      []*enginepb.TxPeer
 	coordRank  uint32
 	target     uint32    // the target it is prepared on
+	durable    bool      // logged in the target's transaction table (dtx.go): dropped there when released
 	committing bool      // its writes are being applied
 	resolving  bool      // asking the coordinator
 	firstAsked time.Time // when it first asked
@@ -111,6 +113,7 @@ type txDecision struct {
 	committed bool
 	epoch     uint64
 	expires   time.Time
+	pool      *vos.Pool // logged in its transaction table (dtx.go): dropped there when it expires
 }
 
 // txTable is a target's prepared transactions, their locks, the decisions
@@ -272,6 +275,11 @@ func (tt *txTable) release(ptx *preparedTx) {
 	}
 	tt.bytes -= len(ptx.bulk)
 	tt.active.Add(-1)
+	if ptx.durable {
+		// logged after the part's writes (applied before this): a crash
+		// before it is durable brings the part back, decided
+		ptx.pool.DtxDelAsync(dtxKey(dtxPrepared, ptx.id))
+	}
 }
 
 // decide records a coordinator's or participant's outcome (tt.mu held),
@@ -288,11 +296,32 @@ func (tt *txTable) decideFor(id [16]byte, committed bool, epoch uint64, ttl time
 	if len(tt.decisions) >= tt.nextGC {
 		for k, d := range tt.decisions {
 			if now.After(d.expires) {
-				delete(tt.decisions, k)
+				tt.forget(k)
 			}
 		}
 		tt.nextGC = max(2*len(tt.decisions), 1024)
 	}
+}
+
+// forget drops decision id (tt.mu held), from the transaction table too.
+func (tt *txTable) forget(id [16]byte) {
+	if d, ok := tt.decisions[id]; ok && d.pool != nil {
+		d.pool.DtxDelAsync(dtxKey(dtxDecided, id))
+	}
+	delete(tt.decisions, id)
+}
+
+// durableDecision logs commit decision id on pool p (see persistDecision)
+// and notes it, so that it is dropped there when it expires (tt.mu not held).
+func (tt *txTable) durableDecision(p *vos.Pool, id [16]byte, epoch uint64, ttl time.Duration, wait bool) error {
+	err := persistDecision(p, id, epoch, ttl, wait)
+	tt.mu.Lock()
+	if d, ok := tt.decisions[id]; ok {
+		d.pool = p
+		tt.decisions[id] = d
+	}
+	tt.mu.Unlock()
+	return err
 }
 
 // beginWrite registers an update or punch of oid's dkeys (none: the whole
@@ -457,6 +486,16 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 	}
 	if err := e.lockPart(tt, ptx, m.Epoch, m.Replica, m.Commit, bulk); err != nil {
 		return rpc.Response{}, err
+	}
+	if !m.Commit {
+		// durable before it is answered: a restart must not lose a part
+		// its coordinator may commit (dtx.go)
+		if err := e.persistPrepared(ptx, &m); err != nil {
+			tt.mu.Lock()
+			tt.release(ptx)
+			tt.mu.Unlock()
+			return rpc.Response{}, err
+		}
 	}
 	if m.Commit { // the only participant: commit now, under the locks just taken
 		if err := e.applyTx(tt, ptx, ptx.stamp, req.Bulk); err != nil {
@@ -654,16 +693,30 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		}
 		tt.decide(id, true, m.Epoch)
 		tt.release(ptx)
-		return rpc.Response{}, err
+		tt.mu.Unlock()
+		derr := tt.durableDecision(ptx.pool, id, m.Epoch, txDecisionTTL, true)
+		tt.mu.Lock()
+		return rpc.Response{}, errors.Join(err, derr)
 	}
-	if ptx.coordinator || m.Coordinator {
+	coord, peers := ptx.coordinator || m.Coordinator, len(ptx.peers) > 0
+	if coord {
 		tt.decide(id, true, m.Epoch)
-	} else if len(ptx.peers) > 0 {
+	} else if peers {
 		tt.decideFor(id, true, m.Epoch, replicaDecisionTTL) // its peers may ask, if the coordinator dies
 	}
 	ptx.committing = true
 	tt.mu.Unlock()
 	e.clock.Update(m.Epoch)
+	switch {
+	case coord:
+		// durable before the client hears of it and tells the others
+		if err := tt.durableDecision(ptx.pool, id, m.Epoch, txDecisionTTL, true); err != nil {
+			e.log.Error("transaction decision not logged: a restart would forget it", "txid", ptx.id, "err", err)
+		}
+	case peers:
+		// logged before the part's writes (durable with them)
+		tt.durableDecision(ptx.pool, id, m.Epoch, replicaDecisionTTL, false)
+	}
 	return rpc.Response{}, e.applyTx(tt, ptx, m.Epoch, ptx.bulk)
 }
 
@@ -870,6 +923,9 @@ func (e *Engine) askCoordinator(ctx context.Context, tt *txTable, ptx *preparedT
 		ptx.committing = true
 		tt.mu.Unlock()
 		e.clock.Update(rep.Epoch)
+		if len(ptx.peers) > 0 {
+			tt.durableDecision(ptx.pool, ptx.id, rep.Epoch, txDecisionTTL, false) // before its writes, for its peers
+		}
 		if err := e.applyTx(tt, ptx, rep.Epoch, ptx.bulk); err != nil {
 			e.log.Error("transaction part resolved with its coordinator failed to apply", "txid", ptx.id, "err", err)
 		}

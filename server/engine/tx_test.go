@@ -297,3 +297,65 @@ func TestTxLateCommitAtCoordinator(t *testing.T) {
 		}
 	}
 }
+
+// The transaction table is durable (dtx.go): an engine restarted between a
+// transaction's phases still holds its prepared parts (locked, then
+// committed by the client's late commit), and its coordinator's commit
+// decision, which a participant brought back learns by asking.
+func TestTxSurvivesRestart(t *testing.T) {
+	old := txPreparedTTL
+	txPreparedTTL = 500 * time.Millisecond
+	defer func() { txPreparedTTL = old }()
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	a := capOf(1, rw)
+	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
+	coord := func(r *enginepb.TxPrepareReq) { part(r); r.Coordinator = true }
+
+	// prepared on both targets, restarted, committed by the client
+	id := txid()
+	e := te.now(t)
+	if err := te.prepare(t, 0, id, e, a, nil, []string{"c1"}, coord); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.prepare(t, 1, id, e, a, nil, []string{"p1"}, part); err != nil {
+		t.Fatal(err)
+	}
+	te.restart(t)
+	wantCode(t, te.put(t, 1, "p1", a), daoserr.InProgress, "")
+	ce := te.now(t)
+	if err := te.finish(t, 0, id, ce, a, false, true); err != nil {
+		t.Fatalf("the coordinator's commit after a restart: %v", err)
+	}
+	if err := te.finish(t, 1, id, ce, a, false, false); err != nil {
+		t.Fatalf("the participant's commit after a restart: %v", err)
+	}
+	for tgt, dkey := range map[uint32]string{0: "c1", 1: "p1"} {
+		if v, err := te.get(t, tgt, dkey, 0); err != nil || v != 'T' {
+			t.Fatalf("target %d dkey %s after the commit: %q %v", tgt, dkey, v, err)
+		}
+	}
+
+	// committed at the coordinator; restarted before the participant's
+	// commit: the participant, brought back, asks and commits
+	id = txid()
+	e = te.now(t)
+	if err := te.prepare(t, 0, id, e, a, nil, []string{"c2"}, coord); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.prepare(t, 1, id, e, a, nil, []string{"p2"}, part); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.finish(t, 0, id, te.now(t), a, false, true); err != nil {
+		t.Fatal(err)
+	}
+	te.restart(t)
+	for range 100 { // bounded: 10 s
+		if v, err := te.get(t, 1, "p2", 0); err == nil && v == 'T' {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	v, err := te.get(t, 1, "p2", 0)
+	t.Fatalf("the participant did not commit after the restart: %q %v", v, err)
+}

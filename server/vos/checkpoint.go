@@ -14,16 +14,20 @@ import (
 
 // A checkpoint is the whole index, serialized:
 //
-//	"GDVCKPT1" | seq | replayFrom | containers... | u32 crc32c(everything before)
+//	"GDVCKPT2" | seq | replayFrom | containers... | dtx entries... | u32 crc32c(everything before)
 //
 // replayFrom is the first log segment not covered. Inline values are part of it (they
 // are the SCM tier); NVMe-tier data stays in the data file and is referenced by offset.
+// Version 1 ("GDVCKPT1") had no transaction table; it is still read.
 
-const ckptMagic = "GDVCKPT1"
+const (
+	ckptMagic   = "GDVCKPT2"
+	ckptMagicV1 = "GDVCKPT1"
+)
 
 func (p *Pool) writeCheckpoint(replayFrom uint64) (int64, error) {
 	e := &encoder{b: make([]byte, 0, max(4096, p.scmUsed+p.scmUsed/4))}
-	encodeCheckpoint(e, p.seq, replayFrom, p.conts)
+	encodeCheckpoint(e, p.seq, replayFrom, p.conts, p.dtx)
 	b := binary.LittleEndian.AppendUint32(e.b, checksum.Sum32C(e.b))
 	tmp := filepath.Join(p.dir, ckptName+".tmp")
 	if err := writeFileSync(tmp, b); err != nil {
@@ -39,7 +43,7 @@ func (p *Pool) writeCheckpoint(replayFrom uint64) (int64, error) {
 	return int64(len(b)), nil
 }
 
-func encodeCheckpoint(e *encoder, seq, replayFrom uint64, conts map[UUID]*contNode) {
+func encodeCheckpoint(e *encoder, seq, replayFrom uint64, conts map[UUID]*contNode, dtx map[string][]byte) {
 	e.b = append(e.b, ckptMagic...)
 	e.uv(seq)
 	e.uv(replayFrom)
@@ -66,6 +70,7 @@ func encodeCheckpoint(e *encoder, seq, replayFrom uint64, conts map[UUID]*contNo
 			return true
 		})
 	}
+	encodeDtx(e, dtx)
 }
 
 func encodeAkey(e *encoder, a *akeyNode) {
@@ -110,7 +115,7 @@ func (p *Pool) loadCheckpoint() (uint64, error) {
 		return 0, daoserr.Wrap(daoserr.DFInval, err, "open %s: checkpoint %s is unusable", p.dir, path).
 			WithResolution("a checkpoint is only installed after it is synced, so this is media corruption: restore the target from a replica")
 	}
-	p.conts, p.seq, p.scmUsed = ck.conts, ck.seq, ck.scmUsed
+	p.conts, p.seq, p.scmUsed, p.dtx = ck.conts, ck.seq, ck.scmUsed, ck.dtx
 	p.ckptSeq, p.ckptSize = ck.seq, int64(len(b))
 	if st, err := os.Stat(path); err == nil {
 		p.ckptTime = st.ModTime()
@@ -122,13 +127,16 @@ type checkpointData struct {
 	seq, replayFrom uint64
 	conts           map[UUID]*contNode
 	scmUsed         int64
+	dtx             map[string][]byte
+	v1              bool // a version 1 image (no transaction table)
 }
 
 // decodeCheckpoint parses and validates a checkpoint image. Values alias b.
 func decodeCheckpoint(b []byte) (*checkpointData, error) {
-	if len(b) < len(ckptMagic)+4 || string(b[:len(ckptMagic)]) != ckptMagic {
+	if len(b) < len(ckptMagic)+4 || string(b[:len(ckptMagic)]) != ckptMagic && string(b[:len(ckptMagic)]) != ckptMagicV1 {
 		return nil, fmt.Errorf("not a checkpoint (bad magic)")
 	}
+	v1 := string(b[:len(ckptMagic)]) == ckptMagicV1
 	body := b[:len(b)-4]
 	if checksum.Sum32C(body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
 		return nil, fmt.Errorf("checksum mismatch")
@@ -180,6 +188,10 @@ func decodeCheckpoint(b []byte) (*checkpointData, error) {
 			}
 			c.objs.Set(ob)
 		}
+	}
+	ck.v1 = v1
+	if !v1 && d.err == nil {
+		ck.dtx = decodeDtx(d)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))

@@ -144,6 +144,11 @@ func encodeOp(e *encoder, o *op) {
 		e.u8(uint8(o.csum))
 		e.uv(uint64(o.chunk))
 	case opContDestroy:
+	case opDtxPut:
+		e.bytes(o.dkey)
+		e.bytes(o.payload)
+	case opDtxDel:
+		e.bytes(o.dkey)
 	case opDestroy:
 		e.oid(o.oid)
 		e.bytes(o.dkey)
@@ -210,6 +215,14 @@ func decodeOp(b []byte) (*op, error) {
 		}
 		o.chunk = uint32(chunk)
 	case opContDestroy:
+	case opDtxPut, opDtxDel:
+		o.dkey = d.bytes()
+		if o.kind == opDtxPut {
+			o.payload = d.bytes()
+		}
+		if d.err == nil && len(o.dkey) == 0 {
+			d.fail("transaction table entry with no key")
+		}
 	case opDestroy:
 		o.oid = d.oid()
 		if o.dkey = d.bytes(); len(o.dkey) == 0 {

@@ -20,10 +20,12 @@ const (
 	opPunchAkeys
 	opAggregate
 	opDiscard
+	opDtxPut // a transaction table entry, by key (see dtx.go)
+	opDtxDel
 )
 
 var opNames = [...]string{"", "cont-create", "cont-destroy", "destroy", "update",
-	"punch-obj", "punch-dkeys", "punch-akeys", "aggregate", "discard"}
+	"punch-obj", "punch-dkeys", "punch-akeys", "aggregate", "discard", "dtx-put", "dtx-del"}
 
 func (k opKind) String() string {
 	if int(k) < len(opNames) {
@@ -58,6 +60,8 @@ type op struct {
 	// aggregate / discard
 	lo, hi Epoch
 	snaps  []Epoch
+	// dtx-put (the key is in dkey)
+	payload []byte
 
 	// not logged: conditions checked by the committer
 	cond     CondFlags
@@ -130,6 +134,10 @@ func (p *Pool) apply(o *op) {
 		if c := p.conts[o.cont]; c != nil {
 			p.discard(c, o.lo, o.hi)
 		}
+	case opDtxPut:
+		p.dtxPut(string(o.dkey), o.payload)
+	case opDtxDel:
+		p.dtxDel(string(o.dkey))
 	}
 }
 
@@ -362,6 +370,8 @@ func (p *Pool) check(o *op) error {
 	case opDestroy, opAggregate, opDiscard:
 		_, err := p.contFor(o.cont, o.kind.String())
 		return err
+	case opDtxPut, opDtxDel:
+		return nil // of the target, not of a container
 	}
 	c, err := p.contFor(o.cont, o.kind.String())
 	if err != nil {

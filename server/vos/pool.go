@@ -44,6 +44,7 @@ type Pool struct {
 	// index, guarded by mu: written only by the committer
 	mu    sync.RWMutex
 	conts map[UUID]*contNode
+	dtx   map[string][]byte // the transaction table (dtx.go)
 	// contParams is a copy of conts that the committer republishes when a
 	// container is created or destroyed, so that Update finds a container's
 	// (immutable) checksum parameters without taking mu against the committer.
@@ -333,6 +334,25 @@ type request struct {
 
 var reqPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
+// finish tells the submitter its op is done: its notify function, or done.
+func (r *request) finish() {
+	if r.notify != nil {
+		r.notify(r.err)
+		return
+	}
+	r.done <- struct{}{}
+}
+
+// submitAsync hands an op to the committer without waiting; notify gets the
+// outcome once it is durable (or rejected). Ops are logged in the order
+// they are submitted, and a durable op implies every earlier one is.
+func (p *Pool) submitAsync(o *op, notify func(error)) error {
+	if p.opts.ReadOnly {
+		return daoserr.Newf(daoserr.NoPerm, "%s: target %s is open read-only", o.kind, p.dir)
+	}
+	return p.send(&request{op: o, notify: notify})
+}
+
 // submit hands an op to the committer and waits until it is durable (or rejected).
 func (p *Pool) submit(o *op) error {
 	if p.opts.ReadOnly {
@@ -400,7 +420,7 @@ func (p *Pool) commitBatch(batch []*request) {
 		r := batch[i]
 		if r.fn != nil {
 			r.err = p.runControl(r.fn)
-			r.done <- struct{}{}
+			r.finish()
 			i++
 			continue
 		}
@@ -441,7 +461,7 @@ func (p *Pool) commitRun(run []*request) {
 	if e := p.failed.Load(); e != nil {
 		for _, r := range run {
 			r.err = *e
-			r.done <- struct{}{}
+			r.finish()
 		}
 		return
 	}
@@ -523,7 +543,7 @@ func (p *Pool) commitRun(run []*request) {
 		if r.err == nil && err != nil {
 			r.err = err
 		}
-		r.done <- struct{}{}
+		r.finish()
 	}
 }
 
