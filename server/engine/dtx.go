@@ -44,8 +44,9 @@ const (
 
 func dtxKey(kind byte, id [16]byte) []byte { return append([]byte{kind}, id[:]...) }
 
-// persistPrepared logs part ptx (as prepared by m) durably on its target.
-func (e *Engine) persistPrepared(ptx *preparedTx, m *enginepb.TxPrepareReq) error {
+// persistPrepared logs part ptx (as prepared by m) durably on its target,
+// whose table tt holds it.
+func (e *Engine) persistPrepared(tt *txTable, ptx *preparedTx, m *enginepb.TxPrepareReq) error {
 	rec := &enginepb.TxPrepareReq{Pool: m.Pool, Cont: m.Cont, Txid: m.Txid, Epoch: ptx.stamp, Reads: m.Reads, Writes: m.Writes,
 		Coordinator: m.Coordinator, CoordAddr: m.CoordAddr, CoordTarget: m.CoordTarget, Replica: m.Replica, Peers: m.Peers, CoordRank: m.CoordRank}
 	hdr, err := proto.Marshal(rec)
@@ -58,6 +59,13 @@ func (e *Engine) persistPrepared(ptx *preparedTx, m *enginepb.TxPrepareReq) erro
 	b = append(b, ptx.bulk...)
 	if err := ptx.pool.DtxPut(dtxKey(dtxPrepared, ptx.id), b); err != nil {
 		return daoserr.Context(err, "log prepared transaction part")
+	}
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if tt.prepared[ptx.id] != ptx {
+		// released meanwhile (aborted): its entry goes too
+		ptx.pool.DtxDelAsync(dtxKey(dtxPrepared, ptx.id))
+		return nil
 	}
 	ptx.durable = true
 	return nil

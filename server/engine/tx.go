@@ -40,9 +40,9 @@ import (
 // its prepare stamp gets DER_INPROGRESS and the client retries: a reader
 // cannot see half of a transaction. Shared locks only keep writers out.
 //
-// Decisions and prepared parts live in memory: an engine restarting between
-// prepare and commit loses them (the durable DTX table is the redundancy
-// issue's).
+// Prepared parts and commit decisions are also logged in the target's
+// transaction table (dtx.go), so that an engine restarting between prepare
+// and commit brings them back.
 
 // txPreparedTTL is how long a prepared part waits for the client's commit
 // or abort before asking the coordinator.
@@ -490,7 +490,7 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 	if !m.Commit {
 		// durable before it is answered: a restart must not lose a part
 		// its coordinator may commit (dtx.go)
-		if err := e.persistPrepared(ptx, &m); err != nil {
+		if err := e.persistPrepared(tt, ptx, &m); err != nil {
 			tt.mu.Lock()
 			tt.release(ptx)
 			tt.mu.Unlock()

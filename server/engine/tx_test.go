@@ -207,7 +207,7 @@ func TestTxEpochBounds(t *testing.T) {
 func TestTxCoordinatorDecides(t *testing.T) {
 	old := txPreparedTTL
 	txPreparedTTL = 500 * time.Millisecond
-	defer func() { txPreparedTTL = old }()
+	t.Cleanup(func() { txPreparedTTL = old }) // after the engine stops (cleanups run last first)
 	te := startEngine(t, engineOpts(t))
 	te.createPool(t)
 	a := capOf(1, rw)
@@ -266,7 +266,7 @@ func TestTxCoordinatorDecides(t *testing.T) {
 func TestTxLateCommitAtCoordinator(t *testing.T) {
 	oldTTL, oldSweep := txPreparedTTL, txSweepEvery
 	txPreparedTTL, txSweepEvery = 200*time.Millisecond, time.Hour
-	defer func() { txPreparedTTL, txSweepEvery = oldTTL, oldSweep }()
+	t.Cleanup(func() { txPreparedTTL, txSweepEvery = oldTTL, oldSweep }) // after the engine stops
 	te := startEngine(t, engineOpts(t))
 	te.createPool(t)
 	a := capOf(1, rw)
@@ -305,7 +305,7 @@ func TestTxLateCommitAtCoordinator(t *testing.T) {
 func TestTxSurvivesRestart(t *testing.T) {
 	old := txPreparedTTL
 	txPreparedTTL = 500 * time.Millisecond
-	defer func() { txPreparedTTL = old }()
+	t.Cleanup(func() { txPreparedTTL = old }) // after the engine stops (cleanups run last first)
 	te := startEngine(t, engineOpts(t))
 	te.createPool(t)
 	a := capOf(1, rw)
