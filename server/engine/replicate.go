@@ -278,8 +278,23 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		tt.release(ptx)
 		tt.mu.Unlock()
 	}
+	// The decision is logged (dtx.go) before any replica hears of it: asked
+	// after a restart, this leader must still say committed. Unconditional,
+	// it is logged ahead of the writes below and durable with them;
+	// conditional, once they applied.
+	cond := conditional(ptx)
+	if !cond {
+		persistDecision(p, txid, epoch, txDecisionTTL, false)
+	}
+	logDecision := func() {
+		if !cond {
+			tt.notePersisted(txid, p)
+		} else if err := tt.durableDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
+			e.log.Error("replicated write's decision not logged: a restart would forget it", "txid", txid, "err", err)
+		}
+	}
 	if err := e.applyWrites(ptx, epoch, req.Bulk); err != nil {
-		if writes[0].Flags != 0 && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
+		if cond && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
 			tt.mu.Lock()
 			tt.decide(txid, false, 0) // nothing applied anywhere (one conditional write a request)
 			tt.release(ptx)
@@ -293,17 +308,14 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		tt.decide(txid, true, epoch)
 		tt.release(ptx)
 		tt.mu.Unlock()
+		logDecision()
 		finish(false, peers)
 		return 0, err
 	}
 	tt.mu.Lock()
 	tt.decide(txid, true, epoch)
 	tt.mu.Unlock()
-	// durable before a replica hears of it (dtx.go): asked after a restart,
-	// this leader must still say committed
-	if err := tt.durableDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
-		e.log.Error("replicated write's decision not logged: a restart would forget it", "txid", txid, "err", err)
-	}
+	logDecision()
 	// 3. The peers apply; then the dkey is released here.
 	ferrs := finish(false, peers)
 	releaseHere()

@@ -312,16 +312,22 @@ func (tt *txTable) forget(id [16]byte) {
 }
 
 // durableDecision logs commit decision id on pool p (see persistDecision)
-// and notes it, so that it is dropped there when it expires (tt.mu not held).
+// and notes it (tt.mu not held).
 func (tt *txTable) durableDecision(p *vos.Pool, id [16]byte, epoch uint64, ttl time.Duration, wait bool) error {
 	err := persistDecision(p, id, epoch, ttl, wait)
+	tt.notePersisted(id, p)
+	return err
+}
+
+// notePersisted notes that decision id is logged on p, so that it is
+// dropped there when it expires (tt.mu not held).
+func (tt *txTable) notePersisted(id [16]byte, p *vos.Pool) {
 	tt.mu.Lock()
 	if d, ok := tt.decisions[id]; ok {
 		d.pool = p
 		tt.decisions[id] = d
 	}
 	tt.mu.Unlock()
-	return err
 }
 
 // beginWrite registers an update or punch of oid's dkeys (none: the whole
@@ -629,6 +635,10 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		case decided:
 			return rpc.Response{}, daoserr.New(daoserr.TxRestart, "the transaction was aborted here: its coordinator decided so after waiting for the commit too long").
 				WithResolution("restart the transaction")
+		case ptx != nil:
+			// its commit is being applied (a repeated request): the outcome
+			// is known in a moment
+			return rpc.Response{}, daoserr.New(daoserr.InProgress, "the transaction is being committed here").WithResolution("retry")
 		}
 		return rpc.Response{}, daoserr.New(daoserr.TxRestart, "transaction not prepared here (the engine restarted, or it is being committed)").
 			WithResolution("restart the transaction")
@@ -698,22 +708,30 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		tt.mu.Lock()
 		return rpc.Response{}, errors.Join(err, derr)
 	}
-	coord, peers := ptx.coordinator || m.Coordinator, len(ptx.peers) > 0
-	if coord {
+	ptx.committing = true
+	if ptx.coordinator || m.Coordinator {
+		// The decision is logged ahead of the part's writes, durable with
+		// them (dtx.go), and recorded here only then: until it is, a part
+		// asking hears "undecided" (committing) and asks again, so none
+		// commits on a decision a crash could still lose.
+		tt.mu.Unlock()
+		e.clock.Update(m.Epoch)
+		persistDecision(ptx.pool, id, m.Epoch, txDecisionTTL, false)
+		err := e.applyWrites(ptx, m.Epoch, ptx.bulk)
+		tt.mu.Lock()
 		tt.decide(id, true, m.Epoch)
-	} else if peers {
+		tt.release(ptx)
+		tt.mu.Unlock()
+		tt.notePersisted(id, ptx.pool)
+		return rpc.Response{}, err
+	}
+	peers := len(ptx.peers) > 0
+	if peers {
 		tt.decideFor(id, true, m.Epoch, replicaDecisionTTL) // its peers may ask, if the coordinator dies
 	}
-	ptx.committing = true
 	tt.mu.Unlock()
 	e.clock.Update(m.Epoch)
-	switch {
-	case coord:
-		// durable before the client hears of it and tells the others
-		if err := tt.durableDecision(ptx.pool, id, m.Epoch, txDecisionTTL, true); err != nil {
-			e.log.Error("transaction decision not logged: a restart would forget it", "txid", ptx.id, "err", err)
-		}
-	case peers:
+	if peers {
 		// logged before the part's writes (durable with them)
 		tt.durableDecision(ptx.pool, id, m.Epoch, replicaDecisionTTL, false)
 	}
