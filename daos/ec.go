@@ -509,6 +509,12 @@ func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*
 		return 0, daoserr.Newf(daoserr.Misc, "EC write of object %s without a part for its first parity shard", o.OID)
 	}
 	if conditional {
+		// the coordinator judges the conditions: it must hold every key of
+		// the group, which a shard being rebuilt may not yet
+		if grp[coord].Rebuilding {
+			return 0, daoserr.Newf(daoserr.InProgress, "conditional write of EC object %s: its first parity shard is being rebuilt", o.OID).
+				WithResolution("retried until the rebuild is done")
+		}
 		for pos, pt := range parts {
 			if pt != nil && pos != coord {
 				parts[pos] = withoutConditions(pt)
@@ -595,12 +601,24 @@ func (o *Obj) ecCommit(ctx context.Context, l placement.Layout, g int, parts []*
 	}
 	c.Pool.sawEpoch(epoch)
 	var refused error
-	for i, err := range all(order[1:], func(pos int) error { return finish(pos, false) }) {
+	errs := all(order[1:], func(pos int) error { return finish(pos, false) })
+	for i, err := range errs {
 		if daoserr.Is(err, daoserr.TxRestart) {
 			// it resolved the part as aborted with its peers (the coordinator
 			// was excluded meanwhile): write again
 			refused = errors.Join(refused, daoserr.Context(err, "shard %d", order[i+1]))
 		}
+	}
+	if refused != nil && conditional {
+		// Written again, it could fail its own condition. The parts settle
+		// it among themselves: committed if any still in the map committed.
+		c.Pool.refreshMap(pctx, c.Pool.CurrentMapVersion())
+		for i, err := range errs {
+			if err == nil && !shardExcluded(c.Pool, grp[order[i+1]]) {
+				return epoch, nil
+			}
+		}
+		return 0, daoserr.Wrap(daoserr.Misc, refused, "conditional EC write of object %s: outcome unknown (its coordinator was excluded before every part committed)", o.OID)
 	}
 	if refused != nil {
 		return 0, daoserr.Wrap(daoserr.InProgress, refused, "EC write of object %s: a part was aborted after its coordinator decided", o.OID)

@@ -42,7 +42,16 @@ import (
 type ecAggregations struct {
 	mu      sync.Mutex
 	running map[ecAggKey]bool
+	stopped bool // the engine is shutting down: no new pass
 	wg      sync.WaitGroup
+}
+
+// stop waits for the passes running and lets no new one start.
+func (a *ecAggregations) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	a.wg.Wait()
 }
 
 type ecAggKey struct {
@@ -59,7 +68,7 @@ func (e *Engine) startECAggregation(pool, c vos.UUID, ti int, hi uint64) {
 	if a.running == nil {
 		a.running = map[ecAggKey]bool{}
 	}
-	if a.running[k] {
+	if a.running[k] || a.stopped {
 		a.mu.Unlock()
 		return
 	}
@@ -239,8 +248,12 @@ func (g *ecGroupRebuild) foldStripe(ctx context.Context, dkey, akey []byte, geo 
 	if err := codec.Encode(data, parity); err != nil {
 		return false, err
 	}
+	// Last parity shard first: a degraded read takes the parity's epoch
+	// from the first parity shard in service and reads the later ones at it,
+	// so once that shard has the new row, every later one has it too, even
+	// if this pass stops half way (a failure, a crash of this target).
 	pr := geo.ParityRecx(s, 1)
-	for j := range parity {
+	for j := len(parity) - 1; j >= 0; j-- {
 		iod := &enginepb.IOD{Akey: akey, Type: uint32(vos.IODArray), Size: geo.RecSize, Recxs: []*enginepb.Recx{{Idx: pr.Idx, Nr: pr.Nr}}}
 		if err := g.write(ctx, g.k+j, g.epoch, dkey, []*enginepb.IOD{iod}, [][]byte{parity[j]}); err != nil {
 			return false, err

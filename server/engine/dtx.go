@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -62,9 +63,12 @@ func (e *Engine) persistPrepared(tt *txTable, ptx *preparedTx, m *enginepb.TxPre
 	}
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
-	if tt.prepared[ptx.id] != ptx {
-		// released meanwhile (aborted): its entry goes too
-		ptx.pool.DtxDelAsync(dtxKey(dtxPrepared, ptx.id))
+	if cur := tt.prepared[ptx.id]; cur != ptx {
+		// released meanwhile (aborted): its entry goes too, unless a
+		// repeated prepare holds the id now (its own entry is that key)
+		if cur == nil {
+			ptx.pool.DtxDelAsync(dtxKey(dtxPrepared, ptx.id))
+		}
 		return nil
 	}
 	ptx.durable = true
@@ -160,12 +164,34 @@ func (e *Engine) reinstatePart(ti int, tt *txTable, p *vos.Pool, rec []byte) err
 	d, decided := tt.decisions[ptx.id]
 	if decided && d.committed {
 		// decided here before the crash: applied again (the same values at
-		// the same epoch), then dropped
+		// the same epoch), then dropped. A condition that fails again (the
+		// crash came before its failure dropped the decision) aborts it.
 		ptx.committing = true
 		tt.lock(ptx)
 		tt.mu.Unlock()
 		e.log.Info("prepared transaction part committed again after a restart", "target", ti, "txid", ptx.id)
-		return e.applyTx(tt, ptx, d.epoch, ptx.bulk)
+		err := e.applyWrites(ptx, d.epoch, ptx.bulk)
+		tt.mu.Lock()
+		if conditionFailed(ptx, err) {
+			delete(tt.decisions, ptx.id)
+			tt.decide(ptx.id, false, 0)
+		}
+		tt.release(ptx)
+		tt.mu.Unlock()
+		if conditionFailed(ptx, err) {
+			return errors.Join(err, p.DtxDel(dtxKey(dtxDecided, ptx.id)))
+		}
+		return err
+	}
+	if ptx.coordinator {
+		// A coordinator logs its commit decision before anyone hears of it:
+		// with none, it had not decided, and it presumes an abort now (it
+		// may have answered so already, before the crash).
+		tt.decide(ptx.id, false, 0)
+		tt.mu.Unlock()
+		p.DtxDelAsync(dtxKey(dtxPrepared, ptx.id))
+		e.log.Info("prepared transaction part of a coordinator aborted after a restart: it had not decided", "target", ti, "txid", ptx.id)
+		return nil
 	}
 	tt.lock(ptx)
 	tt.mu.Unlock()

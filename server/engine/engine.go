@@ -213,7 +213,7 @@ func (e *Engine) Serve(l net.Listener) error { return e.srv.Serve(l) }
 // targets (everything acknowledged is already durable).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.stopSweep()
-	e.ecAgg.wg.Wait()
+	e.ecAgg.stop()
 	err := e.srv.Shutdown(ctx)
 	e.peers.Close()
 	return errors.Join(err, e.closePools())

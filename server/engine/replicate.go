@@ -278,18 +278,13 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		tt.release(ptx)
 		tt.mu.Unlock()
 	}
-	// The decision is logged (dtx.go) before any replica hears of it: asked
-	// after a restart, this leader must still say committed. Unconditional,
-	// it is logged ahead of the writes below and durable with them;
-	// conditional, once they applied.
+	// The decision is logged (dtx.go) once the write is applied here and
+	// before any replica hears of it: asked after a restart, this leader
+	// must still say committed. (Logged ahead of the write, it could be
+	// durable without it: the leader's own part is not in the table.)
 	cond := conditional(ptx)
-	if !cond {
-		persistDecision(p, txid, epoch, txDecisionTTL, false)
-	}
 	logDecision := func() {
-		if !cond {
-			tt.notePersisted(txid, p)
-		} else if err := tt.durableDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
+		if err := tt.durableDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
 			e.log.Error("replicated write's decision not logged: a restart would forget it", "txid", txid, "err", err)
 		}
 	}

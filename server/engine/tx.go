@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -683,41 +682,30 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		return rpc.Response{}, daoserr.Newf(daoserr.TxRestart, "the transaction's coordinator (rank %d) is excluded from the pool map: its parts settle it without it", ptx.coordRank).
 			WithResolution("restart the transaction if none of its parts committed")
 	}
-	if ptx.coordinator && conditional(ptx) {
-		// An EC write's coordinator (its first parity shard, which holds
-		// every key of the group) checks the write's conditions, which its
-		// part alone carries: it applies first and decides after, so a
-		// failed condition aborts the write everywhere (see replicate.go's
-		// leader for replicated objects). Its locks keep readers out until
-		// then.
-		ptx.committing = true
-		tt.mu.Unlock()
-		e.clock.Update(m.Epoch)
-		err := e.applyWrites(ptx, m.Epoch, ptx.bulk)
-		tt.mu.Lock()
-		defer tt.mu.Unlock()
-		if err != nil && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
-			tt.decide(id, false, 0)
-			tt.release(ptx)
-			return rpc.Response{}, err
-		}
-		tt.decide(id, true, m.Epoch)
-		tt.release(ptx)
-		tt.mu.Unlock()
-		derr := tt.durableDecision(ptx.pool, id, m.Epoch, txDecisionTTL, true)
-		tt.mu.Lock()
-		return rpc.Response{}, errors.Join(err, derr)
-	}
 	ptx.committing = true
 	if ptx.coordinator || m.Coordinator {
-		// The decision is logged ahead of the part's writes, durable with
-		// them (dtx.go), and recorded here only then: until it is, a part
-		// asking hears "undecided" (committing) and asks again, so none
-		// commits on a decision a crash could still lose.
+		// The decision is logged ahead of the part's writes, so it is
+		// durable once they are (dtx.go), and recorded here only then:
+		// until it is, a part asking hears "undecided" (committing) and asks
+		// again, so none commits on a decision a crash could still lose.
+		// An EC write's coordinator (its first parity shard, which holds
+		// every key of the group) also checks the write's conditions, which
+		// its part alone carries: a failed one drops the logged decision,
+		// durably, before the write is aborted everywhere.
 		tt.mu.Unlock()
 		e.clock.Update(m.Epoch)
 		persistDecision(ptx.pool, id, m.Epoch, txDecisionTTL, false)
 		err := e.applyWrites(ptx, m.Epoch, ptx.bulk)
+		if conditionFailed(ptx, err) {
+			if derr := ptx.pool.DtxDel(dtxKey(dtxDecided, id)); derr != nil {
+				e.log.Error("aborted transaction's decision not dropped from the table", "txid", ptx.id, "err", derr)
+			}
+			tt.mu.Lock()
+			tt.decide(id, false, 0)
+			tt.release(ptx)
+			tt.mu.Unlock()
+			return rpc.Response{}, err
+		}
 		tt.mu.Lock()
 		tt.decide(id, true, m.Epoch)
 		tt.release(ptx)
@@ -736,6 +724,12 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		tt.durableDecision(ptx.pool, id, m.Epoch, replicaDecisionTTL, false)
 	}
 	return rpc.Response{}, e.applyTx(tt, ptx, m.Epoch, ptx.bulk)
+}
+
+// conditionFailed reports whether err is a condition of part ptx failing
+// (nothing applied).
+func conditionFailed(ptx *preparedTx, err error) bool {
+	return err != nil && conditional(ptx) && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist))
 }
 
 // conditional reports whether a part's writes carry conditions.

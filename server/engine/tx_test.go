@@ -299,9 +299,11 @@ func TestTxLateCommitAtCoordinator(t *testing.T) {
 }
 
 // The transaction table is durable (dtx.go): an engine restarted between a
-// transaction's phases still holds its prepared parts (locked, then
-// committed by the client's late commit), and its coordinator's commit
-// decision, which a participant brought back learns by asking.
+// transaction's phases still holds its prepared parts and its
+// coordinator's commit decision. Restarted before the coordinator decided,
+// the coordinator presumes an abort (the client's late commit is refused)
+// and the participant, locked meanwhile, learns it; restarted after, the
+// participant learns the commit by asking.
 func TestTxSurvivesRestart(t *testing.T) {
 	old := txPreparedTTL
 	txPreparedTTL = 500 * time.Millisecond
@@ -312,7 +314,7 @@ func TestTxSurvivesRestart(t *testing.T) {
 	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
 	coord := func(r *enginepb.TxPrepareReq) { part(r); r.Coordinator = true }
 
-	// prepared on both targets, restarted, committed by the client
+	// prepared on both targets, restarted: aborted
 	id := txid()
 	e := te.now(t)
 	if err := te.prepare(t, 0, id, e, a, nil, []string{"c1"}, coord); err != nil {
@@ -322,18 +324,20 @@ func TestTxSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	te.restart(t)
-	wantCode(t, te.put(t, 1, "p1", a), daoserr.InProgress, "")
-	ce := te.now(t)
-	if err := te.finish(t, 0, id, ce, a, false, true); err != nil {
-		t.Fatalf("the coordinator's commit after a restart: %v", err)
-	}
-	if err := te.finish(t, 1, id, ce, a, false, false); err != nil {
-		t.Fatalf("the participant's commit after a restart: %v", err)
-	}
-	for tgt, dkey := range map[uint32]string{0: "c1", 1: "p1"} {
-		if v, err := te.get(t, tgt, dkey, 0); err != nil || v != 'T' {
-			t.Fatalf("target %d dkey %s after the commit: %q %v", tgt, dkey, v, err)
+	wantCode(t, te.put(t, 1, "p1", a), daoserr.InProgress, "") // brought back, locked
+	wantCode(t, te.finish(t, 0, id, te.now(t), a, false, true), daoserr.TxRestart, "aborted")
+	unlocked := false
+	for range 100 { // bounded: 10 s (the participant asks the coordinator)
+		if unlocked = te.put(t, 1, "p1", a) == nil; unlocked {
+			break
 		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !unlocked {
+		t.Fatal("the participant brought back did not learn the abort")
+	}
+	if v, _ := te.get(t, 0, "c1", 0); v == 'T' {
+		t.Fatal("the aborted coordinator's part was applied")
 	}
 
 	// committed at the coordinator; restarted before the participant's
