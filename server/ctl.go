@@ -57,6 +57,11 @@ type ctlService struct {
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn // other servers' control services
 	engines *rpc.ClientCache            // engines' data planes, by fabric address
+
+	// ecFolded is, by container, the last epoch every target folded its EC
+	// replicas below completely (aggregateAll; owned by its goroutine, and
+	// forgotten with the leadership: the next round folds again first).
+	ecFolded map[string]uint64
 }
 
 func (c *ctlService) client(addr string) (ctlpb.CtlClient, error) {

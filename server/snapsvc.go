@@ -174,7 +174,11 @@ func (s *Server) aggregateLoop(ctx context.Context, interval, lag time.Duration)
 }
 
 // aggregateAll aggregates every container of every ready pool whose reclaim
-// property is not "disabled".
+// property is not "disabled", in two rounds: every target folds the EC
+// replicas below hi into parity (server/engine/aggregate_ec.go); then every
+// target merges the history below the last epoch every target folded
+// completely (ecFolded), since a degraded EC read needs the data cells as
+// they were at their stripe's parity.
 func (c *ctlService) aggregateAll(ctx context.Context, lag time.Duration) {
 	pools, err := c.s.ms.Pools()
 	if err != nil {
@@ -192,7 +196,21 @@ func (c *ctlService) aggregateAll(ctx context.Context, lag time.Duration) {
 		pu, _ := vos.ParseUUID(p.UUID)
 		for _, ct := range p.Conts {
 			cu, _ := vos.ParseUUID(ct.UUID)
-			req := &enginepb.ContEpochReq{Pool: pu[:], Cont: cu[:], Epoch: hi}
+			fold := &enginepb.ContEpochReq{Pool: pu[:], Cont: cu[:], Epoch: hi, EcFold: true}
+			if _, failed := c.fanOut(ctx, ranks, enginepb.OpContAggregate, fold); len(failed) == 0 {
+				if c.ecFolded == nil {
+					c.ecFolded = map[string]uint64{}
+				}
+				c.ecFolded[ct.UUID] = hi
+			} else {
+				c.s.log.Debug("EC aggregation incomplete: history is merged below the last complete one", "pool", p.Label, "cont", ct.Label,
+					"epoch", c.ecFolded[ct.UUID], "err", failureThen("fold", failed, "it runs again at the next interval"))
+			}
+			upTo := min(hi, c.ecFolded[ct.UUID])
+			if upTo == 0 {
+				continue
+			}
+			req := &enginepb.ContEpochReq{Pool: pu[:], Cont: cu[:], Epoch: upTo}
 			for _, sn := range ct.Snapshots {
 				req.Snapshots = append(req.Snapshots, sn.Epoch)
 			}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 
 	"github.com/godaos/godaos/internal/daoserr"
@@ -15,14 +16,23 @@ import (
 // EC aggregation (DAOS srv_ec_aggregate.c, simplified; see
 // docs/design/erasure-codes.md). A partial-stripe write leaves its records
 // replicated on every parity shard of the group, so p failures lose
-// nothing before the stripe's parity covers them. Aggregation, run with the
-// container's VOS aggregation at its epoch hi (every interval, hi a lag in
-// the past), folds them: for each stripe holding replicas visible at hi on
-// the group's first parity shard, it reads the k data cells at hi, encodes
-// the parity, writes each parity shard its own row at hi, and then punches
-// the stripe's replicas at hi on the parity shards. Until the punch, the
-// replicas are older than the new parity and a degraded read ignores them;
-// a crash between the steps leaves a stripe that is correct either way.
+// nothing before the stripe's parity covers them. Aggregation folds them,
+// at an epoch hi (a lag in the past) that the management service leader
+// gives every target (OpContAggregate with ec_fold): the group's first
+// parity shard (the aggregator), for each stripe holding replicas visible
+// at hi that is written whole or has parity, reads the k data cells at hi,
+// encodes the parity, writes each parity shard its own row at hi (the last
+// shard first), and then punches the stripe's replicas at hi on the parity
+// shards. Until the punch, the replicas are older than the new parity and
+// a degraded read ignores them; a crash between the steps leaves a stripe
+// that is correct either way.
+//
+// The fold also guards VOS aggregation: a degraded read reconstructs a
+// lost cell from the others read at the parity's epoch, which VOS
+// aggregation below a later write would drop. So the leader merges a
+// container's history (VOS aggregation) only up to the last epoch every
+// target folded completely: every stripe with parity older than a replica
+// below it folded, and no group out of service.
 //
 // Reading at hi through readAt waits for (or, after a bounded wait, skips)
 // a transaction prepared on a data cell at or below hi, and every write
@@ -31,18 +41,17 @@ import (
 // data at hi. Writes go through OpMigrate (below aggregated epochs, as a
 // rebuild's EC copies).
 //
-// Only whole stripes fold: a stripe with a hole keeps its replicas, since
-// a degraded read of parity made over zeros would report the hole as data.
-// Groups with a shard rebuilding, moving or absent are left for later.
-//
-// The pass runs on the group's first parity shard (the aggregator), in the
-// background, one at a time per container and target.
+// A stripe with parity and a hole (records punched since, or never
+// written) folds with the hole as zeros: a degraded read then reports those
+// records as zero data. A stripe with neither parity nor all its records
+// keeps its replicas (they are what a degraded read uses).
 
-// ecAggregations is the passes running, so a slow one is not started twice.
+// ecAggregations is the passes running, so that one is not run twice at
+// once, and none starts once the engine stops.
 type ecAggregations struct {
 	mu      sync.Mutex
 	running map[ecAggKey]bool
-	stopped bool // the engine is shutting down: no new pass
+	stopped bool
 	wg      sync.WaitGroup
 }
 
@@ -59,9 +68,10 @@ type ecAggKey struct {
 	target     int
 }
 
-// startECAggregation runs an EC aggregation pass of container c on target
-// ti at epoch hi in the background, unless one is running.
-func (e *Engine) startECAggregation(pool, c vos.UUID, ti int, hi uint64) {
+// foldEC runs an EC aggregation pass of container c on target ti at epoch
+// hi and reports whether it was complete (false also when a pass is
+// running already, or the engine stops).
+func (e *Engine) foldEC(ctx context.Context, pool, c vos.UUID, ti int, hi uint64) (bool, error) {
 	k := ecAggKey{pool, c, ti}
 	a := &e.ecAgg
 	a.mu.Lock()
@@ -70,32 +80,37 @@ func (e *Engine) startECAggregation(pool, c vos.UUID, ti int, hi uint64) {
 	}
 	if a.running[k] || a.stopped {
 		a.mu.Unlock()
-		return
+		return false, nil
 	}
 	a.running[k] = true
+	a.wg.Add(1)
 	a.mu.Unlock()
-	a.wg.Go(func() {
-		defer func() {
-			a.mu.Lock()
-			delete(a.running, k)
-			a.mu.Unlock()
-		}()
-		n, err := e.aggregateEC(e.bgCtx, pool, c, ti, hi)
-		if n > 0 || err != nil {
-			e.log.Info("EC aggregation", "pool", pool, "cont", c, "target", ti, "stripes_folded", n, "err", err)
-		}
-	})
+	defer func() {
+		a.mu.Lock()
+		delete(a.running, k)
+		a.mu.Unlock()
+		a.wg.Done()
+	}()
+	n, complete, err := e.aggregateEC(ctx, pool, c, ti, hi)
+	if n > 0 || err != nil || !complete {
+		e.log.Info("EC aggregation", "pool", pool, "cont", c, "target", ti, "stripes_folded", n, "complete", complete, "err", err)
+	}
+	return complete, err
 }
 
 // aggregateEC folds the replicas of container c's EC groups this target is
-// the aggregator of, at epoch hi; it returns the stripes folded.
-func (e *Engine) aggregateEC(ctx context.Context, pool, c vos.UUID, ti int, hi uint64) (int, error) {
+// the aggregator of, at epoch hi; it returns the stripes folded and
+// whether nothing was left that VOS aggregation at hi could spoil (see
+// above): every group this target has a shard of in service, and every
+// stripe that needed folding folded.
+func (e *Engine) aggregateEC(ctx context.Context, pool, c vos.UUID, ti int, hi uint64) (int, bool, error) {
 	pm := e.PoolMapOf(pool)
 	if pm == nil {
-		return 0, nil
+		return 0, true, nil
 	}
 	me := uint32(e.rank.Load())
-	folded := 0
+	folded, complete := 0, true
+	mine := func(s placement.Shard) bool { return s.Rank == me && int(s.Target) == ti }
 	err := e.eachContObject(ti, pool, c, func(oid vos.OID) error {
 		po := placement.OID{Hi: oid.Hi, Lo: oid.Lo}
 		if !po.Redun().IsEC() || po.Groups() == 0 {
@@ -109,18 +124,27 @@ func (e *Engine) aggregateEC(ctx context.Context, pool, c vos.UUID, ti int, hi u
 		}
 		l, err := pm.Layout(po)
 		if err != nil {
+			complete = false
 			return nil
 		}
 		k, p := po.Class().DataCells(), po.Class().ParityCells()
 		for gi := range l.Groups {
 			grp := l.Group(gi)
-			if grp[k].Rank != me || int(grp[k].Target) != ti || !groupInService(grp, pm) {
+			if !slices.ContainsFunc(grp, mine) {
 				continue
+			}
+			if !groupInService(grp, pm) {
+				complete = false // folded once it is whole again
+				continue
+			}
+			if !mine(grp[k]) {
+				continue // its aggregator folds it
 			}
 			g := &ecGroupRebuild{e: e, pm: pm, pool: pool, c: c, oid: oid, poid: &enginepb.OID{Hi: oid.Hi, Lo: oid.Lo},
 				grp: grp, k: k, p: p, epoch: hi, liveData: seqInts(0, k), liveQ: seqInts(k, k+p)}
 			dkeys, err := e.localKeys(ti, pool, c, oid, hi, nil)
 			if err != nil {
+				complete = false
 				e.log.Debug("EC aggregation: list dkeys", "oid", oid, "err", err)
 				continue
 			}
@@ -131,13 +155,14 @@ func (e *Engine) aggregateEC(ctx context.Context, pool, c vos.UUID, ti int, hi u
 				n, err := g.aggregateDkey(ctx, ti, d)
 				folded += n
 				if err != nil {
+					complete = false
 					e.log.Debug("EC aggregation: dkey left for the next pass", "oid", oid, "dkey", d, "err", err)
 				}
 			}
 		}
 		return nil
 	})
-	return folded, err
+	return folded, complete && err == nil, err
 }
 
 // groupInService reports whether every shard of grp is on a target of its
@@ -152,8 +177,9 @@ func groupInService(grp []placement.Shard, pm *PoolMap) bool {
 }
 
 // aggregateDkey folds the replicas of dkey's array akeys; the aggregator
-// is target ti (the group's first parity shard), whose keys and replicas
-// are listed in place.
+// is target ti (the group's first parity shard), whose keys, replicas and
+// parity are listed in place. An error leaves a stripe that needed folding
+// unfolded.
 func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, ti int, dkey []byte) (int, error) {
 	q := g.k
 	akeys, err := g.e.localKeys(ti, g.pool, g.c, g.oid, g.epoch, dkey)
@@ -166,7 +192,7 @@ func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, ti int, dkey []byte)
 		if string(akey) == ec.CellAkey {
 			continue
 		}
-		reps, rsize, err := g.e.localReplicas(ti, g.pool, g.c, g.oid, g.epoch, dkey, akey)
+		reps, rsize, err := g.e.localExtents(ti, g.pool, g.c, g.oid, g.epoch, dkey, akey, 0, ec.ParityIndicator)
 		if err != nil {
 			return folded, err
 		}
@@ -182,6 +208,17 @@ func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, ti int, dkey []byte)
 		if err != nil {
 			return folded, err
 		}
+		pars, _, err := g.e.localExtents(ti, g.pool, g.c, g.oid, g.epoch, dkey, akey, ec.ParityIndicator, ^uint64(0))
+		if err != nil {
+			return folded, err
+		}
+		withParity := map[uint64]bool{}
+		for _, x := range pars {
+			first, _ := geo.ParityStripe(x.Recx.Idx)
+			for s := first; s < first+x.Recx.Nr/geo.CellRecs; s++ {
+				withParity[s] = true
+			}
+		}
 		var stripes []uint64
 		for _, x := range reps {
 			for s := geo.StripeOf(x.Recx.Idx); s <= geo.StripeOf(x.Recx.Idx+x.Recx.Nr-1); s++ {
@@ -191,7 +228,7 @@ func (g *ecGroupRebuild) aggregateDkey(ctx context.Context, ti int, dkey []byte)
 			}
 		}
 		for _, s := range stripes {
-			ok, err := g.foldStripe(ctx, dkey, akey, geo, s)
+			ok, err := g.foldStripe(ctx, dkey, akey, geo, s, withParity[s])
 			if err != nil {
 				return folded, daoserr.Context(err, "akey %q stripe %d", akey, s)
 			}
@@ -217,9 +254,10 @@ func (g *ecGroupRebuild) cellSize(ctx context.Context, pos int, dkey []byte) (ui
 }
 
 // foldStripe encodes stripe s's parity from its data cells at the pass's
-// epoch, writes it, and punches the stripe's replicas; a stripe with a
-// hole is left as it is (false).
-func (g *ecGroupRebuild) foldStripe(ctx context.Context, dkey, akey []byte, geo ec.Geometry, s uint64) (bool, error) {
+// epoch, writes it, and punches the stripe's replicas. A stripe with a
+// hole and no parity yet (withParity) is left as it is (false); with
+// parity, its holes fold as zeros.
+func (g *ecGroupRebuild) foldStripe(ctx context.Context, dkey, akey []byte, geo ec.Geometry, s uint64, withParity bool) (bool, error) {
 	codec, err := ec.CodecFor(g.k, g.p)
 	if err != nil {
 		return false, err
@@ -240,8 +278,8 @@ func (g *ecGroupRebuild) foldStripe(ctx context.Context, dkey, akey []byte, geo 
 				have += x.Nr
 			}
 		}
-		if have != c.Nr {
-			return false, nil // a hole: its replicas stay
+		if have != c.Nr && !withParity {
+			return false, nil // a hole and no parity: its replicas stay
 		}
 	}
 	parity := make([][]byte, g.p)
@@ -296,12 +334,12 @@ func (e *Engine) localKeys(ti int, pool, c vos.UUID, oid vos.OID, epoch uint64, 
 	return out, nil
 }
 
-// localReplicas lists on target ti the extents of akey below the parity
-// index space (a parity shard's replicas), at epoch, with the record size.
-func (e *Engine) localReplicas(ti int, pool, c vos.UUID, oid vos.OID, epoch uint64, dkey, akey []byte) ([]vos.RecxEntry, uint64, error) {
+// localExtents lists on target ti the extents of akey in [from, to), at
+// epoch, with the record size.
+func (e *Engine) localExtents(ti int, pool, c vos.UUID, oid vos.OID, epoch uint64, dkey, akey []byte, from, to uint64) ([]vos.RecxEntry, uint64, error) {
 	var out []vos.RecxEntry
 	var rsize uint64
-	var anchor vos.Anchor
+	anchor := vos.Anchor{Key: binary.BigEndian.AppendUint64(nil, from)}
 	for !anchor.EOF {
 		var xs []vos.RecxEntry
 		err := e.withPool(ti, pool, func(p *vos.Pool) (err error) {
@@ -315,7 +353,7 @@ func (e *Engine) localReplicas(ti int, pool, c vos.UUID, oid vos.OID, epoch uint
 			return nil, 0, err
 		}
 		for _, x := range xs {
-			if x.Recx.Idx >= ec.ParityIndicator {
+			if x.Recx.Idx >= to {
 				return out, rsize, nil
 			}
 			out = append(out, x)

@@ -78,7 +78,7 @@ type Engine struct {
 
 	ecAgg ecAggregations // EC aggregation passes (see aggregate_ec.go)
 
-	bgCtx     context.Context    // background work (the transaction sweeper, EC aggregation)
+	bgCtx     context.Context    // background work (the transaction sweeper)
 	stopSweep context.CancelFunc // ends bgCtx
 }
 

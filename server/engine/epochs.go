@@ -49,7 +49,9 @@ func (e *Engine) contRollback(ctx context.Context, req *rpc.Request) (rpc.Respon
 }
 
 // contAggregate merges the container's history below the epoch, keeping
-// what every snapshot reads.
+// what every snapshot reads; with ec_fold, it folds the EC replicas below
+// the epoch into parity instead (aggregate_ec.go), and says DER_INPROGRESS
+// unless every stripe that needed it folded.
 func (e *Engine) contAggregate(ctx context.Context, req *rpc.Request) (rpc.Response, error) {
 	var m enginepb.ContEpochReq
 	p, c, release, err := e.contReq(req, &m, 0)
@@ -57,10 +59,16 @@ func (e *Engine) contAggregate(ctx context.Context, req *rpc.Request) (rpc.Respo
 		return rpc.Response{}, err
 	}
 	defer release()
-	if m.Epoch != 0 && m.Epoch != vos.EpochMax {
-		// EC replicas fold into parity at the same epoch (below what VOS
-		// aggregation merges: its writes may land after it)
-		e.startECAggregation(vos.UUID(m.Pool), c, int(req.Target), m.Epoch)
+	if m.EcFold {
+		if m.Epoch == 0 || m.Epoch == vos.EpochMax {
+			return rpc.Response{}, daoserr.Newf(daoserr.Inval, "EC aggregation of container %s at epoch %#x", c, m.Epoch)
+		}
+		complete, err := e.foldEC(ctx, vos.UUID(m.Pool), c, int(req.Target), m.Epoch)
+		if err == nil && !complete {
+			err = daoserr.Newf(daoserr.InProgress, "EC aggregation of container %s on target %d: some stripes are not folded below epoch %#x yet", c, req.Target, m.Epoch).
+				WithResolution("the next aggregation round tries again; history is merged only below what is folded")
+		}
+		return rpc.Response{}, err
 	}
 	err = p.Aggregate(c, 0, vos.Epoch(m.Epoch), m.Snapshots)
 	if daoserr.Is(err, daoserr.Nonexist) {

@@ -1490,11 +1490,14 @@ func (x *EpochSyncReq) GetMin() uint64 {
 // ContEpochReq rolls a container back (discards what is newer than epoch) or
 // aggregates it (merges what is older than epoch, keeping every snapshot).
 type ContEpochReq struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pool          []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
-	Cont          []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Snapshots     []uint64               `protobuf:"varint,4,rep,packed,name=snapshots,proto3" json:"snapshots,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Pool      []byte                 `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Cont      []byte                 `protobuf:"bytes,2,opt,name=cont,proto3" json:"cont,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Snapshots []uint64               `protobuf:"varint,4,rep,packed,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// OpContAggregate: fold EC replicas into parity at the epoch (and wait),
+	// instead of merging history; DER_INPROGRESS when some stripe could not be.
+	EcFold        bool `protobuf:"varint,5,opt,name=ec_fold,json=ecFold,proto3" json:"ec_fold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1555,6 +1558,13 @@ func (x *ContEpochReq) GetSnapshots() []uint64 {
 		return x.Snapshots
 	}
 	return nil
+}
+
+func (x *ContEpochReq) GetEcFold() bool {
+	if x != nil {
+		return x.EcFold
+	}
+	return false
 }
 
 // A transaction's part on one target: its reads (conflicts are checked per
@@ -2803,12 +2813,13 @@ const file_engine_proto_rawDesc = "" +
 	"\x06rights\x18\x04 \x01(\rR\x06rights\x12\x18\n" +
 	"\aexpires\x18\x05 \x01(\x03R\aexpires\" \n" +
 	"\fEpochSyncReq\x12\x10\n" +
-	"\x03min\x18\x01 \x01(\x04R\x03min\"j\n" +
+	"\x03min\x18\x01 \x01(\x04R\x03min\"\x83\x01\n" +
 	"\fContEpochReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1c\n" +
-	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\"\xd1\x03\n" +
+	"\tsnapshots\x18\x04 \x03(\x04R\tsnapshots\x12\x17\n" +
+	"\aec_fold\x18\x05 \x01(\bR\x06ecFold\"\xd1\x03\n" +
 	"\fTxPrepareReq\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\fR\x04pool\x12\x12\n" +
 	"\x04cont\x18\x02 \x01(\fR\x04cont\x12\x12\n" +
