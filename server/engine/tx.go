@@ -694,7 +694,10 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 		// durably, before the write is aborted everywhere.
 		tt.mu.Unlock()
 		e.clock.Update(m.Epoch)
-		persistDecision(ptx.pool, id, m.Epoch, txDecisionTTL, false)
+		// (a part that only read has no writes to carry it: waited for)
+		if derr := persistDecision(ptx.pool, id, m.Epoch, txDecisionTTL, len(ptx.ops) == 0); derr != nil {
+			e.log.Error("transaction decision not logged: a restart would forget it", "txid", ptx.id, "err", derr)
+		}
 		err := e.applyWrites(ptx, m.Epoch, ptx.bulk)
 		if conditionFailed(ptx, err) {
 			if derr := ptx.pool.DtxDel(dtxKey(dtxDecided, id)); derr != nil {
