@@ -205,14 +205,7 @@ func TestTxEpochBounds(t *testing.T) {
 // there, it commits at the same epoch; not decided, the coordinator aborts
 // (presumed abort) and a late commit is refused.
 func TestTxCoordinatorDecides(t *testing.T) {
-	old := txPreparedTTL
-	txPreparedTTL = 500 * time.Millisecond
-	t.Cleanup(func() { txPreparedTTL = old }) // after the engine stops (cleanups run last first)
-	te := startEngine(t, engineOpts(t))
-	te.createPool(t)
-	a := capOf(1, rw)
-	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
-	coord := func(r *enginepb.TxPrepareReq) { part(r); r.Coordinator = true }
+	te, a := txEngine(t, 500*time.Millisecond)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for range 100 { // bounded: 10 s
@@ -225,14 +218,7 @@ func TestTxCoordinatorDecides(t *testing.T) {
 	}
 
 	// committed at the coordinator, never told to the participant
-	id := txid()
-	e := te.now(t)
-	if err := te.prepare(t, 0, id, e, a, nil, []string{"c1"}, coord); err != nil {
-		t.Fatal(err)
-	}
-	if err := te.prepare(t, 1, id, e, a, nil, []string{"p1"}, part); err != nil {
-		t.Fatal(err)
-	}
+	id := te.preparePair(t, a, "c1", "p1")
 	ce := te.now(t)
 	if err := te.finish(t, 0, id, ce, a, false, true); err != nil {
 		t.Fatal(err)
@@ -244,14 +230,7 @@ func TestTxCoordinatorDecides(t *testing.T) {
 
 	// never committed: the coordinator aborts, the participant too, and the
 	// client's late commit is refused where it would decide
-	id = txid()
-	e = te.now(t)
-	if err := te.prepare(t, 0, id, e, a, nil, []string{"c2"}, coord); err != nil {
-		t.Fatal(err)
-	}
-	if err := te.prepare(t, 1, id, e, a, nil, []string{"p2"}, part); err != nil {
-		t.Fatal(err)
-	}
+	id = te.preparePair(t, a, "c2", "p2")
 	waitFor("the participant's abort", func() bool { return te.put(t, 1, "p2", a) == nil })
 	wantCode(t, te.finish(t, 0, id, te.now(t), a, false, true), daoserr.TxRestart, "aborted")
 	if v, _ := te.get(t, 0, "c2", 0); v != 'P' && v != 0 {
@@ -270,17 +249,8 @@ func TestTxLateCommitAtCoordinator(t *testing.T) {
 	te := startEngine(t, engineOpts(t))
 	te.createPool(t)
 	a := capOf(1, rw)
-	coord := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget, r.Coordinator = te.addr, 0, true }
-	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
 
-	id := txid()
-	e := te.now(t)
-	if err := te.prepare(t, 0, id, e, a, nil, []string{"c"}, coord); err != nil {
-		t.Fatal(err)
-	}
-	if err := te.prepare(t, 1, id, e, a, nil, []string{"p"}, part); err != nil {
-		t.Fatal(err)
-	}
+	id := te.preparePair(t, a, "c", "p")
 	time.Sleep(2 * txPreparedTTL)
 	wantCode(t, te.finish(t, 0, id, te.now(t), a, false, true), daoserr.TxRestart, "after the participants' wait")
 	// the client aborts the others (without the sweeper they would ask the
@@ -305,24 +275,10 @@ func TestTxLateCommitAtCoordinator(t *testing.T) {
 // and the participant, locked meanwhile, learns it; restarted after, the
 // participant learns the commit by asking.
 func TestTxSurvivesRestart(t *testing.T) {
-	old := txPreparedTTL
-	txPreparedTTL = 500 * time.Millisecond
-	t.Cleanup(func() { txPreparedTTL = old }) // after the engine stops (cleanups run last first)
-	te := startEngine(t, engineOpts(t))
-	te.createPool(t)
-	a := capOf(1, rw)
-	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
-	coord := func(r *enginepb.TxPrepareReq) { part(r); r.Coordinator = true }
+	te, a := txEngine(t, 500*time.Millisecond)
 
 	// prepared on both targets, restarted: aborted
-	id := txid()
-	e := te.now(t)
-	if err := te.prepare(t, 0, id, e, a, nil, []string{"c1"}, coord); err != nil {
-		t.Fatal(err)
-	}
-	if err := te.prepare(t, 1, id, e, a, nil, []string{"p1"}, part); err != nil {
-		t.Fatal(err)
-	}
+	id := te.preparePair(t, a, "c1", "p1")
 	te.restart(t)
 	wantCode(t, te.put(t, 1, "p1", a), daoserr.InProgress, "") // brought back, locked
 	wantCode(t, te.finish(t, 0, id, te.now(t), a, false, true), daoserr.TxRestart, "aborted")
@@ -342,14 +298,7 @@ func TestTxSurvivesRestart(t *testing.T) {
 
 	// committed at the coordinator; restarted before the participant's
 	// commit: the participant, brought back, asks and commits
-	id = txid()
-	e = te.now(t)
-	if err := te.prepare(t, 0, id, e, a, nil, []string{"c2"}, coord); err != nil {
-		t.Fatal(err)
-	}
-	if err := te.prepare(t, 1, id, e, a, nil, []string{"p2"}, part); err != nil {
-		t.Fatal(err)
-	}
+	id = te.preparePair(t, a, "c2", "p2")
 	if err := te.finish(t, 0, id, te.now(t), a, false, true); err != nil {
 		t.Fatal(err)
 	}
@@ -362,4 +311,32 @@ func TestTxSurvivesRestart(t *testing.T) {
 	}
 	v, err := te.get(t, 1, "p2", 0)
 	t.Fatalf("the participant did not commit after the restart: %q %v", v, err)
+}
+
+// preparePair prepares a new transaction writing cdkey on target 0, its
+// coordinator, and pdkey on target 1, and returns its id.
+func (te *testEngine) preparePair(t *testing.T, capb []byte, cdkey, pdkey string) []byte {
+	t.Helper()
+	part := func(r *enginepb.TxPrepareReq) { r.CoordAddr, r.CoordTarget = te.addr, 0 }
+	coord := func(r *enginepb.TxPrepareReq) { part(r); r.Coordinator = true }
+	id := txid()
+	e := te.now(t)
+	if err := te.prepare(t, 0, id, e, capb, nil, []string{cdkey}, coord); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.prepare(t, 1, id, e, capb, nil, []string{pdkey}, part); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// txEngine starts an engine with a pool whose prepared parts wait ttl for
+// their commit, and returns it with a read-write capability.
+func txEngine(t *testing.T, ttl time.Duration) (*testEngine, []byte) {
+	old := txPreparedTTL
+	txPreparedTTL = ttl
+	t.Cleanup(func() { txPreparedTTL = old }) // after the engine stops (cleanups run last first)
+	te := startEngine(t, engineOpts(t))
+	te.createPool(t)
+	return te, capOf(1, rw)
 }
