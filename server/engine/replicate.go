@@ -278,15 +278,20 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		tt.release(ptx)
 		tt.mu.Unlock()
 	}
-	// The decision is logged (dtx.go) once the write is applied here and
-	// before any replica hears of it: asked after a restart, this leader
-	// must still say committed. (Logged ahead of the write, it could be
-	// durable without it: the leader's own part is not in the table.)
+	// The decision is logged (dtx.go) once the write is applied here, and
+	// recorded only then, before any replica hears of it (a replica asking
+	// meanwhile hears "undecided"): asked after a restart, this leader must
+	// still say committed. (Logged ahead of the write, it could be durable
+	// without it: the leader's own part is not in the table.)
 	cond := conditional(ptx)
-	logDecision := func() {
-		if err := tt.durableDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
+	decideCommit := func() {
+		if err := persistDecision(p, txid, epoch, txDecisionTTL, true); err != nil {
 			e.log.Error("replicated write's decision not logged: a restart would forget it", "txid", txid, "err", err)
 		}
+		tt.mu.Lock()
+		tt.decide(txid, true, epoch)
+		tt.mu.Unlock()
+		tt.notePersisted(txid, p)
 	}
 	if err := e.applyWrites(ptx, epoch, req.Bulk); err != nil {
 		if cond && (daoserr.Is(err, daoserr.Exist) || daoserr.Is(err, daoserr.Nonexist)) {
@@ -299,18 +304,12 @@ func (e *Engine) replicate(ctx context.Context, req *rpc.Request, m capMsg, p *v
 		}
 		// applied here in part: the replicas commit, so that they at least
 		// agree (this one is repaired by the next rebuild of its target)
-		tt.mu.Lock()
-		tt.decide(txid, true, epoch)
-		tt.release(ptx)
-		tt.mu.Unlock()
-		logDecision()
+		decideCommit()
+		releaseHere()
 		finish(false, peers)
 		return 0, err
 	}
-	tt.mu.Lock()
-	tt.decide(txid, true, epoch)
-	tt.mu.Unlock()
-	logDecision()
+	decideCommit()
 	// 3. The peers apply; then the dkey is released here.
 	ferrs := finish(false, peers)
 	releaseHere()
