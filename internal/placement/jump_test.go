@@ -693,24 +693,18 @@ func TestRemapKeepsGroupsApart(t *testing.T) {
 		{"EC_2P1 x4, two ranks down", two, MakeClass(RS2P1, 4)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for i := range uint64(300) {
-				l, err := tc.m.Layout(MakeOID(i, 0, tc.class, OTMultiHashed))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for g := range l.Groups {
-					seen := map[uint32]bool{}
-					for _, s := range l.Group(g) {
-						if seen[s.ID] {
-							t.Fatalf("oid %d group %d puts two shards on target %d: %+v", i, g, s.ID, l.Group(g))
-						}
-						seen[s.ID] = true
-						if tg, _ := tc.m.Target(s.ID); !tg.State.Placed() {
-							t.Fatalf("oid %d group %d has a shard on %s target %d", i, g, tg.State, s.ID)
-						}
+			eachGroup(t, tc.m, tc.class, 300, func(i uint64, g int, grp []Shard) {
+				seen := map[uint32]bool{}
+				for _, s := range grp {
+					if seen[s.ID] {
+						t.Fatalf("oid %d group %d puts two shards on target %d: %+v", i, g, s.ID, grp)
+					}
+					seen[s.ID] = true
+					if tg, _ := tc.m.Target(s.ID); !tg.State.Placed() {
+						t.Fatalf("oid %d group %d has a shard on %s target %d", i, g, tg.State, s.ID)
 					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -724,22 +718,31 @@ func TestGroupsSpanDomainsWhenObjectsFillThePool(t *testing.T) {
 	m := ranksMap(t, 6, 2)
 	for _, class := range []ClassID{MakeClass(RS2P1, 4), MakeClass(RP3, 4), MakeClass(RS4P2, 2), MakeClass(RP2, 6)} {
 		t.Run(class.String(), func(t *testing.T) {
-			for i := range uint64(2000) {
-				l, err := m.Layout(MakeOID(i, 0, class, OTMultiHashed))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for g := range l.Groups {
-					ranks := map[uint32]bool{}
-					for _, s := range l.Group(g) {
-						if ranks[s.Rank] {
-							t.Fatalf("oid %d group %d has two shards on rank %d: %+v", i, g, s.Rank, l.Group(g))
-						}
-						ranks[s.Rank] = true
+			eachGroup(t, m, class, 2000, func(i uint64, g int, grp []Shard) {
+				ranks := map[uint32]bool{}
+				for _, s := range grp {
+					if ranks[s.Rank] {
+						t.Fatalf("oid %d group %d has two shards on rank %d: %+v", i, g, s.Rank, grp)
 					}
+					ranks[s.Rank] = true
 				}
-			}
+			})
 		})
+	}
+}
+
+// eachGroup calls fn for every group of the layouts m gives the first n
+// objects of class.
+func eachGroup(t *testing.T, m *PoolMap, class ClassID, n uint64, fn func(oid uint64, g int, grp []Shard)) {
+	t.Helper()
+	for i := range n {
+		l, err := m.Layout(MakeOID(i, 0, class, OTMultiHashed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g := range l.Groups {
+			fn(i, g, l.Group(g))
+		}
 	}
 }
 
