@@ -45,20 +45,32 @@ const (
 
 func dtxKey(kind byte, id [16]byte) []byte { return append([]byte{kind}, id[:]...) }
 
-// persistPrepared logs part ptx (as prepared by m) durably on its target,
-// whose table tt holds it.
-func (e *Engine) persistPrepared(tt *txTable, ptx *preparedTx, m *enginepb.TxPrepareReq) error {
-	rec := &enginepb.TxPrepareReq{Pool: m.Pool, Cont: m.Cont, Txid: m.Txid, Epoch: ptx.stamp, Reads: m.Reads, Writes: m.Writes,
-		Coordinator: m.Coordinator, CoordAddr: m.CoordAddr, CoordTarget: m.CoordTarget, Replica: m.Replica, Peers: m.Peers, CoordRank: m.CoordRank}
-	hdr, err := proto.Marshal(rec)
+// preparedRecord is the transaction table's record of a part prepared by
+// m through container handle handle:
+//
+//	u32 header length | header (the prepare, without values) | handle | u64 stamp | values
+//
+// The part keeps its values as the record's tail (ptx.bulk), so they are
+// copied out of the request once; the stamp, known once the part is
+// locked, is filled in by persistPrepared.
+func preparedRecord(m *enginepb.TxPrepareReq, handle [16]byte, bulk []byte) ([]byte, error) {
+	hdr, err := proto.Marshal(&enginepb.TxPrepareReq{Pool: m.Pool, Cont: m.Cont, Txid: m.Txid, Reads: m.Reads, Writes: m.Writes,
+		Coordinator: m.Coordinator, CoordAddr: m.CoordAddr, CoordTarget: m.CoordTarget, Replica: m.Replica, Peers: m.Peers, CoordRank: m.CoordRank})
 	if err != nil {
-		return daoserr.Wrap(daoserr.Proto, err, "transaction table entry")
+		return nil, daoserr.Wrap(daoserr.Proto, err, "transaction table entry")
 	}
-	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(hdr)+16+len(ptx.bulk)), uint32(len(hdr)))
+	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(hdr)+16+8+len(bulk)), uint32(len(hdr)))
 	b = append(b, hdr...)
-	b = append(b, ptx.handle[:]...)
-	b = append(b, ptx.bulk...)
-	if err := ptx.pool.DtxPut(dtxKey(dtxPrepared, ptx.id), b); err != nil {
+	b = append(b, handle[:]...)
+	b = append(b, make([]byte, 8)...)
+	return append(b, bulk...), nil
+}
+
+// persistPrepared logs part ptx durably on its target, whose table tt holds
+// it: rec is its preparedRecord, whose values ptx.bulk is.
+func (e *Engine) persistPrepared(tt *txTable, ptx *preparedTx, rec []byte) error {
+	binary.LittleEndian.PutUint64(rec[len(rec)-len(ptx.bulk)-8:], ptx.stamp)
+	if err := ptx.pool.DtxPut(dtxKey(dtxPrepared, ptx.id), rec); err != nil {
 		return daoserr.Context(err, "log prepared transaction part")
 	}
 	tt.mu.Lock()
@@ -75,7 +87,7 @@ func (e *Engine) persistPrepared(tt *txTable, ptx *preparedTx, m *enginepb.TxPre
 	return nil
 }
 
-// decodePrepared is persistPrepared's record: the prepare (its Epoch the
+// decodePrepared reads a preparedRecord: the prepare (its Epoch the
 // part's stamp), the container handle and the writes' values.
 func decodePrepared(b []byte) (*enginepb.TxPrepareReq, [16]byte, []byte, error) {
 	var handle [16]byte
@@ -83,7 +95,7 @@ func decodePrepared(b []byte) (*enginepb.TxPrepareReq, [16]byte, []byte, error) 
 		return nil, handle, nil, daoserr.New(daoserr.Proto, "prepared part record too short")
 	}
 	n := int(binary.LittleEndian.Uint32(b))
-	if len(b) < 4+n+16 {
+	if len(b) < 4+n+16+8 {
 		return nil, handle, nil, daoserr.Newf(daoserr.Proto, "prepared part record of %d bytes, its header says %d", len(b), n)
 	}
 	var m enginepb.TxPrepareReq
@@ -91,7 +103,8 @@ func decodePrepared(b []byte) (*enginepb.TxPrepareReq, [16]byte, []byte, error) 
 		return nil, handle, nil, daoserr.New(daoserr.Proto, "prepared part record: bad header")
 	}
 	copy(handle[:], b[4+n:])
-	return &m, handle, b[4+n+16:], nil
+	m.Epoch = binary.LittleEndian.Uint64(b[4+n+16:])
+	return &m, handle, b[4+n+16+8:], nil
 }
 
 // persistDecision logs a commit decision on p; wait says durably before it

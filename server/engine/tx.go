@@ -486,8 +486,14 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 		replica: m.Replica, poolID: vos.UUID(m.Pool), peers: m.Peers, coordRank: m.CoordRank, target: uint32(req.Target)}
 	tt := &e.targets[req.Target].txs
 	bulk := req.Bulk
+	var rec []byte
 	if !m.Commit {
-		bulk = slices.Clone(req.Bulk) // kept until the commit: the request's buffer is reused
+		// kept until the commit (the request's buffer is reused): as the
+		// tail of the part's transaction table record (dtx.go)
+		if rec, err = preparedRecord(&m, g.Handle, req.Bulk); err != nil {
+			return rpc.Response{}, err
+		}
+		bulk = rec[len(rec)-len(req.Bulk):]
 	}
 	if err := e.lockPart(tt, ptx, m.Epoch, m.Replica, m.Commit, bulk); err != nil {
 		return rpc.Response{}, err
@@ -495,7 +501,7 @@ func (e *Engine) txPrepare(ctx context.Context, req *rpc.Request) (rpc.Response,
 	if !m.Commit {
 		// durable before it is answered: a restart must not lose a part
 		// its coordinator may commit (dtx.go)
-		if err := e.persistPrepared(tt, ptx, &m); err != nil {
+		if err := e.persistPrepared(tt, ptx, rec); err != nil {
 			tt.mu.Lock()
 			tt.release(ptx)
 			tt.mu.Unlock()

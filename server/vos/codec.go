@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/godaos/godaos/internal/checksum"
 )
@@ -218,7 +219,7 @@ func decodeOp(b []byte) (*op, error) {
 	case opDtxPut, opDtxDel:
 		o.dkey = d.bytes()
 		if o.kind == opDtxPut {
-			o.payload = d.bytes()
+			o.payload = slices.Clone(d.bytes()) // kept in the table: not an alias of the log segment
 		}
 		if d.err == nil && len(o.dkey) == 0 {
 			d.fail("transaction table entry with no key")

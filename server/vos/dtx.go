@@ -17,7 +17,9 @@ import (
 // MaxDtxEntry bounds one entry (a prepared part holds its writes' values).
 const MaxDtxEntry = MaxUpdateBytes + 1<<20
 
-// DtxPut records (or replaces) the entry of key, durably.
+// DtxPut records (or replaces) the entry of key, durably. The table keeps
+// payload itself (a prepared part's values are not copied again): the
+// caller must not change it afterwards.
 func (p *Pool) DtxPut(key, payload []byte) error {
 	if len(key) == 0 || len(key) > 256 {
 		return daoserr.Newf(daoserr.Inval, "transaction table entry key of %d bytes (1 to 256)", len(key))
@@ -25,7 +27,7 @@ func (p *Pool) DtxPut(key, payload []byte) error {
 	if len(payload) > MaxDtxEntry {
 		return daoserr.Newf(daoserr.Rec2Big, "transaction table entry of %d bytes (limit %d)", len(payload), MaxDtxEntry)
 	}
-	return p.submit(&op{kind: opDtxPut, dkey: slices.Clone(key), payload: slices.Clone(payload)})
+	return p.submit(&op{kind: opDtxPut, dkey: slices.Clone(key), payload: payload})
 }
 
 // DtxDel drops the entry of key (none: nothing happens), durably.
@@ -36,11 +38,11 @@ func (p *Pool) DtxDel(key []byte) error {
 	return p.submit(&op{kind: opDtxDel, dkey: slices.Clone(key)})
 }
 
-// DtxPutAsync is DtxPut without waiting: the entry is logged in submission
+// DtxPutAsync is DtxPut without waiting (it keeps payload too): the entry is logged in submission
 // order (durable at the latest with the next op waited for), and errors go
 // to the target's log.
 func (p *Pool) DtxPutAsync(key, payload []byte) {
-	p.dtxAsync(&op{kind: opDtxPut, dkey: slices.Clone(key), payload: slices.Clone(payload)})
+	p.dtxAsync(&op{kind: opDtxPut, dkey: slices.Clone(key), payload: payload})
 }
 
 // DtxDelAsync is DtxDel without waiting (see DtxPutAsync).
@@ -74,7 +76,7 @@ func (p *Pool) dtxPut(key string, payload []byte) {
 	if p.dtx == nil {
 		p.dtx = map[string][]byte{}
 	}
-	p.dtx[key] = slices.Clone(payload) // a replayed op's payload aliases its log segment
+	p.dtx[key] = payload // the caller's (DtxPut), or a copy out of the log (decodeOp)
 }
 
 func (p *Pool) dtxDel(key string) { delete(p.dtx, key) }
