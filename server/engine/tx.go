@@ -310,12 +310,12 @@ func (tt *txTable) forget(id [16]byte) {
 	delete(tt.decisions, id)
 }
 
-// durableDecision logs commit decision id on pool p (see persistDecision)
-// and notes it (tt.mu not held).
-func (tt *txTable) durableDecision(p *vos.Pool, id [16]byte, epoch uint64, ttl time.Duration, wait bool) error {
-	err := persistDecision(p, id, epoch, ttl, wait)
+// logDecision logs a participant's commit decision id on pool p ahead of
+// whatever it writes next (see persistDecision) and notes it (tt.mu not
+// held).
+func (tt *txTable) logDecision(p *vos.Pool, id [16]byte, epoch uint64, ttl time.Duration) {
+	persistDecision(p, id, epoch, ttl, false)
 	tt.notePersisted(id, p)
-	return err
 }
 
 // notePersisted notes that decision id is logged on p, so that it is
@@ -730,7 +730,7 @@ func (e *Engine) txCommit(ctx context.Context, req *rpc.Request) (rpc.Response, 
 	e.clock.Update(m.Epoch)
 	if peers {
 		// logged before the part's writes (durable with them)
-		tt.durableDecision(ptx.pool, id, m.Epoch, replicaDecisionTTL, false)
+		tt.logDecision(ptx.pool, id, m.Epoch, replicaDecisionTTL)
 	}
 	return rpc.Response{}, e.applyTx(tt, ptx, m.Epoch, ptx.bulk)
 }
@@ -945,7 +945,7 @@ func (e *Engine) askCoordinator(ctx context.Context, tt *txTable, ptx *preparedT
 		tt.mu.Unlock()
 		e.clock.Update(rep.Epoch)
 		if len(ptx.peers) > 0 {
-			tt.durableDecision(ptx.pool, ptx.id, rep.Epoch, txDecisionTTL, false) // before its writes, for its peers
+			tt.logDecision(ptx.pool, ptx.id, rep.Epoch, txDecisionTTL) // before its writes, for its peers
 		}
 		if err := e.applyTx(tt, ptx, rep.Epoch, ptx.bulk); err != nil {
 			e.log.Error("transaction part resolved with its coordinator failed to apply", "txid", ptx.id, "err", err)
