@@ -7,7 +7,12 @@ set -euo pipefail
 # add fuse3, mpich, hdf5, ... here as they start using them.)
 # slurm-wlm, munge, pdsh: launcher's srun and pdsh launches and their tests
 # (scripts/slurm-test-cluster.sh runs its own munged, slurmctld and slurmd).
-DEB_PACKAGES=(ca-certificates git make gcc slurm-wlm munge pdsh)
+# fuse3 libfuse3-dev: dfuse mounts (fusermount3) in the POSIX tests (issue 6);
+# fio mpich libmpich-dev libhdf5-mpich-dev hdf5-tools: the workloads of
+# internal/testsys/posixload run against those mounts (fio --verify, mpicc and
+# mpirun for MPI-IO, h5pcc/HDF5 with h5ls, h5dump and h5diff).
+DEB_PACKAGES=(ca-certificates git make gcc slurm-wlm munge pdsh
+	fuse3 libfuse3-dev fio mpich libmpich-dev libhdf5-mpich-dev hdf5-tools)
 
 GO_MIN=1.26
 
