@@ -182,6 +182,42 @@ func (a *ArrayObj) Read(ctx context.Context, ranges []ArrayRange, sgl [][]byte) 
 	return a.io(ctx, "read", ranges, sgl, true)
 }
 
+// ReadAt reads len(buf)/CellSize cells from cell idx into buf, and returns
+// one past the last of them that holds data (idx when none does), so that a
+// file system can tell a short read at the end of a file from a hole inside
+// it without asking the array's size (cells past the returned end may still
+// be a hole followed by data: GetSize tells). buf must hold whole cells.
+func (a *ArrayObj) ReadAt(ctx context.Context, buf []byte, idx uint64) (end uint64, err error) {
+	if a.closed.Load() {
+		return 0, a.closedErr()
+	}
+	if uint64(len(buf))%a.cellSize != 0 {
+		return 0, daoserr.Newf(daoserr.Inval, "read array %s: a buffer of %d bytes is not whole cells of %d bytes", a.obj.OID, len(buf), a.cellSize)
+	}
+	ios, err := a.split([]ArrayRange{{Idx: idx, Len: uint64(len(buf)) / a.cellSize}}, [][]byte{buf}, true)
+	if err != nil {
+		return 0, daoserr.Context(err, "read array %s", a.obj.OID)
+	}
+	ends := make([]uint64, len(ios))
+	err = forEach(ctx, len(ios), func(ctx context.Context, i int) error {
+		x := ios[i]
+		iod := []IOD{{Akey: arrayAkey, Type: Array, Size: a.cellSize, Recxs: x.recxs}}
+		res, err := a.obj.fetch(ctx, 0, arrayDkey(x.chunk+1), iod, x.bufs)
+		if err != nil {
+			return daoserr.Context(err, "read array %s chunk %d", a.obj.OID, x.chunk)
+		}
+		for _, e := range res[0].Extents {
+			ends[i] = max(ends[i], x.chunk*a.chunkSize+e.Idx+e.Nr)
+		}
+		return nil
+	})
+	end = idx
+	for _, e := range ends {
+		end = max(end, min(e, idx+uint64(len(buf))/a.cellSize))
+	}
+	return end, err
+}
+
 // Punch punches the cells of ranges (daos_array_punch): they read as zeros,
 // and GetSize no longer counts them if they were the last.
 func (a *ArrayObj) Punch(ctx context.Context, ranges []ArrayRange) error {

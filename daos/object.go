@@ -62,6 +62,20 @@ func (c *Cont) GenerateOID(ctx context.Context, class placement.ClassID, t place
 	return placement.GenerateOID(lo, 0, class, t, pm.Shape(rdFac))
 }
 
+// EncodeOID makes the ID of an object whose low part and user high bits the
+// caller chooses, with class (0: the container's default) and type encoded
+// as GenerateOID does. It is for well-known objects, such as DFS's
+// superblock and root (low part 0, below anything the container's allocator
+// hands out).
+func (c *Cont) EncodeOID(lo uint64, hiUser uint32, class placement.ClassID, t placement.OType) (placement.OID, error) {
+	pm, err := c.Pool.poolMap()
+	if err != nil {
+		return placement.OID{}, err
+	}
+	rdFac, _ := strconv.Atoi(c.Info.GetProps()["rd_fac"])
+	return placement.GenerateOID(lo, hiUser, class, t, pm.Shape(rdFac))
+}
+
 // Layout is where object oid's shards are, from the pool map, as the servers
 // compute it: its redundancy groups and each shard's rank and target
 // (daos_obj_layout_get). Any class has one, whether or not this client can do
