@@ -41,6 +41,9 @@ const (
 	NotDir    Code = 1027 // DER_NOTDIR
 	Evicted   Code = 1032 // DER_EVICTED
 	BadTarget Code = 1035 // DER_BAD_TARGET
+	// Deadlk is GoDAOS's own (DAOS has no such code): a POSIX lock wait
+	// would deadlock; dfuse answers EDEADLK.
+	Deadlk Code = 1099 // DER_DEADLK
 )
 
 // DAOS codes, DER_ERR_DAOS_BASE = 2000.
@@ -94,6 +97,7 @@ var names = map[Code][2]string{
 	NotDir:        {"DER_NOTDIR", "Not a directory"},
 	Evicted:       {"DER_EVICTED", "Rank has been evicted"},
 	BadTarget:     {"DER_BAD_TARGET", "Target not in the pool map"},
+	Deadlk:        {"DER_DEADLK", "Resource deadlock would occur"},
 	IO:            {"DER_IO", "Generic I/O error"},
 	Enoent:        {"DER_ENOENT", "Entry not found"},
 	NoType:        {"DER_NOTYPE", "Unknown object type"},

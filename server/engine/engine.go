@@ -147,6 +147,7 @@ func Open(opts Options) (*Engine, error) {
 		enginepb.OpECFetch:       e.ecFetch,
 		enginepb.OpECList:        e.ecList,
 		enginepb.OpECListRecx:    e.ecListRecx,
+		enginepb.OpLock:          newLockService(e).handle,
 	}
 	for op, h := range opts.ClientOps {
 		if e.handlers[op] != nil {

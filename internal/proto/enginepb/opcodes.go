@@ -36,6 +36,9 @@ const (
 	OpECFetch    uint16 = 65 // ObjIOReq -> ObjFetchRep, bulk: the values in IOD order
 	OpECList     uint16 = 66 // ObjListReq -> ObjListRep
 	OpECListRecx uint16 = 67 // ObjListRecxReq -> ObjListRecxRep
+	// POSIX byte-range locks (see docs/design/locks.md): sent to the target
+	// holding the object's lock table.
+	OpLock uint16 = 80 // LockReq -> LockRep
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
@@ -79,6 +82,7 @@ var opNames = map[uint16]string{
 	OpEpochSync: "EpochSync", OpContRollback: "ContRollback", OpContAggregate: "ContAggregate", OpTxPrepare: "TxPrepare", OpTxCommit: "TxCommit", OpEpochQuery: "EpochQuery", OpTxStatus: "TxStatus",
 	OpPoolMapUpdate: "PoolMapUpdate", OpRebuildStart: "RebuildStart", OpRebuildQuery: "RebuildQuery", OpMigrate: "Migrate",
 	OpECFetch: "ECFetch", OpECList: "ECList", OpECListRecx: "ECListRecx",
+	OpLock: "Lock",
 }
 
 // OpName names an opcode for logs and metrics ("op<N>" for unknown ones).
