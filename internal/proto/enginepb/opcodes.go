@@ -38,7 +38,7 @@ const (
 	OpECListRecx uint16 = 67 // ObjListRecxReq -> ObjListRecxRep
 	// POSIX byte-range locks (see docs/design/locks.md): sent to the target
 	// holding the object's lock table.
-	OpLock uint16 = 80 // LockReq -> LockRep
+	OpLock uint16 = 39 // LockReq -> LockRep (below 64: the RPC server counts it)
 )
 
 // The pool service, for clients (see server/poolsvc.go): the message header is
