@@ -1,0 +1,470 @@
+// Package dfuse serves a DFS namespace as a FUSE file system (DAOS's
+// dfuse), on hanwen/go-fuse: unmodified programs, MPI-IO (ROMIO's UFS
+// driver), HDF5 and fio use GoDAOS through the mount.
+//
+// Writes go through to the servers before they are acknowledged (there is
+// no write-back cache), so stopping dfuse, or killing it, loses no write a
+// program was told had happened. What the kernel caches, and for how long,
+// is set by Options (see docs/user.md, "Caching").
+package dfuse
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/daos/dfs"
+)
+
+// Options are a mount's settings.
+type Options struct {
+	// How long the kernel may trust what a lookup or getattr told it.
+	// Another client's change shows after at most this long.
+	EntryTimeout, AttrTimeout, NegativeTimeout time.Duration
+	// DataCache says how the kernel caches file data: "otoc" (open to
+	// close: the page cache of a file is dropped when it is opened again,
+	// so a program that opens a file after another client closed it sees
+	// that client's data, as NFS does), "on" (kept across opens; for data
+	// no other client changes), or "off" (direct I/O, no page cache).
+	DataCache string
+	// MultiUser lets every user of the node use the mount, with the kernel
+	// checking permissions against the owners and modes stored in DFS.
+	MultiUser bool
+	ReadOnly  bool
+	FsName    string // shown by mount and df
+	Logger    *slog.Logger
+	Debug     bool // log every FUSE request
+}
+
+// DefaultOptions are safe with several clients: one second of attribute
+// and entry caching (as DAOS's dfuse), no negative caching (a file another
+// client creates is found at once), and open-to-close data caching.
+func DefaultOptions() Options {
+	return Options{EntryTimeout: time.Second, AttrTimeout: time.Second, DataCache: "otoc"}
+}
+
+// Mount serves f at mountpoint until the returned server is unmounted
+// (fusermount3 -u, umount, or Server.Unmount).
+func Mount(mountpoint string, f *dfs.FS, o Options) (*fuse.Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := &mount{fs: f, opts: o, log: o.Logger}
+	root := &node{m: m, obj: f.Root()}
+	neg := o.NegativeTimeout
+	fo := &fs.Options{
+		EntryTimeout:    &o.EntryTimeout,
+		AttrTimeout:     &o.AttrTimeout,
+		NegativeTimeout: &neg,
+		RootStableAttr:  &fs.StableAttr{Ino: 1},
+		MountOptions: fuse.MountOptions{
+			FsName:      o.FsName,
+			Name:        "dfuse",
+			AllowOther:  o.MultiUser,
+			MaxWrite:    1 << 20,
+			EnableLocks: true,
+			Debug:       o.Debug,
+			// the kernel checks permissions against the modes we report
+			Options: []string{"default_permissions"},
+		},
+	}
+	if o.FsName == "" {
+		fo.MountOptions.FsName = "dfuse"
+	}
+	if o.ReadOnly {
+		fo.MountOptions.Options = append(fo.MountOptions.Options, "ro")
+	}
+	return fs.Mount(mountpoint, root, fo)
+}
+
+// mount is one mount's state.
+type mount struct {
+	fs   *dfs.FS
+	opts Options
+	log  *slog.Logger
+}
+
+// ino is the inode number of an object: its OID's low part, which the
+// container hands out once (the root, whose low part is 0, is inode 1).
+func ino(oid daos.OID) uint64 {
+	if oid.Lo == 0 {
+		return 1 + oid.Hi&0xffffffff
+	}
+	return oid.Lo
+}
+
+// node is an inode: the DFS object it stands for, open while the kernel
+// knows the inode.
+type node struct {
+	fs.Inode
+	m   *mount
+	obj *dfs.Obj
+
+	opens    atomic.Int32 // open file handles
+	mu       sync.Mutex
+	unlinked bool     // removed while open: data punched at the last close
+	last     dfs.Stat // the attributes last seen, for an unlinked open file
+}
+
+var (
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeSetattrer      = (*node)(nil)
+	_ fs.NodeCreater        = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeLinker         = (*node)(nil)
+	_ fs.NodeMknoder        = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.NodeGetxattrer     = (*node)(nil)
+	_ fs.NodeSetxattrer     = (*node)(nil)
+	_ fs.NodeListxattrer    = (*node)(nil)
+	_ fs.NodeRemovexattrer  = (*node)(nil)
+	_ fs.NodeOnForgetter    = (*node)(nil)
+	_ fs.NodeAllocater      = (*node)(nil)
+)
+
+func errno(err error) syscall.Errno { return dfs.Errno(err) }
+
+// fill copies DFS attributes into FUSE's.
+func fill(a *fuse.Attr, st *dfs.Stat) {
+	a.Ino = ino(st.OID)
+	a.Mode = st.Mode
+	a.Size = st.Size
+	a.Blocks = st.Blocks
+	a.Blksize = 1 << 20
+	a.Owner = fuse.Owner{Uid: st.UID, Gid: st.GID}
+	a.Nlink = 1
+	if st.IsDir() {
+		a.Nlink = 2
+	}
+	mt, ct := st.Mtime, st.Ctime
+	a.SetTimes(&mt, &mt, &ct) // DFS keeps no atime: it reads as mtime, as in DAOS
+}
+
+// owner is the caller's uid and gid, for what it creates.
+func owner(ctx context.Context) dfs.OpenOptions {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return dfs.OpenOptions{UID: &c.Uid, GID: &c.Gid}
+	}
+	return dfs.OpenOptions{}
+}
+
+// child makes (or finds) the inode of an object just looked up or created.
+func (n *node) child(ctx context.Context, obj *dfs.Obj, st *dfs.Stat, out *fuse.EntryOut) *fs.Inode {
+	c := &node{m: n.m, obj: obj, last: *st}
+	in := n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & dfs.S_IFMT, Ino: ino(st.OID)})
+	if in.Operations() != c {
+		// the kernel knows the inode already: keep its node, and drop
+		// the handle just opened
+		obj.Close(ctx)
+		if old, ok := in.Operations().(*node); ok {
+			old.mu.Lock()
+			old.last = *st
+			old.mu.Unlock()
+		}
+	}
+	fill(&out.Attr, st)
+	return in
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	obj, st, err := n.m.fs.LookupStat(ctx, n.obj, name)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.child(ctx, obj, &st, out), 0
+}
+
+// OnForget closes the object when the kernel forgets the inode.
+func (n *node) OnForget() {
+	if n.obj != n.m.fs.Root() {
+		n.obj.Close(context.Background())
+	}
+}
+
+func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	st, err := n.obj.Stat(ctx)
+	if err != nil {
+		n.mu.Lock()
+		unlinked, last := n.unlinked, n.last
+		n.mu.Unlock()
+		if !unlinked {
+			return errno(err)
+		}
+		// unlinked but still open: its data is still there
+		if st.Size, err = n.obj.Size(ctx); err != nil {
+			return errno(err)
+		}
+		st.Mode, st.UID, st.GID, st.Mtime, st.Ctime, st.OID = last.Mode, last.UID, last.GID, last.Mtime, last.Ctime, last.OID
+		st.Blocks = (st.Size + 511) / 512
+		fill(&out.Attr, &st)
+		out.Attr.Nlink = 0
+		return 0
+	}
+	n.mu.Lock()
+	n.last = st
+	n.mu.Unlock()
+	fill(&out.Attr, &st)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	var sa dfs.SetAttr
+	if m, ok := in.GetMode(); ok {
+		sa.Mode = &m
+	}
+	if u, ok := in.GetUID(); ok {
+		sa.UID = &u
+	}
+	if g, ok := in.GetGID(); ok {
+		sa.GID = &g
+	}
+	if s, ok := in.GetSize(); ok {
+		sa.Size = &s
+	}
+	if t, ok := in.GetMTime(); ok {
+		sa.Mtime = &t
+	}
+	if t, ok := in.GetCTime(); ok {
+		sa.Ctime = &t
+	}
+	// atime alone: DFS keeps none; nothing to do but report
+	st, err := n.obj.SetAttr(ctx, sa)
+	if err != nil {
+		return errno(err)
+	}
+	fill(&out.Attr, &st)
+	return 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	obj, err := n.m.fs.Open(ctx, n.obj, name, int(flags)|syscall.O_CREAT, mode, owner(ctx))
+	if err != nil {
+		return nil, nil, 0, errno(err)
+	}
+	st, err := obj.Stat(ctx)
+	if err != nil {
+		obj.Close(ctx)
+		return nil, nil, 0, errno(err)
+	}
+	in := n.child(ctx, obj, &st, out)
+	c := in.Operations().(*node)
+	fh, fuseFlags := c.newHandle(flags)
+	return in, fh, fuseFlags, 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if n.obj.IsDir() {
+		return nil, 0, syscall.EISDIR
+	}
+	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		size := uint64(0)
+		if _, err := n.obj.SetAttr(ctx, dfs.SetAttr{Size: &size}); err != nil {
+			return nil, 0, errno(err)
+		}
+	}
+	fh, fuseFlags := n.newHandle(flags)
+	return fh, fuseFlags, 0
+}
+
+func (n *node) newHandle(flags uint32) (*handle, uint32) {
+	n.opens.Add(1)
+	var fuseFlags uint32
+	switch n.m.opts.DataCache {
+	case "on":
+		fuseFlags = fuse.FOPEN_KEEP_CACHE
+	case "off":
+		fuseFlags = fuse.FOPEN_DIRECT_IO
+	}
+	return &handle{n: n, flags: flags}, fuseFlags
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if err := n.m.fs.Mkdir(ctx, n.obj, name, mode, owner(ctx)); err != nil {
+		return nil, errno(err)
+	}
+	return n.Lookup(ctx, name, out)
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	obj, err := n.m.fs.Symlink(ctx, n.obj, name, target, owner(ctx))
+	if err != nil {
+		return nil, errno(err)
+	}
+	st, err := obj.Stat(ctx)
+	if err != nil {
+		obj.Close(ctx)
+		return nil, errno(err)
+	}
+	return n.child(ctx, obj, &st, out), 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if t := n.obj.Target(); t != "" {
+		return []byte(t), 0
+	}
+	return nil, syscall.EINVAL
+}
+
+// Link: DFS keeps an inode in its entry, so an object has one name.
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.ENOTSUP
+}
+
+// Mknod: DFS holds directories, regular files and symlinks.
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if mode&syscall.S_IFMT == syscall.S_IFREG {
+		in, fh, _, e := n.Create(ctx, name, syscall.O_EXCL|syscall.O_WRONLY, mode, out)
+		if fh != nil {
+			fh.(*handle).Release(ctx)
+		}
+		return in, e
+	}
+	return nil, syscall.ENOTSUP
+}
+
+// openChild is the node of name if this mount has it open.
+func (n *node) openChild(name string) *node {
+	if c := n.GetChild(name); c != nil {
+		if cn, ok := c.Operations().(*node); ok && cn.opens.Load() > 0 {
+			return cn
+		}
+	}
+	return nil
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	open := n.openChild(name)
+	if open != nil {
+		open.mu.Lock()
+		open.unlinked = true // before the entry goes: a getattr meanwhile sees it
+		open.mu.Unlock()
+	}
+	_, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{KeepData: open != nil})
+	if err != nil && open != nil {
+		open.mu.Lock()
+		open.unlinked = false
+		open.mu.Unlock()
+	}
+	return errno(err)
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	_, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{})
+	return errno(err)
+}
+
+const (
+	renameNoReplace = 1 // RENAME_NOREPLACE
+	renameExchange  = 2 // RENAME_EXCHANGE
+)
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	if flags&renameExchange != 0 {
+		return syscall.ENOTSUP
+	}
+	replacedOpen := np.openChild(newName)
+	if replacedOpen != nil {
+		replacedOpen.mu.Lock()
+		replacedOpen.unlinked = true
+		replacedOpen.mu.Unlock()
+	}
+	_, err := n.m.fs.Rename(ctx, n.obj, name, np.obj, newName, dfs.RenameOptions{NoReplace: flags&renameNoReplace != 0, KeepData: replacedOpen != nil})
+	if err != nil && replacedOpen != nil {
+		replacedOpen.mu.Lock()
+		replacedOpen.unlinked = false
+		replacedOpen.mu.Unlock()
+	}
+	return errno(err)
+}
+
+// fallocate modes (linux/falloc.h)
+const (
+	fallocKeepSize  = 1
+	fallocPunchHole = 2
+)
+
+// Allocate: DAOS allocates on write, so reserving space only moves the
+// size on (posix_fallocate); punching a hole punches the range.
+func (n *node) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	switch mode {
+	case 0:
+		cur, err := n.obj.Size(ctx)
+		if err != nil {
+			return errno(err)
+		}
+		if end := off + size; end > cur {
+			_, err = n.obj.SetAttr(ctx, dfs.SetAttr{Size: &end})
+		}
+		return errno(err)
+	case fallocKeepSize:
+		return 0
+	case fallocPunchHole | fallocKeepSize:
+		return errno(n.obj.PunchRange(ctx, off, size))
+	}
+	return syscall.EOPNOTSUPP
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	s, err := n.m.fs.Statfs(ctx)
+	if err != nil {
+		return errno(err)
+	}
+	out.Bsize, out.Frsize = uint32(s.Bsize), uint32(s.Bsize)
+	out.Blocks, out.Bfree, out.Bavail = s.Blocks, s.Bfree, s.Bfree
+	out.Files, out.Ffree = s.Files, s.Ffree
+	out.NameLen = uint32(s.NameLen)
+	return 0
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, err := n.obj.GetXattr(ctx, attr)
+	if err != nil {
+		return 0, errno(err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return errno(n.obj.SetXattr(ctx, attr, data, dfs.XattrFlags(flags)))
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return errno(n.obj.RemoveXattr(ctx, attr))
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	names, err := n.obj.ListXattr(ctx)
+	if err != nil {
+		return 0, errno(err)
+	}
+	var b []byte
+	for _, nm := range names {
+		b = append(append(b, nm...), 0)
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}

@@ -1,0 +1,147 @@
+package dfuse_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/daos/dfs"
+	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/internal/testsys/inproc"
+)
+
+// TestMain starts a one-server system with a pool "tank" owned by the user;
+// the tests mount its containers with the dfuse command.
+func TestMain(m *testing.M) {
+	s, stop, err := inproc.StartMain(false, "tank")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
+	code := m.Run()
+	stop()
+	testsys.RemoveBinaries()
+	os.Exit(code)
+}
+
+var contSeq atomic.Int64
+
+// newCont creates a POSIX container with a DFS namespace and returns its
+// label.
+func newCont(t testing.TB, attr dfs.Attr) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Fini()
+	p, err := c.PoolConnect(ctx, "tank", daos.RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect(ctx)
+	label := fmt.Sprintf("fuse%d", contSeq.Add(1))
+	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label, Type: "POSIX"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, label, daos.RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if err := dfs.Format(ctx, h, attr); err != nil {
+		t.Fatal(err)
+	}
+	return label
+}
+
+// dfuseProc is a running dfuse command.
+type dfuseProc struct {
+	dir string
+	cmd *exec.Cmd
+	log *bytes.Buffer
+}
+
+// mount runs `dfuse -f` on a new directory for cont and waits (bounded)
+// until the mount is there; it is unmounted when the test ends.
+func mount(t testing.TB, cont string, extra ...string) *dfuseProc {
+	t.Helper()
+	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := &dfuseProc{dir: dir, log: &bytes.Buffer{}}
+	d.cmd = exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", "tank", "--cont", cont}, extra...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(t) })
+	for i := 0; i < 200; i++ {
+		if mounted(dir) {
+			return d
+		}
+		if d.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("dfuse did not mount %s:\n%s", dir, d.log)
+	return nil
+}
+
+// mounted tells whether dir is a FUSE mount point.
+func mounted(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && fields[4] == dir && strings.Contains(s.Text(), "fuse") {
+			return true
+		}
+	}
+	return false
+}
+
+// stop unmounts with fusermount3 -u and waits for dfuse to exit (bounded).
+func (d *dfuseProc) stop(t testing.TB) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	if mounted(d.dir) {
+		if out, err := exec.Command("fusermount3", "-u", d.dir).CombinedOutput(); err != nil {
+			t.Logf("fusermount3 -u %s: %v %s; stopping dfuse with SIGTERM", d.dir, err, out)
+			d.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("dfuse exited: %v\n%s", err, d.log)
+		}
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+		exec.Command("fusermount3", "-u", "-z", d.dir).Run()
+		t.Errorf("dfuse did not exit after the unmount:\n%s", d.log)
+	}
+}
