@@ -228,5 +228,10 @@ func (c *cmdLine) serve(stderr io.Writer, ready func(error)) error {
 		}
 	}()
 	srv.Wait()
+	// give back this mount's byte-range locks now rather than when their
+	// lease ends
+	if err := cont.ReleaseLocks(ctx); err != nil {
+		log.Warn("releasing locks", "err", err)
+	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/daos/uns"
 	"github.com/godaos/godaos/internal/cli"
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/props"
@@ -38,6 +39,14 @@ type contCreateCmd struct {
 	Type    string `short:"t" default:"unknown" help:"Layout type: POSIX, HDF5, PYTHON, SPARK, DATABASE, ROOT, SEISMIC, METEO, unknown."`
 	Props   string `short:"P" name:"properties" placeholder:"NAME:VALUE,..." help:"Container properties, e.g. rd_fac:1,ec_cell_sz:131072."`
 	ACLFile string `short:"A" name:"acl-file" placeholder:"FILE" help:"ACL file: one ACE per line (default: A::OWNER@:rwdtTaAo, A:G:GROUP@:rwtT)."`
+	posixCreateFlags
+}
+
+// contPathArgs name a container by pool and label, or by a UNS path.
+type contPathArgs struct {
+	Pool string `arg:"" optional:"" help:"Pool label or UUID."`
+	Cont string `arg:"" optional:"" help:"Container label or UUID."`
+	Path string `name:"path" placeholder:"DIR" help:"A UNS directory naming the pool and container (instead of POOL CONT)."`
 }
 
 type contACLCmd struct {
@@ -83,8 +92,8 @@ type cmdLine struct {
 	Cont struct {
 		Create  contCreateCmd `cmd:"" help:"Create a container that you own."`
 		List    poolArg       `cmd:"" help:"List a pool's containers."`
-		Query   contArgs      `cmd:"" help:"Open a container and show it and your permissions."`
-		Destroy contArgs      `cmd:"" help:"Destroy a container and its data."`
+		Query   contPathArgs  `cmd:"" help:"Open a container and show it and your permissions."`
+		Destroy contPathArgs  `cmd:"" help:"Destroy a container and its data (and its UNS directory, with --path)."`
 
 		GetACL       contArgs         `cmd:"" name:"get-acl" help:"Show a container's ACL (needs a)."`
 		OverwriteACL contACLCmd       `cmd:"" name:"overwrite-acl" help:"Replace a container's ACL with an ACL file (needs A)."`
@@ -156,10 +165,24 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 		return t.contList(ctx, c.Cont.List.Pool)
 	case "cont create <pool>", "cont create <pool> <label>":
 		return t.contCreate(ctx, c.Cont.Create)
-	case "cont query <pool> <cont>":
-		return t.contQuery(ctx, c.Cont.Query.Pool, c.Cont.Query.Cont)
-	case "cont destroy <pool> <cont>":
-		return t.contDestroy(ctx, c.Cont.Destroy.Pool, c.Cont.Destroy.Cont)
+	case "cont query", "cont query <pool>", "cont query <pool> <cont>":
+		pool, cont, err := c.Cont.Query.resolve()
+		if err != nil {
+			return err
+		}
+		return t.contQuery(ctx, pool, cont)
+	case "cont destroy", "cont destroy <pool>", "cont destroy <pool> <cont>":
+		pool, cont, err := c.Cont.Destroy.resolve()
+		if err != nil {
+			return err
+		}
+		if err := t.contDestroy(ctx, pool, cont); err != nil {
+			return err
+		}
+		if c.Cont.Destroy.Path != "" {
+			return uns.Destroy(c.Cont.Destroy.Path)
+		}
+		return nil
 	case "cont get-acl <pool> <cont>":
 		return t.contACL(ctx, c.Cont.GetACL.Pool, c.Cont.GetACL.Cont, daos.ACLChange{})
 	case "cont overwrite-acl <pool> <cont>":
@@ -299,8 +322,15 @@ func (t *tool) contCreate(ctx context.Context, o contCreateCmd) error {
 			return err
 		}
 	}
+	posix, err := o.posixCreateFlags.check(&opts)
+	if err != nil {
+		return err
+	}
 	ct, err := p.ContCreate(ctx, opts)
 	if err != nil {
+		return err
+	}
+	if err := t.finishPOSIX(ctx, p, ct, o.posixCreateFlags, posix); err != nil {
 		return err
 	}
 	return t.show(map[string]any{"uuid": ct.Uuid, "label": ct.Label, "type": ct.Type, "owner": ct.Owner}, func(w io.Writer) {

@@ -26,6 +26,7 @@ func TestCommands(t *testing.T) {
 	t.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
 	u, _ := user.Current()
 	aclFile := filepath.Join(t.TempDir(), "acl")
+	unsDir := filepath.Join(t.TempDir(), "uns")
 	os.WriteFile(aclFile, []byte("# the owner keeps data rights only\nA::OWNER@:rwdt\n"), 0o644)
 	s.CreatePool(t, "tank", u.Username)
 	s.CreatePool(t, "theirs", "nobody", "A::OWNER@:rw", "A::EVERYONE@:r")
@@ -67,6 +68,19 @@ func TestCommands(t *testing.T) {
 		{[]string{"cont", "del-attr", "tank", "results", "run"}, 0, []string{"Attribute run deleted"}},
 		{[]string{"cont", "get-attr", "tank", "results", "run"}, 1, []string{"DER_NONEXIST", `no attribute "run"`}},
 		{[]string{"cont", "del-attr", "tank", "results", "run"}, 1, []string{"DER_NONEXIST"}},
+		// POSIX containers and UNS
+		{[]string{"cont", "create", "tank", "fs1", "--type", "POSIX", "--chunk-size", "64KiB", "--file-oclass", "S2", "--path", unsDir}, 0, []string{"Successfully created container fs1"}},
+		{[]string{"cont", "query", "--path", unsDir}, 0, []string{"Container Label: fs1", "Container Type : POSIX"}},
+		{[]string{"cont", "create", "tank", "fs2", "--type", "POSIX", "--path", unsDir}, 1, []string{"DER_EXIST", unsDir}},
+		{[]string{"cont", "query", "tank", "fs2"}, 1, []string{"DER_NONEXIST"}}, // the failed create left nothing
+		{[]string{"cont", "create", "tank", "x", "--chunk-size", "1MiB"}, 1, []string{"DER_INVAL", "--chunk-size is for POSIX containers"}},
+		{[]string{"cont", "create", "tank", "x", "--type", "POSIX", "--oclass", "S9X"}, 1, []string{"DER_INVAL", "--oclass"}},
+		{[]string{"cont", "query", "--path", t.TempDir()}, 1, []string{"DER_NONEXIST", "not a UNS path"}},
+		{[]string{"cont", "query", "tank", "fs1", "--path", unsDir}, 1, []string{"DER_INVAL", "not both"}},
+		{[]string{"cont", "destroy", "tank", "fs1"}, 0, []string{"Successfully destroyed container fs1"}},
+		{[]string{"cont", "query", "--path", unsDir}, 1, []string{"DER_NONEXIST"}}, // a UNS path whose container is gone
+		{[]string{"cont", "create", "tank", "fs3", "--type", "POSIX", "--path", unsDir + "2"}, 0, []string{"Successfully created container fs3"}},
+		{[]string{"cont", "destroy", "--path", unsDir + "2"}, 0, []string{"Successfully destroyed container"}},
 		{[]string{"cont", "destroy", "tank", "results"}, 0, []string{"Successfully destroyed container results"}},
 		{[]string{"cont", "list", "tank"}, 0, []string{"Pool tank has no containers."}},
 	}

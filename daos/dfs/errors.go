@@ -97,6 +97,8 @@ func Errno(err error) syscall.Errno {
 		return syscall.EBADF
 	case daoserr.EpRO:
 		return syscall.EROFS
+	case daoserr.Deadlk:
+		return syscall.EDEADLK
 	}
 	return syscall.EIO
 }

@@ -17,6 +17,7 @@ import (
 type handle struct {
 	n     *node
 	flags uint32
+	locks lockOwners
 }
 
 var (
@@ -61,8 +62,9 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // once nobody on this mount has it open.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	n := h.n
+	lockErr := h.releaseLocks(ctx)
 	if n.opens.Add(-1) > 0 {
-		return 0
+		return errno(lockErr)
 	}
 	n.mu.Lock()
 	unlinked := n.unlinked
@@ -70,7 +72,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if unlinked {
 		return errno(n.m.fs.Punch(ctx, n.obj.OID(), dfs.S_IFREG))
 	}
-	return 0
+	return errno(lockErr)
 }
 
 // dirHandle reads a directory in pages of readdirPage entries, with their
