@@ -97,7 +97,9 @@ func Fio(tb testing.TB, dir string) FioResult {
 // previous run wrote) and checks its report.
 func runFio(tb testing.TB, fio, dir string, verifyOnly bool) (FioResult, error) {
 	job := filepath.Join(tb.TempDir(), "posixload.fio")
-	if err := os.WriteFile(job, []byte(fmt.Sprintf(fioJob, dir)), 0o644); err != nil {
+	// fio reads ':' in directory= as a separator of several directories.
+	jobText := fmt.Sprintf(fioJob, strings.ReplaceAll(dir, ":", `\:`))
+	if err := os.WriteFile(job, []byte(jobText), 0o644); err != nil {
 		return FioResult{}, err
 	}
 	args := []string{"--output-format=json", job}

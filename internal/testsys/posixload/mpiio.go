@@ -44,6 +44,11 @@ type MPIIOOptions struct {
 	Ranks       int           // 0 means 4
 	Timeout     time.Duration // bound on mpirun; 0 means 60 s
 	File        string        // name of the file in dir; "" means mpiio-<mode>.dat
+	// SecondDir, when set, is dir as another client sees it (a second
+	// mount of the same container): odd ranks open the file through it,
+	// so that data sieving's read-modify-write needs locks and caches that
+	// are coherent between the two.
+	SecondDir string
 }
 
 // MPIIOResult is what a run measured: per phase, the bytes all ranks moved
@@ -84,6 +89,7 @@ const (
 // MPI_File_read_at_all of another rank's part) checked byte for byte in the
 // program, then the file is checked again here with os.ReadFile. The test
 // fails on any mismatch, naming the first bad offset. The file is left in dir.
+// With opts.SecondDir, odd ranks reach the file through the second path.
 func MPIIO(tb testing.TB, dir string, opts MPIIOOptions) MPIIOResult {
 	tb.Helper()
 	if opts.SizePerRank == 0 {
@@ -109,8 +115,11 @@ func MPIIO(tb testing.TB, dir string, opts MPIIOOptions) MPIIOResult {
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		tb.Fatalf("posixload.MPIIO: removing the previous %s: %v", path, err)
 	}
-	r := run(dir, nil, opts.Timeout, mpirun,
-		mpirunArgs(opts.Ranks, bin, path, fmt.Sprint(opts.SizePerRank), opts.Mode.String())...)
+	args := []string{path, fmt.Sprint(opts.SizePerRank), opts.Mode.String()}
+	if opts.SecondDir != "" {
+		args = append(args, filepath.Join(opts.SecondDir, opts.File))
+	}
+	r := run(dir, nil, opts.Timeout, mpirun, mpirunArgs(opts.Ranks, bin, args...)...)
 	if r.err != nil {
 		tb.Fatalf("posixload.MPIIO (%s, %d ranks x %d bytes, %s): %s", opts.Mode, opts.Ranks, opts.SizePerRank, path,
 			r.describe("mpirun", opts.Timeout))

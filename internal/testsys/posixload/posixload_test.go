@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +30,17 @@ func TestMPIIO(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Odd ranks through another path to the same directory (a symlink here; a
+// second mount of the container on dfuse).
+func TestMPIIOSecondDir(t *testing.T) {
+	dir := t.TempDir()
+	second := filepath.Join(t.TempDir(), "second")
+	if err := os.Symlink(dir, second); err != nil {
+		t.Fatal(err)
+	}
+	MPIIO(t, dir, MPIIOOptions{Mode: DataSieving, SecondDir: second, SizePerRank: 256 << 10})
 }
 
 func TestHDF5(t *testing.T) {
@@ -267,4 +279,37 @@ func FuzzParseOutputs(f *testing.F) {
 		_ = checkH5DumpText(dump, 0, 0, 1, 2, func(i, j int) float64 { return float64(j + 1) })
 		_ = checkH5ls(dump)
 	})
+}
+
+// negativeEnv makes TestSemanticsDetectsFailures's child run the suite with
+// options the local filesystem contradicts.
+const negativeEnv = "GODAOS_POSIXLOAD_NEGATIVE"
+
+// TestSemanticsDetectsFailures runs Semantics expecting no hard links on a
+// filesystem that has them, in a child test process: exactly the HardLink
+// subtest must fail there.
+func TestSemanticsDetectsFailures(t *testing.T) {
+	if os.Getenv(negativeEnv) == "1" {
+		Semantics(t, t.TempDir(), SemanticsOptions{NoHardLinks: true, LargeDir: 10})
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run", "^TestSemanticsDetectsFailures$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), negativeEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("Semantics with NoHardLinks passed on a filesystem with hard links:\n%s", out)
+	}
+	var failed []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "---" && f[1] == "FAIL:" && strings.Count(f[2], "/") == 1 {
+			failed = append(failed, f[2])
+		}
+	}
+	if len(failed) != 1 || failed[0] != "TestSemanticsDetectsFailures/HardLink" {
+		t.Errorf("failed subtests %q, want only HardLink:\n%s", failed, out)
+	}
 }

@@ -1,7 +1,10 @@
 /*
  * mpiio: MPI-IO workload for posixload.MPIIO (run with mpirun -np N).
  *
- *   mpiio FILE SIZE_PER_RANK MODE      MODE: sieve | cb
+ *   mpiio FILE SIZE_PER_RANK MODE [FILE2]      MODE: sieve | cb
+ *
+ * With FILE2 (the same file through another mount: a second client), odd
+ * ranks use it.
  *
  * The file has three regions of N*SIZE bytes each:
  *   A  independent contiguous writes (MPI_File_write_at, uneven pieces, in
@@ -142,12 +145,12 @@ int main(int argc, char **argv)
 	MPI_Init(&argc, &argv);
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
-	if (argc != 4) {
+	if (argc != 4 && argc != 5) {
 		if (rank == 0)
-			fprintf(stderr, "usage: mpiio FILE SIZE_PER_RANK sieve|cb\n");
+			fprintf(stderr, "usage: mpiio FILE SIZE_PER_RANK sieve|cb [FILE2]\n");
 		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
-	const char *path = argv[1];
+	const char *path = argc == 5 && rank % 2 ? argv[4] : argv[1];
 	size = atoll(argv[2]);
 	const char *mode = argv[3];
 	if (size <= 0 || size % VEC_BLOCK || size % SUB_COLS) {
