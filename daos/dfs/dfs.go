@@ -85,6 +85,9 @@ type node struct {
 	// lastWrite is when this mount last wrote the file (unix ns), 0 once
 	// the entry's mtime says so: Sync and Close store it (see Obj.Write).
 	lastWrite atomic.Int64
+	// touched is when this mount last wrote a directory's mtime (see
+	// touchDir), 0 after an explicit one.
+	touched atomic.Int64
 }
 
 func (n *node) where() (daos.OID, string) {

@@ -105,6 +105,7 @@ func (f *FS) Open(ctx context.Context, dir *Obj, name string, flags int, mode ui
 		err = insertEntry(ctx, dir.dir, name, &e)
 		switch {
 		case err == nil:
+			f.touchDir(ctx, dir)
 			return f.openEntry(dir.oid, name, &e, flags)
 		case daoserr.Is(err, daoserr.Exist) && flags&os.O_EXCL == 0:
 			// someone has it: open theirs
@@ -175,7 +176,11 @@ func (f *FS) Mkdir(ctx context.Context, dir *Obj, name string, mode uint32, opts
 	if err != nil {
 		return pathErr("mkdir", name, err)
 	}
-	return pathErr("mkdir", name, insertEntry(ctx, dir.dir, name, &e))
+	if err := insertEntry(ctx, dir.dir, name, &e); err != nil {
+		return pathErr("mkdir", name, err)
+	}
+	f.touchDir(ctx, dir)
+	return nil
 }
 
 // Symlink creates the symlink name in dir pointing at target (dfs_open
@@ -212,6 +217,7 @@ func (f *FS) Symlink(ctx context.Context, dir *Obj, name, target string, opts Op
 	if err := insertEntry(ctx, dir.dir, name, &e); err != nil {
 		return nil, pathErr("symlink", name, err)
 	}
+	f.touchDir(ctx, dir)
 	return f.openEntry(dir.oid, name, &e, 0)
 }
 
@@ -280,6 +286,7 @@ func (f *FS) Remove(ctx context.Context, dir *Obj, name string, opts RemoveOptio
 	if err != nil {
 		return Stat{}, pathErr("remove", name, err)
 	}
+	f.touchDir(ctx, dir)
 	if !opts.KeepData || e.mode&S_IFMT != S_IFREG {
 		if err := f.Punch(ctx, e.oid, e.mode); err != nil {
 			return Stat{}, pathErr("remove", name, err)
@@ -393,6 +400,11 @@ func (f *FS) Rename(ctx context.Context, dir *Obj, name string, newDir *Obj, new
 		return Stat{}, err
 	}
 	if dir.oid == newDir.oid && name == newName {
+		// rename(2) does nothing then, but still fails with ENOENT when
+		// there is no such entry
+		if _, err := fetchEntry(ctx, dir.dir, name); err != nil {
+			return Stat{}, pathErr("rename", name, err)
+		}
 		return Stat{}, nil
 	}
 	var src, dst entry
@@ -454,6 +466,10 @@ func (f *FS) Rename(ctx context.Context, dir *Obj, name string, newDir *Obj, new
 		return Stat{}, pathErr("rename", name, err)
 	}
 	f.moved(src.oid, newDir.oid, newName)
+	f.touchDir(ctx, dir)
+	if newDir.oid != dir.oid {
+		f.touchDir(ctx, newDir)
+	}
 	if !replaced {
 		return Stat{}, nil
 	}
@@ -508,8 +524,10 @@ func txEntryValues(ctx context.Context, tx *daos.Tx, d *daos.Obj, name string) (
 	var idx []int
 	for i, k := range akeys {
 		if string(k) != inodeAkey {
-			iods = append(iods, daos.IOD{Akey: k, Type: daos.Single, Size: maxXattrSize})
-			vals[i] = make([]byte, maxXattrSize)
+			// the largest value is an xattr of maxXattrSize bytes after
+			// SetXattr's marker byte
+			iods = append(iods, daos.IOD{Akey: k, Type: daos.Single, Size: maxXattrSize + 1})
+			vals[i] = make([]byte, maxXattrSize+1)
 			idx = append(idx, i)
 		}
 	}
@@ -690,9 +708,9 @@ func (o *Obj) SetXattr(ctx context.Context, name string, value []byte, flags Xat
 	if err := o.fs.writable("setxattr", name); err != nil {
 		return err
 	}
-	d, ename, err := o.entryObj()
+	d, ename, err := o.current(ctx, "setxattr")
 	if err != nil {
-		return pathErr("setxattr", name, err)
+		return err
 	}
 	cond := daos.CondDkeyUpdate // never bring back a removed entry
 	switch flags {
@@ -764,9 +782,9 @@ func (o *Obj) RemoveXattr(ctx context.Context, name string) error {
 	if err := o.fs.writable("removexattr", name); err != nil {
 		return err
 	}
-	d, ename, err := o.entryObj()
+	d, ename, err := o.current(ctx, "removexattr")
 	if err != nil {
-		return pathErr("removexattr", name, err)
+		return err
 	}
 	err = d.PunchAkeysCond(ctx, daos.CondPunch, []byte(ename), [][]byte{[]byte(xattrPrefix + name)})
 	if daoserr.Is(err, daoserr.Nonexist) {

@@ -2,6 +2,7 @@ package dfs
 
 import (
 	"context"
+	"encoding/binary"
 	"syscall"
 	"time"
 
@@ -197,6 +198,7 @@ func (o *Obj) SetAttr(ctx context.Context, sa SetAttr) (Stat, error) {
 		e.mtime = *sa.Mtime
 		recxs = append(recxs, daos.Recx{Idx: mtimeIdx, Nr: 8}, daos.Recx{Idx: mtimeNsecIdx, Nr: 8})
 		o.n.lastWrite.Store(0) // an explicit mtime wins over the writes before it
+		o.n.touched.Store(0)   // and the next change of a directory's entries moves it on
 	}
 	e.ctime = time.Now()
 	if sa.Ctime != nil {
@@ -212,12 +214,35 @@ func (o *Obj) SetAttr(ctx context.Context, sa SetAttr) (Stat, error) {
 	return o.Stat(ctx)
 }
 
+// current is entryObj once it has checked that the entry still names this
+// object: a handle whose entry was removed, or replaced by a rename, must
+// not change the object that took its name (ENOENT, as dfs_osetattr
+// checks). A removal between the check and the caller's update can still
+// slip through, as in DAOS.
+func (o *Obj) current(ctx context.Context, op string) (*daos.Obj, string, error) {
+	d, name, err := o.entryObj()
+	if err != nil {
+		return nil, name, pathErr(op, name, err)
+	}
+	buf := make([]byte, 16)
+	iod := []daos.IOD{{Akey: []byte(inodeAkey), Type: daos.Array, Size: 1, Recxs: []daos.Recx{{Idx: oidIdx, Nr: 16}}}}
+	res, err := d.Fetch(ctx, []byte(name), iod, [][]byte{buf})
+	if err != nil {
+		return nil, name, pathErr(op, name, err)
+	}
+	oid := daos.OID{Lo: binary.LittleEndian.Uint64(buf), Hi: binary.LittleEndian.Uint64(buf[8:])}
+	if covered(res[0].Extents) < 16 || oid != o.oid {
+		return nil, name, errf(op, name, syscall.ENOENT, "the entry was removed, or now names another object")
+	}
+	return d, name, nil
+}
+
 // updateInode writes the inode bytes of e that recxs name, if the entry
 // still names this object.
 func (o *Obj) updateInode(ctx context.Context, e *entry, recxs []daos.Recx) error {
-	d, name, err := o.entryObj()
+	d, name, err := o.current(ctx, "setattr")
 	if err != nil {
-		return pathErr("setattr", name, err)
+		return err
 	}
 	b := e.encode()
 	var val []byte // the extents' bytes, in order: one buffer for the one IOD

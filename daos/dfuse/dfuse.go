@@ -56,7 +56,7 @@ func Mount(mountpoint string, f *dfs.FS, o Options) (*fuse.Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	m := &mount{fs: f, opts: o, log: o.Logger}
+	m := &mount{fs: f, opts: o, log: o.Logger, held: map[heldLock]daos.OID{}}
 	root := &node{m: m, obj: f.Root()}
 	neg := o.NegativeTimeout
 	fo := &fs.Options{
@@ -64,6 +64,11 @@ func Mount(mountpoint string, f *dfs.FS, o Options) (*fuse.Server, error) {
 		AttrTimeout:     &o.AttrTimeout,
 		NegativeTimeout: &neg,
 		RootStableAttr:  &fs.StableAttr{Ino: 1},
+		// FUSE node IDs are our inode numbers, so that a FLUSH (which
+		// names a node and a lock owner) can release that owner's locks
+		ExternalNodeID: true,
+		// a mode of 0000 is a mode
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:      o.FsName,
 			Name:        "dfuse",
@@ -81,7 +86,15 @@ func Mount(mountpoint string, f *dfs.FS, o Options) (*fuse.Server, error) {
 	if o.ReadOnly {
 		fo.MountOptions.Options = append(fo.MountOptions.Options, "ro")
 	}
-	return fs.Mount(mountpoint, root, fo)
+	srv, err := fuse.NewServer(&lockFlusher{RawFileSystem: fs.NewNodeFS(root, fo), m: m}, mountpoint, &fo.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		return nil, err
+	}
+	return srv, nil
 }
 
 // mount is one mount's state.
@@ -89,13 +102,16 @@ type mount struct {
 	fs   *dfs.FS
 	opts Options
 	log  *slog.Logger
+
+	heldMu sync.Mutex
+	held   map[heldLock]daos.OID // who took byte-range locks on what, through this mount
 }
 
 // ino is the inode number of an object: its OID's low part, which the
 // container hands out once (the root, whose low part is 0, is inode 1).
 func ino(oid daos.OID) uint64 {
 	if oid.Lo == 0 {
-		return 1 + oid.Hi&0xffffffff
+		return 1 // the root (the superblock, also low part 0, is no inode)
 	}
 	return oid.Lo
 }
@@ -147,10 +163,7 @@ func fill(a *fuse.Attr, st *dfs.Stat) {
 	a.Blocks = st.Blocks
 	a.Blksize = 1 << 20
 	a.Owner = fuse.Owner{Uid: st.UID, Gid: st.GID}
-	a.Nlink = 1
-	if st.IsDir() {
-		a.Nlink = 2
-	}
+	a.Nlink = 1 // a directory's 1 says "not counted" (DFS keeps no link count), as btrfs does
 	mt, ct := st.Mtime, st.Ctime
 	a.SetTimes(&mt, &mt, &ct) // DFS keeps no atime: it reads as mtime, as in DAOS
 }

@@ -115,6 +115,7 @@ func (h *handle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, wai
 		return errno(err)
 	}
 	if l.Type != daos.LockUnlock {
+		h.n.m.noteLock(ino(h.n.obj.OID()), owner, h.n.obj.OID())
 		h.locks.mu.Lock()
 		if h.locks.owners == nil {
 			h.locks.owners = map[uint64]bool{}
@@ -138,4 +139,37 @@ func (h *handle) releaseLocks(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// heldLock is an owner's locks on an inode, taken through this mount.
+type heldLock struct{ ino, owner uint64 }
+
+func (m *mount) noteLock(ino, owner uint64, oid daos.OID) {
+	m.heldMu.Lock()
+	m.held[heldLock{ino, owner}] = oid
+	m.heldMu.Unlock()
+}
+
+// lockFlusher releases a lock owner's locks on a file when it closes a
+// descriptor of it, as POSIX wants: the kernel keeps no record of locks a
+// FUSE file system holds, so the FLUSH of every close (which names the
+// node and the lock owner) is the only word of it. go-fuse's node API does
+// not pass the lock owner on, so this wraps the raw file system.
+type lockFlusher struct {
+	fuse.RawFileSystem
+	m *mount
+}
+
+func (l *lockFlusher) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
+	key := heldLock{in.NodeId, in.LockOwner}
+	l.m.heldMu.Lock()
+	oid, ok := l.m.held[key]
+	delete(l.m.held, key)
+	l.m.heldMu.Unlock()
+	if ok {
+		if err := l.m.fs.Cont().UnlockOwner(context.Background(), oid, daos.LockOwner{Owner: in.LockOwner}); err != nil {
+			l.m.log.Warn("releasing locks at close", "oid", oid, "err", err)
+		}
+	}
+	return l.RawFileSystem.Flush(cancel, in)
 }

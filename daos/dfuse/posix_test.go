@@ -1,0 +1,125 @@
+package dfuse_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/daos/dfs"
+	"github.com/godaos/godaos/internal/testsys/posixload"
+)
+
+// The workloads of internal/testsys/posixload, each proven on a local
+// directory there, run here on real dfuse mounts.
+
+func TestSemantics(t *testing.T) {
+	d := mount(t, newCont(t, dfs.Attr{}))
+	posixload.Semantics(t, d.dir, posixload.SemanticsOptions{NoHardLinks: true})
+}
+
+func TestFio(t *testing.T) {
+	d := mount(t, newCont(t, dfs.Attr{}))
+	res := posixload.Fio(t, d.dir)
+	t.Logf("fio on dfuse: %+v", res)
+}
+
+func TestMPIIO(t *testing.T) {
+	d := mount(t, newCont(t, dfs.Attr{}))
+	for _, mode := range []posixload.MPIIOMode{posixload.CollectiveBuffering, posixload.DataSieving} {
+		t.Run(mode.String(), func(t *testing.T) {
+			res := posixload.MPIIO(t, d.dir, posixload.MPIIOOptions{Mode: mode})
+			for _, p := range res.Phases {
+				t.Logf("  %-26s %8.1f MiB/s", p.Name, p.MiBps())
+			}
+		})
+	}
+}
+
+func TestHDF5(t *testing.T) {
+	d := mount(t, newCont(t, dfs.Attr{}))
+	posixload.HDF5(t, d.dir)
+}
+
+// TestLocksTwoMounts: fcntl locks taken through one mount hold against a
+// process using the same file through another mount of the container (two
+// clients).
+func TestLocksTwoMounts(t *testing.T) {
+	cont := newCont(t, dfs.Attr{})
+	a, b := mount(t, cont), mount(t, cont)
+	posixload.Locks(t, a.dir, b.dir)
+}
+
+// TestStopWithIOInFlight: dfuse stopped (SIGTERM) or killed (SIGKILL) while
+// a program writes loses no write the program saw succeed.
+func TestStopWithIOInFlight(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cont := newCont(t, dfs.Attr{})
+			d := mount(t, cont)
+			f, err := os.Create(filepath.Join(d.dir, "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const rec = 64 << 10
+			acked := make(chan int, 1)
+			go func() {
+				buf := make([]byte, rec)
+				n := 0
+				for ; n < 2000; n++ { // bounded: 125 MiB at most
+					for i := 0; i < rec; i += 8 {
+						binary.LittleEndian.PutUint64(buf[i:], uint64(n))
+					}
+					if _, err := f.Write(buf); err != nil {
+						break
+					}
+				}
+				f.Close()
+				acked <- n
+			}()
+			time.Sleep(300 * time.Millisecond) // let some writes through: any amount will do
+			d.cmd.Process.Signal(sig)
+			n := <-acked
+			if sig == syscall.SIGKILL {
+				d.cmd.Wait()
+				exec.Command("fusermount3", "-u", "-z", d.dir).Run()
+			} else if err := d.cmd.Wait(); err != nil {
+				t.Fatalf("dfuse after SIGTERM: %v\n%s", err, d.log)
+			}
+			t.Logf("%d records of 64 KiB acknowledged before dfuse stopped", n)
+
+			d2 := mount(t, cont)
+			got, err := os.ReadFile(filepath.Join(d2.dir, "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) < n*rec {
+				t.Fatalf("%d bytes survive, %d were acknowledged", len(got), n*rec)
+			}
+			want := make([]byte, rec)
+			for r := 0; r < n; r++ {
+				for i := 0; i < rec; i += 8 {
+					binary.LittleEndian.PutUint64(want[i:], uint64(r))
+				}
+				if !bytes.Equal(got[r*rec:(r+1)*rec], want) {
+					t.Fatalf("record %d differs", r)
+				}
+			}
+		})
+	}
+}
+
+// TestBadInput: what a POSIX program sees for names too long, a destroyed
+// container behind a UNS path, and a missing mount point.
+func TestBadInput(t *testing.T) {
+	d := mount(t, newCont(t, dfs.Attr{}))
+	long := string(bytes.Repeat([]byte("n"), 256))
+	if err := os.WriteFile(filepath.Join(d.dir, long), nil, 0o644); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Fatalf("256-byte name: %v", err)
+	}
+}
