@@ -22,8 +22,8 @@ const (
 	hdf5Cols        = 100
 	hdf5Ranks       = 4
 	hdf5Chunk       = "CHUNKED ( 24, 40 )"
-	hdf5Timeout     = 90 * time.Second
-	hdf5ToolTimeout = 30 * time.Second
+	hdf5Timeout     = 3 * time.Minute
+	hdf5ToolTimeout = time.Minute
 )
 
 // HDF5Result names the files HDF5 wrote and what it took.

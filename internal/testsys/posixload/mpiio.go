@@ -34,7 +34,7 @@ func (m MPIIOMode) String() string {
 }
 
 // MPIIOOptions tune MPIIO; the zero value is collective buffering, 1 MiB per
-// rank and region, 4 ranks, a 60 s bound.
+// rank and region, 4 ranks, a 2 min bound.
 type MPIIOOptions struct {
 	Mode MPIIOMode
 	// SizePerRank is what each rank writes in each of the three regions
@@ -42,7 +42,7 @@ type MPIIOOptions struct {
 	// bytes. A multiple of 1 KiB; 0 means 1 MiB.
 	SizePerRank int64
 	Ranks       int           // 0 means 4
-	Timeout     time.Duration // bound on mpirun; 0 means 60 s
+	Timeout     time.Duration // bound on mpirun; 0 means 2 min
 	File        string        // name of the file in dir; "" means mpiio-<mode>.dat
 	// SecondDir, when set, is dir as another client sees it (a second
 	// mount of the same container): odd ranks open the file through it,
@@ -99,7 +99,7 @@ func MPIIO(tb testing.TB, dir string, opts MPIIOOptions) MPIIOResult {
 		opts.Ranks = 4
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 60 * time.Second
+		opts.Timeout = 2 * time.Minute
 	}
 	if opts.File == "" {
 		opts.File = "mpiio-" + opts.Mode.String() + ".dat"
