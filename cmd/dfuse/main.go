@@ -69,7 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	if !c.Foreground && os.Getenv(readyEnv) == "" {
-		return fail(detach(args))
+		if err := detach(args); err != nil {
+			return fail(err)
+		}
+		return 0
 	}
 	ready := func(err error) {
 		if fd := os.Getenv(readyEnv); fd != "" {

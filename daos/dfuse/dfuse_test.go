@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/godaos/godaos/daos/dfs"
+	"github.com/godaos/godaos/daos/uns"
+	"github.com/godaos/godaos/internal/testsys"
 )
 
 func TestMountBasics(t *testing.T) {
@@ -59,5 +63,41 @@ func TestMountBasics(t *testing.T) {
 	}
 	if err := os.RemoveAll(p("a")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUNSAndDetach: dfuse --path follows a UNS directory, detaches once
+// mounted (no --foreground), and exits when unmounted; a UNS directory whose
+// container is gone is refused with the reason.
+func TestUNSAndDetach(t *testing.T) {
+	cont := newCont(t, dfs.Attr{})
+	link := filepath.Join(t.TempDir(), "link")
+	if err := uns.Create(link, uns.Link{Type: "POSIX", Pool: "tank", Cont: cont}); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(testsys.Binaries(t, testsys.Cmd("dfuse")), "dfuse")
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	if out, err := exec.Command(bin, "-m", mnt, "--path", link).CombinedOutput(); err != nil {
+		t.Fatalf("dfuse --path: %v\n%s", err, out)
+	}
+	defer exec.Command("fusermount3", "-u", "-z", mnt).Run()
+	if !mounted(mnt) {
+		t.Fatal("dfuse returned but nothing is mounted")
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "x"), []byte("via uns"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount3 -u: %v %s", err, out)
+	}
+
+	gone := filepath.Join(t.TempDir(), "gone")
+	if err := uns.Create(gone, uns.Link{Type: "POSIX", Pool: "tank", Cont: "no-such-cont"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-m", mnt, "--path", gone).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "DER_NONEXIST") {
+		t.Fatalf("dfuse --path to a destroyed container: %v\n%s", err, out)
 	}
 }
