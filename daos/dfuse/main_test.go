@@ -18,6 +18,7 @@ import (
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/internal/testsys/inproc"
+	"github.com/godaos/godaos/internal/testsys/posixload"
 )
 
 // TestMain starts a one-server system with a pool "tank" owned by the user;
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stop()
 	testsys.RemoveBinaries()
+	posixload.Cleanup()
 	os.Exit(code)
 }
 

@@ -81,7 +81,9 @@ func build(tb testing.TB, src string, compiler string, args ...string) string {
 	cmdArgs := append([]string{"-O2", "-Wall", "-o", bin, srcPath}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, compiler, cmdArgs...).CombinedOutput()
+	cc := exec.CommandContext(ctx, compiler, cmdArgs...)
+	cc.Dir = builds.dir // h5pcc compiles and links in two steps, leaving the object file in its working directory
+	out, err := cc.CombinedOutput()
 	if err != nil {
 		tb.Fatalf("posixload: compiling %s: %s %s: %v\n%s", src, compiler, strings.Join(cmdArgs, " "), err, out)
 	}
