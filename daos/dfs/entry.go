@@ -24,7 +24,7 @@ const (
 	uidIdx       = ctimeNsecIdx + 8  // uid_t
 	gidIdx       = uidIdx + 4        // gid_t
 	sizeIdx      = gidIdx + 4        // a symlink's target length
-	hlcIdx       = sizeIdx + 8       // reserved: the object's HLC in DAOS
+	hlcIdx       = sizeIdx + 8       // the object's HLC in DAOS (we keep it, and write 0 for new entries)
 	inodeSize    = hlcIdx + 8        // 88 bytes
 	inodeAkey    = "DFS_INODE"       //
 	slinkAkey    = "DFS_SLINK"       // a symlink's target, a single value
@@ -48,6 +48,7 @@ type entry struct {
 	uid    uint32
 	gid    uint32
 	size   uint64 // symlink target length
+	hlc    uint64 // DAOS's object HLC: kept as read, so that a rename (which rewrites the whole inode) does not lose what libdfs stored
 	target string // symlink target, fetched separately
 }
 
@@ -73,6 +74,7 @@ func (e *entry) encode() []byte {
 	binary.LittleEndian.PutUint32(b[uidIdx:], e.uid)
 	binary.LittleEndian.PutUint32(b[gidIdx:], e.gid)
 	binary.LittleEndian.PutUint64(b[sizeIdx:], e.size)
+	binary.LittleEndian.PutUint64(b[hlcIdx:], e.hlc)
 	return b
 }
 
@@ -92,6 +94,7 @@ func decodeEntry(b []byte) (entry, error) {
 		uid:   binary.LittleEndian.Uint32(b[uidIdx:]),
 		gid:   binary.LittleEndian.Uint32(b[gidIdx:]),
 		size:  binary.LittleEndian.Uint64(b[sizeIdx:]),
+		hlc:   binary.LittleEndian.Uint64(b[hlcIdx:]),
 	}
 	switch e.mode & S_IFMT {
 	case S_IFDIR, S_IFREG, S_IFLNK:
