@@ -53,6 +53,7 @@ const (
 	lockLeaseMax     = 10 * time.Minute
 	lockWaitMax      = time.Minute // a parked request answers at the latest after this
 	lockClientMax    = 128         // bytes of a client id
+	lockTableMax     = 1 << 16     // locks in one table: a client cannot fill the engine's memory
 	lockShards       = 64          // the tables' and the leases' maps are sharded so
 	// that requests on different objects share no mutex
 )
@@ -699,6 +700,14 @@ func (s *lockService) serve(ctx context.Context, r *lockReq) (*enginepb.LockRep,
 	return s.set(ctx, k, lk, r)
 }
 
+// stopping is closed when the engine shuts down.
+func (s *lockService) stopping() <-chan struct{} {
+	if s.e == nil || s.e.bgCtx == nil {
+		return nil
+	}
+	return s.e.bgCtx.Done()
+}
+
 // tablesOf is how many tables hold client's locks.
 func (s *lockService) tablesOf(lk leaseKey) (bool, int) {
 	sh := s.leaseShard(lk)
@@ -731,6 +740,11 @@ func (s *lockService) set(ctx context.Context, k lockKey, lk leaseKey, r *lockRe
 		var conflicts []heldLock
 		if r.typ != lockUnlock {
 			conflicts = t.conflicts(r.owner, r.typ, r.start, r.end)
+		}
+		if len(conflicts) == 0 && r.typ != lockUnlock && len(t.locks) >= lockTableMax {
+			s.done(k, t)
+			return nil, daoserr.Newf(daoserr.NoSpace, "lock of object %s: its lock table holds %d locks, the most it may (ENOLCK)", r.oid, lockTableMax).
+				WithResolution("release locks (fcntl F_UNLCK) before taking more")
 		}
 		if len(conflicts) == 0 {
 			if t.set(r.owner, r.typ, r.start, r.end) {
@@ -777,6 +791,8 @@ func (s *lockService) set(ctx context.Context, k lockKey, lk leaseKey, r *lockRe
 		case <-leaseTimer.C:
 		case <-deadline.C:
 			stop = errLockWaitOver
+		case <-s.stopping():
+			stop = errLockWaitOver // the engine shuts down: answer, so its shutdown does not wait for us
 		case <-ctx.Done():
 			stop = daoserr.Wrap(daoserr.Canceled, ctx.Err(), "lock of object %s: wait ended", r.oid)
 		}
