@@ -292,6 +292,14 @@ func (f *FS) acquire(oid, parent daos.OID, name string) *node {
 	if n == nil {
 		n = &node{parent: parent, name: name}
 		f.nodes[oid] = n
+	} else {
+		// The caller just found (or made) the entry there: that is where
+		// it is now, even if the handles already open still say where it
+		// was before another client renamed it. Without this, a new
+		// handle would take their stale name (and fail with ENOENT).
+		n.mu.Lock()
+		n.parent, n.name = parent, name
+		n.mu.Unlock()
 	}
 	n.refs++
 	return n

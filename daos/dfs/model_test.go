@@ -150,6 +150,28 @@ const modelChunk = 4096
 type heldObj struct {
 	o *dfs.Obj
 	n *mnode
+	f *dfs.FS // its mount
+	// where its mount last saw the entry: renames through the mount move
+	// its handles, renames through the other mount do not (DAOS's libdfs
+	// has no cross-client invalidation either)
+	parent *mnode
+	name   string
+}
+
+// expect is the errno an operation through h should get: ENOENT if its
+// entry is gone; if it was renamed through the other mount, ENOENT unless
+// a later lookup through h's mount found it again, which got reports.
+func (h *heldObj) expect(got error) syscall.Errno {
+	switch {
+	case !h.n.linked():
+		return syscall.ENOENT
+	case h.n.parent == h.parent && h.n.name == h.name:
+		return 0
+	case dfs.Errno(got) == syscall.ENOENT:
+		return syscall.ENOENT
+	}
+	h.parent, h.name = h.n.parent, h.n.name
+	return 0
 }
 
 func TestModel(t *testing.T) {
@@ -160,6 +182,16 @@ func TestModel(t *testing.T) {
 	}
 	defer c.Fini()
 	p, err := c.PoolConnect(ctx, "tank", daos.RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a second client, for a second mount of each namespace
+	c2, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Fini()
+	p2, err := c2.PoolConnect(ctx, "tank", daos.RW)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +211,12 @@ func TestModel(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer h.Close(ctx)
-		if err := dfs.Format(ctx, h, dfs.Attr{ChunkSize: modelChunk}); err != nil {
+		// one-shard or all-shard (both targets) directories and files:
+		// readdir anchors walk every shard, chunks spread over them
+		attr := dfs.Attr{ChunkSize: modelChunk,
+			DirClass:  rapid.SampledFrom([]daos.ClassID{0, daos.SX}).Draw(rt, "dir class"),
+			FileClass: rapid.SampledFrom([]daos.ClassID{0, daos.SX}).Draw(rt, "file class")}
+		if err := dfs.Format(ctx, h, attr); err != nil {
 			rt.Fatal(err)
 		}
 		f, err := dfs.Mount(ctx, h, false)
@@ -187,7 +224,17 @@ func TestModel(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer f.Umount()
-		m := &fsModelRun{rt: rt, ctx: ctx, f: f, root: newMnode(dfs.S_IFDIR, 0o755, f.Root().OID())}
+		h2, err := p2.ContOpen(ctx, label, daos.RW)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer h2.Close(ctx)
+		f2, err := dfs.Mount(ctx, h2, false)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer f2.Umount()
+		m := &fsModelRun{rt: rt, ctx: ctx, mounts: []*dfs.FS{f, f2}, f: f, root: newMnode(dfs.S_IFDIR, 0o755, f.Root().OID())}
 		defer m.releaseAll()
 		rt.Repeat(m.actions())
 		m.fsck(rt)
@@ -196,11 +243,12 @@ func TestModel(t *testing.T) {
 
 // fsModelRun is one sequence: the namespace and its model.
 type fsModelRun struct {
-	rt   *rapid.T
-	ctx  context.Context
-	f    *dfs.FS
-	root *mnode
-	held []heldObj
+	rt     *rapid.T
+	ctx    context.Context
+	mounts []*dfs.FS // the namespace mounted by two clients
+	f      *dfs.FS   // the mount the current action uses
+	root   *mnode
+	held   []heldObj
 }
 
 func (m *fsModelRun) releaseAll() {
@@ -399,9 +447,9 @@ func grow(b []byte, n int) []byte {
 func written(n *mnode) { n.mtime = nil }
 
 func (m *fsModelRun) actions() map[string]func(*rapid.T) {
-	ctx, f := m.ctx, m.f
+	ctx := m.ctx
 	name := rapid.SampledFrom(modelNames)
-	return map[string]func(*rapid.T){
+	actions := map[string]func(*rapid.T){
 		"mkdir": func(rt *rapid.T) {
 			dp, dn := m.drawNode(rt, dfs.S_IFDIR, true, "dir")
 			nm := name.Draw(rt, "name")
@@ -412,8 +460,8 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			if dn.kids[nm] != nil {
 				want = syscall.EEXIST
 			}
-			if m.errno("mkdir", f.Mkdir(ctx, d, nm, perm, dfs.OpenOptions{}), want) {
-				o := must(f.Lookup(ctx, d, nm))
+			if m.errno("mkdir", m.f.Mkdir(ctx, d, nm, perm, dfs.OpenOptions{}), want) {
+				o := must(m.f.Lookup(ctx, d, nm))
 				dn.add(nm, newMnode(dfs.S_IFDIR, perm, o.OID()))
 				written(dn)
 				o.Close(ctx)
@@ -443,7 +491,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			case e.kind == dfs.S_IFLNK:
 				want = syscall.ELOOP
 			}
-			o, err := f.Open(ctx, d, nm, flags, perm, dfs.OpenOptions{})
+			o, err := m.f.Open(ctx, d, nm, flags, perm, dfs.OpenOptions{})
 			if !m.errno(fmt.Sprintf("open %s %#o", path.Join(dp, nm), flags), err, want) {
 				return
 			}
@@ -467,7 +515,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			data := drawData(rt, rapid.IntRange(1, 2*modelChunk+100).Draw(rt, "len"))
 			d := m.open(fn.parent.path())
 			defer d.Close(ctx)
-			o, err := f.Open(ctx, d, fn.name, os.O_RDWR, 0, dfs.OpenOptions{})
+			o, err := m.f.Open(ctx, d, fn.name, os.O_RDWR, 0, dfs.OpenOptions{})
 			if err != nil {
 				rt.Fatalf("open %s: %v", fp, err)
 			}
@@ -559,7 +607,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			case e.kind == dfs.S_IFDIR && len(e.kids) > 0 && !recursive:
 				want = syscall.ENOTEMPTY
 			}
-			st, err := f.Remove(ctx, d, nm, dfs.RemoveOptions{Recursive: recursive})
+			st, err := m.f.Remove(ctx, d, nm, dfs.RemoveOptions{Recursive: recursive})
 			if m.errno(fmt.Sprintf("remove %s", path.Join(dp, nm)), err, want) {
 				if st.OID != e.oid {
 					rt.Fatalf("remove: removed %s, model %s", st.OID, e.oid)
@@ -596,7 +644,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			sd, dd := m.open(sp), m.open(dp)
 			defer sd.Close(ctx)
 			defer dd.Close(ctx)
-			st, err := f.Rename(ctx, sd, snm, dd, dnm, dfs.RenameOptions{NoReplace: noReplace})
+			st, err := m.f.Rename(ctx, sd, snm, dd, dnm, dfs.RenameOptions{NoReplace: noReplace})
 			if !m.errno(fmt.Sprintf("rename %s -> %s", path.Join(sp, snm), path.Join(dp, dnm)), err, want) || dst == src {
 				return
 			}
@@ -610,6 +658,11 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			}
 			delete(sdn.kids, snm)
 			ddn.add(dnm, src)
+			for i := range m.held {
+				if h := &m.held[i]; h.n == src && h.f == m.f {
+					h.parent, h.name = ddn, dnm // moved with it
+				}
+			}
 			written(sdn)
 			written(ddn)
 		},
@@ -629,7 +682,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			if dn.kids[nm] != nil {
 				want = syscall.EEXIST
 			}
-			o, err := f.Symlink(ctx, d, nm, target, dfs.OpenOptions{})
+			o, err := m.f.Symlink(ctx, d, nm, target, dfs.OpenOptions{})
 			if m.errno("symlink", err, want) {
 				l := newMnode(dfs.S_IFLNK, 0o777, o.OID())
 				l.target = target
@@ -646,7 +699,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			follow := rapid.Bool().Draw(rt, "follow")
 			hops := 0
 			n, want := resolve(m.root, m.root, p, follow, &hops)
-			o, err := f.LookupPath(ctx, p, follow)
+			o, err := m.f.LookupPath(ctx, p, follow)
 			if m.errno(fmt.Sprintf("lookup %s (follow %v)", p, follow), err, want) {
 				defer o.Close(ctx)
 				if o.OID() != n.oid {
@@ -743,7 +796,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 				rt.Skip("enough held")
 			}
 			p, n := m.drawNode(rt, 0, false, "path")
-			m.held = append(m.held, heldObj{m.open(p), n})
+			m.held = append(m.held, heldObj{o: m.open(p), n: n, f: m.f, parent: n.parent, name: n.name})
 		},
 		"release": func(rt *rapid.T) {
 			if len(m.held) == 0 {
@@ -762,14 +815,10 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			if len(m.held) == 0 {
 				rt.Skip("none held")
 			}
-			h := m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
+			h := &m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
 			st, err := h.o.Stat(ctx)
-			if !h.n.linked() {
-				m.errno("stat of a removed entry's handle", err, syscall.ENOENT)
+			if !m.errno("stat of a held handle", err, h.expect(err)) {
 				return
-			}
-			if err != nil {
-				rt.Fatalf("stat of the handle of %s: %v", h.n.path(), err)
 			}
 			m.checkStat("held "+h.n.path(), st, h.n)
 			if h.o.Name() != h.n.name {
@@ -780,14 +829,10 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			if len(m.held) == 0 {
 				rt.Skip("none held")
 			}
-			h := m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
+			h := &m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
 			perm := rapid.SampledFrom(modelPerms).Draw(rt, "perm")
 			_, err := h.o.SetAttr(ctx, dfs.SetAttr{Mode: &perm})
-			want := syscall.Errno(0)
-			if !h.n.linked() {
-				want = syscall.ENOENT
-			}
-			if m.errno("chmod of a held handle", err, want) {
+			if m.errno("chmod of a held handle", err, h.expect(err)) {
 				h.n.perm = perm
 			}
 		},
@@ -795,17 +840,23 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			if len(m.held) == 0 {
 				rt.Skip("none held")
 			}
-			h := m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
+			h := &m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
 			x := rapid.SampledFrom(modelXattrs).Draw(rt, "xattr")
 			v := drawData(rt, rapid.IntRange(0, 8).Draw(rt, "len"))
-			want := syscall.Errno(0)
-			if !h.n.linked() {
-				want = syscall.ENOENT
-			}
-			if m.errno("setxattr of a held handle", h.o.SetXattr(ctx, x, v, 0), want) {
+			err := h.o.SetXattr(ctx, x, v, 0)
+			if m.errno("setxattr of a held handle", err, h.expect(err)) {
 				h.n.xattrs[x] = v
 			}
 		},
 		"fsck": m.fsck,
 	}
+	// each action goes through one of the two mounts: nothing one
+	// client does may hide from the other
+	for k, fn := range actions {
+		actions[k] = func(rt *rapid.T) {
+			m.f = m.mounts[rapid.IntRange(0, len(m.mounts)-1).Draw(rt, "mount")]
+			fn(rt)
+		}
+	}
+	return actions
 }
