@@ -236,8 +236,12 @@ func TestModel(t *testing.T) {
 		defer f2.Umount()
 		m := &fsModelRun{rt: rt, ctx: ctx, mounts: []*dfs.FS{f, f2}, f: f, root: newMnode(dfs.S_IFDIR, 0o755, f.Root().OID())}
 		defer m.releaseAll()
-		rt.Repeat(m.actions())
-		m.fsck(rt)
+		// longer sequences than one Repeat's (30 actions on average by
+		// default), with a full comparison after each part
+		for range 3 {
+			rt.Repeat(m.actions())
+			m.fsck(rt)
+		}
 	})
 }
 

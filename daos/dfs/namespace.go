@@ -2,6 +2,7 @@ package dfs
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path"
 	"strings"
@@ -346,6 +347,18 @@ func (f *FS) inTx(ctx context.Context, fn func(tx *daos.Tx) error) error {
 				tx.Abort(ctx)
 			}
 			return err
+		}
+		// Wait a random while, longer after each attempt (up to 5 ms),
+		// before the next: transactions that collided and restarted at
+		// once would collide again, and a write still in progress on the
+		// entry (the engine refuses a commit meanwhile) needs a moment to
+		// land. Without it, workers renaming and removing among a few
+		// names exhausted the attempts within a millisecond (EAGAIN).
+		select {
+		case <-ctx.Done():
+			tx.Abort(ctx)
+			return ctx.Err()
+		case <-time.After(rand.N(time.Duration(attempt+1) * 100 * time.Microsecond)):
 		}
 		if err := tx.Restart(ctx); err != nil {
 			return err

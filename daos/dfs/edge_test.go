@@ -1,0 +1,193 @@
+package dfs_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/daos/dfs"
+)
+
+// TestLargeDirectory: a directory of more entries than one listing request
+// returns, over both targets (SX), read in pages of every size, after
+// removing every third entry too.
+func TestLargeDirectory(t *testing.T) {
+	ctx := context.Background()
+	f := newFS(t, dfs.Attr{DirClass: daos.SX})
+	if err := f.Mkdir(ctx, f.Root(), "big", 0o755, dfs.OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := lookupPath(t, f, "/big")
+	defer d.Close(ctx)
+	want := map[string]bool{}
+	for i := range 700 {
+		name := fmt.Sprintf("entry-%04d", i)
+		if i%2 == 0 {
+			must(f.Open(ctx, d, name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{})).Close(ctx)
+		} else if err := f.Mkdir(ctx, d, name, 0o755, dfs.OpenOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = true
+	}
+	check := func(t *testing.T) {
+		for _, page := range []int{1, 7, 256, 257, 1000} {
+			var got []string
+			var a daos.Anchor
+			for i := 0; !a.EOF; i++ {
+				if i > 2000 {
+					t.Fatalf("pages of %d: no end", page)
+				}
+				ns := must(f.Readdir(ctx, d, &a, page))
+				if len(ns) > page {
+					t.Fatalf("a page of %d holds %d", page, len(ns))
+				}
+				got = append(got, ns...)
+			}
+			slices.Sort(got)
+			if w := slices.Sorted(maps.Keys(want)); !slices.Equal(got, w) {
+				t.Fatalf("pages of %d: %d names (%d distinct wanted)", page, len(got), len(w))
+			}
+		}
+		n := len(listAll(t, f, "/big")) // ReaddirPlus
+		if n != len(want) {
+			t.Fatalf("ReaddirPlus: %d entries, want %d", n, len(want))
+		}
+	}
+	t.Run("full", check)
+	for i := 0; i < 700; i += 3 {
+		name := fmt.Sprintf("entry-%04d", i)
+		must(f.Remove(ctx, d, name, dfs.RemoveOptions{}))
+		delete(want, name)
+	}
+	t.Run("after removals", check)
+	// a recursive remove of it all
+	must(f.Remove(ctx, f.Root(), "big", dfs.RemoveOptions{Recursive: true}))
+	if _, err := f.LookupPath(ctx, "/big", false); dfs.Errno(err) != syscall.ENOENT {
+		t.Fatalf("after a recursive remove: %v", err)
+	}
+}
+
+// TestReadOnlyMount: a read-only mount reads, and refuses every change
+// with EROFS.
+func TestReadOnlyMount(t *testing.T) {
+	ctx := context.Background()
+	f := newFS(t, dfs.Attr{})
+	o := must(f.Open(ctx, f.Root(), "f", os.O_CREATE|os.O_RDWR, 0o644, dfs.OpenOptions{}))
+	if err := o.Write(ctx, []byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.SetXattr(ctx, "user.x", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	o.Close(ctx)
+	if err := f.Mkdir(ctx, f.Root(), "d", 0o755, dfs.OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := dfs.Mount(ctx, f.Cont(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := ro.Root()
+	r := must(ro.Open(ctx, root, "f", os.O_RDONLY, 0, dfs.OpenOptions{}))
+	defer r.Close(ctx)
+	buf := make([]byte, 10)
+	if n := must(r.Read(ctx, buf, 0)); string(buf[:n]) != "data" {
+		t.Fatalf("read %q", buf[:n])
+	}
+	if v := must(r.GetXattr(ctx, "user.x")); string(v) != "v" {
+		t.Fatalf("xattr %q", v)
+	}
+	mode, size := uint32(0o600), uint64(0)
+	for name, err := range map[string]error{
+		"create":      second(ro.Open(ctx, root, "g", os.O_CREATE|os.O_RDWR, 0o644, dfs.OpenOptions{})),
+		"open rw":     second(ro.Open(ctx, root, "f", os.O_RDWR, 0, dfs.OpenOptions{})),
+		"mkdir":       ro.Mkdir(ctx, root, "e", 0o755, dfs.OpenOptions{}),
+		"symlink":     second(ro.Symlink(ctx, root, "l", "f", dfs.OpenOptions{})),
+		"remove":      second(ro.Remove(ctx, root, "f", dfs.RemoveOptions{})),
+		"rename":      second(ro.Rename(ctx, root, "f", root, "g", dfs.RenameOptions{})),
+		"write":       r.Write(ctx, []byte("x"), 0),
+		"punch":       r.PunchRange(ctx, 0, 1),
+		"chmod":       second(r.SetAttr(ctx, dfs.SetAttr{Mode: &mode})),
+		"truncate":    second(r.SetAttr(ctx, dfs.SetAttr{Size: &size})),
+		"setxattr":    r.SetXattr(ctx, "user.y", nil, 0),
+		"removexattr": r.RemoveXattr(ctx, "user.x"),
+	} {
+		if dfs.Errno(err) != syscall.EROFS {
+			t.Errorf("%s on a read-only mount: %v, want EROFS", name, err)
+		}
+	}
+	if got := readAll(t, must(f.Open(ctx, f.Root(), "f", os.O_RDONLY, 0, dfs.OpenOptions{}))); string(got) != "data" {
+		t.Fatalf("content changed: %q", got)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// TestRemovedOpenFile: a file removed (or replaced by a rename) with
+// KeepData, as dfuse does while it is open, stays readable and writable
+// through its handle until the caller punches it; its name is free at
+// once.
+func TestRemovedOpenFile(t *testing.T) {
+	ctx := context.Background()
+	f := newFS(t, dfs.Attr{ChunkSize: 4096})
+	root := f.Root()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	for _, how := range []string{"remove", "rename over"} {
+		t.Run(how, func(t *testing.T) {
+			o := must(f.Open(ctx, root, "f", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{}))
+			defer o.Close(ctx)
+			if err := o.Write(ctx, data, 0); err != nil {
+				t.Fatal(err)
+			}
+			var st dfs.Stat
+			switch how {
+			case "remove":
+				st = must(f.Remove(ctx, root, "f", dfs.RemoveOptions{KeepData: true}))
+			case "rename over":
+				must(f.Open(ctx, root, "g", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{})).Close(ctx)
+				st = must(f.Rename(ctx, root, "g", root, "f", dfs.RenameOptions{KeepData: true}))
+			}
+			if st.OID != o.OID() {
+				t.Fatalf("removed %s, not the open file %s", st.OID, o.OID())
+			}
+			if got := readAll(t, o); !bytes.Equal(got, data) {
+				t.Fatalf("the removed file reads %d bytes, want %d", len(got), len(data))
+			}
+			if err := o.Write(ctx, []byte("more"), int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := o.Stat(ctx); dfs.Errno(err) != syscall.ENOENT {
+				t.Fatalf("stat of a removed file's handle: %v, want ENOENT", err)
+			}
+			mode := uint32(0o600)
+			if _, err := o.SetAttr(ctx, dfs.SetAttr{Mode: &mode}); dfs.Errno(err) != syscall.ENOENT {
+				t.Fatalf("chmod of a removed file's handle: %v, want ENOENT", err)
+			}
+			if err := f.Punch(ctx, o.OID(), o.Mode()); err != nil {
+				t.Fatal(err)
+			}
+			if n := must(o.Size(ctx)); n != 0 {
+				t.Fatalf("size after the punch: %d", n)
+			}
+			switch how {
+			case "remove":
+				if _, err := f.LookupPath(ctx, "/f", false); dfs.Errno(err) != syscall.ENOENT {
+					t.Fatalf("lookup of the removed name: %v", err)
+				}
+			case "rename over":
+				n := must(f.Lookup(ctx, root, "f"))
+				if n.OID() == o.OID() {
+					t.Fatal("the name still names the replaced file")
+				}
+				n.Close(ctx)
+				must(f.Remove(ctx, root, "f", dfs.RemoveOptions{}))
+			}
+		})
+	}
+}
