@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -460,18 +461,21 @@ func (o *Obj) PunchCond(ctx context.Context, flags CondFlags) error {
 	if err != nil {
 		return err
 	}
-	missing := 0
-	for g := range o.groups() {
+	// every group at once: an SX object has a group on every target, and
+	// one after the other they made a file's removal take milliseconds
+	var missing atomic.Int32
+	err = forEach(ctx, o.groups(), func(ctx context.Context, g int) error {
 		err := o.punch(ctx, g, req)
 		if flags&CondPunch != 0 && daoserr.Is(err, daoserr.Nonexist) {
-			missing++
-			continue
+			missing.Add(1)
+			return nil
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if missing == o.groups() {
+	if int(missing.Load()) == o.groups() {
 		return daoserr.Newf(daoserr.Nonexist, "conditional punch of object %s: it does not exist", o.OID)
 	}
 	return nil

@@ -70,12 +70,15 @@ func Mount(mountpoint string, f *dfs.FS, o Options) (*fuse.Server, error) {
 		// a mode of 0000 is a mode
 		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
-			FsName:      o.FsName,
-			Name:        "dfuse",
-			AllowOther:  o.MultiUser,
-			MaxWrite:    1 << 20,
-			EnableLocks: true,
-			Debug:       o.Debug,
+			FsName:     o.FsName,
+			Name:       "dfuse",
+			AllowOther: o.MultiUser,
+			MaxWrite:   1 << 20,
+			// read ahead a whole chunk: sequential reads then reach the
+			// servers 1 MiB at a time, not 128 KiB
+			MaxReadAhead: 1 << 20,
+			EnableLocks:  true,
+			Debug:        o.Debug,
 			// the kernel checks permissions against the modes we report
 			Options: []string{"default_permissions"},
 		},
