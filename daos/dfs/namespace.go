@@ -324,7 +324,13 @@ func (f *FS) Punch(ctx context.Context, oid daos.OID, mode uint32) error {
 	}
 	o, err := f.cont.Obj(oid)
 	if err == nil {
-		err = o.Punch(ctx)
+		// conditional: a shard holding nothing of the object (most of an
+		// SX file's, for a small file; all, for one never written) answers
+		// without writing a punch record
+		err = o.PunchCond(ctx, daos.CondPunch)
+		if daoserr.Is(err, daoserr.Nonexist) {
+			err = nil
+		}
 	}
 	return pathErr("punch", oid.String(), err)
 }
