@@ -158,6 +158,13 @@ var (
 
 func errno(err error) syscall.Errno { return dfs.Errno(err) }
 
+// uninterruptible keeps a request going when the kernel forwards a signal
+// the caller received (FUSE INTERRUPT): the operations finish in a bounded
+// time, and a Go program, whose runtime signals its threads all the time,
+// would otherwise see EINTR from close(2), which it must not retry. Only a
+// lock wait (F_SETLKW) stops for a signal, as POSIX says.
+func uninterruptible(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // fill copies DFS attributes into FUSE's.
 func fill(a *fuse.Attr, st *dfs.Stat) {
 	a.Ino = ino(st.OID)
@@ -181,6 +188,7 @@ func owner(ctx context.Context) dfs.OpenOptions {
 
 // child makes (or finds) the inode of an object just looked up or created.
 func (n *node) child(ctx context.Context, obj *dfs.Obj, st *dfs.Stat, out *fuse.EntryOut) *fs.Inode {
+	ctx = uninterruptible(ctx)
 	c := &node{m: n.m, obj: obj, last: *st}
 	in := n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & dfs.S_IFMT, Ino: ino(st.OID)})
 	if in.Operations() != c {
@@ -198,6 +206,7 @@ func (n *node) child(ctx context.Context, obj *dfs.Obj, st *dfs.Stat, out *fuse.
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	obj, st, err := n.m.fs.LookupStat(ctx, n.obj, name)
 	if err != nil {
 		return nil, errno(err)
@@ -213,6 +222,7 @@ func (n *node) OnForget() {
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	st, err := n.obj.Stat(ctx)
 	if err != nil {
 		n.mu.Lock()
@@ -239,6 +249,7 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 }
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	var sa dfs.SetAttr
 	if m, ok := in.GetMode(); ok {
 		sa.Mode = &m
@@ -268,6 +279,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	obj, err := n.m.fs.Open(ctx, n.obj, name, int(flags)|syscall.O_CREAT, mode, owner(ctx))
 	if err != nil {
 		return nil, nil, 0, errno(err)
@@ -284,6 +296,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if n.obj.IsDir() {
 		return nil, 0, syscall.EISDIR
 	}
@@ -310,6 +323,7 @@ func (n *node) newHandle(flags uint32) (*handle, uint32) {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if err := n.m.fs.Mkdir(ctx, n.obj, name, mode, owner(ctx)); err != nil {
 		return nil, errno(err)
 	}
@@ -317,6 +331,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	obj, err := n.m.fs.Symlink(ctx, n.obj, name, target, owner(ctx))
 	if err != nil {
 		return nil, errno(err)
@@ -330,6 +345,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if t := n.obj.Target(); t != "" {
 		return []byte(t), 0
 	}
@@ -338,11 +354,13 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 
 // Link: DFS keeps an inode in its entry, so an object has one name.
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	return nil, syscall.ENOTSUP
 }
 
 // Mknod: DFS holds directories, regular files and symlinks.
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if mode&syscall.S_IFMT == syscall.S_IFREG {
 		in, fh, _, e := n.Create(ctx, name, syscall.O_EXCL|syscall.O_WRONLY, mode, out)
 		if fh != nil {
@@ -364,6 +382,7 @@ func (n *node) openChild(name string) *node {
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	open := n.openChild(name)
 	if open != nil {
 		open.mu.Lock()
@@ -380,6 +399,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	_, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{})
 	return errno(err)
 }
@@ -390,6 +410,7 @@ const (
 )
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	np, ok := newParent.(*node)
 	if !ok {
 		return syscall.EXDEV
@@ -421,6 +442,7 @@ const (
 // Allocate: DAOS allocates on write, so reserving space only moves the
 // size on (posix_fallocate); punching a hole punches the range.
 func (n *node) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	switch mode {
 	case 0:
 		cur, err := n.obj.Size(ctx)
@@ -440,6 +462,7 @@ func (n *node) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64,
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	s, err := n.m.fs.Statfs(ctx)
 	if err != nil {
 		return errno(err)
@@ -452,6 +475,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	v, err := n.obj.GetXattr(ctx, attr)
 	if err != nil {
 		return 0, errno(err)
@@ -463,14 +487,17 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(n.obj.SetXattr(ctx, attr, data, dfs.XattrFlags(flags)))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(n.obj.RemoveXattr(ctx, attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	names, err := n.obj.ListXattr(ctx)
 	if err != nil {
 		return 0, errno(err)

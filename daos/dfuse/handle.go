@@ -30,6 +30,7 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	n, err := h.n.obj.Read(ctx, dest, off)
 	if err != nil {
 		return nil, errno(err)
@@ -38,6 +39,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if err := h.n.obj.Write(ctx, data, off); err != nil {
 		return 0, errno(err)
 	}
@@ -45,22 +47,26 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 }
 
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return h.n.Getattr(ctx, h, out)
 }
 
 // Flush (every close of a descriptor) stores the mtime of the writes.
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(h.n.obj.Sync(ctx))
 }
 
 // Fsync: data is durable when a write returns; this stores the mtime.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return errno(h.n.obj.Sync(ctx))
 }
 
 // Release is the last close of the open file: an unlinked file's data goes
 // once nobody on this mount has it open.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	n := h.n
 	lockErr := h.releaseLocks(ctx)
 	if n.opens.Add(-1) > 0 {
@@ -93,6 +99,7 @@ var (
 )
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if !n.obj.IsDir() {
 		return nil, 0, syscall.ENOTDIR
 	}
@@ -100,6 +107,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 }
 
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.pos == 0 && len(d.entries) == 0 {
 		// "." and "..", which DFS does not store
 		d.entries = append(d.entries, fuse.DirEntry{Name: ".", Mode: fuse.S_IFDIR, Ino: ino(d.n.obj.OID())},
@@ -124,6 +132,7 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if off == 0 {
 		// rewinddir: read the directory again as it is now
 		d.anchor, d.entries, d.pos = daos.Anchor{}, nil, 0

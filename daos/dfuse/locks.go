@@ -69,6 +69,7 @@ func (h *handle) owner(ctx context.Context, owner uint64) daos.LockOwner {
 }
 
 func (h *handle) Getlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags uint32, out *fuse.FileLock) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	l, ok := toByteLock(lk)
 	if !ok || l.Type == daos.LockUnlock {
 		return syscall.EINVAL
@@ -93,6 +94,7 @@ func (h *handle) Getlk(ctx context.Context, owner uint64, lk *fuse.FileLock, fla
 }
 
 func (h *handle) Setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	return h.setlk(ctx, owner, lk, false)
 }
 

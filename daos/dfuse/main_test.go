@@ -25,6 +25,7 @@ import (
 // the tests mount its containers with the dfuse command.
 func TestMain(m *testing.M) {
 	s, stop, err := inproc.StartMain(false, "tank")
+	sys = s
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -37,11 +38,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var contSeq atomic.Int64
+var (
+	contSeq atomic.Int64
+	sys     *inproc.System // for tests that need a pool of their own
+)
 
-// newCont creates a POSIX container with a DFS namespace and returns its
-// label.
+// newCont creates a POSIX container with a DFS namespace in pool tank and
+// returns its label; the container is destroyed when the test ends (after
+// its mounts, which are stopped first).
 func newCont(t testing.TB, attr dfs.Attr) string {
+	t.Helper()
+	return newContIn(t, "tank", attr)
+}
+
+func newContIn(t testing.TB, pool string, attr dfs.Attr) string {
 	t.Helper()
 	ctx := context.Background()
 	c, err := daos.Init(ctx, daos.Options{})
@@ -49,7 +59,7 @@ func newCont(t testing.TB, attr dfs.Attr) string {
 		t.Fatal(err)
 	}
 	defer c.Fini()
-	p, err := c.PoolConnect(ctx, "tank", daos.RW)
+	p, err := c.PoolConnect(ctx, pool, daos.RW)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +68,7 @@ func newCont(t testing.TB, attr dfs.Attr) string {
 	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label, Type: "POSIX"}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { destroyCont(t, pool, label) })
 	h, err := p.ContOpen(ctx, label, daos.RW)
 	if err != nil {
 		t.Fatal(err)
@@ -80,13 +91,18 @@ type dfuseProc struct {
 // until the mount is there; it is unmounted when the test ends.
 func mount(t testing.TB, cont string, extra ...string) *dfuseProc {
 	t.Helper()
+	return mountPool(t, "tank", cont, extra...)
+}
+
+func mountPool(t testing.TB, pool, cont string, extra ...string) *dfuseProc {
+	t.Helper()
 	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	d := &dfuseProc{dir: dir, log: &bytes.Buffer{}}
-	d.cmd = exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", "tank", "--cont", cont}, extra...)...)
+	d.cmd = exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", pool, "--cont", cont}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -145,5 +161,26 @@ func (d *dfuseProc) stop(t testing.TB) {
 		<-done
 		exec.Command("fusermount3", "-u", "-z", d.dir).Run()
 		t.Errorf("dfuse did not exit after the unmount:\n%s", d.log)
+	}
+}
+
+// destroyCont destroys a test's container, so that the pool's space goes
+// back for the tests after it.
+func destroyCont(t testing.TB, pool, label string) {
+	ctx := context.Background()
+	c, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Fini()
+	p, err := c.PoolConnect(ctx, pool, daos.RW)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer p.Disconnect(ctx)
+	if err := p.ContDestroy(ctx, label); err != nil {
+		t.Errorf("destroy container %s: %v", label, err)
 	}
 }

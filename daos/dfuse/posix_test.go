@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -123,12 +124,39 @@ func TestStopWithIOInFlight(t *testing.T) {
 	}
 }
 
-// TestBadInput: what a POSIX program sees for names too long, a destroyed
-// container behind a UNS path, and a missing mount point.
+// TestBadInput: what a POSIX program sees for names too long and for a
+// full pool (ENOSPC, as from a full disk, not EIO).
 func TestBadInput(t *testing.T) {
 	d := mount(t, newCont(t, dfs.Attr{}))
 	long := string(bytes.Repeat([]byte("n"), 256))
 	if err := os.WriteFile(filepath.Join(d.dir, long), nil, 0o644); !errors.Is(err, syscall.ENAMETOOLONG) {
 		t.Fatalf("256-byte name: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(d.dir, long), 0o755); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Fatalf("256-byte directory name: %v", err)
+	}
+
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.CreatePool(t, "small", u.Username) // 256 MiB for data
+	full := mountPool(t, "small", newContIn(t, "small", dfs.Attr{}))
+	f, err := os.Create(filepath.Join(full.dir, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var werr error
+	for i := 0; i < 1024 && werr == nil; i++ { // bounded: 4 times the pool
+		_, werr = f.Write(buf)
+	}
+	if !errors.Is(werr, syscall.ENOSPC) {
+		t.Fatalf("writing past the pool's space: %v, want ENOSPC", werr)
+	}
+	// what was written before stays readable
+	if _, err := f.ReadAt(buf[:4096], 0); err != nil {
+		t.Fatalf("read after ENOSPC: %v", err)
 	}
 }
