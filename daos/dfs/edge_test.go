@@ -191,3 +191,56 @@ func TestRemovedOpenFile(t *testing.T) {
 		})
 	}
 }
+
+// TestBadNames: names no entry may have, and xattr names and values out of
+// bounds, fail with the errno POSIX programs expect, for every operation
+// that takes one.
+func TestBadNames(t *testing.T) {
+	ctx := context.Background()
+	f := newFS(t, dfs.Attr{})
+	root := f.Root()
+	o := must(f.Open(ctx, root, "f", os.O_CREATE|os.O_RDWR, 0o644, dfs.OpenOptions{}))
+	defer o.Close(ctx)
+	long := string(bytes.Repeat([]byte("n"), 256))
+	for _, tc := range []struct {
+		name string
+		want syscall.Errno
+	}{
+		{"", syscall.EINVAL}, {".", syscall.EINVAL}, {"..", syscall.EINVAL},
+		{"a/b", syscall.EINVAL}, {"a\x00b", syscall.EINVAL}, {long, syscall.ENAMETOOLONG},
+	} {
+		t.Run(fmt.Sprintf("%.8q", tc.name), func(t *testing.T) {
+			for op, err := range map[string]error{
+				"mkdir":   f.Mkdir(ctx, root, tc.name, 0o755, dfs.OpenOptions{}),
+				"create":  second(f.Open(ctx, root, tc.name, os.O_CREATE|os.O_RDWR, 0o644, dfs.OpenOptions{})),
+				"lookup":  second(f.Lookup(ctx, root, tc.name)),
+				"symlink": second(f.Symlink(ctx, root, tc.name, "f", dfs.OpenOptions{})),
+				"remove":  second(f.Remove(ctx, root, tc.name, dfs.RemoveOptions{})),
+				"rename":  second(f.Rename(ctx, root, "f", root, tc.name, dfs.RenameOptions{})),
+				"rename2": second(f.Rename(ctx, root, tc.name, root, "g", dfs.RenameOptions{})),
+			} {
+				if got := dfs.Errno(err); got != tc.want {
+					t.Errorf("%s: %v, want %v", op, err, tc.want)
+				}
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		want  syscall.Errno
+	}{
+		{"", nil, syscall.EINVAL},
+		{"user." + long, nil, syscall.ERANGE},
+		{"user.big", make([]byte, 64<<10+1), syscall.E2BIG},
+		{"user.max", make([]byte, 64<<10), 0},
+	} {
+		if got := dfs.Errno(o.SetXattr(ctx, tc.name, tc.value, 0)); got != tc.want {
+			t.Errorf("setxattr %.12q (%d bytes): %v, want %v", tc.name, len(tc.value), got, tc.want)
+		}
+	}
+	// the file is still alone, and whole
+	if all := listAll(t, f, "/"); len(all) != 1 {
+		t.Fatalf("root holds %v", slices.Collect(maps.Keys(all)))
+	}
+}

@@ -358,6 +358,28 @@ func (m *fsModelRun) checkDir(what string, d *dfs.Obj, n *mnode, page int) {
 	if !slices.Equal(got, want) {
 		m.rt.Fatalf("%s: readdir (pages of %d) %q, model %q", what, page, got, want)
 	}
+	// ReaddirPlus: the same names, each with its type and OID
+	var a daos.Anchor
+	seen := 0
+	for i := 0; !a.EOF; i++ {
+		if i > 1000 {
+			m.rt.Fatalf("%s: ReaddirPlus: no EOF", what)
+		}
+		es, err := m.f.ReaddirPlus(m.ctx, d, &a, page)
+		if err != nil {
+			m.rt.Fatalf("%s: ReaddirPlus: %v", what, err)
+		}
+		for _, e := range es {
+			k := n.kids[e.Name]
+			if k == nil || e.OID != k.oid || e.Mode != k.kind|k.perm {
+				m.rt.Fatalf("%s: ReaddirPlus: %+v, model %+v", what, e, k)
+			}
+		}
+		seen += len(es)
+	}
+	if seen != len(want) {
+		m.rt.Fatalf("%s: ReaddirPlus: %d entries, model %d", what, seen, len(want))
+	}
 }
 
 func (m *fsModelRun) checkXattrs(what string, o *dfs.Obj, n *mnode) {
