@@ -244,3 +244,49 @@ func TestBadNames(t *testing.T) {
 		t.Fatalf("root holds %v", slices.Collect(maps.Keys(all)))
 	}
 }
+
+// TestLargeAndSparseIO: writes larger than one request carries, at
+// unaligned offsets, through two mounts at once on disjoint ranges; a
+// write far out (a sparse file of GiBs); reads across the holes.
+func TestLargeAndSparseIO(t *testing.T) {
+	ctx := context.Background()
+	fa := newFS(t, dfs.Attr{})
+	fb := secondMount(t, fa)
+	a := must(fa.Open(ctx, fa.Root(), "f", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{}))
+	defer a.Close(ctx)
+	b := must(fb.Open(ctx, fb.Root(), "f", os.O_RDWR, 0, dfs.OpenOptions{}))
+	defer b.Close(ctx)
+	const part = 10<<20 + 12345 // more than a request's 8 MiB, over chunk boundaries
+	pa, pb := bytes.Repeat([]byte{0xa5}, part), bytes.Repeat([]byte{0x5b}, part)
+	errs := make(chan error, 2)
+	go func() { errs <- a.Write(ctx, pa, 3) }()
+	go func() { errs <- b.Write(ctx, pb, 3+part) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	const far = 5 << 30
+	if err := a.Write(ctx, []byte("end"), far); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []*dfs.Obj{a, b} {
+		if n := must(o.Size(ctx)); n != far+3 {
+			t.Fatalf("size %d, want %d", n, far+3)
+		}
+		buf := make([]byte, 2*part+10)
+		if n := must(o.Read(ctx, buf, 0)); n != len(buf) {
+			t.Fatalf("read %d of %d", n, len(buf))
+		}
+		if !bytes.Equal(buf[:3], make([]byte, 3)) || !bytes.Equal(buf[3:3+part], pa) || !bytes.Equal(buf[3+part:3+2*part], pb) || !bytes.Equal(buf[3+2*part:], make([]byte, 7)) {
+			t.Fatal("the two mounts' writes read back wrong")
+		}
+		hole := make([]byte, 1<<20)
+		if n := must(o.Read(ctx, hole, far-1<<20+2)); n != 1<<20 || !bytes.Equal(hole[:1<<20-2], make([]byte, 1<<20-2)) || string(hole[1<<20-2:]) != "en" {
+			t.Fatalf("read across the hole up to the end: %d bytes, tail %q", n, hole[1<<20-2:])
+		}
+		if n := must(o.Read(ctx, hole, far+1)); n != 2 || string(hole[:2]) != "nd" {
+			t.Fatalf("read at the end: %d", n)
+		}
+	}
+}
