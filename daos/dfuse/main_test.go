@@ -96,6 +96,13 @@ func mount(t testing.TB, cont string, extra ...string) *dfuseProc {
 
 func mountPool(t testing.TB, pool, cont string, extra ...string) *dfuseProc {
 	t.Helper()
+	return mountWith(t, nil, pool, cont, extra...)
+}
+
+// mountWith is mount with env added to dfuse's environment (e.g. another
+// system's DAOS_AGENT_DRPC_DIR).
+func mountWith(t testing.TB, env []string, pool, cont string, extra ...string) *dfuseProc {
+	t.Helper()
 	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -104,6 +111,7 @@ func mountPool(t testing.TB, pool, cont string, extra ...string) *dfuseProc {
 	d := &dfuseProc{dir: dir, log: &bytes.Buffer{}}
 	d.cmd = exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", pool, "--cont", cont}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.Env = append(os.Environ(), env...)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
