@@ -101,3 +101,55 @@ func TestUNSAndDetach(t *testing.T) {
 		t.Fatalf("dfuse --path to a destroyed container: %v\n%s", err, out)
 	}
 }
+
+// TestMultiUser: with --multi-user every user of the node uses the mount,
+// what they create is theirs, and the kernel enforces the modes and owners
+// DFS stores.
+func TestMultiUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a --multi-user mount and commands run as another user")
+	}
+	d := mount(t, newCont(t, dfs.Attr{}), "--multi-user")
+	// the test's directories are the test user's alone: let nobody reach the mount
+	for p := filepath.Dir(d.dir); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	shared := filepath.Join(d.dir, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(shared, 0o1777); err != nil { // os.Chmod takes os.ModeSticky, not 01000
+		t.Fatal(err)
+	}
+	rootOnly := filepath.Join(shared, "root-only")
+	if err := os.WriteFile(rootOnly, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	as := func(script string) (string, error) {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		cmd.Dir = "/"
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := as("echo mine > " + shared + "/theirs"); err != nil {
+		t.Fatalf("nobody creating in a 1777 directory: %v %s", err, out)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(shared, "theirs"), &st); err != nil || st.Uid != nobody || st.Gid != nobody {
+		t.Fatalf("nobody's file: uid %d gid %d, %v", st.Uid, st.Gid, err)
+	}
+	if out, err := as("cat " + rootOnly); err == nil || !strings.Contains(out, "Permission denied") {
+		t.Fatalf("nobody reading root's 0600 file: %v %s", err, out)
+	}
+	if out, err := as("rm -f " + rootOnly); err == nil {
+		t.Fatalf("nobody removing root's file from a sticky directory: %s", out)
+	}
+	if err := os.Chown(rootOnly, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := as("cat " + rootOnly); err != nil || out != "secret" {
+		t.Fatalf("nobody reading the file it now owns: %v %q", err, out)
+	}
+}
