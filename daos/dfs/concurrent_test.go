@@ -91,7 +91,8 @@ func listAll(t testing.TB, f *dfs.FS, p string) map[string]daos.OID {
 // two names), none removed twice; and both mounts must list the same.
 func TestConcurrentNamespace(t *testing.T) {
 	ctx := context.Background()
-	fa := newFS(t, dfs.Attr{ChunkSize: 4096})
+	// directories over both targets: the reader's anchors cross shards
+	fa := newFS(t, dfs.Attr{ChunkSize: 4096, DirClass: daos.SX})
 	fb := secondMount(t, fa)
 	mounts := []*dfs.FS{fa, fb}
 	dirs := []string{"/d1", "/d2"}
@@ -314,4 +315,57 @@ func TestConcurrentExclusive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAtomicReplace: a writer makes a new file and renames it over
+// "target" again and again (how programs replace a file safely); a reader
+// on another mount looking "target" up meanwhile always finds a file, one
+// of the writer's, and never the temporary name's absence as a gap.
+func TestAtomicReplace(t *testing.T) {
+	ctx := context.Background()
+	fa := newFS(t, dfs.Attr{})
+	fb := secondMount(t, fa)
+	o := must(fa.Open(ctx, fa.Root(), "target", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{}))
+	made := map[daos.OID]bool{o.OID(): true}
+	var mu sync.Mutex
+	o.Close(ctx)
+	done := make(chan struct{})
+	var lookups atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			r, err := fb.Lookup(ctx, fb.Root(), "target")
+			if err != nil {
+				t.Errorf("lookup %d of the target during replacements: %v", i, err)
+				return
+			}
+			mu.Lock()
+			ok := made[r.OID()]
+			mu.Unlock()
+			r.Close(ctx)
+			if !ok {
+				t.Errorf("lookup %d found %s, which the writer did not make", i, r.OID())
+				return
+			}
+			lookups.Add(1)
+		}
+	}()
+	for i := 0; i < 200 && !t.Failed(); i++ {
+		n := must(fa.Open(ctx, fa.Root(), "tmp", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{}))
+		mu.Lock()
+		made[n.OID()] = true
+		mu.Unlock()
+		n.Close(ctx)
+		must(fa.Rename(ctx, fa.Root(), "tmp", fa.Root(), "target", dfs.RenameOptions{}))
+	}
+	close(done)
+	wg.Wait()
+	t.Logf("%d lookups during 200 replacements", lookups.Load())
 }
