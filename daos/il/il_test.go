@@ -1,0 +1,478 @@
+package il_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/daos"
+	"github.com/godaos/godaos/daos/dfs"
+	"github.com/godaos/godaos/daos/il"
+	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/internal/testsys/inproc"
+	"github.com/godaos/godaos/internal/testsys/posixload"
+)
+
+// The system (one server, pool "tank" owned by the user) starts with the
+// first test that needs it, so that the unit tests and fuzz targets of the
+// package run without one.
+var sys struct {
+	once sync.Once
+	stop func()
+	err  error
+}
+
+func system(t testing.TB) {
+	t.Helper()
+	sys.once.Do(func() {
+		var s *inproc.System
+		s, sys.stop, sys.err = inproc.StartMain(false, "tank")
+		if sys.err == nil {
+			os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
+		}
+	})
+	if sys.err != nil {
+		t.Fatal(sys.err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sys.stop != nil {
+		sys.stop()
+	}
+	testsys.RemoveBinaries()
+	posixload.Cleanup()
+	libs.mu.Lock()
+	if libs.dir != "" {
+		os.RemoveAll(libs.dir)
+	}
+	libs.mu.Unlock()
+	os.Exit(code)
+}
+
+// libs builds the two libraries once per test process.
+var libs struct {
+	mu  sync.Mutex
+	dir string
+	err error
+}
+
+func shim(t testing.TB) string {
+	t.Helper()
+	libs.mu.Lock()
+	defer libs.mu.Unlock()
+	if libs.dir == "" && libs.err == nil {
+		libs.dir, libs.err = os.MkdirTemp("", "godaos-il")
+		if libs.err == nil {
+			os.Chmod(libs.dir, 0o755)
+			libs.err = il.Build(libs.dir)
+		}
+	}
+	if libs.err != nil {
+		t.Fatal(libs.err)
+	}
+	return filepath.Join(libs.dir, il.ShimName)
+}
+
+// cc compiles testdata/<src> (with csrc/ on the include path) once.
+func cc(t testing.TB, src string, args ...string) string {
+	t.Helper()
+	shim(t)
+	bin := filepath.Join(libs.dir, strings.TrimSuffix(src, ".c"))
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	abs, _ := filepath.Abs(filepath.Join("testdata", src))
+	out, err := exec.Command("gcc", append([]string{"-O2", "-Wall", "-Icsrc", "-o", bin, abs}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc %s: %v\n%s", src, err, out)
+	}
+	return bin
+}
+
+var contSeq atomic.Int64
+
+// newCont creates a POSIX container with a DFS namespace.
+func newCont(t testing.TB) string {
+	t.Helper()
+	system(t)
+	ctx := context.Background()
+	c, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Fini()
+	p, err := c.PoolConnect(ctx, "tank", daos.RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Disconnect(ctx)
+	label := fmt.Sprintf("il%d", contSeq.Add(1))
+	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label, Type: "POSIX"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, label, daos.RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if err := dfs.Format(ctx, h, dfs.Attr{}); err != nil {
+		t.Fatal(err)
+	}
+	return label
+}
+
+// mount runs `dfuse -f` for a new container on a new directory and waits
+// (bounded) for the mount; it is unmounted when the test ends. (A copy of
+// daos/dfuse's test helper.)
+func mount(t testing.TB) string {
+	t.Helper()
+	cont := newCont(t)
+	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	cmd := exec.Command(filepath.Join(bin, "dfuse"), "-f", "-m", dir, "--pool", "tank", "--cont", cont)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Env = append(os.Environ(), "LD_PRELOAD=") // dfuse itself is never intercepted
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if mounted(dir) {
+			if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
+				t.Logf("fusermount3 -u %s: %v %s; stopping dfuse with SIGTERM", dir, err, out)
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("dfuse exited: %v\n%s", err, &log)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			exec.Command("fusermount3", "-u", "-z", dir).Run()
+			t.Errorf("dfuse did not exit after the unmount:\n%s", &log)
+		}
+	})
+	for i := 0; i < 200; i++ {
+		if mounted(dir) {
+			return dir
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("dfuse exited before mounting %s: %v\n%s", dir, err, &log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("dfuse did not mount %s:\n%s", dir, &log)
+	return ""
+}
+
+func mounted(dir string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && fields[4] == dir && strings.Contains(s.Text(), "fuse") {
+			return true
+		}
+	}
+	return false
+}
+
+// report sums the counts of every process that reported into a file.
+type report struct {
+	procs  int
+	counts map[string]uint64
+}
+
+func readReport(t testing.TB, path string) report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	r := report{counts: map[string]uint64{}}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "intercepted") {
+			continue
+		}
+		r.procs++
+		for _, f := range strings.Fields(line) {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatalf("report line %q: %v", line, err)
+			}
+			r.counts[k] += n
+		}
+	}
+	return r
+}
+
+// ilEnv is the environment of a process under the library, reporting
+// into a new file.
+func ilEnv(t testing.TB) (env []string, reportPath string) {
+	reportPath = filepath.Join(t.TempDir(), fmt.Sprintf("report-%d", time.Now().UnixNano()))
+	return append(os.Environ(), "LD_PRELOAD="+shim(t), "GODAOS_IL_REPORT="+reportPath), reportPath
+}
+
+// run runs a command under the library (bounded) and returns its output and
+// the processes' counts.
+func run(t testing.TB, timeout time.Duration, name string, args ...string) (string, report) {
+	t.Helper()
+	env, rp := ilEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), readReport(t, rp)
+}
+
+func sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func randomFile(t testing.TB, path string, mib int) []byte {
+	t.Helper()
+	out, err := exec.Command("dd", "if=/dev/urandom", "of="+path, "bs=1M", fmt.Sprint("count=", mib), "status=none").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHeaderMatches holds csrc/dfuse_il.h to il's constants.
+func TestHeaderMatches(t *testing.T) {
+	out, err := exec.Command(cc(t, "header.c")).CombinedOutput()
+	if err != nil {
+		t.Fatal(err, string(out))
+	}
+	want := fmt.Sprintf("size=%d cmd=%#x magic=%#x version=%d pool=8 cont=24 hi=40 lo=48 chunk=56\n",
+		il.InfoSize, il.IoctlInfo, il.InfoMagic, il.InfoVersion)
+	if string(out) != want {
+		t.Fatalf("dfuse_il.h says\n%s, il says\n%s", out, want)
+	}
+}
+
+// TestDD writes 64 MiB with dd under the library and reads it back with
+// and without it.
+func TestDD(t *testing.T) {
+	mnt := mount(t)
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 64)
+	f := filepath.Join(mnt, "f")
+	_, r := run(t, 2*time.Minute, "dd", "if="+filepath.Join(local, "src"), "of="+f, "bs=1M")
+	if r.counts["open"] == 0 || r.counts["write"] < 64 || r.counts["bytes_written"] != 64<<20 {
+		t.Fatalf("dd's writes were not intercepted: %v", r.counts)
+	}
+	// without the library: the kernel's size and data
+	st, err := os.Stat(f)
+	if err != nil || st.Size() != 64<<20 {
+		t.Fatalf("stat through the kernel: %v %v", st, err)
+	}
+	got, err := os.ReadFile(f)
+	if err != nil || sum(got) != sum(want) {
+		t.Fatalf("read back without the library: %d bytes, %v, differ", len(got), err)
+	}
+	back := filepath.Join(local, "back")
+	_, r = run(t, 2*time.Minute, "dd", "if="+f, "of="+back, "bs=1M")
+	if r.counts["read"] < 64 || r.counts["bytes_read"] != 64<<20 {
+		t.Fatalf("dd's reads were not intercepted: %v", r.counts)
+	}
+	if got, err := os.ReadFile(back); err != nil || sum(got) != sum(want) {
+		t.Fatalf("read back with the library: differ (%v)", err)
+	}
+	// other block sizes, not aligned to the chunks
+	_, r = run(t, time.Minute, "dd", "if="+filepath.Join(local, "src"), "of="+filepath.Join(mnt, "g"), "bs=777k")
+	if r.counts["write"] == 0 {
+		t.Fatalf("not intercepted: %v", r.counts)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "g")); err != nil || sum(got) != sum(want) {
+		t.Fatalf("bs=777k: differ (%v)", err)
+	}
+}
+
+// TestCp copies a file in and out with cp (which tries FICLONE and
+// copy_file_range before read and write).
+func TestCp(t *testing.T) {
+	mnt := mount(t)
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 9)
+	_, r := run(t, time.Minute, "cp", filepath.Join(local, "src"), filepath.Join(mnt, "in"))
+	if r.counts["write"] == 0 || r.counts["bytes_written"] != uint64(len(want)) {
+		t.Fatalf("cp in: not intercepted: %v", r.counts)
+	}
+	_, r = run(t, time.Minute, "cp", filepath.Join(mnt, "in"), filepath.Join(local, "out"))
+	if r.counts["read"] == 0 || r.counts["bytes_read"] != uint64(len(want)) {
+		t.Fatalf("cp out: not intercepted: %v", r.counts)
+	}
+	for _, p := range []string{filepath.Join(mnt, "in"), filepath.Join(local, "out")} {
+		if got, err := os.ReadFile(p); err != nil || sum(got) != sum(want) {
+			t.Fatalf("%s differs (%v)", p, err)
+		}
+	}
+	// mount to mount
+	_, r = run(t, time.Minute, "cp", filepath.Join(mnt, "in"), filepath.Join(mnt, "in2"))
+	if r.counts["read"] == 0 || r.counts["write"] == 0 {
+		t.Fatalf("cp within the mount: not intercepted: %v", r.counts)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "in2")); err != nil || sum(got) != sum(want) {
+		t.Fatalf("in2 differs (%v)", err)
+	}
+}
+
+// TestFio runs fio's psync engine with crc32c verification, sequential and
+// random, several jobs, on the mount.
+func TestFio(t *testing.T) {
+	if _, err := exec.LookPath("fio"); err != nil {
+		t.Skip("fio not installed (scripts/deps.sh)")
+	}
+	mnt := mount(t)
+	job := filepath.Join(t.TempDir(), "il.fio")
+	os.WriteFile(job, []byte(fmt.Sprintf(`[global]
+ioengine=psync
+directory=%s
+verify=crc32c
+verify_fatal=1
+do_verify=1
+verify_state_save=0
+bssplit=4k/30:64k/40:1m/30
+end_fsync=1
+
+[seq]
+rw=write
+size=8m
+numjobs=3
+
+[rand]
+stonewall
+rw=randwrite
+verify_backlog=16
+filename=rand.dat
+size=8m
+offset_increment=8m
+numjobs=3
+`, mnt)), 0o644)
+	out, r := run(t, 3*time.Minute, "fio", "--output-format=terse", job)
+	if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 {
+		t.Fatalf("fio's I/O was not intercepted: %v\n%s", r.counts, out)
+	}
+	t.Logf("fio: %d processes reported, %v", r.procs, r.counts)
+}
+
+// TestMPIIO runs posixload's MPI-IO program (independent and collective
+// writes through strided views, read back and checked) with the library
+// preloaded into the 4 ranks (mpirun passes the environment on).
+func TestMPIIO(t *testing.T) {
+	mnt := mount(t)
+	env, rp := ilEnv(t)
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == "LD_PRELOAD" || k == "GODAOS_IL_REPORT" {
+			t.Setenv(k, v)
+		}
+	}
+	posixload.MPIIO(t, mnt, posixload.MPIIOOptions{Mode: posixload.CollectiveBuffering, SizePerRank: 1 << 20, Timeout: 3 * time.Minute})
+	r := readReport(t, rp)
+	if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 {
+		t.Fatalf("the ranks' I/O was not intercepted: %d processes, %v", r.procs, r.counts)
+	}
+	t.Logf("mpirun: %d processes reported, %v", r.procs, r.counts)
+}
+
+// TestSemantics runs testdata/semantics.c under the library: offsets,
+// holes, sizes, readv/writev, dup, access modes, O_APPEND, mtime and size
+// after close, fork with a shared offset and an exec'ed grandchild, threads.
+func TestSemantics(t *testing.T) {
+	mnt := mount(t)
+	bin := cc(t, "semantics.c", "-lpthread")
+	out, r := run(t, time.Minute, bin, mnt)
+	if strings.TrimSpace(out) != "ok" {
+		t.Fatalf("semantics: %s", out)
+	}
+	for _, k := range []string{"open", "read", "write", "pread", "pwrite", "readv", "writev", "preadv", "pwritev", "lseek", "fstat", "dup"} {
+		if r.counts[k] == 0 {
+			t.Errorf("no %s intercepted: %v", k, r.counts)
+		}
+	}
+}
+
+// TestForkExec: bash under the library runs children that read and write
+// through the mount (cat, a subshell's redirections).
+func TestForkExec(t *testing.T) {
+	mnt := mount(t)
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 5)
+	if err := os.WriteFile(filepath.Join(mnt, "f"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`set -e
+cat %[1]s/f > %[2]s/cat.out
+cat %[1]s/f | cat > %[2]s/pipe.out
+exec 3<>%[1]s/seq
+printf AAA >&3
+( printf BBB >&3 )
+bash -c 'printf CCC >&3'
+printf DDD >&3
+exec 3>&-
+cat %[1]s/seq`, mnt, local)
+	out, r := run(t, time.Minute, "bash", "-c", script)
+	if out != "AAABBBCCCDDD" {
+		t.Fatalf("writes through a shared descriptor: %q", out)
+	}
+	for _, p := range []string{"cat.out", "pipe.out"} {
+		if got, err := os.ReadFile(filepath.Join(local, p)); err != nil || sum(got) != sum(want) {
+			t.Fatalf("%s differs (%v)", p, err)
+		}
+	}
+	if r.counts["read"] == 0 || r.procs < 3 {
+		t.Fatalf("the children's reads were not intercepted: %d processes, %v", r.procs, r.counts)
+	}
+}
+
+// TestNotDfuse: files elsewhere are left alone, and the Go client is never
+// loaded for them.
+func TestNotDfuse(t *testing.T) {
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 3)
+	_, r := run(t, time.Minute, "bash", "-c", fmt.Sprintf("dd if=%[1]s/src of=%[1]s/dst bs=64k status=none && cp %[1]s/dst %[1]s/dst2 && cat %[1]s/dst2 > /dev/null", local))
+	if r.procs < 3 || r.counts["total"] != 0 || r.counts["declined"] != 0 || r.counts["fallback"] != 0 {
+		t.Fatalf("local files touched: %d processes, %v", r.procs, r.counts)
+	}
+	if got, err := os.ReadFile(filepath.Join(local, "dst2")); err != nil || sum(got) != sum(want) {
+		t.Fatalf("dst2 differs (%v)", err)
+	}
+}
