@@ -369,3 +369,46 @@ func TestAtomicReplace(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d lookups during 200 replacements", lookups.Load())
 }
+
+// TestCreateWhileRemoving: open(O_CREAT) without O_EXCL never fails with
+// ENOENT, however another mount removes the name meanwhile: it opens the
+// file someone made, or makes one.
+func TestCreateWhileRemoving(t *testing.T) {
+	ctx := context.Background()
+	fa := newFS(t, dfs.Attr{})
+	fb := secondMount(t, fa)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := fb.Remove(ctx, fb.Root(), "f", dfs.RemoveOptions{}); err != nil && dfs.Errno(err) != syscall.ENOENT {
+				t.Errorf("remove: %v", err)
+				return
+			}
+		}
+	}()
+	enoent := 0
+	for range 500 {
+		o, err := fa.Open(ctx, fa.Root(), "f", os.O_CREATE|os.O_RDWR, 0o644, dfs.OpenOptions{})
+		if err != nil {
+			if dfs.Errno(err) != syscall.ENOENT {
+				t.Fatal(err)
+			}
+			enoent++
+			continue
+		}
+		o.Close(ctx)
+	}
+	close(done)
+	wg.Wait()
+	if enoent > 0 {
+		t.Fatalf("%d of 500 opens with O_CREAT failed with ENOENT", enoent)
+	}
+}

