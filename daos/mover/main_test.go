@@ -68,10 +68,12 @@ func newPOSIXCont(t testing.TB, c *daos.Client, pool string, attr dfs.Attr) (str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.ContDestroy(context.Background(), label) })
-	return label, mountCont(t, c, pool, label)
+	return label, mountCont(t, c, pool, label, attr)
 }
 
-func mountCont(t testing.TB, c *daos.Client, pool, label string) *dfs.FS {
+// mountCont mounts a POSIX container, formatting it first with attr if it
+// holds no namespace yet.
+func mountCont(t testing.TB, c *daos.Client, pool, label string, attr dfs.Attr) *dfs.FS {
 	t.Helper()
 	ctx := context.Background()
 	p, err := c.PoolConnect(ctx, pool, daos.RW)
@@ -82,7 +84,7 @@ func mountCont(t testing.TB, c *daos.Client, pool, label string) *dfs.FS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dfs.Format(ctx, h, dfs.Attr{}); err != nil && dfs.Errno(err) != unix.EEXIST {
+	if err := dfs.Format(ctx, h, attr); err != nil && dfs.Errno(err) != unix.EEXIST {
 		t.Fatal(err)
 	}
 	f, err := dfs.Mount(ctx, h, false)
