@@ -7,10 +7,13 @@ package daos
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
 	"weak"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/godaos/godaos/internal/daoserr"
 	"github.com/godaos/godaos/internal/placement"
@@ -80,6 +83,7 @@ const (
 	lockLeaseMin     = 100 * time.Millisecond // the engines' bounds
 	lockLeaseMax     = 10 * time.Minute
 	lockWaitSlice    = 10 * time.Second // the longest an F_SETLKW request parks on its engine before it is sent again
+	lockSettle       = 30 * time.Second // how long a lock change goes on after its caller gave up (see settled)
 )
 
 // Engine lock commands and reply status (enginepb.LockReq.cmd, LockRep.status).
@@ -89,6 +93,7 @@ const (
 	lockCmdUnlockOwner = 3
 	lockCmdRenew       = 4
 	lockCmdDropClient  = 5
+	lockCmdWait        = 6
 	lockWaiting        = 1
 )
 
@@ -197,9 +202,12 @@ func checkRange(what string, oid OID, l ByteLock) error {
 // (wait true) do: the owner's own locks in the range are replaced (a write
 // lock over part of a read lock converts that part, an unlock in the middle
 // splits a lock). A conflicting lock of another owner makes it fail with
-// DER_BUSY (EAGAIN), or, waiting, wait until it is released or ctx ends;
-// a wait that would deadlock with owners waiting on this one fails with
-// DER_DEADLK (EDEADLK).
+// DER_BUSY (EAGAIN), or, waiting, wait until it is released or ctx ends
+// (DER_TIMEDOUT, with ctx's error); a wait that would deadlock with owners
+// waiting on this one fails with DER_DEADLK (EDEADLK). The engine never
+// grants a lock to a waiting request: told the lock is free, SetLock takes
+// it with a request that goes on for a while when ctx ends, so a caller that
+// gives up holds nothing it was not told of.
 func (c *Cont) SetLock(ctx context.Context, oid OID, owner LockOwner, l ByteLock, wait bool) error {
 	if l.Type != LockRead && l.Type != LockWrite && l.Type != LockUnlock {
 		return daoserr.Newf(daoserr.Inval, "lock of object %s: type %d", oid, l.Type)
@@ -212,24 +220,58 @@ func (c *Cont) SetLock(ctx context.Context, oid OID, owner LockOwner, l ByteLock
 	if l.Pid != 0 {
 		m.Pid = l.Pid
 	}
-	wait = wait && l.Type != LockUnlock
 	for {
-		if wait {
-			slice := min(lockWaitSlice, time.Duration(m.LeaseMs)*time.Millisecond/3)
-			if dl, ok := ctx.Deadline(); ok {
-				slice = min(slice, time.Until(dl)*3/4) // the engine answers before the caller's deadline
-			}
-			if err := ctx.Err(); err != nil {
-				return daoserr.Wrap(daoserr.TimedOut, err, "lock of object %s: gave up waiting", oid)
-			}
-			m.WaitMs = uint32(max(slice/time.Millisecond, 1))
-		}
 		var rep enginepb.LockRep
-		if err := c.lockCall(ctx, st, oid, m, &rep, true); err != nil {
+		sctx, cancel := settled(ctx)
+		err := c.lockCall(sctx, st, oid, m, &rep, true)
+		cancel()
+		if !wait || l.Type == LockUnlock || !daoserr.Is(err, daoserr.Busy) {
 			return err
 		}
-		if !wait || rep.Status != lockWaiting {
+		if err := c.waitLock(ctx, st, oid, m); err != nil {
+			return err
+		}
+	}
+}
+
+// settled is the context of a request that changes locks: it goes on when
+// the caller's context ends, for up to lockSettle. A lock granted while the
+// caller gives up would be held without anybody knowing; the caller hears
+// of the grant instead (an interrupted fcntl that took its lock says so).
+func settled(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), lockSettle)
+}
+
+// waitLock parks on the engine (WAIT requests, sent again after each slice)
+// until set's lock is free, ctx ends, or waiting would deadlock.
+func (c *Cont) waitLock(ctx context.Context, st *lockState, oid OID, set *enginepb.LockReq) error {
+	m := proto.Clone(set).(*enginepb.LockReq)
+	m.Cmd = lockCmdWait
+	var backoffWait time.Duration
+	for {
+		if err := ctx.Err(); err != nil {
+			return daoserr.Wrap(daoserr.TimedOut, err, "lock of object %s: gave up waiting", oid)
+		}
+		slice := min(lockWaitSlice, time.Duration(m.LeaseMs)*time.Millisecond/3)
+		if dl, ok := ctx.Deadline(); ok {
+			slice = min(slice, time.Until(dl)*3/4) // the engine answers before the caller's deadline
+		}
+		m.WaitMs = uint32(max(slice/time.Millisecond, 1))
+		var rep enginepb.LockRep
+		sent := time.Now()
+		if err := c.lockCall(ctx, st, oid, m, &rep, true); err != nil {
+			if ctx.Err() != nil {
+				return daoserr.Wrap(daoserr.TimedOut, ctx.Err(), "lock of object %s: gave up waiting", oid)
+			}
+			return err
+		}
+		if rep.Status != lockWaiting {
 			return nil
+		}
+		if time.Since(sent) < slice/2 {
+			// the engine did not park it (it has too many parked): back off
+			backoffWait = min(max(2*backoffWait, 10*time.Millisecond), time.Second)
+			sleepCtx(ctx, backoffWait/2+rand.N(backoffWait/2+1))
 		}
 	}
 }
@@ -259,7 +301,9 @@ func (c *Cont) GetLock(ctx context.Context, oid OID, owner LockOwner, l ByteLock
 func (c *Cont) UnlockOwner(ctx context.Context, oid OID, owner LockOwner) error {
 	m, st := c.lockReq(lockCmdUnlockOwner, oid, owner)
 	var rep enginepb.LockRep
-	return c.lockCall(ctx, st, oid, m, &rep, true)
+	sctx, cancel := settled(ctx)
+	defer cancel()
+	return c.lockCall(sctx, st, oid, m, &rep, true)
 }
 
 // ReleaseLocks releases every lock the handle holds, on every engine, and
@@ -368,11 +412,11 @@ func (st *lockState) renewLoop(c *Cont) {
 		for s, ss := range st.where {
 			sites[s] = ss.target
 		}
-		leaseMs := uint32(st.lease / time.Millisecond)
+		lease := st.lease
 		st.mu.Unlock()
 		for s, tgt := range sites {
-			m := &enginepb.LockReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Cmd: lockCmdRenew, Client: s.client, LeaseMs: leaseMs}
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			m := &enginepb.LockReq{Pool: uuidBytes(c.Pool.Info.Uuid), Cont: uuidBytes(c.Info.Uuid), Cmd: lockCmdRenew, Client: s.client, LeaseMs: uint32(lease / time.Millisecond)}
+			ctx, cancel := context.WithTimeout(context.Background(), lease/2)
 			tk := st.begin(s, tgt)
 			var rep enginepb.LockRep
 			err := c.send(ctx, dest{placement.Shard{Rank: s.rank, Target: tgt}, 0}, enginepb.OpLock, m, &rep)

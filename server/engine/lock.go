@@ -39,12 +39,13 @@ const (
 	lockCmdUnlockOwner uint32 = 3
 	lockCmdRenew       uint32 = 4
 	lockCmdDropClient  uint32 = 5
+	lockCmdWait        uint32 = 6
 )
 
 // Lock reply status (LockRep.status).
 const (
 	lockDone    uint32 = 0
-	lockWaiting uint32 = 1 // a parked F_SETLKW was not granted in its wait: send it again
+	lockWaiting uint32 = 1 // WAIT: the lock was not free within the wait: send it again
 )
 
 const (
@@ -54,8 +55,16 @@ const (
 	lockWaitMax      = time.Minute // a parked request answers at the latest after this
 	lockClientMax    = 128         // bytes of a client id
 	lockTableMax     = 1 << 16     // locks in one table: a client cannot fill the engine's memory
-	lockShards       = 64          // the tables' and the leases' maps are sharded so
-	// that requests on different objects share no mutex
+	// lockParkMax bounds the WAIT requests parked on one target: each holds
+	// one of the target's RPC service goroutines, of which the RPC server
+	// adds at most 256 (rpc.ServerOptions.QueueDepth); past that, every
+	// request to the target, the unlocks the waiters wait for included,
+	// would queue behind them. More waiters are answered "waiting" at once
+	// and come back a little later.
+	lockParkMax = 64
+	// lockShards: the tables' and the leases' maps are sharded so that
+	// requests on different objects share no mutex.
+	lockShards = 64
 )
 
 // lockOwner is who holds a lock: the client (one per container handle) and
@@ -269,13 +278,17 @@ type lockService struct {
 	leases [lockShards]leaseShard
 	waits  waitGraph
 	now    func() time.Time // the clock leases are judged by (tests set it)
+	parked []atomic.Int32   // WAIT requests parked, by target
 
 	lastSweep  atomic.Int64 // unix nanoseconds of the last sweep of expired leases
 	sweepEvery time.Duration
 }
 
 func newLockService(e *Engine) *lockService {
-	s := &lockService{e: e, seed: maphash.MakeSeed(), now: time.Now, sweepEvery: time.Second}
+	s := &lockService{e: e, seed: maphash.MakeSeed(), now: time.Now, sweepEvery: time.Second, parked: make([]atomic.Int32, 1)}
+	if e != nil {
+		s.parked = make([]atomic.Int32, len(e.targets))
+	}
 	for i := range s.tables {
 		s.tables[i].tables = map[lockKey]*lockTable{}
 		s.leases[i].leases = map[leaseKey]*lease{}
@@ -549,6 +562,7 @@ type lockReq struct {
 	start, end uint64
 	wait       time.Duration
 	lease      time.Duration
+	target     uint32 // the engine target it came to
 }
 
 // checkLockReq validates every field of m: a request never reaches a table
@@ -579,7 +593,7 @@ func checkLockReq(m *enginepb.LockReq) (lockReq, error) {
 	}
 	r.wait = min(time.Duration(m.WaitMs)*time.Millisecond, lockWaitMax)
 	switch m.Cmd {
-	case lockCmdSet, lockCmdGet, lockCmdUnlockOwner:
+	case lockCmdSet, lockCmdGet, lockCmdUnlockOwner, lockCmdWait:
 		if m.Oid == nil {
 			return bad("no object")
 		}
@@ -592,12 +606,12 @@ func checkLockReq(m *enginepb.LockReq) (lockReq, error) {
 	switch {
 	case m.Cmd == lockCmdUnlockOwner:
 		return r, nil
-	case m.Type != lockRead && m.Type != lockWrite && (m.Type != lockUnlock || m.Cmd == lockCmdGet):
+	case m.Type != lockRead && m.Type != lockWrite && (m.Type != lockUnlock || m.Cmd != lockCmdSet):
 		return bad("lock type %d", m.Type)
 	case m.Start > m.End:
 		return bad("range %d-%d ends before it starts", m.Start, m.End)
-	case m.WaitMs != 0 && (m.Cmd != lockCmdSet || m.Type == lockUnlock):
-		return bad("a wait on a command %d of type %d", m.Cmd, m.Type)
+	case m.WaitMs != 0 && m.Cmd != lockCmdWait:
+		return bad("a wait of %d ms on command %d", m.WaitMs, m.Cmd)
 	}
 	return r, nil
 }
@@ -643,7 +657,7 @@ func (s *lockService) handle(ctx context.Context, req *rpc.Request) (rpc.Respons
 		return rpc.Response{}, err
 	}
 	release() // a parked request must not hold up the pool's destroy
-	if r.cmd == lockCmdSet || r.cmd == lockCmdGet || r.cmd == lockCmdUnlockOwner {
+	if r.cmd != lockCmdRenew && r.cmd != lockCmdDropClient {
 		if m.MapVersion != 0 {
 			if err := s.e.checkLockServer(&r, req.Target); err != nil {
 				return rpc.Response{}, err
@@ -651,6 +665,7 @@ func (s *lockService) handle(ctx context.Context, req *rpc.Request) (rpc.Respons
 		}
 	}
 	s.sweep()
+	r.target = req.Target
 	rep, err := s.serve(ctx, &r)
 	if err != nil {
 		return rpc.Response{}, err
@@ -719,27 +734,37 @@ func (s *lockService) tablesOf(lk leaseKey) (bool, int) {
 	return false, 0
 }
 
-// set takes or releases a lock, parking a conflicting request up to its
-// wait when it has one.
+// set takes or releases a lock (SET), or parks until it could be taken
+// (WAIT, up to its wait): a parked request never takes the lock itself, so
+// a client that gives up waiting (its caller interrupted, its deadline
+// passed) while the engine answers cannot be left holding a lock it does
+// not know of. Once told the lock is free, the client sends a SET, which
+// answers at once.
 func (s *lockService) set(ctx context.Context, k lockKey, lk leaseKey, r *lockReq) (*enginepb.LockRep, error) {
 	s.touch(lk, r.lease)
+	wait := r.cmd == lockCmdWait
 	var waitID uint64
-	if r.wait > 0 {
+	if wait {
 		waitID = s.waits.newID()
 		defer s.waits.wait(r.owner, waitID, nil)
 	}
 	deadline := time.NewTimer(r.wait)
 	defer deadline.Stop()
 	for {
-		t := s.table(k, r.typ != lockUnlock)
+		t := s.table(k, r.typ != lockUnlock && !wait)
 		if t == nil {
 			_, n := s.tablesOf(lk)
-			return &enginepb.LockRep{Tables: uint32(n)}, nil // nothing to unlock
+			return &enginepb.LockRep{Tables: uint32(n)}, nil // nothing to unlock, or nothing to wait for
 		}
 		s.purge(k, t)
 		var conflicts []heldLock
 		if r.typ != lockUnlock {
 			conflicts = t.conflicts(r.owner, r.typ, r.start, r.end)
+		}
+		if len(conflicts) == 0 && wait {
+			s.done(k, t)
+			_, n := s.tablesOf(lk)
+			return &enginepb.LockRep{Tables: uint32(n)}, nil
 		}
 		if len(conflicts) == 0 && r.typ != lockUnlock && len(t.locks) >= lockTableMax {
 			s.done(k, t)
@@ -759,7 +784,7 @@ func (s *lockService) set(ctx context.Context, k lockKey, lk leaseKey, r *lockRe
 			return &enginepb.LockRep{Tables: uint32(n)}, nil
 		}
 		c := conflicts[0]
-		if r.wait == 0 {
+		if !wait {
 			pid := t.pids[c.owner]
 			s.done(k, t)
 			return nil, daoserr.Newf(daoserr.Busy, "lock of object %s bytes %d-%s: %s lock of bytes %d-%s held by pid %d of client %s",
@@ -781,6 +806,13 @@ func (s *lockService) set(ctx context.Context, k lockKey, lk leaseKey, r *lockRe
 			return nil, daoserr.Newf(daoserr.Deadlk, "lock of object %s bytes %d-%s by owner %#x of client %s: waiting for client %s owner %#x would deadlock",
 				r.oid, r.start, endText(r.end), r.owner.id, r.owner.client, c.owner.client, c.owner.id)
 		}
+		parked := &s.parked[int(r.target)%len(s.parked)]
+		if parked.Add(1) > lockParkMax {
+			parked.Add(-1)
+			s.done(k, t)
+			_, n := s.tablesOf(lk)
+			return &enginepb.LockRep{Status: lockWaiting, Tables: uint32(n)}, nil // the client sends it again a little later
+		}
 		ch := t.waitChan()
 		t.waiters++
 		t.mu.Unlock()
@@ -797,6 +829,7 @@ func (s *lockService) set(ctx context.Context, k lockKey, lk leaseKey, r *lockRe
 			stop = daoserr.Wrap(daoserr.Canceled, ctx.Err(), "lock of object %s: wait ended", r.oid)
 		}
 		leaseTimer.Stop()
+		parked.Add(-1)
 		t.mu.Lock()
 		t.waiters--
 		s.done(k, t)

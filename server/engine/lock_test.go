@@ -227,13 +227,18 @@ func (l *testLocks) advance(d time.Duration) { l.mu.Lock(); l.now = l.now.Add(d)
 
 var testPool, testCont = vos.UUID{1}, vos.UUID{2}
 
+// setReq is a SET, or with a wait, a WAIT.
 func setReq(o lockOwner, typ uint32, start, end uint64, wait time.Duration) *lockReq {
-	return &lockReq{cmd: lockCmdSet, pool: testPool, cont: testCont, oid: vos.OID{Hi: 1, Lo: 2}, owner: o, pid: 42,
+	cmd := lockCmdSet
+	if wait > 0 {
+		cmd = lockCmdWait
+	}
+	return &lockReq{cmd: cmd, pool: testPool, cont: testCont, oid: vos.OID{Hi: 1, Lo: 2}, owner: o, pid: 42,
 		typ: typ, start: start, end: end, wait: wait, lease: time.Second}
 }
 
 // parked waits (a bounded loop) until o has a request parked.
-func (l *testLocks) parked(t *testing.T, o lockOwner) {
+func (l *testLocks) waitParked(t *testing.T, o lockOwner) {
 	t.Helper()
 	for range 2000 {
 		l.waits.mu.Lock()
@@ -281,7 +286,7 @@ func TestLockService(t *testing.T) {
 			}
 			done <- err
 		}()
-		l.parked(t, b)
+		l.waitParked(t, b)
 		u := setReq(a, 0, 0, 0, 0)
 		u.cmd = lockCmdUnlockOwner
 		if _, err := l.serve(ctx, u); err != nil {
@@ -289,6 +294,10 @@ func TestLockService(t *testing.T) {
 		}
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		// the wait took nothing: a SET takes it
+		if _, err := l.serve(ctx, setReq(a, lockWrite, 10, 10, 0)); err != nil {
+			t.Fatalf("a waited for the lock, not b: %v", err)
 		}
 	})
 	t.Run("a wait that is not granted answers 'waiting'", func(t *testing.T) {
@@ -299,13 +308,43 @@ func TestLockService(t *testing.T) {
 			t.Fatalf("%v %v", rep, err)
 		}
 	})
+	t.Run("parked waits are bounded per target", func(t *testing.T) {
+		l := newTestLocks()
+		l.serve(ctx, setReq(a, lockWrite, 0, 9, 0))
+		done := make(chan error, lockParkMax)
+		for i := range lockParkMax {
+			go func() {
+				rep, err := l.serve(ctx, setReq(lockOwner{"w", uint64(i)}, lockRead, 0, 0, lockWaitMax))
+				if err == nil && rep.Status != lockDone {
+					err = fmt.Errorf("status %d", rep.Status)
+				}
+				done <- err
+			}()
+		}
+		for i := 0; l.lockService.parked[0].Load() < lockParkMax; i++ {
+			if i == 5000 {
+				t.Fatalf("%d parked", l.lockService.parked[0].Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// one more is answered at once (it would wait lockWaitMax if parked)
+		if rep, err := l.serve(ctx, setReq(b, lockRead, 0, 0, lockWaitMax)); err != nil || rep.Status != lockWaiting {
+			t.Fatalf("past the bound: %v %v", rep, err)
+		}
+		l.serve(ctx, setReq(a, lockUnlock, 0, 9, 0))
+		for range lockParkMax {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	t.Run("deadlock", func(t *testing.T) {
 		l := newTestLocks()
 		l.serve(ctx, setReq(a, lockWrite, 0, 9, 0))
 		l.serve(ctx, setReq(b, lockWrite, 10, 19, 0))
 		done := make(chan error, 1)
 		go func() { _, err := l.serve(ctx, setReq(a, lockWrite, 10, 19, lockWaitMax)); done <- err }()
-		l.parked(t, a)
+		l.waitParked(t, a)
 		if _, err := l.serve(ctx, setReq(b, lockWrite, 0, 9, lockWaitMax)); !daoserr.Is(err, daoserr.Deadlk) {
 			t.Fatalf("B waiting on A waiting on B: %v", err)
 		}
@@ -389,7 +428,9 @@ func TestCheckLockReq(t *testing.T) {
 		{"bad type", func(m *enginepb.LockReq) { m.Type = 0 }, false},
 		{"get of unlock", func(m *enginepb.LockReq) { m.Cmd, m.Type = lockCmdGet, lockUnlock }, false},
 		{"reversed range", func(m *enginepb.LockReq) { m.Start, m.End = 10, 9 }, false},
-		{"wait on unlock", func(m *enginepb.LockReq) { m.Type, m.WaitMs = lockUnlock, 10 }, false},
+		{"wait on set", func(m *enginepb.LockReq) { m.WaitMs = 10 }, false},
+		{"wait", func(m *enginepb.LockReq) { m.Cmd, m.WaitMs = lockCmdWait, 10 }, true},
+		{"wait for unlock", func(m *enginepb.LockReq) { m.Cmd, m.Type, m.WaitMs = lockCmdWait, lockUnlock, 10 }, false},
 		{"wait on get", func(m *enginepb.LockReq) { m.Cmd, m.WaitMs = lockCmdGet, 10 }, false},
 		{"tiny lease", func(m *enginepb.LockReq) { m.LeaseMs = 1 }, false},
 		{"huge lease", func(m *enginepb.LockReq) { m.LeaseMs = math.MaxUint32 }, false},

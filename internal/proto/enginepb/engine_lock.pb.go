@@ -31,9 +31,11 @@ const (
 // LockReq is one lock request (OpLock). cmd says which:
 //
 //	1 SET: take (type 1 RDLCK, 2 WRLCK) or release (3 UNLCK) [start, end] for
-//	  the owner; with wait_ms > 0 the engine parks a conflicting request up to
-//	  wait_ms (F_SETLKW) and answers status 1 (still waiting: send it again)
-//	  when it could not grant it meanwhile.
+//	  the owner, at once (a conflict: DER_BUSY).
+//	6 WAIT: park until the owner could take type over [start, end], up to
+//	  wait_ms (F_SETLKW, then a SET), taking nothing: status 0 when it could,
+//	  1 when it still could not (send it again), DER_DEADLK when waiting
+//	  would deadlock.
 //	2 GET: the first lock of another owner conflicting with type over
 //	  [start, end] (F_GETLK).
 //	3 UNLOCK_OWNER: release every lock of the owner on the object.
@@ -49,10 +51,10 @@ type LockReq struct {
 	Client        string                 `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"`                             // the client's id (a UUID string; at most 128 bytes)
 	Owner         uint64                 `protobuf:"varint,6,opt,name=owner,proto3" json:"owner,omitempty"`                              // the kernel's lock owner within the client
 	Pid           uint32                 `protobuf:"varint,7,opt,name=pid,proto3" json:"pid,omitempty"`                                  // reported to F_GETLK callers
-	Type          uint32                 `protobuf:"varint,8,opt,name=type,proto3" json:"type,omitempty"`                                // SET, GET: 1 RDLCK, 2 WRLCK, 3 UNLCK (SET only)
+	Type          uint32                 `protobuf:"varint,8,opt,name=type,proto3" json:"type,omitempty"`                                // SET, GET, WAIT: 1 RDLCK, 2 WRLCK, 3 UNLCK (SET only)
 	Start         uint64                 `protobuf:"varint,9,opt,name=start,proto3" json:"start,omitempty"`                              // first byte
 	End           uint64                 `protobuf:"varint,10,opt,name=end,proto3" json:"end,omitempty"`                                 // last byte, inclusive (2^64-1: to EOF)
-	WaitMs        uint32                 `protobuf:"varint,11,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`             // SET: how long the engine may park it (0: F_SETLK)
+	WaitMs        uint32                 `protobuf:"varint,11,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`             // WAIT: how long the engine may park it
 	LeaseMs       uint32                 `protobuf:"varint,12,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`          // the client's lease on this engine (0: the default)
 	MapVersion    uint32                 `protobuf:"varint,14,opt,name=map_version,json=mapVersion,proto3" json:"map_version,omitempty"` // the pool map version the client placed the request with (0: not checked)
 	Cap           []byte                 `protobuf:"bytes,15,opt,name=cap,proto3" json:"cap,omitempty"`                                  // the container handle's capability (a Capability)
@@ -190,7 +192,7 @@ func (x *LockReq) GetCap() []byte {
 
 type LockRep struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
-	Status uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"` // 0 done, 1 SET with wait_ms: not granted yet, send it again
+	Status uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"` // 0 done, 1 WAIT: not free yet, send it again
 	// GET: the conflicting lock (type 3 UNLCK: none)
 	Type          uint32 `protobuf:"varint,2,opt,name=type,proto3" json:"type,omitempty"`
 	Start         uint64 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
