@@ -391,7 +391,7 @@ numjobs=3
 	if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 {
 		t.Fatalf("fio's I/O was not intercepted: %v\n%s", r.counts, out)
 	}
-	t.Logf("fio: %d processes reported, %v", r.procs, r.counts)
+	t.Logf("fio: %d processes reported, %v\n%s", r.procs, r.counts, out)
 }
 
 // TestMPIIO runs posixload's MPI-IO program (independent and collective
@@ -423,6 +423,7 @@ func TestSemantics(t *testing.T) {
 	if strings.TrimSpace(out) != "ok" {
 		t.Fatalf("semantics: %s", out)
 	}
+	t.Logf("%d processes: %v", r.procs, r.counts)
 	for _, k := range []string{"open", "read", "write", "pread", "pwrite", "readv", "writev", "preadv", "pwritev", "lseek", "fstat", "dup"} {
 		if r.counts[k] == 0 {
 			t.Errorf("no %s intercepted: %v", k, r.counts)
@@ -458,6 +459,7 @@ cat %[1]s/seq`, mnt, local)
 			t.Fatalf("%s differs (%v)", p, err)
 		}
 	}
+	t.Logf("%d processes: %v", r.procs, r.counts)
 	if r.counts["read"] == 0 || r.procs < 3 {
 		t.Fatalf("the children's reads were not intercepted: %d processes, %v", r.procs, r.counts)
 	}

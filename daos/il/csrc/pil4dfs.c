@@ -242,7 +242,9 @@ static void count(int c, uint64_t n) { __atomic_fetch_add(&counters[c], n, __ATO
 /* An open file description the library reads and writes: shared by the
  * descriptors dup'ed from one another, as the kernel shares the offset. */
 struct ilfile {
-	pthread_mutex_t mu; /* serializes the offset's take and move */
+	pthread_mutex_t mu; /* serializes the offset's take and move, and the Go open */
+	struct dfuse_il_info info;
+	int ready; /* 0: the Go handle is not open yet, 1: h is, -1: it cannot be */
 	int64_t h;
 	int accmode;
 	int refs;  /* descriptors + calls in progress; under tbl_mu */
@@ -272,9 +274,11 @@ static void put(struct ilfile *f)
 	int last = --f->refs == 0;
 	pthread_mutex_unlock(&tbl_mu);
 	if (last) {
-		in_il++;
-		go_close(f->h);
-		in_il--;
+		if (f->ready > 0) {
+			in_il++;
+			go_close(f->h);
+			in_il--;
+		}
 		pthread_mutex_destroy(&f->mu);
 		free(f);
 	}
@@ -328,6 +332,37 @@ static void fallback(int fd)
 	set(fd, NULL);
 	put(f);
 	count(C_FALLBACK, 1);
+}
+
+/* use is get for a call that reads or writes: the Go client is loaded and
+ * the object opened on the first such call, not at open, so that a process
+ * that only opens files (or lays them out before it forks workers, as fio
+ * does) need not load Go. If that fails, the descriptor falls back to the
+ * kernel and use returns NULL. */
+static struct ilfile *use(int fd)
+{
+	struct ilfile *f = get(fd);
+	if (f == NULL || __atomic_load_n(&f->ready, __ATOMIC_ACQUIRE) > 0)
+		return f;
+	pthread_mutex_lock(&f->mu);
+	if (f->ready == 0) {
+		int rc = -ENOSYS;
+		in_il++;
+		if (load_go() == 0) {
+			struct dfuse_il_info *i = &f->info;
+			rc = go_open(i->pool, i->cont, i->oid_hi, i->oid_lo, i->chunk_size, f->accmode != O_RDONLY, &f->h);
+		}
+		in_il--;
+		if (rc != 0)
+			dbg("fd %d: the Go client cannot open the object: %s\n", fd, strerror(-rc));
+		__atomic_store_n(&f->ready, rc == 0 ? 1 : -1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (f->ready > 0)
+		return f;
+	put(f);
+	fallback(fd);
+	return NULL;
 }
 
 /* A cache of which devices are FUSE mounts: fstatfs on FUSE asks the
@@ -388,26 +423,16 @@ static int opened(int fd, int flags)
 		count(C_DECLINED, 1);
 		goto out;
 	}
-	if (load_go() != 0) {
-		count(C_DECLINED, 1);
-		goto out;
-	}
-	int64_t h;
-	int acc = flags & O_ACCMODE;
-	int rc = go_open(info.pool, info.cont, info.oid_hi, info.oid_lo, info.chunk_size, acc != O_RDONLY, &h);
-	if (rc != 0) {
-		dbg("fd %d: the Go client cannot open the object: %s\n", fd, strerror(-rc));
-		count(C_DECLINED, 1);
+	if (__atomic_load_n(&go_state, __ATOMIC_ACQUIRE) < 0) {
+		count(C_DECLINED, 1); /* no Go client in this process */
 		goto out;
 	}
 	struct ilfile *f = calloc(1, sizeof(*f));
-	if (f == NULL) {
-		go_close(h);
+	if (f == NULL)
 		goto out;
-	}
 	pthread_mutex_init(&f->mu, NULL);
-	f->h = h;
-	f->accmode = acc;
+	f->info = info;
+	f->accmode = flags & O_ACCMODE;
 	set(fd, f); /* refs 1: the descriptor */
 	count(C_OPEN, 1);
 out:
@@ -565,7 +590,7 @@ static ssize_t il_pwritev(struct ilfile *f, const struct iovec *iov, int cnt, of
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return REAL(read)(fd, buf, n);
 	ssize_t r = AT_OFFSET(f, fd, il_pread(f, buf, n, off));
@@ -576,7 +601,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return REAL(write)(fd, buf, n);
 	ssize_t r = AT_OFFSET(f, fd, il_pwrite(f, buf, n, off));
@@ -588,7 +613,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 #define PREAD_WRAPPER(name)                                                                                            \
 	EXPORT ssize_t name(int fd, void *buf, size_t n, off_t off)                                                    \
 	{                                                                                                              \
-		struct ilfile *f = get(fd);                                                                            \
+		struct ilfile *f = use(fd);                                                                            \
 		if (f == NULL)                                                                                         \
 			return REAL(name)(fd, buf, n, off);                                                            \
 		ssize_t r = off < 0 ? -EINVAL : il_pread(f, buf, n, off);                                              \
@@ -602,7 +627,7 @@ PREAD_WRAPPER(pread64)
 #define PWRITE_WRAPPER(name)                                                                                           \
 	EXPORT ssize_t name(int fd, const void *buf, size_t n, off_t off)                                              \
 	{                                                                                                              \
-		struct ilfile *f = get(fd);                                                                            \
+		struct ilfile *f = use(fd);                                                                            \
 		if (f == NULL)                                                                                         \
 			return REAL(name)(fd, buf, n, off);                                                            \
 		ssize_t r = off < 0 ? -EINVAL : il_pwrite(f, buf, n, off);                                             \
@@ -615,7 +640,7 @@ PWRITE_WRAPPER(pwrite64)
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return REAL(readv)(fd, iov, cnt);
 	ssize_t r = AT_OFFSET(f, fd, il_preadv(f, iov, cnt, off));
@@ -626,7 +651,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return REAL(writev)(fd, iov, cnt);
 	ssize_t r = AT_OFFSET(f, fd, il_pwritev(f, iov, cnt, off));
@@ -638,7 +663,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 #define PREADV_WRAPPER(name)                                                                                           \
 	EXPORT ssize_t name(int fd, const struct iovec *iov, int cnt, off_t off)                                       \
 	{                                                                                                              \
-		struct ilfile *f = get(fd);                                                                            \
+		struct ilfile *f = use(fd);                                                                            \
 		if (f == NULL)                                                                                         \
 			return REAL(name)(fd, iov, cnt, off);                                                          \
 		ssize_t r = off < 0 ? -EINVAL : il_preadv(f, iov, cnt, off);                                           \
@@ -652,7 +677,7 @@ PREADV_WRAPPER(preadv64)
 #define PWRITEV_WRAPPER(name)                                                                                          \
 	EXPORT ssize_t name(int fd, const struct iovec *iov, int cnt, off_t off)                                       \
 	{                                                                                                              \
-		struct ilfile *f = get(fd);                                                                            \
+		struct ilfile *f = use(fd);                                                                            \
 		if (f == NULL)                                                                                         \
 			return REAL(name)(fd, iov, cnt, off);                                                          \
 		ssize_t r = off < 0 ? -EINVAL : il_pwritev(f, iov, cnt, off);                                          \
@@ -669,7 +694,7 @@ EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int 
 {
 	if (flags != 0)
 		fallback(fd);
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return REAL(preadv2)(fd, iov, cnt, off, flags);
 	ssize_t r;
@@ -686,7 +711,7 @@ EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int
 {
 	if (flags != 0)
 		fallback(fd);
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return REAL(pwritev2)(fd, iov, cnt, off, flags);
 	ssize_t r;
@@ -707,7 +732,7 @@ static off_t il_lseek(int fd, off_t off, int whence, __typeof__(&lseek) real)
 		fallback(fd);
 	if (whence != SEEK_END)
 		return real(fd, off, whence);
-	struct ilfile *f = get(fd);
+	struct ilfile *f = use(fd);
 	if (f == NULL)
 		return real(fd, off, whence);
 	uint64_t size;
@@ -937,6 +962,9 @@ EXPORT ssize_t copy_file_range(int in, loff_t *offin, int out, loff_t *offout, s
 
 /* ---- fork, start, exit ---- */
 
+static const char *report; /* GODAOS_IL_REPORT */
+static int reported;
+
 static void before_fork(void)
 {
 	if (__atomic_load_n(&n_intercepted, __ATOMIC_RELAXED) == 0)
@@ -961,9 +989,12 @@ static void in_child(void)
 	pthread_mutex_init(&tbl_mu, NULL);
 	pthread_mutex_init(&dev_mu, NULL);
 	pthread_mutex_init(&load_mu, NULL);
+	/* the counts are per process */
+	for (int i = 0; i < C_N; i++)
+		counters[i] = 0;
+	reported = 0;
 }
 
-static const char *report;
 
 __attribute__((constructor)) static void il_init(void)
 {
@@ -978,33 +1009,52 @@ __attribute__((constructor)) static void il_init(void)
 	pthread_atfork(before_fork, NULL, in_child);
 }
 
+/* write_report prints the counts once per process: at exit, or at _exit,
+ * which forked workers (fio's jobs) end with. */
+
+static void write_report(void)
+{
+	if (report == NULL || __atomic_exchange_n(&reported, 1, __ATOMIC_ACQ_REL))
+		return;
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "libpil4dfs[%d]: intercepted", (int)getpid());
+	uint64_t total = 0;
+	for (int i = 0; i < C_N; i++) {
+		uint64_t v = __atomic_load_n(&counters[i], __ATOMIC_RELAXED);
+		if (i >= C_OPEN && i <= C_FSTAT)
+			total += v;
+		n += snprintf(line + n, sizeof(line) - n, " %s=%llu", counter_names[i], (unsigned long long)v);
+	}
+	n += snprintf(line + n, sizeof(line) - n, " total=%llu\n", (unsigned long long)total);
+	int fd = 2;
+	if (strcmp(report, "1") != 0)
+		fd = REAL(open)(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		if (REAL(write)(fd, line, n) < 0) {
+			/* nothing to do about it at exit */
+		}
+		if (fd != 2)
+			REAL(close)(fd);
+	}
+}
+
+DECLARE_REAL(_exit);
+
+EXPORT void _exit(int status)
+{
+	if (__atomic_load_n(&n_intercepted, __ATOMIC_RELAXED) > 0)
+		before_fork(); /* store the mtimes of what is left open */
+	write_report();
+	REAL(_exit)(status);
+	__builtin_unreachable();
+}
+
 __attribute__((destructor)) static void il_fini(void)
 {
 	int go = __atomic_load_n(&go_state, __ATOMIC_ACQUIRE) > 0 && __atomic_load_n(&enabled, __ATOMIC_ACQUIRE);
-	if (go && __atomic_load_n(&n_intercepted, __ATOMIC_RELAXED) > 0)
+	if (__atomic_load_n(&n_intercepted, __ATOMIC_RELAXED) > 0)
 		before_fork(); /* descriptors left open: store their mtimes */
-	if (report != NULL) {
-		char line[1024];
-		int n = snprintf(line, sizeof(line), "libpil4dfs[%d]: intercepted", (int)getpid());
-		uint64_t total = 0;
-		for (int i = 0; i < C_N; i++) {
-			uint64_t v = __atomic_load_n(&counters[i], __ATOMIC_RELAXED);
-			if (i >= C_OPEN && i <= C_FSTAT)
-				total += v;
-			n += snprintf(line + n, sizeof(line) - n, " %s=%llu", counter_names[i], (unsigned long long)v);
-		}
-		n += snprintf(line + n, sizeof(line) - n, " total=%llu\n", (unsigned long long)total);
-		int fd = 2;
-		if (strcmp(report, "1") != 0)
-			fd = REAL(open)(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			if (REAL(write)(fd, line, n) < 0) {
-				/* nothing to do about it at exit */
-			}
-			if (fd != 2)
-				REAL(close)(fd);
-		}
-	}
+	write_report();
 	if (go) {
 		in_il++;
 		go_fini();
