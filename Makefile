@@ -17,9 +17,9 @@ FUZZ_TARGETS := server/vos:FuzzDecodeOp:150000x server/vos:FuzzReadRecord:200000
 	internal/security/auth:FuzzVerify:50000x internal/security/capability:FuzzVerify:20000x \
 	server/swim:FuzzDecodeMeta:100000x internal/ec:FuzzSplit:50000x
 
-.PHONY: all build deps test unit race fuzz lint demo demo-failover perf daos-perf proto clean
+.PHONY: all build il deps test unit race fuzz lint demo demo-failover perf daos-perf proto clean
 
-all: build
+all: build il
 
 build:
 	@mkdir -p $(BIN)
@@ -27,6 +27,15 @@ build:
 
 deps:
 	scripts/deps.sh
+
+# The interception library (docs/design/intercept.md): the LD_PRELOAD shim
+# and the Go client it loads from its own directory, side by side in bin/.
+#   LD_PRELOAD=bin/libpil4dfs.so dd if=/mnt/dfuse/f of=/dev/null bs=1M
+il:
+	@mkdir -p $(BIN)
+	$(GO) build -buildmode=c-shared -o $(BIN)/libgodaos_il.so ./cmd/libgodaos_il
+	@rm -f $(BIN)/libgodaos_il.h
+	$(CC) -O2 -g -Wall -Wextra -fPIC -shared -fvisibility=hidden -o $(BIN)/libpil4dfs.so daos/il/csrc/pil4dfs.c -ldl -lpthread
 
 # The test command of the README and of CI.
 test: deps lint build unit race fuzz
