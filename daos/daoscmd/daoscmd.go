@@ -110,12 +110,16 @@ type cmdLine struct {
 		ListSnaps    contArgs         `cmd:"" name:"list-snaps" aliases:"list-snapshots" help:"List a container's snapshots (needs r)."`
 		DestroySnap  snapNameCmd      `cmd:"" name:"destroy-snap" aliases:"destroy-snapshot" help:"Destroy a snapshot (--snap NAME or --epc EPOCH; needs w)."`
 		Rollback     snapNameCmd      `cmd:"" help:"Roll a container back to a snapshot, discarding what was written since (needs w)."`
+		Clone        contCloneCmd     `cmd:"" help:"Copy a container of any type, object by object, into a new container (--src daos://POOL/CONT --dst daos://POOL[/NEWCONT])."`
 	} `cmd:"" aliases:"container" help:"Containers."`
 	Object struct {
 		Query    objArgs        `cmd:"" help:"Show an object's class, type and layout: each redundancy group's shards and their rank and target."`
 		ListKeys objListKeysCmd `cmd:"" name:"list-keys" help:"List an object's dkeys, or with --dkey that dkey's akeys (needs r)."`
 		Dump     objDumpCmd     `cmd:"" help:"Show every dkey, akey and value of an object: single values, array extents (needs r)."`
 	} `cmd:"" aliases:"obj" help:"Objects."`
+	Fs struct {
+		Copy fsCopyCmd `cmd:"" help:"Copy files between POSIX paths and POSIX containers, or between containers (--src A --dst B)."`
+	} `cmd:"" aliases:"filesystem" help:"POSIX containers."`
 }
 
 // Run runs the daos command line and returns the exit status.
@@ -240,6 +244,10 @@ func (t *tool) run(ctx context.Context, cmd string, c *cmdLine) error {
 		return t.snapDestroy(ctx, c.Cont.DestroySnap)
 	case "cont rollback <pool> <cont>":
 		return t.snapRollback(ctx, c.Cont.Rollback)
+	case "fs copy":
+		return t.fsCopy(ctx, c.Fs.Copy)
+	case "cont clone":
+		return t.contClone(ctx, c.Cont.Clone)
 	}
 	return daoserr.Newf(daoserr.NoSys, "daos %s is not available yet", cmd)
 }

@@ -134,7 +134,10 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 	}
 	c.dst = dstTree
 	defer c.dst.close(context.WithoutCancel(ctx))
-	c.stats.Src, c.stats.Dst = src.String(), c.dst.String()
+	c.stats.Src, c.stats.Dst, c.stats.DstType = src.String(), c.dst.String(), "POSIX"
+	if dst.IsDAOS() {
+		c.stats.DstType = "DAOS"
+	}
 	if fileName != "" {
 		c.stats.Dst = joinDst(c.dst.String(), fileName)
 	}

@@ -62,6 +62,9 @@ func (e Endpoint) String() string {
 	if !e.IsDAOS() {
 		return e.Path
 	}
+	if e.UNS != "" { // as the user named it
+		return filepath.Join(e.UNS, filepath.FromSlash(e.Dir))
+	}
 	s := "daos://" + e.Pool
 	if e.Cont != "" {
 		s += "/" + e.Cont
@@ -171,7 +174,10 @@ func (o Options) withDefaults() Options {
 
 // Stats is what a copy did.
 type Stats struct {
-	Src, Dst string // the trees copied, as resolved (the destination includes the source's name when it was added)
+	Src string `json:"src"` // what was copied
+	Dst string `json:"dst"` // where to, as resolved (with the source's name when it was added)
+	// DstType is DAOS (a container) or POSIX.
+	DstType  string `json:"dst_type"`
 	Dirs     int64  `json:"directories"`
 	Files    int64  `json:"files"`   // regular files copied
 	Links    int64  `json:"links"`   // symlinks made (or found right)
@@ -276,11 +282,7 @@ func isNotExist(err error) bool { return dfs.Errno(err) == syscall.ENOENT }
 
 // Summary is DAOS's final report of a copy, in its words.
 func (s Stats) Summary(w io.Writer, verify bool) {
-	where := "POSIX"
-	if strings.HasPrefix(s.Dst, "daos://") {
-		where = "DAOS"
-	}
-	fmt.Fprintf(w, "Successfully copied to %s: %s\n", where, s.Dst)
+	fmt.Fprintf(w, "Successfully copied to %s: %s\n", s.DstType, s.Dst)
 	fmt.Fprintf(w, "    Directories: %d\n    Files:       %d\n    Links:       %d\n", s.Dirs, s.Files, s.Links)
 	if s.Skipped > 0 {
 		fmt.Fprintf(w, "    Skipped:     %d (already up to date)\n", s.Skipped)
