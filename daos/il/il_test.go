@@ -30,6 +30,7 @@ import (
 // package run without one.
 var sys struct {
 	once sync.Once
+	s    *inproc.System
 	stop func()
 	err  error
 }
@@ -37,10 +38,9 @@ var sys struct {
 func system(t testing.TB) {
 	t.Helper()
 	sys.once.Do(func() {
-		var s *inproc.System
-		s, sys.stop, sys.err = inproc.StartMain(false, "tank")
+		sys.s, sys.stop, sys.err = inproc.StartMain(false, "tank")
 		if sys.err == nil {
-			os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(s.Agent.Socket()))
+			os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(sys.s.Agent.Socket()))
 		}
 	})
 	if sys.err != nil {
@@ -105,8 +105,8 @@ func cc(t testing.TB, src string, args ...string) string {
 
 var contSeq atomic.Int64
 
-// newCont creates a POSIX container with a DFS namespace.
-func newCont(t testing.TB) string {
+// newCont creates a POSIX container with a DFS namespace in pool.
+func newCont(t testing.TB, pool string) string {
 	t.Helper()
 	system(t)
 	ctx := context.Background()
@@ -115,7 +115,7 @@ func newCont(t testing.TB) string {
 		t.Fatal(err)
 	}
 	defer c.Fini()
-	p, err := c.PoolConnect(ctx, "tank", daos.RW)
+	p, err := c.PoolConnect(ctx, pool, daos.RW)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,16 +138,18 @@ func newCont(t testing.TB) string {
 // mount runs `dfuse -f` for a new container on a new directory and waits
 // (bounded) for the mount; it is unmounted when the test ends. (A copy of
 // daos/dfuse's test helper.)
-func mount(t testing.TB) string {
+func mount(t testing.TB) string { return mountPool(t, "tank") }
+
+func mountPool(t testing.TB, pool string) string {
 	t.Helper()
-	cont := newCont(t)
+	cont := newCont(t, pool)
 	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
 	dir := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	cmd := exec.Command(filepath.Join(bin, "dfuse"), "-f", "-m", dir, "--pool", "tank", "--cont", cont)
+	cmd := exec.Command(filepath.Join(bin, "dfuse"), "-f", "-m", dir, "--pool", pool, "--cont", cont)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Env = append(os.Environ(), "LD_PRELOAD=") // dfuse itself is never intercepted
 	if err := cmd.Start(); err != nil {

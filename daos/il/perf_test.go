@@ -1,0 +1,130 @@
+package il_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godaos/godaos/internal/ctlclient"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
+	"github.com/godaos/godaos/internal/testsys"
+)
+
+// TestPerf measures what the library gains (GODAOS_IL_PERF=1 runs it; the
+// figures are logged, never asserted): fio, one job, psync, 1 MiB
+// sequential write then read of GODAOS_IL_PERF_MIB (default 1024) MiB through
+// the dfuse mount without and with the library, and daos_perf's native
+// object I/O of the same size on the same system in the same run (S1 and
+// SX, 1 and 8 operations in flight).
+func TestPerf(t *testing.T) {
+	if os.Getenv("GODAOS_IL_PERF") == "" {
+		t.Skip("GODAOS_IL_PERF=1 runs the benchmark")
+	}
+	mib := 1024
+	if v := os.Getenv("GODAOS_IL_PERF_MIB"); v != "" {
+		fmt.Sscan(v, &mib)
+	}
+	// a pool of its own, large enough for the runs (space freed by a
+	// remove comes back later, with aggregation)
+	system(t)
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := sys.s.Admin.PoolCreate(context.Background(), &ctlpb.PoolCreateReq{Label: "perf", ScmSize: 512 << 20,
+		NvmeSize: uint64(10*mib+1024) << 20, User: u.Username, Group: u.Username})
+	if err := ctlclient.Err(err, r.GetError(), "pool create perf"); err != nil {
+		t.Fatal(err)
+	}
+	mnt := mountPool(t, "perf")
+	shim := shim(t)
+	type row struct {
+		what        string
+		write, read float64 // MiB/s
+	}
+	var rows []row
+	for i, mode := range []string{"dfuse", "dfuse + libpil4dfs", "dfuse", "dfuse + libpil4dfs"} {
+		file := filepath.Join(mnt, fmt.Sprintf("perf%d", i))
+		env := append(os.Environ(), "LD_PRELOAD=")
+		if strings.Contains(mode, "libpil4dfs") {
+			env = append(os.Environ(), "LD_PRELOAD="+shim)
+		}
+		w := fioRate(t, env, file, "write", mib)
+		r := fioRate(t, env, file, "read", mib)
+		os.Remove(file)
+		rows = append(rows, row{mode, w, r})
+		t.Logf("%-20s write %7.1f MiB/s  read %7.1f MiB/s", mode, w, r)
+	}
+	bin := testsys.Binaries(t, testsys.Cmd("daos_perf"))
+	for _, class := range []string{"S1", "SX"} {
+		for _, conc := range []int{1, 8} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			out, err := exec.CommandContext(ctx, filepath.Join(bin, "daos_perf"), "--pool", "perf", "--class", class,
+				"--size", "1M", "--count", fmt.Sprint(mib), "--concurrency", fmt.Sprint(conc), "--no-raw", "--json").Output()
+			cancel()
+			if err != nil {
+				t.Fatalf("daos_perf: %v\n%s", err, out)
+			}
+			var prs []struct {
+				Phase   string  `json:"phase"`
+				MiBPerS float64 `json:"mib_per_sec"`
+			}
+			if err := json.Unmarshal(out, &prs); err != nil {
+				t.Fatalf("daos_perf output: %v\n%s", err, out)
+			}
+			r := row{what: fmt.Sprintf("daos_perf %s x%d", class, conc)}
+			for _, p := range prs {
+				switch p.Phase {
+				case "update":
+					r.write = p.MiBPerS
+				case "fetch":
+					r.read = p.MiBPerS
+				}
+			}
+			rows = append(rows, r)
+			t.Logf("%-20s write %7.1f MiB/s  read %7.1f MiB/s", r.what, r.write, r.read)
+		}
+	}
+}
+
+// fioRate runs one fio job (psync, 1 MiB blocks, sequential) and returns
+// its rate in MiB/s.
+func fioRate(t *testing.T, env []string, file, rw string, mib int) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "fio", "--name=perf", "--ioengine=psync", "--bs=1m", "--rw="+rw,
+		fmt.Sprintf("--size=%dm", mib), "--filename="+file, "--end_fsync=1", "--output-format=json")
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fio %s: %v\n%s", rw, err, stderr.String())
+	}
+	// fio may print notes before the JSON
+	if i := strings.IndexByte(string(out), '{'); i > 0 {
+		out = out[i:]
+	}
+	var res struct {
+		Jobs []struct {
+			Read, Write struct {
+				BwBytes float64 `json:"bw_bytes"`
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Jobs) != 1 {
+		t.Fatalf("fio output: %v\n%s", err, out)
+	}
+	if rw == "read" {
+		return res.Jobs[0].Read.BwBytes / (1 << 20)
+	}
+	return res.Jobs[0].Write.BwBytes / (1 << 20)
+}
