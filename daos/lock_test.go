@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/godaos/godaos/internal/daoserr"
+	"github.com/godaos/godaos/internal/placement"
+	"github.com/godaos/godaos/internal/testsys/cluster"
 	"github.com/godaos/godaos/internal/testsys/inproc"
 )
 
@@ -223,5 +225,67 @@ func TestLockLease(t *testing.T) {
 	got, err := a.GetLock(ctx, oid, pa, ByteLock{Type: LockRead, Start: 0, End: LockEOF})
 	if err != nil || got != (ByteLock{Type: LockWrite, Start: 0, End: 99, Pid: 2}) {
 		t.Fatalf("F_GETLK after a's lease: %+v %v", got, err)
+	}
+}
+
+// TestLocksCluster: on three servers the lock tables of objects of every
+// kind of class spread over the engines, and two clients find each object's
+// table in the same place (the first live shard of group 0).
+func TestLocksCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test: run in the full pass")
+	}
+	sys := cluster.Start(t, cluster.Options{Servers: 3, Targets: 2})
+	a := sysCont(t, sys, sys.Pool, "locks", nil)
+	ctx := context.Background()
+	c, err := Init(ctx, Options{AgentSocket: sys.AgentSocket, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Fini() })
+	p, err := c.PoolConnect(ctx, sys.Pool, RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.ContOpen(ctx, "locks", RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := LockOwner{Owner: 1, Pid: 10}, LockOwner{Owner: 1, Pid: 20}
+	where := map[[2]uint32]bool{}
+	for _, class := range []placement.ClassID{S1, placement.RP3G1, placement.MakeClass(placement.RS2P1, 1)} {
+		t.Run(class.String(), func(t *testing.T) {
+			for range 8 {
+				lo, err := a.NextOID(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				oid := placement.MakeOID(lo, 0, class, OTArrayByte)
+				l, err := a.Layout(oid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				where[[2]uint32{l.Group(0)[0].Rank, l.Group(0)[0].Target}] = true
+				if err := a.SetLock(ctx, oid, pa, ByteLock{Type: LockWrite, Start: 0, End: LockEOF}, false); err != nil {
+					t.Fatal(err)
+				}
+				wantCode(t, "b over a's lock", b.SetLock(ctx, oid, pb, ByteLock{Type: LockRead, Start: 7, End: 7}, false), daoserr.Busy)
+				if got, err := b.GetLock(ctx, oid, pb, ByteLock{Type: LockRead, Start: 7, End: 7}); err != nil || got.Pid != 10 {
+					t.Fatalf("F_GETLK: %+v %v", got, err)
+				}
+				if err := a.UnlockOwner(ctx, oid, pa); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.SetLock(ctx, oid, pb, ByteLock{Type: LockWrite, Start: 0, End: 9}, false); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.UnlockOwner(ctx, oid, pb); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	if len(where) < 3 {
+		t.Fatalf("24 objects' lock tables on %d targets only", len(where))
 	}
 }
