@@ -139,7 +139,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 		c.stats.DstType = "DAOS"
 	}
 	if fileName != "" {
-		c.stats.Dst = joinDst(c.dst.String(), fileName)
+		c.stats.Dst = join2(c.dst, fileName)
 	}
 	if srcFS != nil && dstFS != nil && sameCont(srcFS.Cont(), dstFS.Cont()) {
 		switch {

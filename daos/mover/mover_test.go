@@ -58,12 +58,27 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	t.Run("idempotent", func(t *testing.T) {
+		var progress bytes.Buffer
+		opts := opts
+		opts.Progress = &progress
 		st, err := Copy(ctx, ep(t, src), ep(t, "daos://tank/"+label), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st.Bytes != 0 || st.Files != 0 || st.Skipped != 52 || st.Links != 3 {
 			t.Errorf("a second copy did work: %+v", st)
+		}
+		// the last progress line is written when the copy ends
+		if p := progress.String(); !strings.HasSuffix(p, "\n") || !strings.Contains(p, "\r9 directories, 0 files, 52 skipped, 3 links, 0 B") {
+			t.Errorf("progress %q", p)
+		}
+		var sum bytes.Buffer
+		st.Summary(&sum, false)
+		for _, w := range []string{"Successfully copied to DAOS: daos://tank/" + label + "/tree\n", "Directories: 9\n", "Files:       0\n",
+			"Links:       3\n", "Skipped:     52 (already up to date)"} {
+			if !strings.Contains(sum.String(), w) {
+				t.Errorf("summary lacks %q:\n%s", w, sum.String())
+			}
 		}
 	})
 
