@@ -289,3 +289,37 @@ func TestLocksCluster(t *testing.T) {
 		t.Fatalf("24 objects' lock tables on %d targets only", len(where))
 	}
 }
+
+// BenchmarkLockUnlock: one F_SETLK and one F_UNLCK of a client, as ROMIO's
+// data sieving does around each read-modify-write.
+func BenchmarkLockUnlock(b *testing.B) {
+	s := inproc.Start(b, false)
+	s.CreatePool(b, "p", me(b))
+	ctx := context.Background()
+	p, err := client(b, s).PoolConnect(ctx, "p", RW)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := p.ContCreate(ctx, ContCreateOptions{Label: "c"}); err != nil {
+		b.Fatal(err)
+	}
+	h, err := p.ContOpen(ctx, "c", RW)
+	if err != nil {
+		b.Fatal(err)
+	}
+	oid, err := h.GenerateOID(ctx, SX, OTArrayByte)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := LockOwner{Owner: 1, Pid: 1}
+	for i := 0; b.Loop(); i++ {
+		l := ByteLock{Type: LockWrite, Start: uint64(i) << 20, End: uint64(i)<<20 + 1<<20 - 1}
+		if err := h.SetLock(ctx, oid, o, l, false); err != nil {
+			b.Fatal(err)
+		}
+		l.Type = LockUnlock
+		if err := h.SetLock(ctx, oid, o, l, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
