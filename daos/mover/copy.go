@@ -3,6 +3,7 @@ package mover
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -368,6 +369,13 @@ func (c *copier) mkdir(ctx context.Context, sp, dp string) error {
 	if !isDir(di.mode) {
 		return daoserr.Newf(daoserr.Exist, "%s exists and is not a directory, but %s is", join2(c.dst, dp), join2(c.src, sp)).
 			WithResolution("remove it, or copy to another destination")
+	}
+	if pt, ok := c.dst.(*posixTree); ok && di.mode&0o700 != 0o700 {
+		// a read-only directory an earlier run finished: writable until
+		// its metadata is set again at the end
+		if err := os.Chmod(pt.full(dp), fs.FileMode(di.mode&0o777|0o700)); err != nil {
+			return wrap(err, "make %s writable", join2(c.dst, dp))
+		}
 	}
 	return nil
 }

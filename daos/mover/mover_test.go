@@ -55,6 +55,14 @@ func TestRoundTrip(t *testing.T) {
 		}
 		sameTree(t, src, dst)
 		checkHoles(t, dst)
+		// again, every file: read-only directories are opened up and closed again
+		opts := opts
+		opts.Force = true
+		if st, err := Copy(ctx, ep(t, "daos://tank/"+label+"/tree/"), ep(t, dst), opts); err != nil || st.Files != 52 {
+			t.Fatalf("forced copy: %v %+v", err, st)
+		}
+		sameTree(t, src, dst)
+		checkHoles(t, dst)
 	})
 
 	t.Run("idempotent", func(t *testing.T) {
