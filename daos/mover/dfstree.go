@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/godaos/godaos/daos"
@@ -341,8 +342,9 @@ func dfsSetXattrs(ctx context.Context, o *dfs.Obj, x map[string][]byte) error {
 
 // dfsFile is an open DFS file, shared by the workers copying its pieces.
 type dfsFile struct {
-	t *dfsTree
-	o *dfs.Obj
+	t   *dfsTree
+	o   *dfs.Obj
+	end atomic.Int64 // one past the last byte written: the array's size when it was empty
 }
 
 func (f *dfsFile) readAt(ctx context.Context, buf []byte, off int64) (int, error) {
@@ -353,11 +355,18 @@ func (f *dfsFile) readAt(ctx context.Context, buf []byte, off int64) (int, error
 // chunk never written has none). Holes inside a chunk are found by the
 // copy, which skips all-zero blocks.
 func (f *dfsFile) regions(ctx context.Context, size int64) ([]region, error) {
+	chunk := int64(f.o.ChunkSize())
+	if size <= chunk {
+		// one chunk: listing it costs more than reading it
+		if size == 0 {
+			return nil, nil
+		}
+		return []region{{0, size}}, nil
+	}
 	obj, err := f.t.fs.Cont().Obj(f.o.OID())
 	if err != nil {
 		return nil, err
 	}
-	chunk := int64(f.o.ChunkSize())
 	var chunks []int64
 	for a := (daos.Anchor{}); !a.EOF; {
 		keys, err := obj.ListDkeys(ctx, &a, 1024)
@@ -395,16 +404,31 @@ func (f *dfsFile) xattrs(ctx context.Context) (map[string][]byte, error) { retur
 func (f *dfsFile) close(ctx context.Context) error { return f.o.Close(ctx) }
 
 func (f *dfsFile) writeAt(ctx context.Context, buf []byte, off int64) error {
-	return f.o.Write(ctx, buf, off)
+	if err := f.o.Write(ctx, buf, off); err != nil {
+		return err
+	}
+	for e := off + int64(len(buf)); ; {
+		old := f.end.Load()
+		if old >= e || f.end.CompareAndSwap(old, e) {
+			return nil
+		}
+	}
 }
 
 func (f *dfsFile) setXattrs(ctx context.Context, x map[string][]byte) error {
 	return dfsSetXattrs(ctx, f.o, x)
 }
 
+// finish sets the size only when the file ends in a hole: create emptied
+// it, so the data written ends where the array does (setting a size costs
+// a listing of the array's chunks).
 func (f *dfsFile) finish(ctx context.Context, size int64, m meta, own *owner) error {
-	sz := uint64(size)
-	if err := setDFSMeta(ctx, f.o, &sz, m, own); err != nil {
+	var sz *uint64
+	if size > f.end.Load() {
+		sz = new(uint64)
+		*sz = uint64(size)
+	}
+	if err := setDFSMeta(ctx, f.o, sz, m, own); err != nil {
 		f.o.Close(ctx)
 		return err
 	}

@@ -3,6 +3,7 @@ package mover
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -96,5 +97,57 @@ func TestThroughput(t *testing.T) {
 		}
 		t.Logf("1 GiB, %2d workers: POSIX->container %4.0f MiB/s, container->POSIX %4.0f MiB/s (%4.0f with its sync); cp on the local disk %4.0f MiB/s (%4.0f with its sync)",
 			workers, rate(in), rate(out), rate(outSync), rate(cpTime), rate(cpSync))
+	}
+}
+
+// TestSmallFiles copies 2000 files of 4 KiB in 20 directories POSIX ->
+// container -> POSIX beside cp -a of the same tree, and logs the rates.
+func TestSmallFiles(t *testing.T) {
+	if os.Getenv("GODAOS_MOVER_BENCH") == "" {
+		t.Skip("set GODAOS_MOVER_BENCH=1 to copy 2000 small files and log the rates")
+	}
+	ctx := context.Background()
+	c := client(t)
+	dir := tempDir(t)
+	src := filepath.Join(dir, "small")
+	buf := make([]byte, 4096)
+	const dirs, per = 20, 100
+	for d := range dirs {
+		sub := filepath.Join(src, fmt.Sprintf("d%02d", d))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range per {
+			rand.Read(buf)
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%03d", i)), buf, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, workers := range []int{16, 64} {
+		start := time.Now()
+		if out, err := exec.Command("cp", "-a", src, filepath.Join(dir, "cp")).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		cpTime := time.Since(start)
+		os.RemoveAll(filepath.Join(dir, "cp"))
+		label, _ := newPOSIXCont(t, c, "tank", dfs.Attr{})
+		opts := Options{Client: c, Workers: workers}
+		start = time.Now()
+		if st, err := Copy(ctx, ep(t, src), ep(t, "daos://tank/"+label), opts); err != nil || st.Files != dirs*per {
+			t.Fatalf("to DAOS: %v %+v", err, st)
+		}
+		in := time.Since(start)
+		back := filepath.Join(dir, "back")
+		start = time.Now()
+		if st, err := Copy(ctx, ep(t, "daos://tank/"+label+"/small/"), ep(t, back), opts); err != nil || st.Files != dirs*per {
+			t.Fatalf("to POSIX: %v %+v", err, st)
+		}
+		out := time.Since(start)
+		sameTree(t, src, back)
+		os.RemoveAll(back)
+		rate := func(d time.Duration) float64 { return dirs * per / d.Seconds() }
+		t.Logf("%d files of 4 KiB, %2d workers: POSIX->container %5.0f files/s, container->POSIX %5.0f files/s; cp -a on the local disk %5.0f files/s",
+			dirs*per, workers, rate(in), rate(out), rate(cpTime))
 	}
 }
