@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"bytes"
 	"context"
 	"time"
 )
@@ -108,21 +109,10 @@ func join(p, name string) string {
 	return p + "/" + name
 }
 
-// allZero tells whether b holds only zeros.
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+// allZero tells whether b (at most zeroBlock bytes) holds only zeros.
+func allZero(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }
+
+var zeros [zeroBlock]byte
 
 // zeroBlock is the granularity at which all-zero data is left as a hole.
 const zeroBlock = 4096
