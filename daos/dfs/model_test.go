@@ -40,6 +40,8 @@ type mnode struct {
 	target  string
 	xattrs  map[string][]byte
 	mtime   *time.Time // set by utimes, and not written since
+	uid     uint32
+	gid     uint32
 }
 
 func (n *mnode) path() string {
@@ -88,7 +90,7 @@ func (n *mnode) add(name string, k *mnode) {
 }
 
 func newMnode(kind, perm uint32, oid daos.OID) *mnode {
-	n := &mnode{kind: kind, perm: perm, oid: oid, xattrs: map[string][]byte{}}
+	n := &mnode{kind: kind, perm: perm, oid: oid, xattrs: map[string][]byte{}, uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
 	if kind == dfs.S_IFDIR {
 		n.kids = map[string]*mnode{}
 	}
@@ -319,6 +321,9 @@ func (m *fsModelRun) checkStat(what string, st dfs.Stat, n *mnode) {
 	}
 	if st.OID != n.oid {
 		rt.Fatalf("%s: OID %s, model %s", what, st.OID, n.oid)
+	}
+	if st.UID != n.uid || st.GID != n.gid {
+		rt.Fatalf("%s: owner %d:%d, model %d:%d", what, st.UID, st.GID, n.uid, n.gid)
 	}
 	if st.Size != n.size() {
 		rt.Fatalf("%s: size %d, model %d", what, st.Size, n.size())
@@ -606,6 +611,30 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 			}
 			n.perm = perm
 			m.checkStat("chmod "+p, st, n)
+		},
+		"chown": func(rt *rapid.T) {
+			p, n := m.drawNode(rt, 0, true, "path")
+			var sa dfs.SetAttr
+			uid, gid := rapid.Uint32Range(0, 70000).Draw(rt, "uid"), rapid.Uint32Range(0, 70000).Draw(rt, "gid")
+			if rapid.Bool().Draw(rt, "set uid") {
+				sa.UID = &uid
+			}
+			if rapid.Bool().Draw(rt, "set gid") {
+				sa.GID = &gid
+			}
+			o := m.open(p)
+			defer o.Close(ctx)
+			st, err := o.SetAttr(ctx, sa)
+			if err != nil {
+				rt.Fatalf("chown %s: %v", p, err)
+			}
+			if sa.UID != nil {
+				n.uid = uid
+			}
+			if sa.GID != nil {
+				n.gid = gid
+			}
+			m.checkStat("chown "+p, st, n)
 		},
 		"utimes": func(rt *rapid.T) {
 			p, n := m.drawNode(rt, 0, true, "path")
