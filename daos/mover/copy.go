@@ -55,18 +55,19 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 	}
 
 	c := &copier{opts: opts, root: os.Geteuid() == 0}
-	defer c.closeAll(context.WithoutCancel(ctx))
 	var srcFS, dstFS *dfs.FS
 	var err error
 	if src.IsDAOS() {
-		if srcFS, err = mount(ctx, cl, src, false); err != nil {
+		var release func()
+		if srcFS, release, err = mount(ctx, cl, src, false); err != nil {
 			return Stats{}, err
 		}
+		defer release()
 		c.src = newDFSTree(srcFS, src.Dir, src.String())
 	} else {
 		c.src = &posixTree{root: src.Path}
 	}
-	defer c.src.close(context.WithoutCancel(ctx))
+	defer func() { c.src.close(context.WithoutCancel(ctx)) }() // the tree c.src is at the end
 	si, err := c.src.lstat(ctx, "")
 	if err != nil {
 		if isNotExist(err) {
@@ -79,9 +80,11 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 			WithResolution("give a directory or a regular file")
 	}
 	if dst.IsDAOS() {
-		if dstFS, err = mount(ctx, cl, dst, true); err != nil {
+		var release func()
+		if dstFS, release, err = mount(ctx, cl, dst, true); err != nil {
 			return Stats{}, err
 		}
+		defer release()
 	}
 
 	// Where the source lands: under its own name, unless its contents are
@@ -125,7 +128,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 		t := newDst(dstRoot)
 		di, err := t.lstat(ctx, "")
 		t.close(ctx)
-		if err == nil && isDir(di.mode) {
+		if err == nil && isDir(di.mode) || dst.Contents && isNotExist(err) { // into a directory ("DIR/": made)
 			fileName = srcName
 		} else {
 			fileName = pathBase(dst, dstRoot)
@@ -135,6 +138,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 	}
 	c.dst = dstTree
 	defer c.dst.close(context.WithoutCancel(ctx))
+	defer c.closeAll(context.WithoutCancel(ctx)) // first: files, then the trees and the containers
 	c.stats.Src, c.stats.Dst, c.stats.DstType = src.String(), c.dst.String(), "POSIX"
 	if dst.IsDAOS() {
 		c.stats.DstType = "DAOS"
@@ -189,17 +193,27 @@ func wrapRun(err error, ctx context.Context, format string, args ...any) error {
 	return wrap(err, format, args...)
 }
 
-func mount(ctx context.Context, cl *daos.Client, e Endpoint, write bool) (*dfs.FS, error) {
-	_, h, err := openCont(ctx, cl, e, write)
+// mount opens an endpoint's container and mounts its namespace; release
+// unmounts it, closes the container and disconnects from the pool.
+func mount(ctx context.Context, cl *daos.Client, e Endpoint, write bool) (f *dfs.FS, release func(), err error) {
+	p, h, err := openCont(ctx, cl, e, write)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	f, err := dfs.Mount(ctx, h, !write)
-	if err != nil {
+	release = func() {
+		ctx := context.WithoutCancel(ctx)
+		if f != nil {
+			f.Umount()
+		}
 		h.Close(ctx)
-		return nil, wrap(err, "mount the POSIX namespace of %s", e)
+		p.Disconnect(ctx)
 	}
-	return f, nil
+	f, err = dfs.Mount(ctx, h, !write)
+	if err != nil {
+		release()
+		return nil, nil, wrap(err, "mount the POSIX namespace of %s", e)
+	}
+	return f, release, nil
 }
 
 func sameCont(a, b *daos.Cont) bool {

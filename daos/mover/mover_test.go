@@ -121,6 +121,13 @@ func TestRoundTrip(t *testing.T) {
 		if got := readDFS(t, f, "/renamed"); string(got) != "one\n" {
 			t.Errorf("renamed holds %q", got)
 		}
+		// a destination ending in / is a directory, made if missing
+		if _, err := Copy(ctx, ep(t, "daos://tank/"+label+"/renamed"), ep(t, filepath.Join(dir, "new")+"/"), opts); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustRead(t, filepath.Join(dir, "new", "renamed")); string(got) != "one\n" {
+			t.Errorf("new/renamed holds %q", got)
+		}
 	})
 }
 
