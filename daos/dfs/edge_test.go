@@ -290,3 +290,65 @@ func TestLargeAndSparseIO(t *testing.T) {
 		}
 	}
 }
+
+// TestMountBadInput: a container without a namespace, one formatted twice,
+// and superblocks that are not DFS's or are newer than we read fail with a
+// clear errno, never a panic.
+func TestMountBadInput(t *testing.T) {
+	ctx := context.Background()
+	f := newFS(t, dfs.Attr{})
+	if err := dfs.Format(ctx, f.Cont(), dfs.Attr{}); dfs.Errno(err) != syscall.EEXIST {
+		t.Fatalf("format twice: %v, want EEXIST", err)
+	}
+	p := f.Cont().Pool
+	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: "plain"}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.ContDestroy(ctx, "plain")
+	h, err := p.ContOpen(ctx, "plain", daos.RW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if _, err := dfs.Mount(ctx, h, false); dfs.Errno(err) != syscall.ENOENT {
+		t.Fatalf("mount of a container without a namespace: %v, want ENOENT", err)
+	}
+	if err := dfs.Format(ctx, h, dfs.Attr{}); err != nil {
+		t.Fatal(err)
+	}
+	oid, err := h.EncodeOID(0, 0, 0, daos.OTMultiHashed) // the superblock
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := h.Obj(oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(akey string, v []byte) {
+		t.Helper()
+		iod := []daos.IOD{{Akey: []byte(akey), Type: daos.Single, Size: uint64(len(v))}}
+		if _, err := sb.Update(ctx, []byte("DFS_SB_METADATA"), iod, [][]byte{v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		akey string
+		v    []byte
+		want syscall.Errno
+	}{
+		{"DFS_LAYOUT_VERSION", []byte{9, 0}, syscall.EPROTO},
+		{"DFS_LAYOUT_VERSION", []byte{3, 0}, 0},
+		{"DFS_CHUNK_SIZE", []byte{1, 2, 3}, syscall.EINVAL},
+		{"DFS_CHUNK_SIZE", make([]byte, 8), 0}, // 0: the default
+		{"DFS_MAGIC", []byte("notdfs!!"), syscall.EINVAL},
+	} {
+		put(tc.akey, tc.v)
+		g, err := dfs.Mount(ctx, h, false)
+		if dfs.Errno(err) != tc.want {
+			t.Fatalf("superblock %s = %x: mount %v, want %v", tc.akey, tc.v, err, tc.want)
+		}
+		if err == nil && g.Attr().ChunkSize != dfs.DefaultChunk {
+			t.Fatalf("chunk size %d", g.Attr().ChunkSize)
+		}
+	}
+}
