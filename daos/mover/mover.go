@@ -118,22 +118,20 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	return Endpoint{Path: abs, Contents: contents}, nil
 }
 
-// unsLink reads the UNS link at p, if p has one.
+// unsLink reads the UNS link at p, if p has one. Any failure to read the
+// attribute (none, no such path, no xattr support, no permission) means p
+// is no UNS directory; a value that is no link is an error.
 func unsLink(p string) (uns.Link, bool, error) {
 	buf := make([]byte, 1024)
 	n, err := unix.Getxattr(p, uns.Xattr, buf)
-	switch {
-	case err == nil:
-		l, err := uns.Parse(string(buf[:n]))
-		if err != nil {
-			return uns.Link{}, false, daoserr.Context(err, "UNS directory %s", p)
-		}
-		return l, true, nil
-	case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTSUP),
-		errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+	if err != nil {
 		return uns.Link{}, false, nil
 	}
-	return uns.Link{}, false, nil // anything else: not a link we can follow
+	l, err := uns.Parse(string(buf[:n]))
+	if err != nil {
+		return uns.Link{}, false, daoserr.Context(err, "UNS directory %s", p)
+	}
+	return l, true, nil
 }
 
 // Options tune a copy or a clone.
