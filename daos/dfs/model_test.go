@@ -116,7 +116,10 @@ func resolve(root, cur *mnode, p string, follow bool, hops *int) (*mnode, syscal
 		if cur.kind != dfs.S_IFDIR {
 			return nil, syscall.ENOTDIR
 		}
-		if c == ".." {
+		switch c {
+		case ".":
+			continue
+		case "..":
 			if cur.parent != nil {
 				cur = cur.parent
 			}
@@ -730,6 +733,7 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 				rapid.Map(name, func(s string) string { return "../" + s }),
 				rapid.Map(name, func(s string) string { return s + "/" + s }),
 				rapid.Just("/nowhere/x"),
+				rapid.SampledFrom([]string{".", "..", "/", "./a", "../.."}),
 			).Draw(rt, "target")
 			d := m.open(dp)
 			defer d.Close(ctx)
