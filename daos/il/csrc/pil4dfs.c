@@ -51,10 +51,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -366,19 +368,36 @@ static struct ilfile *use(int fd)
 }
 
 /* A cache of which devices are FUSE mounts: fstatfs on FUSE asks the
- * daemon (dfuse then asks the pool), so it is done once per device. */
+ * daemon (dfuse then asks the pool), and on NFS or Lustre the servers, so
+ * it is done once per device. FUSE devices are anonymous (major 0), like
+ * tmpfs's, NFS's and Lustre's; a disk's device is never FUSE and is not
+ * asked. Anonymous device numbers come back after an unmount, so "not FUSE"
+ * is trusted for a second only; "FUSE" for ever (a wrong "FUSE" costs one
+ * ioctl that nobody answers). */
 #define DEVCACHE 64
 static struct {
 	dev_t dev;
-	int fuse; /* 1 FUSE, -1 not */
+	int fuse;       /* 1 FUSE, -1 not, 0 empty slot */
+	time_t checked; /* CLOCK_MONOTONIC_COARSE seconds, for "not" */
 } devcache[DEVCACHE];
 static pthread_mutex_t dev_mu = PTHREAD_MUTEX_INITIALIZER;
 
+static time_t now_coarse(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
 static int is_fuse(int fd, dev_t dev)
 {
+	if (major(dev) != 0)
+		return 0;
+	time_t now = now_coarse();
 	pthread_mutex_lock(&dev_mu);
 	for (int i = 0; i < DEVCACHE; i++) {
-		if (devcache[i].fuse != 0 && devcache[i].dev == dev) {
+		if (devcache[i].fuse != 0 && devcache[i].dev == dev &&
+		    (devcache[i].fuse > 0 || now - devcache[i].checked < 1)) {
 			int r = devcache[i].fuse > 0;
 			pthread_mutex_unlock(&dev_mu);
 			return r;
@@ -390,10 +409,18 @@ static int is_fuse(int fd, dev_t dev)
 		return 0;
 	int r = (unsigned long)sfs.f_type == FUSE_SUPER_MAGIC;
 	pthread_mutex_lock(&dev_mu);
+	int slot = -1;
 	static int next;
-	devcache[next].dev = dev;
-	devcache[next].fuse = r ? 1 : -1;
-	next = (next + 1) % DEVCACHE;
+	for (int i = 0; i < DEVCACHE && slot < 0; i++)
+		if (devcache[i].fuse != 0 && devcache[i].dev == dev)
+			slot = i;
+	if (slot < 0) {
+		slot = next;
+		next = (next + 1) % DEVCACHE;
+	}
+	devcache[slot].dev = dev;
+	devcache[slot].fuse = r ? 1 : -1;
+	devcache[slot].checked = now;
 	pthread_mutex_unlock(&dev_mu);
 	return r;
 }
