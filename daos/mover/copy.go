@@ -163,10 +163,10 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (Stats, error) {
 	stopProgress := c.progress(start)
 	s := newSched(ctx)
 	if fileName != "" {
-		s.push(prioFile, func(ctx context.Context) error { return c.copyFile(ctx, s, srcName, fileName, true) })
+		s.push(prioFile, func(ctx context.Context) error { return c.copyFile(ctx, s, srcName, fileName, true, false) })
 	} else {
 		c.addDir("", "")
-		s.push(prioDir, func(ctx context.Context) error { return c.copyDir(ctx, s, "", "") })
+		s.push(prioDir, func(ctx context.Context) error { return c.copyDir(ctx, s, "", "", false) })
 	}
 	err = s.run(opts.Workers)
 	if err == nil && fileName == "" {
@@ -318,8 +318,9 @@ func (c *copier) makeRoot(ctx context.Context, fileCopy bool) error {
 	return nil
 }
 
-// copyDir copies directory s's entries into directory d, which exists.
-func (c *copier) copyDir(ctx context.Context, s *sched, sp, dp string) error {
+// copyDir copies directory s's entries into directory d, which exists;
+// fresh says this copy made it, so that nothing is in it yet.
+func (c *copier) copyDir(ctx context.Context, s *sched, sp, dp string, fresh bool) error {
 	ents, err := c.src.readDir(ctx, sp)
 	if err != nil {
 		return wrap(err, "list %s", join2(c.src, sp))
@@ -328,14 +329,15 @@ func (c *copier) copyDir(ctx context.Context, s *sched, sp, dp string) error {
 		sc, dc := join(sp, e.name), join(dp, e.name)
 		switch {
 		case isDir(e.mode):
-			if err := c.mkdir(ctx, sc, dc); err != nil {
+			made, err := c.mkdir(ctx, sc, dc, fresh)
+			if err != nil {
 				return err
 			}
 			c.addDir(sc, dc)
 			c.dirs.Add(1)
-			s.push(prioDir, func(ctx context.Context) error { return c.copyDir(ctx, s, sc, dc) })
+			s.push(prioDir, func(ctx context.Context) error { return c.copyDir(ctx, s, sc, dc, made) })
 		case isReg(e.mode):
-			s.push(prioFile, func(ctx context.Context) error { return c.copyFile(ctx, s, sc, dc, false) })
+			s.push(prioFile, func(ctx context.Context) error { return c.copyFile(ctx, s, sc, dc, false, fresh) })
 		case isLink(e.mode):
 			if err := c.copyLink(ctx, sc, dc); err != nil {
 				return err
@@ -370,28 +372,29 @@ func join2(t tree, p string) string {
 }
 
 // mkdir makes destination directory dp (owner-writable until its metadata
-// is set at the end), or finds it there.
-func (c *copier) mkdir(ctx context.Context, sp, dp string) error {
-	err := c.dst.mkdir(ctx, dp, 0o700, nil)
-	if err == nil || !isExist(err) {
-		return wrap(err, "make directory %s", join2(c.dst, dp))
+// is set at the end), or finds it there; made says which. In a fresh
+// parent there is nothing to find.
+func (c *copier) mkdir(ctx context.Context, sp, dp string, parentFresh bool) (made bool, err error) {
+	err = c.dst.mkdir(ctx, dp, 0o700, nil)
+	if err == nil || !isExist(err) || parentFresh {
+		return err == nil, wrap(err, "make directory %s", join2(c.dst, dp))
 	}
 	di, err := c.dst.lstat(ctx, dp)
 	if err != nil {
-		return wrap(err, "destination %s", join2(c.dst, dp))
+		return false, wrap(err, "destination %s", join2(c.dst, dp))
 	}
 	if !isDir(di.mode) {
-		return daoserr.Newf(daoserr.Exist, "%s exists and is not a directory, but %s is", join2(c.dst, dp), join2(c.src, sp)).
+		return false, daoserr.Newf(daoserr.Exist, "%s exists and is not a directory, but %s is", join2(c.dst, dp), join2(c.src, sp)).
 			WithResolution("remove it, or copy to another destination")
 	}
 	if pt, ok := c.dst.(*posixTree); ok && di.mode&0o700 != 0o700 {
 		// a read-only directory an earlier run finished: writable until
 		// its metadata is set again at the end
 		if err := os.Chmod(pt.full(dp), fs.FileMode(di.mode&0o777|0o700)); err != nil {
-			return wrap(err, "make %s writable", join2(c.dst, dp))
+			return false, wrap(err, "make %s writable", join2(c.dst, dp))
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // copyLink makes symlink dp as sp, or finds it there with the same target.
@@ -452,7 +455,8 @@ type fileJob struct {
 // copyFile copies regular file sp to dp, unless dp is up to date: the
 // data regions are cut into pieces that workers copy; the last one to
 // finish sets the metadata.
-func (c *copier) copyFile(ctx context.Context, s *sched, sp, dp string, single bool) error {
+// In a fresh directory there is nothing to compare with.
+func (c *copier) copyFile(ctx context.Context, s *sched, sp, dp string, single, fresh bool) error {
 	r, si, err := c.src.openRead(ctx, sp)
 	if err != nil {
 		if isNotExist(err) && !single {
@@ -460,7 +464,10 @@ func (c *copier) copyFile(ctx context.Context, s *sched, sp, dp string, single b
 		}
 		return wrap(err, "open %s", join2(c.src, sp))
 	}
-	di, err := c.dst.lstat(ctx, dp)
+	di, err := info{}, error(&os.PathError{Op: "lstat", Path: dp, Err: syscall.ENOENT})
+	if !fresh {
+		di, err = c.dst.lstat(ctx, dp)
+	}
 	switch {
 	case err == nil && isReg(di.mode) && !c.opts.Force && di.size == si.size && di.mtime.Equal(si.mtime):
 		r.close(ctx)
