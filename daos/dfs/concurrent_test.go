@@ -412,3 +412,76 @@ func TestCreateWhileRemoving(t *testing.T) {
 		t.Fatalf("%d of 500 opens with O_CREAT failed with ENOENT", enoent)
 	}
 }
+
+// TestChmodDuringRenames: a rename rewrites the whole inode under its new
+// name; a chmod through another mount meanwhile must not be lost by it
+// (the rename restarts, or the chmod fails): the last chmod that succeeded
+// is the mode the file ends with.
+func TestChmodDuringRenames(t *testing.T) {
+	ctx := context.Background()
+	fa := newFS(t, dfs.Attr{})
+	fb := secondMount(t, fa)
+	must(fa.Open(ctx, fa.Root(), "a", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600, dfs.OpenOptions{})).Close(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		names := []string{"a", "b"}
+		for i := 0; i < 400; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := fa.Rename(ctx, fa.Root(), names[i%2], fa.Root(), names[(i+1)%2], dfs.RenameOptions{}); err != nil {
+				t.Errorf("rename %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	last, ok := uint32(0o600), 0
+	for i := 0; i < 300 && !t.Failed(); i++ {
+		mode := uint32(0o400 + i%0o400)
+		for _, n := range []string{"a", "b"} {
+			o, err := fb.Lookup(ctx, fb.Root(), n)
+			if err != nil {
+				continue // renamed meanwhile
+			}
+			_, err = o.SetAttr(ctx, dfs.SetAttr{Mode: &mode})
+			o.Close(ctx)
+			if err == nil {
+				last = mode
+				ok++
+				// whichever name holds it now has this mode: renames
+				// meanwhile carried it along
+				for _, n := range []string{"a", "b"} {
+					if o, err := fb.Lookup(ctx, fb.Root(), n); err == nil {
+						st, err := o.Stat(ctx)
+						o.Close(ctx)
+						if err == nil && st.Mode != dfs.S_IFREG|last {
+							t.Fatalf("chmod %d: %s has mode %#o after a chmod to %#o", i, n, st.Mode, last)
+						}
+					}
+				}
+				break
+			}
+			if dfs.Errno(err) != syscall.ENOENT {
+				t.Fatalf("chmod: %v", err)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
+	var st dfs.Stat
+	for _, n := range []string{"a", "b"} {
+		if o, err := fa.Lookup(ctx, fa.Root(), n); err == nil {
+			st = must(o.Stat(ctx))
+			o.Close(ctx)
+		}
+	}
+	if st.Mode != dfs.S_IFREG|last {
+		t.Fatalf("mode %#o, the last chmod that succeeded (of %d) set %#o", st.Mode, ok, last)
+	}
+	t.Logf("%d chmods succeeded during the renames", ok)
+}
