@@ -296,9 +296,9 @@ func (c *copier) makeRoot(ctx context.Context, fileCopy bool) error {
 	var err error
 	switch t := c.dst.(type) {
 	case *posixTree:
-		err = os.MkdirAll(t.root, 0o700)
+		err = os.MkdirAll(t.root, 0o755) // as mkdir -p; a directory copied gets its mode at the end
 	case *dfsTree:
-		err = t.mkdir(ctx, "", 0o700, nil)
+		err = t.mkdir(ctx, "", 0o755, nil)
 	}
 	// something in the way is reported below
 	if err != nil && !isExist(err) && dfs.Errno(err) != syscall.ENOTDIR {
@@ -311,6 +311,13 @@ func (c *copier) makeRoot(ctx context.Context, fileCopy bool) error {
 	}
 	if err != nil {
 		return wrap(err, "destination %s", c.dst)
+	}
+	if pt, ok := c.dst.(*posixTree); ok && !fileCopy && di.mode&0o700 != 0o700 {
+		// writable while its entries are copied, as mkdir does (its mode
+		// is set back at the end)
+		if err := os.Chmod(pt.root, fs.FileMode(di.mode&0o777|0o700)); err != nil {
+			return wrap(err, "make %s writable", pt.root)
+		}
 	}
 	if !fileCopy {
 		c.dirs.Add(1)
