@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fs"
+
 	"github.com/godaos/godaos/daos"
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/daos/il"
@@ -426,7 +428,7 @@ func TestSemantics(t *testing.T) {
 		t.Fatalf("semantics: %s", out)
 	}
 	t.Logf("%d processes: %v", r.procs, r.counts)
-	for _, k := range []string{"open", "read", "write", "pread", "pwrite", "readv", "writev", "preadv", "pwritev", "lseek", "fstat", "dup"} {
+	for _, k := range []string{"open", "read", "write", "pread", "pwrite", "readv", "writev", "preadv", "pwritev", "lseek", "fstat", "dup", "fallback"} {
 		if r.counts[k] == 0 {
 			t.Errorf("no %s intercepted: %v", k, r.counts)
 		}
@@ -472,11 +474,54 @@ cat %[1]s/seq`, mnt, local)
 func TestNotDfuse(t *testing.T) {
 	local := t.TempDir()
 	want := randomFile(t, filepath.Join(local, "src"), 3)
-	_, r := run(t, time.Minute, "bash", "-c", fmt.Sprintf("dd if=%[1]s/src of=%[1]s/dst bs=64k status=none && cp %[1]s/dst %[1]s/dst2 && cat %[1]s/dst2 > /dev/null", local))
+	out, r := run(t, time.Minute, "bash", "-c", fmt.Sprintf("dd if=%[1]s/src of=%[1]s/dst bs=64k status=none && cp %[1]s/dst %[1]s/dst2 && cat %[1]s/dst2 > /dev/null && cat /proc/self/maps", local))
 	if r.procs < 3 || r.counts["total"] != 0 || r.counts["declined"] != 0 || r.counts["fallback"] != 0 {
 		t.Fatalf("local files touched: %d processes, %v", r.procs, r.counts)
 	}
+	if !strings.Contains(out, il.ShimName) || strings.Contains(out, il.GoName) {
+		t.Fatalf("cat's mappings: want %s and not %s:\n%s", il.ShimName, il.GoName, out)
+	}
 	if got, err := os.ReadFile(filepath.Join(local, "dst2")); err != nil || sum(got) != sum(want) {
 		t.Fatalf("dst2 differs (%v)", err)
+	}
+}
+
+// TestOtherFUSE: a FUSE file system that is not dfuse (go-fuse's loopback,
+// which passes the ioctl to ext4 or tmpfs, which refuse it) is left alone.
+func TestOtherFUSE(t *testing.T) {
+	under, mnt := t.TempDir(), filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	root, err := fs.NewLoopbackRoot(under)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := fs.Mount(mnt, root, &fs.Options{})
+	if err != nil {
+		t.Skipf("no FUSE here: %v", err)
+	}
+	defer srv.Unmount()
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 3)
+	_, r := run(t, time.Minute, "dd", "if="+filepath.Join(local, "src"), "of="+filepath.Join(mnt, "f"), "bs=1M", "status=none")
+	if r.counts["total"] != 0 || r.counts["declined"] == 0 {
+		t.Fatalf("want the file declined, nothing intercepted: %v", r.counts)
+	}
+	if got, err := os.ReadFile(filepath.Join(under, "f")); err != nil || sum(got) != sum(want) {
+		t.Fatalf("f differs (%v)", err)
+	}
+}
+
+// TestDisable: GODAOS_IL_DISABLE=1 intercepts nothing on the mount.
+func TestDisable(t *testing.T) {
+	mnt := mount(t)
+	t.Setenv("GODAOS_IL_DISABLE", "1")
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 3)
+	_, r := run(t, time.Minute, "dd", "if="+filepath.Join(local, "src"), "of="+filepath.Join(mnt, "f"), "bs=1M", "status=none")
+	if r.procs != 1 || r.counts["total"] != 0 {
+		t.Fatalf("intercepted while disabled: %d processes, %v", r.procs, r.counts)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "f")); err != nil || sum(got) != sum(want) {
+		t.Fatalf("f differs (%v)", err)
 	}
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -190,6 +191,33 @@ static void threads(void)
 	close(tfd);
 }
 
+/* calls the library leaves to the kernel: copy_file_range is EXDEV, mmap
+ * sees the direct writes (the descriptor falls back first) */
+static void fallbacks(void)
+{
+	int fd = open(at("mmap"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0, "open mmap");
+	static char data[2 * MiB];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7);
+	CHECK(write(fd, data, sizeof(data)) == (ssize_t)sizeof(data), "write mmap");
+	int out = open(at("mmap.copy"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(out >= 0, "open copy");
+	loff_t a = 0, b = 0;
+	CHECK(copy_file_range(fd, &a, out, &b, 4096, 0) == -1 && errno == EXDEV, "copy_file_range: want EXDEV");
+	close(out);
+	char *m = mmap(NULL, sizeof(data), PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED, "mmap");
+	CHECK(memcmp(m, data, sizeof(data)) == 0, "mmap sees the direct writes");
+	munmap(m, sizeof(data));
+	/* the descriptor goes on through the kernel, at the same offset */
+	CHECK(lseek(fd, 0, SEEK_CUR) == (off_t)sizeof(data), "offset after the fallback");
+	CHECK(write(fd, "tail", 4) == 4, "write after the fallback");
+	char buf[4];
+	CHECK(pread(fd, buf, 4, sizeof(data)) == 4 && memcmp(buf, "tail", 4) == 0, "read after the fallback");
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -202,6 +230,7 @@ int main(int argc, char **argv)
 	size_after_close();
 	fork_shares_offset();
 	threads();
+	fallbacks();
 	printf("ok\n");
 	return 0;
 }
