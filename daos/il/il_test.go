@@ -400,21 +400,27 @@ numjobs=3
 
 // TestMPIIO runs posixload's MPI-IO program (independent and collective
 // writes through strided views, read back and checked) with the library
-// preloaded into the 4 ranks (mpirun passes the environment on).
+// preloaded into the 4 ranks (mpirun passes the environment on), with
+// collective buffering and with data sieving (read-modify-write through
+// the library under fcntl locks taken through the mount).
 func TestMPIIO(t *testing.T) {
 	mnt := mount(t)
-	env, rp := ilEnv(t)
-	for _, kv := range env {
-		if k, v, _ := strings.Cut(kv, "="); k == "LD_PRELOAD" || k == "GODAOS_IL_REPORT" {
-			t.Setenv(k, v)
-		}
+	for _, mode := range []posixload.MPIIOMode{posixload.CollectiveBuffering, posixload.DataSieving} {
+		t.Run(mode.String(), func(t *testing.T) {
+			env, rp := ilEnv(t)
+			for _, kv := range env {
+				if k, v, _ := strings.Cut(kv, "="); k == "LD_PRELOAD" || k == "GODAOS_IL_REPORT" {
+					t.Setenv(k, v)
+				}
+			}
+			posixload.MPIIO(t, mnt, posixload.MPIIOOptions{Mode: mode, SizePerRank: 1 << 20, Timeout: 3 * time.Minute})
+			r := readReport(t, rp)
+			if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 {
+				t.Fatalf("the ranks' I/O was not intercepted: %d processes, %v", r.procs, r.counts)
+			}
+			t.Logf("mpirun: %d processes reported, %v", r.procs, r.counts)
+		})
 	}
-	posixload.MPIIO(t, mnt, posixload.MPIIOOptions{Mode: posixload.CollectiveBuffering, SizePerRank: 1 << 20, Timeout: 3 * time.Minute})
-	r := readReport(t, rp)
-	if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 {
-		t.Fatalf("the ranks' I/O was not intercepted: %d processes, %v", r.procs, r.counts)
-	}
-	t.Logf("mpirun: %d processes reported, %v", r.procs, r.counts)
 }
 
 // TestSemantics runs testdata/semantics.c under the library: offsets,
