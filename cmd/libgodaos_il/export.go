@@ -43,10 +43,12 @@ func logf(format string, args ...any) {
 // The process's client, connected once, and its containers, each opened
 // once (DAOS's libioil also keeps one handle per container).
 var (
-	mu      sync.Mutex
+	mu      sync.Mutex // the client and containers (held while attaching)
 	client  *daos.Client
 	initErr error
 	conts   = map[[32]byte]*contEntry{}
+
+	hmu     sync.RWMutex // the open arrays, looked up by every read and write
 	handles = map[int64]*daos.ArrayObj{}
 	nextH   int64
 )
@@ -125,18 +127,18 @@ func godaos_il_open(pool, cont *C.uint8_t, oidHi, oidLo, chunk C.uint64_t, writa
 		logf("open: %v", err)
 		return errnoOf(err)
 	}
-	mu.Lock()
+	hmu.Lock()
 	nextH++
 	h := nextH
 	handles[h] = a
-	mu.Unlock()
+	hmu.Unlock()
 	*out = C.int64_t(h)
 	return 0
 }
 
 func handle(h C.int64_t) *daos.ArrayObj {
-	mu.Lock()
-	defer mu.Unlock()
+	hmu.RLock()
+	defer hmu.RUnlock()
 	return handles[int64(h)]
 }
 
@@ -218,10 +220,10 @@ func godaos_il_size(h C.int64_t, out *C.uint64_t) C.int {
 
 //export godaos_il_close
 func godaos_il_close(h C.int64_t) C.int {
-	mu.Lock()
+	hmu.Lock()
 	a := handles[int64(h)]
 	delete(handles, int64(h))
-	mu.Unlock()
+	hmu.Unlock()
 	if a == nil {
 		return -C.int(syscall.EBADF)
 	}
