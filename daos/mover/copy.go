@@ -335,14 +335,12 @@ func (c *copier) copyDir(ctx context.Context, s *sched, sp, dp string, fresh boo
 	for _, e := range ents {
 		sc, dc := join(sp, e.name), join(dp, e.name)
 		switch {
+		case e.mode == 0: // type unknown: the entry's own task finds it
+			s.push(prioFile, func(ctx context.Context) error { return c.copyEntry(ctx, s, sc, dc, fresh) })
 		case isDir(e.mode):
-			made, err := c.mkdir(ctx, sc, dc, fresh)
-			if err != nil {
+			if err := c.copySubdir(ctx, s, sc, dc, fresh); err != nil {
 				return err
 			}
-			c.addDir(sc, dc)
-			c.dirs.Add(1)
-			s.push(prioDir, func(ctx context.Context) error { return c.copyDir(ctx, s, sc, dc, made) })
 		case isReg(e.mode):
 			s.push(prioFile, func(ctx context.Context) error { return c.copyFile(ctx, s, sc, dc, false, fresh) })
 		case isLink(e.mode):
@@ -353,6 +351,38 @@ func (c *copier) copyDir(ctx context.Context, s *sched, sp, dp string, fresh boo
 			c.warn("%s: a %s (DFS has no such files)", join2(c.src, sc), typeName(e.mode))
 		}
 	}
+	return nil
+}
+
+// copySubdir makes directory dp and has its entries copied.
+func (c *copier) copySubdir(ctx context.Context, s *sched, sp, dp string, parentFresh bool) error {
+	made, err := c.mkdir(ctx, sp, dp, parentFresh)
+	if err != nil {
+		return err
+	}
+	c.addDir(sp, dp)
+	c.dirs.Add(1)
+	s.push(prioDir, func(ctx context.Context) error { return c.copyDir(ctx, s, sp, dp, made) })
+	return nil
+}
+
+// copyEntry copies an entry whose type the listing did not tell, with the
+// one lookup that tells it.
+func (c *copier) copyEntry(ctx context.Context, s *sched, sp, dp string, fresh bool) error {
+	r, si, target, err := c.src.(entryOpener).openEntry(ctx, sp)
+	switch {
+	case isNotExist(err):
+		return nil // removed since the listing
+	case err != nil:
+		return wrap(err, "look up %s", join2(c.src, sp))
+	case isDir(si.mode):
+		return c.copySubdir(ctx, s, sp, dp, fresh)
+	case isReg(si.mode):
+		return c.copyOpened(ctx, s, sp, dp, r, si, fresh)
+	case isLink(si.mode):
+		return c.makeLink(ctx, sp, dp, target, si)
+	}
+	c.warn("%s: a %s (not copied)", join2(c.src, sp), typeName(si.mode))
 	return nil
 }
 
@@ -414,7 +444,12 @@ func (c *copier) copyLink(ctx context.Context, sp, dp string) error {
 	if err != nil {
 		return wrap(err, "source %s", join2(c.src, sp))
 	}
-	err = c.dst.symlink(ctx, target, dp, c.own(si))
+	return c.makeLink(ctx, sp, dp, target, si)
+}
+
+// makeLink makes symlink dp to target, with the owner and mtime of si.
+func (c *copier) makeLink(ctx context.Context, sp, dp, target string, si info) error {
+	err := c.dst.symlink(ctx, target, dp, c.own(si))
 	if err != nil && isExist(err) {
 		di, err2 := c.dst.lstat(ctx, dp)
 		if err2 != nil {
@@ -471,6 +506,11 @@ func (c *copier) copyFile(ctx context.Context, s *sched, sp, dp string, single, 
 		}
 		return wrap(err, "open %s", join2(c.src, sp))
 	}
+	return c.copyOpened(ctx, s, sp, dp, r, si, fresh)
+}
+
+// copyOpened copies regular file sp, open as r, to dp.
+func (c *copier) copyOpened(ctx context.Context, s *sched, sp, dp string, r reader, si info, fresh bool) error {
 	di, err := info{}, error(&os.PathError{Op: "lstat", Path: dp, Err: syscall.ENOENT})
 	if !fresh {
 		di, err = c.dst.lstat(ctx, dp)

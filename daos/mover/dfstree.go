@@ -107,6 +107,8 @@ func (t *dfsTree) lstat(ctx context.Context, p string) (info, error) {
 	return dfsInfo(st), nil
 }
 
+// readDir lists names only: the entries' types are found by openEntry,
+// whose lookup the copy needs anyway.
 func (t *dfsTree) readDir(ctx context.Context, p string) ([]dirent, error) {
 	d, err := t.dir(ctx, p)
 	if err != nil {
@@ -114,15 +116,32 @@ func (t *dfsTree) readDir(ctx context.Context, p string) ([]dirent, error) {
 	}
 	var out []dirent
 	for a := (daos.Anchor{}); !a.EOF; {
-		es, err := t.fs.ReaddirPlus(ctx, d, &a, 1024)
+		names, err := t.fs.Readdir(ctx, d, &a, 1024)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range es {
-			out = append(out, dirent{name: e.Name, mode: e.Mode & sIFMT})
+		for _, n := range names {
+			out = append(out, dirent{name: n})
 		}
 	}
 	return out, nil
+}
+
+func (t *dfsTree) openEntry(ctx context.Context, p string) (reader, info, string, error) {
+	d, name, err := t.parent(ctx, p)
+	if err != nil {
+		return nil, info{}, "", err
+	}
+	o, st, err := t.fs.LookupStat(ctx, d, name)
+	if err != nil {
+		return nil, info{}, "", err
+	}
+	if st.IsRegular() {
+		return &dfsFile{t: t, o: o}, dfsInfo(st), "", nil
+	}
+	target := o.Target()
+	o.Close(ctx)
+	return nil, dfsInfo(st), target, nil
 }
 
 func openOpts(own *owner) dfs.OpenOptions {

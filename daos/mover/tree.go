@@ -37,6 +37,14 @@ type tree interface {
 	close(ctx context.Context)
 }
 
+// entryOpener is a tree whose readDir may leave an entry's type unknown
+// (mode 0), because asking costs a lookup per entry (DFS): openEntry then
+// looks the entry up once and gives what a copy needs of it, a reader for
+// a regular file (nil for others) and a symlink's target.
+type entryOpener interface {
+	openEntry(ctx context.Context, p string) (r reader, i info, target string, err error)
+}
+
 // reader is an open source file.
 type reader interface {
 	readAt(ctx context.Context, buf []byte, off int64) (int, error)

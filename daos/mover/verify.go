@@ -50,6 +50,8 @@ func (c *copier) verifyDir(ctx context.Context, s *sched, sp, dp string) error {
 	for _, e := range ents {
 		sc, dc := join(sp, e.name), join(dp, e.name)
 		switch {
+		case e.mode == 0:
+			s.push(prioFile, func(ctx context.Context) error { return c.verifyEntry(ctx, s, sc, dc) })
 		case isDir(e.mode):
 			s.push(prioDir, func(ctx context.Context) error { return c.verifyDir(ctx, s, sc, dc) })
 		case isReg(e.mode):
@@ -59,11 +61,30 @@ func (c *copier) verifyDir(ctx context.Context, s *sched, sp, dp string) error {
 	return nil
 }
 
+// verifyEntry verifies an entry whose type the listing did not tell.
+func (c *copier) verifyEntry(ctx context.Context, s *sched, sp, dp string) error {
+	r, si, _, err := c.src.(entryOpener).openEntry(ctx, sp)
+	switch {
+	case err != nil:
+		return wrap(err, "look up %s", join2(c.src, sp))
+	case isDir(si.mode):
+		s.push(prioDir, func(ctx context.Context) error { return c.verifyDir(ctx, s, sp, dp) })
+	case isReg(si.mode):
+		return c.verifyOpened(ctx, s, sp, dp, r, si)
+	}
+	return nil
+}
+
 func (c *copier) verifyFile(ctx context.Context, s *sched, sp, dp string) error {
 	r1, i1, err := c.src.openRead(ctx, sp)
 	if err != nil {
 		return wrap(err, "open %s", join2(c.src, sp))
 	}
+	return c.verifyOpened(ctx, s, sp, dp, r1, i1)
+}
+
+// verifyOpened verifies file sp, open as r1, against dp.
+func (c *copier) verifyOpened(ctx context.Context, s *sched, sp, dp string, r1 reader, i1 info) error {
 	r2, i2, err := c.dst.openRead(ctx, dp)
 	if err != nil {
 		r1.close(ctx)
