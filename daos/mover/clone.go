@@ -59,13 +59,14 @@ func Clone(ctx context.Context, src, dst Endpoint, opts Options) (CloneStats, er
 	if err != nil {
 		return CloneStats{}, err
 	}
-	defer sp.Disconnect(ctx)
-	defer sc.Close(ctx)
+	done := context.WithoutCancel(ctx) // to close what was opened, even after a cancel
+	defer sp.Disconnect(done)
+	defer sc.Close(done)
 	dp, err := cl.PoolConnect(ctx, dst.Pool, daos.RW)
 	if err != nil {
 		return CloneStats{}, daoserr.Context(err, "connect to pool %s (the clone's destination)", dst.Pool)
 	}
-	defer dp.Disconnect(ctx)
+	defer dp.Disconnect(done)
 	if dst.Cont != "" {
 		h, err := dp.ContOpen(ctx, dst.Cont, daos.RO)
 		if err == nil {
@@ -92,14 +93,14 @@ func Clone(ctx context.Context, src, dst Endpoint, opts Options) (CloneStats, er
 	ok := false
 	defer func() {
 		if !ok { // leave nothing half-made
-			dp.ContDestroy(context.WithoutCancel(ctx), ct.GetUuid())
+			dp.ContDestroy(done, ct.GetUuid())
 		}
 	}()
 	dc, err := dp.ContOpen(ctx, ct.GetUuid(), daos.RW)
 	if err != nil {
 		return st, daoserr.Context(err, "open the new container %s", ct.GetLabel())
 	}
-	defer dc.Close(ctx)
+	defer dc.Close(done)
 
 	if err := cloneAttrs(ctx, sp, src.Cont, dp, ct.GetUuid()); err != nil {
 		return st, err
