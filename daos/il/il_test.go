@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,14 +23,16 @@ import (
 	"github.com/godaos/godaos/daos"
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/daos/il"
+	"github.com/godaos/godaos/internal/ctlclient"
+	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
 	"github.com/godaos/godaos/internal/testsys/inproc"
 	"github.com/godaos/godaos/internal/testsys/posixload"
 )
 
-// The system (one server, pool "tank" owned by the user) starts with the
-// first test that needs it, so that the unit tests and fuzz targets of the
-// package run without one.
+// The system (one server, pool "tank" of 2 GiB owned by the user) starts
+// with the first test that needs it, so that the unit tests and fuzz
+// targets of the package run without one.
 var sys struct {
 	once sync.Once
 	s    *inproc.System
@@ -40,14 +43,28 @@ var sys struct {
 func system(t testing.TB) {
 	t.Helper()
 	sys.once.Do(func() {
-		sys.s, sys.stop, sys.err = inproc.StartMain(false, "tank")
-		if sys.err == nil {
-			os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(sys.s.Agent.Socket()))
+		sys.s, sys.stop, sys.err = inproc.StartMain(false)
+		if sys.err != nil {
+			return
 		}
+		os.Setenv("DAOS_AGENT_DRPC_DIR", filepath.Dir(sys.s.Agent.Socket()))
+		// inproc's pools are 256 MiB: the tests write more
+		sys.err = createPool("tank", 2<<30)
 	})
 	if sys.err != nil {
 		t.Fatal(sys.err)
 	}
+}
+
+// createPool creates a pool owned by the user.
+func createPool(label string, size uint64) error {
+	u, err := user.Current()
+	if err != nil {
+		return err
+	}
+	r, err := sys.s.Admin.PoolCreate(context.Background(), &ctlpb.PoolCreateReq{Label: label, ScmSize: 256 << 20,
+		NvmeSize: size, User: u.Username, Group: u.Username})
+	return ctlclient.Err(err, r.GetError(), "pool create "+label)
 }
 
 func TestMain(m *testing.M) {

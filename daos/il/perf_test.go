@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/godaos/godaos/internal/ctlclient"
-	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
 )
 
@@ -40,13 +37,7 @@ func TestPerf(t *testing.T) {
 	// a pool of its own, large enough for every run (space freed by a
 	// remove comes back later, with aggregation)
 	system(t)
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := sys.s.Admin.PoolCreate(context.Background(), &ctlpb.PoolCreateReq{Label: "perf", ScmSize: 512 << 20,
-		NvmeSize: uint64(rounds*6*mib+1024) << 20, User: u.Username, Group: u.Username})
-	if err := ctlclient.Err(err, r.GetError(), "pool create perf"); err != nil {
+	if err := createPool("perf", uint64(rounds*6*mib+1024)<<20); err != nil {
 		t.Fatal(err)
 	}
 	mnt := mountPool(t, "perf")
