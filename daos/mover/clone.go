@@ -236,8 +236,14 @@ const (
 	cloneMaxRecxs = 256
 )
 
+// dkeyHook, when set (by tests), runs as each dkey is copied.
+var dkeyHook func()
+
 func (k *cloner) cloneDkey(ctx context.Context, so, do *daos.Obj, dkey []byte) error {
 	k.dkeys.Add(1)
+	if dkeyHook != nil {
+		dkeyHook()
+	}
 	for a := (daos.Anchor{}); !a.EOF; {
 		akeys, err := so.ListAkeys(ctx, dkey, &a, 1024)
 		if err != nil {

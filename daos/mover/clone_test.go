@@ -262,6 +262,24 @@ func TestCloneObjects(t *testing.T) {
 		t.Errorf("array size %d %v", n, err)
 	}
 
+	t.Run("interrupted", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		n := 0
+		dkeyHook = func() {
+			if n++; n == 5 {
+				cancel()
+			}
+		}
+		t.Cleanup(func() { dkeyHook = nil })
+		_, err := Clone(cctx, ep(t, "daos://tank/raw"), ep(t, "daos://tank/halfway"), Options{Client: c, Workers: 1})
+		if !daoserr.Is(err, daoserr.Canceled) || !strings.Contains(err.Error(), "the new container was destroyed") {
+			t.Fatalf("interrupted clone: %v", err)
+		}
+		if _, err := p.ContOpen(ctx, "halfway", daos.RO); !daoserr.Is(err, daoserr.Nonexist) {
+			t.Fatalf("the interrupted clone left its container: %v", err)
+		}
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		cases := []struct {
 			name, src, dst string
