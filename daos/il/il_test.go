@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 
@@ -546,5 +547,82 @@ func TestDisable(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(mnt, "f")); err != nil || sum(got) != sum(want) {
 		t.Fatalf("f differs (%v)", err)
+	}
+}
+
+// TestIoctl asks dfuse directly: its answer names the pool, the container,
+// the file's object and chunk size; other commands and directories get
+// ENOTTY.
+func TestIoctl(t *testing.T) {
+	mnt := mount(t)
+	p := filepath.Join(mnt, "f")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ioctl := func(path string, cmd uint32) ([]byte, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, il.InfoSize)
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), uintptr(cmd), uintptr(unsafe.Pointer(&b[0]))); e != 0 {
+			return nil, e
+		}
+		return b, nil
+	}
+	b, err := ioctl(p, il.IoctlInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := il.DecodeInfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// what the client API says about the same file
+	ctx := context.Background()
+	c, err := daos.Init(ctx, daos.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Fini()
+	pool, err := c.PoolConnect(ctx, il.FormatUUID(info.Pool), daos.RO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Disconnect(ctx)
+	if pool.Info.GetLabel() != "tank" {
+		t.Fatalf("pool %s is %q, want tank", il.FormatUUID(info.Pool), pool.Info.GetLabel())
+	}
+	cont, err := pool.ContOpen(ctx, il.FormatUUID(info.Cont), daos.RO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cont.Close(ctx)
+	fsys, err := dfs.Mount(ctx, cont, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, st, err := fsys.LookupStat(ctx, fsys.Root(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close(ctx)
+	if info.OID != st.OID || info.ChunkSize != obj.ChunkSize() {
+		t.Fatalf("ioctl says %v chunk %d, DFS says %v chunk %d", info.OID, info.ChunkSize, st.OID, obj.ChunkSize())
+	}
+	for _, tc := range []struct {
+		name string
+		path string
+		cmd  uint32
+	}{
+		{"other command", p, il.IoctlInfo + 1},
+		{"directory", mnt, il.IoctlInfo},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ioctl(tc.path, tc.cmd); err != syscall.ENOTTY {
+				t.Fatalf("got %v, want ENOTTY", err)
+			}
+		})
 	}
 }
