@@ -398,3 +398,23 @@ func equalRegions(a, b []region) bool {
 	}
 	return true
 }
+
+// TestProgressTo: a progress line goes to a terminal, not to a file.
+func TestProgressTo(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ProgressTo(f) != nil || ProgressTo(nil) != nil {
+		t.Error("progress to a file")
+	}
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer pty.Close()
+	if ProgressTo(pty) == nil {
+		t.Error("no progress to a terminal")
+	}
+}
