@@ -52,7 +52,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -300,6 +306,17 @@ static void set(int fd, struct ilfile *f)
 		put(old);
 }
 
+/* forget drops what the table says about a descriptor number the kernel
+ * has just handed out: an entry there is stale, left by a close that did
+ * not go through close() (a raw system call). */
+static void forget(int fd)
+{
+	if (fd < 0 || fd >= MAX_FDS || __atomic_load_n(&n_intercepted, __ATOMIC_RELAXED) == 0 ||
+	    __atomic_load_n(&tbl[fd], __ATOMIC_RELAXED) == NULL)
+		return;
+	set(fd, NULL);
+}
+
 /* refresh tells dfuse, and through its reply the kernel, about direct
  * writes: dfuse stores the mtime, the kernel takes the new size. */
 static void refresh(int fd, struct ilfile *f)
@@ -428,6 +445,7 @@ static int is_fuse(int fd, dev_t dev)
 /* opened decides whether to intercept a descriptor just opened. */
 static int opened(int fd, int flags)
 {
+	forget(fd);
 	if (fd < 0 || fd >= MAX_FDS || in_il || !__atomic_load_n(&enabled, __ATOMIC_RELAXED))
 		return fd;
 	if (flags & (O_APPEND | O_PATH | O_DIRECTORY))
@@ -871,6 +889,70 @@ EXPORT int fclose(FILE *fp)
 	return REAL(fclose)(fp);
 }
 
+/* closefrom closes inside libc, past close_range(). */
+DECLARE_REAL(closefrom);
+EXPORT void closefrom(int lowfd)
+{
+	if (__atomic_load_n(&n_intercepted, __ATOMIC_RELAXED) > 0)
+		for (int fd = lowfd < 0 ? 0 : lowfd; fd < MAX_FDS; fd++)
+			detach(fd);
+	REAL(closefrom)(lowfd);
+}
+
+/* Calls that hand out new descriptors the library never intercepts: a
+ * number they return may still have an entry if it was closed behind
+ * libc's back (a raw close system call). */
+DECLARE_REAL(pipe);
+DECLARE_REAL(pipe2);
+DECLARE_REAL(socket);
+DECLARE_REAL(socketpair);
+DECLARE_REAL(accept);
+DECLARE_REAL(accept4);
+DECLARE_REAL(eventfd);
+DECLARE_REAL(memfd_create);
+DECLARE_REAL(epoll_create);
+DECLARE_REAL(epoll_create1);
+DECLARE_REAL(signalfd);
+DECLARE_REAL(timerfd_create);
+DECLARE_REAL(inotify_init);
+DECLARE_REAL(inotify_init1);
+
+static int fresh(int fd)
+{
+	forget(fd);
+	return fd;
+}
+
+static int fresh2(int r, int fds[2])
+{
+	if (r == 0) {
+		forget(fds[0]);
+		forget(fds[1]);
+	}
+	return r;
+}
+
+EXPORT int pipe(int fds[2]) { return fresh2(REAL(pipe)(fds), fds); }
+EXPORT int pipe2(int fds[2], int flags) { return fresh2(REAL(pipe2)(fds, flags), fds); }
+EXPORT int socket(int domain, int type, int proto) { return fresh(REAL(socket)(domain, type, proto)); }
+EXPORT int socketpair(int domain, int type, int proto, int fds[2])
+{
+	return fresh2(REAL(socketpair)(domain, type, proto, fds), fds);
+}
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len) { return fresh(REAL(accept)(fd, addr, len)); }
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	return fresh(REAL(accept4)(fd, addr, len, flags));
+}
+EXPORT int eventfd(unsigned int initval, int flags) { return fresh(REAL(eventfd)(initval, flags)); }
+EXPORT int memfd_create(const char *name, unsigned int flags) { return fresh(REAL(memfd_create)(name, flags)); }
+EXPORT int epoll_create(int size) { return fresh(REAL(epoll_create)(size)); }
+EXPORT int epoll_create1(int flags) { return fresh(REAL(epoll_create1)(flags)); }
+EXPORT int signalfd(int fd, const sigset_t *mask, int flags) { return fresh(REAL(signalfd)(fd, mask, flags)); }
+EXPORT int timerfd_create(int clock, int flags) { return fresh(REAL(timerfd_create)(clock, flags)); }
+EXPORT int inotify_init(void) { return fresh(REAL(inotify_init)()); }
+EXPORT int inotify_init1(int flags) { return fresh(REAL(inotify_init1)(flags)); }
+
 /* duplicates share the open file (and offset): they are intercepted too */
 static int duped(int oldfd, int newfd)
 {
@@ -881,6 +963,8 @@ static int duped(int oldfd, int newfd)
 		set(newfd, f);
 		count(C_DUP, 1);
 		put(f);
+	} else {
+		forget(newfd);
 	}
 	return newfd;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -218,6 +219,30 @@ static void fallbacks(void)
 	close(fd);
 }
 
+/* a descriptor closed behind libc's back: its number, handed out again
+ * for another file, is that file's */
+static void raw_close(void)
+{
+	int fd = open(at("stale"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, "abc", 3) == 3, "write stale");
+	CHECK(syscall(SYS_close, fd) == 0, "raw close");
+	int z = open("/dev/zero", O_RDONLY);
+	CHECK(z == fd, "the number comes back (%d, %d)", z, fd);
+	char buf[3] = {1, 1, 1};
+	CHECK(read(z, buf, 3) == 3 && memcmp(buf, "\0\0\0", 3) == 0, "read /dev/zero");
+	close(z);
+	fd = open(at("stale"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, "abc", 3) == 3, "write stale");
+	CHECK(syscall(SYS_close, fd) == 0, "raw close");
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	int d = dup(p[0]); /* a descriptor the library does not see made: dup's */
+	CHECK(d == fd || p[0] == fd || p[1] == fd, "the number comes back");
+	CHECK(write(p[1], "xy", 2) == 2, "write to the pipe");
+	CHECK(read(d, buf, 2) == 2 && memcmp(buf, "xy", 2) == 0, "read from the pipe");
+	close(d), close(p[0]), close(p[1]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -231,6 +256,7 @@ int main(int argc, char **argv)
 	fork_shares_offset();
 	threads();
 	fallbacks();
+	raw_close();
 	printf("ok\n");
 	return 0;
 }
