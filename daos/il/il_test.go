@@ -626,3 +626,25 @@ func TestIoctl(t *testing.T) {
 		})
 	}
 }
+
+// TestNoAgent: when the Go client cannot attach (here: no daos_agent where
+// it looks), descriptors fall back to the mount at their first read or
+// write, and the data is right.
+func TestNoAgent(t *testing.T) {
+	mnt := mount(t)
+	t.Setenv("DAOS_AGENT_DRPC_DIR", t.TempDir())
+	t.Setenv("GODAOS_IL_DEBUG", "1")
+	local := t.TempDir()
+	want := randomFile(t, filepath.Join(local, "src"), 3)
+	out, r := run(t, time.Minute, "dd", "if="+filepath.Join(local, "src"), "of="+filepath.Join(mnt, "f"), "bs=1M", "status=none")
+	if r.counts["fallback"] == 0 || r.counts["write"] != 0 {
+		t.Fatalf("want a fallback and no intercepted write: %v\n%s", r.counts, out)
+	}
+	t.Logf("%v\n%s", r.counts, out)
+	if !strings.Contains(out, "cannot open the object") {
+		t.Errorf("GODAOS_IL_DEBUG did not say why:\n%s", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "f")); err != nil || sum(got) != sum(want) {
+		t.Fatalf("f differs (%v)", err)
+	}
+}
