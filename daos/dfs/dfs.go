@@ -72,6 +72,10 @@ type FS struct {
 
 	mu    sync.Mutex
 	nodes map[daos.OID]*node // what open objects of this mount know of their entries
+	// renames counts the renames through this mount (moved), so that a
+	// lookup that read an entry before one of them does not move handles
+	// back to where the rename took them from (see acquire).
+	renames atomic.Uint64
 }
 
 // node is where an open object's entry lives, shared by every handle of the
@@ -284,19 +288,22 @@ func (f *FS) writable(op, name string) error {
 	return nil
 }
 
-// acquire registers a handle of oid, whose entry is name in parent.
-func (f *FS) acquire(oid, parent daos.OID, name string) *node {
+// acquire registers a handle of oid, whose entry is name in parent, as read
+// when f.renames was seen.
+func (f *FS) acquire(oid, parent daos.OID, name string, seen uint64) *node {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := f.nodes[oid]
 	if n == nil {
 		n = &node{parent: parent, name: name}
 		f.nodes[oid] = n
-	} else {
+	} else if seen == f.renames.Load() {
 		// The caller just found (or made) the entry there: that is where
 		// it is now, even if the handles already open still say where it
 		// was before another client renamed it. Without this, a new
 		// handle would take their stale name (and fail with ENOENT).
+		// Unless this mount renamed something since the caller read the
+		// entry: then the handles may know better (moved).
 		n.mu.Lock()
 		n.parent, n.name = parent, name
 		n.mu.Unlock()
@@ -318,6 +325,7 @@ func (f *FS) release(oid daos.OID) {
 // moved tells open handles of oid that their entry is now name in parent.
 func (f *FS) moved(oid, parent daos.OID, name string) {
 	f.mu.Lock()
+	f.renames.Add(1) // under f.mu: acquire checks it under f.mu
 	n := f.nodes[oid]
 	f.mu.Unlock()
 	if n != nil {

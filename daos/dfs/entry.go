@@ -50,6 +50,7 @@ type entry struct {
 	size   uint64 // symlink target length
 	hlc    uint64 // DAOS's object HLC: kept as read, so that a rename (which rewrites the whole inode) does not lose what libdfs stored
 	target string // symlink target, fetched separately
+	seen   uint64 // not stored: the mount's rename count before the entry was read (see FS.acquire)
 }
 
 func putTime(b []byte, secIdx, nsecIdx int, t time.Time) {

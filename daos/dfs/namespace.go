@@ -63,10 +63,12 @@ func (f *FS) lookup(ctx context.Context, dir *Obj, name string, flags int) (*Obj
 	if err := checkName("lookup", name); err != nil {
 		return nil, entry{}, err
 	}
+	seen := f.renames.Load()
 	e, err := fetchEntry(ctx, dir.dir, name)
 	if err != nil {
 		return nil, entry{}, pathErr("lookup", name, err)
 	}
+	e.seen = seen
 	o, err := f.openEntry(dir.oid, name, &e, flags)
 	if err != nil {
 		return nil, entry{}, pathErr("lookup", name, err)

@@ -82,7 +82,7 @@ func (f *FS) openEntry(parent daos.OID, name string, e *entry, flags int) (*Obj,
 	if err != nil {
 		return nil, err
 	}
-	o.n = f.acquire(e.oid, parent, name)
+	o.n = f.acquire(e.oid, parent, name, e.seen)
 	return o, nil
 }
 
