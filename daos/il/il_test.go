@@ -160,7 +160,7 @@ func newCont(t testing.TB, pool string) string {
 // daos/dfuse's test helper.)
 func mount(t testing.TB) string { return mountPool(t, "tank") }
 
-func mountPool(t testing.TB, pool string) string {
+func mountPool(t testing.TB, pool string, extra ...string) string {
 	t.Helper()
 	cont := newCont(t, pool)
 	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
@@ -169,7 +169,7 @@ func mountPool(t testing.TB, pool string) string {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	cmd := exec.Command(filepath.Join(bin, "dfuse"), "-f", "-m", dir, "--pool", pool, "--cont", cont)
+	cmd := exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", pool, "--cont", cont}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Env = append(os.Environ(), "LD_PRELOAD=") // dfuse itself is never intercepted
 	if err := cmd.Start(); err != nil {
@@ -646,5 +646,63 @@ func TestNoAgent(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(mnt, "f")); err != nil || sum(got) != sum(want) {
 		t.Fatalf("f differs (%v)", err)
+	}
+}
+
+// TestMultiUser: on a --multi-user mount, a user whom the pool grants
+// nothing (nobody; the pool refuses its agent-signed credential with
+// DER_NO_PERM) writes and reads through the mount, not through the library:
+// the library never gives a process more than its own credential does.
+func TestMultiUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a --multi-user mount and commands run as another user")
+	}
+	mnt := mountPool(t, "tank", "--multi-user")
+	for p := filepath.Dir(mnt); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	// nobody reaches the agent (as on a real node), which signs its
+	// credential: the pool's ACL, not a missing socket, turns it away
+	sock := sys.s.Agent.Socket()
+	os.Chmod(sock, 0o777)
+	for p := filepath.Dir(sock); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	if err := os.Chmod(mnt, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	local, err := os.MkdirTemp("", "godaos-il-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(local)
+	os.Chmod(local, 0o777)
+	want := randomFile(t, filepath.Join(local, "src"), 3)
+	os.Chmod(filepath.Join(local, "src"), 0o644)
+	rp := filepath.Join(local, "report")
+	const nobody = 65534
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("dd if=%s of=%s/f bs=1M status=none && dd if=%[2]s/f of=%[3]s/back bs=1M status=none", filepath.Join(local, "src"), mnt, local))
+	cmd.Env = append(os.Environ(), "LD_PRELOAD="+shim(t), "GODAOS_IL_REPORT="+rp, "GODAOS_IL_DEBUG=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "DER_NO_PERM") {
+		t.Errorf("want the pool to refuse nobody:\n%s", out)
+	}
+	r := readReport(t, rp)
+	if r.procs < 2 || r.counts["write"]+r.counts["read"] != 0 || r.counts["fallback"] == 0 {
+		t.Fatalf("nobody's I/O: want fallbacks and nothing intercepted: %d processes, %v", r.procs, r.counts)
+	}
+	for _, p := range []string{filepath.Join(mnt, "f"), filepath.Join(local, "back")} {
+		if got, err := os.ReadFile(p); err != nil || sum(got) != sum(want) {
+			t.Fatalf("%s differs (%v)", p, err)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mnt, "f"), &st); err != nil || st.Uid != nobody {
+		t.Fatalf("the file is uid %d (%v), want nobody's", st.Uid, err)
 	}
 }
