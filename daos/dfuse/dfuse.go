@@ -280,13 +280,29 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	ctx = uninterruptible(ctx)
-	obj, err := n.m.fs.Open(ctx, n.obj, name, int(flags)|syscall.O_CREAT, mode, owner(ctx))
-	if err != nil {
-		return nil, nil, 0, errno(err)
-	}
-	st, err := obj.Stat(ctx)
-	if err != nil {
-		obj.Close(ctx)
+	// Exclusively first: a file this call makes has attributes known
+	// without asking (its size is 0), which spares the size query of every
+	// shard of a new SX file; one another client made meanwhile is opened
+	// and asked, unless the caller wanted O_EXCL.
+	o := owner(ctx)
+	obj, err := n.m.fs.Open(ctx, n.obj, name, int(flags)|syscall.O_CREAT|syscall.O_EXCL, mode, o)
+	var st dfs.Stat
+	switch {
+	case err == nil:
+		now := time.Now()
+		st = dfs.Stat{Mode: obj.Mode(), OID: obj.OID(), ChunkSize: obj.ChunkSize(), Mtime: now, Ctime: now}
+		if o.UID != nil {
+			st.UID, st.GID = *o.UID, *o.GID
+		}
+	case errno(err) == syscall.EEXIST && flags&syscall.O_EXCL == 0:
+		if obj, err = n.m.fs.Open(ctx, n.obj, name, int(flags)&^syscall.O_CREAT, mode, o); err != nil {
+			return nil, nil, 0, errno(err)
+		}
+		if st, err = obj.Stat(ctx); err != nil {
+			obj.Close(ctx)
+			return nil, nil, 0, errno(err)
+		}
+	default:
 		return nil, nil, 0, errno(err)
 	}
 	in := n.child(ctx, obj, &st, out)
