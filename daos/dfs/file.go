@@ -103,8 +103,11 @@ func (o *Obj) PunchRange(ctx context.Context, off, length uint64) error {
 		return pathErr("punch", o.Name(), err)
 	}
 	if off+length == size {
-		// punching the last bytes would shrink the array: keep its size
-		if err := o.file.SetSize(ctx, size); err != nil {
+		// Punching the last bytes would shrink the array: keep its size
+		// with a zero byte in the last one (it reads as zero either way).
+		// Not SetSize(size), which would also punch whatever another
+		// client wrote past size meanwhile (an acknowledged write lost).
+		if err := o.file.Write(ctx, []daos.ArrayRange{{Idx: size - 1, Len: 1}}, [][]byte{{0}}); err != nil {
 			return pathErr("punch", o.Name(), err)
 		}
 	}
