@@ -378,15 +378,23 @@ func TestCp(t *testing.T) {
 }
 
 // TestFio runs fio's psync engine with crc32c verification, sequential and
-// random, several jobs, on the mount.
+// random, several jobs, on the mount: jobs as processes (fio's default,
+// forked after the parent opened the files) and as threads of one process
+// (concurrent calls into one Go client).
 func TestFio(t *testing.T) {
 	if _, err := exec.LookPath("fio"); err != nil {
 		t.Skip("fio not installed (scripts/deps.sh)")
 	}
 	mnt := mount(t)
-	job := filepath.Join(t.TempDir(), "il.fio")
-	os.WriteFile(job, []byte(fmt.Sprintf(`[global]
-ioengine=psync
+	for _, tc := range []struct{ name, global string }{{"processes", ""}, {"threads", "thread=1\n"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(mnt, tc.name)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			job := filepath.Join(t.TempDir(), "il.fio")
+			os.WriteFile(job, []byte(fmt.Sprintf(`[global]
+%sioengine=psync
 directory=%s
 verify=crc32c
 verify_fatal=1
@@ -408,12 +416,14 @@ filename=rand.dat
 size=8m
 offset_increment=8m
 numjobs=3
-`, mnt)), 0o644)
-	out, r := run(t, 3*time.Minute, "fio", "--output-format=terse", job)
-	if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 {
-		t.Fatalf("fio's I/O was not intercepted: %v\n%s", r.counts, out)
+`, tc.global, dir)), 0o644)
+			out, r := run(t, 3*time.Minute, "fio", "--output-format=terse", job)
+			if r.counts["pwrite"]+r.counts["write"] == 0 || r.counts["pread"]+r.counts["read"] == 0 || r.counts["bytes_written"] != 48<<20 {
+				t.Fatalf("fio's I/O was not intercepted: %v\n%s", r.counts, out)
+			}
+			t.Logf("fio: %d processes reported, %v", r.procs, r.counts)
+		})
 	}
-	t.Logf("fio: %d processes reported, %v\n%s", r.procs, r.counts, out)
 }
 
 // TestMPIIO runs posixload's MPI-IO program (independent and collective
