@@ -9,8 +9,8 @@
  * descriptor is "intercepted": read, write, pread, pwrite, readv, writev,
  * preadv, pwritev, lseek(SEEK_END), fsync and fdatasync on it go straight to
  * the file's DAOS byte array through libgodaos_il.so (the Go client, loaded
- * the first time such a file is opened), not through FUSE. Everything else
- * goes to the kernel as before.
+ * at the first read or write of such a file), not through FUSE. Everything
+ * else goes to the kernel as before.
  *
  * The kernel keeps the file offset: an intercepted read or write takes it
  * with lseek(SEEK_CUR) and moves it with lseek(SEEK_SET), both answered by
@@ -31,8 +31,9 @@
  * sendfile, splice, preadv2/pwritev2 with flags, lseek SEEK_DATA/SEEK_HOLE,
  * fcntl F_SETFL with O_APPEND) first stop intercepting the descriptor (the
  * "fallback"); copy_file_range on it fails with EXDEV, which makes cp and
- * cat copy with read and write. After fork, the child intercepts nothing
- * (the Go runtime does not survive fork; the kernel descriptors work).
+ * cat copy with read and write. After fork, the child of a process that
+ * has loaded Go intercepts nothing (the Go runtime does not survive fork;
+ * the kernel descriptors work). docs/design/intercept.md has the rest.
  *
  * Environment: GODAOS_IL_REPORT=1 prints per-process counts to stderr at
  * exit (=FILE appends them to FILE); GODAOS_IL_DISABLE=1 intercepts
