@@ -137,6 +137,12 @@ func Format(ctx context.Context, cont *daos.Cont, a Attr) error {
 	if err != nil {
 		return pathErr("format", cont.Info.GetLabel(), err)
 	}
+	// The files' class too (the directories' was just checked): one the
+	// pool or the container's rd_fac cannot take is refused now, as
+	// dfs_cont_create does, rather than by every create later.
+	if _, err := cont.EncodeOID(0, 0, a.FileClass, daos.OTArrayByte); err != nil {
+		return pathErr("format", cont.Info.GetLabel(), err)
+	}
 	now := time.Now()
 	root := entry{mode: S_IFDIR | a.Mode, oid: rootOID, mtime: now, ctime: now, uid: a.UID, gid: a.GID, class: uint32(a.DirClass)}
 	// The root's entry first: a superblock is only written over a root, so

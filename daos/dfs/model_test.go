@@ -910,6 +910,26 @@ func (m *fsModelRun) actions() map[string]func(*rapid.T) {
 				h.n.xattrs[x] = v
 			}
 		},
+		"held getxattr": func(rt *rapid.T) {
+			if len(m.held) == 0 {
+				rt.Skip("none held")
+			}
+			h := &m.held[rapid.IntRange(0, len(m.held)-1).Draw(rt, "held")]
+			x := rapid.SampledFrom(modelXattrs).Draw(rt, "xattr")
+			v, err := h.o.GetXattr(ctx, x)
+			if dfs.Errno(err) == syscall.ENODATA && h.n.linked() {
+				if _, has := h.n.xattrs[x]; has {
+					rt.Fatalf("getxattr of a held handle: ENODATA, the model has %s", x)
+				}
+				err = nil // no such xattr, as the model says
+				v = nil
+			}
+			if m.errno("getxattr of a held handle", err, h.expect(err)) {
+				if want := h.n.xattrs[x]; !bytes.Equal(v, want) {
+					rt.Fatalf("getxattr of a held handle: %d bytes, model %d", len(v), len(want))
+				}
+			}
+		},
 		"fsck": m.fsck,
 	}
 	// each action goes through one of the two mounts: nothing one

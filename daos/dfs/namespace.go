@@ -2,6 +2,7 @@ package dfs
 
 import (
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -776,10 +777,19 @@ func (o *Obj) GetXattr(ctx context.Context, name string) ([]byte, error) {
 		return nil, pathErr("getxattr", name, err)
 	}
 	buf := make([]byte, maxXattrSize+1)
-	iod := []daos.IOD{{Akey: []byte(xattrPrefix + name), Type: daos.Single, Size: uint64(len(buf))}}
-	res, err := d.Fetch(ctx, []byte(ename), iod, [][]byte{buf})
+	// the entry's OID with the value, in the same fetch: a handle whose
+	// entry another object took over (a remove or a rename through
+	// another client) must not read that object's xattrs (as current
+	// checks, without its round trip)
+	oidBuf := make([]byte, 16)
+	iod := []daos.IOD{{Akey: []byte(xattrPrefix + name), Type: daos.Single, Size: uint64(len(buf))},
+		{Akey: []byte(inodeAkey), Type: daos.Array, Size: 1, Recxs: []daos.Recx{{Idx: oidIdx, Nr: 16}}}}
+	res, err := d.Fetch(ctx, []byte(ename), iod, [][]byte{buf, oidBuf})
 	if err != nil {
 		return nil, pathErr("getxattr", name, err)
+	}
+	if oid := (daos.OID{Lo: binary.LittleEndian.Uint64(oidBuf), Hi: binary.LittleEndian.Uint64(oidBuf[8:])}); covered(res[1].Extents) < 16 || oid != o.oid {
+		return nil, errf("getxattr", name, syscall.ENOENT, "the entry was removed, or now names another object")
 	}
 	if res[0].Size == 0 {
 		return nil, errf("getxattr", name, syscall.ENODATA, "no such xattr")
@@ -788,12 +798,20 @@ func (o *Obj) GetXattr(ctx context.Context, name string) ([]byte, error) {
 }
 
 // ListXattr returns the names of the object's xattrs.
-func (o *Obj) ListXattr(ctx context.Context) ([]string, error) {
+func (o *Obj) ListXattr(ctx context.Context) (names []string, rerr error) {
 	d, ename, err := o.entryObj()
 	if err != nil {
 		return nil, pathErr("listxattr", ename, err)
 	}
-	var names []string
+	// that the entry still names this object (see current), checked
+	// alongside the listing, which costs no latency
+	checked := make(chan error, 1)
+	go func() { _, _, err := o.current(ctx, "listxattr"); checked <- err }()
+	defer func() {
+		if err := <-checked; err != nil && rerr == nil {
+			names, rerr = nil, err
+		}
+	}()
 	for a := (daos.Anchor{}); !a.EOF; {
 		ks, err := d.ListAkeys(ctx, []byte(ename), &a, 256)
 		if err != nil {
