@@ -30,13 +30,18 @@ func TestFio(t *testing.T) {
 	t.Logf("fio on dfuse: %+v", res)
 }
 
+// TestMPIIO runs the MPI-IO program (4 ranks, independent and collective
+// writes and reads, strided views) through the mount in both modes, and
+// logs each phase's rate beside the same program's on the local file
+// system in the same run (docs/performance.md).
 func TestMPIIO(t *testing.T) {
 	d := mount(t, newCont(t, dfs.Attr{}))
 	for _, mode := range []posixload.MPIIOMode{posixload.CollectiveBuffering, posixload.DataSieving} {
 		t.Run(mode.String(), func(t *testing.T) {
 			res := posixload.MPIIO(t, d.dir, posixload.MPIIOOptions{Mode: mode})
-			for _, p := range res.Phases {
-				t.Logf("  %-26s %8.1f MiB/s", p.Name, p.MiBps())
+			local := posixload.MPIIO(t, t.TempDir(), posixload.MPIIOOptions{Mode: mode})
+			for i, p := range res.Phases {
+				t.Logf("  %-26s %8.1f MiB/s through dfuse, %8.1f MiB/s on the local file system", p.Name, p.MiBps(), local.Phases[i].MiBps())
 			}
 		})
 	}
