@@ -1,6 +1,7 @@
 package dfuse_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/godaos/godaos/daos"
 	"github.com/godaos/godaos/daos/dfs"
+	"golang.org/x/sys/unix"
 )
 
 // Behaviour pinned by review: what a dfuse mount does right today and must
@@ -147,4 +149,34 @@ func readDirect(t *testing.T, cont, p string, off int64, n int) (uint64, []byte)
 		t.Fatal(err)
 	}
 	return size, buf[:m]
+}
+
+// TestReviewXattrOfReplacedName: an open file's xattrs are its own, not
+// those of whatever now has its old name (failed before aeab4f4).
+func TestReviewXattrOfReplacedName(t *testing.T) {
+	d := mount(t, newCont(t, dfs.Attr{}))
+	p := filepath.Join(d.dir, "a")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(p, "user.who", []byte("the new file"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Fgetxattr(int(f.Fd()), "user.who", buf)
+	if err == nil {
+		t.Errorf("fgetxattr of the unlinked open file returned %q: the xattr of the file that took its name", buf[:n])
+	}
+	lb := make([]byte, 256)
+	if n, err := unix.Flistxattr(int(f.Fd()), lb); err == nil && bytes.Contains(lb[:n], []byte("user.who")) {
+		t.Errorf("flistxattr of the unlinked open file lists %q: the other file's", lb[:n])
+	}
 }
