@@ -92,6 +92,9 @@ type node struct {
 	// touched is when this mount last wrote a directory's mtime (see
 	// touchDir), 0 after an explicit one.
 	touched atomic.Int64
+	// present is when this mount last found a directory not removed (see
+	// insertChild), 0 once it removed it.
+	present atomic.Int64
 }
 
 func (n *node) where() (daos.OID, string) {

@@ -352,3 +352,60 @@ func TestMountBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedDirectoryHandle: a handle of a directory that was removed
+// (through this mount or another, or replaced by a rename) creates nothing
+// there: no path would reach it. Create, mkdir, symlink and rename into it
+// fail with ENOENT, and it lists nothing. (A mount that created in the
+// directory less than removedCheckWindow before another client removed it
+// does not check again, which the remote cases avoid by not creating.)
+func TestRemovedDirectoryHandle(t *testing.T) {
+	ctx := context.Background()
+	fa := newFS(t, dfs.Attr{})
+	fb := secondMount(t, fa)
+	for _, how := range []string{"rmdir here", "rmdir there", "rename over there"} {
+		t.Run(how, func(t *testing.T) {
+			for _, n := range []string{"d", "e"} {
+				if err := fa.Mkdir(ctx, fa.Root(), n, 0o755, dfs.OpenOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := lookupPath(t, fa, "/d")
+			defer d.Close(ctx)
+			if how == "rmdir here" {
+				// used just before: the mount found it present, and
+				// forgets that when it removes it
+				must(fa.Open(ctx, d, "x", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{})).Close(ctx)
+				must(fa.Remove(ctx, d, "x", dfs.RemoveOptions{}))
+			}
+			switch how {
+			case "rmdir here":
+				must(fa.Remove(ctx, fa.Root(), "d", dfs.RemoveOptions{}))
+			case "rmdir there":
+				must(fb.Remove(ctx, fb.Root(), "d", dfs.RemoveOptions{}))
+			case "rename over there":
+				must(fb.Rename(ctx, fb.Root(), "e", fb.Root(), "d", dfs.RenameOptions{}))
+			}
+			must(fa.Open(ctx, fa.Root(), "f", os.O_CREATE|os.O_RDWR, 0o644, dfs.OpenOptions{})).Close(ctx)
+			for op, err := range map[string]error{
+				"create":  second(fa.Open(ctx, d, "y", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644, dfs.OpenOptions{})),
+				"mkdir":   fa.Mkdir(ctx, d, "z", 0o755, dfs.OpenOptions{}),
+				"symlink": second(fa.Symlink(ctx, d, "l", "f", dfs.OpenOptions{})),
+				"rename":  second(fa.Rename(ctx, fa.Root(), "f", d, "f", dfs.RenameOptions{})),
+			} {
+				if dfs.Errno(err) != syscall.ENOENT {
+					t.Errorf("%s in a removed directory: %v, want ENOENT", op, err)
+				}
+			}
+			if ns := must(fa.Readdir(ctx, d, &daos.Anchor{}, 10)); len(ns) != 0 {
+				t.Errorf("the removed directory lists %q", ns)
+			}
+			if _, err := fa.Lookup(ctx, fa.Root(), "f"); err != nil {
+				t.Errorf("the rename's source: %v", err)
+			}
+			for _, n := range []string{"d", "e", "f"} {
+				fa.Remove(ctx, fa.Root(), n, dfs.RemoveOptions{Recursive: true})
+			}
+		})
+	}
+}

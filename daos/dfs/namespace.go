@@ -1,6 +1,7 @@
 package dfs
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
@@ -33,6 +34,73 @@ func (d *Obj) checkDir(op string) error {
 		return errf(op, d.Name(), syscall.ENOTDIR, "not a directory")
 	}
 	return nil
+}
+
+// A removed directory's object keeps the dkey removedDkey (no entry name
+// holds a NUL), written in the transaction that removes its entry, so that
+// a handle of it that outlives the removal (another client's, a process's
+// cwd) cannot create entries there: no path reaches them, their writers
+// would lose them. The object is not punched: the mark must stay.
+var (
+	removedDkey = []byte("\x00removed")
+	removedAkey = []byte("r")
+)
+
+func markRemoved(ctx context.Context, tx *daos.Tx, d *daos.Obj) error {
+	return tx.Update(ctx, d, removedDkey, []daos.IOD{{Akey: removedAkey, Type: daos.Single, Size: 1}}, [][]byte{{1}})
+}
+
+// removedErr is ENOENT if directory object d was removed (see markRemoved).
+func removedErr(ctx context.Context, op, name string, d *daos.Obj) error {
+	buf := make([]byte, 1)
+	res, err := d.Fetch(ctx, removedDkey, []daos.IOD{{Akey: removedAkey, Type: daos.Single, Size: 1}}, [][]byte{buf})
+	switch {
+	case err != nil:
+		return pathErr(op, name, err)
+	case res[0].Size > 0:
+		return errf(op, name, syscall.ENOENT, "the directory was removed")
+	}
+	return nil
+}
+
+// removedCheckWindow bounds how often a mount checks that a directory it
+// creates entries in was not removed (see insertChild): a burst of creates
+// in one directory checks once per window, not once per entry, which would
+// double the requests a create costs.
+const removedCheckWindow = 10 * time.Millisecond
+
+// insertChild is insertEntry in directory dir, which it checks meanwhile
+// was not removed (ENOENT then, and the new entry goes again), unless this
+// mount found it present within removedCheckWindow. The check runs
+// alongside the insert, costing no latency. Another client's removal less
+// than a window old, or racing with the insert, can still slip through,
+// as in DAOS (which never checks).
+func (f *FS) insertChild(ctx context.Context, op string, dir *Obj, name string, e *entry) error {
+	now := time.Now().UnixNano()
+	if dir.keep || now-dir.n.present.Load() < int64(removedCheckWindow) {
+		return insertEntry(ctx, dir.dir, name, e) // the root is never removed
+	}
+	removed := make(chan error, 1)
+	go func() { removed <- removedErr(ctx, op, name, dir.dir) }()
+	err := insertEntry(ctx, dir.dir, name, e)
+	if rerr := <-removed; rerr != nil {
+		if err == nil {
+			dir.dir.PunchDkeys(ctx, [][]byte{[]byte(name)})
+		}
+		return rerr
+	}
+	dir.n.present.Store(now)
+	return err
+}
+
+// forget tells this mount's handles of directory oid that it was removed.
+func (f *FS) forget(oid daos.OID) {
+	f.mu.Lock()
+	n := f.nodes[oid]
+	f.mu.Unlock()
+	if n != nil {
+		n.present.Store(0)
+	}
 }
 
 // Lookup opens the entry name of directory dir (dfs_lookup_rel), without
@@ -114,7 +182,7 @@ func (f *FS) Open(ctx context.Context, dir *Obj, name string, flags int, mode ui
 		// never does. Without this, 5% of such opens failed while another
 		// mount unlinked the name in a loop.
 		for attempt := 0; ; attempt++ {
-			err = insertEntry(ctx, dir.dir, name, &e)
+			err = f.insertChild(ctx, "create", dir, name, &e)
 			switch {
 			case err == nil:
 				f.touchDir(ctx, dir)
@@ -193,7 +261,7 @@ func (f *FS) Mkdir(ctx context.Context, dir *Obj, name string, mode uint32, opts
 	if err != nil {
 		return pathErr("mkdir", name, err)
 	}
-	if err := insertEntry(ctx, dir.dir, name, &e); err != nil {
+	if err := f.insertChild(ctx, "mkdir", dir, name, &e); err != nil {
 		return pathErr("mkdir", name, err)
 	}
 	f.touchDir(ctx, dir)
@@ -231,7 +299,7 @@ func (f *FS) Symlink(ctx context.Context, dir *Obj, name, target string, opts Op
 		return nil, pathErr("symlink", name, err)
 	}
 	e.oid = oid
-	if err := insertEntry(ctx, dir.dir, name, &e); err != nil {
+	if err := f.insertChild(ctx, "symlink", dir, name, &e); err != nil {
 		return nil, pathErr("symlink", name, err)
 	}
 	f.touchDir(ctx, dir)
@@ -246,6 +314,11 @@ type RemoveOptions struct {
 	// still has it open and punches it with Punch once it closes it (as
 	// POSIX keeps an unlinked open file readable).
 	KeepData bool
+	// Dir (rmdir) and NotDir (unlink) check the entry's type in the
+	// removal itself: ENOTDIR, EISDIR. A caller whose idea of the name is
+	// stale (a kernel's cached entry, which another client replaced) then
+	// never removes something of another type.
+	Dir, NotDir bool
 }
 
 // Remove removes the entry name from dir (unlink, rmdir: dfs_remove) and
@@ -284,6 +357,12 @@ func (f *FS) Remove(ctx context.Context, dir *Obj, name string, opts RemoveOptio
 		if e, err = txFetchEntry(ctx, tx, dir.dir, name); err != nil {
 			return err
 		}
+		switch isDir := e.mode&S_IFMT == S_IFDIR; {
+		case opts.Dir && !isDir:
+			return errf("rmdir", name, syscall.ENOTDIR, "not a directory")
+		case opts.NotDir && isDir:
+			return errf("unlink", name, syscall.EISDIR, "a directory (remove it with rmdir)")
+		}
 		if e.mode&S_IFMT == S_IFDIR {
 			sub, err := f.cont.Obj(e.oid)
 			if err != nil {
@@ -297,6 +376,9 @@ func (f *FS) Remove(ctx context.Context, dir *Obj, name string, opts RemoveOptio
 			if len(keys) > 0 {
 				return errf("rmdir", name, syscall.ENOTEMPTY, "the directory holds %q (and maybe more)", keys[0])
 			}
+			if err := markRemoved(ctx, tx, sub); err != nil {
+				return err
+			}
 		}
 		return tx.PunchDkeys(ctx, dir.dir, [][]byte{[]byte(name)})
 	})
@@ -304,7 +386,10 @@ func (f *FS) Remove(ctx context.Context, dir *Obj, name string, opts RemoveOptio
 		return Stat{}, pathErr("remove", name, err)
 	}
 	f.touchDir(ctx, dir)
-	if !opts.KeepData || e.mode&S_IFMT != S_IFREG {
+	if e.mode&S_IFMT == S_IFDIR {
+		f.forget(e.oid)
+	}
+	if !opts.KeepData && e.mode&S_IFMT == S_IFREG { // a directory keeps its mark (markRemoved); a symlink has no object
 		if err := f.Punch(ctx, e.oid, e.mode); err != nil {
 			return Stat{}, pathErr("remove", name, err)
 		}
@@ -450,6 +535,18 @@ func (f *FS) Rename(ctx context.Context, dir *Obj, name string, newDir *Obj, new
 		if src, err = txFetchEntry(ctx, tx, dir.dir, name); err != nil {
 			return err
 		}
+		if !newDir.keep && newDir.oid != dir.oid {
+			// not into a removed directory (see markRemoved); the source's
+			// holds no entries then, so src told
+			buf := make([]byte, 1)
+			res, err := tx.Fetch(ctx, newDir.dir, removedDkey, []daos.IOD{{Akey: removedAkey, Type: daos.Single, Size: 1}}, [][]byte{buf})
+			if err != nil {
+				return err
+			}
+			if res[0].Size > 0 {
+				return errf("rename", newName, syscall.ENOENT, "the directory was removed")
+			}
+		}
 		dst, err = txFetchEntry(ctx, tx, newDir.dir, newName)
 		switch {
 		case err == nil:
@@ -508,7 +605,10 @@ func (f *FS) Rename(ctx context.Context, dir *Obj, name string, newDir *Obj, new
 	if !replaced {
 		return Stat{}, nil
 	}
-	if !opts.KeepData || dst.mode&S_IFMT != S_IFREG {
+	if dst.mode&S_IFMT == S_IFDIR {
+		f.forget(dst.oid)
+	}
+	if !opts.KeepData && dst.mode&S_IFMT == S_IFREG { // as in Remove
 		if err := f.Punch(ctx, dst.oid, dst.mode); err != nil {
 			return Stat{}, pathErr("rename", newName, err)
 		}
@@ -539,6 +639,7 @@ func replaceable(ctx context.Context, f *FS, tx *daos.Tx, src, dst *entry, newNa
 		if len(keys) > 0 {
 			return errf("rename", newName, syscall.ENOTEMPTY, "the directory it would replace holds %q", keys[0])
 		}
+		return markRemoved(ctx, tx, d) // replaced: removed (see markRemoved)
 	}
 	return nil
 }
@@ -609,9 +710,11 @@ func (f *FS) Readdir(ctx context.Context, dir *Obj, anchor *daos.Anchor, max int
 	if err != nil {
 		return nil, pathErr("readdir", dir.Name(), err)
 	}
-	names := make([]string, len(keys))
-	for i, k := range keys {
-		names[i] = string(k)
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if bytes.IndexByte(k, 0) < 0 { // not a removed directory's mark
+			names = append(names, string(k))
+		}
 	}
 	return names, nil
 }
