@@ -68,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := c.resolve(); err != nil {
 		return fail(err)
 	}
+	if os.Getenv(readyEnv) != "" {
+		os.Chdir("/") // detached: hold no directory busy (the paths are absolute now)
+	}
 	if !c.Foreground && os.Getenv(readyEnv) == "" {
 		if err := detach(args); err != nil {
 			return fail(err)
@@ -101,13 +104,12 @@ func (c *cmdLine) resolve() error {
 	pos := c.Args
 	take := func(dst *string) {
 		if *dst == "" && len(pos) > 0 {
-			*dst = pos[0]
-		}
-		if len(pos) > 0 {
-			pos = pos[1:]
+			*dst, pos = pos[0], pos[1:]
 		}
 	}
-	take(&c.Mountpoint)
+	if c.Mountpoint == "" { // with -m, the arguments are POOL [CONT]
+		take(&c.Mountpoint)
+	}
 	take(&c.Pool)
 	take(&c.Cont)
 	if len(pos) > 0 {

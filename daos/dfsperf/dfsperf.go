@@ -50,9 +50,9 @@ func (c *Config) check() error {
 		return daoserr.New(daoserr.Inval, "dfs_perf: api posix needs --dir")
 	case c.Ranks < 1:
 		return daoserr.Newf(daoserr.Inval, "dfs_perf: %d ranks", c.Ranks)
-	case c.Mode == "io" && (c.Xfer <= 0 || c.FileSize < int64(c.Xfer) || c.FileSize%int64(c.Xfer) != 0):
+	case c.Mode == "io" && (c.Xfer < 16 || c.FileSize < int64(c.Xfer) || c.FileSize%int64(c.Xfer) != 0):
 		return daoserr.Newf(daoserr.Inval, "dfs_perf: file size %d, transfer %d", c.FileSize, c.Xfer).
-			WithResolution("give a transfer size above 0 that divides the file size")
+			WithResolution("give a transfer size of at least 16 bytes (each is stamped with its rank and block) that divides the file size")
 	case c.Mode == "md" && c.Files < 1:
 		return daoserr.Newf(daoserr.Inval, "dfs_perf: %d files", c.Files)
 	}

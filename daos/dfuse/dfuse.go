@@ -56,7 +56,7 @@ func Mount(mountpoint string, f *dfs.FS, o Options) (*fuse.Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	m := &mount{fs: f, opts: o, log: o.Logger, held: map[heldLock]daos.OID{}}
+	m := &mount{fs: f, opts: o, log: o.Logger, held: map[heldLock]daos.OID{}, nodes: map[uint64]*node{}}
 	root := &node{m: m, obj: f.Root()}
 	neg := o.NegativeTimeout
 	fo := &fs.Options{
@@ -108,6 +108,16 @@ type mount struct {
 
 	heldMu sync.Mutex
 	held   map[heldLock]daos.OID // who took byte-range locks on what, through this mount
+
+	nodesMu sync.Mutex
+	nodes   map[uint64]*node // the inodes the kernel knows, by number
+}
+
+// nodeOf is the node of an inode number the kernel knows, or nil.
+func (m *mount) nodeOf(ino uint64) *node {
+	m.nodesMu.Lock()
+	defer m.nodesMu.Unlock()
+	return m.nodes[ino]
 }
 
 // ino is the inode number of an object: its OID's low part, which the
@@ -126,10 +136,13 @@ type node struct {
 	m   *mount
 	obj *dfs.Obj
 
-	opens    atomic.Int32 // open file handles
 	mu       sync.Mutex
+	opens    int      // open file handles
 	unlinked bool     // removed while open: data punched at the last close
+	gone     bool     // removed, data punched: opens fail with ENOENT
 	last     dfs.Stat // the attributes last seen, for an unlinked open file
+
+	noCapability atomic.Bool // security.capability known absent (see Getxattr)
 }
 
 var (
@@ -178,12 +191,21 @@ func fill(a *fuse.Attr, st *dfs.Stat) {
 	a.SetTimes(&mt, &mt, &ct) // DFS keeps no atime: it reads as mtime, as in DAOS
 }
 
-// owner is the caller's uid and gid, for what it creates.
-func owner(ctx context.Context) dfs.OpenOptions {
-	if c, ok := fuse.FromContext(ctx); ok {
-		return dfs.OpenOptions{UID: &c.Uid, GID: &c.Gid}
+// owner is who owns what the caller creates in directory n: the caller,
+// with n's group instead of the caller's when n is set-group-ID (whose
+// subdirectories are then set-group-ID too: see Mkdir), as Linux does.
+func (n *node) owner(ctx context.Context) dfs.OpenOptions {
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return dfs.OpenOptions{}
 	}
-	return dfs.OpenOptions{}
+	uid, gid := c.Uid, c.Gid
+	n.mu.Lock()
+	if n.last.Mode&syscall.S_ISGID != 0 {
+		gid = n.last.GID
+	}
+	n.mu.Unlock()
+	return dfs.OpenOptions{UID: &uid, GID: &gid}
 }
 
 // child makes (or finds) the inode of an object just looked up or created.
@@ -191,7 +213,11 @@ func (n *node) child(ctx context.Context, obj *dfs.Obj, st *dfs.Stat, out *fuse.
 	ctx = uninterruptible(ctx)
 	c := &node{m: n.m, obj: obj, last: *st}
 	in := n.NewInode(ctx, c, fs.StableAttr{Mode: st.Mode & dfs.S_IFMT, Ino: ino(st.OID)})
-	if in.Operations() != c {
+	if in.Operations() == c {
+		n.m.nodesMu.Lock()
+		n.m.nodes[ino(st.OID)] = c
+		n.m.nodesMu.Unlock()
+	} else {
 		// the kernel knows the inode already: keep its node, and drop
 		// the handle just opened
 		obj.Close(ctx)
@@ -217,6 +243,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 // OnForget closes the object when the kernel forgets the inode.
 func (n *node) OnForget() {
 	if n.obj != n.m.fs.Root() {
+		n.m.nodesMu.Lock()
+		if n.m.nodes[ino(n.obj.OID())] == n {
+			delete(n.m.nodes, ino(n.obj.OID()))
+		}
+		n.m.nodesMu.Unlock()
 		n.obj.Close(context.Background())
 	}
 }
@@ -226,19 +257,32 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	st, err := n.obj.Stat(ctx)
 	if err != nil {
 		n.mu.Lock()
-		unlinked, last := n.unlinked, n.last
+		unlinked, open, last := n.unlinked, n.opens > 0, n.last
 		n.mu.Unlock()
-		if !unlinked {
+		switch {
+		case errno(err) != syscall.ENOENT:
+			return errno(err)
+		case !unlinked && !open:
+			// The name the kernel looked up is gone (another client
+			// removed or replaced it since): ESTALE makes the kernel walk
+			// the path again, as over NFS, so that an open(O_CREAT)
+			// racing the removal creates the file instead of failing.
+			return syscall.ESTALE
+		case n.obj.Array() == nil:
 			return errno(err)
 		}
-		// unlinked but still open: its data is still there
+		// An open file whose entry is gone: unlinked here, or removed or
+		// renamed by another client (fstat of a rotated log). Its data is
+		// still there: its size from the object, the rest as last seen.
 		if st.Size, err = n.obj.Size(ctx); err != nil {
 			return errno(err)
 		}
 		st.Mode, st.UID, st.GID, st.Mtime, st.Ctime, st.OID = last.Mode, last.UID, last.GID, last.Mtime, last.Ctime, last.OID
 		st.Blocks = (st.Size + 511) / 512
 		fill(&out.Attr, &st)
-		out.Attr.Nlink = 0
+		if unlinked {
+			out.Attr.Nlink = 0
+		}
 		return 0
 	}
 	n.mu.Lock()
@@ -270,12 +314,62 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		sa.Ctime = &t
 	}
 	// atime alone: DFS keeps none; nothing to do but report
-	st, err := n.obj.SetAttr(ctx, sa)
+	n.mu.Lock()
+	unlinked := n.unlinked
+	n.mu.Unlock()
+	var st dfs.Stat
+	var err error
+	if !unlinked {
+		st, err = n.obj.SetAttr(ctx, sa)
+	}
+	if unlinked || errno(err) == syscall.ENOENT && n.obj.Array() != nil {
+		// no entry to write to (unlinked here, or removed by another
+		// client) but the file is still open: set its size, keep the
+		// rest for fstat
+		if st, err = n.setDetached(ctx, sa); err != nil {
+			return errno(err)
+		}
+	}
 	if err != nil {
 		return errno(err)
 	}
+	n.mu.Lock()
+	n.last = st // a chmod g+s or chgrp of a directory counts at once (see owner)
+	n.mu.Unlock()
 	fill(&out.Attr, &st)
 	return 0
+}
+
+// setDetached applies sa to a file that has no entry: the size to its
+// data, the rest to the attributes remembered for it.
+func (n *node) setDetached(ctx context.Context, sa dfs.SetAttr) (dfs.Stat, error) {
+	if sa.Size != nil {
+		if err := n.obj.Array().SetSize(ctx, *sa.Size); err != nil {
+			return dfs.Stat{}, err
+		}
+	}
+	size, err := n.obj.Size(ctx)
+	if err != nil {
+		return dfs.Stat{}, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := &n.last
+	if sa.Mode != nil {
+		st.Mode = st.Mode&dfs.S_IFMT | *sa.Mode&0o7777
+	}
+	if sa.UID != nil {
+		st.UID = *sa.UID
+	}
+	if sa.GID != nil {
+		st.GID = *sa.GID
+	}
+	if sa.Mtime != nil {
+		st.Mtime = *sa.Mtime
+	}
+	st.Ctime = time.Now()
+	st.Size, st.Blocks = size, (size+511)/512
+	return *st, nil
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -284,30 +378,44 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	// without asking (its size is 0), which spares the size query of every
 	// shard of a new SX file; one another client made meanwhile is opened
 	// and asked, unless the caller wanted O_EXCL.
-	o := owner(ctx)
-	obj, err := n.m.fs.Open(ctx, n.obj, name, int(flags)|syscall.O_CREAT|syscall.O_EXCL, mode, o)
+	o := n.owner(ctx)
+	var obj *dfs.Obj
 	var st dfs.Stat
-	switch {
-	case err == nil:
-		now := time.Now()
-		st = dfs.Stat{Mode: obj.Mode(), OID: obj.OID(), ChunkSize: obj.ChunkSize(), Mtime: now, Ctime: now}
-		if o.UID != nil {
-			st.UID, st.GID = *o.UID, *o.GID
+	var err error
+	// bounded: another client may create and remove the name in turn
+	for attempt := 0; attempt < 8; attempt++ {
+		obj, err = n.m.fs.Open(ctx, n.obj, name, int(flags)|syscall.O_CREAT|syscall.O_EXCL, mode, o)
+		if err == nil {
+			now := time.Now()
+			st = dfs.Stat{Mode: obj.Mode(), OID: obj.OID(), ChunkSize: obj.ChunkSize(), Mtime: now, Ctime: now}
+			if o.UID != nil {
+				st.UID, st.GID = *o.UID, *o.GID
+			}
+			break
 		}
-	case errno(err) == syscall.EEXIST && flags&syscall.O_EXCL == 0:
-		if obj, err = n.m.fs.Open(ctx, n.obj, name, int(flags)&^syscall.O_CREAT, mode, o); err != nil {
+		if errno(err) != syscall.EEXIST || flags&syscall.O_EXCL != 0 {
 			return nil, nil, 0, errno(err)
 		}
-		if st, err = obj.Stat(ctx); err != nil {
+		if obj, err = n.m.fs.Open(ctx, n.obj, name, int(flags)&^syscall.O_CREAT, mode, o); err == nil {
+			if st, err = obj.Stat(ctx); err == nil {
+				break
+			}
 			obj.Close(ctx)
+		}
+		if errno(err) != syscall.ENOENT {
 			return nil, nil, 0, errno(err)
 		}
-	default:
+		// removed between the two: create it again
+	}
+	if err != nil {
 		return nil, nil, 0, errno(err)
 	}
 	in := n.child(ctx, obj, &st, out)
 	c := in.Operations().(*node)
-	fh, fuseFlags := c.newHandle(flags)
+	fh, fuseFlags, e := c.newHandle(flags)
+	if e != 0 {
+		return nil, nil, 0, e
+	}
 	return in, fh, fuseFlags, 0
 }
 
@@ -322,12 +430,22 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, errno(err)
 		}
 	}
-	fh, fuseFlags := n.newHandle(flags)
+	fh, fuseFlags, e := n.newHandle(flags)
+	if e != 0 {
+		return nil, 0, e
+	}
 	return fh, fuseFlags, 0
 }
 
-func (n *node) newHandle(flags uint32) (*handle, uint32) {
-	n.opens.Add(1)
+// newHandle opens the file: ENOENT once it was removed and its data
+// punched (an open racing an unlink then fails rather than read zeros).
+func (n *node) newHandle(flags uint32) (*handle, uint32, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.gone {
+		return nil, 0, syscall.ENOENT
+	}
+	n.opens++
 	var fuseFlags uint32
 	switch n.m.opts.DataCache {
 	case "on":
@@ -335,12 +453,17 @@ func (n *node) newHandle(flags uint32) (*handle, uint32) {
 	case "off":
 		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
-	return &handle{n: n, flags: flags}, fuseFlags
+	return &handle{n: n, flags: flags}, fuseFlags, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ctx = uninterruptible(ctx)
-	if err := n.m.fs.Mkdir(ctx, n.obj, name, mode, owner(ctx)); err != nil {
+	n.mu.Lock()
+	if n.last.Mode&syscall.S_ISGID != 0 {
+		mode |= syscall.S_ISGID
+	}
+	n.mu.Unlock()
+	if err := n.m.fs.Mkdir(ctx, n.obj, name, mode, n.owner(ctx)); err != nil {
 		return nil, errno(err)
 	}
 	return n.Lookup(ctx, name, out)
@@ -348,7 +471,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ctx = uninterruptible(ctx)
-	obj, err := n.m.fs.Symlink(ctx, n.obj, name, target, owner(ctx))
+	obj, err := n.m.fs.Symlink(ctx, n.obj, name, target, n.owner(ctx))
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -387,36 +510,40 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	return nil, syscall.ENOTSUP
 }
 
-// openChild is the node of name if this mount has it open.
-func (n *node) openChild(name string) *node {
-	if c := n.GetChild(name); c != nil {
-		if cn, ok := c.Operations().(*node); ok && cn.opens.Load() > 0 {
-			return cn
-		}
+// removed settles the data of a file whose entry this mount removed (the
+// removal kept it): punched now, unless this mount has the file open; then
+// at its last close, so that an unlinked open file stays readable. The
+// removed entry's object decides, not the name the kernel had cached:
+// another client may have renamed and replaced it meanwhile.
+func (m *mount) removed(ctx context.Context, st dfs.Stat) error {
+	if st.Mode&dfs.S_IFMT != dfs.S_IFREG {
+		return nil
 	}
-	return nil
+	if c := m.nodeOf(ino(st.OID)); c != nil {
+		c.mu.Lock()
+		if c.opens > 0 {
+			c.unlinked = true
+			c.mu.Unlock()
+			return nil
+		}
+		c.gone = true // an open from now on fails: the data goes
+		c.mu.Unlock()
+	}
+	return m.fs.Punch(ctx, st.OID, st.Mode)
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	ctx = uninterruptible(ctx)
-	open := n.openChild(name)
-	if open != nil {
-		open.mu.Lock()
-		open.unlinked = true // before the entry goes: a getattr meanwhile sees it
-		open.mu.Unlock()
+	st, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{KeepData: true, NotDir: true})
+	if err != nil {
+		return errno(err)
 	}
-	_, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{KeepData: open != nil})
-	if err != nil && open != nil {
-		open.mu.Lock()
-		open.unlinked = false
-		open.mu.Unlock()
-	}
-	return errno(err)
+	return errno(n.m.removed(ctx, st))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	ctx = uninterruptible(ctx)
-	_, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{})
+	_, err := n.m.fs.Remove(ctx, n.obj, name, dfs.RemoveOptions{Dir: true})
 	return errno(err)
 }
 
@@ -434,19 +561,14 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if flags&renameExchange != 0 {
 		return syscall.ENOTSUP
 	}
-	replacedOpen := np.openChild(newName)
-	if replacedOpen != nil {
-		replacedOpen.mu.Lock()
-		replacedOpen.unlinked = true
-		replacedOpen.mu.Unlock()
+	replaced, err := n.m.fs.Rename(ctx, n.obj, name, np.obj, newName, dfs.RenameOptions{NoReplace: flags&renameNoReplace != 0, KeepData: true})
+	if err != nil {
+		return errno(err)
 	}
-	_, err := n.m.fs.Rename(ctx, n.obj, name, np.obj, newName, dfs.RenameOptions{NoReplace: flags&renameNoReplace != 0, KeepData: replacedOpen != nil})
-	if err != nil && replacedOpen != nil {
-		replacedOpen.mu.Lock()
-		replacedOpen.unlinked = false
-		replacedOpen.mu.Unlock()
+	if replaced.OID.IsZero() {
+		return 0
 	}
-	return errno(err)
+	return errno(n.m.removed(ctx, replaced))
 }
 
 // fallocate modes (linux/falloc.h)
@@ -461,14 +583,19 @@ func (n *node) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64,
 	ctx = uninterruptible(ctx)
 	switch mode {
 	case 0:
-		cur, err := n.obj.Size(ctx)
-		if err != nil {
-			return errno(err)
+		// Extend only: a zero byte at the new end, if no data is there yet.
+		// Setting the size would drop what another client wrote past the
+		// size read here meanwhile; a write never drops anything.
+		if size == 0 {
+			return 0
 		}
-		if end := off + size; end > cur {
-			_, err = n.obj.SetAttr(ctx, dfs.SetAttr{Size: &end})
+		end := int64(off + size)
+		b := make([]byte, 1)
+		got, err := n.obj.Read(ctx, b, end-1)
+		if err != nil || got == 1 {
+			return errno(err) // the file reaches the end already
 		}
-		return errno(err)
+		return errno(n.obj.Write(ctx, b[:1], end-1))
 	case fallocKeepSize:
 		return 0
 	case fallocPunchHole | fallocKeepSize:
@@ -490,9 +617,21 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// capabilityXattr is what the kernel asks a file for before every write
+// (to drop file capabilities a write must clear): known absent, it is
+// answered here rather than by a fetch each time. A set or remove through
+// this mount forgets that; another client's takes the attribute timeout.
+const capabilityXattr = "security.capability"
+
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	ctx = uninterruptible(ctx)
+	if attr == capabilityXattr && n.noCapability.Load() {
+		return 0, syscall.ENODATA
+	}
 	v, err := n.obj.GetXattr(ctx, attr)
+	if attr == capabilityXattr && errno(err) == syscall.ENODATA {
+		n.noCapability.Store(true)
+	}
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -504,11 +643,17 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	ctx = uninterruptible(ctx)
+	if attr == capabilityXattr {
+		n.noCapability.Store(false)
+	}
 	return errno(n.obj.SetXattr(ctx, attr, data, dfs.XattrFlags(flags)))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	ctx = uninterruptible(ctx)
+	if attr == capabilityXattr {
+		n.noCapability.Store(false)
+	}
 	return errno(n.obj.RemoveXattr(ctx, attr))
 }
 

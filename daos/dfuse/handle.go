@@ -69,13 +69,14 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	ctx = uninterruptible(ctx)
 	n := h.n
 	lockErr := h.releaseLocks(ctx)
-	if n.opens.Add(-1) > 0 {
-		return errno(lockErr)
-	}
 	n.mu.Lock()
-	unlinked := n.unlinked
+	n.opens--
+	punch := n.opens == 0 && n.unlinked && !n.gone
+	if punch {
+		n.gone = true
+	}
 	n.mu.Unlock()
-	if unlinked {
+	if punch {
 		return errno(n.m.fs.Punch(ctx, n.obj.OID(), dfs.S_IFREG))
 	}
 	return errno(lockErr)

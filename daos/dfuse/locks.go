@@ -57,7 +57,20 @@ func toByteLock(lk *fuse.FileLock) (daos.ByteLock, bool) {
 // locks are also released by the kernel's own unlock at each close).
 type lockOwners struct {
 	mu     sync.Mutex
-	owners map[uint64]bool
+	owners map[uint64]daos.OID // owner -> the lock table it locked in
+}
+
+// flockBit marks the lock table of flock(2) locks: Linux keeps them apart
+// from fcntl's (neither conflicts with the other), so they go in a table of
+// their own, keyed by the file's OID with the top bit of its user part set.
+const flockBit = 1 << 31
+
+// lockKey is the lock table of file oid for a request with FUSE lock flags.
+func lockKey(oid daos.OID, flags uint32) daos.OID {
+	if flags&fuse.FUSE_LK_FLOCK != 0 {
+		oid.Hi |= flockBit
+	}
+	return oid
 }
 
 func (h *handle) owner(ctx context.Context, owner uint64) daos.LockOwner {
@@ -74,7 +87,7 @@ func (h *handle) Getlk(ctx context.Context, owner uint64, lk *fuse.FileLock, fla
 	if !ok || l.Type == daos.LockUnlock {
 		return syscall.EINVAL
 	}
-	got, err := h.n.m.fs.Cont().GetLock(ctx, h.n.obj.OID(), h.owner(ctx, owner), l)
+	got, err := h.n.m.fs.Cont().GetLock(ctx, lockKey(h.n.obj.OID(), flags), h.owner(ctx, owner), l)
 	if err != nil {
 		return errno(err)
 	}
@@ -95,19 +108,20 @@ func (h *handle) Getlk(ctx context.Context, owner uint64, lk *fuse.FileLock, fla
 
 func (h *handle) Setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags uint32) syscall.Errno {
 	ctx = uninterruptible(ctx)
-	return h.setlk(ctx, owner, lk, false)
+	return h.setlk(ctx, owner, lk, flags, false)
 }
 
 func (h *handle) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flags uint32) syscall.Errno {
-	return h.setlk(ctx, owner, lk, true)
+	return h.setlk(ctx, owner, lk, flags, true)
 }
 
-func (h *handle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, wait bool) syscall.Errno {
+func (h *handle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags uint32, wait bool) syscall.Errno {
 	l, ok := toByteLock(lk)
 	if !ok {
 		return syscall.EINVAL
 	}
-	err := h.n.m.fs.Cont().SetLock(ctx, h.n.obj.OID(), h.owner(ctx, owner), l, wait)
+	key := lockKey(h.n.obj.OID(), flags)
+	err := h.n.m.fs.Cont().SetLock(ctx, key, h.owner(ctx, owner), l, wait)
 	switch {
 	case daoserr.Is(err, daoserr.Busy):
 		return syscall.EAGAIN // fcntl's answer to a conflict
@@ -117,12 +131,14 @@ func (h *handle) setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, wai
 		return errno(err)
 	}
 	if l.Type != daos.LockUnlock {
-		h.n.m.noteLock(ino(h.n.obj.OID()), owner, h.n.obj.OID())
+		if key == h.n.obj.OID() { // fcntl's: released at each close (FLUSH)
+			h.n.m.noteLock(ino(key), owner, key)
+		}
 		h.locks.mu.Lock()
 		if h.locks.owners == nil {
-			h.locks.owners = map[uint64]bool{}
+			h.locks.owners = map[uint64]daos.OID{}
 		}
-		h.locks.owners[owner] = true
+		h.locks.owners[owner] = key
 		h.locks.mu.Unlock()
 	}
 	return 0
@@ -135,8 +151,8 @@ func (h *handle) releaseLocks(ctx context.Context) error {
 	h.locks.owners = nil
 	h.locks.mu.Unlock()
 	var first error
-	for o := range owners {
-		if err := h.n.m.fs.Cont().UnlockOwner(ctx, h.n.obj.OID(), daos.LockOwner{Owner: o}); err != nil && first == nil {
+	for o, key := range owners {
+		if err := h.n.m.fs.Cont().UnlockOwner(ctx, key, daos.LockOwner{Owner: o}); err != nil && first == nil {
 			first = err
 		}
 	}
