@@ -16,7 +16,10 @@ FUZZ_TARGETS := server/vos:FuzzDecodeOp:150000x server/vos:FuzzReadRecord:200000
 	server/config:FuzzParse:70000x internal/security:FuzzParseACE:200000x \
 	internal/security/auth:FuzzVerify:50000x internal/security/capability:FuzzVerify:20000x \
 	server/swim:FuzzDecodeMeta:100000x internal/ec:FuzzSplit:50000x \
-	daos/dfs:FuzzDecodeEntry:50000x daos/uns:FuzzParse:100000x server/engine:FuzzLockReq:30000x
+	daos/dfs:FuzzDecodeEntry:50000x daos/uns:FuzzParse:100000x server/engine:FuzzLockReq:30000x \
+	daos/il:FuzzDecodeInfo:100000x daos/il:FuzzParseUUID:100000x daos/mover:FuzzParseEndpoint:50000x \
+	internal/testsys/posixload:FuzzParseDirents:20000x internal/testsys/posixload:FuzzParseFio:20000x \
+	internal/testsys/posixload:FuzzParseOutputs:20000x
 
 .PHONY: all build il deps test unit race fuzz lint demo demo-failover perf daos-perf proto clean
 
