@@ -3,6 +3,7 @@ package dfuse_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/daos/uns"
@@ -19,6 +22,16 @@ import (
 func TestMountBasics(t *testing.T) {
 	d := mount(t, newCont(t, dfs.Attr{}))
 	p := func(s string) string { return filepath.Join(d.dir, s) }
+	if os.Getuid() == 0 { // dfuse raises the mount's read-ahead to a chunk (sysfs: root only)
+		var st syscall.Stat_t
+		if err := syscall.Stat(d.dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		ra, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev)))
+		if err != nil || strings.TrimSpace(string(ra)) != "1024" {
+			t.Errorf("read_ahead_kb %q (%v), want 1024", ra, err)
+		}
+	}
 
 	if err := os.MkdirAll(p("a/b"), 0o755); err != nil {
 		t.Fatal(err)
