@@ -12,7 +12,8 @@
 #   - dfs_perf --mode md (2 ranks, a directory each, mdtest-like: create,
 #     stat, remove) through DFS, through dfuse, and on the local file system.
 #
-#   scripts/posix-perf.sh [--size-per-rank 512M] [--files 5000] [--dir DIR]
+#   scripts/posix-perf.sh [--size-per-rank 512M] [--files 5000] [--dir DIR] [--pool-size 24G]
+#   scripts/posix-perf.sh --dir /dev/shm/godaos-posix-perf --pool-size 6G   # storage on tmpfs (DAOS's ram class)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,7 @@ port=15001
 size=512M
 files=5000
 count_1m=1000
+pool_size=24G
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--dir) dir=$2; shift 2 ;;
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
 	--size-per-rank) size=$2; shift 2 ;;
 	--files) files=$2; shift 2 ;;
 	--count-1m) count_1m=$2; shift 2 ;;
+	--pool-size) pool_size=$2; shift 2 ;;
 	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "posix-perf.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -62,7 +65,7 @@ export DAOS_AGENT_DRPC_DIR=$dir/agent
 "$BIN"/daos_agent start --insecure -l "127.0.0.1:$port" >"$dir/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 1 50); do [ -S "$DAOS_AGENT_DRPC_DIR/daos_agent.sock" ] && break; sleep 0.1; done
-dmg pool create --size 24G perf >/dev/null
+dmg pool create --size "$pool_size" perf >/dev/null
 "$BIN"/daos cont create perf fs --type POSIX >/dev/null
 mkdir -p "$mnt" "$local_dir"
 "$BIN"/dfuse -m "$mnt" --pool perf --cont fs
