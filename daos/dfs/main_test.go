@@ -11,6 +11,7 @@ import (
 	"github.com/godaos/godaos/daos"
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/internal/testsys/dfusetest"
 	"github.com/godaos/godaos/internal/testsys/inproc"
 )
 
@@ -28,12 +29,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// contSeq names the containers tests make themselves.
 var contSeq atomic.Int64
 
 // newFS creates a POSIX container with a namespace formatted with attr,
 // and mounts it; everything goes when the test ends.
 func newFS(t testing.TB, attr dfs.Attr) *dfs.FS {
 	t.Helper()
+	label := dfusetest.NewPOSIXCont(t, "tank", attr)
 	ctx := context.Background()
 	c, err := daos.Init(ctx, daos.Options{})
 	if err != nil {
@@ -44,15 +47,8 @@ func newFS(t testing.TB, attr dfs.Attr) *dfs.FS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	label := fmt.Sprintf("dfs%d", contSeq.Add(1))
-	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label, Type: "POSIX"}); err != nil {
-		t.Fatal(err)
-	}
 	h, err := p.ContOpen(ctx, label, daos.RW)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dfs.Format(ctx, h, attr); err != nil {
 		t.Fatal(err)
 	}
 	f, err := dfs.Mount(ctx, h, false)
@@ -62,7 +58,6 @@ func newFS(t testing.TB, attr dfs.Attr) *dfs.FS {
 	t.Cleanup(func() {
 		f.Umount()
 		h.Close(ctx)
-		p.ContDestroy(ctx, label)
 	})
 	return f
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/daos/uns"
 	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/internal/testsys/dfusetest"
 )
 
 func TestMountBasics(t *testing.T) {
@@ -95,7 +96,7 @@ func TestUNSAndDetach(t *testing.T) {
 		t.Fatalf("dfuse --path: %v\n%s", err, out)
 	}
 	defer exec.Command("fusermount3", "-u", "-z", mnt).Run()
-	if !mounted(mnt) {
+	if !dfusetest.Mounted(mnt) {
 		t.Fatal("dfuse returned but nothing is mounted")
 	}
 	if err := os.WriteFile(filepath.Join(mnt, "x"), []byte("via uns"), 0o644); err != nil {

@@ -1,22 +1,14 @@
 package dfuse_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/godaos/godaos/daos"
 	"github.com/godaos/godaos/daos/dfs"
 	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/internal/testsys/dfusetest"
 	"github.com/godaos/godaos/internal/testsys/inproc"
 	"github.com/godaos/godaos/internal/testsys/posixload"
 )
@@ -38,10 +30,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	contSeq atomic.Int64
-	sys     *inproc.System // for tests that need a pool of their own
-)
+// sys is the system TestMain started, for tests that need a pool of their own.
+var sys *inproc.System
 
 // newCont creates a POSIX container with a DFS namespace in pool tank and
 // returns its label; the container is destroyed when the test ends (after
@@ -53,38 +43,13 @@ func newCont(t testing.TB, attr dfs.Attr) string {
 
 func newContIn(t testing.TB, pool string, attr dfs.Attr) string {
 	t.Helper()
-	ctx := context.Background()
-	c, err := daos.Init(ctx, daos.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Fini()
-	p, err := c.PoolConnect(ctx, pool, daos.RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Disconnect(ctx)
-	label := fmt.Sprintf("fuse%d", contSeq.Add(1))
-	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label, Type: "POSIX"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { destroyCont(t, pool, label) })
-	h, err := p.ContOpen(ctx, label, daos.RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(ctx)
-	if err := dfs.Format(ctx, h, attr); err != nil {
-		t.Fatal(err)
-	}
-	return label
+	return dfusetest.NewPOSIXCont(t, pool, attr)
 }
 
-// dfuseProc is a running dfuse command.
+// dfuseProc is a running dfuse command, mounted on dir.
 type dfuseProc struct {
+	*dfusetest.Proc
 	dir string
-	cmd *exec.Cmd
-	log *bytes.Buffer
 }
 
 // mount runs `dfuse -f` on a new directory for cont and waits (bounded)
@@ -103,92 +68,6 @@ func mountPool(t testing.TB, pool, cont string, extra ...string) *dfuseProc {
 // system's DAOS_AGENT_DRPC_DIR).
 func mountWith(t testing.TB, env []string, pool, cont string, extra ...string) *dfuseProc {
 	t.Helper()
-	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d := &dfuseProc{dir: dir, log: &bytes.Buffer{}}
-	d.cmd = exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", pool, "--cont", cont}, extra...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.Env = append(os.Environ(), env...)
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.stop(t) })
-	for i := 0; i < 200; i++ {
-		if mounted(dir) {
-			return d
-		}
-		if d.cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("dfuse did not mount %s:\n%s", dir, d.log)
-	return nil
-}
-
-// mounted tells whether dir is a FUSE mount point.
-func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && fields[4] == dir && strings.Contains(s.Text(), "fuse") {
-			return true
-		}
-	}
-	return false
-}
-
-// stop unmounts with fusermount3 -u and waits for dfuse to exit (bounded).
-func (d *dfuseProc) stop(t testing.TB) {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	if mounted(d.dir) {
-		if out, err := exec.Command("fusermount3", "-u", d.dir).CombinedOutput(); err != nil {
-			t.Logf("fusermount3 -u %s: %v %s; stopping dfuse with SIGTERM", d.dir, err, out)
-			d.cmd.Process.Signal(syscall.SIGTERM)
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("dfuse exited: %v\n%s", err, d.log)
-		}
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		<-done
-		exec.Command("fusermount3", "-u", "-z", d.dir).Run()
-		t.Errorf("dfuse did not exit after the unmount:\n%s", d.log)
-	}
-}
-
-// destroyCont destroys a test's container, so that the pool's space goes
-// back for the tests after it.
-func destroyCont(t testing.TB, pool, label string) {
-	ctx := context.Background()
-	c, err := daos.Init(ctx, daos.Options{})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer c.Fini()
-	p, err := c.PoolConnect(ctx, pool, daos.RW)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer p.Disconnect(ctx)
-	if err := p.ContDestroy(ctx, label); err != nil {
-		t.Errorf("destroy container %s: %v", label, err)
-	}
+	p := dfusetest.Mount(t, pool, cont, env, extra...)
+	return &dfuseProc{Proc: p, dir: p.Dir}
 }

@@ -46,7 +46,7 @@ func replaceRenamedOpenFile(t *testing.T, op func(dir, x string) error) (viaMoun
 		t.Fatal(err)
 	}
 	f.Close()
-	a.stop(t) // the kernel sends the release asynchronously; unmounting waits for it
+	a.Stop(t) // the kernel sends the release asynchronously; unmounting waits for it
 	_, direct := readDirect(t, cont, "/y", 0, 8)
 	got, _ := os.ReadFile(filepath.Join(b.dir, "y"))
 	return string(got), string(direct)
@@ -86,7 +86,7 @@ func TestReviewCloseThenUnlinkLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.stop(t) // every release done
+	d.Stop(t) // every release done
 	ctx := context.Background()
 	h := openCont(t, cont)
 	var all []daos.OID

@@ -98,13 +98,13 @@ func TestStopWithIOInFlight(t *testing.T) {
 				acked <- n
 			}()
 			time.Sleep(300 * time.Millisecond) // let some writes through: any amount will do
-			d.cmd.Process.Signal(sig)
+			d.Signal(sig)
 			n := <-acked
 			if sig == syscall.SIGKILL {
-				d.cmd.Wait()
+				d.Wait()
 				exec.Command("fusermount3", "-u", "-z", d.dir).Run()
-			} else if err := d.cmd.Wait(); err != nil {
-				t.Fatalf("dfuse after SIGTERM: %v\n%s", err, d.log)
+			} else if err := d.Wait(); err != nil {
+				t.Fatalf("dfuse after SIGTERM: %v\n%s", err, d.Log())
 			}
 			t.Logf("%d records of 64 KiB acknowledged before dfuse stopped", n)
 

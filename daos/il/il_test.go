@@ -1,8 +1,6 @@
 package il_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +24,7 @@ import (
 	"github.com/godaos/godaos/internal/ctlclient"
 	"github.com/godaos/godaos/internal/proto/ctlpb"
 	"github.com/godaos/godaos/internal/testsys"
+	"github.com/godaos/godaos/internal/testsys/dfusetest"
 	"github.com/godaos/godaos/internal/testsys/inproc"
 	"github.com/godaos/godaos/internal/testsys/posixload"
 )
@@ -123,107 +121,21 @@ func cc(t testing.TB, src string, args ...string) string {
 	return bin
 }
 
-var contSeq atomic.Int64
-
 // newCont creates a POSIX container with a DFS namespace in pool.
 func newCont(t testing.TB, pool string) string {
 	t.Helper()
 	system(t)
-	ctx := context.Background()
-	c, err := daos.Init(ctx, daos.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Fini()
-	p, err := c.PoolConnect(ctx, pool, daos.RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Disconnect(ctx)
-	label := fmt.Sprintf("il%d", contSeq.Add(1))
-	if _, err := p.ContCreate(ctx, daos.ContCreateOptions{Label: label, Type: "POSIX"}); err != nil {
-		t.Fatal(err)
-	}
-	h, err := p.ContOpen(ctx, label, daos.RW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(ctx)
-	if err := dfs.Format(ctx, h, dfs.Attr{}); err != nil {
-		t.Fatal(err)
-	}
-	return label
+	return dfusetest.NewPOSIXCont(t, pool, dfs.Attr{})
 }
 
 // mount runs `dfuse -f` for a new container on a new directory and waits
-// (bounded) for the mount; it is unmounted when the test ends. (A copy of
-// daos/dfuse's test helper.)
+// (bounded) for the mount; it is unmounted when the test ends.
 func mount(t testing.TB) string { return mountPool(t, "tank") }
 
 func mountPool(t testing.TB, pool string, extra ...string) string {
 	t.Helper()
-	cont := newCont(t, pool)
-	bin := testsys.Binaries(t, testsys.Cmd("dfuse"))
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd := exec.Command(filepath.Join(bin, "dfuse"), append([]string{"-f", "-m", dir, "--pool", pool, "--cont", cont}, extra...)...)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.Env = append(os.Environ(), "LD_PRELOAD=") // dfuse itself is never intercepted
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if mounted(dir) {
-			if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
-				t.Logf("fusermount3 -u %s: %v %s; stopping dfuse with SIGTERM", dir, err, out)
-				cmd.Process.Signal(syscall.SIGTERM)
-			}
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("dfuse exited: %v\n%s", err, &log)
-			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			exec.Command("fusermount3", "-u", "-z", dir).Run()
-			t.Errorf("dfuse did not exit after the unmount:\n%s", &log)
-		}
-	})
-	for i := 0; i < 200; i++ {
-		if mounted(dir) {
-			return dir
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("dfuse exited before mounting %s: %v\n%s", dir, err, &log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("dfuse did not mount %s:\n%s", dir, &log)
-	return ""
-}
-
-func mounted(dir string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && fields[4] == dir && strings.Contains(s.Text(), "fuse") {
-			return true
-		}
-	}
-	return false
+	// dfuse itself is never intercepted
+	return dfusetest.Mount(t, pool, newCont(t, pool), []string{"LD_PRELOAD="}, extra...).Dir
 }
 
 // report sums the counts of every process that reported into a file.
@@ -383,7 +295,7 @@ func TestCp(t *testing.T) {
 // (concurrent calls into one Go client).
 func TestFio(t *testing.T) {
 	if _, err := exec.LookPath("fio"); err != nil {
-		t.Skip("fio not installed (scripts/deps.sh)")
+		t.Fatal("fio not installed: scripts/deps.sh installs it (Debian package fio)")
 	}
 	mnt := mount(t)
 	for _, tc := range []struct{ name, global string }{{"processes", ""}, {"threads", "thread=1\n"}} {
@@ -531,7 +443,7 @@ func TestOtherFUSE(t *testing.T) {
 	}
 	srv, err := fs.Mount(mnt, root, &fs.Options{})
 	if err != nil {
-		t.Skipf("no FUSE here: %v", err)
+		t.Fatalf("mount a second FUSE file system: %v (the dfuse tests need FUSE too: /dev/fuse and fuse3)", err)
 	}
 	defer srv.Unmount()
 	local := t.TempDir()

@@ -411,7 +411,7 @@ func TestProgressTo(t *testing.T) {
 	}
 	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
+		t.Fatalf("open a pseudo-terminal: %v", err)
 	}
 	defer pty.Close()
 	if ProgressTo(pty) == nil {

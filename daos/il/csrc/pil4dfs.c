@@ -579,7 +579,7 @@ static ssize_t il_pwrite(struct ilfile *f, const void *buf, size_t n, off_t off)
 
 /* il_preadv and il_pwritev move iovecs one by one, stopping at a short
  * transfer; an error after some bytes moved returns those bytes. */
-static ssize_t il_preadv(struct ilfile *f, const struct iovec *iov, int cnt, off_t off)
+static ssize_t il_iov(struct ilfile *f, const struct iovec *iov, int cnt, off_t off, int write)
 {
 	if (cnt < 0 || cnt > IOV_MAX)
 		return -EINVAL;
@@ -587,7 +587,8 @@ static ssize_t il_preadv(struct ilfile *f, const struct iovec *iov, int cnt, off
 	for (int i = 0; i < cnt; i++) {
 		if (iov[i].iov_len == 0)
 			continue;
-		ssize_t r = il_pread(f, iov[i].iov_base, iov[i].iov_len, off + done);
+		ssize_t r = write ? il_pwrite(f, iov[i].iov_base, iov[i].iov_len, off + done)
+				  : il_pread(f, iov[i].iov_base, iov[i].iov_len, off + done);
 		if (r < 0)
 			return done > 0 ? done : r;
 		done += r;
@@ -597,22 +598,14 @@ static ssize_t il_preadv(struct ilfile *f, const struct iovec *iov, int cnt, off
 	return done;
 }
 
+static ssize_t il_preadv(struct ilfile *f, const struct iovec *iov, int cnt, off_t off)
+{
+	return il_iov(f, iov, cnt, off, 0);
+}
+
 static ssize_t il_pwritev(struct ilfile *f, const struct iovec *iov, int cnt, off_t off)
 {
-	if (cnt < 0 || cnt > IOV_MAX)
-		return -EINVAL;
-	ssize_t done = 0;
-	for (int i = 0; i < cnt; i++) {
-		if (iov[i].iov_len == 0)
-			continue;
-		ssize_t r = il_pwrite(f, iov[i].iov_base, iov[i].iov_len, off + done);
-		if (r < 0)
-			return done > 0 ? done : r;
-		done += r;
-		if ((size_t)r < iov[i].iov_len)
-			break;
-	}
-	return done;
+	return il_iov(f, iov, cnt, off, 1);
 }
 
 /* at_offset runs a transfer at the kernel's offset and moves the offset on
